@@ -1,0 +1,105 @@
+/**
+ * `npm test`: starts one throwaway PostgreSQL cluster, runs every
+ * test/**\/*.test.ts file with node's test runner (each file makes its own
+ * databases in that cluster), tears the cluster down and prints a summary.
+ *
+ * Without PostgreSQL the PostgreSQL suites are skipped with a loud message;
+ * with CI=true (or MXCD_REQUIRE_POSTGRES=1) that is a failure instead, and so
+ * is a run in which no PostgreSQL suite actually ran.
+ *
+ * Usage: tsx scripts/run-tests.ts [test files...]
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  findPostgresBin,
+  type PostgresCluster,
+  startPostgresCluster,
+} from "../test/support/postgres-cluster.js";
+
+const requirePostgres = process.env.CI === "true" || process.env.MXCD_REQUIRE_POSTGRES === "1";
+const files =
+  process.argv.length > 2
+    ? process.argv.slice(2)
+    : readdirSync("test", { recursive: true })
+        .map(String)
+        .filter((f) => f.endsWith(".test.ts"))
+        .map((f) => join("test", f))
+        .sort();
+
+const scratch = mkdtempSync(join(tmpdir(), "mxcd-test-run-"));
+const markers = join(scratch, "pg-markers");
+const tapFile = join(scratch, "results.tap");
+
+async function main(): Promise<number> {
+  let cluster: PostgresCluster | undefined;
+  const bin = findPostgresBin();
+  if (bin) {
+    cluster = await startPostgresCluster(bin);
+    console.log(`test run: PostgreSQL cluster from ${bin} at ${cluster.adminUrl}`);
+  } else {
+    const banner = "!".repeat(72);
+    console.log(
+      `${banner}\n!!! PostgreSQL (initdb/postgres) not found: PostgreSQL suites are SKIPPED.`,
+    );
+    console.log(`!!! Install it (apt-get install postgresql) to run them.\n${banner}`);
+    if (requirePostgres) return 1;
+  }
+  try {
+    const code = await runNodeTests(cluster?.adminUrl);
+    return summarize(code, cluster !== undefined);
+  } finally {
+    await cluster?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function runNodeTests(postgresUrl: string | undefined): Promise<number> {
+  const concurrency = Math.max(2, availableParallelism());
+  const args = [
+    "--import",
+    "tsx",
+    "--test",
+    `--test-concurrency=${concurrency}`,
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=tap",
+    `--test-reporter-destination=${tapFile}`,
+    ...files,
+  ];
+  const env: NodeJS.ProcessEnv = { ...process.env, MXCD_TEST_PG_MARKERS: markers };
+  if (postgresUrl) env.MXCD_TEST_POSTGRES_URL = postgresUrl;
+  else delete env.MXCD_TEST_POSTGRES_URL;
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: "inherit", env });
+    child.on("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+function summarize(code: number, postgresStarted: boolean): number {
+  const tap = readFileSync(tapFile, "utf8");
+  const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, "m").exec(tap)?.[1] ?? 0);
+  let postgresSuites = 0;
+  try {
+    postgresSuites = readdirSync(markers).length;
+  } catch {}
+  console.log(`\nPostgreSQL databases used by tests: ${postgresSuites}`);
+  let result = code;
+  if (requirePostgres && (!postgresStarted || postgresSuites === 0)) {
+    console.log("FAIL: the PostgreSQL suites did not run (CI requires them)");
+    result = 1;
+  }
+  const failed = count("fail") + count("cancelled");
+  console.log(`tests: ${count("pass")} passed, ${failed} failed, ${count("skipped")} skipped`);
+  return result;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,171 @@
+/**
+ * Local accounts: registration, password login, access tokens and the
+ * checks behind every authenticated request. Knows nothing of HTTP; errors
+ * are `MatrixError`s with the spec's (or Synapse's) errcodes.
+ */
+import { MatrixError } from "../http/matrix-error.js";
+import { assertValidNewLocalpart, formatUserId } from "../identifiers/user-id.js";
+import type { AccessTokenRepository } from "../repositories/access-token-repository.js";
+import {
+  type User,
+  type UserChanges,
+  UserExistsError,
+  type UserRepository,
+} from "../repositories/user-repository.js";
+import { hashAccessToken, newAccessToken, newDeviceId } from "./access-token.js";
+import { hashPassword, verifyPassword } from "./password-hash.js";
+
+/** Who made an authenticated request. */
+export interface Requester {
+  readonly userId: string;
+  readonly deviceId: string | null;
+  readonly admin: boolean;
+  /** Hash of the token used, so logout can remove exactly it. */
+  readonly tokenHash: string;
+}
+
+export interface Session {
+  readonly userId: string;
+  readonly accessToken: string;
+  readonly deviceId: string | null;
+}
+
+export interface RegisterOptions {
+  localpart: string;
+  password: string | null;
+  admin: boolean;
+  displayname?: string | null;
+  userType?: string | null;
+}
+
+export class AccountService {
+  constructor(
+    private readonly serverName: string,
+    private readonly users: UserRepository,
+    private readonly tokens: AccessTokenRepository,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Creates a local user; 400 M_INVALID_USERNAME / M_USER_IN_USE as Synapse. */
+  async register(options: RegisterOptions): Promise<string> {
+    assertValidNewLocalpart(options.localpart, this.serverName);
+    const userId = formatUserId(options.localpart, this.serverName);
+    const passwordHash = options.password === null ? null : await hashPassword(options.password);
+    try {
+      await this.users.create({
+        userId,
+        passwordHash,
+        admin: options.admin,
+        userType: options.userType ?? null,
+        displayname: options.displayname ?? options.localpart,
+        creationTs: this.now(),
+      });
+    } catch (error) {
+      if (error instanceof UserExistsError) {
+        throw new MatrixError("M_USER_IN_USE", "User ID already taken.");
+      }
+      throw error;
+    }
+    return userId;
+  }
+
+  /** Checks a password login; 403 M_FORBIDDEN for any unknown user or wrong password. */
+  async loginWithPassword(
+    userId: string,
+    password: string,
+    deviceId: string | null,
+  ): Promise<Session> {
+    const user = await this.users.get(userId);
+    const ok = user?.passwordHash != null && (await verifyPassword(password, user.passwordHash));
+    if (!user || !ok) throw new MatrixError("M_FORBIDDEN", "Invalid username or password");
+    if (user.deactivated) {
+      throw new MatrixError("M_USER_DEACTIVATED", "This account has been deactivated");
+    }
+    return this.issueToken(user.userId, deviceId ?? newDeviceId());
+  }
+
+  /** A new access token for `userId` (login, registration, admin login-as-user). */
+  async issueToken(
+    userId: string,
+    deviceId: string | null,
+    validUntilTs: number | null = null,
+  ): Promise<Session> {
+    const accessToken = newAccessToken();
+    await this.tokens.insert({
+      tokenHash: hashAccessToken(accessToken),
+      userId,
+      deviceId,
+      createdTs: this.now(),
+      validUntilTs,
+    });
+    return { userId, accessToken, deviceId };
+  }
+
+  /**
+   * The requester behind a token: 401 M_UNKNOWN_TOKEN (with `soft_logout`
+   * false, as Synapse) for unknown, expired or deactivated tokens.
+   */
+  async authenticate(accessToken: string): Promise<Requester> {
+    const tokenHash = hashAccessToken(accessToken);
+    const owner = await this.tokens.findOwner(tokenHash);
+    const expired = owner?.validUntilTs != null && owner.validUntilTs <= this.now();
+    if (!owner || owner.deactivated || expired) {
+      throw new MatrixError("M_UNKNOWN_TOKEN", "Unrecognised access token", 401, {
+        soft_logout: false,
+      });
+    }
+    return { userId: owner.userId, deviceId: owner.deviceId, admin: owner.admin, tokenHash };
+  }
+
+  async logout(requester: Requester): Promise<void> {
+    await this.tokens.delete(requester.tokenHash);
+  }
+
+  async logoutAll(userId: string): Promise<void> {
+    await this.tokens.deleteAllForUser(userId);
+  }
+
+  hasAdmin(): Promise<boolean> {
+    return this.users.hasAdmin();
+  }
+
+  getUser(userId: string): Promise<User | undefined> {
+    return this.users.get(userId);
+  }
+
+  /**
+   * Changes an existing account. A new password or deactivation ends the
+   * user's sessions (unless `keepSessions`), as in Synapse.
+   */
+  async updateUser(
+    userId: string,
+    changes: {
+      password?: string;
+      admin?: boolean;
+      deactivated?: boolean;
+      userType?: string | null;
+    },
+    keepSessions = false,
+  ): Promise<void> {
+    const update: UserChanges = {
+      ...(changes.password !== undefined && {
+        passwordHash: await hashPassword(changes.password),
+      }),
+      ...(changes.admin !== undefined && { admin: changes.admin }),
+      ...(changes.deactivated !== undefined && { deactivated: changes.deactivated }),
+      ...(changes.userType !== undefined && { userType: changes.userType }),
+    };
+    await this.users.update(userId, update);
+    if (changes.deactivated || (changes.password !== undefined && !keepSessions)) {
+      await this.tokens.deleteAllForUser(userId);
+    }
+  }
+
+  setDisplayname(userId: string, displayname: string | null): Promise<void> {
+    return this.users.setDisplayname(userId, displayname);
+  }
+
+  setAvatarUrl(userId: string, avatarUrl: string | null): Promise<void> {
+    return this.users.setAvatarUrl(userId, avatarUrl);
+  }
+}

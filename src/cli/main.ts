@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/**
+ * The `mxcd` command line. User-facing output goes to the terminal; the
+ * server itself logs structured JSON.
+ */
+import { Command, Option } from "commander";
+import { MXCD_VERSION } from "../version.js";
+import { configCheckCommand, generateConfigCommand } from "./config-commands.js";
+import { migrateCommand } from "./migrate-command.js";
+import { registerUserCommand } from "./register-user-command.js";
+import { serveCommand } from "./serve-command.js";
+
+const DEFAULT_CONFIG = "mxcd.yaml";
+
+const program = new Command()
+  .name("mxcd")
+  .description("mxcd: a Matrix media repository with Synapse's media admin API")
+  .version(MXCD_VERSION)
+  .showHelpAfterError();
+
+program
+  .command("serve")
+  .description("run the server (creates a default config on first run, runs migrations)")
+  .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
+  .action((options: { config: string }) => serveCommand(options.config));
+
+program
+  .command("generate-config")
+  .description("print (or write) a config for the embedded default shape")
+  .option("--server-name <name>", "server_name to put in it", "localhost")
+  .option("--port <port>", "port to listen on", "8008")
+  .option("-o, --output <file>", "write to this file instead of standard output")
+  .action(generateConfigCommand);
+
+program
+  .command("config")
+  .description("work with config files")
+  .command("check")
+  .description("validate a config file; errors name the dotted key")
+  .argument("<file>", "config file")
+  .action(configCheckCommand);
+
+program
+  .command("register-user")
+  .description("create a local user, like Synapse's register_new_matrix_user")
+  .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
+  .option("-u, --user <localpart>", "user name (asked for when absent)")
+  .option("-p, --password <password>", "password (asked for when absent)")
+  .addOption(new Option("-a, --admin", "make the user a server admin"))
+  .addOption(new Option("--no-admin", "make a normal user (the default)"))
+  .option(
+    "--url <url>",
+    "register through a running server's shared-secret API instead of the database",
+  )
+  .action(registerUserCommand);
+
+program
+  .command("migrate")
+  .description("apply pending schema migrations (serve does this too)")
+  .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
+  .action((options: { config: string }) => migrateCommand(options.config));
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});

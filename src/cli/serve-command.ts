@@ -1,0 +1,43 @@
+/**
+ * `mxcd serve`: loads (or, on first run, creates) the config, starts the
+ * server, and shuts it down gracefully on SIGTERM/SIGINT.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { createApp } from "../app.js";
+import { loadConfigFile } from "../config/load-config.js";
+import { sampleConfig } from "../config/sample-config.js";
+import { createLogger } from "../logging/logger.js";
+
+export async function serveCommand(configPath: string): Promise<void> {
+  if (!existsSync(configPath)) {
+    writeFileSync(configPath, sampleConfig(), { flag: "wx", mode: 0o600 });
+    console.error(`mxcd: no config at ${configPath}; wrote a default one (embedded: ./data).`);
+  }
+  const config = loadConfigFile(configPath);
+  const logger = createLogger(config.log_level);
+  const app = createApp(config, logger);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: draining in-flight requests");
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "error during shutdown");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+
+  const address = await app.start();
+  if (!(await app.accounts.hasAdmin())) {
+    console.error(
+      `mxcd: listening on ${address}. No admin account yet; create one with:\n` +
+        `  npx mxcd register-user --config ${configPath} --admin --user admin`,
+    );
+  }
+}

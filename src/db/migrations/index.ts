@@ -1,0 +1,5 @@
+/** Every schema migration, in order. Append only. */
+import * as accounts from "./0001-accounts.js";
+import type { SchemaMigration } from "./migration.js";
+
+export const MIGRATIONS: readonly SchemaMigration[] = [{ name: "0001-accounts", up: accounts.up }];

@@ -1,0 +1,41 @@
+/**
+ * Prometheus metrics for HTTP: request counts and latencies by method, route
+ * pattern and status. The registry belongs to the app (no global registry),
+ * so two servers in one process keep separate figures.
+ */
+import type { FastifyInstance } from "fastify";
+import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+
+export function createMetricsRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "mxcd_" });
+  return registry;
+}
+
+/** Records every response of `app` in `registry`. */
+export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
+  const labelNames = ["method", "route", "status"] as const;
+  const requests = new Counter({
+    name: "mxcd_http_requests_total",
+    help: "HTTP requests answered, by method, route pattern and status",
+    labelNames,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "mxcd_http_request_duration_seconds",
+    help: "Time from request to the end of the response, by method, route pattern and status",
+    labelNames,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const labels = {
+      method: request.method,
+      // The pattern, not the path: ids in paths would explode the label set.
+      route: request.routeOptions.url ?? "unmatched",
+      status: String(reply.statusCode),
+    };
+    requests.inc(labels);
+    duration.observe(labels, reply.elapsedTime / 1000);
+  });
+}

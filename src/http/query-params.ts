@@ -1,0 +1,71 @@
+/**
+ * Query-parameter parsing with Synapse's error texts (its shared servlet
+ * helpers): admin tools match on these messages, so keep them exact.
+ * Only the first occurrence of a repeated parameter is used.
+ */
+import { MatrixError } from "./matrix-error.js";
+
+export type Query = Record<string, string | string[] | undefined>;
+
+/** The first value of a query parameter, or undefined. */
+export function firstParam(query: Query, name: string): string | undefined {
+  const value = query[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+const INTEGER = /^\s*[+-]?\d+\s*$/;
+
+/** A non-negative integer parameter; absent → `fallback`, or 400 M_MISSING_PARAM when required. */
+export function integerParam(query: Query, name: string, fallback: number): number;
+export function integerParam(query: Query, name: string, fallback?: undefined): number | undefined;
+export function integerParam(query: Query, name: string, fallback?: number): number | undefined {
+  const raw = firstParam(query, name);
+  if (raw === undefined) return fallback;
+  if (!INTEGER.test(raw)) {
+    throw new MatrixError("M_INVALID_PARAM", `Query parameter ${name} must be an integer`);
+  }
+  const value = Number.parseInt(raw, 10);
+  if (value < 0) {
+    throw new MatrixError("M_INVALID_PARAM", `Query parameter ${name} must be a positive integer.`);
+  }
+  if (!Number.isSafeInteger(value)) {
+    throw new MatrixError("M_INVALID_PARAM", `Query parameter ${name} must be an integer`);
+  }
+  return value;
+}
+
+/** A required non-negative integer parameter. */
+export function requiredIntegerParam(query: Query, name: string): number {
+  const value = integerParam(query, name);
+  if (value === undefined) {
+    throw new MatrixError("M_MISSING_PARAM", `Missing required integer query parameter ${name}`);
+  }
+  return value;
+}
+
+/** A boolean parameter: exactly `true` or `false`. */
+export function booleanParam(query: Query, name: string, fallback: boolean): boolean;
+export function booleanParam(query: Query, name: string, fallback?: undefined): boolean | undefined;
+export function booleanParam(query: Query, name: string, fallback?: boolean): boolean | undefined {
+  const raw = firstParam(query, name);
+  if (raw === undefined) return fallback;
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  throw new MatrixError(
+    "M_INVALID_PARAM",
+    `Boolean query parameter '${name}' must be one of ['true', 'false']`,
+  );
+}
+
+/** A parameter from a fixed list of values; the error lists them in order. */
+export function enumParam<T extends string>(
+  query: Query,
+  name: string,
+  allowed: readonly T[],
+): T | undefined {
+  const raw = firstParam(query, name);
+  if (raw === undefined) return undefined;
+  if ((allowed as readonly string[]).includes(raw)) return raw as T;
+  const list = allowed.map((v) => `'${v}'`).join(", ");
+  throw new MatrixError("M_INVALID_PARAM", `Query parameter '${name}' must be one of [${list}]`);
+}
