@@ -7,10 +7,46 @@
  */
 import { z } from "zod";
 import { isValidServerName } from "../identifiers/server-name.js";
+import { parseDuration, parseSize } from "./units.js";
 
 const serverName = z
   .string()
   .refine(isValidServerName, "must be a valid Matrix server name (host or host:port)");
+
+/** A size in bytes, or Synapse's notation (`"50M"`). */
+const size = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: "custom", message: 'must be a size such as 1048576, "512K" or "50M"' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** A duration in milliseconds, or Synapse's notation (`"24h"`). */
+const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: "custom", message: 'must be a duration such as 60000, "30s" or "24h"' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const thumbnailSize = z.strictObject({
+  width: z.number().int().min(1).max(10_000),
+  height: z.number().int().min(1).max(10_000),
+  method: z.enum(["crop", "scale"]),
+});
+
+/** Synapse's default `thumbnail_sizes` (also the Matrix spec's suggestion). */
+export const DEFAULT_THUMBNAIL_SIZES = [
+  { width: 32, height: 32, method: "crop" },
+  { width: 96, height: 96, method: "crop" },
+  { width: 320, height: 240, method: "scale" },
+  { width: 640, height: 480, method: "scale" },
+  { width: 800, height: 600, method: "scale" },
+] as const;
 
 const sqliteDatabase = z.strictObject({
   engine: z.literal("sqlite"),
@@ -54,6 +90,15 @@ export const configSchema = z.strictObject({
     .default({ engine: "filesystem", path: "./data/media" }),
   registration_shared_secret: z.string().min(1).nullable().default(null),
   log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  max_upload_size: size.default(50 * 1024 * 1024),
+  max_image_pixels: size.default(32 * 1024 * 1024),
+  dynamic_thumbnails: z.boolean().default(false),
+  thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
+  max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),
+  enable_authenticated_media: z.boolean().default(true),
+  max_pending_media_uploads: z.number().int().min(1).default(5),
+  unused_expiration_time: duration.default(24 * 3_600_000),
+  media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
   /** Seconds a SIGTERM/SIGINT waits for in-flight requests before closing them. */
   shutdown_grace_period: z.number().min(0).max(3600).default(10),
 });

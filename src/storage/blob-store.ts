@@ -1,0 +1,65 @@
+/**
+ * The blob-store seam: where media bytes live. Backends (filesystem, memory,
+ * later S3) sit in sibling folders and all pass the one contract suite in
+ * test/storage/blob-store-contract.ts.
+ *
+ * Keys are relative, `/`-separated paths in Synapse's media store layout
+ * (see media-paths.ts); a backend may assume every key it receives passed
+ * `assertSafeKey`.
+ */
+import type { Readable } from "node:stream";
+
+/** Thrown by every backend when a key does not exist (ENOENT, NoSuchKey, ...). */
+export class BlobNotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`blob not found: ${key}`);
+    this.name = "BlobNotFoundError";
+  }
+}
+
+/** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface BlobStat {
+  readonly size: number;
+}
+
+export interface WriteOptions {
+  /** Aborting stops the write; nothing becomes visible under the key. */
+  readonly signal?: AbortSignal;
+}
+
+export interface BlobStore {
+  /**
+   * Streams a blob, or the inclusive byte range of it. Throws
+   * BlobNotFoundError (before any byte is produced) when the key is missing.
+   */
+  read(key: string, range?: ByteRange): Promise<Readable>;
+
+  /**
+   * Writes a blob from a stream. The blob becomes visible under `key` only
+   * once every byte is stored (temp name, then rename or commit); if the
+   * source errors or the signal aborts, the promise rejects and nothing is
+   * left behind, not even a partial temp file. Replaces an existing blob.
+   */
+  write(
+    key: string,
+    source: Readable | AsyncIterable<Uint8Array>,
+    options?: WriteOptions,
+  ): Promise<BlobStat>;
+
+  /** Size of a blob; throws BlobNotFoundError. */
+  stat(key: string): Promise<BlobStat>;
+
+  /** Deletes a blob; a missing key is not an error. */
+  delete(key: string): Promise<void>;
+
+  /** Every key that starts with `prefix`, in no particular order. */
+  list(prefix: string): AsyncIterable<string>;
+
+  /** Releases resources (connections, handles); idempotent. */
+  close?(): Promise<void>;
+}
