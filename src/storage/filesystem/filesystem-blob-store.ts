@@ -1,0 +1,201 @@
+/**
+ * Blobs as files under one root directory, keys as relative paths: with the
+ * keys of media-paths.ts this is Synapse's `media_store_path` layout.
+ *
+ * Design notes:
+ * - Atomic writes: bytes go to a temp file beside the target, then `rename`
+ *   puts it in place, so readers see the old blob or the whole new one. On any
+ *   failure the temp file is removed before the promise rejects.
+ * - Temp names contain `~`, which no key may contain, so `list` can never
+ *   mistake one for a blob (it skips every name that is not a valid key part).
+ * - `read` opens the file before returning, so a missing blob rejects with
+ *   BlobNotFoundError instead of failing later inside the stream.
+ * - Keys are checked with `assertSafeKey` again here: a path reaches the file
+ *   system only after passing it, whoever the caller is.
+ */
+import { randomBytes } from "node:crypto";
+import { createWriteStream, type Dirent } from "node:fs";
+import { mkdir, open, opendir, rename, rm, stat, unlink } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  BlobNotFoundError,
+  type BlobStat,
+  type BlobStore,
+  type ByteRange,
+  type WriteOptions,
+} from "../blob-store.js";
+import { assertSafeKey, assertSafePrefix, assertSafePathComponent } from "../media-paths.js";
+
+/** Read chunk size: large reads are far cheaper than Node's 64 KiB default for media. */
+const READ_HIGH_WATER_MARK = 256 * 1024;
+
+/** Leaves room in a 255-byte file name for the temp name's dot, `~`, random part and suffix. */
+const TEMP_NAME_KEEP = 200;
+
+export interface FilesystemBlobStoreOptions {
+  /**
+   * fsync each file before it is renamed into place (slower; survives power
+   * loss). Uses the write stream's `flush` option, which needs Node >= 20.10.
+   */
+  readonly fsync?: boolean;
+}
+
+/** A BlobStore over the directory `root` (created on first write). */
+export class FilesystemBlobStore implements BlobStore {
+  readonly root: string;
+  readonly #fsync: boolean;
+
+  constructor(root: string, options: FilesystemBlobStoreOptions = {}) {
+    this.root = resolve(root);
+    this.#fsync = options.fsync ?? false;
+  }
+
+  /**
+   * Streams the file (or an inclusive range of it); BlobNotFoundError if it is
+   * absent. The stream owns an open file: consume it or destroy it.
+   */
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    if (range) assertRange(range);
+    const path = this.#path(key);
+    const handle = await open(path, "r").catch((error: unknown) => {
+      throw translate(error, key);
+    });
+    try {
+      // open(2) succeeds on a directory; a directory is not a blob.
+      if (!(await handle.stat()).isFile()) throw new BlobNotFoundError(key);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return handle.createReadStream({
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: READ_HIGH_WATER_MARK,
+    });
+  }
+
+  /** Writes to a temp file, then renames it over `key`; cleans up and rejects on failure. */
+  async write(
+    key: string,
+    source: Readable | AsyncIterable<Uint8Array>,
+    options: WriteOptions = {},
+  ): Promise<BlobStat> {
+    const target = this.#path(key);
+    options.signal?.throwIfAborted();
+    await mkdir(dirname(target), { recursive: true });
+    const temp = tempPathFor(target);
+    // `wx`: a temp name is never reused, even by a concurrent writer.
+    const out = createWriteStream(temp, { flags: "wx", flush: this.#fsync });
+    try {
+      // Resolves only once the file is closed (and, with fsync, flushed).
+      await pipeline(source, out, { signal: options.signal });
+      await rename(temp, target);
+      return { size: out.bytesWritten };
+    } catch (error) {
+      // The stream may still be opening the file; unlink only after it closed,
+      // or the open could recreate the temp file after we removed it.
+      out.destroy();
+      if (!out.closed) await new Promise<void>((done) => out.once("close", done));
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** The file's size; BlobNotFoundError if it is absent or not a regular file. */
+  async stat(key: string): Promise<BlobStat> {
+    const info = await stat(this.#path(key)).catch((error: unknown) => {
+      throw translate(error, key);
+    });
+    if (!info.isFile()) throw new BlobNotFoundError(key);
+    return { size: info.size };
+  }
+
+  /** Unlinks the file; a missing one (or a directory, which is no blob) is fine. */
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.#path(key));
+    } catch (error) {
+      if (!isMissing(error) && errorCode(error) !== "EISDIR") throw error;
+    }
+  }
+
+  /** Walks the directory that `prefix` names (or ends inside), yielding matching keys. */
+  async *list(prefix: string): AsyncIterable<string> {
+    assertSafePrefix(prefix);
+    const slash = prefix.lastIndexOf("/");
+    const dirKey = prefix.slice(0, slash + 1);
+    yield* this.#walk(dirKey, prefix.slice(slash + 1));
+  }
+
+  /** Yields every file key under `dirKey` (which ends in `/` or is empty) whose name starts with `namePrefix`. */
+  async *#walk(dirKey: string, namePrefix: string): AsyncGenerator<string> {
+    let dir: AsyncIterable<Dirent>;
+    try {
+      dir = await opendir(join(this.root, dirKey));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    for await (const entry of dir) {
+      if (!entry.name.startsWith(namePrefix) || !isKeyComponent(entry.name)) continue;
+      const key = dirKey + entry.name;
+      if (entry.isDirectory()) yield* this.#walk(`${key}/`, "");
+      else if (entry.isFile()) yield key;
+      // A symlink counts when it points at a file; linked directories are not
+      // followed (no loops, no walks outside the root).
+      else if (entry.isSymbolicLink() && (await isFileAt(join(this.root, key)))) yield key;
+    }
+  }
+
+  /** The absolute path of a key, after checking the key. */
+  #path(key: string): string {
+    return join(this.root, ...assertSafeKey(key).split("/"));
+  }
+}
+
+/** `<dir>/.<name>~<random>.tmp`: beside the target, so `rename` never crosses file systems. */
+function tempPathFor(target: string): string {
+  const name = basename(target).slice(0, TEMP_NAME_KEEP);
+  return join(dirname(target), `.${name}~${randomBytes(8).toString("hex")}.tmp`);
+}
+
+/** Ranges must be non-negative integers with start <= end; an end past the blob is clamped. */
+function assertRange(range: ByteRange): void {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new RangeError(`invalid byte range ${start}-${end}`);
+  }
+}
+
+function isKeyComponent(name: string): boolean {
+  try {
+    assertSafePathComponent(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function isFileAt(path: string): Promise<boolean> {
+  return stat(path).then(
+    (info) => info.isFile(),
+    () => false,
+  );
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+
+/** ENOENT (no such entry) and ENOTDIR (a path component is a file) both mean "no blob". */
+function isMissing(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** The file-system error as BlobNotFoundError when it means "missing", else unchanged. */
+function translate(error: unknown, key: string): unknown {
+  return isMissing(error) ? new BlobNotFoundError(key) : error;
+}
