@@ -63,6 +63,8 @@ function runNodeTests(postgresUrl: string | undefined): Promise<number> {
     "tsx",
     "--test",
     `--test-concurrency=${concurrency}`,
+    // A hung test fails by name instead of stalling the run.
+    `--test-timeout=${process.env.MXCD_TEST_TIMEOUT_MS ?? 180_000}`,
     "--test-reporter=spec",
     "--test-reporter-destination=stdout",
     "--test-reporter=tap",

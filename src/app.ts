@@ -8,25 +8,89 @@ import { AccountService } from "./accounts/account-service.js";
 import { SharedSecretRegistration } from "./accounts/shared-secret-registration.js";
 import type { Config } from "./config/config-schema.js";
 import { createDatabase, type Database } from "./db/database.js";
+import { FederationAuth } from "./federation/federation-auth.js";
+import { FederationClient } from "./federation/federation-client.js";
+import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js";
+import { FederationKeyFetcher, KeyRing } from "./federation/key-ring.js";
+import { ServerKeys } from "./federation/server-keys.js";
+import { HttpWellKnownFetcher, ServerResolver } from "./federation/server-resolver.js";
+import { SigningKeyFile } from "./federation/signing-key.js";
+import { RequestSigner } from "./federation/x-matrix.js";
 import { runMigrations } from "./db/migrate.js";
 import { Auth } from "./http/auth.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
+import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
 import { registerHealthRoutes } from "./http/routes/health-routes.js";
+import { registerKeyServerRoutes } from "./http/routes/key-server-routes.js";
 import { registerLoginRoutes } from "./http/routes/login-routes.js";
+import { registerMediaAdminRoutes } from "./http/routes/media-admin-routes.js";
+import { registerMediaConfigRoutes } from "./http/routes/media-config-routes.js";
+import { registerMediaDownloadRoutes } from "./http/routes/media-download-routes.js";
+import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
+import { registerQuarantineFeedRoutes } from "./http/routes/quarantine-feed-routes.js";
+import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
+import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
+import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
+import { registerProfileRoutes } from "./http/routes/profile-routes.js";
 import { registerRegistrationAdminRoutes } from "./http/routes/registration-admin-routes.js";
+import { registerRoomAdminRoutes } from "./http/routes/room-admin-routes.js";
+import { registerRoomEventRoutes } from "./http/routes/room-event-routes.js";
+import { registerRoomRoutes } from "./http/routes/room-routes.js";
 import { registerUserAdminRoutes } from "./http/routes/user-admin-routes.js";
+import { createBackgroundJobs } from "./jobs/create-background-jobs.js";
+import { JobRunner } from "./jobs/job-runner.js";
 import type { Logger } from "./logging/logger.js";
+import { systemDns } from "./net/dns.js";
+import { addressPolicy } from "./net/ip-ranges.js";
+import { OutboundHttp } from "./net/outbound-http.js";
+import { AccessTimes } from "./media/access-times.js";
+import { DownloadService } from "./media/download-service.js";
+import { MediaDeletionService } from "./media/media-deletion-service.js";
+import { PendingUploads } from "./media/pending-uploads.js";
+import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
+import { QuarantineService } from "./media/quarantine-service.js";
+import { RemoteMediaService } from "./media/remote-media-service.js";
+import { ThumbnailService } from "./media/thumbnail-service.js";
+import { UploadService } from "./media/upload-service.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
+import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
+import { MediaRepository } from "./repositories/media-repository.js";
+import { MediaStatisticsRepository } from "./repositories/media-statistics-repository.js";
+import { QuarantineFeedRepository } from "./repositories/quarantine-feed-repository.js";
+import {
+  QuarantineCandidates,
+  QuarantineRepository,
+} from "./repositories/quarantine-repository.js";
 import { RegistrationNonceRepository } from "./repositories/registration-nonce-repository.js";
 import { UserRepository } from "./repositories/user-repository.js";
+import { createRoomServices } from "./rooms/room-services.js";
+import type { BlobStore } from "./storage/blob-store.js";
+import { createBlobStore } from "./storage/create-blob-store.js";
+import { Thumbnailer } from "./thumbnails/thumbnailer.js";
+
+/** How long a failed remote media fetch is remembered (not retried). */
+const REMOTE_FAILURE_TTL_MS = 30_000;
 
 export interface App {
   readonly config: Config;
   readonly database: Database;
+  readonly store: BlobStore;
   readonly http: FastifyInstance;
   readonly accounts: AccountService;
+  /** Background jobs (docs/jobs.md); register extra jobs before start(). */
+  readonly jobs: JobRunner;
+  /** Signs outbound federation requests (X-Matrix); usable once start() has loaded the key. */
+  readonly signer: RequestSigner;
+  /** Checks the X-Matrix signature of inbound federation requests. */
+  readonly federationAuth: FederationAuth;
+  /** Other servers' verify keys (used by federationAuth). */
+  readonly keyRing: KeyRing;
+  /** The one outbound HTTP client (address policy, size caps, timeouts). */
+  readonly outbound: OutboundHttp;
+  /** Signed requests to other homeservers, found by spec §4.5 discovery. */
+  readonly federation: FederationClient;
   /** Migrates the database and starts listening; resolves to the base URL. Idempotent. */
   start(): Promise<string>;
   /** Stops accepting requests, drains in-flight ones (up to the grace period), closes the database. Idempotent. */
@@ -39,6 +103,7 @@ export interface Services {
   readonly users: UserRepository;
   readonly accounts: AccountService;
   readonly registration: SharedSecretRegistration;
+  readonly media: MediaRepository;
 }
 
 /** Builds the services over a database (no HTTP). */
@@ -51,12 +116,54 @@ export function createServices(config: Config, database: Database): Services {
     new RegistrationNonceRepository(database),
     accounts,
   );
-  return { database, users, accounts, registration };
+  return { database, users, accounts, registration, media: new MediaRepository(database) };
 }
 
 export function createApp(config: Config, logger: Logger): App {
   const database = createDatabase(config.database);
+  const store = createBlobStore(config.media_store);
   const services = createServices(config, database);
+  const pending = new PendingUploads();
+  const accessTimes = new AccessTimes(services.media, logger);
+  const mediaSettings = {
+    serverName: config.server_name,
+    maxUploadSize: config.max_upload_size,
+    authenticatedMedia: config.enable_authenticated_media,
+    maxPendingUploads: config.max_pending_media_uploads,
+    unusedExpirationMs: config.unused_expiration_time,
+  };
+  const thumbnails = new ThumbnailService(
+    {
+      dynamic: config.dynamic_thumbnails,
+      sizes: config.thumbnail_sizes,
+      maxImagePixels: config.max_image_pixels,
+    },
+    new Thumbnailer({
+      maxImagePixels: config.max_image_pixels,
+      concurrency: config.max_thumbnail_concurrency,
+    }),
+    services.media,
+    store,
+    logger,
+  );
+  const feedSignal = new FeedSignal();
+  const quarantine = new QuarantineService(
+    config.server_name,
+    database,
+    new QuarantineRepository(),
+    new QuarantineCandidates(),
+    feedSignal,
+  );
+  const feed = new QuarantineFeedService(new QuarantineFeedRepository(database), feedSignal);
+  const uploads = new UploadService(
+    mediaSettings,
+    services.media,
+    store,
+    pending,
+    quarantine,
+    (id, content) => thumbnails.pregenerate(id, content.mediaType),
+  );
+  const downloads = new DownloadService(mediaSettings, services.media, pending);
   const metrics = createMetricsRegistry();
   const http = createHttpServer({ logger, metrics });
   const auth = new Auth(services.accounts);
@@ -72,6 +179,109 @@ export function createApp(config: Config, logger: Logger): App {
     accounts: services.accounts,
     users: services.users,
   });
+  registerMediaUploadRoutes(http, { auth, uploads });
+  registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
+  registerMediaQuarantineRoutes(http, { serverName, auth, quarantine, media: services.media });
+  registerQuarantineFeedRoutes(http, { serverName, auth, feed });
+  // Background jobs (docs/jobs.md): started after listening, never awaited.
+  const jobs = new JobRunner(database, createBackgroundJobs({ feedSignal }), logger);
+  registerBackgroundJobsRoutes(http, { auth, jobs });
+  // Rooms, profiles and the media-reference index (docs/rooms.md). The media
+  // service enforces media_redaction_policy by being passed as `moderation`.
+  // The redaction policy acts through the media services built below
+  // (the deletion service needs the rooms' reference index in turn).
+  const moderation = {
+    quarantineLocalMedia: async (mediaId: string, by: "system") => {
+      await quarantine.quarantineExactLocal(mediaId, by);
+    },
+    deleteLocalMedia: async (mediaId: string) => {
+      await mediaDeletion.deleteLocalMedia(mediaId);
+    },
+  };
+  const roomServices = createRoomServices({
+    config,
+    database,
+    accounts: services.accounts,
+    logger,
+    moderation,
+  });
+  registerRoomRoutes(http, { auth, ...roomServices });
+  registerRoomEventRoutes(http, { auth, ...roomServices });
+  registerProfileRoutes(http, { auth, profiles: roomServices.profiles });
+  registerRoomAdminRoutes(http, { auth, admin: roomServices.admin });
+  // Media admin listing and deletion (docs/admin-api.md).
+  const mediaAdmin = new MediaAdminRepository(database);
+  const mediaDeletion = new MediaDeletionService(
+    { serverName },
+    mediaAdmin,
+    roomServices.references,
+    store,
+    logger,
+  );
+  registerMediaAdminRoutes(http, {
+    serverName,
+    auth,
+    users: services.users,
+    media: mediaAdmin,
+    statistics: new MediaStatisticsRepository(database),
+    deletion: mediaDeletion,
+  });
+
+  // Federation keys and request signing (docs/configuration.md). The key
+  // file is read, or created, by start(): creating it writes to disk.
+  const signingKeyFile = new SigningKeyFile(config.signing_key_path);
+  const signer = new RequestSigner(serverName, signingKeyFile.current);
+  const serverKeys = new ServerKeys({
+    serverName,
+    signingKey: signingKeyFile.current,
+    oldKeys: config.old_signing_keys,
+    validityMs: config.key_refresh_interval,
+  });
+  registerKeyServerRoutes(http, { serverKeys });
+
+  // Outbound requests and server discovery (docs/configuration.md,
+  // "Federation: outbound requests").
+  const outbound = new OutboundHttp({
+    policy: addressPolicy(config.ip_range_blacklist, config.ip_range_whitelist),
+    verifyCertificates: config.federation_verify_certificates,
+    defaultTimeoutMs: config.federation_request_timeout,
+  });
+  const federation = new FederationClient({
+    resolver: new ServerResolver({
+      dns: systemDns,
+      wellKnown: new HttpWellKnownFetcher(outbound),
+      customResolvers: config.federation_custom_resolvers,
+    }),
+    http: outbound,
+    signer,
+    timeoutMs: config.federation_request_timeout,
+  });
+  // Other servers' keys, fetched through the outbound client, check inbound X-Matrix requests.
+  const keyRing = new KeyRing({
+    fetcher: new FederationKeyFetcher(federation),
+    trustedKeyServers: config.trusted_key_servers,
+    logger,
+  });
+  const federationAuth = new FederationAuth(serverName, keyRing);
+
+  // Remote media: fetched over federation, cached and served (docs/federation.md).
+  const remote = new RemoteMediaService(
+    {
+      maxSize: config.max_upload_size,
+      authenticatedMedia: config.enable_authenticated_media,
+      blockedOrigins: config.prevent_media_downloads_from,
+      failureTtlMs: REMOTE_FAILURE_TTL_MS,
+    },
+    services.media,
+    store,
+    quarantine,
+    new FederationMediaFetcher(federation, outbound, config.max_upload_size),
+    logger,
+  );
+  const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };
+  registerMediaDownloadRoutes(http, { ...mediaReaders, auth });
+  registerMediaThumbnailRoutes(http, { ...mediaReaders, auth });
+  registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
   let started: Promise<string> | undefined;
   let stopped: Promise<void> | undefined;
@@ -79,21 +289,39 @@ export function createApp(config: Config, logger: Logger): App {
   return {
     config,
     database,
+    store,
     http,
     accounts: services.accounts,
+    jobs,
+    signer,
+    federationAuth,
+    keyRing,
+    outbound,
+    federation,
     start() {
       started ??= (async () => {
+        const signingKey = await signingKeyFile.load();
+        logger.info({ key_id: signingKey.keyId }, "loaded the signing key");
         const { applied } = await runMigrations(database);
         if (applied.length > 0) logger.info({ applied }, "applied schema migrations");
+        accessTimes.start();
         const address = await http.listen({ host: config.listen.host, port: config.listen.port });
         logger.info({ address, server_name: serverName }, "mxcd is listening");
+        await jobs.start();
         return address;
       })();
       return started;
     },
     stop() {
       stopped ??= (async () => {
-        await closeWithGrace(http, config.shutdown_grace_period * 1000, logger);
+        await Promise.all([
+          closeWithGrace(http, config.shutdown_grace_period * 1000, logger),
+          jobs.stop(),
+        ]);
+        await thumbnails.drain();
+        await accessTimes.stop();
+        outbound.close();
+        await store.close?.();
         await database.close();
       })();
       return stopped;

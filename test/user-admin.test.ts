@@ -52,6 +52,13 @@ forEachEngine("user admin API", (engine) => {
         byName.body.users.map((u: { name: string }) => u.name),
         ["@erin:test.local"],
       );
+      const caseless = await admin.http.get("/_synapse/admin/v2/users?name=ER");
+      assert.deepEqual(
+        caseless.body.users.map((u: { name: string }) => u.name),
+        ["@erin:test.local"],
+      );
+      const wildcard = await admin.http.get("/_synapse/admin/v2/users?name=_");
+      assert.equal(wildcard.body.total, 0, "LIKE wildcards in the search are literal");
       const admins = await admin.http.get("/_synapse/admin/v2/users?admins=true");
       assert.deepEqual(
         admins.body.users.map((u: { name: string }) => u.name),

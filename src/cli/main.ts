@@ -6,6 +6,7 @@
 import { Command, Option } from "commander";
 import { MXCD_VERSION } from "../version.js";
 import { configCheckCommand, generateConfigCommand } from "./config-commands.js";
+import { jobsCommand, jobsRunCommand } from "./jobs-command.js";
 import { migrateCommand } from "./migrate-command.js";
 import { registerUserCommand } from "./register-user-command.js";
 import { serveCommand } from "./serve-command.js";
@@ -59,6 +60,20 @@ program
   .description("apply pending schema migrations (serve does this too)")
   .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
   .action((options: { config: string }) => migrateCommand(options.config));
+
+const jobs = program
+  .command("jobs")
+  .description("list background jobs with their status and progress (docs/jobs.md)")
+  .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
+  .action((options: { config: string }) => jobsCommand(options.config));
+
+jobs
+  .command("run")
+  .description("run unfinished background jobs to completion in the foreground")
+  .option("-c, --config <file>", "config file")
+  .action((options: { config?: string }) =>
+    jobsRunCommand(options.config ?? jobs.opts<{ config: string }>().config),
+  );
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));

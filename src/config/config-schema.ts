@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { isValidServerName } from "../identifiers/server-name.js";
+import { parseCidr, SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST } from "../net/ip-ranges.js";
 import { parseDuration, parseSize } from "./units.js";
 
 const serverName = z
@@ -32,6 +33,17 @@ const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   }
   return ms;
 });
+
+/** An IP address or CIDR range (`10.0.0.0/8`, `fc00::/7`, `192.168.1.1`). */
+const ipRange = z
+  .string()
+  .refine((text) => parseCidr(text) !== undefined, "must be an IP address or CIDR range");
+
+/** `federation_custom_resolvers` value: an http(s) origin, no path, query or credentials. */
+const federationBaseUrl = z.url({ protocol: /^https?$/ }).refine((text) => {
+  const url = new URL(text);
+  return url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password;
+}, "must be a base URL such as https://10.0.0.5:8448 (no path)");
 
 const thumbnailSize = z.strictObject({
   width: z.number().int().min(1).max(10_000),
@@ -73,6 +85,30 @@ const memoryStore = z.strictObject({
   engine: z.literal("memory"),
 });
 
+/** A signing key id, `ed25519:<version>` (Matrix spec, "Key IDs"). */
+const signingKeyId = z
+  .string()
+  .regex(/^ed25519:[A-Za-z0-9_]+$/, 'must be a key id such as "ed25519:a_AbCd"');
+
+/** Base64 of a 32-byte ed25519 public key (43 characters, padding optional). */
+const verifyKey = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{43}=?$/, "must be an ed25519 public key in base64");
+
+/** Synapse's `old_signing_keys` entry: a public key we no longer sign with. */
+const oldSigningKey = z.strictObject({
+  key: verifyKey,
+  expired_ts: z.number().int().min(0),
+});
+
+/** Synapse's `trusted_key_servers` entry: a notary to ask for other servers' keys. */
+const trustedKeyServer = z.strictObject({
+  server_name: serverName,
+  verify_keys: z.record(signingKeyId, verifyKey).optional(),
+  /** Accepted for Synapse configs; mxcd always checks the notary's signature. */
+  accept_keys_insecurely: z.boolean().optional(),
+});
+
 export const configSchema = z.strictObject({
   server_name: serverName,
   public_baseurl: z.url({ protocol: /^https?$/ }).optional(),
@@ -98,7 +134,23 @@ export const configSchema = z.strictObject({
   enable_authenticated_media: z.boolean().default(true),
   max_pending_media_uploads: z.number().int().min(1).default(5),
   unused_expiration_time: duration.default(24 * 3_600_000),
+  prevent_media_downloads_from: z.array(serverName).default([]),
   media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
+  // Federation: keys and request signing (docs/configuration.md).
+  signing_key_path: z.string().min(1).default("./data/signing.key"),
+  old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),
+  key_refresh_interval: duration.default(86_400_000),
+  trusted_key_servers: z.array(trustedKeyServer).default([]),
+  // Federation: outbound requests (docs/configuration.md).
+  ip_range_blacklist: z.array(ipRange).default([...SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST]),
+  ip_range_whitelist: z.array(ipRange).default([]),
+  federation_custom_resolvers: z
+    .record(serverName, federationBaseUrl, {
+      error: (issue) => (issue.code === "invalid_key" ? "must be a Matrix server name" : undefined),
+    })
+    .default({}),
+  federation_verify_certificates: z.boolean().default(true),
+  federation_request_timeout: duration.default(60_000),
   /** Seconds a SIGTERM/SIGINT waits for in-flight requests before closing them. */
   shutdown_grace_period: z.number().min(0).max(3600).default(10),
 });

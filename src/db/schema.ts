@@ -100,6 +100,132 @@ export interface RemoteThumbnailsTable {
   filesystem_id: string;
 }
 
+/** One room: fixed facts plus the statistics the admin room list reads (kept current per event). */
+export interface RoomsTable {
+  room_id: string;
+  room_version: string;
+  creator: string;
+  /** Published in the room directory (`visibility: public` at creation). */
+  is_public: Flag;
+  created_ts: number;
+  name: string | null;
+  topic: string | null;
+  /** The `url` of the current `m.room.avatar`. */
+  avatar: string | null;
+  canonical_alias: string | null;
+  /** The `algorithm` of the current `m.room.encryption`; null = unencrypted. */
+  encryption: string | null;
+  join_rules: string | null;
+  guest_access: string | null;
+  history_visibility: string | null;
+  federatable: Flag;
+  room_type: string | null;
+  joined_members: number;
+  joined_local_members: number;
+  state_events: number;
+}
+
+/** One stored event; `content` is JSON text, censored in place when redacted. */
+export interface EventsTable {
+  /** Monotonic position in the server's event stream (keyset pagination key). */
+  stream_ordering: Generated<number>;
+  event_id: string;
+  room_id: string;
+  type: string;
+  /** Null for message events. */
+  state_key: string | null;
+  sender: string;
+  content: string;
+  origin_server_ts: number;
+  /** The target of an `m.room.redaction`. */
+  redacts: string | null;
+  redacted: Flag;
+  /** The redaction that censored this event. */
+  redacted_by: string | null;
+}
+
+/** The current state of each room: (room, type, state key) → event. */
+export interface CurrentStateTable {
+  room_id: string;
+  type: string;
+  state_key: string;
+  event_id: string;
+  /** `content.membership` for `m.room.member`, else null. */
+  membership: string | null;
+}
+
+/** Send/redact transaction ids, for idempotent retries (per access token). */
+export interface EventTransactionsTable {
+  token_hash: string;
+  /** The endpoint and its path parameters the txn id belongs to. */
+  scope: string;
+  txn_id: string;
+  event_id: string;
+  created_ts: number;
+}
+
+/** One `mxc://` reference by an event or a profile (see src/rooms/media-reference-extractor.ts). */
+export interface MediaReferencesTable {
+  id: Generated<number>;
+  /** `url`, `thumbnail`, `room_avatar`, `member_avatar` or `profile_avatar`. */
+  kind: string;
+  media_origin: string;
+  media_id: string;
+  /** Null for profile avatars. */
+  room_id: string | null;
+  event_id: string | null;
+  stream_ordering: number | null;
+  /** The profile owner, for profile avatars only. */
+  user_id: string | null;
+}
+
+/** One quarantine transition of one media item: the change feed (docs/quarantine-feed.md). */
+export interface QuarantinedMediaChangesTable {
+  stream_id: number;
+  /** Null for local media (Synapse's convention); the API substitutes our server name. */
+  origin: string | null;
+  media_id: string;
+  quarantined: Flag;
+  sha256: string | null;
+  /** Who quarantined it (admin user id or `system`); null on unquarantine records. */
+  quarantined_by: string | null;
+  ts: number;
+}
+
+/** The feed's single position row (id 1): the highest allocated stream id. */
+export interface QuarantineStreamTable {
+  id: number;
+  position: number;
+}
+
+/** Quarantine of remote media that is not cached yet. */
+export interface QuarantineBlocksTable {
+  media_origin: string;
+  media_id: string;
+  quarantined_by: string;
+  created_ts: number;
+}
+
+/** One background job's persisted state (src/jobs/job-runner.ts, docs/jobs.md). */
+export interface BackgroundJobsTable {
+  name: string;
+  /** `pending` (no batch yet), `running` (started, not finished) or `done`. */
+  status: string;
+  /** The job's own progress, as JSON text. */
+  progress: string;
+  /** Items processed so far, summed over every committed batch. */
+  processed: Generated<number>;
+  /** Estimated number of items, when the job can tell; null until estimated. */
+  total: number | null;
+  /** Time spent inside committed batches (not pauses), summed. */
+  duration_ms: Generated<number>;
+  started_ts: number | null;
+  updated_ts: number;
+  completed_ts: number | null;
+  /** The most recent batch failure, kept for diagnosis. */
+  last_error: string | null;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -109,4 +235,13 @@ export interface DatabaseSchema {
   remote_media_cache: RemoteMediaTable;
   local_media_repository_thumbnails: LocalThumbnailsTable;
   remote_media_cache_thumbnails: RemoteThumbnailsTable;
+  rooms: RoomsTable;
+  events: EventsTable;
+  current_state: CurrentStateTable;
+  event_transactions: EventTransactionsTable;
+  media_references: MediaReferencesTable;
+  quarantined_media_changes: QuarantinedMediaChangesTable;
+  quarantine_stream: QuarantineStreamTable;
+  quarantine_blocks: QuarantineBlocksTable;
+  background_jobs: BackgroundJobsTable;
 }

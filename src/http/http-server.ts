@@ -101,5 +101,8 @@ export function toMatrixError(error: unknown): MatrixError {
 }
 
 function sendError(reply: FastifyReply, error: MatrixError): void {
+  // A request body we stopped reading (a rejected upload) cannot be skipped
+  // on a kept-alive connection: close it after this answer.
+  if (!reply.request.raw.complete) reply.header("connection", "close");
   reply.code(error.status).headers(CORS_HEADERS).type("application/json").send(error.toJSON());
 }

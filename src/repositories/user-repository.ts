@@ -1,5 +1,8 @@
 /** Local user accounts and their profiles. */
+import { sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
+import { parseMxcUri } from "../identifiers/mxc-uri.js";
+import { replaceProfileAvatarReference } from "./media-reference-repository.js";
 
 export interface User {
   readonly userId: string;
@@ -133,15 +136,23 @@ export class UserRepository {
     await this.upsertProfile(userId, { displayname });
   }
 
+  /**
+   * Sets the avatar and, in the same transaction, the profile-avatar entry of
+   * the media-reference index (every path that changes an avatar comes here).
+   */
   async setAvatarUrl(userId: string, avatarUrl: string | null): Promise<void> {
-    await this.upsertProfile(userId, { avatar_url: avatarUrl });
+    await this.database.transaction(async (tx) => {
+      await this.upsertProfile(userId, { avatar_url: avatarUrl }, tx);
+      await replaceProfileAvatarReference(tx, userId, parseMxcUri(avatarUrl));
+    });
   }
 
   private async upsertProfile(
     userId: string,
     values: { displayname?: string | null; avatar_url?: string | null },
+    db: Db = this.database.db,
   ): Promise<void> {
-    await this.database.db
+    await db
       .insertInto("profiles")
       .values({ user_id: userId, displayname: null, avatar_url: null, ...values })
       .onConflict((oc) => oc.column("user_id").doUpdateSet(values))
@@ -166,11 +177,13 @@ export class UserRepository {
       const conditions = [];
       if (!query.deactivated) conditions.push(eb("users.deactivated", "=", false));
       if (query.admins !== undefined) conditions.push(eb("users.admin", "=", query.admins));
-      if (query.userId) conditions.push(eb("users.name", "like", likePattern(query.userId)));
+      const like = (column: "users.name" | "profiles.displayname", pattern: string) =>
+        sql<boolean>`lower(${sql.ref(column)}) like lower(${pattern}) escape '\\'`;
+      if (query.userId) conditions.push(like("users.name", likePattern(query.userId)));
       if (query.name) {
         const pattern = likePattern(query.name);
         conditions.push(
-          eb.or([eb("users.name", "like", pattern), eb("profiles.displayname", "like", pattern)]),
+          eb.or([like("users.name", pattern), like("profiles.displayname", pattern)]),
         );
       }
       return eb.and(conditions);

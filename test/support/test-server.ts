@@ -43,6 +43,7 @@ export async function startTestServer(
     listen: { host: "127.0.0.1", port: 0 },
     database: await freshDatabaseConfig(engine),
     media_store: { engine: "filesystem", path: join(dir, "media") },
+    signing_key_path: join(dir, "signing.key"),
     registration_shared_secret: TEST_SHARED_SECRET,
     log_level: process.env.MXCD_TEST_LOG_LEVEL ?? "silent",
     shutdown_grace_period: 2,

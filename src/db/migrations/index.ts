@@ -1,9 +1,15 @@
 /** Every schema migration, in order. Append only. */
 import * as accounts from "./0001-accounts.js";
 import * as media from "./0002-media.js";
+import * as rooms from "./0003-rooms.js";
+import * as quarantine from "./0004-quarantine.js";
+import * as jobs from "./0005-jobs.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0001-accounts", up: accounts.up },
   { name: "0002-media", up: media.up },
+  { name: "0003-rooms", up: rooms.up },
+  { name: "0004-quarantine", up: quarantine.up },
+  { name: "0005-jobs", up: jobs.up },
 ];

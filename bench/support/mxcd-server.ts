@@ -1,0 +1,165 @@
+/**
+ * mxcd as a separate process, started exactly as an admin would start it
+ * (`node dist/src/cli/main.js serve --config FILE`) on a throwaway SQLite
+ * database and filesystem media store, with one registered, logged-in user.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import type { Cleanup } from "./cleanup.js";
+import { freePort, waitForHttp } from "./network.js";
+import { OutputTail, runChecked, runCommand, stopChild } from "./processes.js";
+
+const SERVER_NAME = "bench.local";
+const USER = "bench";
+const PASSWORD = "bench-password";
+
+/** A running mxcd with a logged-in user. */
+export interface MxcdServer {
+  readonly baseUrl: string;
+  readonly serverName: string;
+  /** The server process (node itself, not a shell), for RSS sampling. */
+  readonly pid: number;
+  /** Root of the filesystem media store. */
+  readonly mediaStore: string;
+  /** Header carrying the user's access token. */
+  readonly authHeaders: Record<string, string>;
+  /** Stops the server with SIGTERM (SIGKILL if it does not exit). */
+  stop(): Promise<void>;
+}
+
+export interface MxcdOptions {
+  /** `dist/src/cli/main.js`. */
+  readonly cli: string;
+  /** Folder for the config, database and media store. */
+  readonly dir: string;
+  readonly maxUploadSize: string;
+  /** Extra node flags for the server process (e.g. `--cpu-prof`). */
+  readonly nodeFlags: readonly string[];
+}
+
+/** Writes a config, registers a user, starts the server and logs in. */
+export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise<MxcdServer> {
+  const port = await freePort();
+  const mediaStore = join(options.dir, "media");
+  const configPath = join(options.dir, "mxcd.yaml");
+  writeFileSync(configPath, stringify(benchConfig(options, port, mediaStore)));
+  await runChecked(process.execPath, [
+    ...[options.cli, "register-user", "-c", configPath, "-u", USER, "-p", PASSWORD],
+  ]);
+
+  const child = spawn(
+    process.execPath,
+    [...options.nodeFlags, options.cli, "serve", "-c", configPath],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const output = new OutputTail(child.stderr);
+  child.stdout.resume();
+  // The server drains for up to shutdown_grace_period (5 s) after SIGTERM.
+  const stop = () => stopChild(child, "SIGTERM", 15_000);
+  cleanup.add("stop mxcd", stop);
+
+  const baseUrl = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${baseUrl}/health`, 30_000, () => child.exitCode === null);
+  } catch (error) {
+    throw new Error(`mxcd did not start: ${(error as Error).message}\n${output.text()}`);
+  }
+  const token = await login(baseUrl);
+  return {
+    baseUrl,
+    serverName: SERVER_NAME,
+    pid: pidOf(child),
+    mediaStore,
+    authHeaders: { Authorization: `Bearer ${token}` },
+    stop,
+  };
+}
+
+function benchConfig(options: MxcdOptions, port: number, mediaStore: string) {
+  return {
+    server_name: SERVER_NAME,
+    listen: { host: "127.0.0.1", port },
+    database: { engine: "sqlite", path: join(options.dir, "mxcd.sqlite") },
+    media_store: { engine: "filesystem", path: mediaStore },
+    max_upload_size: options.maxUploadSize,
+    log_level: "warn",
+    shutdown_grace_period: 5,
+  };
+}
+
+async function login(baseUrl: string): Promise<string> {
+  const response = await fetch(`${baseUrl}/_matrix/client/v3/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ type: "m.login.password", user: USER, password: PASSWORD }),
+  });
+  const body = (await response.json()) as { access_token?: string };
+  if (!response.ok || !body.access_token) {
+    throw new Error(`login failed (${response.status}): ${JSON.stringify(body)}`);
+  }
+  return body.access_token;
+}
+
+function pidOf(child: ChildProcess): number {
+  if (child.pid === undefined) throw new Error("mxcd has no pid");
+  return child.pid;
+}
+
+/** What an upload returned and how long it took. */
+export interface UploadOutcome {
+  readonly mediaId: string;
+  /** Wall-clock seconds of the whole `curl` run (connect, stream, response). */
+  readonly seconds: number;
+}
+
+/**
+ * Uploads a file with `curl -T` (which streams it from disk with a
+ * Content-Length; `--data-binary @file` would read it all into memory first).
+ */
+export async function uploadFile(
+  server: MxcdServer,
+  curl: string,
+  path: string,
+  responsePath: string,
+): Promise<UploadOutcome> {
+  const url = `${server.baseUrl}/_matrix/media/v3/upload?filename=bench.bin`;
+  const headers = {
+    ...server.authHeaders,
+    "Content-Type": "application/octet-stream",
+    // No "Expect: 100-continue" round trip before the body.
+    Expect: "",
+  };
+  const args = ["-sS", "-X", "POST", "-T", path, "-o", responsePath, "-w", "%{http_code}"];
+  for (const [name, value] of Object.entries(headers))
+    args.push("-H", `${name}:${value ? ` ${value}` : ""}`);
+  const result = await runCommand(curl, [...args, url]);
+  const body = existsSync(responsePath) ? readFileSync(responsePath, "utf8") : "";
+  if (result.code !== 0 || result.stdout !== "200") {
+    throw new Error(
+      `upload failed (curl ${result.code}, HTTP ${result.stdout}): ${result.stderr}${body}`,
+    );
+  }
+  const uri = (JSON.parse(body) as { content_uri?: string }).content_uri ?? "";
+  const prefix = `mxc://${server.serverName}/`;
+  if (!uri.startsWith(prefix)) throw new Error(`unexpected upload response: ${body}`);
+  return { mediaId: uri.slice(prefix.length), seconds: result.seconds };
+}
+
+/** Path of a local media file in the store (Synapse's `local_content/ab/cd/rest` layout). */
+export function storedPath(server: MxcdServer, mediaId: string): string {
+  return join(server.mediaStore, localContentPath(mediaId));
+}
+
+/** `local_content/ab/cd/rest` for media id `abcdrest`, relative to the store root. */
+export function localContentPath(mediaId: string): string {
+  return `local_content/${mediaId.slice(0, 2)}/${mediaId.slice(2, 4)}/${mediaId.slice(4)}`;
+}
+
+/** The authenticated (client v1) download URL of local media. */
+export function downloadUrl(server: MxcdServer, mediaId: string): string {
+  return `${server.baseUrl}/_matrix/client/v1/media/download/${server.serverName}/${mediaId}`;
+}

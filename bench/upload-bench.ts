@@ -1,0 +1,77 @@
+/**
+ * Upload throughput and memory: a large random file streamed to mxcd, timed
+ * against `sha256sum` of the same file (mxcd hashes every upload, so hashing
+ * is the floor), while the server's RSS is sampled every 50 ms.
+ *
+ * Both read the file from the page cache: sha256sum runs once untimed first
+ * (the warm-up read), then timed; the new file is synced to disk before, so
+ * its write-back does not overlap either timing. The stored copy is hashed afterwards to
+ * check that the upload arrived intact.
+ */
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cpuSeconds } from "./support/cpu-time.js";
+import { sha256sum, syncDisks, writeRandomFile } from "./support/files.js";
+import { type MxcdServer, storedPath, uploadFile } from "./support/mxcd-server.js";
+import { RssSampler, type RssSummary } from "./support/rss-sampler.js";
+import type { Tools } from "./support/tools.js";
+
+/** Sampling period of the server's RSS. */
+const RSS_INTERVAL_MS = 50;
+/** How long RSS is sampled before the upload starts, for the baseline. */
+const BASELINE_MS = 1_000;
+
+/** Timings of the upload and of sha256sum, and the server's RSS meanwhile. */
+export interface UploadResult {
+  readonly bytes: number;
+  readonly uploadSeconds: number;
+  readonly sha256Seconds: number;
+  /** CPU seconds (user + system) the server used during the upload. */
+  readonly uploadCpuSeconds: number;
+  readonly rss: RssSummary;
+}
+
+export interface UploadBenchContext {
+  readonly tools: Tools;
+  readonly mxcd: MxcdServer;
+  /** Folder for the generated file. */
+  readonly dir: string;
+  readonly bytes: number;
+}
+
+/** Generates the file, times sha256sum, then times the upload while sampling RSS. */
+export async function benchUpload(context: UploadBenchContext): Promise<UploadResult> {
+  const { tools, mxcd, bytes } = context;
+  const file = join(context.dir, "upload.bin");
+  console.error(`upload: writing ${bytes} random bytes`);
+  await writeRandomFile(tools, file, bytes);
+  await syncDisks(tools);
+  console.error("upload: sha256sum (warm-up read, then timed)");
+  await sha256sum(tools, file);
+  const hashed = await sha256sum(tools, file);
+
+  console.error("upload: streaming to mxcd");
+  const sampler = new RssSampler(mxcd.pid, RSS_INTERVAL_MS);
+  let rss: RssSummary;
+  let upload: Awaited<ReturnType<typeof uploadFile>>;
+  let uploadCpuSeconds: number;
+  try {
+    await sleep(BASELINE_MS);
+    sampler.markStart();
+    const cpuBefore = cpuSeconds(mxcd.pid);
+    upload = await uploadFile(mxcd, tools.curl, file, `${file}.response`);
+    uploadCpuSeconds = cpuSeconds(mxcd.pid) - cpuBefore;
+  } finally {
+    rss = sampler.stop();
+  }
+
+  const stored = await sha256sum(tools, storedPath(mxcd, upload.mediaId));
+  if (stored.sha256 !== hashed.sha256) throw new Error("the stored upload differs from the file");
+  return {
+    bytes,
+    uploadSeconds: upload.seconds,
+    sha256Seconds: hashed.seconds,
+    uploadCpuSeconds,
+    rss,
+  };
+}

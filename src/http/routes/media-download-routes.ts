@@ -1,0 +1,109 @@
+/**
+ * Downloads: the authenticated `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}[/{fileName}]`
+ * and the legacy unauthenticated `GET /_matrix/media/{v3,r0,v1}/download/...`.
+ * Local media comes from the store; remote media from the remote cache, or
+ * is fetched over federation and streamed while it is being cached.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parseMediaAddress } from "../../identifiers/media-id.js";
+import type { AccessTimes } from "../../media/access-times.js";
+import { clampTimeout, type DownloadService } from "../../media/download-service.js";
+import type { RemoteMediaService } from "../../media/remote-media-service.js";
+import type { BlobStore } from "../../storage/blob-store.js";
+import { localContentKey, remoteContentKey } from "../../storage/media-paths.js";
+import type { Auth } from "../auth.js";
+import { MatrixError } from "../matrix-error.js";
+import { sendStoredMedia, setDownloadHeaders } from "../media-response.js";
+import { booleanParam, firstParam, integerParam, type Query } from "../query-params.js";
+
+export interface MediaDownloadRouteDeps {
+  serverName: string;
+  auth: Auth;
+  downloads: DownloadService;
+  remote: RemoteMediaService;
+  store: BlobStore;
+  accessTimes: AccessTimes;
+}
+
+type Params = { serverName: string; mediaId: string; fileName?: string };
+type Mode = { legacy: boolean; bypassQuarantine: boolean; allowRemote: boolean };
+
+export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDownloadRouteDeps) {
+  const clientV1 = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
+    const requester = await deps.auth.requireUser(request);
+    // Synapse: exactly "true" asks for the bypass; a non-admin asking is refused
+    // before anything else happens. Any other value is ignored.
+    const bypass =
+      firstParam(request.query as Query, "admin_unsafely_bypass_quarantine") === "true";
+    if (bypass && !requester.admin) {
+      throw new MatrixError("M_UNKNOWN", "Must be a server admin to bypass quarantine");
+    }
+    return serve(deps, request, reply, {
+      legacy: false,
+      bypassQuarantine: bypass,
+      allowRemote: true,
+    });
+  };
+  const legacy = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
+    const allowRemote = booleanParam(request.query as Query, "allow_remote", true);
+    return serve(deps, request, reply, { legacy: true, bypassQuarantine: false, allowRemote });
+  };
+
+  for (const suffix of ["", "/:fileName"]) {
+    app.get(`/_matrix/client/v1/media/download/:serverName/:mediaId${suffix}`, clientV1);
+    for (const version of ["v3", "r0", "v1"]) {
+      app.get(`/_matrix/media/${version}/download/:serverName/:mediaId${suffix}`, legacy);
+    }
+  }
+}
+
+async function serve(
+  deps: MediaDownloadRouteDeps,
+  request: FastifyRequest<{ Params: Params }>,
+  reply: FastifyReply,
+  mode: Mode,
+) {
+  const { serverName, mediaId } = parseMediaAddress(
+    request.params.serverName,
+    request.params.mediaId,
+  );
+  const timeoutMs = clampTimeout(integerParam(request.query as Query, "timeout_ms"));
+  if (serverName !== deps.serverName)
+    return serveRemote(deps, request, reply, serverName, mediaId, mode);
+  const media = await deps.downloads.resolveLocal(mediaId, {
+    ...mode,
+    timeoutMs,
+    requestPath: request.url.split("?", 1)[0]!,
+  });
+  deps.accessTimes.local(mediaId);
+  return sendStoredMedia(request, reply, deps.store, {
+    key: localContentKey(mediaId),
+    length: media.mediaLength,
+    mediaType: media.mediaType,
+    fileName: request.params.fileName || media.uploadName,
+  });
+}
+
+async function serveRemote(
+  deps: MediaDownloadRouteDeps,
+  request: FastifyRequest<{ Params: Params }>,
+  reply: FastifyReply,
+  origin: string,
+  mediaId: string,
+  mode: Mode,
+) {
+  const source = await deps.remote.open(origin, mediaId, mode);
+  if (source.kind === "live") {
+    // First request for uncached media: bytes stream while they are cached.
+    setDownloadHeaders(reply, source.contentType, request.params.fileName || source.uploadName);
+    return reply.send(source.bytes);
+  }
+  const media = source.media;
+  deps.accessTimes.remote(origin, mediaId);
+  return sendStoredMedia(request, reply, deps.store, {
+    key: remoteContentKey(origin, media.filesystemId),
+    length: media.mediaLength ?? 0,
+    mediaType: media.mediaType,
+    fileName: request.params.fileName || media.uploadName,
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * Thumbnails: the authenticated `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}`
+ * and the legacy `GET /_matrix/media/{v3,r0,v1}/thumbnail/...`. Auth comes
+ * before parameters (Complement). Quarantine, pending uploads and the freeze
+ * behave as for downloads; there is no admin bypass here. Remote media is
+ * fetched into the cache first and thumbnailed here.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parseMediaAddress } from "../../identifiers/media-id.js";
+import type { AccessTimes } from "../../media/access-times.js";
+import { clampTimeout, type DownloadService } from "../../media/download-service.js";
+import { contentDisposition, downloadSecurityHeaders } from "../../media/media-headers.js";
+import type { RemoteMediaService } from "../../media/remote-media-service.js";
+import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-service.js";
+import type { BlobStore } from "../../storage/blob-store.js";
+import type { ThumbnailRequest } from "../../thumbnails/thumbnailer.js";
+import type { Auth } from "../auth.js";
+import { MatrixError } from "../matrix-error.js";
+import {
+  booleanParam,
+  enumParam,
+  integerParam,
+  type Query,
+  requiredIntegerParam,
+} from "../query-params.js";
+
+export interface MediaThumbnailRouteDeps {
+  serverName: string;
+  auth: Auth;
+  downloads: DownloadService;
+  remote: RemoteMediaService;
+  thumbnails: ThumbnailService;
+  store: BlobStore;
+  accessTimes: AccessTimes;
+}
+
+type Params = { serverName: string; mediaId: string };
+
+/** A thumbnail to send, with what the original needs when it is sent as it is. */
+export interface ThumbnailToSend {
+  readonly answer: ThumbnailAnswer;
+  readonly mediaType: string | null;
+  readonly uploadName: string | null;
+  readonly length: number;
+}
+
+export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaThumbnailRouteDeps) {
+  const route =
+    (legacy: boolean) =>
+    async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
+      const query = request.query as Query;
+      if (legacy) booleanParam(query, "allow_remote", true);
+      else await deps.auth.requireUser(request);
+      const { serverName, mediaId } = parseMediaAddress(
+        request.params.serverName,
+        request.params.mediaId,
+      );
+      const wanted = thumbnailRequestOf(query);
+      const allowRemote = legacy ? booleanParam(query, "allow_remote", true) : true;
+      const found = await findThumbnail(deps, serverName, mediaId, wanted, {
+        legacy,
+        allowRemote,
+        timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
+        requestPath: request.url.split("?", 1)[0]!,
+      });
+      reply.headers(thumbnailHeaders(found));
+      return reply.send(await deps.store.read(found.answer.key));
+    };
+  app.get("/_matrix/client/v1/media/thumbnail/:serverName/:mediaId", route(false));
+  for (const version of ["v3", "r0", "v1"]) {
+    app.get(`/_matrix/media/${version}/thumbnail/:serverName/:mediaId`, route(true));
+  }
+}
+
+/** The thumbnail query parameters (Matrix spec: width and height required, method crop|scale). */
+export function thumbnailRequestOf(query: Query): ThumbnailRequest {
+  const width = requiredIntegerParam(query, "width");
+  const height = requiredIntegerParam(query, "height");
+  if (width === 0 || height === 0) {
+    throw new MatrixError("M_INVALID_PARAM", "width and height must be at least 1");
+  }
+  const method = enumParam(query, "method", ["crop", "scale"] as const) ?? "scale";
+  const animated = booleanParam(query, "animated", false);
+  return { width: Math.min(width, 10_000), height: Math.min(height, 10_000), method, animated };
+}
+
+/** Resolves the media (local or remote) and its thumbnail for `wanted`. */
+export async function findThumbnail(
+  deps: Pick<
+    MediaThumbnailRouteDeps,
+    "serverName" | "downloads" | "remote" | "thumbnails" | "accessTimes"
+  >,
+  serverName: string,
+  mediaId: string,
+  wanted: ThumbnailRequest,
+  options: { legacy: boolean; allowRemote: boolean; timeoutMs: number; requestPath: string },
+): Promise<ThumbnailToSend> {
+  if (serverName !== deps.serverName) {
+    const source = await deps.remote.open(serverName, mediaId, {
+      ...options,
+      bypassQuarantine: false,
+    });
+    const media =
+      source.kind === "cached"
+        ? source.media
+        : await deps.remote.ensureCached(serverName, mediaId, source);
+    const subject = deps.thumbnails.remote(serverName, mediaId, media.filesystemId);
+    const answer = await deps.thumbnails.thumbnail(subject, wanted);
+    deps.accessTimes.remote(serverName, mediaId);
+    return {
+      answer,
+      mediaType: media.mediaType,
+      uploadName: media.uploadName,
+      length: media.mediaLength ?? 0,
+    };
+  }
+  const media = await deps.downloads.resolveLocal(mediaId, { ...options, bypassQuarantine: false });
+  const answer = await deps.thumbnails.thumbnail(deps.thumbnails.local(mediaId), wanted);
+  deps.accessTimes.local(mediaId);
+  return {
+    answer,
+    mediaType: media.mediaType,
+    uploadName: media.uploadName,
+    length: media.mediaLength,
+  };
+}
+
+/** Headers of a thumbnail answer (always inline). */
+export function thumbnailHeaders(found: ThumbnailToSend): Record<string, string | number> {
+  const { answer } = found;
+  if (answer.kind === "original") {
+    return {
+      ...downloadSecurityHeaders(),
+      "content-type": found.mediaType ?? "application/octet-stream",
+      "content-disposition": contentDisposition(found.mediaType, found.uploadName, {
+        thumbnail: true,
+      }),
+      "content-length": found.length,
+    };
+  }
+  const extension = answer.contentType.split("/")[1] ?? "bin";
+  return {
+    ...downloadSecurityHeaders(),
+    "content-type": answer.contentType,
+    "content-disposition": contentDisposition(answer.contentType, `thumbnail.${extension}`, {
+      thumbnail: true,
+    }),
+    "content-length": answer.length,
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * Room and event identifiers (Matrix spec appendices, "Room IDs" and
+ * "Event IDs"). Room ids are `!<opaque>:<server_name>`; event ids are
+ * `$<url-safe base64>` as in room versions 4 and later.
+ */
+import { randomBytes } from "node:crypto";
+import { isValidServerName } from "./server-name.js";
+
+/** Identifiers are at most 255 characters, sigil included. */
+const MAX_ID_LENGTH = 255;
+
+const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** A fresh room id on `serverName`: 18 random letters, as Synapse. */
+export function newRoomId(serverName: string): string {
+  const bytes = randomBytes(18);
+  let opaque = "";
+  for (const byte of bytes) opaque += LETTERS[byte % LETTERS.length];
+  return `!${opaque}:${serverName}`;
+}
+
+/** A fresh event id: `$` and 32 characters of URL-safe base64 (24 random bytes). */
+export function newEventId(): string {
+  return `$${randomBytes(24).toString("base64url")}`;
+}
+
+/**
+ * True when `value` has the room id shape: `!`, a non-empty opaque part
+ * without `:`, then a valid server name; at most 255 characters.
+ */
+export function isValidRoomId(value: string): boolean {
+  if (value.length > MAX_ID_LENGTH || !value.startsWith("!")) return false;
+  const colon = value.indexOf(":");
+  if (colon < 2) return false;
+  return isValidServerName(value.slice(colon + 1));
+}

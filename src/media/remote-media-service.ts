@@ -1,0 +1,232 @@
+/**
+ * The remote media cache: a client request for `mxc://other.server/id` is
+ * answered from the cache, or fetched over federation, cached in Synapse's
+ * layout (`remote_content/<origin>/...`) and streamed to the client while it
+ * is being cached.
+ *
+ * - One fetch per item: concurrent requests for the same uncached media
+ *   share one fetch (the first streams live, the others are served from the
+ *   cache once it is complete).
+ * - The SHA-256 is computed on the way; the row is written in one transaction
+ *   with its quarantine decision (QuarantineService.admitRemote: a block on
+ *   the mxc, or a quarantined hash). Because the hash is only known at the
+ *   end, the live stream holds back its last chunk until the decision: bytes
+ *   that turn out to be quarantined end in a failed, truncated response, and
+ *   are never served again.
+ * - Failures are remembered for `failureTtlMs`, so a dead server is not
+ *   asked again for every request.
+ */
+import { randomBytes } from "node:crypto";
+import { PassThrough, type Readable } from "node:stream";
+import { MatrixError } from "../http/matrix-error.js";
+import type { Logger } from "../logging/logger.js";
+import type { MediaRepository, RemoteMedia } from "../repositories/media-repository.js";
+import type { BlobStore } from "../storage/blob-store.js";
+import { remoteContentKey } from "../storage/media-paths.js";
+import type { QuarantineService } from "./quarantine-service.js";
+import {
+  type FetchedMedia,
+  RemoteNotFoundError,
+  type RemoteMediaFetcher,
+  RemoteTooLargeError,
+} from "./remote-media-fetcher.js";
+import { UploadMeter, UploadTooLargeError } from "./upload-meter.js";
+
+export interface RemoteMediaSettings {
+  readonly maxSize: number;
+  readonly authenticatedMedia: boolean;
+  /** Origins whose media is never fetched (Synapse's `prevent_media_downloads_from`). */
+  readonly blockedOrigins: readonly string[];
+  readonly failureTtlMs: number;
+}
+
+/** A remote item to serve: from the cache, or live while it is being cached. */
+export type RemoteSource =
+  | { kind: "cached"; media: RemoteMedia }
+  | { kind: "live"; contentType: string; uploadName: string | null; bytes: Readable };
+
+const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+export class RemoteMediaService {
+  readonly #inFlight = new Map<string, Promise<RemoteMedia>>();
+  readonly #failures = new Map<string, { error: MatrixError; until: number }>();
+
+  constructor(
+    private readonly settings: RemoteMediaSettings,
+    private readonly media: MediaRepository,
+    private readonly store: BlobStore,
+    private readonly quarantine: QuarantineService,
+    private readonly fetcher: RemoteMediaFetcher,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * The cached row, or a live stream of a fresh fetch; 404 when the media is
+   * unknown remotely, blocked, quarantined (unless `bypassQuarantine`) or not
+   * cached and `allowRemote` is false; 502 when the fetch fails.
+   */
+  async open(
+    origin: string,
+    mediaId: string,
+    options: { allowRemote: boolean; bypassQuarantine: boolean; legacy: boolean },
+  ): Promise<RemoteSource> {
+    const notFound = () => new MatrixError("M_NOT_FOUND", "Not found");
+    if (this.settings.blockedOrigins.includes(origin)) throw notFound();
+    const cached = await this.media.getRemote(origin, mediaId);
+    if (cached) return { kind: "cached", media: this.#servable(cached, options, notFound) };
+    if (!options.allowRemote) throw notFound();
+    if (await this.quarantine.isBlocked(origin, mediaId)) throw notFound();
+    const key = `${origin}/${mediaId}`;
+    const pending = this.#inFlight.get(key);
+    if (pending) {
+      return { kind: "cached", media: this.#servable(await pending, options, notFound) };
+    }
+    this.#assertNotFailedRecently(key);
+    return this.#startFetch(origin, mediaId, key);
+  }
+
+  /**
+   * Waits until a live fetch (from `open`) is complete in the cache, without
+   * serving its bytes (remote thumbnails need the whole original); 404 when
+   * it arrived quarantined.
+   */
+  async ensureCached(origin: string, mediaId: string, source: RemoteSource): Promise<RemoteMedia> {
+    if (source.kind === "cached") return source.media;
+    const done = this.#inFlight.get(`${origin}/${mediaId}`);
+    source.bytes.resume();
+    const row = done ? await done : await this.media.getRemote(origin, mediaId);
+    if (!row || row.quarantinedBy !== null) throw new MatrixError("M_NOT_FOUND", "Not found");
+    return row;
+  }
+
+  #servable(
+    row: RemoteMedia,
+    options: { bypassQuarantine: boolean; legacy: boolean },
+    notFound: () => MatrixError,
+  ) {
+    if (row.quarantinedBy !== null && !options.bypassQuarantine) throw notFound();
+    if (options.legacy && this.settings.authenticatedMedia && row.authenticated) throw notFound();
+    return row;
+  }
+
+  #assertNotFailedRecently(key: string): void {
+    const failure = this.#failures.get(key);
+    if (!failure) return;
+    if (failure.until > this.now()) throw failure.error;
+    this.#failures.delete(key);
+  }
+
+  /**
+   * Starts the one fetch of this item and registers it at once (before any
+   * await), so every concurrent request joins it. Resolves with the live
+   * stream when the remote starts sending.
+   */
+  #startFetch(origin: string, mediaId: string, key: string): Promise<RemoteSource> {
+    let streaming!: (source: RemoteSource) => void;
+    const started = new Promise<RemoteSource>((resolve) => {
+      streaming = resolve;
+    });
+    const done = (async () => {
+      let fetched: FetchedMedia;
+      try {
+        fetched = await this.fetcher.fetch(origin, mediaId, new AbortController().signal);
+      } catch (error) {
+        throw this.#remember(key, error);
+      }
+      const live = new PassThrough();
+      live.on("error", () => {});
+      const contentType = fetched.contentType || "application/octet-stream";
+      streaming({ kind: "live", contentType, uploadName: fetched.uploadName, bytes: live });
+      try {
+        return await this.#cache(origin, mediaId, fetched, live);
+      } catch (error) {
+        live.destroy(error as Error);
+        throw this.#remember(key, error);
+      }
+    })().finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, done);
+    // A fetch that fails before streaming fails the first request too.
+    return Promise.race([started, done.then(() => started)]);
+  }
+
+  /** Streams the fetched bytes to the store and to `live`; writes the row; releases the held-back tail. */
+  async #cache(origin: string, mediaId: string, fetched: FetchedMedia, live: PassThrough) {
+    const filesystemId = randomLetters(24);
+    const key = remoteContentKey(origin, filesystemId);
+    const meter = new UploadMeter(this.settings.maxSize);
+    const toStore = new PassThrough();
+    let held: Buffer | undefined;
+    meter.on("data", (chunk: Buffer) => {
+      if (held && !live.destroyed) live.write(held);
+      held = chunk;
+      if (!toStore.write(chunk)) {
+        meter.pause();
+        toStore.once("drain", () => meter.resume());
+      }
+    });
+    meter.on("end", () => toStore.end());
+    meter.on("error", (error) => toStore.destroy(error));
+    fetched.bytes.on("error", (error) => meter.destroy(error));
+    fetched.bytes.pipe(meter);
+    try {
+      await this.store.write(key, toStore);
+    } catch (error) {
+      fetched.bytes.destroy();
+      throw error instanceof UploadTooLargeError ? new RemoteTooLargeError() : error;
+    }
+    const sha256 = meter.sha256();
+    const row: RemoteMedia = {
+      origin,
+      mediaId,
+      mediaType: fetched.contentType || "application/octet-stream",
+      mediaLength: meter.bytes,
+      createdTs: this.now(),
+      uploadName: fetched.uploadName,
+      filesystemId,
+      lastAccessTs: this.now(),
+      quarantinedBy: null,
+      authenticated: this.settings.authenticatedMedia,
+      sha256,
+    };
+    const quarantinedBy = await this.quarantine
+      .admitRemote(origin, mediaId, sha256, (tx) => this.media.insertRemote(row, tx))
+      .catch(async (error: unknown) => {
+        await this.store.delete(key).catch(() => {});
+        throw error;
+      });
+    if (quarantinedBy) {
+      this.logger.info(
+        { origin, media_id: mediaId, quarantined_by: quarantinedBy },
+        "fetched remote media quarantined on arrival",
+      );
+      // Before any byte went out the client gets a plain 404; after, a cut-off response.
+      live.destroy(new MatrixError("M_NOT_FOUND", "Not found"));
+    } else {
+      live.end(held);
+    }
+    return { ...row, quarantinedBy };
+  }
+
+  /** Maps a fetch failure to the client's error and remembers it for a while. */
+  #remember(key: string, error: unknown): MatrixError {
+    const matrixError =
+      error instanceof RemoteNotFoundError
+        ? new MatrixError("M_NOT_FOUND", "Not found")
+        : error instanceof RemoteTooLargeError
+          ? new MatrixError("M_TOO_LARGE", "Remote media is too large", 502)
+          : new MatrixError("M_UNKNOWN", "Failed to fetch remote media", 502);
+    if (!(error instanceof MatrixError)) {
+      this.logger.warn({ err: error, media: key }, "remote media fetch failed");
+    }
+    this.#failures.set(key, { error: matrixError, until: this.now() + this.settings.failureTtlMs });
+    return matrixError;
+  }
+}
+
+function randomLetters(length: number): string {
+  const bytes = randomBytes(length);
+  let out = "";
+  for (const byte of bytes) out += LETTERS[byte % LETTERS.length];
+  return out;
+}

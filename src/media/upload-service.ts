@@ -1,0 +1,196 @@
+/**
+ * Uploads: plain (`POST /upload`: new id, bytes, row) and asynchronous
+ * (`POST /create` reserves an id, `PUT /upload/{server}/{id}` fills it).
+ *
+ * Bytes stream to the blob store through an UploadMeter (size limit and
+ * SHA-256 on the fly); the store makes them visible only when complete, and
+ * the row is written after the bytes, so a rejected or crashed upload never
+ * leaves a row pointing at nothing nor a visible partial file. New bytes
+ * whose hash matches quarantined media are stored quarantined by `system`,
+ * decided in the row's own transaction (ContentGate).
+ */
+import type { Readable } from "node:stream";
+import { MatrixError } from "../http/matrix-error.js";
+import { newMediaId } from "../identifiers/media-id.js";
+import type { Db } from "../db/database.js";
+import type { MediaRepository, StoredContent } from "../repositories/media-repository.js";
+import type { BlobStore } from "../storage/blob-store.js";
+import { localContentKey } from "../storage/media-paths.js";
+import type { PendingUploads } from "./pending-uploads.js";
+import { feedMeter, UploadMeter, UploadTooLargeError } from "./upload-meter.js";
+
+export interface UploadSettings {
+  readonly serverName: string;
+  readonly maxUploadSize: number;
+  /** `enable_authenticated_media`: new media is served only by the authenticated endpoints. */
+  readonly authenticatedMedia: boolean;
+  readonly maxPendingUploads: number;
+  readonly unusedExpirationMs: number;
+}
+
+export interface UploadRequest {
+  readonly userId: string;
+  readonly body: Readable;
+  /** The Content-Type header as sent; absent → application/octet-stream. */
+  readonly contentType: string | undefined;
+  /** The Content-Length header, when sent. */
+  readonly contentLength: number | undefined;
+  readonly uploadName: string | null;
+}
+
+/** Called after new content is stored (thumbnail pre-generation). */
+export type ContentListener = (mediaId: string, content: NewContent) => void;
+
+/**
+ * Decides, in the transaction that stores new content, whether it is
+ * quarantined on arrival (QuarantineService.admitLocal).
+ */
+export interface ContentGate {
+  admitLocal(mediaId: string, sha256: string, write: (tx: Db) => Promise<void>): Promise<boolean>;
+}
+
+/** What an upload stored; its quarantine state is the ContentGate's business. */
+export type NewContent = Omit<StoredContent, "quarantinedBy">;
+
+const DEFAULT_TYPE = "application/octet-stream";
+
+export class UploadService {
+  constructor(
+    private readonly settings: UploadSettings,
+    private readonly media: MediaRepository,
+    private readonly store: BlobStore,
+    private readonly pending: PendingUploads,
+    private readonly gate: ContentGate,
+    private readonly onContent: ContentListener = () => {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** `POST /upload`: stores the body under a new id; returns the mxc URI. */
+  async upload(request: UploadRequest): Promise<string> {
+    this.assertDeclaredSize(request.contentLength);
+    const mediaId = newMediaId();
+    const content = await this.storeBytes(mediaId, request);
+    try {
+      await this.gate.admitLocal(mediaId, content.sha256, (tx) =>
+        this.media.insertLocal(
+          {
+            ...content,
+            quarantinedBy: null,
+            mediaId,
+            userId: request.userId,
+            createdTs: this.now(),
+            authenticated: this.settings.authenticatedMedia,
+          },
+          tx,
+        ),
+      );
+    } catch (error) {
+      await this.store.delete(localContentKey(mediaId));
+      throw error;
+    }
+    this.onContent(mediaId, content);
+    return this.mxc(mediaId);
+  }
+
+  /** `POST /create`: reserves an id for a later upload. */
+  async create(userId: string): Promise<{ contentUri: string; unusedExpiresAt: number }> {
+    const now = this.now();
+    const pending = await this.media.countPending(userId, now - this.settings.unusedExpirationMs);
+    if (pending >= this.settings.maxPendingUploads) {
+      throw new MatrixError("M_LIMIT_EXCEEDED", "Too many pending media uploads", 429, {
+        retry_after_ms: this.settings.unusedExpirationMs,
+      });
+    }
+    const mediaId = newMediaId();
+    await this.media.insertPending({
+      mediaId,
+      userId,
+      createdTs: now,
+      authenticated: this.settings.authenticatedMedia,
+    });
+    return {
+      contentUri: this.mxc(mediaId),
+      unusedExpiresAt: now + this.settings.unusedExpirationMs,
+    };
+  }
+
+  /**
+   * `PUT /upload/{serverName}/{mediaId}`, checked in Synapse's (and
+   * Complement's) order: 404 non-local, 404 unknown, 403 not the creator,
+   * 409 has content (or is being uploaded), 404 expired, 413 too large.
+   */
+  async uploadTo(serverName: string, mediaId: string, request: UploadRequest): Promise<void> {
+    if (serverName !== this.settings.serverName) {
+      throw new MatrixError("M_NOT_FOUND", "Non-local server name specified");
+    }
+    const row = await this.media.getLocal(mediaId);
+    if (!row) throw new MatrixError("M_NOT_FOUND", "Unknown media ID");
+    if (row.userId !== request.userId) {
+      throw new MatrixError("M_FORBIDDEN", "You may not upload to this media ID");
+    }
+    if (row.mediaLength !== null || row.sha256 !== null) {
+      throw new MatrixError("M_CANNOT_OVERWRITE_MEDIA", "Media ID already has content");
+    }
+    if (row.createdTs + this.settings.unusedExpirationMs < this.now()) {
+      throw new MatrixError("M_NOT_FOUND", "Media ID has expired");
+    }
+    this.assertDeclaredSize(request.contentLength);
+    if (!(await this.media.claimPending(mediaId))) {
+      throw new MatrixError("M_CANNOT_OVERWRITE_MEDIA", "Media ID cannot be overwritten");
+    }
+    let content: NewContent;
+    try {
+      content = await this.storeBytes(mediaId, request);
+    } catch (error) {
+      await this.media.releaseClaim(mediaId);
+      throw error;
+    }
+    await this.gate.admitLocal(mediaId, content.sha256, (tx) =>
+      this.media.completeClaim(mediaId, content, tx),
+    );
+    this.pending.notify(mediaId);
+    this.onContent(mediaId, content);
+  }
+
+  private assertDeclaredSize(contentLength: number | undefined): void {
+    if (contentLength !== undefined && contentLength > this.settings.maxUploadSize) {
+      throw tooLarge();
+    }
+  }
+
+  /** Streams the body to the store; returns what the row needs. Nothing is left on failure. */
+  private async storeBytes(mediaId: string, request: UploadRequest): Promise<NewContent> {
+    const meter = new UploadMeter(this.settings.maxUploadSize);
+    const key = localContentKey(mediaId);
+    // A failing side fails the meter, and the store drops its temp file when
+    // its source errors; a failing store destroys the meter in turn, so
+    // neither side can wait forever.
+    const results = await Promise.allSettled([
+      feedMeter(request.body, meter),
+      this.store.write(key, meter).catch((error: unknown) => {
+        meter.destroy(error as Error);
+        throw error;
+      }),
+    ]);
+    const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+    if (errors.length > 0) {
+      await this.store.delete(key).catch(() => {});
+      if (errors.some((e) => e instanceof UploadTooLargeError)) throw tooLarge();
+      throw errors[0];
+    }
+    return {
+      mediaType: request.contentType || DEFAULT_TYPE,
+      mediaLength: meter.bytes,
+      uploadName: request.uploadName,
+      sha256: meter.sha256(),
+    };
+  }
+
+  private mxc(mediaId: string): string {
+    return `mxc://${this.settings.serverName}/${mediaId}`;
+  }
+}
+
+function tooLarge(): MatrixError {
+  return new MatrixError("M_TOO_LARGE", "Upload request body is too large", 413);
+}

@@ -1,0 +1,268 @@
+/**
+ * The SQL behind the media admin API's listing, deletion and statistics
+ * endpoints (synapse-media-admin.md A3, A4, A12–A15).
+ *
+ * Design notes:
+ * - NULL placement is PostgreSQL's on both engines (last ascending, first
+ *   descending), spelled out with NULLS FIRST/LAST on nullable columns only:
+ *   on NOT NULL columns the modifier would stop SQLite using the
+ *   (user_id, created_ts) index for the default newest-first order.
+ * - Deletion candidates are read in keyset batches ordered by an indexed
+ *   timestamp and then the unique key, so a purge of any size runs in bounded
+ *   memory, each batch an index range scan that starts where the last ended.
+ */
+import { type Expression, sql } from "kysely";
+import type { Database } from "../db/database.js";
+import type { LocalMedia } from "./media-repository.js";
+
+/** `media_length` of a row whose upload is streaming now (see media-repository.ts). */
+const CLAIMED = -1;
+
+/** A3's `order_by` values, in the order Synapse's error message lists them. */
+export const USER_MEDIA_ORDER_BY = [
+  "media_id",
+  "upload_name",
+  "created_ts",
+  "last_access_ts",
+  "media_length",
+  "media_type",
+  "quarantined_by",
+  "safe_from_quarantine",
+] as const;
+export type UserMediaOrderBy = (typeof USER_MEDIA_ORDER_BY)[number];
+
+/** One page of a user's media (A3, A4); `direction` "b" is descending. */
+export interface UserMediaPage {
+  readonly userId: string;
+  readonly from: number;
+  readonly limit: number;
+  readonly orderBy: UserMediaOrderBy;
+  readonly direction: "f" | "b";
+}
+
+/** What deletion needs to know of a local media item: its id and where its bytes live. */
+export interface LocalMediaItem {
+  readonly mediaId: string;
+  /** Non-null for URL-preview media, whose files live under `url_cache/`. */
+  readonly urlCache: string | null;
+}
+
+/** Which of A13's two "old" rules a batch walks (see `oldLocalMediaBatch`). */
+export type AgeRule = "accessed" | "never_accessed";
+
+/** The keyset position of the last candidate of a batch. */
+export interface Cursor {
+  readonly ts: number;
+  readonly mediaId: string;
+  /** Remote batches only. */
+  readonly origin?: string;
+}
+
+export interface OldLocalCandidate extends LocalMediaItem {
+  readonly cursor: Cursor;
+}
+
+/** A cached remote media item (A14). */
+export interface RemoteCacheItem {
+  readonly origin: string;
+  readonly mediaId: string;
+  readonly filesystemId: string;
+  readonly cursor: Cursor;
+}
+
+export class MediaAdminRepository {
+  constructor(private readonly database: Database) {}
+
+  /** How many local media rows `userId` has (index range on (user_id, created_ts)). */
+  async countUserMedia(userId: string): Promise<number> {
+    const row = await this.database.db
+      .selectFrom("local_media_repository")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("user_id", "=", userId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** One page of a user's media; ties in the sort key go by media_id ascending. */
+  async listUserMedia(page: UserMediaPage): Promise<LocalMedia[]> {
+    const desc = page.direction === "b";
+    const rows = await this.database.db
+      .selectFrom("local_media_repository")
+      .selectAll()
+      .where("user_id", "=", page.userId)
+      .orderBy(sortKey(page.orderBy), (ob) => {
+        const ordered = desc ? ob.desc() : ob.asc();
+        if (!NULLABLE.has(page.orderBy)) return ordered;
+        return desc ? ordered.nullsFirst() : ordered.nullsLast();
+      })
+      .orderBy("media_id", "asc")
+      .limit(page.limit)
+      .offset(page.from)
+      .execute();
+    return rows.map(toLocalMedia);
+  }
+
+  /** The deletion facts of one local media item, or undefined when unknown. */
+  async getLocalItem(mediaId: string): Promise<LocalMediaItem | undefined> {
+    const row = await this.database.db
+      .selectFrom("local_media_repository")
+      .select(["media_id", "url_cache"])
+      .where("media_id", "=", mediaId)
+      .executeTakeFirst();
+    return row && { mediaId: row.media_id, urlCache: row.url_cache };
+  }
+
+  /**
+   * The next batch of A13 candidates after `after`: not quarantined, not
+   * protected, `media_length > sizeGt`, and old by `rule` — "accessed":
+   * `last_access_ts < beforeTs`; "never_accessed": no access and
+   * `created_ts < beforeTs`. Ordered by that timestamp, then media_id.
+   */
+  async oldLocalMediaBatch(
+    criteria: { beforeTs: number; sizeGt: number },
+    rule: AgeRule,
+    after: Cursor | undefined,
+    limit: number,
+  ): Promise<OldLocalCandidate[]> {
+    const ts = rule === "accessed" ? "last_access_ts" : "created_ts";
+    const rows = await this.database.db
+      .selectFrom("local_media_repository")
+      .select((eb) => ["media_id", "url_cache", eb.ref(ts).as("ts")])
+      .where(ts, "<", criteria.beforeTs)
+      .$if(rule === "never_accessed", (q) => q.where("last_access_ts", "is", null))
+      .where("media_length", ">", criteria.sizeGt)
+      .where("quarantined_by", "is", null)
+      .where("safe_from_quarantine", "=", false)
+      .$if(after !== undefined, (q) =>
+        q
+          .where(ts, ">=", after!.ts)
+          .where((eb) => eb.or([eb(ts, ">", after!.ts), eb("media_id", ">", after!.mediaId)])),
+      )
+      .orderBy(ts)
+      .orderBy("media_id")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      mediaId: r.media_id,
+      urlCache: r.url_cache,
+      cursor: { ts: Number(r.ts), mediaId: r.media_id },
+    }));
+  }
+
+  /** Deletes a local media row and its thumbnail rows in one transaction. */
+  async deleteLocalRows(mediaId: string): Promise<void> {
+    await this.database.transaction(async (tx) => {
+      await tx
+        .deleteFrom("local_media_repository_thumbnails")
+        .where("media_id", "=", mediaId)
+        .execute();
+      await tx.deleteFrom("local_media_repository").where("media_id", "=", mediaId).execute();
+    });
+  }
+
+  /**
+   * The next batch of A14 candidates after `after`: cached remote media not
+   * quarantined with `last_access_ts < beforeTs`, ordered by
+   * (last_access_ts, media_origin, media_id).
+   */
+  async oldRemoteMediaBatch(
+    beforeTs: number,
+    after: Cursor | undefined,
+    limit: number,
+  ): Promise<RemoteCacheItem[]> {
+    const rows = await this.database.db
+      .selectFrom("remote_media_cache")
+      .select(["media_origin", "media_id", "filesystem_id", "last_access_ts"])
+      .where("last_access_ts", "<", beforeTs)
+      .where("quarantined_by", "is", null)
+      .$if(after !== undefined, (q) =>
+        q
+          .where("last_access_ts", ">=", after!.ts)
+          .where((eb) =>
+            eb.or([
+              eb("last_access_ts", ">", after!.ts),
+              eb("media_origin", ">", after!.origin!),
+              eb.and([
+                eb("media_origin", "=", after!.origin!),
+                eb("media_id", ">", after!.mediaId),
+              ]),
+            ]),
+          ),
+      )
+      .orderBy("last_access_ts")
+      .orderBy("media_origin")
+      .orderBy("media_id")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      origin: r.media_origin,
+      mediaId: r.media_id,
+      filesystemId: r.filesystem_id,
+      cursor: { ts: Number(r.last_access_ts), origin: r.media_origin, mediaId: r.media_id },
+    }));
+  }
+
+  /** Deletes a cached remote media row and its thumbnail rows in one transaction. */
+  async deleteRemoteRows(origin: string, mediaId: string): Promise<void> {
+    await this.database.transaction(async (tx) => {
+      await tx
+        .deleteFrom("remote_media_cache_thumbnails")
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId)
+        .execute();
+      await tx
+        .deleteFrom("remote_media_cache")
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId)
+        .execute();
+    });
+  }
+}
+
+/** Columns that may hold NULL (they get explicit NULLS FIRST/LAST). */
+const NULLABLE: ReadonlySet<UserMediaOrderBy> = new Set([
+  "upload_name",
+  "last_access_ts",
+  "media_length",
+  "media_type",
+  "quarantined_by",
+]);
+
+/** The sort expression of an `order_by` value; an upload in progress sorts as "no length". */
+function sortKey(orderBy: UserMediaOrderBy): UserMediaOrderBy | Expression<unknown> {
+  return orderBy === "media_length" ? sql`nullif(media_length, ${sql.lit(CLAIMED)})` : orderBy;
+}
+
+type LocalRow = {
+  media_id: string;
+  media_type: string | null;
+  media_length: number | null;
+  created_ts: number;
+  upload_name: string | null;
+  user_id: string | null;
+  quarantined_by: string | null;
+  url_cache: string | null;
+  last_access_ts: number | null;
+  safe_from_quarantine: boolean | number;
+  authenticated: boolean | number;
+  sha256: string | null;
+};
+
+/** A row as `LocalMedia`: numbers from bigint text, flags from 0/1, claimed length as null. */
+function toLocalMedia(row: LocalRow): LocalMedia {
+  const length = row.media_length === null ? null : Number(row.media_length);
+  return {
+    mediaId: row.media_id,
+    mediaType: row.media_type,
+    mediaLength: length === CLAIMED ? null : length,
+    createdTs: Number(row.created_ts),
+    uploadName: row.upload_name,
+    userId: row.user_id,
+    quarantinedBy: row.quarantined_by,
+    urlCache: row.url_cache,
+    lastAccessTs: row.last_access_ts === null ? null : Number(row.last_access_ts),
+    safeFromQuarantine: Boolean(row.safe_from_quarantine),
+    authenticated: Boolean(row.authenticated),
+    sha256: row.sha256,
+  };
+}

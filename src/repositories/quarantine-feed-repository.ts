@@ -1,0 +1,56 @@
+/**
+ * Reading the quarantine change feed. Ids become visible in commit order
+ * with no gaps (see QuarantineRepository.lockFeed and
+ * docs/quarantine-feed.md), so a page is a plain primary-key range scan
+ * `from < stream_id <= position`, whatever the size of the table.
+ */
+import type { Database } from "../db/database.js";
+
+export interface FeedRecord {
+  readonly streamId: number;
+  /** Null for local media. */
+  readonly origin: string | null;
+  readonly mediaId: string;
+  readonly quarantined: boolean;
+  readonly sha256: string | null;
+  readonly quarantinedBy: string | null;
+  readonly ts: number;
+}
+
+export class QuarantineFeedRepository {
+  constructor(private readonly database: Database) {}
+
+  /**
+   * The committed position: the highest stream id whose record, and every
+   * lower one, is visible. 1 on an empty feed (Synapse's streams start there).
+   */
+  async position(): Promise<number> {
+    const row = await this.database.db
+      .selectFrom("quarantine_stream")
+      .select("position")
+      .where("id", "=", 1)
+      .executeTakeFirstOrThrow();
+    return Number(row.position);
+  }
+
+  /** Records with `from < stream_id <= upTo`, oldest first, at most `limit`. */
+  async page(from: number, upTo: number, limit: number): Promise<FeedRecord[]> {
+    const rows = await this.database.db
+      .selectFrom("quarantined_media_changes")
+      .selectAll()
+      .where("stream_id", ">", from)
+      .where("stream_id", "<=", upTo)
+      .orderBy("stream_id")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      streamId: Number(r.stream_id),
+      origin: r.origin,
+      mediaId: r.media_id,
+      quarantined: Boolean(r.quarantined),
+      sha256: r.sha256,
+      quarantinedBy: r.quarantined_by,
+      ts: Number(r.ts),
+    }));
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * A self-signed test certificate for DNS:remote.test and IP:127.0.0.1
+ * (P-256, valid from 2000 to 2126), for TLS tests against loopback
+ * servers. Made with `openssl ca -selfsign -startdate 20000101000000Z
+ * -enddate 21260101000000Z` and subjectAltName=DNS:remote.test,IP:127.0.0.1.
+ * Test use only.
+ */
+export const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNpOySLUDyZ5rjtYB
+2+U+GKc1Nq47KuMb+Fh3ccp0Qn6hRANCAASx0Mh4tV8O9fQxXuwcKDlvMit4Fa88
+yPO0cbePnna/AZ8SKBCuzusoLTJJIBs6XR0WrYAXleqfHX3zKCE5kgHX
+-----END PRIVATE KEY-----`;
+
+export const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBbTCCAROgAwIBAgIBATAKBggqhkjOPQQDAjAWMRQwEgYDVQQDDAtyZW1vdGUu
+dGVzdDAgFw0wMDAxMDEwMDAwMDBaGA8yMTI2MDEwMTAwMDAwMFowFjEUMBIGA1UE
+AwwLcmVtb3RlLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASx0Mh4tV8O
+9fQxXuwcKDlvMit4Fa88yPO0cbePnna/AZ8SKBCuzusoLTJJIBs6XR0WrYAXleqf
+HX3zKCE5kgHXo1AwTjAcBgNVHREEFTATggtyZW1vdGUudGVzdIcEfwAAATAPBgNV
+HRMBAf8EBTADAQH/MB0GA1UdDgQWBBTt4Qea/JfyCq20F/9Ya5HvQrmnZzAKBggq
+hkjOPQQDAgNIADBFAiEAzY6SRlZAJ7FRzwhEM+1lFWJpE0KDUGEkw8t/Lo3AYDQC
+IG7rTQPTlXUGdPk26MtXuXuPQe4p98CCFQ9SXoSd7Ef7
+-----END CERTIFICATE-----`;
