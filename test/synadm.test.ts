@@ -1,0 +1,179 @@
+/**
+ * synadm (Debian's real Synapse admin CLI) drives mxcd's media admin API:
+ * media list (by user and by room), quarantine (by id, room and user),
+ * protect, delete (by id and by date) and purge (remote cache).
+ * Without synadm installed the suite is skipped loudly (fails under CI=true;
+ * .ci/run installs it).
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { remoteContentKey } from "../src/storage/media-paths.js";
+import { forEachEngine } from "./support/databases.js";
+import { allKeys, uploadBytes } from "./support/media.js";
+import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+
+function synadmInstalled(): boolean {
+  try {
+    execFileSync("synadm", ["-h"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const installed = synadmInstalled();
+if (!installed && process.env.CI === "true") throw new Error("synadm is required under CI=true");
+
+/** Runs synadm with `args`; resolves with its exit code and output. */
+function synadm(
+  config: string,
+  args: string[],
+  input = "y\n",
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("synadm", ["-c", config, ...args], {
+      env: { ...process.env, HOME: tmpdir() },
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, out }));
+    child.stdin.end(input);
+  });
+}
+
+forEachEngine("synadm drives the media admin API", (engine) => {
+  const suite = installed ? describe : describe.skip;
+  suite(
+    installed ? "with synadm" : "!!! SKIPPED: synadm is not installed (apt-get install synadm)",
+    () => {
+      let server: TestServer;
+      let admin: TestUser;
+      let alice: TestUser;
+      let config: string;
+      let roomId: string;
+      const media: string[] = [];
+      before(async () => {
+        server = await startTestServer(engine);
+        admin = await server.user("admin", { admin: true });
+        alice = await server.user("alice");
+        for (let i = 0; i < 4; i++)
+          media.push(await uploadBytes(alice.http, randomBytes(2000 + i)));
+        roomId = (await alice.http.post("/_matrix/client/v3/createRoom", { name: "r" })).body
+          .room_id;
+        await alice.http.put(
+          `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`,
+          {
+            msgtype: "m.image",
+            body: "x",
+            url: `mxc://test.local/${media[1]}`,
+          },
+        );
+        config = join(mkdtempSync(join(tmpdir(), "synadm-")), "synadm.yaml");
+        writeFileSync(
+          config,
+          [
+            'user: "@admin:test.local"',
+            `token: "${admin.token}"`,
+            `base_url: "${server.baseUrl}"`,
+            'admin_path: "/_synapse/admin"',
+            'matrix_path: "/_matrix"',
+            "ssl_verify: true",
+            "timeout: 10",
+            "format: json",
+            'homeserver: "test.local"',
+            "",
+          ].join("\n"),
+        );
+      });
+      after(() => server.stop());
+
+      const quarantinedBy = async (id: string) =>
+        (await admin.http.get(`/_synapse/admin/v1/media/test.local/${id}`)).body.media_info
+          .quarantined_by;
+
+      it("lists a user's media and a room's media", async () => {
+        const byUser = await synadm(config, ["media", "list", "-u", "@alice:test.local"]);
+        assert.equal(byUser.code, 0, byUser.out);
+        for (const id of media) assert.ok(byUser.out.includes(id), id);
+        const byRoom = await synadm(config, ["media", "list", "-r", roomId]);
+        assert.equal(byRoom.code, 0, byRoom.out);
+        assert.ok(byRoom.out.includes(`mxc://test.local/${media[1]}`), byRoom.out);
+      });
+
+      it("protects media, which then survives quarantine", async () => {
+        const res = await synadm(config, ["media", "protect", media[3]!]);
+        assert.equal(res.code, 0, res.out);
+        const info = await admin.http.get(`/_synapse/admin/v1/media/test.local/${media[3]}`);
+        assert.equal(info.body.media_info.safe_from_quarantine, true);
+      });
+
+      it("quarantines by media id, by room and by user", async () => {
+        const byId = await synadm(config, ["media", "quarantine", "-i", media[0]!]);
+        assert.equal(byId.code, 0, byId.out);
+        assert.equal(await quarantinedBy(media[0]!), "@admin:test.local");
+        const byRoom = await synadm(config, ["media", "quarantine", "-r", roomId]);
+        assert.equal(byRoom.code, 0, byRoom.out);
+        assert.equal(await quarantinedBy(media[1]!), "@admin:test.local");
+        const byUser = await synadm(config, ["media", "quarantine", "-u", "@alice:test.local"]);
+        assert.equal(byUser.code, 0, byUser.out);
+        assert.equal(await quarantinedBy(media[2]!), "@admin:test.local");
+        assert.equal(await quarantinedBy(media[3]!), null, "protected");
+      });
+
+      it("deletes media by id and by date", async () => {
+        const byId = await synadm(config, ["media", "delete", "-i", media[0]!]);
+        assert.equal(byId.code, 0, byId.out);
+        assert.equal(
+          (await admin.http.get(`/_synapse/admin/v1/media/test.local/${media[0]}`)).status,
+          404,
+        );
+        const old = await uploadBytes(alice.http, randomBytes(3000));
+        const byDate = await synadm(config, ["media", "delete", "-t", String(Date.now() + 60_000)]);
+        assert.equal(byDate.code, 0, byDate.out);
+        assert.equal(
+          (await admin.http.get(`/_synapse/admin/v1/media/test.local/${old}`)).status,
+          404,
+        );
+      });
+
+      it("purges cached remote media", async () => {
+        const key = remoteContentKey("remote.example", "RemoteFileForSynadmTest");
+        await server.app.store.write(key, Readable.from([randomBytes(100)]));
+        await server.app.database.db
+          .insertInto("remote_media_cache")
+          .values({
+            media_origin: "remote.example",
+            media_id: "RemoteForSynadm",
+            media_type: "image/png",
+            media_length: 100,
+            created_ts: 1,
+            upload_name: null,
+            filesystem_id: "RemoteFileForSynadmTest",
+            last_access_ts: 1,
+            authenticated: true,
+            sha256: null,
+          })
+          .execute();
+        const res = await synadm(config, ["media", "purge", "-t", String(Date.now())]);
+        assert.equal(res.code, 0, res.out);
+        assert.equal(
+          (await admin.http.get("/_synapse/admin/v1/media/remote.example/RemoteForSynadm")).status,
+          404,
+        );
+        assert.ok(!(await allKeys(server.app.store)).includes(key));
+      });
+    },
+  );
+});
