@@ -141,8 +141,11 @@ export class RemoteMediaService {
       try {
         return await this.#cache(origin, mediaId, fetched, live);
       } catch (error) {
-        live.destroy(error as Error);
-        throw this.#remember(key, error);
+        // Fail the live stream with the client's error: sent as the answer
+        // when no byte went out yet, else the response is cut off.
+        const failure = this.#remember(key, error);
+        live.destroy(failure);
+        throw failure;
       }
     })().finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, done);
@@ -156,6 +159,9 @@ export class RemoteMediaService {
     const key = remoteContentKey(origin, filesystemId);
     const meter = new UploadMeter(this.settings.maxSize);
     const toStore = new PassThrough();
+    // The store sees a failure through its own listener; this one only keeps
+    // an error emitted after the store gave up from crashing the process.
+    toStore.on("error", () => {});
     let held: Buffer | undefined;
     meter.on("data", (chunk: Buffer) => {
       if (held && !live.destroyed) live.write(held);
