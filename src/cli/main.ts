@@ -7,6 +7,7 @@ import { Command, Option } from "commander";
 import { MXCD_VERSION } from "../version.js";
 import { configCheckCommand, generateConfigCommand } from "./config-commands.js";
 import { jobsCommand, jobsRunCommand } from "./jobs-command.js";
+import { migrateStoreCommand } from "./media-migrate-store-command.js";
 import { migrateCommand } from "./migrate-command.js";
 import { registerUserCommand } from "./register-user-command.js";
 import { serveCommand } from "./serve-command.js";
@@ -74,6 +75,17 @@ jobs
   .action((options: { config?: string }) =>
     jobsRunCommand(options.config ?? jobs.opts<{ config: string }>().config),
   );
+
+program
+  .command("media")
+  .description("work with the media store")
+  .command("migrate-store")
+  .description(
+    "copy every media blob to another store (e.g. filesystem to S3), verified, resumable",
+  )
+  .requiredOption("--from <file>", "config file whose media_store is the source")
+  .requiredOption("--to <file>", "config file whose media_store is the destination")
+  .action(migrateStoreCommand);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));
