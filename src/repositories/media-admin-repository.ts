@@ -13,7 +13,7 @@
  */
 import { type Expression, sql } from "kysely";
 import type { Database } from "../db/database.js";
-import type { LocalMedia } from "./media-repository.js";
+import { type LocalMedia, toLocalMedia } from "./media-repository.js";
 
 /** `media_length` of a row whose upload is streaming now (see media-repository.ts). */
 const CLAIMED = -1;
@@ -231,38 +231,4 @@ const NULLABLE: ReadonlySet<UserMediaOrderBy> = new Set([
 /** The sort expression of an `order_by` value; an upload in progress sorts as "no length". */
 function sortKey(orderBy: UserMediaOrderBy): UserMediaOrderBy | Expression<unknown> {
   return orderBy === "media_length" ? sql`nullif(media_length, ${sql.lit(CLAIMED)})` : orderBy;
-}
-
-type LocalRow = {
-  media_id: string;
-  media_type: string | null;
-  media_length: number | null;
-  created_ts: number;
-  upload_name: string | null;
-  user_id: string | null;
-  quarantined_by: string | null;
-  url_cache: string | null;
-  last_access_ts: number | null;
-  safe_from_quarantine: boolean | number;
-  authenticated: boolean | number;
-  sha256: string | null;
-};
-
-/** A row as `LocalMedia`: numbers from bigint text, flags from 0/1, claimed length as null. */
-function toLocalMedia(row: LocalRow): LocalMedia {
-  const length = row.media_length === null ? null : Number(row.media_length);
-  return {
-    mediaId: row.media_id,
-    mediaType: row.media_type,
-    mediaLength: length === CLAIMED ? null : length,
-    createdTs: Number(row.created_ts),
-    uploadName: row.upload_name,
-    userId: row.user_id,
-    quarantinedBy: row.quarantined_by,
-    urlCache: row.url_cache,
-    lastAccessTs: row.last_access_ts === null ? null : Number(row.last_access_ts),
-    safeFromQuarantine: Boolean(row.safe_from_quarantine),
-    authenticated: Boolean(row.authenticated),
-    sha256: row.sha256,
-  };
 }

@@ -254,14 +254,7 @@ export class MediaRepository {
       .selectAll()
       .where("media_id", "=", mediaId)
       .execute();
-    return rows.map((r) => ({
-      width: r.thumbnail_width,
-      height: r.thumbnail_height,
-      contentType: r.thumbnail_type,
-      // Synapse writes only these two; anything else is treated as scale.
-      method: r.thumbnail_method === "crop" ? ("crop" as const) : ("scale" as const),
-      length: Number(r.thumbnail_length),
-    }));
+    return rows.map(toThumbnail);
   }
 
   async listRemoteThumbnails(origin: string, mediaId: string): Promise<LocalThumbnail[]> {
@@ -271,13 +264,7 @@ export class MediaRepository {
       .where("media_origin", "=", origin)
       .where("media_id", "=", mediaId)
       .execute();
-    return rows.map((r) => ({
-      width: r.thumbnail_width,
-      height: r.thumbnail_height,
-      contentType: r.thumbnail_type,
-      method: r.thumbnail_method === "crop" ? ("crop" as const) : ("scale" as const),
-      length: Number(r.thumbnail_length),
-    }));
+    return rows.map(toThumbnail);
   }
 
   /** Records a thumbnail of cached remote media; a second record of the same one is ignored. */
@@ -320,7 +307,26 @@ export class MediaRepository {
   }
 }
 
-type LocalRow = {
+/** A local or remote thumbnail row as `LocalThumbnail`. */
+function toThumbnail(r: {
+  thumbnail_width: number;
+  thumbnail_height: number;
+  thumbnail_type: string;
+  thumbnail_method: string;
+  thumbnail_length: number;
+}): LocalThumbnail {
+  return {
+    width: r.thumbnail_width,
+    height: r.thumbnail_height,
+    contentType: r.thumbnail_type,
+    // Synapse writes only these two; anything else is treated as scale.
+    method: r.thumbnail_method === "crop" ? "crop" : "scale",
+    length: Number(r.thumbnail_length),
+  };
+}
+
+/** A `local_media_repository` row as read (flags may be 0/1 on SQLite). */
+export type LocalRow = {
   media_id: string;
   media_type: string | null;
   media_length: number | null;
@@ -335,7 +341,8 @@ type LocalRow = {
   sha256: string | null;
 };
 
-function toLocalMedia(row: LocalRow): LocalMedia {
+/** A row as `LocalMedia`: numbers from bigint text, flags from 0/1, a claimed length as null. */
+export function toLocalMedia(row: LocalRow): LocalMedia {
   const length = row.media_length === null ? null : Number(row.media_length);
   return {
     mediaId: row.media_id,
