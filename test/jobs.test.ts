@@ -194,43 +194,47 @@ forEachEngine("background job runner", (engine) => {
     await database.close();
   });
 
-  it("two runners on two connections pools never overlap a job's batches; each item is done once", {
-    skip: engine !== "postgres" && "advisory locks are PostgreSQL's",
-    timeout: 60_000,
-  }, async () => {
-    const { database, reopen } = await scratchDatabase(engine);
-    const other = reopen();
-    const shared = { active: 0, maxActive: 0 };
-    const held = gate();
-    const entered = gate();
-    const a = new CountingJob(
-      "shared",
-      async (call) => {
-        if (call === 1) {
-          entered.open();
-          await held.promise; // A holds the job's lock until B has been turned away
-        }
-      },
-      shared,
-    );
-    const b = new CountingJob("shared", async () => {}, shared);
-    const busy = gate();
-    const runnerA = new JobRunner(database, [a], logger, FAST);
-    const runnerB = new JobRunner(other, [b], logger, FAST, { busy: () => busy.open() });
-    const runA = runnerA.run();
-    await entered.promise;
-    const runB = runnerB.run();
-    await busy.promise;
-    held.open();
-    await Promise.all([runA, runB]);
-    assert.equal(shared.maxActive, 1, "batches of one job never overlap");
-    assert.deepEqual(await hits(database), Array(ITEMS).fill(1));
-    const state = await stateOf(runnerA, "shared");
-    assert.equal(state.processed, ITEMS);
-    assert.equal(state.status, "done");
-    await other.close();
-    await database.close();
-  });
+  it(
+    "two runners on two connections pools never overlap a job's batches; each item is done once",
+    {
+      skip: engine !== "postgres" && "advisory locks are PostgreSQL's",
+      timeout: 60_000,
+    },
+    async () => {
+      const { database, reopen } = await scratchDatabase(engine);
+      const other = reopen();
+      const shared = { active: 0, maxActive: 0 };
+      const held = gate();
+      const entered = gate();
+      const a = new CountingJob(
+        "shared",
+        async (call) => {
+          if (call === 1) {
+            entered.open();
+            await held.promise; // A holds the job's lock until B has been turned away
+          }
+        },
+        shared,
+      );
+      const b = new CountingJob("shared", async () => {}, shared);
+      const busy = gate();
+      const runnerA = new JobRunner(database, [a], logger, FAST);
+      const runnerB = new JobRunner(other, [b], logger, FAST, { busy: () => busy.open() });
+      const runA = runnerA.run();
+      await entered.promise;
+      const runB = runnerB.run();
+      await busy.promise;
+      held.open();
+      await Promise.all([runA, runB]);
+      assert.equal(shared.maxActive, 1, "batches of one job never overlap");
+      assert.deepEqual(await hits(database), Array(ITEMS).fill(1));
+      const state = await stateOf(runnerA, "shared");
+      assert.equal(state.processed, ITEMS);
+      assert.equal(state.status, "done");
+      await other.close();
+      await database.close();
+    },
+  );
 });
 
 forEachEngine("background jobs in the server", (engine) => {

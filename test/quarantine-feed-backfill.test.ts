@@ -242,41 +242,45 @@ forEachEngine("quarantine feed backfill", (engine: Engine) => {
     await database.close();
   });
 
-  it("a batch waits for a release in flight and then records nothing for the released item", {
-    skip: engine !== "postgres" && "SQLite runs one transaction at a time",
-  }, async () => {
-    const database = createDatabase(await freshDatabaseConfig(engine));
-    await runMigrations(database);
-    await importMedia(database, [["c", "@mod:x"]], []);
-    const repository = new QuarantineRepository();
-    const inRelease = gate();
-    const commit = gate();
-    // An admin release, held open after its update and record.
-    const release = database.transaction(async (tx) => {
-      await repository.lockFeed(tx);
-      const changed = await repository.updateLocal(tx, { ids: ["c"] }, null);
-      await repository.appendChanges(tx, changed, null, 1);
-      inRelease.open();
-      await commit.promise;
-    });
-    await inRelease.promise;
-    const job = new QuarantineFeedBackfillJob(repository);
-    const run = new JobRunner(database, [job], logger, { pauseMs: 0 }).run({ failFast: true });
-    // Wait until the batch is blocked on a lock (the feed lock). Its unlocked
-    // scan saw "c" still quarantined with no record; had it acted on that
-    // read instead of re-reading under the lock, it would append a stale
-    // `true` after the release.
-    while (!(await waitingOnLock(database))) await sleep(5);
-    commit.open();
-    await release;
-    await run;
-    const feed = await feedRows(database);
-    assert.deepEqual(
-      feed.map((r) => `${r.mediaId} ${r.quarantined}`),
-      ["c false"],
-    );
-    await database.close();
-  });
+  it(
+    "a batch waits for a release in flight and then records nothing for the released item",
+    {
+      skip: engine !== "postgres" && "SQLite runs one transaction at a time",
+    },
+    async () => {
+      const database = createDatabase(await freshDatabaseConfig(engine));
+      await runMigrations(database);
+      await importMedia(database, [["c", "@mod:x"]], []);
+      const repository = new QuarantineRepository();
+      const inRelease = gate();
+      const commit = gate();
+      // An admin release, held open after its update and record.
+      const release = database.transaction(async (tx) => {
+        await repository.lockFeed(tx);
+        const changed = await repository.updateLocal(tx, { ids: ["c"] }, null);
+        await repository.appendChanges(tx, changed, null, 1);
+        inRelease.open();
+        await commit.promise;
+      });
+      await inRelease.promise;
+      const job = new QuarantineFeedBackfillJob(repository);
+      const run = new JobRunner(database, [job], logger, { pauseMs: 0 }).run({ failFast: true });
+      // Wait until the batch is blocked on a lock (the feed lock). Its unlocked
+      // scan saw "c" still quarantined with no record; had it acted on that
+      // read instead of re-reading under the lock, it would append a stale
+      // `true` after the release.
+      while (!(await waitingOnLock(database))) await sleep(5);
+      commit.open();
+      await release;
+      await run;
+      const feed = await feedRows(database);
+      assert.deepEqual(
+        feed.map((r) => `${r.mediaId} ${r.quarantined}`),
+        ["c false"],
+      );
+      await database.close();
+    },
+  );
 });
 
 /** True while some backend of this database waits for a lock. */
