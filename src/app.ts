@@ -7,7 +7,9 @@ import type { FastifyInstance } from "fastify";
 import { AccountService } from "./accounts/account-service.js";
 import { SharedSecretRegistration } from "./accounts/shared-secret-registration.js";
 import type { Config } from "./config/config-schema.js";
+import { createAdvisoryLocks } from "./db/advisory-locks.js";
 import { createDatabase, type Database } from "./db/database.js";
+import { createNotificationBus } from "./db/notification-bus.js";
 import { FederationAuth } from "./federation/federation-auth.js";
 import { FederationClient } from "./federation/federation-client.js";
 import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js";
@@ -19,6 +21,7 @@ import { RequestSigner } from "./federation/x-matrix.js";
 import { runMigrations } from "./db/migrate.js";
 import { Auth } from "./http/auth.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
+import { registerWaiterMetrics } from "./http/waiter-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
@@ -69,6 +72,7 @@ import { createRoomServices } from "./rooms/room-services.js";
 import type { BlobStore } from "./storage/blob-store.js";
 import { createBlobStore } from "./storage/create-blob-store.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
+import { CrossProcessFlight } from "./util/cross-process-flight.js";
 
 /** How long a failed remote media fetch is remembered (not retried). */
 const REMOTE_FAILURE_TTL_MS = 30_000;
@@ -123,7 +127,14 @@ export function createApp(config: Config, logger: Logger): App {
   const database = createDatabase(config.database);
   const store = createBlobStore(config.media_store);
   const services = createServices(config, database);
-  const pending = new PendingUploads();
+  // Cross-process signals and single flight (docs/deployment.md): on
+  // PostgreSQL LISTEN/NOTIFY and advisory locks, on SQLite in-process.
+  const bus = createNotificationBus(config.database, logger);
+  const locks = createAdvisoryLocks(config.database, logger);
+  const pollMs = config.notification_poll_interval;
+  const thumbnailFlight = new CrossProcessFlight(locks, bus, "mxcd_thumbnail", pollMs);
+  const remoteFlight = new CrossProcessFlight(locks, bus, "mxcd_remote_media", pollMs);
+  const pending = new PendingUploads(bus, pollMs);
   const accessTimes = new AccessTimes(services.media, logger);
   const mediaSettings = {
     serverName: config.server_name,
@@ -145,8 +156,9 @@ export function createApp(config: Config, logger: Logger): App {
     services.media,
     store,
     logger,
+    thumbnailFlight,
   );
-  const feedSignal = new FeedSignal();
+  const feedSignal = new FeedSignal(bus);
   const quarantine = new QuarantineService(
     config.server_name,
     database,
@@ -154,7 +166,11 @@ export function createApp(config: Config, logger: Logger): App {
     new QuarantineCandidates(),
     feedSignal,
   );
-  const feed = new QuarantineFeedService(new QuarantineFeedRepository(database), feedSignal);
+  const feed = new QuarantineFeedService(
+    new QuarantineFeedRepository(database),
+    feedSignal,
+    pollMs,
+  );
   const uploads = new UploadService(
     mediaSettings,
     services.media,
@@ -165,6 +181,12 @@ export function createApp(config: Config, logger: Logger): App {
   );
   const downloads = new DownloadService(mediaSettings, services.media, pending);
   const metrics = createMetricsRegistry();
+  registerWaiterMetrics(metrics, {
+    async_upload: pending,
+    feed,
+    remote_fetch: remoteFlight,
+    thumbnail: thumbnailFlight,
+  });
   const http = createHttpServer({ logger, metrics });
   const auth = new Auth(services.accounts);
   const serverName = config.server_name;
@@ -277,9 +299,18 @@ export function createApp(config: Config, logger: Logger): App {
     quarantine,
     new FederationMediaFetcher(federation, outbound, config.max_upload_size),
     logger,
+    remoteFlight,
   );
   const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };
-  registerMediaDownloadRoutes(http, { ...mediaReaders, auth });
+  const mediaStore = config.media_store;
+  registerMediaDownloadRoutes(http, {
+    ...mediaReaders,
+    auth,
+    presignedRedirects:
+      mediaStore.engine === "s3" && mediaStore.presigned_redirects
+        ? { ttlMs: mediaStore.presigned_url_ttl }
+        : undefined,
+  });
   registerMediaThumbnailRoutes(http, { ...mediaReaders, auth });
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
@@ -304,6 +335,8 @@ export function createApp(config: Config, logger: Logger): App {
         logger.info({ key_id: signingKey.keyId }, "loaded the signing key");
         const { applied } = await runMigrations(database);
         if (applied.length > 0) logger.info({ applied }, "applied schema migrations");
+        // Listening for other processes before the first request is taken.
+        await Promise.all([bus.start(), locks.start()]);
         accessTimes.start();
         const address = await http.listen({ host: config.listen.host, port: config.listen.port });
         logger.info({ address, server_name: serverName }, "mxcd is listening");
@@ -322,6 +355,7 @@ export function createApp(config: Config, logger: Logger): App {
         await accessTimes.stop();
         outbound.close();
         await store.close?.();
+        await Promise.all([bus.stop(), locks.stop()]);
         await database.close();
       })();
       return stopped;

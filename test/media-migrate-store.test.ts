@@ -11,7 +11,9 @@ import { createLogger } from "../src/logging/logger.js";
 import { listKeys, migrateStore } from "../src/media/store-migration.js";
 import type { BlobStore } from "../src/storage/blob-store.js";
 import { FilesystemBlobStore } from "../src/storage/filesystem/filesystem-blob-store.js";
+import { createBlobStore } from "../src/storage/create-blob-store.js";
 import { runCli } from "./support/cli.js";
+import { startS3rver } from "./support/s3rver.js";
 import { HttpClient } from "./support/http-client.js";
 import { download, uploadBytes } from "./support/media.js";
 
@@ -43,6 +45,27 @@ describe("media store migration", () => {
     for (const [key, bytes] of blobs) assert.deepEqual(await bytesOf(to, key), bytes);
     const again = await migrateStore(from, to, keys);
     assert.deepEqual([again.copied, again.skipped], [0, 30]);
+  });
+
+  it("moves blobs from a filesystem store to S3 and back, byte for byte", async () => {
+    const s3 = await startS3rver();
+    try {
+      const fs = new FilesystemBlobStore(temp());
+      const bucket = createBlobStore(
+        validateConfig({ server_name: "x.test", media_store: s3.storeConfig() }).media_store,
+      );
+      const blobs = await fill(fs, 12);
+      const up = await migrateStore(fs, bucket, await listKeys(fs));
+      assert.deepEqual([up.copied, up.failed.length], [12, 0]);
+      assert.deepEqual(await listKeys(bucket), [...blobs.keys()].sort());
+      const back = new FilesystemBlobStore(temp());
+      const down = await migrateStore(bucket, back, await listKeys(bucket));
+      assert.deepEqual([down.copied, down.failed.length], [12, 0]);
+      for (const [key, bytes] of blobs) assert.deepEqual(await bytesOf(back, key), bytes);
+      await bucket.close?.();
+    } finally {
+      await s3.stop();
+    }
   });
 
   it("resumes: recopies a destination blob of the wrong size", async () => {

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { isValidServerName } from "../identifiers/server-name.js";
 import { parseCidr, SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST } from "../net/ip-ranges.js";
+import { assertSafeKey } from "../storage/media-paths.js";
 import { parseDuration, parseSize } from "./units.js";
 
 const serverName = z
@@ -85,6 +86,48 @@ const memoryStore = z.strictObject({
   engine: z.literal("memory"),
 });
 
+/** Object-key prefix of the S3 store: empty, or safe key parts each ending in `/`. */
+const s3Prefix = z.string().refine((prefix) => {
+  if (prefix === "") return true;
+  try {
+    return prefix.endsWith("/") && assertSafeKey(prefix.slice(0, -1)) !== "";
+  } catch {
+    return false;
+  }
+}, 'must be empty or end in "/", such as "media/" (letters, digits and _ - . [ ] : only)');
+
+/** S3 caps presigned URLs at 7 days; under a second is surely a mistake. */
+const presignTtl = duration.refine(
+  (ms) => ms >= 1000 && ms <= 7 * 86_400_000,
+  "must be between 1s and 7d",
+);
+
+const s3Store = z
+  .strictObject({
+    engine: z.literal("s3"),
+    /** The bucket (it must exist); keys are `prefix` + Synapse's media store layout. */
+    bucket: z.string().regex(/^[A-Za-z0-9._-]{3,255}$/, "must be an S3 bucket name"),
+    /** Endpoint of an S3-compatible service (MinIO, R2, ...); AWS when unset. */
+    endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    region: z.string().min(1).default("us-east-1"),
+    prefix: s3Prefix.default(""),
+    /** Both or neither; neither means the AWS default credential chain. */
+    access_key_id: z.string().min(1).optional(),
+    secret_access_key: z.string().min(1).optional(),
+    /** `endpoint/bucket/key` URLs instead of `bucket.endpoint/key` (MinIO, s3rver). */
+    force_path_style: z.boolean().default(false),
+    /** Client v1 downloads of local media answer 307 to a presigned URL. */
+    presigned_redirects: z.boolean().default(false),
+    presigned_url_ttl: presignTtl.default(5 * 60_000),
+  })
+  .refine(
+    (store) => (store.access_key_id === undefined) === (store.secret_access_key === undefined),
+    {
+      message: "set both access_key_id and secret_access_key, or neither",
+      path: ["access_key_id"],
+    },
+  );
+
 /** A signing key id, `ed25519:<version>` (Matrix spec, "Key IDs"). */
 const signingKeyId = z
   .string()
@@ -122,7 +165,7 @@ export const configSchema = z.strictObject({
     .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
     .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
   media_store: z
-    .discriminatedUnion("engine", [filesystemStore, memoryStore])
+    .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
     .default({ engine: "filesystem", path: "./data/media" }),
   registration_shared_secret: z.string().min(1).nullable().default(null),
   log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -153,6 +196,14 @@ export const configSchema = z.strictObject({
   federation_request_timeout: duration.default(60_000),
   /** Seconds a SIGTERM/SIGINT waits for in-flight requests before closing them. */
   shutdown_grace_period: z.number().min(0).max(3600).default(10),
+  /**
+   * How often a request waiting on another process (async upload, feed
+   * long-poll, remote fetch, thumbnail) re-checks the database when no
+   * notification woke it (docs/deployment.md).
+   */
+  notification_poll_interval: duration
+    .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
+    .default(500),
 });
 
 /** The config as the YAML file gives it (defaults not yet applied). */

@@ -4,39 +4,43 @@
  * `limit` and long-poll `timeout` extensions: a request at the end of the
  * feed returns as soon as a new record commits or the timeout passes.
  *
- * Commits in this process wake waiters at once (`FeedSignal.notify`); a
- * waiter also re-reads the position every `pollMs`, so commits by other
- * processes are seen within that interval.
+ * Commits announce themselves with `FeedSignal.notify` on the notification
+ * bus: waiters in this process wake at once, waiters in the other processes
+ * sharing the database shortly after (PostgreSQL NOTIFY). A waiter also
+ * re-reads the position every `pollMs`, in case a notification was lost.
  */
-import { EventEmitter } from "node:events";
+import { InProcessNotificationBus } from "../db/in-process-notification-bus.js";
+import type { NotificationBus } from "../db/notification-bus.js";
 import { MatrixError } from "../http/matrix-error.js";
 import type {
   FeedRecord,
   QuarantineFeedRepository,
 } from "../repositories/quarantine-feed-repository.js";
+import { Wakeup } from "../util/wakeup.js";
 
-/** Wakes long-polling readers when feed records commit. */
+const CHANNEL = "mxcd_feed";
+
+/** Wakes long-polling readers, in every process, when feed records commit. */
 export class FeedSignal {
-  readonly #events = new EventEmitter();
-  constructor() {
-    this.#events.setMaxListeners(0);
-  }
-  notify(): void {
-    this.#events.emit("commit");
-  }
-  /** Resolves on the next notify, after `ms`, or when `signal` aborts. */
-  wait(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#events.off("commit", done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#events.once("commit", done);
-      signal?.addEventListener("abort", done, { once: true });
+  readonly #listeners = new Set<() => void>();
+
+  constructor(private readonly bus: NotificationBus = new InProcessNotificationBus()) {
+    bus.subscribe(CHANNEL, () => {
+      for (const listener of [...this.#listeners]) listener();
     });
+  }
+
+  /** Announces committed records; call after the commit. */
+  notify(): void {
+    this.bus.publish(CHANNEL, "");
+  }
+
+  /** A wake-up for the next notify (or the abort), armed from now on. */
+  arm(signal?: AbortSignal): Wakeup {
+    return new Wakeup((wake) => {
+      this.#listeners.add(wake);
+      return () => this.#listeners.delete(wake);
+    }, signal);
   }
 }
 
@@ -46,11 +50,18 @@ export interface FeedPage {
 }
 
 export class QuarantineFeedService {
+  #waiting = 0;
+
   constructor(
     private readonly repository: QuarantineFeedRepository,
     private readonly signal: FeedSignal,
     private readonly pollMs = 500,
   ) {}
+
+  /** How many long-polls are waiting for a record (a metric). */
+  get waiting(): number {
+    return this.#waiting;
+  }
 
   /**
    * Records after `from` (exclusive), oldest first, at most `limit`.
@@ -64,16 +75,28 @@ export class QuarantineFeedService {
     abort?: AbortSignal,
   ): Promise<FeedPage> {
     const deadline = Date.now() + timeoutMs;
-    let position = await this.repository.position();
-    if (from > position) {
-      throw new MatrixError(
-        "M_INVALID_PARAM",
-        "The `from` token is considered invalid because it includes stream positions greater than the furthest persisted position. If you've modified the token, you can try paginating from the beginning again.",
-      );
-    }
-    while (position <= from && Date.now() < deadline && !abort?.aborted) {
-      await this.signal.wait(Math.min(this.pollMs, deadline - Date.now()), abort);
+    // Armed before each position read, so a commit right after it still wakes us.
+    let wake = this.signal.arm(abort);
+    let position: number;
+    try {
       position = await this.repository.position();
+      if (from > position) {
+        throw new MatrixError(
+          "M_INVALID_PARAM",
+          "The `from` token is considered invalid because it includes stream positions greater than the furthest persisted position. If you've modified the token, you can try paginating from the beginning again.",
+        );
+      }
+      while (position <= from && Date.now() < deadline && !abort?.aborted) {
+        this.#waiting += 1;
+        await wake.wait(Math.min(this.pollMs, deadline - Date.now())).finally(() => {
+          this.#waiting -= 1;
+        });
+        wake.close();
+        wake = this.signal.arm(abort);
+        position = await this.repository.position();
+      }
+    } finally {
+      wake.close();
     }
     const records = await this.repository.page(from, position, limit);
     const last = records[records.length - 1];

@@ -6,7 +6,11 @@
  *
  * - One fetch per item: concurrent requests for the same uncached media
  *   share one fetch (the first streams live, the others are served from the
- *   cache once it is complete).
+ *   cache once it is complete). Across the processes sharing the database a
+ *   CrossProcessFlight keeps it one fetch: the process holding the item's
+ *   advisory lock fetches, the others wait for its row (NOTIFY, or a poll)
+ *   and serve it from the shared cache; if the holder fails or dies, a
+ *   waiter takes the lock and fetches itself.
  * - The SHA-256 is computed on the way; the row is written in one transaction
  *   with its quarantine decision (QuarantineService.admitRemote: a block on
  *   the mxc, or a quarantined hash). Because the hash is only known at the
@@ -23,6 +27,7 @@ import type { Logger } from "../logging/logger.js";
 import type { MediaRepository, RemoteMedia } from "../repositories/media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { remoteContentKey } from "../storage/media-paths.js";
+import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import type { QuarantineService } from "./quarantine-service.js";
 import {
   type FetchedMedia,
@@ -58,6 +63,8 @@ export class RemoteMediaService {
     private readonly quarantine: QuarantineService,
     private readonly fetcher: RemoteMediaFetcher,
     private readonly logger: Logger,
+    /** One fetch per item across processes (see the note above). */
+    private readonly shared: CrossProcessFlight,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -83,7 +90,10 @@ export class RemoteMediaService {
       return { kind: "cached", media: this.#servable(await pending, options, notFound) };
     }
     this.#assertNotFailedRecently(key);
-    return this.#startFetch(origin, mediaId, key);
+    const source = await this.#startFetch(origin, mediaId, key);
+    // "cached": another process fetched it while we waited for its lock.
+    if (source.kind === "live") return source;
+    return { kind: "cached", media: this.#servable(source.media, options, notFound) };
   }
 
   /**
@@ -120,7 +130,8 @@ export class RemoteMediaService {
   /**
    * Starts the one fetch of this item and registers it at once (before any
    * await), so every concurrent request joins it. Resolves with the live
-   * stream when the remote starts sending.
+   * stream when the remote starts sending, or with the cached row when
+   * another process fetched it.
    */
   #startFetch(origin: string, mediaId: string, key: string): Promise<RemoteSource> {
     let streaming!: (source: RemoteSource) => void;
@@ -128,29 +139,45 @@ export class RemoteMediaService {
       streaming = resolve;
     });
     const done = (async () => {
-      let fetched: FetchedMedia;
-      try {
-        fetched = await this.fetcher.fetch(origin, mediaId, new AbortController().signal);
-      } catch (error) {
-        throw this.#remember(key, error);
-      }
-      const live = new PassThrough();
-      live.on("error", () => {});
-      const contentType = fetched.contentType || "application/octet-stream";
-      streaming({ kind: "live", contentType, uploadName: fetched.uploadName, bytes: live });
-      try {
-        return await this.#cache(origin, mediaId, fetched, live);
-      } catch (error) {
-        // Fail the live stream with the client's error: sent as the answer
-        // when no byte went out yet, else the response is cut off.
-        const failure = this.#remember(key, error);
-        live.destroy(failure);
-        throw failure;
-      }
+      const row = await this.shared.run(key, {
+        find: () => this.media.getRemote(origin, mediaId),
+        make: () => this.#fetch(origin, mediaId, key, streaming),
+      });
+      // A no-op when this process streamed it live (`started` already resolved).
+      streaming({ kind: "cached", media: row });
+      return row;
     })().finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, done);
     // A fetch that fails before streaming fails the first request too.
     return Promise.race([started, done.then(() => started)]);
+  }
+
+  /** Fetches the item, hands its live stream to `streaming`, caches it; resolves with the row. */
+  async #fetch(
+    origin: string,
+    mediaId: string,
+    key: string,
+    streaming: (source: RemoteSource) => void,
+  ): Promise<RemoteMedia> {
+    let fetched: FetchedMedia;
+    try {
+      fetched = await this.fetcher.fetch(origin, mediaId, new AbortController().signal);
+    } catch (error) {
+      throw this.#remember(key, error);
+    }
+    const live = new PassThrough();
+    live.on("error", () => {});
+    const contentType = fetched.contentType || "application/octet-stream";
+    streaming({ kind: "live", contentType, uploadName: fetched.uploadName, bytes: live });
+    try {
+      return await this.#cache(origin, mediaId, fetched, live);
+    } catch (error) {
+      // Fail the live stream with the client's error: sent as the answer
+      // when no byte went out yet, else the response is cut off.
+      const failure = this.#remember(key, error);
+      live.destroy(failure);
+      throw failure;
+    }
   }
 
   /** Streams the fetched bytes to the store and to `live`; writes the row; releases the held-back tail. */

@@ -4,8 +4,14 @@
  * requests, from stored thumbnails or — with `dynamic_thumbnails`, or when
  * nothing suitable is stored yet — generated on demand, stored and reused.
  *
- * Concurrent requests for the same missing thumbnail generate it once
- * (single flight); CPU work is bounded by the Thumbnailer's semaphore.
+ * Concurrent requests for the same missing thumbnail generate it once:
+ * within a process through a SingleFlight, across the processes sharing the
+ * database through a CrossProcessFlight (an advisory lock per item and
+ * size; the others wait for the stored row). A lost race is harmless: the
+ * thumbnail's bytes are deterministic, the blob store writes atomically
+ * (temp name, then rename or a single PUT), so a second writer replaces the
+ * file with identical bytes, and the row insert ignores duplicates. CPU
+ * work is bounded by the Thumbnailer's semaphore.
  * A source no larger than the request is answered with the original
  * content (never upscale, Matrix spec "Thumbnails").
  */
@@ -32,6 +38,7 @@ import {
   type Thumbnailer,
   thumbnailPlan,
 } from "../thumbnails/thumbnailer.js";
+import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import { SingleFlight } from "../util/single-flight.js";
 
 /**
@@ -68,6 +75,8 @@ export class ThumbnailService {
     private readonly media: MediaRepository,
     private readonly store: BlobStore,
     private readonly logger: Logger,
+    /** Generation of one thumbnail across processes (see the note above). */
+    private readonly shared: CrossProcessFlight,
   ) {}
 
   /** Starts pre-generating the configured sizes for new content; never throws. */
@@ -149,18 +158,24 @@ export class ThumbnailService {
     if (fallback) return answer(subject, fallback);
 
     const flightKey = `${subject.flightKey}/${request.width}x${request.height}/${request.method}/${request.animated}`;
-    const made = await this.#flights.run(flightKey, async () => {
-      const result = await this.thumbnailer.generate(source, request).catch((error: unknown) => {
-        throw thumbnailError(error);
-      });
-      if (result.kind !== "image") throw new Error("unexpected original after servesOriginal");
-      return this.#storeThumbnail(subject, result.bytes, {
-        width: request.width,
-        height: request.height,
-        method: request.method,
-        contentType: result.contentType,
-      });
-    });
+    const made = await this.#flights.run(flightKey, () =>
+      this.shared.run(flightKey, {
+        // Made by another process meanwhile: its row is the exact size asked for.
+        find: async () => exactMatch(await subject.list(), request),
+        make: async () => {
+          const result = await this.thumbnailer.generate(source, request).catch((e: unknown) => {
+            throw thumbnailError(e);
+          });
+          if (result.kind !== "image") throw new Error("unexpected original after servesOriginal");
+          return this.#storeThumbnail(subject, result.bytes, {
+            width: request.width,
+            height: request.height,
+            method: request.method,
+            contentType: result.contentType,
+          });
+        },
+      }),
+    );
     return answer(subject, made);
   }
 

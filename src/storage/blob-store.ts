@@ -1,6 +1,6 @@
 /**
  * The blob-store seam: where media bytes live. Backends (filesystem, memory,
- * later S3) sit in sibling folders and all pass the one contract suite in
+ * S3) sit in sibling folders and all pass the one contract suite in
  * test/storage/blob-store-contract.ts.
  *
  * Keys are relative, `/`-separated paths in Synapse's media store layout
@@ -32,6 +32,12 @@ export interface WriteOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Response headers a presigned URL makes the store send with the bytes. */
+export interface PresignOptions {
+  readonly contentType?: string;
+  readonly contentDisposition?: string;
+}
+
 export interface BlobStore {
   /**
    * Streams a blob, or the inclusive byte range of it. Throws
@@ -59,6 +65,14 @@ export interface BlobStore {
 
   /** Every key that starts with `prefix`, in no particular order. */
   list(prefix: string): AsyncIterable<string>;
+
+  /**
+   * Optional capability (S3): a URL that serves the blob to anyone holding it,
+   * without our credentials, for `ttlSeconds` (a whole number, 1 to 604800),
+   * answering with the given headers. No I/O: the key is not checked to exist.
+   * Callers must have done every access check (auth, quarantine) first.
+   */
+  presignedUrl?(key: string, ttlSeconds: number, options?: PresignOptions): Promise<string>;
 
   /** Releases resources (connections, handles); idempotent. */
   close?(): Promise<void>;

@@ -3,9 +3,16 @@
  * and the legacy unauthenticated `GET /_matrix/media/{v3,r0,v1}/download/...`.
  * Local media comes from the store; remote media from the remote cache, or
  * is fetched over federation and streamed while it is being cached.
+ *
+ * With `presignedRedirects` (S3's `presigned_redirects`) a client v1 download
+ * of local media answers 307 to a short-lived presigned URL of the store
+ * instead of proxying the bytes. Only after every check has passed: auth,
+ * quarantine (resolveLocal refuses quarantined media) and never with the
+ * admin quarantine bypass. Legacy and federation downloads are always proxied.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
+import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
@@ -23,6 +30,8 @@ export interface MediaDownloadRouteDeps {
   remote: RemoteMediaService;
   store: BlobStore;
   accessTimes: AccessTimes;
+  /** Set to redirect client v1 local downloads to presigned URLs living `ttlMs`. */
+  presignedRedirects?: { readonly ttlMs: number };
 }
 
 type Params = { serverName: string; mediaId: string; fileName?: string };
@@ -76,12 +85,27 @@ async function serve(
     requestPath: request.url.split("?", 1)[0]!,
   });
   deps.accessTimes.local(mediaId);
-  return sendStoredMedia(request, reply, deps.store, {
+  const stored = {
     key: localContentKey(mediaId),
     length: media.mediaLength,
     mediaType: media.mediaType,
     fileName: request.params.fileName || media.uploadName,
-  });
+  };
+  const redirect = !mode.legacy && !mode.bypassQuarantine && media.quarantinedBy === null;
+  if (redirect && deps.presignedRedirects && deps.store.presignedUrl) {
+    // Ranges and If-None-Match are for the store to answer after the redirect.
+    const url = await deps.store.presignedUrl(
+      stored.key,
+      Math.ceil(deps.presignedRedirects.ttlMs / 1000),
+      {
+        contentType: contentTypeHeader(stored.mediaType),
+        contentDisposition: contentDisposition(stored.mediaType, stored.fileName),
+      },
+    );
+    // The URL is a bearer credential for the bytes: never cache the redirect.
+    return reply.code(307).headers({ location: url, "cache-control": "no-store" }).send();
+  }
+  return sendStoredMedia(request, reply, deps.store, stored);
 }
 
 async function serveRemote(

@@ -1,0 +1,199 @@
+/**
+ * The nginx configuration of docs/deployment.md, for real: it is extracted
+ * from the page (so the page cannot drift from what works), pointed at three
+ * `mxcd serve` processes on one PostgreSQL database and one media store, and
+ * used to upload (a streamed, chunked body), download and long-poll.
+ *
+ * Needs nginx (`apt-get install nginx-light`); without it the suite is
+ * skipped with a loud message, since CI does not install it.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, it } from "node:test";
+import { forEachEngine } from "./support/databases.js";
+import { HttpClient } from "./support/http-client.js";
+import { download, mediaIdOf } from "./support/media.js";
+import { type ProcessGroup, startProcessGroup, until } from "./support/mxcd-processes.js";
+import { freePort } from "./support/postgres-cluster.js";
+
+const ADMIN = "/_synapse/admin/v1";
+
+function findNginx(): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"];
+  return dirs.map((dir) => join(dir, "nginx")).find((path) => existsSync(path));
+}
+
+/** The ```nginx block of docs/deployment.md with our ports substituted (each must be found). */
+function documentedConfig(upstreams: number[], port: number): string {
+  const page = readFileSync(new URL("../docs/deployment.md", import.meta.url), "utf8");
+  const block = /```nginx\n([\s\S]*?)```/.exec(page)?.[1];
+  assert.ok(block, "docs/deployment.md has an nginx block");
+  const substitutions: [string, string][] = [
+    ["listen 80;", `listen 127.0.0.1:${port};`],
+    ...upstreams.map((p, i): [string, string] => [`127.0.0.1:${8101 + i};`, `127.0.0.1:${p};`]),
+  ];
+  let config = block;
+  for (const [from, to] of substitutions) {
+    assert.ok(config.includes(from), `the documented config contains ${from}`);
+    config = config.replace(from, to);
+  }
+  return config;
+}
+
+/** A main nginx.conf around the site config, with every path inside `dir`. */
+function mainConfig(nginx: string, dir: string): string {
+  // `nginx -V` prints its build options on standard error.
+  const build = spawnSync(nginx, ["-V"], { encoding: "utf8" }).stderr;
+  const modules = ["fastcgi", "uwsgi", "scgi"].filter(
+    (m) => !build.includes(`--without-http_${m}_module`),
+  );
+  return `daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  ${modules.map((m) => `${m}_temp_path ${dir}/${m};`).join("\n  ")}
+  include ${dir}/mxcd.conf;
+}
+`;
+}
+
+/** POSTs `bytes` as a chunked body in 64 KiB pieces, as a client streaming a file would. */
+function chunkedUpload(base: string, token: string, bytes: Buffer): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/_matrix/media/v3/upload`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "transfer-encoding": "chunked" },
+    });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      let text = "";
+      res.on("data", (d: Buffer) => {
+        text += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode, body: JSON.parse(text || "null") }));
+    });
+    for (let at = 0; at < bytes.length; at += 65536) req.write(bytes.subarray(at, at + 65536));
+    req.end();
+  });
+}
+
+forEachEngine("the documented nginx config in front of three processes", (engine) => {
+  const nginxBinary = findNginx();
+  if (engine !== "postgres" || !nginxBinary) {
+    const reason = !nginxBinary
+      ? "!!! SKIPPED: nginx is not installed (apt-get install nginx-light) — the documented config is untested"
+      : "multi-process is a PostgreSQL deployment shape";
+    it("serves through nginx", { skip: reason });
+    return;
+  }
+  let group: ProcessGroup;
+  let nginx: ChildProcess;
+  let proxy: string;
+  let user: string;
+  let admin: string;
+  before(async () => {
+    group = await startProcessGroup(3, { max_upload_size: "50M" });
+    const dir = mkdtempSync(join(tmpdir(), "mxcd-nginx-"));
+    chmodSync(dir, 0o755); // nginx workers may run as another user
+    mkdirSync(join(dir, "client_body"));
+    const port = await freePort();
+    const upstreams = group.processes.map((p) => Number(new URL(p.base).port));
+    writeFileSync(join(dir, "mxcd.conf"), documentedConfig(upstreams, port));
+    writeFileSync(join(dir, "nginx.conf"), mainConfig(nginxBinary, dir));
+    nginx = spawn(
+      nginxBinary,
+      ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")],
+      {
+        stdio: "ignore",
+      },
+    );
+    proxy = `http://127.0.0.1:${port}`;
+    await until(async () => {
+      assert.equal(nginx.exitCode, null, readFileSyncSafe(join(dir, "error.log")));
+      return fetch(`${proxy}/health`).then(
+        (res) => res.ok,
+        () => false,
+      );
+    });
+    user = await group.token("alice");
+    admin = await group.token("admin", { admin: true });
+  });
+  after(async () => {
+    if (nginx && nginx.exitCode === null) {
+      nginx.kill("SIGTERM");
+      await once(nginx, "exit");
+    }
+    await group?.stop();
+  });
+
+  it("streams uploads in and downloads out, spread over all three processes", async () => {
+    const files = Array.from({ length: 6 }, (_, i) =>
+      randomBytes(i === 0 ? 8 * 1024 * 1024 : 4096),
+    );
+    const ids: string[] = [];
+    for (const bytes of files) {
+      const res = await chunkedUpload(proxy, user, bytes);
+      assert.equal(res.status, 200);
+      ids.push(mediaIdOf(res.body.content_uri));
+    }
+    for (const [i, id] of ids.entries()) {
+      const got = await download(proxy, `/_matrix/client/v1/media/download/test.local/${id}`, {
+        token: user,
+      });
+      assert.equal(got.status, 200);
+      assert.equal(got.headers.get("content-length"), String(files[i]!.length));
+      assert.ok(got.bytes.equals(files[i]!));
+    }
+    // Round robin: every process took some of the uploads.
+    for (const p of group.processes) {
+      const metrics = await (await fetch(`${p.base}/metrics`)).text();
+      assert.match(metrics, /route="\/_matrix\/media\/v3\/upload",status="200"\} [1-9]/);
+    }
+  });
+
+  it("holds a long-poll open until a quarantine through nginx wakes it", async () => {
+    const http = new HttpClient(proxy, admin);
+    const feed = `${ADMIN}/media/quarantine_changes`;
+    const res = await chunkedUpload(proxy, user, randomBytes(1000));
+    const id = mediaIdOf(res.body.content_uri);
+    const position = (await http.get(`${feed}?from=0&limit=1000`)).body.next_batch;
+    const poll = http.get(`${feed}?from=${position}&timeout=60000`);
+    const waiting = async () => {
+      const counts = await Promise.all(group.processes.map((p) => p.waiting("feed")));
+      return counts.reduce((a, b) => a + b, 0);
+    };
+    await until(async () => (await waiting()) === 1);
+    assert.equal((await http.post(`${ADMIN}/media/quarantine/test.local/${id}`)).status, 200);
+    const page = (await poll).body;
+    assert.deepEqual(
+      page.changes.map((c: any) => [c.media_id, c.quarantined]),
+      [[id, true]],
+    );
+  });
+});
+
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
