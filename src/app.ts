@@ -9,20 +9,19 @@ import { SharedSecretRegistration } from "./accounts/shared-secret-registration.
 import type { Config } from "./config/config-schema.js";
 import { createAdvisoryLocks } from "./db/advisory-locks.js";
 import { createDatabase, type Database } from "./db/database.js";
-import { createNotificationBus } from "./db/notification-bus.js";
-import { FederationAuth } from "./federation/federation-auth.js";
-import { FederationClient } from "./federation/federation-client.js";
-import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js";
-import { FederationKeyFetcher, KeyRing } from "./federation/key-ring.js";
-import { ServerKeys } from "./federation/server-keys.js";
-import { HttpWellKnownFetcher, ServerResolver } from "./federation/server-resolver.js";
-import { SigningKeyFile } from "./federation/signing-key.js";
-import { RequestSigner } from "./federation/x-matrix.js";
 import { runMigrations } from "./db/migrate.js";
+import { createNotificationBus } from "./db/notification-bus.js";
+import { createFederation } from "./federation/create-federation.js";
+import type { FederationAuth } from "./federation/federation-auth.js";
+import type { FederationClient } from "./federation/federation-client.js";
+import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js";
+import type { KeyRing } from "./federation/key-ring.js";
+import type { RequestSigner } from "./federation/x-matrix.js";
 import { Auth } from "./http/auth.js";
+import { closeWithGrace } from "./http/close-with-grace.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
-import { registerWaiterMetrics } from "./http/waiter-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
+import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
 import { registerHealthRoutes } from "./http/routes/health-routes.js";
@@ -32,22 +31,19 @@ import { registerMediaAdminRoutes } from "./http/routes/media-admin-routes.js";
 import { registerMediaConfigRoutes } from "./http/routes/media-config-routes.js";
 import { registerMediaDownloadRoutes } from "./http/routes/media-download-routes.js";
 import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
-import { registerQuarantineFeedRoutes } from "./http/routes/quarantine-feed-routes.js";
-import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
 import { registerProfileRoutes } from "./http/routes/profile-routes.js";
+import { registerQuarantineFeedRoutes } from "./http/routes/quarantine-feed-routes.js";
 import { registerRegistrationAdminRoutes } from "./http/routes/registration-admin-routes.js";
 import { registerRoomAdminRoutes } from "./http/routes/room-admin-routes.js";
 import { registerRoomEventRoutes } from "./http/routes/room-event-routes.js";
 import { registerRoomRoutes } from "./http/routes/room-routes.js";
 import { registerUserAdminRoutes } from "./http/routes/user-admin-routes.js";
+import { registerWaiterMetrics } from "./http/waiter-metrics.js";
 import { createBackgroundJobs } from "./jobs/create-background-jobs.js";
 import { JobRunner } from "./jobs/job-runner.js";
 import type { Logger } from "./logging/logger.js";
-import { systemDns } from "./net/dns.js";
-import { addressPolicy } from "./net/ip-ranges.js";
-import { OutboundHttp } from "./net/outbound-http.js";
 import { AccessTimes } from "./media/access-times.js";
 import { DownloadService } from "./media/download-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
@@ -57,6 +53,7 @@ import { QuarantineService } from "./media/quarantine-service.js";
 import { RemoteMediaService } from "./media/remote-media-service.js";
 import { ThumbnailService } from "./media/thumbnail-service.js";
 import { UploadService } from "./media/upload-service.js";
+import type { OutboundHttp } from "./net/outbound-http.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
@@ -249,42 +246,11 @@ export function createApp(config: Config, logger: Logger): App {
     deletion: mediaDeletion,
   });
 
-  // Federation keys and request signing (docs/configuration.md). The key
-  // file is read, or created, by start(): creating it writes to disk.
-  const signingKeyFile = new SigningKeyFile(config.signing_key_path);
-  const signer = new RequestSigner(serverName, signingKeyFile.current);
-  const serverKeys = new ServerKeys({
-    serverName,
-    signingKey: signingKeyFile.current,
-    oldKeys: config.old_signing_keys,
-    validityMs: config.key_refresh_interval,
-  });
-  registerKeyServerRoutes(http, { serverKeys });
-
-  // Outbound requests and server discovery (docs/configuration.md,
-  // "Federation: outbound requests").
-  const outbound = new OutboundHttp({
-    policy: addressPolicy(config.ip_range_blacklist, config.ip_range_whitelist),
-    verifyCertificates: config.federation_verify_certificates,
-    defaultTimeoutMs: config.federation_request_timeout,
-  });
-  const federation = new FederationClient({
-    resolver: new ServerResolver({
-      dns: systemDns,
-      wellKnown: new HttpWellKnownFetcher(outbound),
-      customResolvers: config.federation_custom_resolvers,
-    }),
-    http: outbound,
-    signer,
-    timeoutMs: config.federation_request_timeout,
-  });
-  // Other servers' keys, fetched through the outbound client, check inbound X-Matrix requests.
-  const keyRing = new KeyRing({
-    fetcher: new FederationKeyFetcher(federation),
-    trustedKeyServers: config.trusted_key_servers,
-    logger,
-  });
-  const federationAuth = new FederationAuth(serverName, keyRing);
+  // Federation: keys, signing, outbound requests, inbound auth (docs/federation.md).
+  const federation = createFederation(config, logger);
+  const { signer, outbound, keyRing } = federation;
+  const federationAuth = federation.auth;
+  registerKeyServerRoutes(http, { serverKeys: federation.serverKeys });
 
   // Remote media: fetched over federation, cached and served (docs/federation.md).
   const remote = new RemoteMediaService(
@@ -297,7 +263,7 @@ export function createApp(config: Config, logger: Logger): App {
     services.media,
     store,
     quarantine,
-    new FederationMediaFetcher(federation, outbound, config.max_upload_size),
+    new FederationMediaFetcher(federation.client, outbound, config.max_upload_size),
     logger,
     remoteFlight,
   );
@@ -328,10 +294,10 @@ export function createApp(config: Config, logger: Logger): App {
     federationAuth,
     keyRing,
     outbound,
-    federation,
+    federation: federation.client,
     start() {
       started ??= (async () => {
-        const signingKey = await signingKeyFile.load();
+        const signingKey = await federation.loadSigningKey();
         logger.info({ key_id: signingKey.keyId }, "loaded the signing key");
         const { applied } = await runMigrations(database);
         if (applied.length > 0) logger.info({ applied }, "applied schema migrations");
@@ -361,21 +327,4 @@ export function createApp(config: Config, logger: Logger): App {
       return stopped;
     },
   };
-}
-
-/** Closes the HTTP server, letting in-flight requests finish for up to `graceMs`. */
-async function closeWithGrace(http: FastifyInstance, graceMs: number, logger: Logger) {
-  const timer = setTimeout(() => {
-    logger.warn({ grace_ms: graceMs }, "grace period over: closing remaining connections");
-    http.server.closeAllConnections();
-  }, graceMs);
-  // A keep-alive connection whose last request finishes during the drain
-  // becomes idle and would hold close() open until the grace period ends.
-  const sweeper = setInterval(() => http.server.closeIdleConnections(), 50);
-  try {
-    await http.close();
-  } finally {
-    clearTimeout(timer);
-    clearInterval(sweeper);
-  }
 }
