@@ -7,6 +7,10 @@
  * with CI=true (or MXCD_REQUIRE_POSTGRES=1) that is a failure instead, and so
  * is a run in which no PostgreSQL suite actually ran.
  *
+ * The suite runs once per media store: the filesystem (the embedded default),
+ * then S3 (every test server on its own s3rver, MXCD_TEST_MEDIA_STORE=s3).
+ * MXCD_TEST_STORES=filesystem (or s3) runs one pass only, for quick local runs.
+ *
  * Usage: tsx scripts/run-tests.ts [test files...]
  */
 import { spawn } from "node:child_process";
@@ -31,7 +35,12 @@ const files =
 
 const scratch = mkdtempSync(join(tmpdir(), "mxcd-test-run-"));
 const markers = join(scratch, "pg-markers");
-const tapFile = join(scratch, "results.tap");
+const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
+
+interface PassResult {
+  readonly code: number;
+  readonly tap: string;
+}
 
 async function main(): Promise<number> {
   let cluster: PostgresCluster | undefined;
@@ -48,15 +57,25 @@ async function main(): Promise<number> {
     if (requirePostgres) return 1;
   }
   try {
-    const code = await runNodeTests(cluster?.adminUrl);
-    return summarize(code, cluster !== undefined);
+    const passes: PassResult[] = [];
+    for (const store of STORES) {
+      console.log(`\n=== test pass: media store ${store} ===`);
+      const tapFile = join(scratch, `results-${store}.tap`);
+      const code = await runNodeTests(cluster?.adminUrl, store, tapFile);
+      passes.push({ code, tap: readFileSync(tapFile, "utf8") });
+    }
+    return summarize(passes, cluster !== undefined);
   } finally {
     await cluster?.stop();
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-function runNodeTests(postgresUrl: string | undefined): Promise<number> {
+function runNodeTests(
+  postgresUrl: string | undefined,
+  store: string,
+  tapFile: string,
+): Promise<number> {
   const concurrency = Math.max(2, availableParallelism());
   const args = [
     "--import",
@@ -71,7 +90,11 @@ function runNodeTests(postgresUrl: string | undefined): Promise<number> {
     `--test-reporter-destination=${tapFile}`,
     ...files,
   ];
-  const env: NodeJS.ProcessEnv = { ...process.env, MXCD_TEST_PG_MARKERS: markers };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    MXCD_TEST_PG_MARKERS: markers,
+    MXCD_TEST_MEDIA_STORE: store,
+  };
   if (postgresUrl) env.MXCD_TEST_POSTGRES_URL = postgresUrl;
   else delete env.MXCD_TEST_POSTGRES_URL;
   return new Promise((resolve) => {
@@ -80,15 +103,19 @@ function runNodeTests(postgresUrl: string | undefined): Promise<number> {
   });
 }
 
-function summarize(code: number, postgresStarted: boolean): number {
-  const tap = readFileSync(tapFile, "utf8");
-  const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, "m").exec(tap)?.[1] ?? 0);
+function summarize(passes: readonly PassResult[], postgresStarted: boolean): number {
+  const count = (name: string) =>
+    passes.reduce(
+      (sum, pass) => sum + Number(new RegExp(`^# ${name} (\\d+)$`, "m").exec(pass.tap)?.[1] ?? 0),
+      0,
+    );
   let postgresSuites = 0;
   try {
     postgresSuites = readdirSync(markers).length;
   } catch {}
-  console.log(`\nPostgreSQL databases used by tests: ${postgresSuites}`);
-  let result = code;
+  console.log(`\nmedia stores tested: ${STORES.join(", ")}`);
+  console.log(`PostgreSQL databases used by tests: ${postgresSuites}`);
+  let result = passes.some((p) => p.code !== 0) ? 1 : 0;
   if (requirePostgres && (!postgresStarted || postgresSuites === 0)) {
     console.log("FAIL: the PostgreSQL suites did not run (CI requires them)");
     result = 1;

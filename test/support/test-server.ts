@@ -12,6 +12,7 @@ import type { Engine } from "../../src/db/database.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { freshDatabaseConfig } from "./databases.js";
 import { HttpClient } from "./http-client.js";
+import { startS3rver } from "./s3rver.js";
 
 export const TEST_SERVER_NAME = "test.local";
 export const TEST_SHARED_SECRET = "test-shared-secret";
@@ -38,11 +39,17 @@ export async function startTestServer(
   hooks: { beforeStart?: (app: App) => void } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-server-"));
+  // MXCD_TEST_MEDIA_STORE=s3 runs every test server on its own s3rver
+  // instead of a media folder (npm test runs the suite both ways).
+  const s3 =
+    process.env.MXCD_TEST_MEDIA_STORE === "s3" && overrides.media_store === undefined
+      ? await startS3rver()
+      : undefined;
   const config = validateConfig({
     server_name: TEST_SERVER_NAME,
     listen: { host: "127.0.0.1", port: 0 },
     database: await freshDatabaseConfig(engine),
-    media_store: { engine: "filesystem", path: join(dir, "media") },
+    media_store: s3 ? s3.storeConfig() : { engine: "filesystem", path: join(dir, "media") },
     signing_key_path: join(dir, "signing.key"),
     registration_shared_secret: TEST_SHARED_SECRET,
     log_level: process.env.MXCD_TEST_LOG_LEVEL ?? "silent",
@@ -66,6 +73,9 @@ export async function startTestServer(
       const session = await app.accounts.issueToken(userId, "TESTDEVICE");
       return { userId, token: session.accessToken, http: http.withToken(session.accessToken) };
     },
-    stop: () => app.stop(),
+    async stop() {
+      await app.stop();
+      await s3?.stop();
+    },
   };
 }
