@@ -8,28 +8,28 @@
  * 1,000,000 events. The two measured rooms hold the same events at both
  * sizes, so equal times show the query does not depend on the total.
  *
- * Usage: npx tsx bench/room-media-bench.ts
- * SQLite always; PostgreSQL too when MXCD_BENCH_POSTGRES_URL names a database
- * server (a throwaway database is created in it and dropped afterwards).
- * MXCD_BENCH_EVENTS overrides the large size (default 1,000,000).
+ * Run on its own: npx tsx bench/room-media-bench.ts   (`npm run bench` runs it too)
+ * SQLite always; PostgreSQL too, on a throwaway cluster, when its binaries
+ * are installed. MXCD_BENCH_EVENTS overrides the large size (default 1,000,000).
  */
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { CompiledQuery, type KyselyPlugin } from "kysely";
-import pg from "pg";
 import { createDatabase, type Database } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
 import { MediaReferenceRepository } from "../src/repositories/media-reference-repository.js";
+import type { Cleanup } from "./support/cleanup.js";
+import { type EngineFactory, standaloneEngines } from "./support/engines.js";
+import { tempDir } from "./support/files.js";
+import { type Latency, sampleLatency } from "./support/latency.js";
+import { isMainModule, runMain } from "./support/main.js";
+import { count, markdownTable, type Table, times } from "./support/markdown.js";
 
 const SERVER = "bench.local";
 const ROOMS = 1_000;
 const BATCH = 1_000;
 const SMALL = { roomId: `!small:${SERVER}`, events: 50 };
 const LARGE = { roomId: `!large:${SERVER}`, events: 5_000 };
-const SIZES = [10_000, Number(process.env.MXCD_BENCH_EVENTS ?? 1_000_000)];
+/** Timed calls per room and size (after 5 untimed ones). */
 const RUNS = 50;
 
 interface Row {
@@ -111,19 +111,6 @@ async function fillTo(database: Database, from: number, total: number): Promise<
   await flush();
 }
 
-/** Median and 95th percentile of `RUNS` timed calls, after a warm-up. */
-async function time(work: () => Promise<unknown>): Promise<{ median: number; p95: number }> {
-  for (let i = 0; i < 5; i++) await work();
-  const samples: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const start = performance.now();
-    await work();
-    samples.push(performance.now() - start);
-  }
-  samples.sort((a, b) => a - b);
-  return { median: samples[Math.floor(RUNS / 2)]!, p95: samples[Math.floor(RUNS * 0.95)]! };
-}
-
 /** The engine's plan for the room media query, to show which index serves it. */
 async function explainRoomMedia(database: Database, roomId: string): Promise<string> {
   let captured: CompiledQuery | undefined;
@@ -146,79 +133,124 @@ async function explainRoomMedia(database: Database, roomId: string): Promise<str
   return plan.rows.map((r) => String(r.detail ?? r["QUERY PLAN"])).join("\n");
 }
 
-async function benchEngine(name: string, database: Database): Promise<string[]> {
-  await runMigrations(database);
-  const references = new MediaReferenceRepository(database);
-  const lines: string[] = [];
-  let filled = 0;
-  for (const total of SIZES) {
-    const started = performance.now();
-    await fillTo(database, filled + 1, total);
-    filled = total;
-    // What autovacuum would have done by now on a live server: statistics and the visibility map.
-    if (database.engine === "postgres") {
-      await database.db.executeQuery(CompiledQuery.raw("VACUUM ANALYZE media_references"));
-    }
-    console.error(
-      `${name}: ${total} events in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+export interface RoomMediaBenchOptions {
+  /** Total events: the small size, then the large one. */
+  readonly sizes: readonly number[];
+  readonly engines: readonly EngineFactory[];
+}
+
+export interface RoomMediaResult {
+  readonly engine: string;
+  readonly events: number;
+  readonly room: "small" | "large";
+  readonly roomEvents: number;
+  readonly distinctMedia: number;
+  readonly latency: Latency;
+}
+
+export interface RoomMediaRun {
+  readonly results: RoomMediaResult[];
+  /** Each engine's plan for the large room's query at the largest size. */
+  readonly plans: ReadonlyArray<{ readonly engine: string; readonly plan: string }>;
+}
+
+/** The two sizes: 10,000 events and MXCD_BENCH_EVENTS (default 1,000,000). */
+export function roomMediaSizesFromEnv(env: NodeJS.ProcessEnv): number[] {
+  const large = Number(env.MXCD_BENCH_EVENTS ?? 1_000_000);
+  if (!Number.isInteger(large) || large < 10_000) {
+    throw new Error("MXCD_BENCH_EVENTS must be a whole number >= 10000");
+  }
+  return [10_000, large];
+}
+
+/** For each engine, one database grown through the sizes, both rooms timed at each. */
+export async function benchRoomMedia(
+  options: RoomMediaBenchOptions,
+  cleanup: Cleanup,
+): Promise<RoomMediaRun> {
+  const results: RoomMediaResult[] = [];
+  const plans: { engine: string; plan: string }[] = [];
+  for (const engine of options.engines) {
+    const config = await engine.database("room_media");
+    const database = createDatabase(
+      config.engine === "postgres" ? { ...config, max_connections: 2 } : config,
     );
-    for (const probe of [SMALL, LARGE]) {
-      const media = await references.roomMedia(probe.roomId);
-      const { median, p95 } = await time(() => references.roomMedia(probe.roomId));
-      const label = probe === SMALL ? "small" : "large";
-      lines.push(
-        `| ${name} | ${total.toLocaleString("en")} | ${label} (${probe.events} events, ${media.length} distinct media) | ${median.toFixed(2)} | ${p95.toFixed(2)} |`,
-      );
+    cleanup.add("close the room media database", () => database.close());
+    try {
+      await runMigrations(database);
+      const references = new MediaReferenceRepository(database);
+      let filled = 0;
+      for (const total of options.sizes) {
+        const started = performance.now();
+        await fillTo(database, filled + 1, total);
+        filled = total;
+        // What autovacuum would have done by now on a live server: statistics and the visibility map.
+        if (database.engine === "postgres") {
+          await database.db.executeQuery(CompiledQuery.raw("VACUUM ANALYZE media_references"));
+        }
+        console.error(
+          `room media: ${engine.name}: ${count(total)} events in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+        );
+        for (const probe of [SMALL, LARGE]) {
+          const media = await references.roomMedia(probe.roomId);
+          const latency = await sampleLatency(RUNS, () => references.roomMedia(probe.roomId), 5);
+          results.push({
+            engine: engine.name,
+            events: total,
+            room: probe === SMALL ? "small" : "large",
+            roomEvents: probe.events,
+            distinctMedia: media.length,
+            latency,
+          });
+        }
+      }
+      plans.push({ engine: engine.name, plan: await explainRoomMedia(database, LARGE.roomId) });
+    } finally {
+      await database.close();
     }
   }
-  console.error(
-    `${name} plan at ${filled} events:\n${await explainRoomMedia(database, LARGE.roomId)}`,
-  );
-  return lines;
+  return { results, plans };
 }
 
-async function withPostgres(url: string, work: (database: Database) => Promise<string[]>) {
-  const name = `mxcd_bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  const database = createDatabase({
-    engine: "postgres",
-    url: target.toString(),
-    max_connections: 2,
+/** The results as a Markdown table, each median relative to the same room's at the smallest size. */
+export function roomMediaTable(results: readonly RoomMediaResult[]): Table {
+  const base = (r: RoomMediaResult) =>
+    results
+      .filter((o) => o.engine === r.engine && o.room === r.room)
+      .reduce((a, b) => (b.events < a.events ? b : a));
+  return {
+    header: [
+      "engine",
+      "total events",
+      "room",
+      "median (ms)",
+      "p95 (ms)",
+      "median ÷ smallest size's",
+    ],
+    numeric: [1, 3, 4, 5],
+    rows: results.map((r) => [
+      r.engine,
+      count(r.events),
+      `${r.room} (${count(r.roomEvents)} events, ${count(r.distinctMedia)} distinct media)`,
+      r.latency.median.toFixed(2),
+      r.latency.p95.toFixed(2),
+      times(r.latency.median / base(r).latency.median),
+    ]),
+  };
+}
+
+if (isMainModule(import.meta.url)) {
+  await runMain(async (cleanup) => {
+    const dir = tempDir(cleanup, "mxcd-room-media-bench-");
+    const run = await benchRoomMedia(
+      {
+        sizes: roomMediaSizesFromEnv(process.env),
+        engines: await standaloneEngines(cleanup, dir),
+      },
+      cleanup,
+    );
+    for (const { engine, plan } of run.plans) console.error(`${engine} plan:\n${plan}`);
+    console.log(`\nRoom media query (\`roomMedia\`), ${RUNS} runs each, times in ms:\n`);
+    console.log(markdownTable(roomMediaTable(run.results)).join("\n"));
   });
-  try {
-    return await work(database);
-  } finally {
-    await database.close();
-    await admin.query(`DROP DATABASE ${name}`);
-    await admin.end();
-  }
 }
-
-async function main(): Promise<void> {
-  const rows: string[] = [];
-  const dir = mkdtempSync(join(tmpdir(), "mxcd-bench-"));
-  const sqlite = createDatabase({ engine: "sqlite", path: join(dir, "bench.sqlite") });
-  try {
-    rows.push(...(await benchEngine("SQLite", sqlite)));
-  } finally {
-    await sqlite.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-  const postgresUrl = process.env.MXCD_BENCH_POSTGRES_URL;
-  if (postgresUrl)
-    rows.push(...(await withPostgres(postgresUrl, (db) => benchEngine("PostgreSQL", db))));
-  else console.error("MXCD_BENCH_POSTGRES_URL not set: PostgreSQL skipped");
-  console.log(`\nRoom media query (\`roomMedia\`), ${RUNS} runs each, times in ms:\n`);
-  console.log("| engine | total events | room | median | p95 |");
-  console.log("| --- | ---: | --- | ---: | ---: |");
-  for (const row of rows) console.log(row);
-}
-
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});

@@ -4,9 +4,9 @@
  * is the floor), while the server's RSS is sampled every 50 ms.
  *
  * Both read the file from the page cache: sha256sum runs once untimed first
- * (the warm-up read), then timed; the new file is synced to disk before, so
- * its write-back does not overlap either timing. The stored copy is hashed afterwards to
- * check that the upload arrived intact.
+ * (the warm-up read), then timed. The new file is synced to disk before, so
+ * its write-back overlaps neither timing. The stored copy is hashed
+ * afterwards to check that the upload arrived intact.
  */
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -51,27 +51,29 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
   const hashed = await sha256sum(tools, file);
 
   console.error("upload: streaming to mxcd");
-  const sampler = new RssSampler(mxcd.pid, RSS_INTERVAL_MS);
-  let rss: RssSummary;
-  let upload: Awaited<ReturnType<typeof uploadFile>>;
-  let uploadCpuSeconds: number;
-  try {
-    await sleep(BASELINE_MS);
-    sampler.markStart();
-    const cpuBefore = cpuSeconds(mxcd.pid);
-    upload = await uploadFile(mxcd, tools.curl, file, `${file}.response`);
-    uploadCpuSeconds = cpuSeconds(mxcd.pid) - cpuBefore;
-  } finally {
-    rss = sampler.stop();
-  }
-
+  const upload = await sampledUpload(mxcd, tools.curl, file);
   const stored = await sha256sum(tools, storedPath(mxcd, upload.mediaId));
   if (stored.sha256 !== hashed.sha256) throw new Error("the stored upload differs from the file");
   return {
     bytes,
     uploadSeconds: upload.seconds,
     sha256Seconds: hashed.seconds,
-    uploadCpuSeconds,
-    rss,
+    uploadCpuSeconds: upload.cpuSeconds,
+    rss: upload.rss,
   };
+}
+
+/** Uploads `file` while sampling the server's RSS, from BASELINE_MS before the upload to its end. */
+async function sampledUpload(mxcd: MxcdServer, curl: string, file: string) {
+  const sampler = new RssSampler(mxcd.pid, RSS_INTERVAL_MS);
+  try {
+    await sleep(BASELINE_MS);
+    sampler.markStart();
+    const cpuBefore = cpuSeconds(mxcd.pid);
+    const upload = await uploadFile(mxcd, curl, file, `${file}.response`);
+    const cpu = cpuSeconds(mxcd.pid) - cpuBefore;
+    return { ...upload, cpuSeconds: cpu, rss: sampler.stop() };
+  } finally {
+    sampler.stop();
+  }
 }

@@ -1,6 +1,9 @@
 /** A description of the machine and software a run was measured on. */
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { findPostgresBin } from "../../test/support/postgres-cluster.js";
 import { runCommand } from "./processes.js";
 import type { Tools } from "./tools.js";
 
@@ -8,8 +11,9 @@ import type { Tools } from "./tools.js";
 export type MachineDescription = ReadonlyArray<readonly [string, string]>;
 
 /**
- * CPU model, core count, memory, kernel, the versions of node, nginx, wrk and
- * curl, and the load average (other work on the machine skews every figure).
+ * CPU model, core count, memory, kernel, the versions of node, nginx, wrk,
+ * curl, libvips (vipsthumbnail's, and sharp's inside mxcd) and PostgreSQL,
+ * and the load average (other work on the machine skews every figure).
  */
 export async function describeMachine(tools: Tools): Promise<MachineDescription> {
   const gib = totalmem() / 1024 ** 3;
@@ -23,12 +27,27 @@ export async function describeMachine(tools: Tools): Promise<MachineDescription>
     ["wrk", await versionLine(tools.wrk, ["-v"], /wrk \S+/)],
     ["curl", await versionLine(tools.curl, ["--version"], /curl \S+/)],
     [
+      "libvips",
+      `vipsthumbnail: ${await versionLine(tools.vipsthumbnail, ["--vips-version"], /libvips \S+/)}; ` +
+        `mxcd (sharp ${sharp.versions.sharp}): libvips ${sharp.versions.vips}`,
+    ],
+    ["PostgreSQL", await postgresVersion()],
+    [
       "Load average at start",
       loadavg()
         .map((load) => load.toFixed(2))
         .join(", "),
     ],
   ];
+}
+
+/** `postgres (PostgreSQL) 15.x` of the binaries the benchmark would use. */
+async function postgresVersion(): Promise<string> {
+  const bin = findPostgresBin();
+  if (!bin) return "not installed";
+  return versionLine(join(bin, "postgres"), ["--version"], /PostgreSQL\) \S+/).then((v) =>
+    v.replace(/^PostgreSQL\) /, ""),
+  );
 }
 
 /** `model name` from /proc/cpuinfo (the first CPU's), or what os.cpus() reports. */

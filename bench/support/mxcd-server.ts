@@ -1,7 +1,9 @@
 /**
  * mxcd as a separate process, started exactly as an admin would start it
  * (`node dist/src/cli/main.js serve --config FILE`) on a throwaway SQLite
- * database and filesystem media store, with one registered, logged-in user.
+ * database (or a given PostgreSQL one) and filesystem media store, with one
+ * registered, logged-in user. Several processes can share one database and
+ * media store: the first registers the user, every one logs in.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -18,6 +20,8 @@ const PASSWORD = "bench-password";
 /** A running mxcd with a logged-in user. */
 export interface MxcdServer {
   readonly baseUrl: string;
+  /** The loopback port of `baseUrl`. */
+  readonly port: number;
   readonly serverName: string;
   /** The server process (node itself, not a shell), for RSS sampling. */
   readonly pid: number;
@@ -32,30 +36,37 @@ export interface MxcdServer {
 export interface MxcdOptions {
   /** `dist/src/cli/main.js`. */
   readonly cli: string;
-  /** Folder for the config, database and media store. */
+  /** Folder for the config, and the database, media store and signing key unless given. */
   readonly dir: string;
-  readonly maxUploadSize: string;
+  /** `max_upload_size`; mxcd's default when unset. */
+  readonly maxUploadSize?: string;
   /** Extra node flags for the server process (e.g. `--cpu-prof`). */
-  readonly nodeFlags: readonly string[];
+  readonly nodeFlags?: readonly string[];
+  /** `database` config; a SQLite file in `dir` when unset. */
+  readonly database?: Record<string, unknown>;
+  /** Root of the filesystem media store; `dir/media` when unset. */
+  readonly mediaStore?: string;
+  /** `signing_key_path`; `dir/signing.key` when unset. */
+  readonly signingKeyPath?: string;
+  /** More config keys (e.g. `dynamic_thumbnails`). */
+  readonly extraConfig?: Record<string, unknown>;
+  /** Register the bench user first (default); false when another process already did. */
+  readonly registerUser?: boolean;
 }
 
 /** Writes a config, registers a user, starts the server and logs in. */
 export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise<MxcdServer> {
   const port = await freePort();
-  const mediaStore = join(options.dir, "media");
+  const mediaStore = options.mediaStore ?? join(options.dir, "media");
   const configPath = join(options.dir, "mxcd.yaml");
   writeFileSync(configPath, stringify(benchConfig(options, port, mediaStore)));
-  await runChecked(process.execPath, [
-    ...[options.cli, "register-user", "-c", configPath, "-u", USER, "-p", PASSWORD],
-  ]);
+  if (options.registerUser !== false) {
+    const register = ["register-user", "-c", configPath, "-u", USER, "-p", PASSWORD];
+    await runChecked(process.execPath, [options.cli, ...register]);
+  }
 
-  const child = spawn(
-    process.execPath,
-    [...options.nodeFlags, options.cli, "serve", "-c", configPath],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const serve = [...(options.nodeFlags ?? []), options.cli, "serve", "-c", configPath];
+  const child = spawn(process.execPath, serve, { stdio: ["ignore", "pipe", "pipe"] });
   const output = new OutputTail(child.stderr);
   child.stdout.resume();
   // The server drains for up to shutdown_grace_period (5 s) after SIGTERM.
@@ -71,6 +82,7 @@ export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise
   const token = await login(baseUrl);
   return {
     baseUrl,
+    port,
     serverName: SERVER_NAME,
     pid: pidOf(child),
     mediaStore,
@@ -83,11 +95,14 @@ function benchConfig(options: MxcdOptions, port: number, mediaStore: string) {
   return {
     server_name: SERVER_NAME,
     listen: { host: "127.0.0.1", port },
-    database: { engine: "sqlite", path: join(options.dir, "mxcd.sqlite") },
+    database: options.database ?? { engine: "sqlite", path: join(options.dir, "mxcd.sqlite") },
     media_store: { engine: "filesystem", path: mediaStore },
-    max_upload_size: options.maxUploadSize,
+    // Not the default ./data/signing.key, which is relative to the working directory.
+    signing_key_path: options.signingKeyPath ?? join(options.dir, "signing.key"),
+    ...(options.maxUploadSize ? { max_upload_size: options.maxUploadSize } : {}),
     log_level: "warn",
     shutdown_grace_period: 5,
+    ...options.extraConfig,
   };
 }
 
@@ -125,17 +140,20 @@ export async function uploadFile(
   curl: string,
   path: string,
   responsePath: string,
+  contentType = "application/octet-stream",
 ): Promise<UploadOutcome> {
   const url = `${server.baseUrl}/_matrix/media/v3/upload?filename=bench.bin`;
   const headers = {
     ...server.authHeaders,
-    "Content-Type": "application/octet-stream",
+    "Content-Type": contentType,
     // No "Expect: 100-continue" round trip before the body.
     Expect: "",
   };
   const args = ["-sS", "-X", "POST", "-T", path, "-o", responsePath, "-w", "%{http_code}"];
-  for (const [name, value] of Object.entries(headers))
-    args.push("-H", `${name}:${value ? ` ${value}` : ""}`);
+  for (const [name, value] of Object.entries(headers)) {
+    // `Name:` with nothing after it makes curl drop the header.
+    args.push("-H", value ? `${name}: ${value}` : `${name}:`);
+  }
   const result = await runCommand(curl, [...args, url]);
   const body = existsSync(responsePath) ? readFileSync(responsePath, "utf8") : "";
   if (result.code !== 0 || result.stdout !== "200") {

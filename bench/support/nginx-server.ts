@@ -1,9 +1,16 @@
 /**
- * nginx as the reference static file server: it serves the media store's
- * folder as it is, so `/local_content/ab/cd/rest` is the very file mxcd
- * streams for media id `abcdrest`. Everything it writes (pid, error log,
- * temp folders) stays in its own temp folder; it runs in the foreground
- * (`daemon off`) as our child, so stopping it is a signal to one process.
+ * nginx, in two roles:
+ *
+ * - the reference static file server: it serves the media store's folder as
+ *   it is, so `/local_content/ab/cd/rest` is the very file mxcd streams for
+ *   media id `abcdrest`;
+ * - a reverse proxy in front of one or more mxcd processes (an upstream of
+ *   their ports, keep-alive connections to them, no buffering), configured
+ *   as docs/deployment.md tells a deployment with several processes to.
+ *
+ * Everything it writes (pid, error log, temp folders) stays in its own temp
+ * folder; it runs in the foreground (`daemon off`) as our child, so stopping
+ * it is a signal to one process.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -23,21 +30,115 @@ export interface NginxServer {
   stop(): Promise<void>;
 }
 
-export interface NginxOptions {
+/** A running nginx proxy with one listening port per upstream. */
+export interface NginxProxy {
+  /** `http://127.0.0.1:<port>` of each upstream, in the order given. */
+  readonly baseUrls: readonly string[];
+  /** The master process; its workers are its children. */
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+interface NginxCommon {
   readonly nginx: string;
   /** Folder for the config, pid file, error log and temp folders. */
   readonly dir: string;
-  /** Folder served at `/`. */
-  readonly root: string;
   /** `worker_processes`: a number or `auto`. */
   readonly workers: string;
 }
 
-/** Starts nginx on a free loopback port; `cleanup` stops it if the caller does not. */
+export interface NginxOptions extends NginxCommon {
+  /** Folder served at `/`. */
+  readonly root: string;
+}
+
+export interface NginxProxyOptions extends NginxCommon {
+  /** Each upstream's loopback ports; nginx listens on one port per upstream. */
+  readonly upstreams: ReadonlyArray<readonly number[]>;
+  /**
+   * `proxy_buffer_size` (e.g. `64k`; `proxy_buffers 4` and `proxy_busy_buffers_size`
+   * of the same size); nginx's defaults (one memory page) when unset.
+   */
+  readonly bufferSize?: string | undefined;
+}
+
+/** Starts nginx as a static file server on a free loopback port; `cleanup` stops it. */
 export async function startNginx(options: NginxOptions, cleanup: Cleanup): Promise<NginxServer> {
   const port = await freePort();
+  const server = `
+  server {
+    listen 127.0.0.1:${port};
+    root ${options.root};
+    location / {}
+  }`;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const { pid, stop } = await launch(options, [server], `${baseUrl}/`, cleanup);
+  return { baseUrl, pid, workers: options.workers, stop };
+}
+
+/**
+ * Starts nginx as a reverse proxy: for each upstream, a port that passes
+ * every request to it (round robin over its ports), with the `location`
+ * settings of docs/deployment.md ("nginx in front of three processes"):
+ * `proxy_buffering off` and `proxy_request_buffering off` stream bodies
+ * through as they come; `keepalive 32` reuses HTTP/1.1 connections to the
+ * upstream. `cleanup` stops it.
+ */
+export async function startNginxProxy(
+  options: NginxProxyOptions,
+  cleanup: Cleanup,
+): Promise<NginxProxy> {
+  const ports = await Promise.all(options.upstreams.map(() => freePort()));
+  const blocks = options.upstreams.flatMap((upstream, i) => [
+    `
+  upstream mxcd${i} {
+    ${upstream.map((port) => `server 127.0.0.1:${port};`).join("\n    ")}
+    keepalive 32;
+  }`,
+    `
+  server {
+    listen 127.0.0.1:${ports[i]};
+    client_max_body_size 60m;
+    location / {
+      proxy_pass http://mxcd${i};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_request_buffering off;
+      proxy_buffering off;${bufferDirectives(options.bufferSize)}
+      proxy_read_timeout 300s;
+      proxy_send_timeout 300s;
+    }
+  }`,
+  ]);
+  const baseUrls = ports.map((port) => `http://127.0.0.1:${port}`);
+  const { pid, stop } = await launch(options, blocks, `${baseUrls[0]}/health`, cleanup);
+  return { baseUrls, pid, stop };
+}
+
+/** `proxy_buffer_size` and the two settings nginx requires to be at least as large. */
+function bufferDirectives(size: string | undefined): string {
+  if (!size) return "";
+  return [
+    `proxy_buffer_size ${size};`,
+    `proxy_buffers 4 ${size};`,
+    `proxy_busy_buffers_size ${size};`,
+  ]
+    .map((line) => `\n      ${line}`)
+    .join("");
+}
+
+/** Writes the config, starts nginx in the foreground and waits until `probeUrl` answers. */
+async function launch(
+  options: NginxCommon,
+  blocks: readonly string[],
+  probeUrl: string,
+  cleanup: Cleanup,
+): Promise<{ pid: number; stop: () => Promise<void> }> {
   const configPath = join(options.dir, "nginx.conf");
-  writeFileSync(configPath, nginxConfig(options, port, await tempPathDirectives(options)));
+  writeFileSync(configPath, nginxConfig(options, blocks, await tempPathDirectives(options)));
   const errorLog = join(options.dir, "error.log");
   const child = spawn(options.nginx, ["-p", options.dir, "-c", configPath, "-e", errorLog], {
     stdio: ["ignore", "ignore", "pipe"],
@@ -45,17 +146,16 @@ export async function startNginx(options: NginxOptions, cleanup: Cleanup): Promi
   const stderr = new OutputTail(child.stderr);
   const stop = () => stopChild(child, "SIGTERM", 10_000);
   cleanup.add("stop nginx", stop);
-  const baseUrl = `http://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${baseUrl}/`, 10_000, () => child.exitCode === null);
+    await waitForHttp(probeUrl, 10_000, () => child.exitCode === null);
   } catch (error) {
     throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr.text()}`);
   }
   if (child.pid === undefined) throw new Error("nginx has no pid");
-  return { baseUrl, pid: child.pid, workers: options.workers, stop };
+  return { pid: child.pid, stop };
 }
 
-function nginxConfig(options: NginxOptions, port: number, tempPaths: string[]): string {
+function nginxConfig(options: NginxCommon, blocks: readonly string[], tempPaths: string[]): string {
   // As root the workers would switch to `nobody`, who cannot read a 0700 temp folder.
   const user = process.getuid?.() === 0 ? "user root;" : "";
   return `
@@ -75,11 +175,7 @@ http {
   default_type application/octet-stream;
   types {}
   ${tempPaths.join("\n  ")}
-  server {
-    listen 127.0.0.1:${port};
-    root ${options.root};
-    location / {}
-  }
+${blocks.join("\n")}
 }
 `;
 }
@@ -90,7 +186,7 @@ http {
  * or scgi) is a config error, and the compiled-in defaults are not writable
  * by every user.
  */
-async function tempPathDirectives(options: NginxOptions): Promise<string[]> {
+async function tempPathDirectives(options: NginxCommon): Promise<string[]> {
   const build = await runCommand(options.nginx, ["-V"]);
   const configure = `${build.stdout}${build.stderr}`;
   return ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]

@@ -27,6 +27,7 @@ export class RssSampler {
   readonly #before: number[] = [];
   readonly #during: number[] = [];
   #started = false;
+  #summary: RssSummary | undefined;
   readonly #timer: NodeJS.Timeout;
 
   constructor(
@@ -43,12 +44,19 @@ export class RssSampler {
     this.#started = true;
   }
 
-  /** Takes a last sample, stops the timer and summarises. */
+  /** Takes a last sample, stops the timer and summarises; later calls return the same summary. */
   stop(): RssSummary {
-    this.#sample();
-    clearInterval(this.#timer);
-    const all = [...this.#before, ...this.#during];
-    return { baseline: median(this.#before), peak: Math.max(...all), samples: all.length };
+    if (!this.#summary) {
+      this.#sample();
+      clearInterval(this.#timer);
+      const all = [...this.#before, ...this.#during];
+      this.#summary = {
+        baseline: median(this.#before),
+        peak: Math.max(...all),
+        samples: all.length,
+      };
+    }
+    return this.#summary;
   }
 
   #sample(): void {

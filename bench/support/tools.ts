@@ -13,6 +13,7 @@ export interface Tools {
   readonly sha256sum: string;
   readonly head: string;
   readonly sync: string;
+  readonly vipsthumbnail: string;
 }
 
 /** Raised when a required program is not installed; its message says how to install them. */
@@ -21,7 +22,7 @@ export class MissingToolsError extends Error {
     super(
       `missing required program(s): ${missing.join(", ")}\n` +
         "Install them (Debian/Ubuntu, as root):\n" +
-        "  apt-get update && apt-get install -y nginx-light wrk curl coreutils",
+        "  apt-get update && apt-get install -y nginx-light wrk curl coreutils libvips-tools",
     );
     this.name = "MissingToolsError";
   }
@@ -31,7 +32,7 @@ const EXTRA_DIRS = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
 /** Finds every required program or throws MissingToolsError naming all that are absent. */
 export function findTools(): Tools {
-  const names = ["nginx", "wrk", "curl", "sha256sum", "head", "sync"] as const;
+  const names = ["nginx", "wrk", "curl", "sha256sum", "head", "sync", "vipsthumbnail"] as const;
   const found = new Map(names.map((name) => [name, findExecutable(name)]));
   const missing = names.filter((name) => found.get(name) === undefined);
   if (missing.length > 0) throw new MissingToolsError(missing);
@@ -43,6 +44,7 @@ export function findTools(): Tools {
     sha256sum: path("sha256sum"),
     head: path("head"),
     sync: path("sync"),
+    vipsthumbnail: path("vipsthumbnail"),
   };
 }
 
