@@ -19,6 +19,7 @@ import { mkdir, open, opendir, rename, rm, stat, unlink } from "node:fs/promises
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { assertByteRange } from "../assert-byte-range.js";
 import {
   BlobNotFoundError,
   type BlobStat,
@@ -26,7 +27,7 @@ import {
   type ByteRange,
   type WriteOptions,
 } from "../blob-store.js";
-import { assertSafeKey, assertSafePrefix, assertSafePathComponent } from "../media-paths.js";
+import { assertSafeKey, assertSafePathComponent, assertSafePrefix } from "../media-paths.js";
 
 /** Read chunk size: large reads are far cheaper than Node's 64 KiB default for media. */
 const READ_HIGH_WATER_MARK = 256 * 1024;
@@ -57,7 +58,7 @@ export class FilesystemBlobStore implements BlobStore {
    * absent. The stream owns an open file: consume it or destroy it.
    */
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    if (range) assertRange(range);
+    if (range) assertByteRange(range);
     const path = this.#path(key);
     const handle = await open(path, "r").catch((error: unknown) => {
       throw translate(error, key);
@@ -159,14 +160,6 @@ export class FilesystemBlobStore implements BlobStore {
 function tempPathFor(target: string): string {
   const name = basename(target).slice(0, TEMP_NAME_KEEP);
   return join(dirname(target), `.${name}~${randomBytes(8).toString("hex")}.tmp`);
-}
-
-/** Ranges must be non-negative integers with start <= end; an end past the blob is clamped. */
-function assertRange(range: ByteRange): void {
-  const { start, end } = range;
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw new RangeError(`invalid byte range ${start}-${end}`);
-  }
 }
 
 function isKeyComponent(name: string): boolean {

@@ -10,6 +10,7 @@
  */
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { assertByteRange } from "../assert-byte-range.js";
 import {
   BlobNotFoundError,
   type BlobStat,
@@ -28,7 +29,7 @@ export class MemoryBlobStore implements BlobStore {
 
   /** Streams the blob (or an inclusive range, clamped to its end); BlobNotFoundError if absent. */
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    if (range) assertRange(range);
+    if (range) assertByteRange(range);
     const blob = this.#get(key);
     const bytes = range ? blob.subarray(range.start, range.end + 1) : blob;
     return Readable.from(chunks(bytes), { objectMode: false });
@@ -83,13 +84,5 @@ export class MemoryBlobStore implements BlobStore {
 function* chunks(bytes: Buffer): Generator<Buffer> {
   for (let offset = 0; offset < bytes.length; offset += READ_CHUNK) {
     yield bytes.subarray(offset, offset + READ_CHUNK);
-  }
-}
-
-/** Ranges must be non-negative integers with start <= end (as in the filesystem store). */
-function assertRange(range: ByteRange): void {
-  const { start, end } = range;
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw new RangeError(`invalid byte range ${start}-${end}`);
   }
 }

@@ -31,11 +31,12 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DeleteObjectCommand,
-  type GetObjectCommandOutput,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListObjectsV2Command,
 } from "@aws-sdk/client-s3";
+import { assertByteRange } from "../assert-byte-range.js";
 import {
   BlobNotFoundError,
   type BlobStat,
@@ -78,7 +79,7 @@ export class S3BlobStore implements BlobStore {
 
   /** GetObject (ranged when asked); BlobNotFoundError before any stream exists. */
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    if (range) assertRange(range);
+    if (range) assertByteRange(range);
     const command = new GetObjectCommand({
       Bucket: this.bucket,
       Key: this.#objectKey(key),
@@ -198,14 +199,6 @@ export class S3BlobStore implements BlobStore {
 function assertKeyPrefix(prefix: string): string {
   if (prefix !== "" && !prefix.endsWith("/")) throw new UnsafePathError(prefix);
   return assertSafePrefix(prefix);
-}
-
-/** Ranges must be non-negative integers with start <= end (as in the other stores). */
-function assertRange(range: ByteRange): void {
-  const { start, end } = range;
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw new RangeError(`invalid byte range ${start}-${end}`);
-  }
 }
 
 /** True for object names that are valid blob keys (not `a/`, `a b`, ...). */
