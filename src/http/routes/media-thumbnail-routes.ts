@@ -49,14 +49,14 @@ export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaTh
     (legacy: boolean) =>
     async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
       const query = request.query as Query;
-      if (legacy) booleanParam(query, "allow_remote", true);
-      else await deps.auth.requireUser(request);
+      // Legacy: no token, `allow_remote` checked first; v1: the token first.
+      if (!legacy) await deps.auth.requireUser(request);
+      const allowRemote = legacy ? booleanParam(query, "allow_remote", true) : true;
       const { serverName, mediaId } = parseMediaAddress(
         request.params.serverName,
         request.params.mediaId,
       );
       const wanted = thumbnailRequestOf(query);
-      const allowRemote = legacy ? booleanParam(query, "allow_remote", true) : true;
       const found = await findThumbnail(deps, serverName, mediaId, wanted, {
         legacy,
         allowRemote,
