@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { registrationMac } from "../src/accounts/shared-secret-registration.js";
 import { forEachEngine } from "./support/databases.js";
-import { TEST_SHARED_SECRET, startTestServer, type TestServer } from "./support/test-server.js";
+import { startTestServer, TEST_SHARED_SECRET, type TestServer } from "./support/test-server.js";
 
 async function sharedSecretRegister(
   server: TestServer,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MatrixError } from "../src/http/matrix-error.js";
+import { MatrixError } from "../src/domain/matrix-error.js";
 import { isValidMediaId, newMediaId, parseMediaAddress } from "../src/identifiers/media-id.js";
 import { isValidServerName } from "../src/identifiers/server-name.js";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
 import { Readable } from "node:stream";
-import sharp from "sharp";
+import { after, before, describe, it } from "node:test";
 import type { Insertable } from "kysely";
+import sharp from "sharp";
 import type { LocalMediaTable, RemoteMediaTable } from "../src/db/schema.js";
 import { MediaDeletionService } from "../src/media/media-deletion-service.js";
 import { MediaAdminRepository } from "../src/repositories/media-admin-repository.js";

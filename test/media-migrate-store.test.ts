@@ -10,12 +10,12 @@ import { validateConfig } from "../src/config/load-config.js";
 import { createLogger } from "../src/logging/logger.js";
 import { listKeys, migrateStore } from "../src/media/store-migration.js";
 import type { BlobStore } from "../src/storage/blob-store.js";
-import { FilesystemBlobStore } from "../src/storage/filesystem/filesystem-blob-store.js";
 import { createBlobStore } from "../src/storage/create-blob-store.js";
+import { FilesystemBlobStore } from "../src/storage/filesystem/filesystem-blob-store.js";
 import { runCli } from "./support/cli.js";
-import { startS3rver } from "./support/s3rver.js";
 import { HttpClient } from "./support/http-client.js";
 import { download, uploadBytes } from "./support/media.js";
+import { startS3rver } from "./support/s3rver.js";
 
 const temp = () => mkdtempSync(join(tmpdir(), "mxcd-migrate-"));
 

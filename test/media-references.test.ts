@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { extractMediaReferences } from "../src/domain/media-reference-extractor.js";
 import { formatMxcUri, parseMxcUri } from "../src/identifiers/mxc-uri.js";
 import { createLogger } from "../src/logging/logger.js";
 import { parseCreateRoomRequest } from "../src/rooms/create-room-request.js";
 import type { LocalMediaModeration } from "../src/rooms/local-media-moderation.js";
-import { extractMediaReferences } from "../src/rooms/media-reference-extractor.js";
-import { redactContent } from "../src/rooms/redaction-algorithm.js";
 import type { RedactionPolicySetting } from "../src/rooms/media-redaction-policy.js";
+import { redactContent } from "../src/rooms/redaction-algorithm.js";
 import { createRoomServices, type RoomServices } from "../src/rooms/room-services.js";
 import { forEachEngine } from "./support/databases.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import sharp from "sharp";
 import { createClient } from "matrix-js-sdk";
+import sharp from "sharp";
 import { forEachEngine } from "./support/databases.js";
 import { CLIENT, createRoom, image, join, redact, send, setState } from "./support/rooms.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";

@@ -4,8 +4,8 @@
  * folder, or a new database in the run's throwaway PostgreSQL cluster.
  */
 import { join } from "node:path";
-import { findPostgresBin } from "../../test/support/postgres-cluster.js";
 import type { DatabaseConfig } from "../../src/config/config-schema.js";
+import { findPostgresBin } from "../../test/support/postgres-cluster.js";
 import type { Cleanup } from "./cleanup.js";
 import { type BenchPostgres, startBenchPostgres } from "./postgres.js";
 

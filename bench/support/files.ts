@@ -1,8 +1,9 @@
 /** Test files: temporary folders, random content, and hashing with sha256sum. */
-import { openSync, closeSync, mkdtempSync, rmSync, statSync } from "node:fs";
+
+import { spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import type { Cleanup } from "./cleanup.js";
 import { runChecked } from "./processes.js";
 import type { Tools } from "./tools.js";

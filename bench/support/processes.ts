@@ -2,7 +2,7 @@
  * Small helpers around child processes: run one to completion, wait for one
  * to exit, stop one politely and then firmly, keep the tail of its output.
  */
-import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 
 /** What a finished command printed, its exit code and how long it took. */

@@ -3,7 +3,7 @@
  * checks behind every authenticated request. Knows nothing of HTTP; errors
  * are `MatrixError`s with the spec's (or Synapse's) errcodes.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import { assertValidNewLocalpart, formatUserId } from "../identifiers/user-id.js";
 import type { AccessTokenRepository } from "../repositories/access-token-repository.js";
 import {

@@ -6,10 +6,10 @@
  * `nonce \0 username \0 password \0 ("admin" | "notadmin") [\0 user_type]`.
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type { RegistrationNonceRepository } from "../repositories/registration-nonce-repository.js";
-import type { AccountService, Session } from "./account-service.js";
 import { newDeviceId } from "./access-token.js";
+import type { AccountService, Session } from "./account-service.js";
 
 const NONCE_LIFETIME_MS = 60_000;
 const MAX_FIELD_LENGTH = 512;

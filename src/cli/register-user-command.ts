@@ -5,12 +5,12 @@
  * registration API, exactly as Synapse's tool does.
  */
 import { createInterface } from "node:readline/promises";
-import { createServices } from "../app.js";
 import { registrationMac } from "../accounts/shared-secret-registration.js";
+import { createServices } from "../app.js";
 import { loadConfigFile } from "../config/load-config.js";
 import { createDatabase } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 
 export interface RegisterUserOptions {
   config: string;

@@ -11,7 +11,7 @@
  * failure is reported. Headers of other schemes are ignored.
  */
 import type { KeyObject } from "node:crypto";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import { isValidServerName } from "../identifiers/server-name.js";
 import { verifyJsonSignature } from "./json-signing.js";
 import {

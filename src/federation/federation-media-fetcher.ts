@@ -13,8 +13,8 @@
 import type { Readable } from "node:stream";
 import {
   type FetchedMedia,
-  RemoteNotFoundError,
   type RemoteMediaFetcher,
+  RemoteNotFoundError,
   RemoteTooLargeError,
 } from "../media/remote-media-fetcher.js";
 import { ResponseTooLargeError } from "../net/outbound-errors.js";

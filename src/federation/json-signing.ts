@@ -9,9 +9,9 @@
 import {
   createPrivateKey,
   createPublicKey,
-  type KeyObject,
   sign as cryptoSign,
   verify as cryptoVerify,
+  type KeyObject,
 } from "node:crypto";
 import { canonicalJson } from "./canonical-json.js";
 

@@ -11,7 +11,7 @@
  * process ever reads a half-written file or signs with a key that is not
  * the one on disk.
  */
-import { randomBytes, randomInt, type KeyObject } from "node:crypto";
+import { type KeyObject, randomBytes, randomInt } from "node:crypto";
 import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import {

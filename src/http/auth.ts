@@ -6,7 +6,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import type { AccountService, Requester } from "../accounts/account-service.js";
-import { MatrixError } from "./matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import { firstParam, type Query } from "./query-params.js";
 
 /** The access token a request carries, if any. */

@@ -4,7 +4,7 @@
  * so two servers in one process keep separate figures.
  */
 import type { FastifyInstance } from "fastify";
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();

@@ -11,9 +11,9 @@ import Fastify, {
   type FastifyReply,
 } from "fastify";
 import type { Registry } from "prom-client";
+import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import { instrumentHttp } from "./http-metrics.js";
-import { MatrixError } from "./matrix-error.js";
 import { MethodIndex } from "./method-index.js";
 
 export interface HttpServerOptions {

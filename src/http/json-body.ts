@@ -1,5 +1,5 @@
 /** Reading fields of a JSON request body with Matrix errors for wrong shapes. */
-import { MatrixError } from "./matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 
 export type JsonObject = Record<string, unknown>;
 

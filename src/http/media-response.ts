@@ -4,6 +4,7 @@
  * single byte ranges (206/416). Shared by local and cached remote media.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { MatrixError } from "../domain/matrix-error.js";
 import {
   contentDisposition,
   contentTypeHeader,
@@ -11,7 +12,6 @@ import {
 } from "../media/media-headers.js";
 import { BlobNotFoundError, type BlobStore } from "../storage/blob-store.js";
 import { parseByteRange } from "./byte-range.js";
-import { MatrixError } from "./matrix-error.js";
 
 /** Synapse's constant ETag: media never changes, so a CDN may revalidate against it. */
 const ETAG = "1";

@@ -3,7 +3,7 @@
  * helpers): admin tools match on these messages, so keep them exact.
  * Only the first occurrence of a repeated parameter is used.
  */
-import { MatrixError } from "./matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 
 export type Query = Record<string, string | string[] | undefined>;
 

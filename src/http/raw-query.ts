@@ -3,7 +3,7 @@
  * Fastify's parser would turn invalid percent-encoded UTF-8 into U+FFFD,
  * where Synapse (for upload `filename`) answers 400.
  */
-import { MatrixError } from "./matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 
 /** The first value of `name` in `url`'s query, decoded; undefined when absent. */
 export function strictQueryParam(url: string, name: string): string | undefined {

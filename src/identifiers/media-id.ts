@@ -5,7 +5,7 @@
  * malformed one is a 400 M_INVALID_PARAM and never reaches storage.
  */
 import { randomInt } from "node:crypto";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import { isValidServerName } from "./server-name.js";
 
 /** The URL-safe base64 alphabet the spec allows in media ids (v1.17, v1.19). */

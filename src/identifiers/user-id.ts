@@ -2,7 +2,7 @@
  * User identifiers (Matrix spec appendices, "User Identifiers") and Synapse's
  * rules for registering new local users.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 
 /** Synapse's historical grammar for new localparts: `a-z 0-9 = _ - . / +`. */
 const NEW_LOCALPART = /^[a-z0-9=_\-./+]+$/;

@@ -22,7 +22,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Database } from "../db/database.js";
 import type { Logger } from "../logging/logger.js";
-import { type JobState, JobRepository, pendingState } from "../repositories/job-repository.js";
+import { JobRepository, type JobState, pendingState } from "../repositories/job-repository.js";
 import type { BackgroundJob, BatchResult } from "./background-job.js";
 import { tryJobLock } from "./job-lock.js";
 import {

@@ -3,7 +3,7 @@
  * log: the Authorization header is redacted and `access_token` query values
  * are masked in logged URLs.
  */
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export type { Logger };
 

@@ -5,7 +5,7 @@
  * no content yet → wait up to `timeout_ms`, then 504 (404 once expired);
  * legacy endpoint and frozen (authenticated) media → 404.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type { LocalMedia, MediaRepository } from "../repositories/media-repository.js";
 import type { PendingUploads } from "./pending-uploads.js";
 

@@ -11,7 +11,7 @@
  */
 import { InProcessNotificationBus } from "../db/in-process-notification-bus.js";
 import type { NotificationBus } from "../db/notification-bus.js";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type {
   FeedRecord,
   QuarantineFeedRepository,

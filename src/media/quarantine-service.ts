@@ -11,7 +11,7 @@
  * held for long.
  */
 import type { Database, Db } from "../db/database.js";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type {
   FoundMedia,
   QuarantineCandidates,

@@ -22,7 +22,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import type { MediaRepository, RemoteMedia } from "../repositories/media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
@@ -31,8 +31,8 @@ import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import type { QuarantineService } from "./quarantine-service.js";
 import {
   type FetchedMedia,
-  RemoteNotFoundError,
   type RemoteMediaFetcher,
+  RemoteNotFoundError,
   RemoteTooLargeError,
 } from "./remote-media-fetcher.js";
 import { UploadMeter, UploadTooLargeError } from "./upload-meter.js";

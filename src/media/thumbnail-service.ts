@@ -16,7 +16,7 @@
  * content (never upscale, Matrix spec "Thumbnails").
  */
 import { Readable } from "node:stream";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import type { LocalThumbnail, MediaRepository } from "../repositories/media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
@@ -33,9 +33,9 @@ import {
   type StoredThumbnail,
   selectThumbnail,
   servesOriginal,
+  type Thumbnailer,
   type ThumbnailRequest,
   type ThumbnailSize,
-  type Thumbnailer,
   thumbnailPlan,
 } from "../thumbnails/thumbnailer.js";
 import type { CrossProcessFlight } from "../util/cross-process-flight.js";

@@ -10,9 +10,9 @@
  * decided in the row's own transaction (ContentGate).
  */
 import type { Readable } from "node:stream";
-import { MatrixError } from "../http/matrix-error.js";
-import { newMediaId } from "../identifiers/media-id.js";
 import type { Db } from "../db/database.js";
+import { MatrixError } from "../domain/matrix-error.js";
+import { newMediaId } from "../identifiers/media-id.js";
 import type { MediaRepository, StoredContent } from "../repositories/media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { localContentKey } from "../storage/media-paths.js";

@@ -17,11 +17,11 @@
  */
 import {
   Agent as HttpAgent,
+  request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
-  request as httpRequest,
 } from "node:http";
-import { Agent as HttpsAgent, type RequestOptions, request as httpsRequest } from "node:https";
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
 import type { Readable } from "node:stream";
 import { MXCD_VERSION } from "../version.js";

@@ -4,7 +4,7 @@
  * event writer can store an event, its state and its references atomically.
  */
 import type { Database, Db } from "../db/database.js";
-import type { JsonObject, StoredEvent } from "../rooms/room-event.js";
+import type { JsonObject, StoredEvent } from "../domain/room-event.js";
 
 /** What identifies one send or redact request for idempotency. */
 export interface TransactionKey {

@@ -10,8 +10,8 @@
  */
 import { sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
+import type { ExtractedReference, ReferenceKind } from "../domain/media-reference-extractor.js";
 import type { MxcUri } from "../identifiers/mxc-uri.js";
-import type { ExtractedReference, ReferenceKind } from "../rooms/media-reference-extractor.js";
 
 /** Where one reference lives: an event of a room, or a user's profile. */
 export interface MediaUsage extends MxcUri {

@@ -6,7 +6,7 @@
 import { type Selectable, sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
 import type { RoomsTable } from "../db/schema.js";
-import type { RoomStateStats } from "../rooms/room-stats.js";
+import type { RoomStateStats } from "../domain/room-stats.js";
 
 /** A room as the services see it. */
 export interface Room {

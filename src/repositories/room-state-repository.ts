@@ -4,7 +4,7 @@
  * user's room list never parse event JSON.
  */
 import type { Database, Db } from "../db/database.js";
-import type { JsonObject } from "../rooms/room-event.js";
+import type { JsonObject } from "../domain/room-event.js";
 
 /** The current holder of one (room, type, state key). */
 export interface StateEntry {

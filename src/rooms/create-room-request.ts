@@ -3,9 +3,9 @@
  * a typed request. Wrong shapes are 400 M_BAD_JSON; malformed invitee ids
  * 400 M_INVALID_PARAM. `room_alias_name` is ignored: mxcd has no aliases.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
+import type { JsonObject } from "../domain/room-event.js";
 import { parseUserId } from "../identifiers/user-id.js";
-import type { JsonObject } from "./room-event.js";
 
 /** The spec's room presets; `trusted_private_chat` also gives invitees power 100. */
 export type RoomPreset = "private_chat" | "public_chat" | "trusted_private_chat";

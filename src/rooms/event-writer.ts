@@ -12,16 +12,16 @@
  * gets the first write's event id and stores nothing.
  */
 import type { Database, Db } from "../db/database.js";
+import { extractMediaReferences } from "../domain/media-reference-extractor.js";
+import type { NewEvent } from "../domain/room-event.js";
+import { statsForState } from "../domain/room-stats.js";
 import type { MxcUri } from "../identifiers/mxc-uri.js";
 import { newEventId } from "../identifiers/room-id.js";
 import type { EventRepository, TransactionKey } from "../repositories/event-repository.js";
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
 import type { NewRoom, RoomRepository } from "../repositories/room-repository.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";
-import { extractMediaReferences } from "./media-reference-extractor.js";
 import { redactContent } from "./redaction-algorithm.js";
-import type { NewEvent } from "./room-event.js";
-import { statsForState } from "./room-stats.js";
 
 /** The repositories the writer stores through, all used inside one transaction. */
 export interface EventWriterDeps {

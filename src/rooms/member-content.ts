@@ -3,7 +3,7 @@
  * joins and invites, the user's global profile (display name and avatar), as
  * Synapse copies it into every room.
  */
-import type { JsonObject } from "./room-event.js";
+import type { JsonObject } from "../domain/room-event.js";
 
 /** A user's global profile, as far as member events need it. */
 export interface MemberProfile {

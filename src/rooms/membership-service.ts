@@ -5,7 +5,7 @@
  * carry the user's global profile, and a profile change is copied into every
  * room the user has joined, as Synapse does.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import { parseUserId } from "../identifiers/user-id.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";
 import type { EventWriter } from "./event-writer.js";

@@ -5,7 +5,7 @@
  * the media-reference index is kept by UserRepository.setAvatarUrl.
  */
 import type { AccountService } from "../accounts/account-service.js";
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import type { MembershipService } from "./membership-service.js";
 
 /** The profile fields the client API reads and writes. */

@@ -4,7 +4,7 @@
  * M_NOT_FOUND (writes) or 403 (reads), a non-member 403 M_FORBIDDEN, too
  * little power 403 M_FORBIDDEN.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
 import { isValidRoomId } from "../identifiers/room-id.js";
 import type { Room, RoomRepository } from "../repositories/room-repository.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";

@@ -5,10 +5,11 @@
  * `initial_state` sets them), the rest of `initial_state`, name, topic, and
  * the invites. Pure: the caller supplies member contents (with profiles).
  */
+
+import type { JsonObject, NewEvent } from "../domain/room-event.js";
 import type { CreateRoomRequest, RoomPreset } from "./create-room-request.js";
 import { ROOM_VERSION } from "./create-room-request.js";
 import { defaultPowerLevels } from "./power-levels.js";
-import type { JsonObject, NewEvent } from "./room-event.js";
 
 /** The facts a new room's events need beyond the request. */
 export interface RoomSeed {

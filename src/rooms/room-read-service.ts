@@ -4,11 +4,11 @@
  * history visibility for former members); the timeline is paged by keyset on
  * the stream ordering, with tokens `s<stream ordering>`.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
+import { type StoredEvent, toClientEvent } from "../domain/room-event.js";
 import type { EventRepository } from "../repositories/event-repository.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";
 import type { RoomAccess } from "./room-access.js";
-import { type StoredEvent, toClientEvent } from "./room-event.js";
 
 /** One `/messages` request, parsed. */
 export interface MessagesQuery {

@@ -5,16 +5,16 @@
  * After a redaction commits, the media redaction policy acts on local media
  * that lost its last reference.
  */
-import { MatrixError } from "../http/matrix-error.js";
+import { MatrixError } from "../domain/matrix-error.js";
+import type { JsonObject } from "../domain/room-event.js";
 import { newRoomId } from "../identifiers/room-id.js";
 import type { EventRepository } from "../repositories/event-repository.js";
-import type { RoomAccess } from "./room-access.js";
 import { type CreateRoomRequest, ROOM_VERSION } from "./create-room-request.js";
 import type { EventWriter } from "./event-writer.js";
 import type { MediaRedactionPolicy } from "./media-redaction-policy.js";
 import { memberContent, type ProfileLookup } from "./member-content.js";
 import { actionLevel, eventLevel } from "./power-levels.js";
-import type { JsonObject } from "./room-event.js";
+import type { RoomAccess } from "./room-access.js";
 import { initialRoomEvents } from "./room-presets.js";
 
 /** The caller of a write: who, and the access token (hash) that scopes txn ids. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { MatrixError } from "../../src/domain/matrix-error.js";
 import {
   FederationAuth,
   type InboundFederationRequest,
@@ -13,7 +14,6 @@ import { buildXMatrixHeader, RequestSigner } from "../../src/federation/x-matrix
 import { requireFederationOrigin } from "../../src/http/federation-auth-hook.js";
 import { createMetricsRegistry } from "../../src/http/http-metrics.js";
 import { createHttpServer } from "../../src/http/http-server.js";
-import { MatrixError } from "../../src/http/matrix-error.js";
 import { createLogger } from "../../src/logging/logger.js";
 
 const LOCAL = "local.example";

@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  type ServerResolverOptions,
   ServerResolver,
+  type ServerResolverOptions,
   UnresolvableServerError,
   type WellKnownFetcher,
   type WellKnownResult,

@@ -10,8 +10,8 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Server } from "node:net";
-import type { TLSSocket } from "node:tls";
 import { after, describe, it } from "node:test";
+import type { TLSSocket } from "node:tls";
 import type { Dns, ResolvedAddress } from "../../src/net/dns.js";
 import { addressPolicy, SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST } from "../../src/net/ip-ranges.js";
 import { readAll } from "../../src/net/json-response.js";

@@ -10,9 +10,9 @@ import {
   selectThumbnail,
   servesOriginal,
   sniffImageFormat,
+  Thumbnailer,
   type ThumbnailRequest,
   type ThumbnailResult,
-  Thumbnailer,
   thumbnailGeometry,
   thumbnailPlan,
 } from "../../src/thumbnails/thumbnailer.js";

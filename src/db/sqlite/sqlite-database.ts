@@ -8,8 +8,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SqliteDriver from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
-import type { DatabaseSchema } from "../schema.js";
 import { type Database, wrapKysely } from "../database.js";
+import type { DatabaseSchema } from "../schema.js";
 import { SqliteBooleanPlugin } from "./sqlite-boolean-plugin.js";
 
 export interface SqliteConfig {

@@ -4,10 +4,10 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { AccountService } from "../../accounts/account-service.js";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { qualifyUserId } from "../../identifiers/user-id.js";
 import type { Auth } from "../auth.js";
 import { jsonObject, optionalField } from "../json-body.js";
-import { MatrixError } from "../matrix-error.js";
 
 export interface LoginRouteDeps {
   serverName: string;

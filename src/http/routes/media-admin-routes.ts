@@ -12,6 +12,7 @@
  * `delete` stays addressable (Synapse answers 405 there).
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { parseUserId } from "../../identifiers/user-id.js";
 import type { MediaDeletionService } from "../../media/media-deletion-service.js";
@@ -28,7 +29,6 @@ import {
 } from "../../repositories/media-statistics-repository.js";
 import type { UserRepository } from "../../repositories/user-repository.js";
 import type { Auth } from "../auth.js";
-import { MatrixError } from "../matrix-error.js";
 import {
   booleanParam,
   enumParam,

@@ -11,15 +11,15 @@
  * admin quarantine bypass. Legacy and federation downloads are always proxied.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
-import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
+import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { BlobStore } from "../../storage/blob-store.js";
 import { localContentKey, remoteContentKey } from "../../storage/media-paths.js";
 import type { Auth } from "../auth.js";
-import { MatrixError } from "../matrix-error.js";
 import { sendStoredMedia, setDownloadHeaders } from "../media-response.js";
 import { booleanParam, firstParam, integerParam, type Query } from "../query-params.js";
 

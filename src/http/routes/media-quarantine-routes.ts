@@ -6,13 +6,13 @@
  * Counts are real transitions (docs/compatibility.md).
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { isValidRoomId } from "../../identifiers/room-id.js";
 import { parseUserId } from "../../identifiers/user-id.js";
 import type { QuarantineService } from "../../media/quarantine-service.js";
 import type { MediaRepository } from "../../repositories/media-repository.js";
 import type { Auth } from "../auth.js";
-import { MatrixError } from "../matrix-error.js";
 
 export interface MediaQuarantineRouteDeps {
   serverName: string;

@@ -6,6 +6,7 @@
  * fetched into the cache first and thumbnailed here.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
@@ -15,7 +16,6 @@ import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-se
 import type { BlobStore } from "../../storage/blob-store.js";
 import type { ThumbnailRequest } from "../../thumbnails/thumbnailer.js";
 import type { Auth } from "../auth.js";
-import { MatrixError } from "../matrix-error.js";
 import {
   booleanParam,
   enumParam,

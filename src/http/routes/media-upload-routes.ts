@@ -4,8 +4,8 @@
  * Upload bodies are not parsed: they stream from the socket to the store.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { UploadRequest, UploadService } from "../../media/upload-service.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
+import type { UploadRequest, UploadService } from "../../media/upload-service.js";
 import type { Auth } from "../auth.js";
 import { strictQueryParam } from "../raw-query.js";
 

@@ -3,10 +3,10 @@
  * profile or one field; set a field of one's own profile.
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import type { ProfileField, ProfileService } from "../../rooms/profile-service.js";
 import type { Auth } from "../auth.js";
 import { jsonObject } from "../json-body.js";
-import { MatrixError } from "../matrix-error.js";
 
 /** The services behind the profile routes. */
 export interface ProfileRouteDeps {

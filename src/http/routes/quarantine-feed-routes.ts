@@ -5,9 +5,9 @@
  * long-polling, and the record fields `sha256`, `quarantined_by` and `ts`.
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import type { QuarantineFeedService } from "../../media/quarantine-feed-service.js";
 import type { Auth } from "../auth.js";
-import { MatrixError } from "../matrix-error.js";
 import { integerParam, type Query } from "../query-params.js";
 
 export const MAX_FEED_LIMIT = 1000;

@@ -4,10 +4,10 @@
  * details, with Synapse's shapes and parameter errors.
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { ROOM_ORDER_BY, type Room } from "../../repositories/room-repository.js";
 import type { RoomAdminService } from "../../rooms/room-admin-service.js";
 import type { Auth } from "../auth.js";
-import { MatrixError } from "../matrix-error.js";
 import { booleanParam, enumParam, firstParam, integerParam, type Query } from "../query-params.js";
 
 /** The services behind the room admin routes. */

@@ -4,13 +4,13 @@
  * aliases are not implemented: joining `#alias` is 404 M_NOT_FOUND.
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseCreateRoomRequest } from "../../rooms/create-room-request.js";
 import type { MembershipService } from "../../rooms/membership-service.js";
 import type { RoomReadService } from "../../rooms/room-read-service.js";
 import type { RoomService } from "../../rooms/room-service.js";
 import type { Auth } from "../auth.js";
 import { jsonObject } from "../json-body.js";
-import { MatrixError } from "../matrix-error.js";
 
 /** The services behind the room routes. */
 export interface RoomRouteDeps {

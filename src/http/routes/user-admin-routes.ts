@@ -7,11 +7,11 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { AccountService } from "../../accounts/account-service.js";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseUserId } from "../../identifiers/user-id.js";
 import type { User, UserOrderBy, UserRepository } from "../../repositories/user-repository.js";
 import type { Auth } from "../auth.js";
 import { type JsonObject, jsonObject } from "../json-body.js";
-import { MatrixError } from "../matrix-error.js";
 import { booleanParam, enumParam, firstParam, integerParam, type Query } from "../query-params.js";
 
 export interface UserAdminRouteDeps {
