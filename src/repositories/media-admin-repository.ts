@@ -181,8 +181,11 @@ export class MediaAdminRepository {
           .where((eb) =>
             eb.or([
               eb("last_access_ts", ">", after!.ts),
-              eb("media_origin", ">", after.origin!),
-              eb.and([eb("media_origin", "=", after.origin!), eb("media_id", ">", after!.mediaId)]),
+              eb("media_origin", ">", after!.origin!),
+              eb.and([
+                eb("media_origin", "=", after!.origin!),
+                eb("media_id", ">", after!.mediaId),
+              ]),
             ]),
           ),
       )

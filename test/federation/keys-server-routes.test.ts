@@ -111,7 +111,7 @@ describe("federation key config", () => {
       ].join("\n"),
     );
     assert.equal(config.old_signing_keys["ed25519:auto"]!.expired_ts, 123456789123);
-    assert.equal(config.trusted_key_servers[0].verify_keys!["ed25519:auto"], OLD_KEY);
+    assert.equal(config.trusted_key_servers[0]!.verify_keys!["ed25519:auto"], OLD_KEY);
     assert.equal(config.trusted_key_servers[1]!.server_name, "notary.example");
   });
 
