@@ -46,6 +46,7 @@ import { JobRunner } from "./jobs/job-runner.js";
 import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
 import { DownloadService } from "./media/download-service.js";
+import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
@@ -200,7 +201,15 @@ export function createApp(config: Config, logger: Logger): App {
   });
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
-  registerMediaQuarantineRoutes(http, { serverName, auth, quarantine, media: services.media });
+  const mediaAdmin = new MediaAdminRepository(database);
+  const mediaAdminService = new MediaAdminService({
+    serverName,
+    users: services.users,
+    media: services.media,
+    admin: mediaAdmin,
+    statistics: new MediaStatisticsRepository(database),
+  });
+  registerMediaQuarantineRoutes(http, { serverName, auth, quarantine, admin: mediaAdminService });
   registerQuarantineFeedRoutes(http, { serverName, auth, feed });
   // Background jobs (docs/jobs.md): started after listening, never awaited.
   const jobs = new JobRunner(database, createBackgroundJobs({ feedSignal }), logger);
@@ -229,7 +238,6 @@ export function createApp(config: Config, logger: Logger): App {
   registerProfileRoutes(http, { auth, profiles: roomServices.profiles });
   registerRoomAdminRoutes(http, { auth, admin: roomServices.admin });
   // Media admin listing and deletion (docs/admin-api.md).
-  const mediaAdmin = new MediaAdminRepository(database);
   const mediaDeletion = new MediaDeletionService(
     { serverName },
     mediaAdmin,
@@ -240,9 +248,7 @@ export function createApp(config: Config, logger: Logger): App {
   registerMediaAdminRoutes(http, {
     serverName,
     auth,
-    users: services.users,
-    media: mediaAdmin,
-    statistics: new MediaStatisticsRepository(database),
+    admin: mediaAdminService,
     deletion: mediaDeletion,
   });
 

@@ -10,9 +10,8 @@ import { loadConfigFile } from "../config/load-config.js";
 import { createDatabase, type Database } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
-import { type JobObserver, JobRunner } from "../jobs/job-runner.js";
+import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
 import { createLogger } from "../logging/logger.js";
-import type { JobState } from "../repositories/job-repository.js";
 
 const BAR_SIZE = 30;
 

@@ -36,18 +36,3 @@ export function createDatabase(config: DatabaseConfig): Database {
     }
   }
 }
-
-/** Wraps a Kysely instance as a `Database`. */
-export function wrapKysely(engine: Engine, db: Db): Database {
-  let closed = false;
-  return {
-    engine,
-    db,
-    transaction: (work) => db.transaction().execute(work),
-    async close() {
-      if (closed) return;
-      closed = true;
-      await db.destroy();
-    },
-  };
-}

@@ -16,22 +16,11 @@
  */
 import type { DatabaseConfig } from "../config/config-schema.js";
 import type { Logger } from "../logging/logger.js";
+import type { Channel } from "./channels.js";
 import { InProcessNotificationBus } from "./in-process-notification-bus.js";
 import { PostgresNotificationBus } from "./postgres/postgres-notification-bus.js";
 
-/** mxcd's channels (PostgreSQL channel names, so lower-case identifiers). */
-export const CHANNELS = [
-  /** An async upload's bytes are stored; payload: the media id. */
-  "mxcd_upload_done",
-  /** Quarantine feed records committed; payload: empty. */
-  "mxcd_feed",
-  /** A remote fetch ended (cached or failed); payload: `<origin>/<mediaId>`. */
-  "mxcd_remote_media",
-  /** A thumbnail generation ended; payload: its flight name. */
-  "mxcd_thumbnail",
-] as const;
-
-export type Channel = (typeof CHANNELS)[number];
+export type { Channel } from "./channels.js";
 
 /** Receives a payload; must not throw. */
 export type NotificationListener = (payload: string) => void;

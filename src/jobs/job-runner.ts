@@ -31,7 +31,7 @@ import {
   type JobRunnerOptions,
 } from "./job-runner-options.js";
 
-export type { JobObserver, JobRunnerOptions };
+export type { JobObserver, JobRunnerOptions, JobState };
 
 /** One batch attempt: another process had the lock, the job is finished, or it advanced. */
 type Step = { kind: "busy" | "done" | "progressed"; state?: JobState };

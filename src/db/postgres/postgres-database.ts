@@ -6,8 +6,9 @@
  */
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
-import { type Database, wrapKysely } from "../database.js";
+import type { Database } from "../database.js";
 import type { DatabaseSchema } from "../schema.js";
+import { wrapKysely } from "../wrap-kysely.js";
 
 export interface PostgresConfig {
   url: string;

@@ -21,13 +21,9 @@
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import type { Logger } from "../../logging/logger.js";
+import { CHANNELS, type Channel } from "../channels.js";
 import { InProcessNotificationBus } from "../in-process-notification-bus.js";
-import {
-  CHANNELS,
-  type Channel,
-  type NotificationBus,
-  type NotificationListener,
-} from "../notification-bus.js";
+import type { NotificationBus, NotificationListener } from "../notification-bus.js";
 import { DedicatedConnection } from "./dedicated-connection.js";
 
 /** A NotificationBus reaching every process that listens on the same database. */

@@ -8,8 +8,9 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SqliteDriver from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
-import { type Database, wrapKysely } from "../database.js";
+import type { Database } from "../database.js";
 import type { DatabaseSchema } from "../schema.js";
+import { wrapKysely } from "../wrap-kysely.js";
 import { SqliteBooleanPlugin } from "./sqlite-boolean-plugin.js";
 
 export interface SqliteConfig {

@@ -8,7 +8,7 @@
  * `jobs`: every job's stored state (docs/jobs.md).
  */
 import type { FastifyInstance } from "fastify";
-import type { JobState } from "../../repositories/job-repository.js";
+import type { JobState } from "../../jobs/job-runner.js";
 import type { Auth } from "../auth.js";
 
 /** Synapse's name for a deployment's single database. */

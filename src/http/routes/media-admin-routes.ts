@@ -15,19 +15,15 @@ import type { FastifyInstance } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { parseUserId } from "../../identifiers/user-id.js";
-import type { MediaDeletionService } from "../../media/media-deletion-service.js";
 import {
-  type MediaAdminRepository,
+  type LocalMedia,
+  MEDIA_STATISTICS_ORDER_BY,
+  type MediaAdminService,
+  type MediaStatisticsQuery,
   USER_MEDIA_ORDER_BY,
   type UserMediaPage,
-} from "../../repositories/media-admin-repository.js";
-import type { LocalMedia } from "../../repositories/media-repository.js";
-import {
-  MEDIA_STATISTICS_ORDER_BY,
-  type MediaStatisticsQuery,
-  type MediaStatisticsRepository,
-} from "../../repositories/media-statistics-repository.js";
-import type { UserRepository } from "../../repositories/user-repository.js";
+} from "../../media/media-admin-service.js";
+import type { MediaDeletionService } from "../../media/media-deletion-service.js";
 import type { Auth } from "../auth.js";
 import {
   booleanParam,
@@ -42,9 +38,7 @@ import {
 export interface MediaAdminRouteDeps {
   serverName: string;
   auth: Auth;
-  users: UserRepository;
-  media: MediaAdminRepository;
-  statistics: MediaStatisticsRepository;
+  admin: MediaAdminService;
   deletion: MediaDeletionService;
 }
 
@@ -71,7 +65,8 @@ function registerUserMediaRoutes(app: FastifyInstance, deps: MediaAdminRouteDeps
     if (parseUserId(rawUserId).domain !== deps.serverName) {
       throw new MatrixError("M_INVALID_PARAM", "Can only look up local users");
     }
-    if (!(await deps.users.get(rawUserId))) throw new MatrixError("M_NOT_FOUND", "Unknown user");
+    if (!(await deps.admin.userExists(rawUserId)))
+      throw new MatrixError("M_NOT_FOUND", "Unknown user");
     const { from, limit } = paging(query);
     const orderBy = enumParam(query, "order_by", USER_MEDIA_ORDER_BY);
     const dir = enumParam(query, "dir", DIRECTIONS);
@@ -89,8 +84,7 @@ function registerUserMediaRoutes(app: FastifyInstance, deps: MediaAdminRouteDeps
   app.get<UserParams>(`${V1}/users/:userId/media`, async (request) => {
     await deps.auth.requireAdmin(request);
     const page = await userPage(request.params.userId, request.query as Query);
-    const total = await deps.media.countUserMedia(page.userId);
-    const media = await deps.media.listUserMedia(page);
+    const { media, total } = await deps.admin.userMedia(page);
     return {
       media: media.map(mediaObject),
       total,
@@ -157,7 +151,7 @@ function registerStatisticsRoute(app: FastifyInstance, deps: MediaAdminRouteDeps
   app.get(`${V1}/statistics/users/media`, async (request) => {
     await deps.auth.requireAdmin(request);
     const query = statisticsQuery(request.query as Query);
-    const { users, total } = await deps.statistics.usage(query);
+    const { users, total } = await deps.admin.usage(query);
     return {
       users: users.map((u) => ({
         user_id: u.userId,

@@ -10,15 +10,15 @@ import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { isValidRoomId } from "../../identifiers/room-id.js";
 import { parseUserId } from "../../identifiers/user-id.js";
+import type { MediaAdminService, MediaInfo } from "../../media/media-admin-service.js";
 import type { QuarantineService } from "../../media/quarantine-service.js";
-import type { MediaRepository } from "../../repositories/media-repository.js";
 import type { Auth } from "../auth.js";
 
 export interface MediaQuarantineRouteDeps {
   serverName: string;
   auth: Auth;
   quarantine: QuarantineService;
-  media: MediaRepository;
+  admin: MediaAdminService;
 }
 
 const ADMIN = "/_synapse/admin/v1";
@@ -36,9 +36,9 @@ export function registerMediaQuarantineRoutes(
       request.params.serverName,
       request.params.mediaId,
     );
-    const info = await mediaInfo(deps, serverName, mediaId);
-    if (!info) throw new MatrixError("M_NOT_FOUND", "Unknown media");
-    return { media_info: info };
+    const found = await deps.admin.mediaInfo(serverName, mediaId);
+    if (!found) throw new MatrixError("M_NOT_FOUND", "Unknown media");
+    return { media_info: mediaInfo(found) };
   });
 
   app.post<MediaParams>(`${ADMIN}/media/quarantine/:serverName/:mediaId`, async (request) => {
@@ -103,10 +103,9 @@ export function registerMediaQuarantineRoutes(
 }
 
 /** Synapse's 14-field `media_info`, for local or cached remote media. */
-async function mediaInfo(deps: MediaQuarantineRouteDeps, serverName: string, mediaId: string) {
-  if (serverName === deps.serverName) {
-    const m = await deps.media.getLocal(mediaId);
-    if (!m) return undefined;
+function mediaInfo(found: MediaInfo) {
+  if (found.local) {
+    const m = found.media;
     return {
       media_origin: null,
       user_id: m.userId,
@@ -124,8 +123,7 @@ async function mediaInfo(deps: MediaQuarantineRouteDeps, serverName: string, med
       sha256: m.sha256,
     };
   }
-  const r = await deps.media.getRemote(serverName, mediaId);
-  if (!r) return undefined;
+  const r = found.media;
   return {
     media_origin: r.origin,
     user_id: null,

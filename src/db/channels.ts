@@ -1,0 +1,18 @@
+/**
+ * The notification bus's channel names, in a module of their own so the
+ * PostgreSQL bus can use them without importing the bus factory (no cycle).
+ */
+
+/** mxcd's channels (PostgreSQL channel names, so lower-case identifiers). */
+export const CHANNELS = [
+  /** An async upload's bytes are stored; payload: the media id. */
+  "mxcd_upload_done",
+  /** Quarantine feed records committed; payload: empty. */
+  "mxcd_feed",
+  /** A remote fetch ended (cached or failed); payload: `<origin>/<mediaId>`. */
+  "mxcd_remote_media",
+  /** A thumbnail generation ended; payload: its flight name. */
+  "mxcd_thumbnail",
+] as const;
+
+export type Channel = (typeof CHANNELS)[number];
