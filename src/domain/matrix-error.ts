@@ -10,7 +10,9 @@
 export type Errcode =
   | "M_BAD_JSON"
   | "M_CANNOT_OVERWRITE_MEDIA"
+  | "M_EXCLUSIVE"
   | "M_FORBIDDEN"
+  | "M_GUEST_ACCESS_FORBIDDEN"
   | "M_INVALID_PARAM"
   | "M_INVALID_USERNAME"
   | "M_LIMIT_EXCEEDED"
@@ -26,12 +28,15 @@ export type Errcode =
   | "M_UNKNOWN_TOKEN"
   | "M_UNRECOGNIZED"
   | "M_USER_DEACTIVATED"
-  | "M_USER_IN_USE";
+  | "M_USER_IN_USE"
+  | "M_USER_LOCKED";
 
 const DEFAULT_STATUS: { readonly [K in Errcode]: number } = {
   M_BAD_JSON: 400,
   M_CANNOT_OVERWRITE_MEDIA: 409,
+  M_EXCLUSIVE: 400,
   M_FORBIDDEN: 403,
+  M_GUEST_ACCESS_FORBIDDEN: 403,
   M_INVALID_PARAM: 400,
   M_INVALID_USERNAME: 400,
   M_LIMIT_EXCEEDED: 429,
@@ -48,6 +53,7 @@ const DEFAULT_STATUS: { readonly [K in Errcode]: number } = {
   M_UNRECOGNIZED: 404,
   M_USER_DEACTIVATED: 403,
   M_USER_IN_USE: 400,
+  M_USER_LOCKED: 401,
 };
 
 /** An error that reaches the client as a Matrix error body. */
