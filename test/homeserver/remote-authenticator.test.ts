@@ -234,7 +234,7 @@ describe("RemoteAuthenticator: application-service masquerading", () => {
   it("refuses a user_id that is no user id without asking", async () => {
     const auth = authenticator();
     const before = hs.total;
-    for (const bad of ["alice", "@:", "@a:" + "x".repeat(300)]) {
+    for (const bad of ["alice", "@:", `@a:${"x".repeat(300)}`]) {
       assert.equal((await refusal(auth.authenticate(asToken, { masqueradeAs: bad }))).status, 400);
     }
     assert.equal(hs.total, before);

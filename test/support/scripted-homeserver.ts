@@ -116,7 +116,7 @@ export class ScriptedHomeserver {
     await once(this.#server, "close");
   }
 
-  #handle(request: IncomingMessage, response: ServerResponse): void {
+  #handle(request: IncomingMessage, response: ServerResponse) {
     const url = new URL(request.url ?? "/", "http://hs");
     this.#counts.set(url.pathname, this.count(url.pathname) + 1);
     this.seen.push(request.headers);
@@ -156,7 +156,7 @@ export class ScriptedHomeserver {
     this.#route(url, token, user, response);
   }
 
-  #route(url: URL, token: string, user: ScriptedUser, response: ServerResponse): void {
+  #route(url: URL, token: string, user: ScriptedUser, response: ServerResponse) {
     const path = url.pathname;
     if (path === "/_matrix/client/v3/account/whoami")
       return this.#whoami(url, token, user, response);
@@ -179,7 +179,7 @@ export class ScriptedHomeserver {
     json(response, 404, { errcode: "M_UNRECOGNIZED", error: "Unrecognized request" });
   }
 
-  #whoami(url: URL, token: string, user: ScriptedUser, response: ServerResponse): void {
+  #whoami(url: URL, token: string, user: ScriptedUser, response: ServerResponse) {
     const service = this.#appServices.get(token);
     const masquerade = url.searchParams.get("user_id");
     if (service && masquerade !== null && masquerade !== service.sender) {
