@@ -13,7 +13,7 @@
  */
 import type { Database, Db } from "../db/database.js";
 import { extractMediaReferences } from "../domain/media-reference-extractor.js";
-import type { NewEvent } from "../domain/room-event.js";
+import { checkEventContent, type NewEvent } from "../domain/room-event.js";
 import { statsForState } from "../domain/room-stats.js";
 import type { MxcUri } from "../identifiers/mxc-uri.js";
 import { newEventId } from "../identifiers/room-id.js";
@@ -54,8 +54,13 @@ export interface WriteResult {
 export class EventWriter {
   constructor(private readonly deps: EventWriterDeps) {}
 
-  /** Stores `events` in order, atomically. */
-  write(events: readonly NewEvent[], options: WriteOptions = {}): Promise<WriteResult> {
+  /**
+   * Stores `events` in order, atomically. Every content is checked against
+   * the event limits first (`checkEventContent`: 400 too deep, 413 too
+   * large), whoever the caller, so nothing stored can overflow a later walk.
+   */
+  async write(events: readonly NewEvent[], options: WriteOptions = {}): Promise<WriteResult> {
+    for (const event of events) checkEventContent(event.content);
     const { database, events: eventRepo, rooms } = this.deps;
     return database.transaction(async (tx) => {
       const eventIds = events.map(() => newEventId());

@@ -6,7 +6,7 @@
  * that lost its last reference.
  */
 import { MatrixError } from "../domain/matrix-error.js";
-import type { JsonObject } from "../domain/room-event.js";
+import { checkEventContent, type JsonObject } from "../domain/room-event.js";
 import { newRoomId } from "../identifiers/room-id.js";
 import type { EventRepository } from "../repositories/event-repository.js";
 import { type CreateRoomRequest, ROOM_VERSION } from "./create-room-request.js";
@@ -34,9 +34,6 @@ export interface RoomServiceDeps {
   readonly now: () => number;
 }
 
-/** Largest event content accepted, in bytes of JSON (the spec's 64 KiB event limit). */
-const MAX_CONTENT_BYTES = 65_536;
-
 /** Room creation, sends, state changes and redactions; errors are MatrixErrors. */
 export class RoomService {
   constructor(private readonly deps: RoomServiceDeps) {}
@@ -57,6 +54,8 @@ export class RoomService {
     }
     const creatorMember = memberContent("join", await this.deps.profiles(creator));
     const events = initialRoomEvents(request, { roomId, creator, creatorMember, inviteeMembers });
+    // initial_state, creation_content and the power-level override obey the event limits too.
+    for (const event of events) checkEvent(event.type, event.content);
     await this.deps.writer.write(events, {
       newRoom: {
         roomId,
@@ -155,12 +154,10 @@ export class RoomService {
   }
 }
 
-/** 400 for an empty or overlong type, 413 M_TOO_LARGE for content over 64 KiB. */
+/** 400 for an empty or overlong type; then `checkEventContent` (depth 400, size 413). */
 function checkEvent(type: string, content: JsonObject): void {
   if (type.length === 0 || type.length > 255) {
     throw new MatrixError("M_INVALID_PARAM", "Invalid event type");
   }
-  if (Buffer.byteLength(JSON.stringify(content)) > MAX_CONTENT_BYTES) {
-    throw new MatrixError("M_TOO_LARGE", "event too large");
-  }
+  checkEventContent(content);
 }
