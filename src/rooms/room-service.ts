@@ -2,8 +2,8 @@
  * Writing to rooms: creating them, sending message and state events, and
  * redacting (client-server API "Creation", "Sending events", "Redactions").
  * Sends and redactions are idempotent per access token and transaction id.
- * After a redaction commits, the media redaction policy acts on local media
- * that lost its last reference.
+ * After a redaction commits, the media redaction policy judges the media the
+ * redacted event referenced (media-redaction-policy.ts).
  */
 import { MatrixError } from "../domain/matrix-error.js";
 import { checkEventContent, type JsonObject } from "../domain/room-event.js";
@@ -17,10 +17,12 @@ import { actionLevel, eventLevel } from "./power-levels.js";
 import type { RoomAccess } from "./room-access.js";
 import { initialRoomEvents } from "./room-presets.js";
 
-/** The caller of a write: who, and the access token (hash) that scopes txn ids. */
+/** The caller of a write: who, the access token (hash) that scopes txn ids, server admin or not. */
 export interface Sender {
   readonly userId: string;
   readonly tokenHash: string;
+  /** A server admin (not a room moderator); widens the media redaction policy. */
+  readonly admin: boolean;
 }
 
 /** What room writes read and write through. */
@@ -149,7 +151,13 @@ export class RoomService {
       [{ roomId, sender: sender.userId, type: "m.room.redaction", content, redacts: targetId }],
       { transaction },
     );
-    await this.deps.redactionPolicy.apply(result.orphanedLocalMedia);
+    for (const redactedEvent of result.redacted) {
+      await this.deps.redactionPolicy.apply({
+        redactedEvent,
+        redactingSender: sender.userId,
+        redactingSenderIsAdmin: sender.admin,
+      });
+    }
     return result.eventIds.at(-1)!;
   }
 }

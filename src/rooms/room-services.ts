@@ -66,6 +66,8 @@ export function createRoomServices(options: RoomServicesOptions): RoomServices {
   const profiles: ProfileLookup = async (userId) => accounts.getUser(userId);
   const redactionPolicy = new MediaRedactionPolicy(
     options.config.media_redaction_policy,
+    serverName,
+    references,
     options.moderation,
     options.logger,
   );
