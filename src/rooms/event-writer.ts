@@ -13,12 +13,13 @@
  */
 import type { Database, Db } from "../db/database.js";
 import { extractMediaReferences } from "../domain/media-reference-extractor.js";
+import type { NewRoom } from "../domain/room.js";
 import { checkEventContent, type NewEvent, type StoredEvent } from "../domain/room-event.js";
 import { statsForState } from "../domain/room-stats.js";
 import { newEventId } from "../identifiers/room-id.js";
 import type { EventRepository, TransactionKey } from "../repositories/event-repository.js";
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
-import type { NewRoom, RoomRepository } from "../repositories/room-repository.js";
+import type { RoomRepository } from "../repositories/room-repository.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";
 import { redactContent } from "./redaction-algorithm.js";
 
