@@ -145,6 +145,8 @@ forEachEngine("deeply nested request bodies", (engine) => {
       ],
       ["invite", "POST", `${room()}/invite`, `{"user_id":"@bob:test.local","d":${deep}}`],
       ["join", "POST", `${room()}/join`, `{"d":${deep}}`],
+      ["join by id", "POST", `${CLIENT}/join/${encodeURIComponent(roomId)}`, `{"d":${deep}}`],
+      ["leave", "POST", `${room()}/leave`, `{"d":${deep}}`],
       [
         "r0 send",
         "PUT",
