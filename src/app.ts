@@ -219,6 +219,8 @@ export function createApp(config: Config, logger: Logger): App {
   // The redaction policy acts through the media services built below
   // (the deletion service needs the rooms' reference index in turn).
   const moderation = {
+    uploaderOf: async (mediaId: string) =>
+      (await services.media.getLocal(mediaId))?.userId ?? undefined,
     quarantineLocalMedia: async (mediaId: string, by: "system") => {
       await quarantine.quarantineExactLocal(mediaId, by);
     },

@@ -135,6 +135,10 @@ describe("redactContent (room versions 9/10)", () => {
 class RecordingModeration implements LocalMediaModeration {
   readonly calls: string[] = [];
   failing = false;
+  /** Every media here was uploaded by alice, the sender of the tests' events. */
+  async uploaderOf(_mediaId: string) {
+    return "@alice:test.local";
+  }
   async quarantineLocalMedia(mediaId: string, by: "system") {
     this.calls.push(`quarantine ${mediaId} ${by}`);
     if (this.failing) throw new Error("media service down");
@@ -148,7 +152,7 @@ class RecordingModeration implements LocalMediaModeration {
 forEachEngine("media-reference index", (engine) => {
   let server: TestServer;
   let services: RoomServices;
-  const alice = { userId: "@alice:test.local", tokenHash: "alice-token" };
+  const alice = { userId: "@alice:test.local", tokenHash: "alice-token", admin: false };
   let n = 0;
   const txn = () => `t${++n}`;
   const newRoom = (body: object = {}) =>

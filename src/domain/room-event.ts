@@ -1,7 +1,10 @@
 /**
- * Events as the room services see them, and their client-server API
- * serialisation ("ClientEvent": event_id, type, sender, content, ...).
+ * Events as the room services see them, the limits every stored content
+ * obeys, and their client-server API serialisation ("ClientEvent":
+ * event_id, type, sender, content, ...).
  */
+import { assertJsonDepth } from "./json-depth.js";
+import { MatrixError } from "./matrix-error.js";
 
 export type JsonObject = Record<string, unknown>;
 
@@ -15,6 +18,21 @@ export interface NewEvent {
   readonly content: JsonObject;
   /** For `m.room.redaction`: the event it censors. */
   readonly redacts?: string;
+}
+
+/** Largest event content accepted, in bytes of JSON (the spec's 65,536-byte event limit). */
+export const MAX_CONTENT_BYTES = 65_536;
+
+/**
+ * 400 `M_BAD_JSON` for content nested deeper than `MAX_JSON_DEPTH`, then 413
+ * `M_TOO_LARGE` for content over `MAX_CONTENT_BYTES`. The depth is checked
+ * first because measuring the size serialises the content, which recurses.
+ */
+export function checkEventContent(content: JsonObject): void {
+  assertJsonDepth(content, "Event content");
+  if (Buffer.byteLength(JSON.stringify(content)) > MAX_CONTENT_BYTES) {
+    throw new MatrixError("M_TOO_LARGE", "event too large");
+  }
 }
 
 /** An event as stored. */

@@ -1,11 +1,20 @@
-/** Reading fields of a JSON request body with Matrix errors for wrong shapes. */
+/**
+ * Reading fields of a JSON request body with Matrix errors for wrong shapes.
+ * Every body read here is first checked for hostile nesting (json-depth.ts),
+ * before any route or service walks it.
+ */
+import { assertJsonDepth } from "../domain/json-depth.js";
 import { MatrixError } from "../domain/matrix-error.js";
 
 export type JsonObject = Record<string, unknown>;
 
-/** The body as an object; absent → `{}`; anything else → 400 M_NOT_JSON. */
+/**
+ * The body as an object; absent → `{}`; nested deeper than `MAX_JSON_DEPTH`
+ * → 400 M_BAD_JSON; anything else that is not an object → 400 M_NOT_JSON.
+ */
 export function jsonObject(body: unknown): JsonObject {
   if (body === undefined || body === null) return {};
+  assertJsonDepth(body, "Request body");
   if (typeof body !== "object" || Array.isArray(body)) {
     throw new MatrixError("M_NOT_JSON", "Content must be a JSON object.");
   }

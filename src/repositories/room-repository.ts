@@ -6,32 +6,8 @@
 import { type Selectable, sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
 import type { RoomsTable } from "../db/schema.js";
+import type { NewRoom, Room, RoomListQuery, RoomOrderBy } from "../domain/room.js";
 import type { RoomStateStats } from "../domain/room-stats.js";
-
-/** A room as the services see it. */
-export interface Room {
-  readonly roomId: string;
-  readonly roomVersion: string;
-  readonly creator: string;
-  readonly isPublic: boolean;
-  readonly createdTs: number;
-  readonly name: string | null;
-  readonly topic: string | null;
-  readonly avatar: string | null;
-  readonly canonicalAlias: string | null;
-  readonly encryption: string | null;
-  readonly joinRules: string | null;
-  readonly guestAccess: string | null;
-  readonly historyVisibility: string | null;
-  readonly federatable: boolean;
-  readonly roomType: string | null;
-  readonly joinedMembers: number;
-  readonly joinedLocalMembers: number;
-  readonly stateEvents: number;
-}
-
-/** A room about to be created (its stats start empty and fill in as state arrives). */
-export type NewRoom = Pick<Room, "roomId" | "roomVersion" | "creator" | "isPublic" | "createdTs">;
 
 /** Counter changes that go with one state event. */
 export interface RoomCounterDeltas {
@@ -41,11 +17,10 @@ export interface RoomCounterDeltas {
 }
 
 /**
- * Synapse's `order_by` values for the admin room list, in its declaration
- * order, each with its column and natural direction (Synapse: counts and
- * versions largest first, everything else ascending).
+ * Each of Synapse's room list orders with its column and natural direction
+ * (Synapse: counts and versions largest first, everything else ascending).
  */
-const ORDER = {
+const ORDER: { readonly [K in RoomOrderBy]: readonly [column: string, ascending: boolean] } = {
   alphabetical: ["name", true],
   size: ["joined_members", false],
   name: ["name", true],
@@ -61,25 +36,7 @@ const ORDER = {
   guest_access: ["guest_access", true],
   history_visibility: ["history_visibility", true],
   state_events: ["state_events", false],
-} as const satisfies Record<string, readonly [column: string, ascending: boolean]>;
-
-/** One of Synapse's room list orders. */
-export type RoomOrderBy = keyof typeof ORDER;
-/** Every `order_by` value, in the order Synapse's error message lists them. */
-export const ROOM_ORDER_BY = Object.keys(ORDER) as RoomOrderBy[];
-
-/** The admin room list's parameters (Synapse's names, parsed). */
-export interface RoomListQuery {
-  readonly from: number;
-  readonly limit: number;
-  readonly orderBy: RoomOrderBy;
-  /** `b` reverses the natural order. */
-  readonly direction: "f" | "b";
-  /** Substring of the name or canonical alias localpart (case-insensitive), or the exact room id. */
-  readonly searchTerm?: string;
-  readonly publicRooms?: boolean;
-  readonly emptyRooms?: boolean;
-}
+};
 
 /** The `rooms` table. */
 export class RoomRepository {

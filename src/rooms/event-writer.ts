@@ -3,9 +3,9 @@
  * event: inserts it (allocating its stream ordering), moves current state
  * and the room's statistics, records the media it references, and, for a
  * redaction, censors the target (redaction-algorithm.ts) and drops the
- * target's references. It also reports the local media whose last reference
- * anywhere (any room, any profile) a redaction removed, for the redaction
- * policy to act on once the transaction has committed.
+ * target's references. It also reports each censored target as it was
+ * before censoring, for the media redaction policy (media-redaction-policy.ts)
+ * to judge once the transaction has committed.
  *
  * A transaction key makes the write idempotent: the key is claimed first, so
  * a retry (or a concurrent duplicate, which waits on PostgreSQL's unique index)
@@ -13,13 +13,13 @@
  */
 import type { Database, Db } from "../db/database.js";
 import { extractMediaReferences } from "../domain/media-reference-extractor.js";
-import type { NewEvent } from "../domain/room-event.js";
+import type { NewRoom } from "../domain/room.js";
+import { checkEventContent, type NewEvent, type StoredEvent } from "../domain/room-event.js";
 import { statsForState } from "../domain/room-stats.js";
-import type { MxcUri } from "../identifiers/mxc-uri.js";
 import { newEventId } from "../identifiers/room-id.js";
 import type { EventRepository, TransactionKey } from "../repositories/event-repository.js";
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
-import type { NewRoom, RoomRepository } from "../repositories/room-repository.js";
+import type { RoomRepository } from "../repositories/room-repository.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";
 import { redactContent } from "./redaction-algorithm.js";
 
@@ -46,34 +46,39 @@ export interface WriteOptions {
 export interface WriteResult {
   /** The ids of the stored events, in order; for a replayed key, the first write's last id. */
   readonly eventIds: string[];
-  /** Local media ids that are no longer referenced anywhere because of a redaction here. */
-  readonly orphanedLocalMedia: string[];
+  /** The events this write censored, as they were before (none for a replayed key). */
+  readonly redacted: StoredEvent[];
 }
 
 /** The one place events are stored (see the module comment). */
 export class EventWriter {
   constructor(private readonly deps: EventWriterDeps) {}
 
-  /** Stores `events` in order, atomically. */
-  write(events: readonly NewEvent[], options: WriteOptions = {}): Promise<WriteResult> {
+  /**
+   * Stores `events` in order, atomically. Every content is checked against
+   * the event limits first (`checkEventContent`: 400 too deep, 413 too
+   * large), whoever the caller, so nothing stored can overflow a later walk.
+   */
+  async write(events: readonly NewEvent[], options: WriteOptions = {}): Promise<WriteResult> {
+    for (const event of events) checkEventContent(event.content);
     const { database, events: eventRepo, rooms } = this.deps;
     return database.transaction(async (tx) => {
       const eventIds = events.map(() => newEventId());
       const key = options.transaction;
       if (key && !(await eventRepo.claimTransaction(tx, key, eventIds.at(-1)!, this.deps.now()))) {
         const first = await eventRepo.findTransaction(key, tx);
-        return { eventIds: first ? [first] : [], orphanedLocalMedia: [] };
+        return { eventIds: first ? [first] : [], redacted: [] };
       }
       if (options.newRoom) await rooms.insert(tx, options.newRoom);
-      const unreferenced: MxcUri[] = [];
+      const redacted: StoredEvent[] = [];
       for (const [index, event] of events.entries()) {
-        await this.writeOne(tx, event, eventIds[index]!, unreferenced);
+        await this.writeOne(tx, event, eventIds[index]!, redacted);
       }
-      return { eventIds, orphanedLocalMedia: await this.orphans(tx, unreferenced) };
+      return { eventIds, redacted };
     });
   }
 
-  private async writeOne(tx: Db, event: NewEvent, eventId: string, unreferenced: MxcUri[]) {
+  private async writeOne(tx: Db, event: NewEvent, eventId: string, redacted: StoredEvent[]) {
     const { events, references } = this.deps;
     const streamOrdering = await events.insert(tx, {
       eventId,
@@ -89,7 +94,7 @@ export class EventWriter {
     const refs = extractMediaReferences(event.type, event.stateKey, event.content);
     await references.insertForEvent(tx, { roomId: event.roomId, eventId, streamOrdering }, refs);
     if (event.type === "m.room.redaction" && event.redacts !== undefined) {
-      await this.censor(tx, event.roomId, event.redacts, eventId, unreferenced);
+      await this.censor(tx, event.roomId, event.redacts, eventId, redacted);
     }
   }
 
@@ -113,36 +118,24 @@ export class EventWriter {
     });
   }
 
-  /** Censors the redaction's target (same room only) and collects the references it loses. */
+  /** Censors the redaction's target (same room only), drops its references, and collects it. */
   private async censor(
     tx: Db,
     roomId: string,
     targetId: string,
     redactionId: string,
-    unreferenced: MxcUri[],
+    redacted: StoredEvent[],
   ) {
     const { events, references, state, rooms } = this.deps;
     const target = await events.get(targetId, tx);
     if (!target || target.roomId !== roomId) return;
     const censored = redactContent(target.type, target.content);
     if (!(await events.censor(tx, targetId, censored, redactionId))) return;
-    unreferenced.push(...(await references.removeForEvent(tx, roomId, target.streamOrdering)));
+    await references.removeForEvent(tx, roomId, target.streamOrdering);
+    redacted.push(target);
     if (target.stateKey !== "") return;
     const current = await state.get(roomId, target.type, "", tx);
     const stats = statsForState(target.type, censored);
     if (current?.eventId === targetId && stats) await rooms.update(tx, roomId, stats, {});
-  }
-
-  /** The distinct local media among `candidates` that nothing references any more. */
-  private async orphans(tx: Db, candidates: readonly MxcUri[]): Promise<string[]> {
-    const local = new Set(
-      candidates.filter((m) => m.origin === this.deps.serverName).map((m) => m.mediaId),
-    );
-    const orphaned: string[] = [];
-    for (const mediaId of local) {
-      const used = await this.deps.references.isReferenced(this.deps.serverName, mediaId, tx);
-      if (!used) orphaned.push(mediaId);
-    }
-    return orphaned;
   }
 }

@@ -5,8 +5,9 @@
  * little power 403 M_FORBIDDEN.
  */
 import { MatrixError } from "../domain/matrix-error.js";
+import type { Room } from "../domain/room.js";
 import { isValidRoomId } from "../identifiers/room-id.js";
-import type { Room, RoomRepository } from "../repositories/room-repository.js";
+import type { RoomRepository } from "../repositories/room-repository.js";
 import type { RoomStateRepository } from "../repositories/room-state-repository.js";
 import { type PowerLevels, userLevel } from "./power-levels.js";
 

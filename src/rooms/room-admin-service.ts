@@ -2,9 +2,11 @@
  * What the Synapse room admin API reads: a room's media (A2, from the
  * media-reference index), the room list and one room's details.
  */
+
+import type { Room, RoomListQuery } from "../domain/room.js";
 import { formatMxcUri, type MxcUri } from "../identifiers/mxc-uri.js";
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
-import type { Room, RoomListQuery, RoomRepository } from "../repositories/room-repository.js";
+import type { RoomRepository } from "../repositories/room-repository.js";
 
 /** A room's media split by origin: local media ids, remote (origin, id) pairs. */
 export interface RoomMedia {

@@ -2,11 +2,11 @@
  * Writing to rooms: creating them, sending message and state events, and
  * redacting (client-server API "Creation", "Sending events", "Redactions").
  * Sends and redactions are idempotent per access token and transaction id.
- * After a redaction commits, the media redaction policy acts on local media
- * that lost its last reference.
+ * After a redaction commits, the media redaction policy judges the media the
+ * redacted event referenced (media-redaction-policy.ts).
  */
 import { MatrixError } from "../domain/matrix-error.js";
-import type { JsonObject } from "../domain/room-event.js";
+import { checkEventContent, type JsonObject } from "../domain/room-event.js";
 import { newRoomId } from "../identifiers/room-id.js";
 import type { EventRepository } from "../repositories/event-repository.js";
 import { type CreateRoomRequest, ROOM_VERSION } from "./create-room-request.js";
@@ -17,10 +17,12 @@ import { actionLevel, eventLevel } from "./power-levels.js";
 import type { RoomAccess } from "./room-access.js";
 import { initialRoomEvents } from "./room-presets.js";
 
-/** The caller of a write: who, and the access token (hash) that scopes txn ids. */
+/** The caller of a write: who, the access token (hash) that scopes txn ids, server admin or not. */
 export interface Sender {
   readonly userId: string;
   readonly tokenHash: string;
+  /** A server admin (not a room moderator); widens the media redaction policy. */
+  readonly admin: boolean;
 }
 
 /** What room writes read and write through. */
@@ -33,9 +35,6 @@ export interface RoomServiceDeps {
   readonly redactionPolicy: MediaRedactionPolicy;
   readonly now: () => number;
 }
-
-/** Largest event content accepted, in bytes of JSON (the spec's 64 KiB event limit). */
-const MAX_CONTENT_BYTES = 65_536;
 
 /** Room creation, sends, state changes and redactions; errors are MatrixErrors. */
 export class RoomService {
@@ -57,6 +56,8 @@ export class RoomService {
     }
     const creatorMember = memberContent("join", await this.deps.profiles(creator));
     const events = initialRoomEvents(request, { roomId, creator, creatorMember, inviteeMembers });
+    // initial_state, creation_content and the power-level override obey the event limits too.
+    for (const event of events) checkEvent(event.type, event.content);
     await this.deps.writer.write(events, {
       newRoom: {
         roomId,
@@ -150,17 +151,21 @@ export class RoomService {
       [{ roomId, sender: sender.userId, type: "m.room.redaction", content, redacts: targetId }],
       { transaction },
     );
-    await this.deps.redactionPolicy.apply(result.orphanedLocalMedia);
+    for (const redactedEvent of result.redacted) {
+      await this.deps.redactionPolicy.apply({
+        redactedEvent,
+        redactingSender: sender.userId,
+        redactingSenderIsAdmin: sender.admin,
+      });
+    }
     return result.eventIds.at(-1)!;
   }
 }
 
-/** 400 for an empty or overlong type, 413 M_TOO_LARGE for content over 64 KiB. */
+/** 400 for an empty or overlong type; then `checkEventContent` (depth 400, size 413). */
 function checkEvent(type: string, content: JsonObject): void {
   if (type.length === 0 || type.length > 255) {
     throw new MatrixError("M_INVALID_PARAM", "Invalid event type");
   }
-  if (Buffer.byteLength(JSON.stringify(content)) > MAX_CONTENT_BYTES) {
-    throw new MatrixError("M_TOO_LARGE", "event too large");
-  }
+  checkEventContent(content);
 }

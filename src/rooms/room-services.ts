@@ -23,7 +23,6 @@ import { RoomReadService } from "./room-read-service.js";
 import { RoomService } from "./room-service.js";
 
 /** Inputs of `createRoomServices`; `now` is for tests. */
-/** The room services the HTTP layer (and the media admin code) use. */
 export interface RoomServicesOptions {
   readonly config: Pick<Config, "server_name" | "media_redaction_policy">;
   readonly database: Database;
@@ -66,6 +65,8 @@ export function createRoomServices(options: RoomServicesOptions): RoomServices {
   const profiles: ProfileLookup = async (userId) => accounts.getUser(userId);
   const redactionPolicy = new MediaRedactionPolicy(
     options.config.media_redaction_policy,
+    serverName,
+    references,
     options.moderation,
     options.logger,
   );

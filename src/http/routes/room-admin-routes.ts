@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
-import { ROOM_ORDER_BY, type Room } from "../../repositories/room-repository.js";
+import { ROOM_ORDER_BY, type Room } from "../../domain/room.js";
 import type { RoomAdminService } from "../../rooms/room-admin-service.js";
 import type { Auth } from "../auth.js";
 import { booleanParam, enumParam, firstParam, integerParam, type Query } from "../query-params.js";

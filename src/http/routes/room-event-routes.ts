@@ -27,8 +27,8 @@ type StateParams = { Params: { roomId: string; eventType: string; stateKey?: str
 /** Registers send, state, redact, event and messages on both prefixes. */
 export function registerRoomEventRoutes(app: FastifyInstance, deps: RoomEventRouteDeps): void {
   const sender = async (request: FastifyRequest): Promise<Sender> => {
-    const { userId, tokenHash } = await deps.auth.requireUser(request);
-    return { userId, tokenHash };
+    const { userId, tokenHash, admin } = await deps.auth.requireUser(request);
+    return { userId, tokenHash, admin };
   };
 
   for (const prefix of PREFIXES) {
