@@ -5,6 +5,7 @@
  */
 import { Command, Option } from "commander";
 import { MXCD_VERSION } from "../version.js";
+import { generateRegistrationCommand } from "./appservice-command.js";
 import { configCheckCommand, generateConfigCommand } from "./config-commands.js";
 import { jobsCommand, jobsRunCommand } from "./jobs-command.js";
 import { migrateStoreCommand } from "./media-migrate-store-command.js";
@@ -86,6 +87,17 @@ program
   .requiredOption("--from <file>", "config file whose media_store is the source")
   .requiredOption("--to <file>", "config file whose media_store is the destination")
   .action(migrateStoreCommand);
+
+program
+  .command("appservice")
+  .description("the application service that feeds room events to mxcd (attached shape)")
+  .command("generate-registration")
+  .description("write a registration file (random tokens, every room) for the homeserver")
+  .requiredOption("-o, --output <file>", "where to write it (never overwritten)")
+  .option("--url <url>", "mxcd's internal address, where the homeserver sends events")
+  .option("--id <id>", "the registration's id", "mxcd")
+  .option("--sender-localpart <localpart>", "localpart of the service's own user", "_mxcd")
+  .action(generateRegistrationCommand);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));
