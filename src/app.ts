@@ -6,6 +6,7 @@
 import type { FastifyInstance } from "fastify";
 import { AccountService } from "./accounts/account-service.js";
 import { SharedSecretRegistration } from "./accounts/shared-secret-registration.js";
+import { UserAdminService } from "./accounts/user-admin-service.js";
 import type { Config } from "./config/config-schema.js";
 import { createAdvisoryLocks } from "./db/advisory-locks.js";
 import { createDatabase, type Database } from "./db/database.js";
@@ -104,6 +105,7 @@ export interface Services {
   readonly users: UserRepository;
   readonly accounts: AccountService;
   readonly registration: SharedSecretRegistration;
+  readonly userAdmin: UserAdminService;
   readonly media: MediaRepository;
 }
 
@@ -117,7 +119,15 @@ export function createServices(config: Config, database: Database): Services {
     new RegistrationNonceRepository(database),
     accounts,
   );
-  return { database, users, accounts, registration, media: new MediaRepository(database) };
+  const userAdmin = new UserAdminService(users, accounts);
+  return {
+    database,
+    users,
+    accounts,
+    registration,
+    userAdmin,
+    media: new MediaRepository(database),
+  };
 }
 
 export function createApp(config: Config, logger: Logger): App {
@@ -192,12 +202,7 @@ export function createApp(config: Config, logger: Logger): App {
   registerClientVersionsRoutes(http);
   registerLoginRoutes(http, { serverName, accounts: services.accounts, auth });
   registerRegistrationAdminRoutes(http, { serverName, registration: services.registration });
-  registerUserAdminRoutes(http, {
-    serverName,
-    auth,
-    accounts: services.accounts,
-    users: services.users,
-  });
+  registerUserAdminRoutes(http, { serverName, auth, userAdmin: services.userAdmin });
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
   registerMediaQuarantineRoutes(http, { serverName, auth, quarantine, media: services.media });
