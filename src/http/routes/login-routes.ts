@@ -26,6 +26,8 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRouteDeps):
     app.get(`${prefix}/login`, async () => ({ flows: [{ type: "m.login.password" }] }));
 
     app.post(`${prefix}/login`, async (request) => {
+      // Synapse counts every request against rc_login.address first.
+      deps.accounts.admitLoginFrom(request.ip);
       const body = jsonObject(request.body);
       if (body.type !== "m.login.password") {
         throw new MatrixError("M_UNKNOWN", "Unknown login type");
