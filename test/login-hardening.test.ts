@@ -3,6 +3,7 @@ import { scryptSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { LoginRateLimits } from "../src/accounts/login-rate-limits.js";
 import { PasswordHashPool } from "../src/accounts/password-hash-pool.js";
+import { registrationMac } from "../src/accounts/shared-secret-registration.js";
 import type { ConfigInput } from "../src/config/config-schema.js";
 import { MatrixError } from "../src/domain/matrix-error.js";
 import { RateLimiter } from "../src/util/rate-limiter.js";
@@ -10,7 +11,12 @@ import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
 import { uploadBytes } from "./support/media.js";
 import { until } from "./support/mxcd-processes.js";
-import { startTestServer, TEST_RC_LOGIN, type TestServer } from "./support/test-server.js";
+import {
+  startTestServer,
+  TEST_RC_LOGIN,
+  TEST_SHARED_SECRET,
+  type TestServer,
+} from "./support/test-server.js";
 
 function login(http: HttpClient, user: string, password: string, headers = {}) {
   return http.post(
@@ -115,25 +121,49 @@ forEachEngine("login rate limits and password checks", (engine) => {
       assert.equal((await verifications()) - before, 1, `${user}: one KDF run`);
     }
   });
+
+  it("hashes new passwords on the same pool: shared-secret registration and the admin API", async () => {
+    const server = await start({});
+    const admin = await server.user("root", { admin: true });
+    const hashes = () => metric(server, "mxcd_password_hash_total", '{op="hash"}');
+    const { nonce } = (await server.http.get("/_synapse/admin/v1/register")).body;
+    const fields = { nonce, username: "fay", password: "pw", admin: false };
+    const mac = registrationMac(TEST_SHARED_SECRET, fields);
+    let before = await hashes();
+    const reg = await server.http.post("/_synapse/admin/v1/register", { ...fields, mac });
+    assert.equal(reg.status, 200);
+    assert.equal((await hashes()) - before, 1);
+    before = await hashes();
+    const put = await admin.http.put("/_synapse/admin/v2/users/@fay:test.local", {
+      password: "new",
+    });
+    assert.equal(put.status, 200);
+    assert.equal((await hashes()) - before, 1);
+    assert.equal((await login(server.http, "fay", "new")).status, 200);
+  });
 });
 
 describe("password hashing does not starve file reads", () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer("sqlite", { password_hash_workers: 1 });
+    // One hash at a time and one waiting: the rest of a flood is refused.
+    server = await startTestServer("sqlite", {
+      password_hash_workers: 1,
+      password_hash_queue_size: 1,
+    });
   });
   after(() => server.stop());
 
-  it("serves a download while a login flood is still hashing", async () => {
+  it("serves a download while a login flood is still hashing, and refuses the excess with 429", async () => {
     const uploader = await server.user("uploader");
     const bytes = Buffer.alloc(4096, 7);
     const mediaId = await uploadBytes(uploader.http, bytes);
-    // A deliberately slow stored hash (p = 2: twice the default work), so
-    // every login below holds a hash slot for a long time.
+    // A deliberately slow stored hash (p = 8: eight times the default work),
+    // so every login below holds a hash slot for a long time.
     const { userId } = await server.user("slow");
     const salt = Buffer.alloc(16, 1);
-    const key = scryptSync("right", salt, 32, { N: 16384, r: 8, p: 2, maxmem: 64 << 20 });
-    const slowHash = `scrypt$16384$8$2$${salt.toString("base64")}$${key.toString("base64")}`;
+    const key = scryptSync("right", salt, 32, { N: 16384, r: 8, p: 8, maxmem: 64 << 20 });
+    const slowHash = `scrypt$16384$8$8$${salt.toString("base64")}$${key.toString("base64")}`;
     await server.app.database.db
       .updateTable("users")
       .set({ password_hash: slowHash })
@@ -143,13 +173,17 @@ describe("password hashing does not starve file reads", () => {
     // More logins than libuv has threads (4): with hashing on libuv's
     // threadpool, the download's file reads would queue behind them.
     const FLOOD = 6;
-    let finished = 0;
+    let hashed = 0;
     const logins = Array.from({ length: FLOOD }, () =>
-      login(server.http, "slow", "wrong").finally(() => finished++),
+      login(server.http, "slow", "wrong").then((res) => {
+        if (res.status !== 429) hashed++;
+        return res;
+      }),
     );
     const jobs = async () =>
       (await metric(server, "mxcd_password_hash_jobs", '{state="running"}')) +
-      (await metric(server, "mxcd_password_hash_jobs", '{state="queued"}'));
+      (await metric(server, "mxcd_password_hash_jobs", '{state="queued"}')) +
+      (await metric(server, "mxcd_password_hash_rejected_total"));
     await until(async () => (await jobs()) === FLOOD);
 
     const download = await uploader.http.get(
@@ -157,8 +191,12 @@ describe("password hashing does not starve file reads", () => {
     );
     assert.equal(download.status, 200);
     assert.equal(download.text, bytes.toString());
-    assert.equal(finished, 0, "the download finished before any login's hash");
-    for (const res of await Promise.all(logins)) assert.equal(res.status, 403);
+    assert.equal(hashed, 0, "the download finished before any login's hash");
+
+    const statuses = (await Promise.all(logins)).map((res) => res.status).sort();
+    assert.deepEqual(statuses, [403, 403, 429, 429, 429, 429]);
+    const refused = (await Promise.all(logins)).find((res) => res.status === 429)!;
+    assertLimited(refused);
   });
 });
 
