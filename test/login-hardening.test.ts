@@ -77,6 +77,16 @@ forEachEngine("login rate limits and password checks", (engine) => {
     assert.equal(await metric(server, "mxcd_login_rate_limited_total", '{limit="address"}'), 2);
   });
 
+  it("ignores X-Forwarded-For unless listen.x_forwarded is set", async () => {
+    const server = await start({ rc_login: { ...TEST_RC_LOGIN, address: strict } });
+    await server.user("abe", { password: "pw" });
+    for (let i = 0; i < 3; i++) {
+      const forged = { "x-forwarded-for": `198.51.100.${i}` };
+      assert.equal((await login(server.http, "abe", "pw", forged)).status, 200);
+    }
+    assertLimited(await login(server.http, "abe", "pw", { "x-forwarded-for": "198.51.100.9" }));
+  });
+
   it("limits failed attempts per user (rc_login.failed_attempts), even with the right password then", async () => {
     const server = await start({ rc_login: { ...TEST_RC_LOGIN, failed_attempts: strict } });
     await server.user("bea", { password: "pw" });
