@@ -9,6 +9,15 @@ import { parseUserId } from "../identifiers/user-id.js";
 import type { User, UserListQuery, UserRepository } from "../repositories/user-repository.js";
 import type { AccountService, Requester } from "./account-service.js";
 
+// The list's query and result types are this service's API too: routes
+// take them from here and never import a repository.
+export type {
+  DeactivatedFilter,
+  User,
+  UserListQuery,
+  UserOrderBy,
+} from "../repositories/user-repository.js";
+
 /** The fields `PUT /_synapse/admin/v2/users/<user_id>` may change. */
 export interface UserAdminChanges {
   password?: string;

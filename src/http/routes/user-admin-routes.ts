@@ -11,15 +11,16 @@
  * none, absent all).
  */
 import type { FastifyInstance } from "fastify";
-import type { UserAdminChanges, UserAdminService } from "../../accounts/user-admin-service.js";
-import { MatrixError } from "../../domain/matrix-error.js";
-import { parseUserId } from "../../identifiers/user-id.js";
 import type {
   DeactivatedFilter,
   User,
+  UserAdminChanges,
+  UserAdminService,
   UserListQuery,
   UserOrderBy,
-} from "../../repositories/user-repository.js";
+} from "../../accounts/user-admin-service.js";
+import { MatrixError } from "../../domain/matrix-error.js";
+import { parseUserId } from "../../identifiers/user-id.js";
 import type { Auth } from "../auth.js";
 import { type JsonObject, jsonObject } from "../json-body.js";
 import { booleanParam, enumParam, firstParam, integerParam, type Query } from "../query-params.js";
