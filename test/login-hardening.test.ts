@@ -64,7 +64,7 @@ forEachEngine("login rate limits and password checks", (engine) => {
     }
     const limited = await login(server.http, "ann", "pw", from("203.0.113.1"));
     assertLimited(limited);
-    // Counted before the body is read: even a malformed login is refused.
+    // Counted before the fields are checked: even a malformed login is refused.
     const malformed = await server.http.post(
       "/_matrix/client/v3/login",
       { type: "nope" },

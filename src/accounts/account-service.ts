@@ -78,7 +78,7 @@ export class AccountService {
   }
 
   /**
-   * Counts a login request from a client address, before its body is read
+   * Counts a login request from a client address, before its fields are checked
    * (Synapse's `rc_login.address`); 429 M_LIMIT_EXCEEDED when over.
    */
   admitLoginFrom(address: string): void {
