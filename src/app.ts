@@ -5,7 +5,11 @@
  */
 import type { FastifyInstance } from "fastify";
 import { AccountService } from "./accounts/account-service.js";
+import { LoginRateLimits } from "./accounts/login-rate-limits.js";
+import { PasswordHasher } from "./accounts/password-hash.js";
+import { PasswordHashPool } from "./accounts/password-hash-pool.js";
 import { SharedSecretRegistration } from "./accounts/shared-secret-registration.js";
+import { UserAdminService } from "./accounts/user-admin-service.js";
 import type { Config } from "./config/config-schema.js";
 import { createAdvisoryLocks } from "./db/advisory-locks.js";
 import { createDatabase, type Database } from "./db/database.js";
@@ -17,6 +21,7 @@ import type { FederationClient } from "./federation/federation-client.js";
 import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js";
 import type { KeyRing } from "./federation/key-ring.js";
 import type { RequestSigner } from "./federation/x-matrix.js";
+import { registerAccountMetrics } from "./http/account-metrics.js";
 import { Auth } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
@@ -104,7 +109,12 @@ export interface Services {
   readonly database: Database;
   readonly users: UserRepository;
   readonly accounts: AccountService;
+  /** Password hashing, on its own worker threads (docs/configuration.md). */
+  readonly passwordPool: PasswordHashPool;
+  readonly passwords: PasswordHasher;
+  readonly loginLimits: LoginRateLimits;
   readonly registration: SharedSecretRegistration;
+  readonly userAdmin: UserAdminService;
   readonly media: MediaRepository;
 }
 
@@ -112,13 +122,39 @@ export interface Services {
 export function createServices(config: Config, database: Database): Services {
   const users = new UserRepository(database);
   const tokens = new AccessTokenRepository(database);
-  const accounts = new AccountService(config.server_name, users, tokens);
+  const passwordPool = new PasswordHashPool({
+    workers: config.password_hash_workers,
+    maxQueue: config.password_hash_queue_size,
+  });
+  const passwords = new PasswordHasher(passwordPool);
+  const { address, account, failed_attempts } = config.rc_login;
+  const limit = (rc: { per_second: number; burst_count: number }) => ({
+    perSecond: rc.per_second,
+    burstCount: rc.burst_count,
+  });
+  const loginLimits = new LoginRateLimits({
+    address: limit(address),
+    account: limit(account),
+    failed_attempts: limit(failed_attempts),
+  });
+  const accounts = new AccountService(config.server_name, users, tokens, passwords, loginLimits);
   const registration = new SharedSecretRegistration(
     config.registration_shared_secret,
     new RegistrationNonceRepository(database),
     accounts,
   );
-  return { database, users, accounts, registration, media: new MediaRepository(database) };
+  const userAdmin = new UserAdminService(users, accounts);
+  return {
+    database,
+    users,
+    accounts,
+    passwordPool,
+    passwords,
+    loginLimits,
+    registration,
+    userAdmin,
+    media: new MediaRepository(database),
+  };
 }
 
 export function createApp(config: Config, logger: Logger): App {
@@ -185,7 +221,12 @@ export function createApp(config: Config, logger: Logger): App {
     remote_fetch: remoteFlight,
     thumbnail: thumbnailFlight,
   });
-  const http = createHttpServer({ logger, metrics });
+  registerAccountMetrics(metrics, {
+    hasher: services.passwords,
+    pool: services.passwordPool,
+    loginLimits: services.loginLimits,
+  });
+  const http = createHttpServer({ logger, metrics, trustProxy: config.listen.x_forwarded });
   const auth = new Auth(services.accounts);
   const serverName = config.server_name;
 
@@ -193,12 +234,7 @@ export function createApp(config: Config, logger: Logger): App {
   registerClientVersionsRoutes(http);
   registerLoginRoutes(http, { serverName, accounts: services.accounts, auth });
   registerRegistrationAdminRoutes(http, { serverName, registration: services.registration });
-  registerUserAdminRoutes(http, {
-    serverName,
-    auth,
-    accounts: services.accounts,
-    users: services.users,
-  });
+  registerUserAdminRoutes(http, { serverName, auth, userAdmin: services.userAdmin });
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
   const mediaAdmin = new MediaAdminRepository(database);
@@ -329,7 +365,7 @@ export function createApp(config: Config, logger: Logger): App {
         await accessTimes.stop();
         outbound.close();
         await store.close?.();
-        await Promise.all([bus.stop(), locks.stop()]);
+        await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);
         await database.close();
       })();
       return stopped;

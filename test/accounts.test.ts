@@ -147,6 +147,35 @@ forEachEngine("accounts and auth", (engine) => {
       });
     }
 
+    it("treats null optional fields as absent (Ketesa sends device_id: null)", async () => {
+      const res = await server.http.post("/_matrix/client/v3/login", {
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user: "bob" },
+        user: null,
+        password: "builder",
+        device_id: null,
+        initial_device_display_name: null,
+        refresh_token: null,
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.match(res.body.device_id, /^[A-Z]{10}$/);
+      const legacy = await server.http.post("/_matrix/client/v3/login", {
+        type: "m.login.password",
+        identifier: null,
+        user: "bob",
+        password: "builder",
+      });
+      assert.equal(legacy.status, 200, legacy.text);
+      const wrongType = await server.http.post("/_matrix/client/v3/login", {
+        type: "m.login.password",
+        user: "bob",
+        password: "builder",
+        initial_device_display_name: 5,
+      });
+      assert.equal(wrongType.status, 400);
+      assert.equal(wrongType.body.errcode, "M_BAD_JSON");
+    });
+
     it("refuses a wrong password or unknown user with 403 M_FORBIDDEN", async () => {
       for (const [user, password] of [
         ["bob", "wrong"],

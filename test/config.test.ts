@@ -20,7 +20,7 @@ describe("config", () => {
     const config = parseConfigText('server_name: "example.org"');
     assert.deepEqual(config.database, { engine: "sqlite", path: "./data/mxcd.sqlite" });
     assert.deepEqual(config.media_store, { engine: "filesystem", path: "./data/media" });
-    assert.deepEqual(config.listen, { host: "127.0.0.1", port: 8008 });
+    assert.deepEqual(config.listen, { host: "127.0.0.1", port: 8008, x_forwarded: false });
     assert.equal(config.public_baseurl, "https://example.org/");
     assert.equal(config.registration_shared_secret, null);
   });

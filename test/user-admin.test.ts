@@ -33,7 +33,6 @@ forEachEngine("user admin API", (engine) => {
       assert.equal(carol.deactivated, false);
       assert.equal(carol.is_guest, false);
       assert.equal(carol.displayname, "carol");
-      assert.ok(Number.isInteger(carol.creation_ts) && carol.creation_ts < 1e11, "seconds");
       assert.equal(res.body.next_token, undefined);
     });
 
@@ -80,6 +79,69 @@ forEachEngine("user admin API", (engine) => {
         assert.equal(res.status, 400, query);
         assert.equal(res.body.errcode, "M_INVALID_PARAM", query);
       }
+    });
+  });
+
+  describe("GET /_synapse/admin/v3/users", () => {
+    const names = (body: { users: { name: string }[] }) => body.users.map((u) => u.name);
+    before(async () => {
+      await server.user("qgone");
+      await server.user("qbot");
+      const put = (id: string, body: object) =>
+        admin.http.put(`/_synapse/admin/v2/users/${id}:test.local`, body);
+      assert.equal((await put("@qgone", { deactivated: true })).status, 200);
+      assert.equal((await put("@qbot", { user_type: "bot" })).status, 200);
+    });
+
+    it("filters deactivated users as Synapse's v3: absent all, true only them, false none", async () => {
+      const all = await admin.http.get("/_synapse/admin/v3/users?name=q");
+      assert.equal(all.status, 200);
+      assert.deepEqual(names(all.body), ["@qbot:test.local", "@qgone:test.local"]);
+      const only = await admin.http.get("/_synapse/admin/v3/users?name=q&deactivated=true");
+      assert.deepEqual(names(only.body), ["@qgone:test.local"]);
+      const none = await admin.http.get("/_synapse/admin/v3/users?name=q&deactivated=false");
+      assert.deepEqual(names(none.body), ["@qbot:test.local"]);
+      assert.ok(
+        Number.isInteger(all.body.users[0].creation_ts) && all.body.users[0].creation_ts > 1e12,
+      );
+    });
+
+    it("keeps v2's meaning: deactivated=true includes them, absent leaves them out", async () => {
+      const v2 = await admin.http.get("/_synapse/admin/v2/users?name=q");
+      assert.deepEqual(names(v2.body), ["@qbot:test.local"]);
+      const v2all = await admin.http.get("/_synapse/admin/v2/users?name=q&deactivated=true");
+      assert.deepEqual(names(v2all.body), ["@qbot:test.local", "@qgone:test.local"]);
+    });
+
+    it("accepts Synapse's other list parameters (guests, locked, not_user_type, every order_by)", async () => {
+      const res = await admin.http.get(
+        "/_synapse/admin/v3/users?name=q&guests=false&locked=false&not_user_type=bot",
+      );
+      assert.equal(res.status, 200);
+      assert.deepEqual(names(res.body), ["@qgone:test.local"]);
+      const typeless = await admin.http.get("/_synapse/admin/v3/users?name=q&not_user_type=");
+      assert.deepEqual(names(typeless.body), ["@qbot:test.local"]);
+      for (const order of ["is_guest", "shadow_banned", "last_seen_ts"]) {
+        const ordered = await admin.http.get(
+          `/_synapse/admin/v3/users?name=q&order_by=${order}&dir=b`,
+        );
+        assert.equal(ordered.status, 200, order);
+        assert.deepEqual(names(ordered.body), ["@qbot:test.local", "@qgone:test.local"], order);
+      }
+      const bad = await admin.http.get("/_synapse/admin/v3/users?guests=maybe");
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.errcode, "M_INVALID_PARAM");
+    });
+
+    it("reports creation_ts in milliseconds in the list and in seconds for one user, as Synapse", async () => {
+      const before = Date.now();
+      await server.user("zinc");
+      const after = Date.now();
+      const list = await admin.http.get("/_synapse/admin/v2/users?name=zinc");
+      const ms = list.body.users[0].creation_ts;
+      assert.ok(Number.isInteger(ms) && ms >= before && ms <= after, `ms: ${ms}`);
+      const one = await admin.http.get("/_synapse/admin/v2/users/@zinc:test.local");
+      assert.equal(one.body.creation_ts, Math.floor(ms / 1000));
     });
   });
 

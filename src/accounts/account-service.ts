@@ -2,6 +2,10 @@
  * Local accounts: registration, password login, access tokens and the
  * checks behind every authenticated request. Knows nothing of HTTP; errors
  * are `MatrixError`s with the spec's (or Synapse's) errcodes.
+ *
+ * Password login follows Synapse: rate limits by address, failed attempts
+ * and account (login-rate-limits.ts); one KDF run whether or not the user
+ * exists (password-hash.ts), so timing does not tell them apart.
  */
 import { MatrixError } from "../domain/matrix-error.js";
 import { assertValidNewLocalpart, formatUserId } from "../identifiers/user-id.js";
@@ -13,7 +17,8 @@ import {
   type UserRepository,
 } from "../repositories/user-repository.js";
 import { hashAccessToken, newAccessToken, newDeviceId } from "./access-token.js";
-import { hashPassword, verifyPassword } from "./password-hash.js";
+import type { LoginRateLimits } from "./login-rate-limits.js";
+import type { PasswordHasher } from "./password-hash.js";
 
 /** Who made an authenticated request. */
 export interface Requester {
@@ -43,6 +48,8 @@ export class AccountService {
     private readonly serverName: string,
     private readonly users: UserRepository,
     private readonly tokens: AccessTokenRepository,
+    private readonly passwords: PasswordHasher,
+    private readonly loginLimits: LoginRateLimits,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -50,7 +57,8 @@ export class AccountService {
   async register(options: RegisterOptions): Promise<string> {
     assertValidNewLocalpart(options.localpart, this.serverName);
     const userId = formatUserId(options.localpart, this.serverName);
-    const passwordHash = options.password === null ? null : await hashPassword(options.password);
+    const passwordHash =
+      options.password === null ? null : await this.passwords.hash(options.password);
     try {
       await this.users.create({
         userId,
@@ -69,18 +77,35 @@ export class AccountService {
     return userId;
   }
 
-  /** Checks a password login; 403 M_FORBIDDEN for any unknown user or wrong password. */
+  /**
+   * Counts a login request from a client address, before its fields are checked
+   * (Synapse's `rc_login.address`); 429 M_LIMIT_EXCEEDED when over.
+   */
+  admitLoginFrom(address: string): void {
+    this.loginLimits.checkAddress(address);
+  }
+
+  /**
+   * Checks a password login: 429 M_LIMIT_EXCEEDED when the user has failed
+   * too often or logged in too often, 403 M_FORBIDDEN for any unknown user
+   * or wrong password (one KDF run either way), then M_USER_DEACTIVATED.
+   */
   async loginWithPassword(
     userId: string,
     password: string,
     deviceId: string | null,
   ): Promise<Session> {
+    this.loginLimits.checkFailedAttempts(userId);
     const user = await this.users.get(userId);
-    const ok = user?.passwordHash != null && (await verifyPassword(password, user.passwordHash));
-    if (!user || !ok) throw new MatrixError("M_FORBIDDEN", "Invalid username or password");
+    const ok = await this.passwords.verify(password, user?.passwordHash ?? null);
+    if (!user || !ok) {
+      this.loginLimits.recordFailure(userId);
+      throw new MatrixError("M_FORBIDDEN", "Invalid username or password");
+    }
     if (user.deactivated) {
       throw new MatrixError("M_USER_DEACTIVATED", "This account has been deactivated");
     }
+    this.loginLimits.checkAccount(user.userId);
     return this.issueToken(user.userId, deviceId ?? newDeviceId());
   }
 
@@ -149,7 +174,7 @@ export class AccountService {
   ): Promise<void> {
     const update: UserChanges = {
       ...(changes.password !== undefined && {
-        passwordHash: await hashPassword(changes.password),
+        passwordHash: await this.passwords.hash(changes.password),
       }),
       ...(changes.admin !== undefined && { admin: changes.admin }),
       ...(changes.deactivated !== undefined && { deactivated: changes.deactivated }),

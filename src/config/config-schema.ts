@@ -152,6 +152,28 @@ const trustedKeyServer = z.strictObject({
   accept_keys_insecurely: z.boolean().optional(),
 });
 
+/** Synapse's rate-limit pair (`per_second`, `burst_count`). */
+const rateLimit = (perSecond: number, burstCount: number) =>
+  z
+    .strictObject({
+      per_second: z.number().positive().default(perSecond),
+      burst_count: z.number().int().min(1).default(burstCount),
+    })
+    .default({ per_second: perSecond, burst_count: burstCount });
+
+/** Synapse's `rc_login`, with Synapse's defaults. */
+const rcLogin = z
+  .strictObject({
+    address: rateLimit(0.003, 5),
+    account: rateLimit(0.003, 5),
+    failed_attempts: rateLimit(0.17, 3),
+  })
+  .default({
+    address: { per_second: 0.003, burst_count: 5 },
+    account: { per_second: 0.003, burst_count: 5 },
+    failed_attempts: { per_second: 0.17, burst_count: 3 },
+  });
+
 export const configSchema = z.strictObject({
   server_name: serverName,
   public_baseurl: z.url({ protocol: /^https?$/ }).optional(),
@@ -159,8 +181,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
       port: z.number().int().min(0).max(65535).default(8008),
+      /** Synapse's listener option: take the client address from X-Forwarded-For. */
+      x_forwarded: z.boolean().default(false),
     })
-    .default({ host: "127.0.0.1", port: 8008 }),
+    .default({ host: "127.0.0.1", port: 8008, x_forwarded: false }),
   database: z
     .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
     .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
@@ -168,6 +192,12 @@ export const configSchema = z.strictObject({
     .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
     .default({ engine: "filesystem", path: "./data/media" }),
   registration_shared_secret: z.string().min(1).nullable().default(null),
+  // Login and password hashing (docs/configuration.md).
+  rc_login: rcLogin,
+  /** Worker threads that hash passwords, off libuv's threadpool. */
+  password_hash_workers: z.number().int().min(1).max(64).default(2),
+  /** Password hashes that may wait for a worker; more are refused with 429. */
+  password_hash_queue_size: z.number().int().min(0).max(100_000).default(64),
   log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   max_upload_size: size.default(50 * 1024 * 1024),
   max_image_pixels: size.default(32 * 1024 * 1024),

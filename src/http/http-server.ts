@@ -21,6 +21,8 @@ export interface HttpServerOptions {
   metrics: Registry;
   /** Largest JSON body accepted, in bytes. */
   jsonBodyLimit?: number;
+  /** Take the client address from X-Forwarded-For (`listen.x_forwarded`). */
+  trustProxy?: boolean;
 }
 
 /** CORS headers Matrix web clients need (client-server API, "Web Browser Clients"). */
@@ -40,6 +42,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     // the router's own limit would answer a bare 404 instead.
     routerOptions: { maxParamLength: 10_000 },
     return503OnClosing: true,
+    trustProxy: options.trustProxy ?? false,
     forceCloseConnections: "idle",
     frameworkErrors: (error, _request, reply) => {
       sendError(reply, new MatrixError("M_INVALID_PARAM", `Invalid request: ${error.message}`));
@@ -104,5 +107,11 @@ function sendError(reply: FastifyReply, error: MatrixError): void {
   // A request body we stopped reading (a rejected upload) cannot be skipped
   // on a kept-alive connection: close it after this answer.
   if (!reply.request.raw.complete) reply.header("connection", "close");
+  // 429s say when to retry in the header too (Matrix spec v1.10, "Rate
+  // limiting"): whole seconds, rounded up.
+  const retryAfterMs = error.extra.retry_after_ms;
+  if (error.status === 429 && typeof retryAfterMs === "number") {
+    reply.header("retry-after", String(Math.max(0, Math.ceil(retryAfterMs / 1000))));
+  }
   reply.code(error.status).headers(CORS_HEADERS).type("application/json").send(error.toJSON());
 }

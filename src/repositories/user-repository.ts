@@ -33,12 +33,21 @@ export interface UserChanges {
 
 export type UserOrderBy =
   | "name"
+  | "is_guest"
   | "admin"
-  | "deactivated"
   | "user_type"
+  | "deactivated"
+  | "shadow_banned"
   | "displayname"
   | "avatar_url"
-  | "creation_ts";
+  | "creation_ts"
+  | "last_seen_ts";
+
+/**
+ * Which users the deactivated flag lets through: Synapse's v2 list includes
+ * deactivated users only when asked, its v3 list can also ask for only them.
+ */
+export type DeactivatedFilter = "exclude" | "include" | "only";
 
 export interface UserListQuery {
   from: number;
@@ -47,22 +56,30 @@ export interface UserListQuery {
   userId?: string;
   /** Substring of the user id or display name. */
   name?: string;
-  /** Include deactivated users. */
-  deactivated: boolean;
+  deactivated: DeactivatedFilter;
+  /** Leave out these user types; `""` leaves out users without a type. */
+  notUserTypes?: readonly string[];
   /** Only admins (true), only non-admins (false), or everyone. */
   admins?: boolean;
   orderBy: UserOrderBy;
   direction: "f" | "b";
 }
 
+/**
+ * mxcd has no guests, shadow bans or last-seen times: those orders are the
+ * same for every user (null), so only Synapse's tie-break, ascending name, is left.
+ */
 const ORDER_COLUMN = {
   name: "users.name",
+  is_guest: null,
   admin: "users.admin",
-  deactivated: "users.deactivated",
   user_type: "users.user_type",
+  deactivated: "users.deactivated",
+  shadow_banned: null,
   displayname: "profiles.displayname",
   avatar_url: "profiles.avatar_url",
   creation_ts: "users.creation_ts",
+  last_seen_ts: null,
 } as const;
 
 /** Thrown by `create` when the user id is taken. */
@@ -175,7 +192,16 @@ export class UserRepository {
   async list(query: UserListQuery): Promise<{ users: User[]; total: number }> {
     const filtered = this.selectUsers(this.database.db).where((eb) => {
       const conditions = [];
-      if (!query.deactivated) conditions.push(eb("users.deactivated", "=", false));
+      if (query.deactivated !== "include") {
+        conditions.push(eb("users.deactivated", "=", query.deactivated === "only"));
+      }
+      for (const type of query.notUserTypes ?? []) {
+        conditions.push(
+          type === ""
+            ? eb("users.user_type", "is not", null)
+            : eb.or([eb("users.user_type", "is", null), eb("users.user_type", "!=", type)]),
+        );
+      }
       if (query.admins !== undefined) conditions.push(eb("users.admin", "=", query.admins));
       const like = (column: "users.name" | "profiles.displayname", pattern: string) =>
         sql<boolean>`lower(${sql.ref(column)}) like lower(${pattern}) escape '\\'`;
@@ -192,11 +218,14 @@ export class UserRepository {
       .clearSelect()
       .select((eb) => eb.fn.countAll<number>().as("total"))
       .executeTakeFirstOrThrow();
-    const direction = query.direction === "b" ? "desc" : "asc";
-    const rows = await filtered
-      .orderBy(ORDER_COLUMN[query.orderBy], (ob) =>
-        direction === "asc" ? ob.asc().nullsLast() : ob.desc().nullsFirst(),
-      )
+    const column = ORDER_COLUMN[query.orderBy];
+    const ordered =
+      column === null
+        ? filtered
+        : filtered.orderBy(column, (ob) =>
+            query.direction === "b" ? ob.desc().nullsFirst() : ob.asc().nullsLast(),
+          );
+    const rows = await ordered
       .orderBy("users.name", "asc")
       .limit(query.limit)
       .offset(query.from)

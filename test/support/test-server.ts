@@ -17,6 +17,14 @@ import { startS3rver } from "./s3rver.js";
 export const TEST_SERVER_NAME = "test.local";
 export const TEST_SHARED_SECRET = "test-shared-secret";
 
+/** Login rate limits loose enough for suites that log in many times. */
+const GENEROUS_LIMIT = { per_second: 1000, burst_count: 1000 };
+export const TEST_RC_LOGIN = {
+  address: GENEROUS_LIMIT,
+  account: GENEROUS_LIMIT,
+  failed_attempts: GENEROUS_LIMIT,
+};
+
 export interface TestServer {
   readonly app: App;
   readonly baseUrl: string;
@@ -52,6 +60,7 @@ export async function startTestServer(
     media_store: s3 ? s3.storeConfig() : { engine: "filesystem", path: join(dir, "media") },
     signing_key_path: join(dir, "signing.key"),
     registration_shared_secret: TEST_SHARED_SECRET,
+    rc_login: TEST_RC_LOGIN,
     log_level: process.env.MXCD_TEST_LOG_LEVEL ?? "silent",
     shutdown_grace_period: 2,
     ...overrides,

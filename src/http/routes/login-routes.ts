@@ -1,6 +1,10 @@
 /**
  * Password login, logout and whoami (client-server API "Login",
  * "Logout", "whoami"), on the v3 and legacy r0 prefixes.
+ *
+ * Optional login fields sent as JSON `null` count as absent, as Synapse
+ * treats them: web clients such as Ketesa send `"device_id": null` from a
+ * fresh browser.
  */
 import type { FastifyInstance } from "fastify";
 import type { AccountService } from "../../accounts/account-service.js";
@@ -22,14 +26,19 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRouteDeps):
     app.get(`${prefix}/login`, async () => ({ flows: [{ type: "m.login.password" }] }));
 
     app.post(`${prefix}/login`, async (request) => {
+      // Synapse counts every request against rc_login.address first.
+      deps.accounts.admitLoginFrom(request.ip);
       const body = jsonObject(request.body);
       if (body.type !== "m.login.password") {
         throw new MatrixError("M_UNKNOWN", "Unknown login type");
       }
       const user = loginUser(body);
-      const password = optionalField(body, "password", "string");
+      const password = optional(body, "password", "string");
       if (password === undefined) throw new MatrixError("M_BAD_JSON", "Missing password");
-      const deviceId = optionalField(body, "device_id", "string") ?? null;
+      const deviceId = optional(body, "device_id", "string") ?? null;
+      // Checked for type only: mxcd keeps no device list to name.
+      optional(body, "initial_device_display_name", "string");
+      optional(body, "refresh_token", "boolean");
       const session = await deps.accounts.loginWithPassword(
         qualifyUserId(user, deps.serverName),
         password,
@@ -65,7 +74,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRouteDeps):
 /** The user named by `identifier` (`m.id.user`) or the legacy top-level `user`. */
 function loginUser(body: Record<string, unknown>): string {
   const identifier = body.identifier;
-  if (identifier !== undefined) {
+  if (identifier !== undefined && identifier !== null) {
     if (typeof identifier !== "object" || identifier === null || Array.isArray(identifier)) {
       throw new MatrixError("M_BAD_JSON", "'identifier' must be an object");
     }
@@ -76,7 +85,16 @@ function loginUser(body: Record<string, unknown>): string {
     if (typeof user !== "string") throw new MatrixError("M_BAD_JSON", "'user' must be a string");
     return user;
   }
-  const user = optionalField(body, "user", "string");
+  const user = optional(body, "user", "string");
   if (user === undefined) throw new MatrixError("M_BAD_JSON", "Missing identifier");
   return user;
+}
+
+/** An optional body field of `type`; absent and `null` are both undefined. */
+function optional<T extends "string" | "boolean">(
+  body: Record<string, unknown>,
+  name: string,
+  type: T,
+): ReturnType<typeof optionalField<T>> {
+  return body[name] === null ? undefined : optionalField(body, name, type);
 }

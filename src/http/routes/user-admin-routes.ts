@@ -1,15 +1,26 @@
 /**
  * The user admin basics admin tools need to find and manage users
- * (Synapse's user admin API): list (`GET /_synapse/admin/v2/users`), query and
- * create-or-modify (`GET`/`PUT /_synapse/admin/v2/users/<user_id>`), and
- * log in as a user (`POST /_synapse/admin/v1/users/<user_id>/login`).
- * `creation_ts` is in seconds, as Synapse reports it and its UIs expect.
+ * (Synapse's user admin API): list (`GET /_synapse/admin/v2/users` and
+ * `/v3/users`), query and create-or-modify (`GET`/`PUT
+ * /_synapse/admin/v2/users/<user_id>`), and log in as a user
+ * (`POST /_synapse/admin/v1/users/<user_id>/login`).
+ *
+ * As in Synapse, the list reports `creation_ts` in milliseconds and the
+ * single-user query in seconds; v2 and v3 differ only in `deactivated`
+ * (v2: `true` includes deactivated users; v3: `true` only them, `false`
+ * none, absent all).
  */
 import type { FastifyInstance } from "fastify";
-import type { AccountService } from "../../accounts/account-service.js";
+import type {
+  DeactivatedFilter,
+  User,
+  UserAdminChanges,
+  UserAdminService,
+  UserListQuery,
+  UserOrderBy,
+} from "../../accounts/user-admin-service.js";
 import { MatrixError } from "../../domain/matrix-error.js";
 import { parseUserId } from "../../identifiers/user-id.js";
-import type { User, UserOrderBy, UserRepository } from "../../repositories/user-repository.js";
 import type { Auth } from "../auth.js";
 import { type JsonObject, jsonObject } from "../json-body.js";
 import { booleanParam, enumParam, firstParam, integerParam, type Query } from "../query-params.js";
@@ -17,18 +28,20 @@ import { booleanParam, enumParam, firstParam, integerParam, type Query } from ".
 export interface UserAdminRouteDeps {
   serverName: string;
   auth: Auth;
-  accounts: AccountService;
-  users: UserRepository;
+  userAdmin: UserAdminService;
 }
 
 const ORDER_BY: readonly UserOrderBy[] = [
   "name",
+  "is_guest",
   "admin",
-  "deactivated",
   "user_type",
+  "deactivated",
+  "shadow_banned",
   "displayname",
   "avatar_url",
   "creation_ts",
+  "last_seen_ts",
 ];
 
 export function registerUserAdminRoutes(app: FastifyInstance, deps: UserAdminRouteDeps): void {
@@ -38,36 +51,24 @@ export function registerUserAdminRoutes(app: FastifyInstance, deps: UserAdminRou
     return raw;
   };
 
-  app.get("/_synapse/admin/v2/users", async (request) => {
-    await deps.auth.requireAdmin(request);
-    const query = request.query as Query;
-    const from = integerParam(query, "from", 0);
-    const limit = integerParam(query, "limit", 100);
-    const orderBy = enumParam(query, "order_by", ORDER_BY) ?? "name";
-    const direction = enumParam(query, "dir", ["f", "b"] as const) ?? "f";
-    const { users, total } = await deps.users.list({
-      from,
-      limit,
-      userId: firstParam(query, "user_id"),
-      name: firstParam(query, "name"),
-      deactivated: booleanParam(query, "deactivated", false),
-      admins: booleanParam(query, "admins"),
-      orderBy,
-      direction,
+  for (const version of ["v2", "v3"] as const) {
+    app.get(`/_synapse/admin/${version}/users`, async (request) => {
+      await deps.auth.requireAdmin(request);
+      const query = readListQuery(request.query as Query, version);
+      const { users, total } = await deps.userAdmin.list(query);
+      const next = query.from + users.length;
+      return {
+        users: users.map(listEntry),
+        total,
+        ...(next < total && { next_token: String(next) }),
+      };
     });
-    return {
-      users: users.map(listEntry),
-      total,
-      ...(from + users.length < total && { next_token: String(from + users.length) }),
-    };
-  });
+  }
 
   app.get<{ Params: { userId: string } }>("/_synapse/admin/v2/users/:userId", async (request) => {
     await deps.auth.requireAdmin(request);
     const userId = localUser(request.params.userId, "Can only look up local users");
-    const user = await deps.accounts.getUser(userId);
-    if (!user) throw new MatrixError("M_NOT_FOUND", "User not found");
-    return details(user);
+    return details(await deps.userAdmin.get(userId));
   });
 
   app.put<{ Params: { userId: string } }>(
@@ -79,33 +80,13 @@ export function registerUserAdminRoutes(app: FastifyInstance, deps: UserAdminRou
         "This endpoint can only be used with local users",
       );
       const body = jsonObject(request.body);
-      const changes = readChanges(body);
-      const existing = await deps.accounts.getUser(userId);
-      if (existing) {
-        if (userId === requester.userId && changes.admin === false) {
-          throw new MatrixError("M_UNKNOWN", "You may not demote yourself.");
-        }
-        if (existing.deactivated && changes.deactivated === false && !changes.password) {
-          throw new MatrixError("M_UNKNOWN", "Must provide a password to re-activate an account.");
-        }
-        await deps.accounts.updateUser(userId, changes, body.logout_devices === false);
-      } else {
-        await deps.accounts.register({
-          localpart: parseUserId(userId).localpart,
-          password: changes.password ?? null,
-          admin: changes.admin ?? false,
-          userType: changes.userType ?? null,
-        });
-        if (changes.deactivated) await deps.accounts.updateUser(userId, { deactivated: true });
-      }
-      if (changes.displayname !== undefined) {
-        await deps.accounts.setDisplayname(userId, changes.displayname);
-      }
-      if (changes.avatarUrl !== undefined) {
-        await deps.accounts.setAvatarUrl(userId, changes.avatarUrl);
-      }
-      const user = await deps.accounts.getUser(userId);
-      return reply.code(existing ? 200 : 201).send(details(user!));
+      const { user, created } = await deps.userAdmin.createOrModify(
+        requester,
+        userId,
+        readChanges(body),
+        body.logout_devices !== false,
+      );
+      return reply.code(created ? 201 : 200).send(details(user));
     },
   );
 
@@ -114,38 +95,46 @@ export function registerUserAdminRoutes(app: FastifyInstance, deps: UserAdminRou
     async (request) => {
       const requester = await deps.auth.requireAdmin(request);
       const userId = localUser(request.params.userId, "Only local users can be logged in as");
-      if (userId === requester.userId) {
-        throw new MatrixError("M_UNKNOWN", "Cannot use admin API to login as self");
-      }
-      const body = jsonObject(request.body);
-      const validUntil = body.valid_until_ms;
+      const validUntil = jsonObject(request.body).valid_until_ms;
       if (validUntil !== undefined && validUntil !== null && !Number.isSafeInteger(validUntil)) {
         throw new MatrixError("M_INVALID_PARAM", "'valid_until_ms' parameter must be an int");
       }
-      const user = await deps.accounts.getUser(userId);
-      if (!user) throw new MatrixError("M_NOT_FOUND", "User not found");
-      const session = await deps.accounts.issueToken(
+      const accessToken = await deps.userAdmin.loginAs(
+        requester,
         userId,
-        null,
         (validUntil as number | undefined | null) ?? null,
       );
-      return { access_token: session.accessToken };
+      return { access_token: accessToken };
     },
   );
 }
 
-interface Changes {
-  password?: string;
-  admin?: boolean;
-  deactivated?: boolean;
-  userType?: string | null;
-  displayname?: string | null;
-  avatarUrl?: string | null;
+/** The list filters of v2 or v3, with Synapse's parameter errors. */
+function readListQuery(query: Query, version: "v2" | "v3"): UserListQuery {
+  // Accepted for Synapse's clients; mxcd has neither guests nor locked users.
+  booleanParam(query, "guests");
+  booleanParam(query, "locked");
+  const deactivated = booleanParam(query, "deactivated");
+  let filter: DeactivatedFilter;
+  if (version === "v2") filter = deactivated ? "include" : "exclude";
+  else filter = deactivated === undefined ? "include" : deactivated ? "only" : "exclude";
+  const notUserTypes = query.not_user_type;
+  return {
+    from: integerParam(query, "from", 0),
+    limit: integerParam(query, "limit", 100),
+    userId: firstParam(query, "user_id"),
+    name: firstParam(query, "name"),
+    deactivated: filter,
+    notUserTypes: notUserTypes === undefined ? [] : [notUserTypes].flat(),
+    admins: booleanParam(query, "admins"),
+    orderBy: enumParam(query, "order_by", ORDER_BY) ?? "name",
+    direction: enumParam(query, "dir", ["f", "b"] as const) ?? "f",
+  };
 }
 
 /** Validates the PUT body with Synapse's messages. */
-function readChanges(body: JsonObject): Changes {
-  const changes: Changes = {};
+function readChanges(body: JsonObject): UserAdminChanges {
+  const changes: UserAdminChanges = {};
   if (body.password !== undefined && body.password !== null) {
     if (typeof body.password !== "string" || body.password.length > 512) {
       throw new MatrixError("M_INVALID_PARAM", "Invalid password");
@@ -174,6 +163,7 @@ function readChanges(body: JsonObject): Changes {
   return changes;
 }
 
+/** A list entry; `creation_ts` in milliseconds, as Synapse's list reports it. */
 function listEntry(user: User) {
   return {
     name: user.userId,
@@ -186,14 +176,16 @@ function listEntry(user: User) {
     erased: false,
     displayname: user.displayname,
     avatar_url: user.avatarUrl,
-    creation_ts: Math.floor(user.creationTs / 1000),
+    creation_ts: user.creationTs,
     last_seen_ts: null,
   };
 }
 
+/** The single-user query; `creation_ts` in seconds, as Synapse's query reports it. */
 function details(user: User) {
   return {
     ...listEntry(user),
+    creation_ts: Math.floor(user.creationTs / 1000),
     threepids: [],
     external_ids: [],
     appservice_id: null,
