@@ -314,7 +314,7 @@ export function createApp(config: Config, logger: Logger): App {
     stop() {
       stopped ??= (async () => {
         await Promise.all([
-          closeWithGrace(http, config.shutdown_grace_period * 1000, logger),
+          closeWithGrace(http, config.shutdown_grace_period, logger),
           jobs.stop(),
         ]);
         await thumbnails.drain();

@@ -92,7 +92,7 @@ async function startApp(database: DatabaseConfig): Promise<{ app: App; admin: Ht
       path: join(mkdtempSync(join(tmpdir(), "mxcd-bf-")), "m"),
     },
     log_level: "silent",
-    shutdown_grace_period: 2,
+    shutdown_grace_period: "2s",
   });
   const app = createApp(config, logger);
   const base = await app.start();

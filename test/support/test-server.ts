@@ -53,7 +53,7 @@ export async function startTestServer(
     signing_key_path: join(dir, "signing.key"),
     registration_shared_secret: TEST_SHARED_SECRET,
     log_level: process.env.MXCD_TEST_LOG_LEVEL ?? "silent",
-    shutdown_grace_period: 2,
+    shutdown_grace_period: "2s",
     ...overrides,
   });
   const app = createApp(config, createLogger(config.log_level));
