@@ -16,6 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { remoteContentKey } from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, uploadBytes } from "./support/media.js";
+import { markSuiteRan } from "./support/run-markers.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 function synadmInstalled(): boolean {
@@ -65,6 +66,7 @@ forEachEngine("synadm drives the media admin API", (engine) => {
       let roomId: string;
       const media: string[] = [];
       before(async () => {
+        markSuiteRan("synadm");
         server = await startTestServer(engine);
         admin = await server.user("admin", { admin: true });
         alice = await server.user("alice");
