@@ -172,6 +172,13 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8008),
     })
     .default({ host: "127.0.0.1", port: 8008 }),
+  /** A listener of its own for `GET /metrics`; unset: /metrics is on `listen`. */
+  metrics_listen: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(1).max(65535),
+    })
+    .optional(),
   database: z
     .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
     .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
