@@ -133,6 +133,7 @@ describe("maskUrlSecrets", () => {
     assert.ok(isSecretName("access%5Ftoken"));
     assert.ok(isSecretName("access%5ftoken%ZZ") === false);
     assert.ok(isSecretName("AS_TOKEN"));
+    assert.ok(isSecretName("loginToken"));
     assert.ok(isSecretName("%ZZ") === false);
     assert.ok(!isSecretName("from"));
   });

@@ -22,6 +22,8 @@ const SECRET_QUERY_PARAMS: ReadonlySet<string> = new Set([
   "mac", // shared-secret registration
   "token", // registration-token validity checks
   "login_token",
+  "logintoken", // SSO redirects carry `loginToken`
+
   "client_secret",
 ]);
 
