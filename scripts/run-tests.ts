@@ -5,7 +5,11 @@
  *
  * Without PostgreSQL the PostgreSQL suites are skipped with a loud message;
  * with CI=true (or MXCD_REQUIRE_POSTGRES=1) that is a failure instead, and so
- * is a run in which no PostgreSQL suite actually ran.
+ * is a run in which no PostgreSQL suite actually ran. The same holds for the
+ * suites that drive nginx (test/deployment-nginx.test.ts) and synadm
+ * (test/synadm.test.ts) whenever those files are part of the run: each suite
+ * leaves a marker (test/support/run-markers.ts), the summary prints
+ * `<tool> suites run: N`, and under CI a count of 0 fails the run.
  *
  * The suite runs once per media store: the filesystem (the embedded default),
  * then S3 (every test server on its own s3rver, MXCD_TEST_MEDIA_STORE=s3).
@@ -16,12 +20,13 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, normalize } from "node:path";
 import {
   findPostgresBin,
   type PostgresCluster,
   startPostgresCluster,
 } from "../test/support/postgres-cluster.js";
+import { countSuitesRan, type MarkerKind } from "../test/support/run-markers.js";
 
 const requirePostgres = process.env.CI === "true" || process.env.MXCD_REQUIRE_POSTGRES === "1";
 const files =
@@ -34,7 +39,12 @@ const files =
         .sort();
 
 const scratch = mkdtempSync(join(tmpdir(), "mxcd-test-run-"));
-const markers = join(scratch, "pg-markers");
+const markers = join(scratch, "markers");
+/** Suites that need a tool, by the file that holds them (checked when the file runs). */
+const TOOL_SUITES: readonly { kind: MarkerKind; file: string }[] = [
+  { kind: "nginx", file: join("test", "deployment-nginx.test.ts") },
+  { kind: "synadm", file: join("test", "synadm.test.ts") },
+];
 const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
 
 interface PassResult {
@@ -92,7 +102,7 @@ function runNodeTests(
   ];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    MXCD_TEST_PG_MARKERS: markers,
+    MXCD_TEST_MARKERS: markers,
     MXCD_TEST_MEDIA_STORE: store,
   };
   if (postgresUrl) env.MXCD_TEST_POSTGRES_URL = postgresUrl;
@@ -109,16 +119,22 @@ function summarize(passes: readonly PassResult[], postgresStarted: boolean): num
       (sum, pass) => sum + Number(new RegExp(`^# ${name} (\\d+)$`, "m").exec(pass.tap)?.[1] ?? 0),
       0,
     );
-  let postgresSuites = 0;
-  try {
-    postgresSuites = readdirSync(markers).length;
-  } catch {}
+  const postgresSuites = countSuitesRan(markers, "postgres");
   console.log(`\nmedia stores tested: ${STORES.join(", ")}`);
   console.log(`PostgreSQL databases used by tests: ${postgresSuites}`);
   let result = passes.some((p) => p.code !== 0) ? 1 : 0;
   if (requirePostgres && (!postgresStarted || postgresSuites === 0)) {
     console.log("FAIL: the PostgreSQL suites did not run (CI requires them)");
     result = 1;
+  }
+  for (const { kind, file } of TOOL_SUITES) {
+    if (!files.map(normalize).includes(file)) continue;
+    const ran = countSuitesRan(markers, kind);
+    console.log(`${kind} suites run: ${ran}`);
+    if (requirePostgres && ran === 0) {
+      console.log(`FAIL: the ${kind} suites did not run (CI requires them)`);
+      result = 1;
+    }
   }
   const failed = count("fail") + count("cancelled");
   console.log(`tests: ${count("pass")} passed, ${failed} failed, ${count("skipped")} skipped`);

@@ -26,6 +26,7 @@ import { Auth } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
+import { createMetricsServer } from "./http/metrics-server.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
@@ -230,7 +231,9 @@ export function createApp(config: Config, logger: Logger): App {
   const auth = new Auth(services.accounts);
   const serverName = config.server_name;
 
-  registerHealthRoutes(http, metrics);
+  // metrics_listen: /metrics on its own (private) listener, not the main one.
+  const metricsServer = config.metrics_listen && createMetricsServer(metrics, logger);
+  registerHealthRoutes(http, metricsServer ? undefined : metrics);
   registerClientVersionsRoutes(http);
   registerLoginRoutes(http, { serverName, accounts: services.accounts, auth });
   registerRegistrationAdminRoutes(http, { serverName, registration: services.registration });
@@ -350,6 +353,11 @@ export function createApp(config: Config, logger: Logger): App {
         accessTimes.start();
         const address = await http.listen({ host: config.listen.host, port: config.listen.port });
         logger.info({ address, server_name: serverName }, "mxcd is listening");
+        if (metricsServer && config.metrics_listen) {
+          const { host, port } = config.metrics_listen;
+          const metricsAddress = await metricsServer.start(host, port);
+          logger.info({ address: metricsAddress }, "metrics listener is listening");
+        }
         await jobs.start();
         return address;
       })();
@@ -358,7 +366,8 @@ export function createApp(config: Config, logger: Logger): App {
     stop() {
       stopped ??= (async () => {
         await Promise.all([
-          closeWithGrace(http, config.shutdown_grace_period * 1000, logger),
+          closeWithGrace(http, config.shutdown_grace_period, logger),
+          metricsServer?.stop(),
           jobs.stop(),
         ]);
         await thumbnails.drain();

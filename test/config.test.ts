@@ -16,13 +16,57 @@ function problemsOf(text: string): readonly string[] {
 }
 
 describe("config", () => {
-  it("fills the embedded defaults and derives public_baseurl", () => {
+  it("fills the embedded defaults", () => {
     const config = parseConfigText('server_name: "example.org"');
     assert.deepEqual(config.database, { engine: "sqlite", path: "./data/mxcd.sqlite" });
     assert.deepEqual(config.media_store, { engine: "filesystem", path: "./data/media" });
     assert.deepEqual(config.listen, { host: "127.0.0.1", port: 8008, x_forwarded: false });
-    assert.equal(config.public_baseurl, "https://example.org/");
     assert.equal(config.registration_shared_secret, null);
+    assert.equal(config.shutdown_grace_period, 10_000);
+    assert.equal(config.notification_poll_interval, 500);
+  });
+
+  it("refuses the removed public_baseurl with a reason, naming the key", () => {
+    const problems = problemsOf('server_name: "a.org"\npublic_baseurl: "https://a.org/"');
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^public_baseurl: removed: /);
+  });
+
+  it("reads every duration option with one syntax, in milliseconds", () => {
+    const units: [string, number][] = [
+      ["500ms", 500],
+      ["30s", 30_000],
+      ["5m", 300_000],
+      ["1h", 3_600_000],
+      ["2d", 172_800_000],
+    ];
+    for (const key of durationKeys()) {
+      for (const [text, ms] of units) {
+        const yaml = withOption(key, `"${text}"`);
+        const problems = problemsOfSafe(yaml);
+        if (problems.length > 0) {
+          // Outside this option's own range: refused by key, for its range.
+          assert.equal(problems.length, 1);
+          assert.ok(problems[0]!.startsWith(`${key}: must be `), problems[0]);
+          assert.ok(!problems[0]!.includes("with a unit"), problems[0]);
+          continue;
+        }
+        const config = parseConfigText(yaml) as any;
+        const value = key.split(".").reduce((object, part) => object[part], config);
+        assert.equal(value, ms, `${key}: "${text}"`);
+      }
+    }
+  });
+
+  it("refuses a bare number or a unit-less string for every duration option, naming the key", () => {
+    for (const key of durationKeys()) {
+      for (const bad of ["10", '"10"', '"ten seconds"', '"5 minutes"', '"-1s"', '"1.5s"']) {
+        const problems = problemsOf(withOption(key, bad));
+        assert.equal(problems.length, 1, `${key}: ${bad}: ${problems.join()}`);
+        assert.ok(problems[0]!.startsWith(`${key}: must be a duration with a unit`), problems[0]);
+      }
+      assert.match(problemsOf(withOption(key, "10"))[0]!, /a bare number is refused/);
+    }
   });
 
   it("is frozen", () => {
@@ -71,10 +115,61 @@ describe("config", () => {
 
   it("documents every option in docs/configuration.md", () => {
     const docs = readFileSync(new URL("../docs/configuration.md", import.meta.url), "utf8");
-    const missing = optionKeys().filter((key) => !docs.includes(`\`${key}\``));
+    const missing = optionKeys()
+      .filter((key) => !key.includes("[]"))
+      .filter((key) => !docs.includes(`\`${key}\``));
     assert.deepEqual(missing, []);
   });
+
+  it("documents no option that the schema does not have", () => {
+    const docs = readFileSync(new URL("../docs/configuration.md", import.meta.url), "utf8");
+    // The first cell of every option table row: | `dotted.key` | default | meaning |
+    const documented = [...docs.matchAll(/^\| `([a-z_][a-z0-9_.[\]]*)` +\|/gm)].map((m) => m[1]!);
+    assert.ok(documented.length > 30, "the option tables were found");
+    const known = new Set(optionKeys());
+    assert.deepEqual(
+      documented.filter((key) => !known.has(key)),
+      [],
+    );
+  });
 });
+
+/** The YAML of a minimal valid config with `key` (dotted) set to `value`. */
+function withOption(key: string, value: string): string {
+  if (key.startsWith("media_store.")) {
+    const name = key.slice("media_store.".length);
+    return `server_name: "a.org"\nmedia_store: { engine: s3, bucket: b12, ${name}: ${value} }`;
+  }
+  assert.ok(!key.includes("."), `add a case for ${key}`);
+  return `server_name: "a.org"\n${key}: ${value}`;
+}
+
+/** Every option parsed by the duration type (found by what it refuses). */
+function durationKeys(): string[] {
+  const keys = optionKeys().filter((key) => {
+    if (key.includes("[]")) return false;
+    const problems = problemsOfSafe(withOptionSafe(key, '"not-a-duration-x"'));
+    return problems.some((p) => p.startsWith(`${key}: must be a duration`));
+  });
+  assert.ok(keys.includes("shutdown_grace_period") && keys.includes("notification_poll_interval"));
+  return keys;
+}
+
+function withOptionSafe(key: string, value: string): string {
+  const parts = key.split(".");
+  if (parts.length === 1) return `server_name: "a.org"\n${key}: ${value}`;
+  if (parts[0] === "media_store") return withOption(key, value);
+  return 'server_name: "a.org"';
+}
+
+function problemsOfSafe(text: string): readonly string[] {
+  try {
+    parseConfigText(text);
+    return [];
+  } catch (error) {
+    return error instanceof ConfigError ? error.problems : [];
+  }
+}
 
 /** Every dotted option key of the schema (nested objects and union members included). */
 function optionKeys(): string[] {
@@ -85,6 +180,8 @@ function optionKeys(): string[] {
     if (["default", "optional", "nullable", "prefault"].includes(def.type)) {
       return walk(def.innerType, prefix);
     }
+    if (def.type === "pipe") return walk(def.in, prefix);
+    if (def.type === "array") return walk(def.element, `${prefix}[]`);
     if (def.type === "union") {
       for (const option of def.options) walk(option, prefix);
       return;

@@ -5,7 +5,8 @@
  * used to upload (a streamed, chunked body), download and long-poll.
  *
  * Needs nginx (`apt-get install nginx-light`); without it the suite is
- * skipped with a loud message, since CI does not install it.
+ * skipped with a loud message, and under CI=true that is a failure (.ci/run
+ * installs nginx-light, and the run fails unless this suite left its marker).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -28,6 +29,7 @@ import { HttpClient } from "./support/http-client.js";
 import { download, mediaIdOf } from "./support/media.js";
 import { type ProcessGroup, startProcessGroup, until } from "./support/mxcd-processes.js";
 import { freePort } from "./support/postgres-cluster.js";
+import { markSuiteRan } from "./support/run-markers.js";
 
 const ADMIN = "/_synapse/admin/v1";
 
@@ -95,8 +97,28 @@ function chunkedUpload(base: string, token: string, bytes: Buffer): Promise<any>
   });
 }
 
+const nginxBinary = findNginx();
+if (!nginxBinary && process.env.CI === "true") {
+  throw new Error("nginx is required under CI=true (apt-get install nginx-light)");
+}
+
+/** GET with `path` sent exactly as written (fetch would normalise it). */
+function rawGet(base: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/`, { path, method: "GET" });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.end();
+  });
+}
+
 forEachEngine("the documented nginx config in front of three processes", (engine) => {
-  const nginxBinary = findNginx();
   if (engine !== "postgres" || !nginxBinary) {
     const reason = !nginxBinary
       ? "!!! SKIPPED: nginx is not installed (apt-get install nginx-light) — the documented config is untested"
@@ -135,6 +157,7 @@ forEachEngine("the documented nginx config in front of three processes", (engine
     });
     user = await group.token("alice");
     admin = await group.token("admin", { admin: true });
+    markSuiteRan("nginx");
   });
   after(async () => {
     if (nginx && nginx.exitCode === null) {
@@ -167,6 +190,42 @@ forEachEngine("the documented nginx config in front of three processes", (engine
       const metrics = await (await fetch(`${p.base}/metrics`)).text();
       assert.match(metrics, /route="\/_matrix\/media\/v3\/upload",status="200"\} [1-9]/);
     }
+  });
+
+  it("does not expose /metrics through the proxy, in any spelling of the path", async () => {
+    const scrapes = async () => {
+      let total = 0;
+      for (const p of group.processes) {
+        const text = await (await fetch(`${p.base}/metrics`)).text();
+        const match = /^mxcd_http_requests_total\{[^}]*route="\/metrics"[^}]*\} (\d+)$/gm;
+        for (const m of text.matchAll(match)) total += Number(m[1]);
+      }
+      return total;
+    };
+    const before = await scrapes();
+    const paths = [
+      "/metrics",
+      "/metrics?format=text",
+      "/metrics/",
+      "//metrics",
+      "/%6Detrics",
+      "/%6detrics",
+      "/./metrics",
+      "/_matrix/../metrics",
+      "/metrics%3F",
+      "/METRICS",
+    ];
+    for (const path of paths) {
+      const res = await rawGet(proxy, path);
+      assert.notEqual(res.status, 200, path);
+      assert.doesNotMatch(res.body, /# (HELP|TYPE) /, path);
+    }
+    // No process saw any of them: the only /metrics requests counted are
+    // this test's direct scrapes (one per process per call of scrapes()).
+    const after = await scrapes();
+    assert.equal(after - before, group.processes.length);
+    // The processes themselves still serve it, for the scraper.
+    assert.match(await (await fetch(`${group.processes[0]!.base}/metrics`)).text(), /# HELP /);
   });
 
   it("holds a long-poll open until a quarantine through nginx wakes it", async () => {

@@ -390,7 +390,7 @@ forEachEngine("media settings", (engine) => {
   });
 
   it("expires unused /create ids: the upload and downloads answer 404", async () => {
-    const server = await startTestServer(engine, { unused_expiration_time: 50 });
+    const server = await startTestServer(engine, { unused_expiration_time: "50ms" });
     try {
       const alice = await server.user("alice");
       const created = await alice.http.post("/_matrix/media/v1/create");

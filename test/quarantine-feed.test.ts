@@ -3,17 +3,26 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { forEachEngine } from "./support/databases.js";
 import { uploadBytes } from "./support/media.js";
+import { until } from "./support/mxcd-processes.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 const FEED = "/_synapse/admin/v1/media/quarantine_changes";
 const ADMIN = "/_synapse/admin/v1";
+
+/** `mxcd_waiting_requests{kind="feed"}` of the server: long-polls waiting right now. */
+async function feedWaiters(server: TestServer): Promise<number> {
+  const text = (await server.http.get("/metrics")).text;
+  return Number(/^mxcd_waiting_requests\{kind="feed"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+}
 
 forEachEngine("quarantine change feed endpoint", (engine) => {
   let server: TestServer;
   let admin: TestUser;
   let alice: TestUser;
   before(async () => {
-    server = await startTestServer(engine);
+    // An hour between re-reads: a long-poll that returns early was woken by
+    // the commit's notification, nothing else.
+    server = await startTestServer(engine, { notification_poll_interval: "1h" });
     admin = await server.user("admin", { admin: true });
     alice = await server.user("alice");
   });
@@ -99,12 +108,15 @@ forEachEngine("quarantine change feed endpoint", (engine) => {
   });
 
   describe("long-poll", () => {
-    it("returns as soon as a new record commits", async () => {
+    // The poll interval is an hour and the long-poll's own timeout 60 s, so
+    // within this test's 20 s limit only the commit's wake-up can answer it
+    // (it usually takes well under a second; the limit bounds a hang).
+    it("returns as soon as a new record commits", { timeout: 20_000 }, async () => {
       const position = (await admin.http.get(`${FEED}?from=0&limit=1000`)).body.changes.length + 1;
       const current = (await admin.http.get(`${FEED}?from=${position}`)).body.next_batch;
       const id = await uploadBytes(alice.http, randomBytes(32));
-      const waiting = admin.http.get(`${FEED}?from=${current}&timeout=30000`);
-      await new Promise((r) => setTimeout(r, 150));
+      const waiting = admin.http.get(`${FEED}?from=${current}&timeout=60000`);
+      await until(async () => (await feedWaiters(server)) === 1);
       await admin.http.post(`${ADMIN}/media/quarantine/test.local/${id}`);
       const res = await waiting;
       assert.equal(res.status, 200);
@@ -113,6 +125,7 @@ forEachEngine("quarantine change feed endpoint", (engine) => {
         [id],
       );
       assert.equal(res.body.next_batch, current + 1);
+      assert.equal(await feedWaiters(server), 0);
     });
 
     it("returns an empty page with the position when the timeout passes", async () => {

@@ -16,6 +16,8 @@ import { after, before, describe, it } from "node:test";
 import { remoteContentKey } from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, uploadBytes } from "./support/media.js";
+import { until } from "./support/mxcd-processes.js";
+import { markSuiteRan } from "./support/run-markers.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 function synadmInstalled(): boolean {
@@ -65,6 +67,7 @@ forEachEngine("synadm drives the media admin API", (engine) => {
       let roomId: string;
       const media: string[] = [];
       before(async () => {
+        markSuiteRan("synadm");
         server = await startTestServer(engine);
         admin = await server.user("admin", { admin: true });
         alice = await server.user("alice");
@@ -98,6 +101,13 @@ forEachEngine("synadm drives the media admin API", (engine) => {
         );
       });
       after(() => server.stop());
+
+      /** `created_ts` of local media, from the admin media info. */
+      const createdTs = async (id: string): Promise<number> => {
+        const res = await admin.http.get(`/_synapse/admin/v1/media/test.local/${id}`);
+        assert.equal(res.status, 200, `media ${id} exists`);
+        return res.body.media_info.created_ts;
+      };
 
       const quarantinedBy = async (id: string) =>
         (await admin.http.get(`/_synapse/admin/v1/media/test.local/${id}`)).body.media_info
@@ -139,13 +149,21 @@ forEachEngine("synadm drives the media admin API", (engine) => {
           (await admin.http.get(`/_synapse/admin/v1/media/test.local/${media[0]}`)).status,
           404,
         );
+        // One item on each side of the cut-off: the newer one's creation
+        // time is the cut-off, and deletion takes what is strictly older.
         const old = await uploadBytes(alice.http, randomBytes(3000));
-        const byDate = await synadm(config, ["media", "delete", "-t", String(Date.now() + 60_000)]);
+        const oldTs = await createdTs(old);
+        await until(() => Date.now() > oldTs);
+        const newer = await uploadBytes(alice.http, randomBytes(3001));
+        const cutoff = await createdTs(newer);
+        assert.ok(oldTs < cutoff);
+        const byDate = await synadm(config, ["media", "delete", "-t", String(cutoff)]);
         assert.equal(byDate.code, 0, byDate.out);
         assert.equal(
           (await admin.http.get(`/_synapse/admin/v1/media/test.local/${old}`)).status,
           404,
         );
+        assert.equal(await createdTs(newer), cutoff, "the newer item is kept");
       });
 
       it("purges cached remote media", async () => {
@@ -166,13 +184,37 @@ forEachEngine("synadm drives the media admin API", (engine) => {
             sha256: null,
           })
           .execute();
-        const res = await synadm(config, ["media", "purge", "-t", String(Date.now())]);
+        // And one used after the cut-off, which must stay.
+        const cutoff = Date.now();
+        const keptKey = remoteContentKey("remote.example", "RemoteFileKeptBySynadmTest");
+        await server.app.store.write(keptKey, Readable.from([randomBytes(100)]));
+        await server.app.database.db
+          .insertInto("remote_media_cache")
+          .values({
+            media_origin: "remote.example",
+            media_id: "RemoteKeptBySynadm",
+            media_type: "image/png",
+            media_length: 100,
+            created_ts: 1,
+            upload_name: null,
+            filesystem_id: "RemoteFileKeptBySynadmTest",
+            last_access_ts: cutoff + 1000,
+            authenticated: true,
+            sha256: null,
+          })
+          .execute();
+        const res = await synadm(config, ["media", "purge", "-t", String(cutoff)]);
         assert.equal(res.code, 0, res.out);
         assert.equal(
           (await admin.http.get("/_synapse/admin/v1/media/remote.example/RemoteForSynadm")).status,
           404,
         );
         assert.ok(!(await allKeys(server.app.store)).includes(key));
+        const kept = await admin.http.get(
+          "/_synapse/admin/v1/media/remote.example/RemoteKeptBySynadm",
+        );
+        assert.equal(kept.status, 200, "media used after the cut-off is kept");
+        assert.ok((await allKeys(server.app.store)).includes(keptKey));
       });
     },
   );

@@ -101,7 +101,7 @@ function benchConfig(options: MxcdOptions, port: number, mediaStore: string) {
     signing_key_path: options.signingKeyPath ?? join(options.dir, "signing.key"),
     ...(options.maxUploadSize ? { max_upload_size: options.maxUploadSize } : {}),
     log_level: "warn",
-    shutdown_grace_period: 5,
+    shutdown_grace_period: "5s",
     ...options.extraConfig,
   };
 }

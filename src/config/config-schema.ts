@@ -25,11 +25,23 @@ const size = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return bytes;
 });
 
-/** A duration in milliseconds, or Synapse's notation (`"24h"`). */
+/**
+ * A duration with its unit (`"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"2d"`),
+ * parsed to milliseconds; the one duration syntax of every option. A bare
+ * number is refused: Synapse reads it as milliseconds, mxcd once read
+ * `shutdown_grace_period` as seconds, so either guess could be wrong.
+ */
 const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
+  const ms = typeof value === "string" ? parseDuration(value) : undefined;
   if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: 'must be a duration such as 60000, "30s" or "24h"' });
+    const hint =
+      typeof value === "number"
+        ? ` (a bare number is refused: write "${value}ms" or "${value}s")`
+        : "";
+    ctx.addIssue({
+      code: "custom",
+      message: `must be a duration with a unit, such as "500ms", "30s", "5m", "1h" or "2d"${hint}`,
+    });
     return z.NEVER;
   }
   return ms;
@@ -176,7 +188,6 @@ const rcLogin = z
 
 export const configSchema = z.strictObject({
   server_name: serverName,
-  public_baseurl: z.url({ protocol: /^https?$/ }).optional(),
   listen: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
@@ -185,6 +196,13 @@ export const configSchema = z.strictObject({
       x_forwarded: z.boolean().default(false),
     })
     .default({ host: "127.0.0.1", port: 8008, x_forwarded: false }),
+  /** A listener of its own for `GET /metrics`; unset: /metrics is on `listen`. */
+  metrics_listen: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(1).max(65535),
+    })
+    .optional(),
   database: z
     .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
     .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
@@ -224,8 +242,10 @@ export const configSchema = z.strictObject({
     .default({}),
   federation_verify_certificates: z.boolean().default(true),
   federation_request_timeout: duration.default(60_000),
-  /** Seconds a SIGTERM/SIGINT waits for in-flight requests before closing them. */
-  shutdown_grace_period: z.number().min(0).max(3600).default(10),
+  /** How long a SIGTERM/SIGINT waits for in-flight requests before closing them. */
+  shutdown_grace_period: duration
+    .refine((ms) => ms <= 3_600_000, "must be at most 1h")
+    .default(10_000),
   /**
    * How often a request waiting on another process (async upload, feed
    * long-poll, remote fetch, thumbnail) re-checks the database when no
@@ -239,12 +259,7 @@ export const configSchema = z.strictObject({
 /** The config as the YAML file gives it (defaults not yet applied). */
 export type ConfigInput = z.input<typeof configSchema>;
 
-/** The validated config with every default applied; frozen at load. */
-export type Config = Readonly<
-  z.output<typeof configSchema> & {
-    /** `public_baseurl`, defaulted to `https://<server_name>/`. */
-    public_baseurl: string;
-  }
->;
+/** The validated config with every default applied (durations in ms); frozen at load. */
+export type Config = Readonly<z.output<typeof configSchema>>;
 export type DatabaseConfig = Config["database"];
 export type MediaStoreConfig = Config["media_store"];

@@ -41,22 +41,30 @@ export function parseConfigText(text: string, source = "<text>"): Config {
   return validateConfig(raw ?? {}, source);
 }
 
+/**
+ * Options mxcd used to accept and no longer does, with what to do instead:
+ * a config that still has one is refused with this text, not a bare
+ * "unknown option".
+ */
+const REMOVED_OPTIONS: Readonly<Record<string, string>> = {
+  public_baseurl:
+    "removed: mxcd builds no client-facing URLs (media are mxc:// URIs, and the reverse proxy owns the public address); delete this line",
+};
+
 /** Validates an already-parsed config object. */
 export function validateConfig(raw: unknown, source = "<object>"): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(source, result.error.issues.flatMap(describeIssue));
-  const value = result.data;
-  const config = {
-    ...value,
-    public_baseurl: value.public_baseurl ?? `https://${value.server_name}/`,
-  };
-  return deepFreeze(config);
+  return deepFreeze(result.data);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string[] {
   const key = issue.path.map(String).join(".");
   if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((k) => `${key ? `${key}.` : ""}${k}: unknown option`);
+    return issue.keys.map((k) => {
+      if (!key && REMOVED_OPTIONS[k]) return `${k}: ${REMOVED_OPTIONS[k]}`;
+      return `${key ? `${key}.` : ""}${k}: unknown option`;
+    });
   }
   if (issue.code === "invalid_type" && issue.input === undefined) {
     return [`${key}: is required`];

@@ -20,9 +20,6 @@ export function sampleConfig(options: SampleConfigOptions = {}): string {
 # The domain in mxc:// URIs and user ids. Changing it later orphans existing media.
 server_name: "${serverName}"
 
-# The public URL clients reach this server at.
-public_baseurl: "http://localhost:${port}/"
-
 listen:
   host: "127.0.0.1"
   port: ${port}
@@ -41,5 +38,9 @@ media_store:
 registration_shared_secret: "${secret}"
 
 log_level: info
+
+# Durations always carry a unit: "500ms", "30s", "5m", "1h", "2d".
+# How long SIGTERM waits for in-flight requests before closing them.
+shutdown_grace_period: "10s"
 `;
 }

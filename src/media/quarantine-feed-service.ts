@@ -9,7 +9,6 @@
  * sharing the database shortly after (PostgreSQL NOTIFY). A waiter also
  * re-reads the position every `pollMs`, in case a notification was lost.
  */
-import { InProcessNotificationBus } from "../db/in-process-notification-bus.js";
 import type { NotificationBus } from "../db/notification-bus.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type {
@@ -24,7 +23,8 @@ const CHANNEL = "mxcd_feed";
 export class FeedSignal {
   readonly #listeners = new Set<() => void>();
 
-  constructor(private readonly bus: NotificationBus = new InProcessNotificationBus()) {
+  /** `bus`: the app's one notification bus (a private one would wake nobody else). */
+  constructor(private readonly bus: NotificationBus) {
     bus.subscribe(CHANNEL, () => {
       for (const listener of [...this.#listeners]) listener();
     });
@@ -55,7 +55,8 @@ export class QuarantineFeedService {
   constructor(
     private readonly repository: QuarantineFeedRepository,
     private readonly signal: FeedSignal,
-    private readonly pollMs = 500,
+    /** `notification_poll_interval`: the re-read period when no notification came. */
+    private readonly pollMs: number,
   ) {}
 
   /** How many long-polls are waiting for a record (a metric). */

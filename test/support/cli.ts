@@ -71,7 +71,7 @@ export async function waitForOutput(
 export async function waitForHttp(
   url: string,
   child: { exitCode: number | null; output: () => string },
-  ms = 15_000,
+  ms = 60_000, // a bound for a loaded machine (2 cores, many runs), not a timing
 ) {
   const deadline = Date.now() + ms;
   for (;;) {

@@ -5,13 +5,14 @@
  * message, and under CI=true that is a failure, not a skip.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe } from "node:test";
 import pg from "pg";
 import type { DatabaseConfig } from "../../src/config/config-schema.js";
 import type { Engine } from "../../src/db/database.js";
+import { markSuiteRan } from "./run-markers.js";
 
 export const ENGINES: readonly Engine[] = ["sqlite", "postgres"];
 
@@ -50,16 +51,8 @@ export async function freshDatabaseConfig(engine: Engine): Promise<DatabaseConfi
   } finally {
     await client.end();
   }
-  markPostgresSuiteRan(name);
+  markSuiteRan("postgres", name);
   const url = new URL(postgresUrl);
   url.pathname = `/${name}`;
   return { engine: "postgres", url: url.toString(), max_connections: 5 };
-}
-
-/** Leaves a marker the test runner counts, to prove PostgreSQL tests really ran. */
-function markPostgresSuiteRan(database: string): void {
-  const dir = process.env.MXCD_TEST_PG_MARKERS;
-  if (!dir) return;
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, database), "");
 }

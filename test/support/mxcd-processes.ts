@@ -54,7 +54,7 @@ export async function startProcessGroup(
     media_store: { engine: "filesystem", path: mediaPath },
     signing_key_path: join(dir, "signing.key"),
     log_level: "warn",
-    shutdown_grace_period: 2,
+    shutdown_grace_period: "2s",
     max_pending_media_uploads: 1000,
     ...extra,
   };

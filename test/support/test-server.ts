@@ -62,7 +62,7 @@ export async function startTestServer(
     registration_shared_secret: TEST_SHARED_SECRET,
     rc_login: TEST_RC_LOGIN,
     log_level: process.env.MXCD_TEST_LOG_LEVEL ?? "silent",
-    shutdown_grace_period: 2,
+    shutdown_grace_period: "2s",
     ...overrides,
   });
   const app = createApp(config, createLogger(config.log_level));
