@@ -160,7 +160,8 @@ export class RequestSigner {
     const key = this.signingKey();
     const json = requestJson({ method, uri, origin: this.serverName, destination, content });
     const signed = signJson(json, this.serverName, key.keyId, key.privateKey);
-    const sig = signed.signatures[this.serverName][key.keyId]!;
+    const ours = signed.signatures[this.serverName]!;
+    const sig = ours[key.keyId]!;
     return buildXMatrixHeader({ origin: this.serverName, destination, key: key.keyId, sig });
   }
 }

@@ -111,7 +111,8 @@ describe("federation key config", () => {
       ].join("\n"),
     );
     assert.equal(config.old_signing_keys["ed25519:auto"]!.expired_ts, 123456789123);
-    assert.equal(config.trusted_key_servers[0].verify_keys!["ed25519:auto"], OLD_KEY);
+    const first = config.trusted_key_servers[0]!;
+    assert.equal(first.verify_keys!["ed25519:auto"], OLD_KEY);
     assert.equal(config.trusted_key_servers[1]!.server_name, "notary.example");
   });
 
