@@ -34,7 +34,7 @@ export class RemoteFetchFailures {
     });
   }
 
-  /** The remembered error of a recent failure of `key`, or undefined. */
+  /** The remembered error of a failure of `key` at most `ttlMs` old, or undefined. */
   get(key: string): MatrixError | undefined {
     return this.#entries?.get(key);
   }
@@ -66,7 +66,8 @@ export interface LogLimitSettings {
  * the count goes out with the next line logged.
  */
 export class LogLimiter {
-  readonly #keys: LRUCache<string, true>;
+  /** When each key last logged. */
+  readonly #keys: LRUCache<string, number>;
   readonly #settings: LogLimitSettings;
   readonly #now: () => number;
   #windowStart = Number.NEGATIVE_INFINITY;
@@ -76,12 +77,7 @@ export class LogLimiter {
   constructor(settings: LogLimitSettings, now: () => number = Date.now) {
     this.#settings = settings;
     this.#now = now;
-    this.#keys = new LRUCache<string, true>({
-      max: settings.maxKeys,
-      ttl: settings.intervalMs,
-      ttlResolution: 0,
-      perf: { now },
-    });
+    this.#keys = new LRUCache<string, number>({ max: settings.maxKeys });
   }
 
   /**
@@ -94,11 +90,13 @@ export class LogLimiter {
       this.#windowStart = now;
       this.#linesInWindow = 0;
     }
-    if (this.#keys.has(key) || this.#linesInWindow >= this.#settings.maxLinesPerInterval) {
+    const last = this.#keys.get(key);
+    const keyQuiet = last === undefined || now - last >= this.#settings.intervalMs;
+    if (!keyQuiet || this.#linesInWindow >= this.#settings.maxLinesPerInterval) {
       this.#suppressed += 1;
       return undefined;
     }
-    this.#keys.set(key, true);
+    this.#keys.set(key, now);
     this.#linesInWindow += 1;
     const suppressed = this.#suppressed;
     this.#suppressed = 0;
