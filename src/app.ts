@@ -27,6 +27,7 @@ import { closeWithGrace } from "./http/close-with-grace.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
 import { createMetricsServer } from "./http/metrics-server.js";
+import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
@@ -78,8 +79,8 @@ import { createBlobStore } from "./storage/create-blob-store.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
 import { CrossProcessFlight } from "./util/cross-process-flight.js";
 
-/** How long a failed remote media fetch is remembered (not retried). */
-const REMOTE_FAILURE_TTL_MS = 30_000;
+/** Most bytes buffered for a slow first client of a remote fetch (docs/federation.md). */
+const REMOTE_TEE_BUFFER_BYTES = 1024 * 1024;
 
 export interface App {
   readonly config: Config;
@@ -305,7 +306,9 @@ export function createApp(config: Config, logger: Logger): App {
       maxSize: config.max_upload_size,
       authenticatedMedia: config.enable_authenticated_media,
       blockedOrigins: config.prevent_media_downloads_from,
-      failureTtlMs: REMOTE_FAILURE_TTL_MS,
+      failureTtlMs: config.remote_media_failure_ttl,
+      failureCacheSize: config.remote_media_failure_cache_size,
+      teeBufferBytes: REMOTE_TEE_BUFFER_BYTES,
     },
     services.media,
     store,
@@ -314,6 +317,7 @@ export function createApp(config: Config, logger: Logger): App {
     logger,
     remoteFlight,
   );
+  registerRemoteFetchMetrics(metrics, remote);
   const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };
   const mediaStore = config.media_store;
   registerMediaDownloadRoutes(http, {

@@ -226,6 +226,8 @@ export const configSchema = z.strictObject({
   max_pending_media_uploads: z.number().int().min(1).default(5),
   unused_expiration_time: duration.default(24 * 3_600_000),
   prevent_media_downloads_from: z.array(serverName).default([]),
+  remote_media_failure_ttl: duration.default(30_000),
+  remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
   media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
   // Federation: keys and request signing (docs/configuration.md).
   signing_key_path: z.string().min(1).default("./data/signing.key"),

@@ -17,8 +17,15 @@
  *   end, the live stream holds back its last chunk until the decision: bytes
  *   that turn out to be quarantined end in a failed, truncated response, and
  *   are never served again.
- * - Failures are remembered for `failureTtlMs`, so a dead server is not
- *   asked again for every request.
+ * - The first client is fed only as fast as it reads, with at most
+ *   `teeBufferBytes` waiting for it; a client that lags further gets the
+ *   rest from the cache once the fetch is committed (live-tee.ts).
+ * - Failures are remembered for `failureTtlMs` in an LRU of at most
+ *   `failureCacheSize` entries, so a dead server is not asked again for
+ *   every request and requests for endless distinct ids cost bounded
+ *   memory; the warnings they log are rate-limited (remote-fetch-failures.ts).
+ *   Every other per-item table (`#inFlight`, `#tees`) loses its entry on
+ *   every outcome: success, failure, quarantine, client gone.
  */
 import { randomBytes } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
@@ -28,7 +35,9 @@ import type { MediaRepository, RemoteMedia } from "../repositories/media-reposit
 import type { BlobStore } from "../storage/blob-store.js";
 import { remoteContentKey } from "../storage/media-paths.js";
 import type { CrossProcessFlight } from "../util/cross-process-flight.js";
+import { LiveTee } from "./live-tee.js";
 import type { QuarantineService } from "./quarantine-service.js";
+import { LogLimiter, RemoteFetchFailures } from "./remote-fetch-failures.js";
 import {
   type FetchedMedia,
   type RemoteMediaFetcher,
@@ -43,7 +52,26 @@ export interface RemoteMediaSettings {
   /** Origins whose media is never fetched (Synapse's `prevent_media_downloads_from`). */
   readonly blockedOrigins: readonly string[];
   readonly failureTtlMs: number;
+  /** Most failures remembered at once (least recently used dropped first). */
+  readonly failureCacheSize: number;
+  /** Most bytes buffered for a live client before it is served from the cache instead. */
+  readonly teeBufferBytes: number;
 }
+
+/** Figures for /metrics (remote-fetch-metrics.ts). */
+export interface RemoteFetchStats {
+  /** Failures remembered now; never more than `failureCacheSize`. */
+  readonly failuresRemembered: number;
+  /** Fetches under way in this process. */
+  readonly inFlight: number;
+  /** Bytes buffered in memory for live clients, over every fetch. */
+  readonly teeBufferedBytes: number;
+  /** Failure warnings dropped by the rate limit since the last one logged. */
+  readonly warningsSuppressed: number;
+}
+
+/** One warning line per origin per minute, at most 10 a minute in all. */
+const FAILURE_LOG_LIMIT = { intervalMs: 60_000, maxLinesPerInterval: 10, maxKeys: 1000 };
 
 /** A remote item to serve: from the cache, or live while it is being cached. */
 export type RemoteSource =
@@ -53,8 +81,12 @@ export type RemoteSource =
 const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 export class RemoteMediaService {
+  /** One entry per fetch under way; removed when it settles, whatever the outcome. */
   readonly #inFlight = new Map<string, Promise<RemoteMedia>>();
-  readonly #failures = new Map<string, { error: MatrixError; until: number }>();
+  /** Live clients' streams; removed when the stream closes. */
+  readonly #tees = new Set<LiveTee>();
+  readonly #failures: RemoteFetchFailures;
+  readonly #warnings: LogLimiter;
 
   constructor(
     private readonly settings: RemoteMediaSettings,
@@ -66,7 +98,24 @@ export class RemoteMediaService {
     /** One fetch per item across processes (see the note above). */
     private readonly shared: CrossProcessFlight,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.#failures = new RemoteFetchFailures(
+      { ttlMs: settings.failureTtlMs, maxEntries: settings.failureCacheSize },
+      now,
+    );
+    this.#warnings = new LogLimiter(FAILURE_LOG_LIMIT, now);
+  }
+
+  get stats(): RemoteFetchStats {
+    let teeBufferedBytes = 0;
+    for (const tee of this.#tees) teeBufferedBytes += tee.buffered;
+    return {
+      failuresRemembered: this.#failures.size,
+      inFlight: this.#inFlight.size,
+      teeBufferedBytes,
+      warningsSuppressed: this.#warnings.suppressed,
+    };
+  }
 
   /**
    * The cached row, or a live stream of a fresh fetch; 404 when the media is
@@ -122,9 +171,7 @@ export class RemoteMediaService {
 
   #assertNotFailedRecently(key: string): void {
     const failure = this.#failures.get(key);
-    if (!failure) return;
-    if (failure.until > this.now()) throw failure.error;
-    this.#failures.delete(key);
+    if (failure) throw failure;
   }
 
   /**
@@ -167,10 +214,13 @@ export class RemoteMediaService {
     }
     const live = new PassThrough();
     live.on("error", () => {});
+    const tee = new LiveTee(live, this.settings.teeBufferBytes);
+    this.#tees.add(tee);
+    live.once("close", () => this.#tees.delete(tee));
     const contentType = fetched.contentType || "application/octet-stream";
     streaming({ kind: "live", contentType, uploadName: fetched.uploadName, bytes: live });
     try {
-      return await this.#cache(origin, mediaId, fetched, live);
+      return await this.#cache(origin, mediaId, fetched, live, tee);
     } catch (error) {
       // Fail the live stream with the client's error: sent as the answer
       // when no byte went out yet, else the response is cut off.
@@ -180,8 +230,14 @@ export class RemoteMediaService {
     }
   }
 
-  /** Streams the fetched bytes to the store and to `live`; writes the row; releases the held-back tail. */
-  async #cache(origin: string, mediaId: string, fetched: FetchedMedia, live: PassThrough) {
+  /** Streams the fetched bytes to the store and to `tee`; writes the row; completes the live stream. */
+  async #cache(
+    origin: string,
+    mediaId: string,
+    fetched: FetchedMedia,
+    live: PassThrough,
+    tee: LiveTee,
+  ) {
     const filesystemId = randomLetters(24);
     const key = remoteContentKey(origin, filesystemId);
     const meter = new UploadMeter(this.settings.maxSize);
@@ -189,10 +245,9 @@ export class RemoteMediaService {
     // The store sees a failure through its own listener; this one only keeps
     // an error emitted after the store gave up from crashing the process.
     toStore.on("error", () => {});
-    let held: Buffer | undefined;
     meter.on("data", (chunk: Buffer) => {
-      if (held && !live.destroyed) live.write(held);
-      held = chunk;
+      // Never waits for the live client: its share is bounded (live-tee.ts).
+      tee.push(chunk);
       if (!toStore.write(chunk)) {
         meter.pause();
         toStore.once("drain", () => meter.resume());
@@ -236,7 +291,8 @@ export class RemoteMediaService {
       // Before any byte went out the client gets a plain 404; after, a cut-off response.
       live.destroy(new MatrixError("M_NOT_FOUND", "Not found"));
     } else {
-      live.end(held);
+      const last = meter.bytes - 1;
+      await tee.finish((start) => this.store.read(key, { start, end: last }));
     }
     return { ...row, quarantinedBy };
   }
@@ -249,11 +305,20 @@ export class RemoteMediaService {
         : error instanceof RemoteTooLargeError
           ? new MatrixError("M_TOO_LARGE", "Remote media is too large", 502)
           : new MatrixError("M_UNKNOWN", "Failed to fetch remote media", 502);
-    if (!(error instanceof MatrixError)) {
-      this.logger.warn({ err: error, media: key }, "remote media fetch failed");
-    }
-    this.#failures.set(key, { error: matrixError, until: this.now() + this.settings.failureTtlMs });
+    if (!(error instanceof MatrixError)) this.#warn(key, error);
+    this.#failures.remember(key, matrixError);
     return matrixError;
+  }
+
+  /** Logs a failure, at most once per origin a minute (the count of dropped lines goes with it). */
+  #warn(key: string, error: unknown): void {
+    const origin = key.slice(0, key.indexOf("/"));
+    const admitted = this.#warnings.admit(origin);
+    if (!admitted) return;
+    this.logger.warn(
+      { err: error, media: key, origin, suppressed_since_last: admitted.suppressed },
+      "remote media fetch failed",
+    );
   }
 }
 

@@ -109,9 +109,12 @@ forEachEngine("remote media fetching", (engine) => {
       res.writeHead(200, { "content-type": "multipart/mixed; boundary=bnd" });
       res.end(multipart("bnd", "Content-Type: application/octet-stream", "x".repeat(5000)));
     };
+    // Synapse (and the spec): remote media over the limit is 502 M_TOO_LARGE.
+    // The bytes arrive in one piece, so none reached the client before the
+    // meter refused them (the live stream holds back its last chunk).
     const res = await get("TooBig");
-    assert.ok(res.status === 502 || res.status === 200, String(res.status));
-    if (res.status === 200) assert.ok(res.bytes.length < 5000, "cut off, never the whole file");
+    assert.equal(res.status, 502);
+    assert.equal(JSON.parse(res.bytes.toString()).errcode, "M_TOO_LARGE");
     const again = await server.http
       .withToken(user.token)
       .get("/_matrix/client/v1/media/download/origin.test/TooBig");
@@ -123,6 +126,21 @@ forEachEngine("remote media fetching", (engine) => {
       .where("media_id", "=", "TooBig")
       .execute();
     assert.equal(rows.length, 0);
+  });
+
+  it("answers 502 M_TOO_LARGE when the legacy download declares a length over max_upload_size", async () => {
+    origin.handler = (req, res) => {
+      if (req.url?.startsWith("/_matrix/federation/")) {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errcode: "M_UNRECOGNIZED", error: "Unrecognized request" }));
+      } else {
+        res.writeHead(200, { "content-type": "text/plain", "content-length": "1001" });
+        res.end("y".repeat(1001));
+      }
+    };
+    const res = await get("DeclaredTooBig");
+    assert.equal(res.status, 502);
+    assert.equal(JSON.parse(res.bytes.toString()).errcode, "M_TOO_LARGE");
   });
 
   it("never fetches from prevent_media_downloads_from, nor with allow_remote=false", async () => {

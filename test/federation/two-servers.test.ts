@@ -6,8 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { localContentKey } from "../../src/storage/media-paths.js";
 import { forEachEngine } from "../support/databases.js";
 import { download, uploadBytes } from "../support/media.js";
 import { freePort } from "../support/postgres-cluster.js";
@@ -110,6 +113,22 @@ forEachEngine("federation between two mxcd servers", (engine) => {
     assert.equal((await federationDownloads(b)) - before, 1);
   });
 
+  it("B answers a federation download whose blob is gone with 404 M_NOT_FOUND, not 500", async () => {
+    const id = await uploadBytes(bobOnB.http, randomBytes(1000));
+    await b.app.store.delete(localContentKey(id));
+    const response = await a.app.federation.get(
+      "b.test",
+      `/_matrix/federation/v1/media/download/${id}`,
+      { maxBytes: 64 * 1024 },
+    );
+    let text = "";
+    for await (const chunk of response.body) text += (chunk as Buffer).toString();
+    assert.equal(response.status, 404, text);
+    assert.equal(JSON.parse(text).errcode, "M_NOT_FOUND");
+    // And A, asked by its client, passes the 404 on.
+    assert.equal((await fromA(id)).status, 404);
+  });
+
   it("answers 404 for media B does not have", async () => {
     const res = await aliceOnA.http.get("/_matrix/client/v1/media/download/b.test/NoSuchMediaOnB");
     assert.equal(res.status, 404);
@@ -180,22 +199,49 @@ forEachEngine("federation between two mxcd servers", (engine) => {
 
 forEachEngine("federation safety", (engine) => {
   it("refuses to fetch from private addresses unless allowed", async () => {
-    const port = await freePort();
-    const target = await startTestServer(engine, {
-      server_name: "c.test",
-      listen: { host: "127.0.0.1", port },
+    // A listener on loopback that answers like a server without the media:
+    // reachable, so only the address guard keeps mxcd from connecting.
+    let connections = 0;
+    const target = createServer((_req, res) => {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ errcode: "M_NOT_FOUND", error: "Not found" }));
     });
-    const server = await startTestServer(engine, {
+    target.on("connection", () => {
+      connections += 1;
+    });
+    await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+    const port = (target.address() as AddressInfo).port;
+    const resolvers = {
+      "literal.test": `http://127.0.0.1:${port}`,
+      // A name, so the check after DNS (the socket's lookup hook) is the one that refuses.
+      "named.test": `http://localhost:${port}`,
+    };
+    const guarded = await startTestServer(engine, {
       server_name: "d.test",
-      federation_custom_resolvers: { "c.test": `http://127.0.0.1:${port}` },
+      federation_custom_resolvers: resolvers,
+    });
+    const allowed = await startTestServer(engine, {
+      server_name: "e.test",
+      federation_custom_resolvers: resolvers,
+      ip_range_whitelist: ["127.0.0.0/8", "::1"],
     });
     try {
-      const user = await server.user("u");
-      const res = await user.http.get("/_matrix/client/v1/media/download/c.test/SomeMediaId");
-      assert.equal(res.status, 502);
+      const user = await guarded.user("u");
+      for (const host of ["literal.test", "named.test"]) {
+        const res = await user.http.get(`/_matrix/client/v1/media/download/${host}/SomeMediaId`);
+        assert.equal(res.status, 502, host);
+        assert.equal(res.body.errcode, "M_UNKNOWN", host);
+      }
+      assert.equal(connections, 0, "no connection was made to the loopback listener");
+      // The same listener answers once loopback is allowed: it was reachable.
+      const allowedUser = await allowed.user("u");
+      const res = await allowedUser.http.get("/_matrix/client/v1/media/download/literal.test/Id");
+      assert.equal(res.status, 404);
+      assert.ok(connections >= 1, "the allowed server connected");
     } finally {
-      await server.stop();
-      await target.stop();
+      await guarded.stop();
+      await allowed.stop();
+      target.close();
     }
   });
 });

@@ -216,12 +216,14 @@ describe("OutboundHttp errors", () => {
   });
 
   it("rejects with the signal's reason when aborted", async () => {
-    const server = await serve(() => {});
     const controller = new AbortController();
+    // Abort once the server holds the request (it never answers): the
+    // request is then surely in flight, waiting for headers.
+    const server = await serve(() => controller.abort(new Error("caller gave up")));
     const url = `http://127.0.0.1:${server.port}/`;
     const request = client().request({ url, maxBytes: 1, signal: controller.signal });
-    setTimeout(() => controller.abort(new Error("caller gave up")), 50);
     await assert.rejects(request, /caller gave up/);
+    assert.equal(server.seen.length, 1);
   });
 });
 
@@ -254,6 +256,8 @@ describe("OutboundHttp size caps", () => {
     const response = await client().request({ url, maxBytes: 8 * 1024 * 1024, idleTimeoutMs: 100 });
     let total = 0;
     for await (const chunk of response.body) {
+      // The stall itself is what is tested (longer than idleTimeoutMs while
+      // the server waits on backpressure), not a wait for a condition.
       if (total === 0) await new Promise((resolve) => setTimeout(resolve, 300));
       total += (chunk as Buffer).length;
     }
