@@ -50,7 +50,7 @@ async function startLoggedApp(engine: Engine, overrides: Partial<ConfigInput>) {
     media_store: { engine: "filesystem", path: join(dir, "media") },
     signing_key_path: join(dir, "signing.key"),
     log_level: "warn",
-    shutdown_grace_period: 2,
+    shutdown_grace_period: "2s",
     ...overrides,
   });
   const lines: { level: number; msg: string; suppressed_since_last?: number }[] = [];
