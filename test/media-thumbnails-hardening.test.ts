@@ -304,48 +304,78 @@ forEachEngine("thumbnail hardening", (engine) => {
     let server: TestServer;
     let alice: TestUser;
     let admin: TestUser;
-    /** Pauses the first thumbnail write after `arm()` until `release()`. */
-    const gate = { armed: false, arrived: deferred(), released: deferred() };
-    const pauseThumbnailWrites = (app: App) => {
-      const write = app.store.write.bind(app.store);
-      (app.store as { write: typeof write }).write = async (key, source, options) => {
-        if (gate.armed && key.startsWith("local_thumbnails/")) {
-          gate.armed = false;
-          gate.arrived.resolve();
-          await gate.released.promise;
-        }
+    /** A pause point: once armed, the next call waits at it until released. */
+    const gate = () => ({ armed: false, arrived: deferred(), released: deferred() });
+    let writes = gate(); // the first thumbnail write
+    let listings = gate(); // the end of a listing of thumbnails
+    const pass = async (g: ReturnType<typeof gate>) => {
+      if (!g.armed) return;
+      g.armed = false;
+      g.arrived.resolve();
+      await g.released.promise;
+    };
+    const pauseStore = (app: App) => {
+      const store = app.store as { write: App["store"]["write"]; list: App["store"]["list"] };
+      const write = store.write.bind(store);
+      const list = store.list.bind(store);
+      store.write = async (key, source, options) => {
+        if (key.startsWith("local_thumbnails/")) await pass(writes);
         return write(key, source, options);
       };
+      store.list = async function* (prefix) {
+        yield* list(prefix);
+        if (prefix.startsWith("local_thumbnails/")) await pass(listings);
+      };
     };
+    const leftovers = async (id: string) => {
+      const rows = await server.app.database.db
+        .selectFrom("local_media_repository_thumbnails")
+        .select("media_id")
+        .where("media_id", "=", id)
+        .execute();
+      const prefix = localThumbnailPrefix(id);
+      const files = (await allKeys(server.app.store)).filter((k) => k.startsWith(prefix));
+      return { rows: rows.length, files };
+    };
+    const pregenerationsDone = () =>
+      until(
+        async () => (await metric(server.baseUrl, "mxcd_thumbnail_pregenerations_running")) === 0,
+      );
     before(async () => {
-      server = await startTestServer(engine, {}, { beforeStart: pauseThumbnailWrites });
+      server = await startTestServer(engine, {}, { beforeStart: pauseStore });
       alice = await server.user("alice");
       admin = await server.user("admin", { admin: true });
     });
     after(() => server.stop());
 
     it("leaves no thumbnail file and no row when the media is deleted mid-way", async () => {
-      gate.armed = true;
+      writes = gate();
+      writes.armed = true;
       const id = await uploadBytes(alice.http, await png(1000, 800), { contentType: "image/png" });
-      await gate.arrived.promise; // the first thumbnail is rendered; its write waits
+      await writes.arrived.promise; // the first thumbnail is rendered; its write waits
       const deleted = await admin.http.delete(`/_synapse/admin/v1/media/test.local/${id}`);
       assert.deepEqual(deleted.body, { deleted_media: [id], total: 1 });
-      gate.released.resolve();
-      await until(
-        async () => (await metric(server.baseUrl, "mxcd_thumbnail_pregenerations_running")) === 0,
-      );
-      const rows = await server.app.database.db
-        .selectFrom("local_media_repository_thumbnails")
-        .select("media_id")
-        .where("media_id", "=", id)
-        .execute();
-      assert.deepEqual(rows, []);
-      const prefix = localThumbnailPrefix(id);
-      assert.deepEqual(
-        (await allKeys(server.app.store)).filter((k) => k.startsWith(prefix)),
-        [],
-      );
+      writes.released.resolve();
+      await pregenerationsDone();
+      assert.deepEqual(await leftovers(id), { rows: 0, files: [] });
       assert.equal(await metric(server.baseUrl, "mxcd_thumbnails_discarded_total"), 1);
+    });
+
+    it("sweeps thumbnails written between the deletion's listing and its rows", async () => {
+      writes = gate();
+      listings = gate();
+      writes.armed = true;
+      listings.armed = true;
+      const id = await uploadBytes(alice.http, await png(1000, 800), { contentType: "image/png" });
+      await writes.arrived.promise;
+      const deletion = admin.http.delete(`/_synapse/admin/v1/media/test.local/${id}`);
+      await listings.arrived.promise; // the deletion listed no thumbnails; its rows wait
+      writes.released.resolve(); // pre-generation writes and records every size meanwhile
+      await pregenerationsDone();
+      assert.ok((await leftovers(id)).files.length > 0, "the race happened");
+      listings.released.resolve();
+      assert.deepEqual((await deletion).body, { deleted_media: [id], total: 1 });
+      assert.deepEqual(await leftovers(id), { rows: 0, files: [] });
     });
   });
 });
