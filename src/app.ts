@@ -26,6 +26,7 @@ import { Auth } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
+import { addMediaNosniff } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
@@ -76,6 +77,8 @@ import { UserRepository } from "./repositories/user-repository.js";
 import { createRoomServices } from "./rooms/room-services.js";
 import type { BlobStore } from "./storage/blob-store.js";
 import { createBlobStore } from "./storage/create-blob-store.js";
+import { registerThumbnailMetrics } from "./thumbnails/thumbnail-metrics.js";
+import { ThumbnailStats } from "./thumbnails/thumbnail-stats.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
 import { CrossProcessFlight } from "./util/cross-process-flight.js";
 
@@ -179,20 +182,20 @@ export function createApp(config: Config, logger: Logger): App {
     maxPendingUploads: config.max_pending_media_uploads,
     unusedExpirationMs: config.unused_expiration_time,
   };
+  const thumbnailStats = new ThumbnailStats();
   const thumbnails = new ThumbnailService(
-    {
-      dynamic: config.dynamic_thumbnails,
-      sizes: config.thumbnail_sizes,
-      maxImagePixels: config.max_image_pixels,
-    },
+    { dynamic: config.dynamic_thumbnails, sizes: config.thumbnail_sizes },
     new Thumbnailer({
       maxImagePixels: config.max_image_pixels,
       concurrency: config.max_thumbnail_concurrency,
+      maxFrames: config.max_thumbnail_frames,
+      timeoutSeconds: config.thumbnail_timeout / 1000,
     }),
     services.media,
     store,
     logger,
     thumbnailFlight,
+    thumbnailStats,
   );
   const feedSignal = new FeedSignal(bus);
   const quarantine = new QuarantineService(
@@ -229,6 +232,8 @@ export function createApp(config: Config, logger: Logger): App {
     loginLimits: services.loginLimits,
   });
   const http = createHttpServer({ logger, metrics, trustProxy: config.listen.x_forwarded });
+  registerThumbnailMetrics(metrics, thumbnailStats);
+  addMediaNosniff(http);
   const auth = new Auth(services.accounts);
   const serverName = config.server_name;
 

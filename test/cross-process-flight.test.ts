@@ -12,6 +12,7 @@ import { createNotificationBus, type NotificationBus } from "../src/db/notificat
 import { createLogger } from "../src/logging/logger.js";
 import { CrossProcessFlight } from "../src/util/cross-process-flight.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
+import { until } from "./support/mxcd-processes.js";
 
 const logger = createLogger("silent");
 const FOREVER = 3_600_000;
@@ -83,9 +84,7 @@ forEachEngine("cross-process single flight", (engine) => {
     };
     const runs = flights.flatMap((f) => [f.run("thumb", work), f.run("thumb", work)]);
     // Open the gate once the five others are waiting for the holder.
-    while (flights.reduce((n, f) => n + f.waiting, 0) < 5) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await until(() => flights.reduce((n, f) => n + f.waiting, 0) === 5);
     gate.resolve();
     assert.deepEqual(await Promise.all(runs), Array(6).fill("bytes"));
     assert.equal(made, 1);
@@ -113,7 +112,7 @@ forEachEngine("cross-process single flight", (engine) => {
         return "second try";
       },
     });
-    while (fb.waiting < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => fb.waiting === 1);
     gate.resolve();
     await assert.rejects(failing, /remote said no/);
     assert.equal(await waiter, "second try");
@@ -136,7 +135,7 @@ forEachEngine("cross-process single flight", (engine) => {
     await holding.promise;
     const fb = b.flight(20);
     const waiter = fb.run("orphan", { find: async () => undefined, make: async () => "mine" });
-    while (fb.waiting < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await until(() => fb.waiting === 1);
     await a.locks.stop(); // the session ends, as when the process is killed
     assert.equal(await waiter, "mine");
   });

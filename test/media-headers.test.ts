@@ -96,11 +96,15 @@ describe("contentDisposition", () => {
     assert.equal(contentDisposition(null, null), "attachment");
   });
 
-  it("makes every thumbnail inline", () => {
-    assert.equal(contentDisposition("image/svg+xml", null, { thumbnail: true }), "inline");
+  it("trusts no thumbnail with inline unless its type is on the allow-list", () => {
+    assert.equal(contentDisposition("image/svg+xml", null), "attachment");
     assert.equal(
-      contentDisposition("application/octet-stream", "thumbnail.png", { thumbnail: true }),
-      "inline; filename=thumbnail.png",
+      contentDisposition("application/octet-stream", "thumbnail.png"),
+      "attachment; filename=thumbnail.png",
+    );
+    assert.equal(
+      contentDisposition("image/webp", "thumbnail.webp"),
+      "inline; filename=thumbnail.webp",
     );
   });
 
@@ -172,6 +176,7 @@ describe("downloadSecurityHeaders", () => {
       "Cross-Origin-Resource-Policy": "cross-origin",
       "X-Robots-Tag": "noindex, nofollow, noarchive, noimageindex",
       "Cache-Control": "public,max-age=86400,s-maxage=0,proxy-revalidate",
+      "X-Content-Type-Options": "nosniff",
     });
   });
 

@@ -3,9 +3,11 @@ import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { forEachEngine } from "./support/databases.js";
 import { download, uploadBytes } from "./support/media.js";
+import { metric } from "./support/metrics.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 const THUMB = "/_matrix/client/v1/media/thumbnail/test.local";
+const GENERATED = "mxcd_thumbnails_generated_total";
 
 function image(width: number, height: number, format: "png" | "jpeg") {
   const img = sharp({
@@ -184,11 +186,16 @@ forEachEngine("thumbnails", (engine) => {
       const id = await uploadBytes(alice.http, await image(600, 400, "png"), {
         contentType: "image/png",
       });
+      const generatedBefore = await metric(server.baseUrl, GENERATED, 'trigger="request"');
       const answers = await Promise.all(
         Array.from({ length: 6 }, () =>
           thumbnail(server, alice, id, "width=50&height=50&method=crop"),
         ),
       );
+      // Rendered once: a lost race would also leave one row (duplicates are
+      // ignored), so the row count alone cannot tell; the counter can.
+      const generated = () => metric(server.baseUrl, GENERATED, 'trigger="request"');
+      assert.equal((await generated()) - generatedBefore, 1);
       for (const res of answers) {
         assert.equal(res.status, 200);
         assert.deepEqual(res.bytes, answers[0]!.bytes);
@@ -198,6 +205,7 @@ forEachEngine("thumbnails", (engine) => {
       assert.equal(await countThumbnailRows(server, id), 1);
       await thumbnail(server, alice, id, "width=50&height=50&method=crop");
       assert.equal(await countThumbnailRows(server, id), 1);
+      assert.equal((await generated()) - generatedBefore, 1, "reused, not rendered again");
     });
 
     it("refuses images over max_image_pixels with 413 M_TOO_LARGE", async () => {

@@ -21,6 +21,7 @@ import { multipartFrame } from "../src/federation/multipart.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
 import { download, uploadBytes } from "./support/media.js";
+import { metric } from "./support/metrics.js";
 import { type ProcessGroup, startProcessGroup, until } from "./support/mxcd-processes.js";
 import { freePort } from "./support/postgres-cluster.js";
 
@@ -162,14 +163,24 @@ forEachEngine("three mxcd processes on one database", (engine) => {
   });
 
   it("thumbnails media uploaded through another process, once", WOKEN, async () => {
+    // Large enough that rendering takes a while: the eight requests, sent at
+    // once to two processes, all ask before the one render ends.
     const png = await sharp({
-      create: { width: 200, height: 100, channels: 3, background: "#345" },
+      create: { width: 3000, height: 2000, channels: 3, background: "#345" },
     })
       .png()
       .toBuffer();
     const id = await uploadBytes(p(0).http(user), png, { contentType: "image/png" });
+    const generated = async () => {
+      let sum = 0;
+      for (const i of [0, 1, 2]) {
+        sum += await metric(p(i).base, "mxcd_thumbnails_generated_total", 'trigger="request"');
+      }
+      return sum;
+    };
+    const before = await generated();
     const thumbs = await Promise.all(
-      [1, 2].map((i) =>
+      [1, 2, 1, 2, 1, 2, 1, 2].map((i) =>
         download(
           p(i).base,
           `/_matrix/client/v1/media/thumbnail/test.local/${id}?width=50&height=50&method=crop`,
@@ -180,8 +191,11 @@ forEachEngine("three mxcd processes on one database", (engine) => {
     for (const thumb of thumbs) {
       assert.equal(thumb.status, 200);
       assert.equal(thumb.headers.get("content-type"), "image/png");
+      assert.deepEqual(thumb.bytes, thumbs[0]!.bytes);
     }
-    assert.deepEqual(thumbs[0]!.bytes, thumbs[1]!.bytes);
+    // One render for all eight: the row count alone cannot show it (a
+    // duplicate insert is ignored), the counters of the three processes can.
+    assert.equal((await generated()) - before, 1);
     const rows = await group.services.database.db
       .selectFrom("local_media_repository_thumbnails")
       .select("thumbnail_type")

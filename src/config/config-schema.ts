@@ -222,6 +222,12 @@ export const configSchema = z.strictObject({
   dynamic_thumbnails: z.boolean().default(false),
   thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
   max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),
+  /** Frames an animated thumbnail may have; a longer animation gets a still (docs/media.md). */
+  max_thumbnail_frames: z.number().int().min(1).default(1000),
+  /** Time budget of one thumbnail render, rounded up to whole seconds (docs/media.md). */
+  thumbnail_timeout: duration
+    .refine((ms) => ms >= 1000 && ms <= 3_600_000, "must be between 1s and 1h")
+    .default(10_000),
   enable_authenticated_media: z.boolean().default(true),
   max_pending_media_uploads: z.number().int().min(1).default(5),
   unused_expiration_time: duration.default(24 * 3_600_000),

@@ -3,15 +3,31 @@
  * (§2 / §6.3): type, disposition, security and cache headers, ETag/304 and
  * single byte ranges (206/416). Shared by local and cached remote media.
  */
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MatrixError } from "../domain/matrix-error.js";
 import {
   contentDisposition,
   contentTypeHeader,
   downloadSecurityHeaders,
+  MEDIA_NOSNIFF,
 } from "../media/media-headers.js";
 import { BlobNotFoundError, type BlobStore } from "../storage/blob-store.js";
 import { parseByteRange } from "./byte-range.js";
+
+/** Every media path: client v1, the legacy `/_matrix/media/*` and federation media. */
+const MEDIA_PATH = /^\/_matrix\/(media\/|client\/v1\/media\/|federation\/v1\/media\/)/;
+
+/**
+ * Adds `X-Content-Type-Options: nosniff` to every response on a media path —
+ * downloads, thumbnails, federation multipart answers, redirects and errors
+ * alike — in one place, whichever route file answers.
+ */
+export function addMediaNosniff(app: FastifyInstance): void {
+  app.addHook("onSend", async (request, reply, payload) => {
+    if (MEDIA_PATH.test(request.url)) reply.headers(MEDIA_NOSNIFF);
+    return payload;
+  });
+}
 
 /** Synapse's constant ETag: media never changes, so a CDN may revalidate against it. */
 const ETAG = "1";

@@ -174,6 +174,19 @@ export class MediaDeletionService {
       return false;
     }
     await this.repo.deleteLocalRows(item.mediaId);
+    if (item.urlCache === null) {
+      // Thumbnails written while the files above were being removed (a
+      // pre-generation racing this deletion) go in a second pass, now that
+      // the row is gone: from here on ThumbnailService records none and
+      // removes any file it writes.
+      const swept = await this.#removeFiles(() => [
+        localContentKey(item.mediaId),
+        localThumbnailPrefix(item.mediaId),
+      ]);
+      if (!swept.ok) {
+        this.logger.error({ err: swept.error, media_id: item.mediaId }, "thumbnail sweep failed");
+      }
+    }
     return true;
   }
 

@@ -78,6 +78,14 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   // A CDN may keep the bytes but must revalidate each request, so that auth and
   // quarantine are re-checked by us (Synapse sends a constant ETag with this).
   "Cache-Control": "public,max-age=86400,s-maxage=0,proxy-revalidate",
+  // Browsers must take the type we send, never guess script or HTML from the
+  // bytes (not in Synapse; see MEDIA_NOSNIFF for the responses outside this set).
+  "X-Content-Type-Options": "nosniff",
+});
+
+/** The header that stops browsers from sniffing a media response's type. */
+export const MEDIA_NOSNIFF: Readonly<Record<string, string>> = Object.freeze({
+  "X-Content-Type-Options": "nosniff",
 });
 
 /**
@@ -132,18 +140,16 @@ function percentEncodeUtf8(name: string): string {
 }
 
 /**
- * The Content-Disposition value: `inline` for allow-listed types and for every
- * thumbnail (spec: thumbnails MUST be inline), else `attachment`; then, when
+ * The Content-Disposition value: `inline` for allow-listed types, else
+ * `attachment` — thumbnails included: the spec's "thumbnails MUST be inline"
+ * holds because their types, taken from the image bytes, are on the list,
+ * and a stored row claiming another type is not trusted with `inline`; then, when
  * `fileName` is non-empty, `; filename=NAME` if NAME is a token or
  * `; filename*=utf-8''<percent-encoded UTF-8>` otherwise. A null or empty name
  * gives the bare disposition, never `filename=""` (Go's parser rejects it).
  */
-export function contentDisposition(
-  mediaType: string | null,
-  fileName: string | null,
-  options: { thumbnail?: boolean } = {},
-): string {
-  const disposition = options.thumbnail || isInlineType(mediaType) ? "inline" : "attachment";
+export function contentDisposition(mediaType: string | null, fileName: string | null): string {
+  const disposition = isInlineType(mediaType) ? "inline" : "attachment";
   if (fileName === null || fileName === "") return disposition;
   if (isToken(fileName)) return `${disposition}; filename=${fileName}`;
   return `${disposition}; filename*=utf-8''${percentEncodeUtf8(fileName)}`;
@@ -153,8 +159,9 @@ export function contentDisposition(
  * The fixed headers of every media download (a frozen object; copy it to add
  * more): sandboxing CSP with Synapse's ` media-src 'self';`,
  * X-Content-Security-Policy, Referrer-Policy, Cross-Origin-Resource-Policy,
- * X-Robots-Tag and Cache-Control. Synapse sends the three CSP/referrer headers
- * on downloads only; they do no harm on thumbnails.
+ * X-Robots-Tag, Cache-Control and X-Content-Type-Options: nosniff. Synapse
+ * sends the three CSP/referrer headers on downloads only; they do no harm on
+ * thumbnails.
  */
 export function downloadSecurityHeaders(): Readonly<Record<string, string>> {
   return SECURITY_HEADERS;

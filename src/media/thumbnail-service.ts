@@ -10,36 +10,55 @@
  * size; the others wait for the stored row). A lost race is harmless: the
  * thumbnail's bytes are deterministic, the blob store writes atomically
  * (temp name, then rename or a single PUT), so a second writer replaces the
- * file with identical bytes, and the row insert ignores duplicates. CPU
- * work is bounded by the Thumbnailer's semaphore.
+ * file with identical bytes, and the row insert ignores duplicates.
  * A source no larger than the request is answered with the original
- * content (never upscale, Matrix spec "Thumbnails").
+ * content (never upscale, Matrix spec "Thumbnails"), with the type its
+ * bytes have, whatever type the upload claimed.
+ *
+ * Memory. An original is read into memory only while holding one of the
+ * Thumbnailer's `max_thumbnail_concurrency` slots, and dropped before the
+ * slot is given back: a request that waits holds no buffer, and at most
+ * that many originals are in memory whatever the concurrency. The header is
+ * probed from the same buffer that is rendered (one read), and the outcome
+ * is remembered (ProbeCache), so "serve the original", "too large" and
+ * "not an image" are answered later without reading the original at all.
+ *
+ * Deletion. A thumbnail row is recorded only while its media row exists
+ * (checked in the inserting transaction); when the media was deleted while
+ * its thumbnail was being made, the written file is removed again, so a
+ * deletion racing pre-generation leaves neither file nor row.
  */
 import { Readable } from "node:stream";
 import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import type { LocalThumbnail, MediaRepository } from "../repositories/media-repository.js";
-import type { BlobStore } from "../storage/blob-store.js";
+import { BlobNotFoundError, type BlobStore } from "../storage/blob-store.js";
 import {
   localContentKey,
   localThumbnailKey,
   remoteContentKey,
   remoteThumbnailKey,
 } from "../storage/media-paths.js";
+import { ProbeCache, type ProbeOutcome } from "../thumbnails/probe-cache.js";
+import type { GenerationTrigger, ThumbnailStats } from "../thumbnails/thumbnail-stats.js";
 import {
   ANIMATED_THUMBNAIL_TYPE,
   ImageTooLargeError,
   NotAnImageError,
+  type RenderedThumbnail,
   type StoredThumbnail,
   selectThumbnail,
   servesOriginal,
   type Thumbnailer,
   type ThumbnailRequest,
   type ThumbnailSize,
-  thumbnailPlan,
+  ThumbnailTimeoutError,
 } from "../thumbnails/thumbnailer.js";
 import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import { SingleFlight } from "../util/single-flight.js";
+
+/** Probe outcomes remembered (a few hundred bytes each); least recently used evicted. */
+const PROBE_CACHE_ENTRIES = 10_000;
 
 /**
  * Whose thumbnails: local media or a cached remote item. Says where the
@@ -51,23 +70,32 @@ export interface ThumbnailSubject {
   readonly sourceKey: string;
   thumbnailKey(t: Omit<LocalThumbnail, "length">): string;
   list(): Promise<LocalThumbnail[]>;
-  record(t: LocalThumbnail): Promise<void>;
+  /** Records a stored thumbnail; false (nothing recorded) when the media row is gone. */
+  record(t: LocalThumbnail): Promise<boolean>;
 }
 
-/** What to send for a thumbnail request. */
+/** What to send for a thumbnail request; `contentType` comes from the bytes, never the upload's claim. */
 export type ThumbnailAnswer =
   | { kind: "stored"; key: string; contentType: string; length: number }
-  | { kind: "original"; key: string };
+  | { kind: "original"; key: string; contentType: string };
 
 export interface ThumbnailSettings {
   readonly dynamic: boolean;
   readonly sizes: readonly ThumbnailSize[];
-  readonly maxImagePixels: number;
 }
 
+/** The outcome of a request once decided: a stored thumbnail or the original. */
+type Outcome =
+  | { kind: "stored"; thumbnail: StoredThumbnail }
+  | { kind: "original"; contentType: string };
+
+/** Thrown inside when the media was deleted while its thumbnail was being made. */
+class MediaGoneError extends Error {}
+
 export class ThumbnailService {
-  readonly #flights = new SingleFlight<string, LocalThumbnail>();
+  readonly #flights = new SingleFlight<string, Outcome>();
   readonly #pregenerating = new Map<string, Promise<void>>();
+  readonly #probes = new ProbeCache(PROBE_CACHE_ENTRIES);
 
   constructor(
     private readonly settings: ThumbnailSettings,
@@ -77,17 +105,26 @@ export class ThumbnailService {
     private readonly logger: Logger,
     /** Generation of one thumbnail across processes (see the note above). */
     private readonly shared: CrossProcessFlight,
+    /** Figures for /metrics (thumbnail-metrics.ts). */
+    private readonly stats: ThumbnailStats,
   ) {}
 
   /** Starts pre-generating the configured sizes for new content; never throws. */
   pregenerate(mediaId: string, mediaType: string): void {
     const key = this.local(mediaId).flightKey;
     if (!mediaType.toLowerCase().startsWith("image/") || this.#pregenerating.has(key)) return;
+    // Nothing to make: do not even read the original.
+    if (this.settings.sizes.length === 0) return;
+    this.stats.pregenerationsRunning += 1;
     const work = this.#pregenerate(mediaId)
       .catch((error: unknown) => {
+        if (error instanceof MediaGoneError || error instanceof BlobNotFoundError) return;
         this.logger.warn({ err: error, media_id: mediaId }, "thumbnail pre-generation failed");
       })
-      .finally(() => this.#pregenerating.delete(key));
+      .finally(() => {
+        this.#pregenerating.delete(key);
+        this.stats.pregenerationsRunning -= 1;
+      });
     this.#pregenerating.set(key, work);
   }
 
@@ -119,64 +156,56 @@ export class ThumbnailService {
     };
   }
 
+  /** Pre-generation holds one slot for the whole plan: one read of the original, then each size. */
   async #pregenerate(mediaId: string): Promise<void> {
     const subject = this.local(mediaId);
-    const source = await this.#readSource(subject);
-    const info = await this.thumbnailer.probe(source);
-    if (!info) return;
-    for (const planned of thumbnailPlan(this.settings.sizes, info, this.settings.maxImagePixels)) {
-      const result = await this.thumbnailer.generate(source, planned.request);
-      if (result.kind !== "image") continue;
-      await this.#storeThumbnail(subject, result.bytes, {
-        width: planned.width,
-        height: planned.height,
-        method: planned.method,
-        contentType: result.contentType,
-      });
-    }
+    await this.thumbnailer.withSlot(() =>
+      this.#withSource(subject, async (source) => {
+        const info = await this.#probe(subject, source);
+        if (!info) return;
+        let timedOut = false;
+        for (const planned of this.thumbnailer.plan(this.settings.sizes, info)) {
+          // One animation over the time budget says the others would be too.
+          if (planned.request.animated && timedOut) continue;
+          const result = await this.thumbnailer.render(source, info, planned.request);
+          timedOut ||= result.fallback === "timeout";
+          await this.#storeRendered(subject, result, planned, "upload");
+        }
+      }),
+    );
   }
 
-  /** The thumbnail to send for `request`; 400 when the media is not a thumbnailable image. */
+  /**
+   * The thumbnail to send for `request`: 400 when the media is not a
+   * thumbnailable image, 413 over `max_image_pixels` or the time budget,
+   * 404 when its bytes are missing from the store (or it was deleted meanwhile).
+   */
   async thumbnail(subject: ThumbnailSubject, request: ThumbnailRequest): Promise<ThumbnailAnswer> {
     await this.#pregenerating.get(subject.flightKey);
     const stored = await subject.list();
     const usable = this.settings.dynamic
       ? exactMatch(stored, request)
       : coveringMatch(stored, request);
-    if (usable) return answer(subject, usable);
-
-    let source: Buffer;
+    if (usable) return answer(subject, { kind: "stored", thumbnail: usable });
     try {
-      source = await this.#readSource(subject);
+      const known = this.#probes.get(subject.sourceKey);
+      const decided = known === undefined ? undefined : this.#decide(known, request, stored);
+      if (decided) return answer(subject, decided);
+      const flightKey = `${subject.flightKey}/${request.width}x${request.height}/${request.method}/${request.animated}`;
+      const made = await this.#flights.run(flightKey, () =>
+        this.shared.run(flightKey, {
+          // Made by another process meanwhile: its row is the exact size asked for.
+          find: async () => {
+            const thumbnail = exactMatch(await subject.list(), request);
+            return thumbnail && ({ kind: "stored", thumbnail } as const);
+          },
+          make: () => this.thumbnailer.withSlot(() => this.#make(subject, request)),
+        }),
+      );
+      return answer(subject, made);
     } catch (error) {
       throw thumbnailError(error);
     }
-    const info = await this.thumbnailer.probe(source);
-    if (!info) throw thumbnailError(new NotAnImageError("not an image"));
-    if (servesOriginal(info, request)) return { kind: "original", key: subject.sourceKey };
-    const fallback = this.settings.dynamic ? undefined : selectThumbnail(stored, request);
-    if (fallback) return answer(subject, fallback);
-
-    const flightKey = `${subject.flightKey}/${request.width}x${request.height}/${request.method}/${request.animated}`;
-    const made = await this.#flights.run(flightKey, () =>
-      this.shared.run(flightKey, {
-        // Made by another process meanwhile: its row is the exact size asked for.
-        find: async () => exactMatch(await subject.list(), request),
-        make: async () => {
-          const result = await this.thumbnailer.generate(source, request).catch((e: unknown) => {
-            throw thumbnailError(e);
-          });
-          if (result.kind !== "image") throw new Error("unexpected original after servesOriginal");
-          return this.#storeThumbnail(subject, result.bytes, {
-            width: request.width,
-            height: request.height,
-            method: request.method,
-            contentType: result.contentType,
-          });
-        },
-      }),
-    );
-    return answer(subject, made);
   }
 
   /** Opens a stored thumbnail's bytes. */
@@ -184,24 +213,93 @@ export class ThumbnailService {
     return this.store.read(key);
   }
 
-  async #readSource(subject: ThumbnailSubject): Promise<Buffer> {
-    const stream = await this.store.read(subject.sourceKey);
-    return Buffer.concat((await stream.toArray()) as Buffer[]);
+  /** Decides and, when needed, renders and stores; runs holding a slot. */
+  async #make(subject: ThumbnailSubject, request: ThumbnailRequest): Promise<Outcome> {
+    // Another flight (another size) may have probed while this one waited for the slot.
+    const known = this.#probes.get(subject.sourceKey);
+    const stored = this.settings.dynamic ? [] : await subject.list();
+    const decided = known === undefined ? undefined : this.#decide(known, request, stored);
+    if (decided) return decided;
+    return this.#withSource(subject, async (source) => {
+      const info = await this.#probe(subject, source);
+      const early = this.#decide(info, request, stored);
+      if (early) return early;
+      const result = await this.thumbnailer.render(source, info!, request);
+      const thumbnail = await this.#storeRendered(subject, result, request, "request");
+      return { kind: "stored", thumbnail };
+    });
   }
 
-  async #storeThumbnail(
+  /**
+   * What can be answered from the header alone: the original, a stored
+   * fallback (without dynamic thumbnails), or a refusal (thrown); undefined
+   * when a thumbnail must be rendered.
+   */
+  #decide(
+    info: ProbeOutcome,
+    request: ThumbnailRequest,
+    stored: readonly StoredThumbnail[],
+  ): Outcome | undefined {
+    if (info === null) throw new NotAnImageError("not an image");
+    if (servesOriginal(info, request)) return { kind: "original", contentType: info.contentType };
+    this.thumbnailer.assertPixelLimit(info);
+    const fallback = this.settings.dynamic ? undefined : selectThumbnail(stored, request);
+    return fallback && { kind: "stored", thumbnail: fallback };
+  }
+
+  async #probe(subject: ThumbnailSubject, source: Buffer): Promise<ProbeOutcome> {
+    const info = (await this.thumbnailer.probe(source)) ?? null;
+    this.#probes.set(subject.sourceKey, info);
+    return info;
+  }
+
+  /** Reads the original into memory for `fn` (counted in the stats); call it holding a slot. */
+  async #withSource<T>(subject: ThumbnailSubject, fn: (source: Buffer) => Promise<T>): Promise<T> {
+    const stream = await this.store.read(subject.sourceKey);
+    const source = Buffer.concat((await stream.toArray()) as Buffer[]);
+    this.stats.loaded(source.length);
+    try {
+      return await fn(source);
+    } finally {
+      this.stats.released(source.length);
+    }
+  }
+
+  /**
+   * Writes a rendered thumbnail and records it. When the media row is gone
+   * (deleted meanwhile), removes the file again and throws MediaGoneError.
+   */
+  async #storeRendered(
     subject: ThumbnailSubject,
-    bytes: Buffer,
-    t: Omit<LocalThumbnail, "length">,
+    result: RenderedThumbnail,
+    size: ThumbnailSize,
+    trigger: GenerationTrigger,
   ): Promise<LocalThumbnail> {
-    await this.store.write(subject.thumbnailKey(t), Readable.from([bytes]));
-    const thumbnail = { ...t, length: bytes.length };
-    await subject.record(thumbnail);
+    if (result.fallback) this.stats.fallbacks[result.fallback] += 1;
+    const t = {
+      width: size.width,
+      height: size.height,
+      method: size.method,
+      contentType: result.contentType,
+    };
+    const key = subject.thumbnailKey(t);
+    await this.store.write(key, Readable.from([result.bytes]));
+    const thumbnail = { ...t, length: result.bytes.length };
+    if (!(await subject.record(thumbnail))) {
+      await this.store.delete(key);
+      this.stats.discarded += 1;
+      throw new MediaGoneError(`media of ${key} was deleted`);
+    }
+    this.stats.generated[trigger] += 1;
     return thumbnail;
   }
 }
 
-function answer(subject: ThumbnailSubject, t: StoredThumbnail): ThumbnailAnswer {
+function answer(subject: ThumbnailSubject, outcome: Outcome): ThumbnailAnswer {
+  if (outcome.kind === "original") {
+    return { kind: "original", key: subject.sourceKey, contentType: outcome.contentType };
+  }
+  const t = outcome.thumbnail;
   return {
     kind: "stored",
     key: subject.thumbnailKey(t),
@@ -231,6 +329,14 @@ function coveringMatch(stored: LocalThumbnail[], request: ThumbnailRequest) {
 function thumbnailError(error: unknown): unknown {
   if (error instanceof ImageTooLargeError) {
     return new MatrixError("M_TOO_LARGE", "Image too large to thumbnail", 413);
+  }
+  if (error instanceof ThumbnailTimeoutError) {
+    return new MatrixError("M_TOO_LARGE", "Image too costly to thumbnail", 413);
+  }
+  // The row is there but the bytes are not, or the media went while we worked:
+  // 404 as for a download (BlobNotFoundError is the store's own "missing").
+  if (error instanceof BlobNotFoundError || error instanceof MediaGoneError) {
+    return new MatrixError("M_NOT_FOUND", "Not found");
   }
   if (error instanceof NotAnImageError) {
     return new MatrixError("M_UNKNOWN", "Cannot generate a thumbnail of this media", 400);

@@ -267,43 +267,70 @@ export class MediaRepository {
     return rows.map(toThumbnail);
   }
 
-  /** Records a thumbnail of cached remote media; a second record of the same one is ignored. */
+  /**
+   * Records a thumbnail of cached remote media; a second record of the same
+   * one is ignored. Records nothing and returns false when the cached item's
+   * row is gone (purged while the thumbnail was being made).
+   */
   async insertRemoteThumbnail(
     origin: string,
     mediaId: string,
     filesystemId: string,
     thumbnail: LocalThumbnail,
-  ): Promise<void> {
-    await this.database.db
-      .insertInto("remote_media_cache_thumbnails")
-      .values({
-        media_origin: origin,
-        media_id: mediaId,
-        filesystem_id: filesystemId,
-        thumbnail_width: thumbnail.width,
-        thumbnail_height: thumbnail.height,
-        thumbnail_type: thumbnail.contentType,
-        thumbnail_method: thumbnail.method,
-        thumbnail_length: thumbnail.length,
-      })
-      .onConflict((oc) => oc.doNothing())
-      .execute();
+  ): Promise<boolean> {
+    return this.database.transaction(async (tx) => {
+      const media = await tx
+        .selectFrom("remote_media_cache")
+        .select("media_id")
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId)
+        .executeTakeFirst();
+      if (!media) return false;
+      await tx
+        .insertInto("remote_media_cache_thumbnails")
+        .values({
+          media_origin: origin,
+          media_id: mediaId,
+          filesystem_id: filesystemId,
+          thumbnail_width: thumbnail.width,
+          thumbnail_height: thumbnail.height,
+          thumbnail_type: thumbnail.contentType,
+          thumbnail_method: thumbnail.method,
+          thumbnail_length: thumbnail.length,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return true;
+    });
   }
 
-  /** Records a stored thumbnail; a second record of the same one is ignored. */
-  async insertLocalThumbnail(mediaId: string, thumbnail: LocalThumbnail): Promise<void> {
-    await this.database.db
-      .insertInto("local_media_repository_thumbnails")
-      .values({
-        media_id: mediaId,
-        thumbnail_width: thumbnail.width,
-        thumbnail_height: thumbnail.height,
-        thumbnail_type: thumbnail.contentType,
-        thumbnail_method: thumbnail.method,
-        thumbnail_length: thumbnail.length,
-      })
-      .onConflict((oc) => oc.doNothing())
-      .execute();
+  /**
+   * Records a stored thumbnail; a second record of the same one is ignored.
+   * Records nothing and returns false when the media row is gone (deleted
+   * while the thumbnail was being made), so no orphan row is left.
+   */
+  async insertLocalThumbnail(mediaId: string, thumbnail: LocalThumbnail): Promise<boolean> {
+    return this.database.transaction(async (tx) => {
+      const media = await tx
+        .selectFrom("local_media_repository")
+        .select("media_id")
+        .where("media_id", "=", mediaId)
+        .executeTakeFirst();
+      if (!media) return false;
+      await tx
+        .insertInto("local_media_repository_thumbnails")
+        .values({
+          media_id: mediaId,
+          thumbnail_width: thumbnail.width,
+          thumbnail_height: thumbnail.height,
+          thumbnail_type: thumbnail.contentType,
+          thumbnail_method: thumbnail.method,
+          thumbnail_length: thumbnail.length,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return true;
+    });
   }
 }
 

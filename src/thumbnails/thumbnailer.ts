@@ -11,8 +11,17 @@
  * - Decompression bombs: the header's width × height is checked against
  *   `maxImagePixels` before anything is decoded, and sharp's
  *   `limitInputPixels` is set as a second guard. Animations are decoded
- *   whole only when width × height × frames fits the same budget; otherwise
- *   the thumbnail is a still of the first frame.
+ *   whole only when width × height × frames fits the same budget and the
+ *   frame count is within `maxFrames` (a 2×2 GIF of 60,000 frames is few
+ *   pixels but a minute of per-frame work); otherwise the thumbnail is a
+ *   still of the first frame.
+ * - A time budget per thumbnail (`timeoutSeconds`, sharp's `timeout`): an
+ *   animated render that runs over it is redone as a still of the first
+ *   frame (which gets the budget afresh); a still that runs over it is
+ *   refused with ThumbnailTimeoutError.
+ * - Memory: `withSlot` is the one limit for loading a source and rendering
+ *   it, so the caller reads the original only once it holds a slot and at
+ *   most `concurrency` originals are in memory (see ThumbnailService).
  * - Never upscale (Matrix spec, "Thumbnails"): a source no larger than the
  *   request in both dimensions is answered with the original content when
  *   that content is a valid thumbnail (`servesOriginal`).
@@ -57,16 +66,21 @@ export interface ImageInfo {
   readonly hasAlpha: boolean;
 }
 
+/** Why an animated request was answered with a still although the source animates. */
+export type StillFallback = "budget" | "timeout";
+
+/** New thumbnail bytes; `fallback` says why an animation became a still. */
+export interface RenderedThumbnail {
+  readonly kind: "image";
+  readonly bytes: Buffer;
+  readonly contentType: string;
+  readonly width: number;
+  readonly height: number;
+  readonly fallback?: StillFallback;
+}
+
 /** `generate`'s answer: new thumbnail bytes, or "serve the original content". */
-export type ThumbnailResult =
-  | {
-      readonly kind: "image";
-      readonly bytes: Buffer;
-      readonly contentType: string;
-      readonly width: number;
-      readonly height: number;
-    }
-  | { readonly kind: "original" };
+export type ThumbnailResult = RenderedThumbnail | { readonly kind: "original" };
 
 /** A thumbnail already stored (a row of the thumbnails tables). */
 export interface StoredThumbnail {
@@ -113,6 +127,14 @@ export class ImageTooLargeError extends Error {
   ) {
     super(`image of ${width}x${height} pixels is larger than the limit of ${maxPixels} pixels`);
     this.name = "ImageTooLargeError";
+  }
+}
+
+/** Thrown when even a still thumbnail could not be made within the time budget. */
+export class ThumbnailTimeoutError extends Error {
+  constructor(readonly seconds: number) {
+    super(`the thumbnail took longer than ${seconds} s`);
+    this.name = "ThumbnailTimeoutError";
   }
 }
 
@@ -240,14 +262,18 @@ function stillContentType(info: ImageInfo): string {
   return info.hasAlpha ? "image/png" : "image/jpeg";
 }
 
-/** Whether every frame of `info` may be decoded within the pixel budget. */
-function canAnimate(info: ImageInfo, maxImagePixels: number): boolean {
+/** Whether every frame of `info` may be decoded within the pixel and frame budgets. */
+function canAnimate(info: ImageInfo, maxImagePixels: number, maxFrames: number): boolean {
   // A rotated animation is too rare to be worth a multi-page rotation path.
   return (
     info.animated &&
     info.orientation === 1 &&
-    info.width * info.height * info.pages <= maxImagePixels
+    withinAnimationBudget(info, maxImagePixels, maxFrames)
   );
+}
+
+function withinAnimationBudget(info: ImageInfo, maxImagePixels: number, maxFrames: number) {
+  return info.pages <= maxFrames && info.width * info.height * info.pages <= maxImagePixels;
 }
 
 function exceedsLimit(info: ImageInfo, maxImagePixels: number): boolean {
@@ -262,23 +288,57 @@ function assertSize(size: ThumbnailSize): void {
   }
 }
 
-/** Options of a Thumbnailer: `max_image_pixels` and `max_thumbnail_concurrency`. */
+/** Frames of an animated thumbnail when `max_thumbnail_frames` is not given. */
+export const DEFAULT_MAX_FRAMES = 1000;
+
+/** Seconds of the time budget when `thumbnail_timeout` is not given. */
+export const DEFAULT_TIMEOUT_SECONDS = 10;
+
+/**
+ * Options of a Thumbnailer: `max_image_pixels`, `max_thumbnail_concurrency`,
+ * `max_thumbnail_frames` and `thumbnail_timeout` (whole seconds, at least 1:
+ * libvips counts in seconds).
+ */
 export interface ThumbnailerOptions {
   readonly maxImagePixels: number;
   readonly concurrency: number;
+  readonly maxFrames?: number;
+  readonly timeoutSeconds?: number;
 }
 
 /**
- * Reads headers and makes thumbnails. At most `concurrency` thumbnails are
- * rendered at once; further `generate` calls wait their turn.
+ * Reads headers and makes thumbnails. At most `concurrency` slots are held
+ * at once (`withSlot`); `generate` takes one for its render, further calls
+ * wait their turn.
  */
 export class Thumbnailer {
   readonly #maxImagePixels: number;
+  readonly #maxFrames: number;
+  readonly #timeoutSeconds: number;
   readonly #semaphore: Semaphore;
 
   constructor(options: ThumbnailerOptions) {
     this.#maxImagePixels = options.maxImagePixels;
+    this.#maxFrames = options.maxFrames ?? DEFAULT_MAX_FRAMES;
+    this.#timeoutSeconds = Math.max(
+      1,
+      Math.ceil(options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
+    );
     this.#semaphore = new Semaphore(options.concurrency);
+  }
+
+  /**
+   * Runs `fn` holding one of the `concurrency` slots (FIFO; released however
+   * `fn` ends). Load a source and call `render` inside it.
+   * @throws the signal's reason if `signal` aborts while waiting for a slot.
+   */
+  withSlot<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.#semaphore.run(fn, signal);
+  }
+
+  /** What to pre-generate for `info` (thumbnailPlan with this thumbnailer's budgets). */
+  plan(sizes: readonly ThumbnailSize[], info: ImageInfo): PlannedThumbnail[] {
+    return thumbnailPlan(sizes, info, this.#maxImagePixels, this.#maxFrames);
   }
 
   /**
@@ -297,6 +357,13 @@ export class Thumbnailer {
   /** True when `info` is over `max_image_pixels`: `generate` would refuse it. */
   exceedsPixelLimit(info: ImageInfo): boolean {
     return exceedsLimit(info, this.#maxImagePixels);
+  }
+
+  /** @throws ImageTooLargeError when `info` is over `max_image_pixels` (no decoding needed). */
+  assertPixelLimit(info: ImageInfo): void {
+    if (exceedsLimit(info, this.#maxImagePixels)) {
+      throw new ImageTooLargeError(info.width, info.height, this.#maxImagePixels);
+    }
   }
 
   /**
@@ -319,22 +386,49 @@ export class Thumbnailer {
     assertSize(request);
     const info = await inspect(source);
     if (servesOriginal(info, request)) return { kind: "original" };
-    if (exceedsLimit(info, this.#maxImagePixels)) {
-      throw new ImageTooLargeError(info.width, info.height, this.#maxImagePixels);
-    }
-    return this.#semaphore.run(() => this.#render(source, info, request), signal);
+    this.assertPixelLimit(info);
+    return this.withSlot(() => this.render(source, info, request), signal);
   }
 
-  async #render(
+  /**
+   * Renders a thumbnail of `source`, whose header is `info`, for `request`
+   * (no original-content or pixel-limit decision here: see `generate`).
+   * Call it inside `withSlot`. An animated request gets a still when the
+   * animation is over the frame/pixel budget or its render runs over the
+   * time budget (`fallback` says which).
+   * @throws ThumbnailTimeoutError when a still runs over the time budget.
+   * @throws NotAnImageError / ImageTooLargeError as `generate`.
+   */
+  async render(
     source: Buffer,
     info: ImageInfo,
     request: ThumbnailRequest,
-  ): Promise<ThumbnailResult> {
-    const animate = request.animated && canAnimate(info, this.#maxImagePixels);
-    const contentType = animate ? ANIMATED_THUMBNAIL_TYPE : stillContentType(info);
+  ): Promise<RenderedThumbnail> {
+    assertSize(request);
     const g = thumbnailGeometry(info, request);
+    const wanted = request.animated && info.animated && info.orientation === 1;
+    if (wanted && withinAnimationBudget(info, this.#maxImagePixels, this.#maxFrames)) {
+      try {
+        return await this.#pipeline(source, info, g, true);
+      } catch (error) {
+        if (!(error instanceof ThumbnailTimeoutError)) throw error;
+        return { ...(await this.#pipeline(source, info, g, false)), fallback: "timeout" };
+      }
+    }
+    const still = await this.#pipeline(source, info, g, false);
+    return wanted ? { ...still, fallback: "budget" } : still;
+  }
+
+  async #pipeline(
+    source: Buffer,
+    info: ImageInfo,
+    g: ThumbnailGeometry,
+    animate: boolean,
+  ): Promise<RenderedThumbnail> {
+    const contentType = animate ? ANIMATED_THUMBNAIL_TYPE : stillContentType(info);
     try {
       let image = sharp(source, { animated: animate, limitInputPixels: this.#maxImagePixels });
+      image = image.timeout({ seconds: this.#timeoutSeconds });
       if (!animate) image = image.autoOrient();
       if (g.resizeWidth !== info.width || g.resizeHeight !== info.height) {
         image = image.resize(g.resizeWidth, g.resizeHeight, { fit: "fill" });
@@ -348,6 +442,8 @@ export class Thumbnailer {
       if (/pixel limit/i.test(String(error))) {
         throw new ImageTooLargeError(info.width, info.height, this.#maxImagePixels);
       }
+      // libvips stops a pipeline that runs over sharp's timeout with "timeout: N% complete".
+      if (/timeout/i.test(String(error))) throw new ThumbnailTimeoutError(this.#timeoutSeconds);
       throw new NotAnImageError("the image could not be decoded", { cause: error });
     }
   }
@@ -448,18 +544,19 @@ function lexLess(a: readonly number[], b: readonly number[]): boolean {
  * each with the dimensions and content type `generate` will give it. Sizes
  * whose answer is the original content are skipped, duplicates (same output
  * size, method and type) appear once, and an animated source also gets an
- * animated WebP per size when its frames fit the pixel budget (as Synapse
- * does since it learnt `animated`). Empty when the image is over
- * `maxImagePixels`.
+ * animated WebP per size when its frames fit the pixel and frame budgets
+ * (as Synapse does since it learnt `animated`). Empty when the image is
+ * over `maxImagePixels`.
  */
 export function thumbnailPlan(
   sizes: readonly ThumbnailSize[],
   info: ImageInfo,
   maxImagePixels: number,
+  maxFrames = DEFAULT_MAX_FRAMES,
 ): PlannedThumbnail[] {
   if (exceedsLimit(info, maxImagePixels)) return [];
   const plan = new Map<string, PlannedThumbnail>();
-  const variants = canAnimate(info, maxImagePixels) ? [false, true] : [false];
+  const variants = canAnimate(info, maxImagePixels, maxFrames) ? [false, true] : [false];
   for (const size of sizes) {
     assertSize(size);
     for (const animated of variants) {

@@ -309,6 +309,30 @@ describe("Thumbnailer.generate", () => {
     assert.equal(meta.format, "png");
   });
 
+  it("makes a still, saying why, when the frames exceed max_thumbnail_frames", async () => {
+    const limited = new Thumbnailer({ maxImagePixels: 1e8, concurrency: 1, maxFrames: 3 });
+    const source = await animation(80, 60, 4, "gif");
+    const info = (await limited.probe(source))!;
+    const result = await limited.withSlot(() =>
+      limited.render(source, info, request(40, 40, "crop", true)),
+    );
+    assert.equal(result.contentType, "image/png");
+    assert.equal(result.fallback, "budget");
+    assert.equal((await sharp(result.bytes).metadata()).pages ?? 1, 1);
+    const within = await limited.render(
+      await animation(80, 60, 3, "gif"),
+      { ...info, pages: 3 },
+      request(40, 40, "crop", true),
+    );
+    assert.equal(within.contentType, "image/webp");
+    assert.equal(within.fallback, undefined);
+    assert.deepEqual(
+      limited.plan([{ width: 40, height: 40, method: "crop" }], info).map((p) => p.contentType),
+      ["image/png"],
+      "no animated variant is planned over the frame budget",
+    );
+  });
+
   it("honours the EXIF orientation", async () => {
     // Stored 60x30, red on the left and blue on the right; orientation 6
     // shows it turned clockwise: 30x60, red on top.

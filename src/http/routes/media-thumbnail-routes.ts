@@ -10,7 +10,11 @@ import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
-import { contentDisposition, downloadSecurityHeaders } from "../../media/media-headers.js";
+import {
+  contentDisposition,
+  contentTypeHeader,
+  downloadSecurityHeaders,
+} from "../../media/media-headers.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-service.js";
 import type { BlobStore } from "../../storage/blob-store.js";
@@ -39,7 +43,6 @@ type Params = { serverName: string; mediaId: string };
 /** A thumbnail to send, with what the original needs when it is sent as it is. */
 export interface ThumbnailToSend {
   readonly answer: ThumbnailAnswer;
-  readonly mediaType: string | null;
   readonly uploadName: string | null;
   readonly length: number;
 }
@@ -109,7 +112,6 @@ export async function findThumbnail(
     deps.accessTimes.remote(serverName, mediaId);
     return {
       answer,
-      mediaType: media.mediaType,
       uploadName: media.uploadName,
       length: media.mediaLength ?? 0,
     };
@@ -119,32 +121,28 @@ export async function findThumbnail(
   deps.accessTimes.local(mediaId);
   return {
     answer,
-    mediaType: media.mediaType,
     uploadName: media.uploadName,
     length: media.mediaLength,
   };
 }
 
-/** Headers of a thumbnail answer (always inline). */
+/**
+ * Headers of a thumbnail answer. The type is the one the image bytes have
+ * (for the original too: an upload claiming `text/html` whose bytes are a
+ * GIF is sent as `image/gif`); the disposition is `inline` only for types on
+ * the inline allow-list, so a stored row with any other type is an attachment.
+ */
 export function thumbnailHeaders(found: ThumbnailToSend): Record<string, string | number> {
   const { answer } = found;
-  if (answer.kind === "original") {
-    return {
-      ...downloadSecurityHeaders(),
-      "content-type": found.mediaType ?? "application/octet-stream",
-      "content-disposition": contentDisposition(found.mediaType, found.uploadName, {
-        thumbnail: true,
-      }),
-      "content-length": found.length,
-    };
-  }
   const extension = answer.contentType.split("/")[1] ?? "bin";
+  const [fileName, length] =
+    answer.kind === "original"
+      ? [found.uploadName, found.length]
+      : [`thumbnail.${extension}`, answer.length];
   return {
     ...downloadSecurityHeaders(),
-    "content-type": answer.contentType,
-    "content-disposition": contentDisposition(answer.contentType, `thumbnail.${extension}`, {
-      thumbnail: true,
-    }),
-    "content-length": answer.length,
+    "content-type": contentTypeHeader(answer.contentType),
+    "content-disposition": contentDisposition(answer.contentType, fileName),
+    "content-length": length,
   };
 }
