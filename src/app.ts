@@ -184,7 +184,14 @@ export function createApp(config: Config, logger: Logger): App {
     remote_fetch: remoteFlight,
     thumbnail: thumbnailFlight,
   });
-  const http = createHttpServer({ logger, metrics });
+  const http = createHttpServer({
+    logger,
+    metrics,
+    timeouts: {
+      headersMs: config.http_timeouts.headers,
+      bodyIdleMs: config.http_timeouts.body_idle,
+    },
+  });
   const auth = new Auth(services.accounts);
   const serverName = config.server_name;
 

@@ -194,6 +194,13 @@ export const configSchema = z.strictObject({
     .default({}),
   federation_verify_certificates: z.boolean().default(true),
   federation_request_timeout: duration.default(60_000),
+  /** Connection limits of the HTTP listener (docs/deployment.md, "Timeouts"). */
+  http_timeouts: z
+    .strictObject({
+      headers: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+      body_idle: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+    })
+    .default({ headers: 60_000, body_idle: 60_000 }),
   /** Seconds a SIGTERM/SIGINT waits for in-flight requests before closing them. */
   shutdown_grace_period: z.number().min(0).max(3600).default(10),
   /**
