@@ -71,6 +71,9 @@ import { createBlobStore } from "./storage/create-blob-store.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
 import { CrossProcessFlight } from "./util/cross-process-flight.js";
 
+/** A store temp file untouched this long (at least) is swept at start-up. */
+const TEMP_SWEEP_MIN_AGE_MS = 10 * 60_000;
+
 /** How long a failed remote media fetch is remembered (not retried). */
 const REMOTE_FAILURE_TTL_MS = 30_000;
 
@@ -174,6 +177,7 @@ export function createApp(config: Config, logger: Logger): App {
     store,
     pending,
     quarantine,
+    locks,
     (id, content) => thumbnails.pregenerate(id, content.mediaType),
   );
   const downloads = new DownloadService(mediaSettings, services.media, pending);
@@ -287,6 +291,27 @@ export function createApp(config: Config, logger: Logger): App {
   registerMediaThumbnailRoutes(http, { ...mediaReaders, auth });
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
+  // Start-up sweep of temp files left by writes killed with their process
+  // (docs/media.md): in the background, never blocking start-up. A temp file
+  // untouched this long has no live writer: a live upload or fetch writes at
+  // least every body_idle / federation_request_timeout, or is cut off.
+  const sweepAbort = new AbortController();
+  let sweep: Promise<void> = Promise.resolve();
+  const sweepAfterMs = Math.max(
+    TEMP_SWEEP_MIN_AGE_MS,
+    2 * config.http_timeouts.body_idle,
+    2 * config.federation_request_timeout,
+  );
+  const sweepTemporaryFiles = () => {
+    if (!store.sweepTemporaryFiles) return;
+    sweep = store.sweepTemporaryFiles(sweepAfterMs, sweepAbort.signal).then(
+      (removed) => {
+        if (removed > 0) logger.info({ removed }, "removed abandoned temporary files");
+      },
+      (error: unknown) => logger.warn({ err: error }, "sweeping temporary files failed"),
+    );
+  };
+
   let started: Promise<string> | undefined;
   let stopped: Promise<void> | undefined;
 
@@ -313,6 +338,7 @@ export function createApp(config: Config, logger: Logger): App {
         accessTimes.start();
         const address = await http.listen({ host: config.listen.host, port: config.listen.port });
         logger.info({ address, server_name: serverName }, "mxcd is listening");
+        sweepTemporaryFiles();
         await jobs.start();
         return address;
       })();
@@ -324,6 +350,8 @@ export function createApp(config: Config, logger: Logger): App {
           closeWithGrace(http, config.shutdown_grace_period * 1000, logger),
           jobs.stop(),
         ]);
+        sweepAbort.abort();
+        await sweep;
         await thumbnails.drain();
         await accessTimes.stop();
         outbound.close();

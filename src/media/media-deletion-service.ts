@@ -8,6 +8,8 @@
  *   then its rows in one small transaction. A crash leaves at worst a row
  *   whose files are (partly) gone, which a retry finishes — never a file
  *   that no row points at. No transaction is held while files are deleted.
+ * - Local content is deleted once more after its rows: an async upload
+ *   finishing in between would otherwise leave a file no row points at.
  * - A file that is already missing counts as deleted. Any other storage
  *   failure skips the item: its row stays (so the work can be retried), it is
  *   not reported as deleted, and the error is logged.
@@ -174,6 +176,15 @@ export class MediaDeletionService {
       return false;
     }
     await this.repo.deleteLocalRows(item.mediaId);
+    if (item.urlCache === null) {
+      // An async upload may have renamed its bytes into place between the
+      // file pass and the row deletion, then completed the row: delete them
+      // again. From here on no upload can complete (its row is gone), and
+      // one that finishes later removes its own bytes (UploadService).
+      await this.store.delete(localContentKey(item.mediaId)).catch((error: unknown) => {
+        this.logger.error({ err: error, media_id: item.mediaId }, "could not delete media bytes");
+      });
+    }
     return true;
   }
 
