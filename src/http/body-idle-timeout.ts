@@ -25,10 +25,11 @@ export function watchBodyIdle(
   const socket = request.socket;
   let lastBytes = socket.bytesRead;
   let lastChange = Date.now();
+  const stop = () => clearInterval(timer);
   const timer = setInterval(
     () => {
       if (request.complete || request.destroyed || socket.destroyed) {
-        clearInterval(timer);
+        stop();
         return;
       }
       const bytes = socket.bytesRead;
@@ -39,13 +40,16 @@ export function watchBodyIdle(
         return;
       }
       if (now - lastChange < idleMs) return;
-      clearInterval(timer);
+      stop();
       onStall();
       request.destroy(new Error(`request body idle for ${idleMs} ms`));
     },
     Math.max(5, Math.floor(idleMs / 4)),
   );
   timer.unref();
+  // Listening for these does not start the body flowing.
+  request.once("end", stop);
+  request.once("close", stop);
 }
 
 /** Whether the request announces a body (RFC 9112 §6.3: Content-Length or Transfer-Encoding). */
