@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -41,7 +42,10 @@ it("sweeps exactly the store's own old temp files", async () => {
     source.write("partial");
     const content = join(root, "local_content", "ab", "cd");
     const own = () => readdirSync(content).find((name) => name.startsWith(".ijkl~"));
-    while (!own()) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Wait for the bytes, not just the file: a later write would refresh its time.
+    while (!own() || statSync(join(content, own()!)).size === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const ownPath = join(content, own()!);
     age(ownPath, HOUR); // as if its process had died an hour ago
 
