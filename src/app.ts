@@ -85,6 +85,9 @@ import { CrossProcessFlight } from "./util/cross-process-flight.js";
 /** Most bytes buffered for a slow first client of a remote fetch (docs/federation.md). */
 const REMOTE_TEE_BUFFER_BYTES = 1024 * 1024;
 
+/** A store temp file untouched this long (at least) is swept at start-up. */
+const TEMP_SWEEP_MIN_AGE_MS = 10 * 60_000;
+
 export interface App {
   readonly config: Config;
   readonly database: Database;
@@ -216,6 +219,7 @@ export function createApp(config: Config, logger: Logger): App {
     store,
     pending,
     quarantine,
+    locks,
     (id, content) => thumbnails.pregenerate(id, content.mediaType),
   );
   const downloads = new DownloadService(mediaSettings, services.media, pending);
@@ -231,7 +235,15 @@ export function createApp(config: Config, logger: Logger): App {
     pool: services.passwordPool,
     loginLimits: services.loginLimits,
   });
-  const http = createHttpServer({ logger, metrics, trustProxy: config.listen.x_forwarded });
+  const http = createHttpServer({
+    logger,
+    metrics,
+    trustProxy: config.listen.x_forwarded,
+    timeouts: {
+      headersMs: config.http_timeouts.headers,
+      bodyIdleMs: config.http_timeouts.body_idle,
+    },
+  });
   registerThumbnailMetrics(metrics, thumbnailStats);
   addMediaNosniff(http);
   const auth = new Auth(services.accounts);
@@ -336,6 +348,27 @@ export function createApp(config: Config, logger: Logger): App {
   registerMediaThumbnailRoutes(http, { ...mediaReaders, auth });
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
+  // Start-up sweep of temp files left by writes killed with their process
+  // (docs/media.md): in the background, never blocking start-up. A temp file
+  // untouched this long has no live writer: a live upload or fetch writes at
+  // least every body_idle / federation_request_timeout, or is cut off.
+  const sweepAbort = new AbortController();
+  let sweep: Promise<void> = Promise.resolve();
+  const sweepAfterMs = Math.max(
+    TEMP_SWEEP_MIN_AGE_MS,
+    2 * config.http_timeouts.body_idle,
+    2 * config.federation_request_timeout,
+  );
+  const sweepTemporaryFiles = () => {
+    if (!store.sweepTemporaryFiles) return;
+    sweep = store.sweepTemporaryFiles(sweepAfterMs, sweepAbort.signal).then(
+      (removed) => {
+        if (removed > 0) logger.info({ removed }, "removed abandoned temporary files");
+      },
+      (error: unknown) => logger.warn({ err: error }, "sweeping temporary files failed"),
+    );
+  };
+
   let started: Promise<string> | undefined;
   let stopped: Promise<void> | undefined;
 
@@ -367,6 +400,7 @@ export function createApp(config: Config, logger: Logger): App {
           const metricsAddress = await metricsServer.start(host, port);
           logger.info({ address: metricsAddress }, "metrics listener is listening");
         }
+        sweepTemporaryFiles();
         await jobs.start();
         return address;
       })();
@@ -379,6 +413,8 @@ export function createApp(config: Config, logger: Logger): App {
           metricsServer?.stop(),
           jobs.stop(),
         ]);
+        sweepAbort.abort();
+        await sweep;
         await thumbnails.drain();
         await accessTimes.stop();
         outbound.close();

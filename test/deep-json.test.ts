@@ -180,6 +180,24 @@ forEachEngine("deeply nested request bodies", (engine) => {
     }
   }
 
+  it("refuses a deep body in the parser, even on a route that ignores its body", async () => {
+    const admin = await server.user("deepadmin", { admin: true });
+    const path = "/_synapse/admin/v1/media/protect/abcdefghijklmnopqrstuvwx";
+    for (const body of [deepObject(10_000), deepArray(129)]) {
+      const res = await admin.http.request("POST", path, {
+        rawBody: body,
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(res.status, 400, res.text.slice(0, 200));
+      assert.equal(res.body.errcode, "M_BAD_JSON");
+    }
+    const shallow = await admin.http.request("POST", path, {
+      rawBody: deepArray(128),
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(shallow.body.errcode, "M_NOT_FOUND", "128 levels reach the route");
+  });
+
   it(`accepts content nested exactly ${MAX_JSON_DEPTH} deep (the body object is level 1)`, async () => {
     const inner = JSON.stringify(nested(MAX_JSON_DEPTH - 1));
     const res = await alice.http.request(

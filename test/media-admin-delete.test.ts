@@ -201,6 +201,31 @@ forEachEngine("media admin: deletion", (engine) => {
       assert.ok(!(await localIds(server)).includes(id));
     });
 
+    it("deletes bytes an async upload renames into place between the file pass and the rows", async () => {
+      // The PUT's rename lands just after the deletion removed the (absent)
+      // content: simulated by a store that writes the blob right after the
+      // first delete of it, as a concurrent upload would.
+      await insertLocal(server, [{ media_id: "racingupload" }]);
+      const key = localContentKey("racingupload");
+      await server.app.store.delete(key);
+      let raced = false;
+      const store: BlobStore = {
+        ...failingStore(server.app.store, "nothing"),
+        async delete(k) {
+          await server.app.store.delete(k);
+          if (k === key && !raced) {
+            raced = true;
+            await putBlob(server.app.store, key, "late bytes");
+          }
+        },
+      };
+      const { deletion } = service(server, { store });
+      assert.equal(await deletion.deleteLocalMedia("racingupload"), "deleted");
+      assert.ok(raced);
+      assert.ok(!(await allKeys(server.app.store)).includes(key));
+      assert.ok(!(await localIds(server)).includes("racingupload"));
+    });
+
     it("deletes a URL preview's files under url_cache/ and url_cache_thumbnails/", async () => {
       const id = "2024-01-01_abcdefghijklmnop";
       await insertLocal(server, [{ media_id: id, url_cache: "https://example.com/" }]);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { createDatabase } from "../src/db/database.js";
+import { localContentKey } from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, download, mediaIdOf, rawGet, uploadBytes } from "./support/media.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
@@ -160,6 +161,18 @@ forEachEngine("media upload and download", (engine) => {
       const res = await alice.http.get(`${V1}/NoSuchMediaHereAtAll`);
       assert.equal(res.status, 404);
       assert.equal(res.body.errcode, "M_NOT_FOUND");
+    });
+
+    it("answers a row whose bytes are gone with 404 M_NOT_FOUND (whole and ranged), never 500", async () => {
+      const lost = await uploadBytes(alice.http, "soon gone", { contentType: "text/plain" });
+      await server.app.store.delete(localContentKey(lost));
+      for (const headers of [{}, { range: "bytes=0-3" }] as Record<string, string>[]) {
+        for (const path of [`${V1}/${lost}`, `/_matrix/media/v3/download/test.local/${lost}`]) {
+          const res = await alice.http.get(path, { headers });
+          assert.equal(res.status, 404, path);
+          assert.equal(res.body.errcode, "M_NOT_FOUND");
+        }
+      }
     });
 
     it("answers hostile identifiers with 400 M_INVALID_PARAM before touching storage", async () => {

@@ -3,8 +3,9 @@
  * media store) in the middle of two large streamed uploads — a plain upload
  * and an async upload's PUT. Afterwards: no row claims bytes it does not
  * have, no partial file is visible as a key (the killed process's temp
- * files stay on disk, but the store never lists them), and the other two
- * processes keep serving.
+ * files stay on disk until a start-up sweep, but the store never lists
+ * them), the other two processes keep serving, and a retried PUT to the
+ * interrupted async id succeeds on another process.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -117,5 +118,15 @@ forEachEngine("a process killed mid-upload", (engine) => {
     // The interrupted async upload is still "not uploaded yet", never a partial file.
     const pending = await get(p3.base, asyncId, "?timeout_ms=0");
     assert.equal(pending.status, 504);
+    // Its claim died with the victim's lock session: a retried PUT to another
+    // process takes it over and succeeds.
+    const retried = randomBytes(300_000);
+    const retry = await fetch(`${p2.base}/_matrix/media/v3/upload/test.local/${asyncId}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${user}` },
+      body: retried,
+    });
+    assert.equal(retry.status, 200, await retry.text());
+    assert.deepEqual((await get(p3.base, asyncId)).bytes, retried);
   });
 });

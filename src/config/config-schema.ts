@@ -250,6 +250,13 @@ export const configSchema = z.strictObject({
     .default({}),
   federation_verify_certificates: z.boolean().default(true),
   federation_request_timeout: duration.default(60_000),
+  /** Connection limits of the HTTP listener (docs/deployment.md, "Timeouts"). */
+  http_timeouts: z
+    .strictObject({
+      headers: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+      body_idle: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+    })
+    .default({ headers: 60_000, body_idle: 60_000 }),
   /** How long a SIGTERM/SIGINT waits for in-flight requests before closing them. */
   shutdown_grace_period: duration
     .refine((ms) => ms <= 3_600_000, "must be at most 1h")

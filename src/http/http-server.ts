@@ -2,7 +2,10 @@
  * The HTTP core every route shares: one error funnel that turns anything
  * thrown into a Matrix error body, 404/405 M_UNRECOGNIZED for unknown paths
  * and wrong methods, JSON bodies (400 M_NOT_JSON when malformed), CORS for
- * browser clients, request logging and metrics.
+ * browser clients, request logging and metrics; and the connection limits:
+ * a header timeout (Node's `headersTimeout`), a request-body idle timeout
+ * (body-idle-timeout.ts) and a lingering close after an early answer
+ * (lingering-close.ts).
  */
 import Fastify, {
   type FastifyBaseLogger,
@@ -11,9 +14,13 @@ import Fastify, {
   type FastifyReply,
 } from "fastify";
 import type { Registry } from "prom-client";
+import { exceedsJsonDepth } from "../domain/json-depth.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
+import { BlobNotFoundError } from "../storage/blob-store.js";
+import { watchBodyIdle } from "./body-idle-timeout.js";
 import { instrumentHttp } from "./http-metrics.js";
+import { DEFAULT_LINGER, type LingerLimits, lingerBeforeClose } from "./lingering-close.js";
 import { MethodIndex } from "./method-index.js";
 
 export interface HttpServerOptions {
@@ -23,7 +30,27 @@ export interface HttpServerOptions {
   jsonBodyLimit?: number;
   /** Take the client address from X-Forwarded-For (`listen.x_forwarded`). */
   trustProxy?: boolean;
+  /** `http_timeouts` (docs/configuration.md); defaults 60 s each. */
+  timeouts?: HttpTimeouts;
+  /** Bounds of the lingering close after an early answer; tests shrink them. */
+  linger?: LingerLimits;
 }
+
+export interface HttpTimeouts {
+  /** Time to receive a request's headers (Node `headersTimeout`); 408, then close. */
+  readonly headersMs: number;
+  /** Longest wait for the next bytes of a request body; then the connection is closed. */
+  readonly bodyIdleMs: number;
+}
+
+const DEFAULT_TIMEOUTS: HttpTimeouts = { headersMs: 60_000, bodyIdleMs: 60_000 };
+
+/**
+ * Deepest JSON body parsed. Above the event-content limit (MAX_JSON_DEPTH,
+ * checked by the room services with its own message), because bodies wrap
+ * event contents a few levels down (createRoom's `initial_state`).
+ */
+const MAX_BODY_DEPTH = 128;
 
 /** CORS headers Matrix web clients need (client-server API, "Web Browser Clients"). */
 export const CORS_HEADERS = {
@@ -35,7 +62,17 @@ export const CORS_HEADERS = {
 
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const methods = new MethodIndex();
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const linger = options.linger ?? DEFAULT_LINGER;
   const app = Fastify({
+    http: {
+      headersTimeout: timeouts.headersMs,
+      // Fastify turns the whole-request limit off (0) anyway; set it here so
+      // Node accepts any headersTimeout (it refuses one above requestTimeout).
+      requestTimeout: 0,
+      // Node checks header deadlines on this interval (30 s by default).
+      connectionsCheckingInterval: Math.max(10, Math.min(30_000, timeouts.headersMs / 4)),
+    },
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.jsonBodyLimit ?? 1024 * 1024,
     // Ids are validated by our own functions, which give a proper 400;
@@ -45,13 +82,20 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     trustProxy: options.trustProxy ?? false,
     forceCloseConnections: "idle",
     frameworkErrors: (error, _request, reply) => {
-      sendError(reply, new MatrixError("M_INVALID_PARAM", `Invalid request: ${error.message}`));
+      sendError(
+        reply,
+        new MatrixError("M_INVALID_PARAM", `Invalid request: ${error.message}`),
+        linger,
+      );
     },
   });
 
   app.addHook("onRoute", (route) => methods.add(route.method, route.url));
-  app.addHook("onRequest", async (_request, reply) => {
+  app.addHook("onRequest", async (request, reply) => {
     reply.headers(CORS_HEADERS);
+    watchBodyIdle(request.raw, timeouts.bodyIdleMs, () =>
+      request.log.info({ body_idle_ms: timeouts.bodyIdleMs }, "request body stalled: closing"),
+    );
   });
   instrumentHttp(app, options.metrics);
 
@@ -61,26 +105,36 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
     const text = body as string;
     if (text.trim() === "") return done(null, undefined);
+    let value: unknown;
     try {
-      done(null, JSON.parse(text));
+      value = JSON.parse(text);
     } catch {
-      done(new MatrixError("M_NOT_JSON", "Content not JSON."), undefined);
+      return done(new MatrixError("M_NOT_JSON", "Content not JSON."), undefined);
     }
+    // Every JSON body, whatever route reads it, so nothing downstream can
+    // recurse into one deep enough to overflow the stack (json-depth.ts).
+    if (exceedsJsonDepth(value, MAX_BODY_DEPTH)) {
+      const message = `JSON body nested more than ${MAX_BODY_DEPTH} levels deep`;
+      return done(new MatrixError("M_BAD_JSON", message), undefined);
+    }
+    done(null, value);
   });
 
   app.setNotFoundHandler(async (request, reply) => {
     if (request.method === "OPTIONS") return reply.code(200).send({});
     const path = request.url.split("?", 1)[0] ?? "/";
     const status = methods.pathIsKnown(path) ? 405 : 404;
-    sendError(reply, new MatrixError("M_UNRECOGNIZED", "Unrecognized request", status));
+    sendError(reply, new MatrixError("M_UNRECOGNIZED", "Unrecognized request", status), linger);
   });
 
   app.setErrorHandler(async (error: FastifyError | MatrixError, request, reply) => {
     const matrixError = toMatrixError(error);
     if (matrixError.status >= 500) {
       request.log.error({ err: error }, "request failed");
+    } else if (error instanceof BlobNotFoundError) {
+      request.log.warn({ key: error.key }, "media row without bytes in the store");
     }
-    sendError(reply, matrixError);
+    sendError(reply, matrixError, linger);
   });
 
   return app;
@@ -89,6 +143,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 /** Maps anything thrown while handling a request to the Matrix error the client sees. */
 export function toMatrixError(error: unknown): MatrixError {
   if (error instanceof MatrixError) return error;
+  // A row whose bytes are gone, on any route (download, thumbnail,
+  // federation): the media is not there (STYLE.md 16).
+  if (error instanceof BlobNotFoundError) return new MatrixError("M_NOT_FOUND", "Not found");
   const fastifyError = error as Partial<FastifyError>;
   switch (fastifyError.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
@@ -103,10 +160,14 @@ export function toMatrixError(error: unknown): MatrixError {
   return new MatrixError("M_UNKNOWN", "Internal server error", 500);
 }
 
-function sendError(reply: FastifyReply, error: MatrixError): void {
+function sendError(reply: FastifyReply, error: MatrixError, linger: LingerLimits): void {
   // A request body we stopped reading (a rejected upload) cannot be skipped
-  // on a kept-alive connection: close it after this answer.
-  if (!reply.request.raw.complete) reply.header("connection", "close");
+  // on a kept-alive connection: close it after this answer — lingering, so
+  // the client reads the answer instead of a reset (lingering-close.ts).
+  if (!reply.request.raw.complete) {
+    reply.header("connection", "close");
+    lingerBeforeClose(reply.request.raw, linger);
+  }
   // 429s say when to retry in the header too (Matrix spec v1.10, "Rate
   // limiting"): whole seconds, rounded up.
   const retryAfterMs = error.extra.retry_after_ms;

@@ -11,7 +11,7 @@ import {
   downloadSecurityHeaders,
   MEDIA_NOSNIFF,
 } from "../media/media-headers.js";
-import { BlobNotFoundError, type BlobStore } from "../storage/blob-store.js";
+import type { BlobStore } from "../storage/blob-store.js";
 import { parseByteRange } from "./byte-range.js";
 
 /** Every media path: client v1, the legacy `/_matrix/media/*` and federation media. */
@@ -67,23 +67,19 @@ export async function sendStoredMedia(
     reply.header("content-range", `bytes */${media.length}`);
     throw new MatrixError("M_UNKNOWN", "Requested range not satisfiable", 416);
   }
-  try {
-    if (range.kind === "partial") {
-      const { start, end } = range.range;
-      const stream = await store.read(media.key, range.range);
-      reply.code(206);
-      reply.header("content-range", `bytes ${start}-${end}/${media.length}`);
-      reply.header("content-length", end - start + 1);
-      return reply.send(stream);
-    }
-    const stream = await store.read(media.key);
-    reply.header("content-length", media.length);
+  // A missing blob throws BlobNotFoundError, which the HTTP error funnel
+  // answers with 404 M_NOT_FOUND for every route (http-server.ts).
+  if (range.kind === "partial") {
+    const { start, end } = range.range;
+    const stream = await store.read(media.key, range.range);
+    reply.code(206);
+    reply.header("content-range", `bytes ${start}-${end}/${media.length}`);
+    reply.header("content-length", end - start + 1);
     return reply.send(stream);
-  } catch (error) {
-    if (!(error instanceof BlobNotFoundError)) throw error;
-    request.log.warn({ key: media.key }, "media row without bytes in the store");
-    throw new MatrixError("M_NOT_FOUND", "Not found");
   }
+  const stream = await store.read(media.key);
+  reply.header("content-length", media.length);
+  return reply.send(stream);
 }
 
 function matchesEtag(header: string | undefined): boolean {

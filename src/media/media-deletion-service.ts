@@ -8,6 +8,8 @@
  *   then its rows in one small transaction. A crash leaves at worst a row
  *   whose files are (partly) gone, which a retry finishes — never a file
  *   that no row points at. No transaction is held while files are deleted.
+ * - Local content is deleted once more after its rows: an async upload
+ *   finishing in between would otherwise leave a file no row points at.
  * - A file that is already missing counts as deleted. Any other storage
  *   failure skips the item: its row stays (so the work can be retried), it is
  *   not reported as deleted, and the error is logged.

@@ -8,8 +8,18 @@
  * leaves a row pointing at nothing nor a visible partial file. New bytes
  * whose hash matches quarantined media are stored quarantined by `system`,
  * decided in the row's own transaction (ContentGate).
+ *
+ * An async upload's claim (`media_length = -1` while its bytes stream) is
+ * backed by an advisory lock named after the id, held for the whole PUT. The
+ * lock dies with its process (PostgreSQL ends the dead process's session; on
+ * SQLite the one process restarted), so a PUT that finds the row claimed but
+ * gets the lock knows the claimant is gone and takes the claim over: a
+ * SIGKILL mid-upload no longer leaves the id "being uploaded" forever.
+ * A row deleted while its bytes stream (admin delete) makes the PUT fail
+ * with 404 and remove the bytes it wrote.
  */
 import type { Readable } from "node:stream";
+import type { AdvisoryLocks } from "../db/advisory-locks.js";
 import type { Db } from "../db/database.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import { newMediaId } from "../identifiers/media-id.js";
@@ -61,6 +71,7 @@ export class UploadService {
     private readonly store: BlobStore,
     private readonly pending: PendingUploads,
     private readonly gate: ContentGate,
+    private readonly locks: Pick<AdvisoryLocks, "tryAcquire">,
     private readonly onContent: ContentListener = () => {},
     private readonly now: () => number = Date.now,
   ) {}
@@ -118,6 +129,7 @@ export class UploadService {
    * `PUT /upload/{serverName}/{mediaId}`, checked in Synapse's (and
    * Complement's) order: 404 non-local, 404 unknown, 403 not the creator,
    * 409 has content (or is being uploaded), 404 expired, 413 too large.
+   * Then, after the bytes: 404 when the id was deleted meanwhile.
    */
   async uploadTo(serverName: string, mediaId: string, request: UploadRequest): Promise<void> {
     if (serverName !== this.settings.serverName) {
@@ -135,21 +147,42 @@ export class UploadService {
       throw new MatrixError("M_NOT_FOUND", "Media ID has expired");
     }
     this.assertDeclaredSize(request.contentLength);
-    if (!(await this.media.claimPending(mediaId))) {
-      throw new MatrixError("M_CANNOT_OVERWRITE_MEDIA", "Media ID cannot be overwritten");
-    }
+    // Held until the row is complete or given back; see the module note.
+    const lease = await this.locks.tryAcquire(uploadLockName(mediaId));
+    if (!lease) throw cannotOverwrite();
     let content: NewContent;
     try {
-      content = await this.storeBytes(mediaId, request);
+      if (!(await this.media.claimPending(mediaId))) throw cannotOverwrite();
+      content = await this.fillClaim(mediaId, request);
+    } finally {
+      await lease.release();
+    }
+    this.pending.notify(mediaId);
+    this.onContent(mediaId, content);
+  }
+
+  /**
+   * Streams the bytes of a claimed id and completes its row. On failure
+   * nothing is left: the bytes are removed and the claim given back, unless
+   * the row turns out complete — which only another upload can have done,
+   * if this one's lock vanished with its database session — whose bytes
+   * then share the key and are left alone.
+   */
+  private async fillClaim(mediaId: string, request: UploadRequest): Promise<NewContent> {
+    try {
+      const content = await this.storeBytes(mediaId, request);
+      await this.gate.admitLocal(mediaId, content.sha256, async (tx) => {
+        if (!(await this.media.completeClaim(mediaId, content, tx))) throw new ClaimLostError();
+      });
+      return content;
     } catch (error) {
+      const row = await this.media.getLocal(mediaId);
+      if (row && (row.mediaLength !== null || row.sha256 !== null)) throw cannotOverwrite();
+      await this.store.delete(localContentKey(mediaId));
+      if (!row) throw new MatrixError("M_NOT_FOUND", "Media ID was deleted during the upload");
       await this.media.releaseClaim(mediaId);
       throw error;
     }
-    await this.gate.admitLocal(mediaId, content.sha256, (tx) =>
-      this.media.completeClaim(mediaId, content, tx),
-    );
-    this.pending.notify(mediaId);
-    this.onContent(mediaId, content);
   }
 
   private assertDeclaredSize(contentLength: number | undefined): void {
@@ -189,6 +222,23 @@ export class UploadService {
   private mxc(mediaId: string): string {
     return `mxc://${this.settings.serverName}/${mediaId}`;
   }
+}
+
+/** The claimed row was gone (deleted) or no longer claimed when the bytes were complete. */
+class ClaimLostError extends Error {
+  constructor() {
+    super("the upload's claim on its media id was lost");
+    this.name = "ClaimLostError";
+  }
+}
+
+/** The advisory lock an async upload holds while it fills `mediaId`. */
+function uploadLockName(mediaId: string): string {
+  return `mxcd_upload:${mediaId}`;
+}
+
+function cannotOverwrite(): MatrixError {
+  return new MatrixError("M_CANNOT_OVERWRITE_MEDIA", "Media ID cannot be overwritten");
 }
 
 function tooLarge(): MatrixError {

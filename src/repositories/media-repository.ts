@@ -4,8 +4,10 @@
  *
  * An async upload's row goes through three states: pending (`media_length`
  * NULL), claimed (`media_length` = -1 while one request streams the bytes)
- * and complete. The claim is a conditional UPDATE, so of two concurrent
- * uploads to one id, in one process or several, exactly one proceeds.
+ * and complete. The claim is a conditional UPDATE made under the id's upload
+ * lock (UploadService), so of two concurrent uploads to one id, in one
+ * process or several, exactly one proceeds, and a claim whose process died
+ * (its lock gone with it) can be taken over.
  */
 import type { Database, Db } from "../db/database.js";
 
@@ -190,13 +192,18 @@ export class MediaRepository {
     return Number(row.n);
   }
 
-  /** Claims a pending id for one upload; false when it has content or another upload holds it. */
+  /**
+   * Claims a pending id for one upload; false when it has content (or is
+   * gone). Call only while holding the id's upload lock: an existing claim is
+   * then one whose upload died with its process, and is taken over.
+   */
   async claimPending(mediaId: string): Promise<boolean> {
     const result = await this.database.db
       .updateTable("local_media_repository")
       .set({ media_length: CLAIMED })
       .where("media_id", "=", mediaId)
-      .where("media_length", "is", null)
+      .where("sha256", "is", null)
+      .where((eb) => eb.or([eb("media_length", "is", null), eb("media_length", "=", CLAIMED)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
@@ -214,13 +221,14 @@ export class MediaRepository {
   /**
    * Stores the content metadata of a claimed id. Its quarantine state is left
    * as it is: an id can be quarantined while it waits for its bytes.
+   * False when the row is no longer claimed (deleted meanwhile).
    */
   async completeClaim(
     mediaId: string,
     content: Omit<StoredContent, "quarantinedBy">,
     db: Db = this.database.db,
-  ) {
-    await db
+  ): Promise<boolean> {
+    const result = await db
       .updateTable("local_media_repository")
       .set({
         media_type: content.mediaType,
@@ -230,7 +238,8 @@ export class MediaRepository {
       })
       .where("media_id", "=", mediaId)
       .where("media_length", "=", CLAIMED)
-      .execute();
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   /** Raises `last_access_ts` of each local media to the given time (never lowers it). */

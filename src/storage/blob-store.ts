@@ -74,6 +74,14 @@ export interface BlobStore {
    */
   presignedUrl?(key: string, ttlSeconds: number, options?: PresignOptions): Promise<string>;
 
+  /**
+   * Optional capability (filesystem): removes the store's own temporary files
+   * — writes that never finished, like those of a process killed mid-upload —
+   * not modified for at least `olderThanMs`, and nothing else. Resolves to how
+   * many it removed; stops early when `signal` aborts.
+   */
+  sweepTemporaryFiles?(olderThanMs: number, signal?: AbortSignal): Promise<number>;
+
   /** Releases resources (connections, handles); idempotent. */
   close?(): Promise<void>;
 }

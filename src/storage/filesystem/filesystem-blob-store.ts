@@ -8,6 +8,9 @@
  *   failure the temp file is removed before the promise rejects.
  * - Temp names contain `~`, which no key may contain, so `list` can never
  *   mistake one for a blob (it skips every name that is not a valid key part).
+ *   A write killed with its process leaves its temp file; `sweepTemporaryFiles`
+ *   removes those (exactly the TEMP_NAME pattern, old enough that no live
+ *   write, in this process or another sharing the directory, still owns it).
  * - `read` opens the file before returning, so a missing blob rejects with
  *   BlobNotFoundError instead of failing later inside the stream.
  * - Keys are checked with `assertSafeKey` again here: a path reaches the file
@@ -15,7 +18,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type Dirent } from "node:fs";
-import { mkdir, open, opendir, rename, rm, stat, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, opendir, rename, rm, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -34,6 +37,9 @@ const READ_HIGH_WATER_MARK = 256 * 1024;
 
 /** Leaves room in a 255-byte file name for the temp name's dot, `~`, random part and suffix. */
 const TEMP_NAME_KEEP = 200;
+
+/** Exactly the names `tempPathFor` makes: `.<name>~<16 hex digits>.tmp`. */
+const TEMP_NAME = new RegExp(`^\\..{1,${TEMP_NAME_KEEP}}~[0-9a-f]{16}\\.tmp$`, "su");
 
 export interface FilesystemBlobStoreOptions {
   /**
@@ -120,6 +126,36 @@ export class FilesystemBlobStore implements BlobStore {
     } catch (error) {
       if (!isMissing(error) && errorCode(error) !== "EISDIR") throw error;
     }
+  }
+
+  /** Removes this store's temp files untouched for `olderThanMs` (see the design notes). */
+  async sweepTemporaryFiles(olderThanMs: number, signal?: AbortSignal): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const sweep = async (dir: string): Promise<void> => {
+      let entries: AsyncIterable<Dirent>;
+      try {
+        entries = await opendir(dir);
+      } catch (error) {
+        if (isMissing(error)) return;
+        throw error;
+      }
+      for await (const entry of entries) {
+        if (signal?.aborted) return;
+        const path = join(dir, entry.name);
+        // Symlinks are neither followed nor removed: never outside the root.
+        if (entry.isDirectory()) await sweep(path);
+        else if (entry.isFile() && TEMP_NAME.test(entry.name)) {
+          const info = await lstat(path).catch(() => undefined);
+          if (info && info.mtimeMs < cutoff) {
+            await rm(path, { force: true });
+            removed += 1;
+          }
+        }
+      }
+    };
+    await sweep(this.root);
+    return removed;
   }
 
   /** Walks the directory that `prefix` names (or ends inside), yielding matching keys. */
