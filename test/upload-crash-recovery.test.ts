@@ -70,7 +70,7 @@ forEachEngine("an async upload killed with its process", (engine) => {
       media_store: { engine: "filesystem", path: mediaPath },
       signing_key_path: join(dir, "signing.key"),
       log_level: "warn",
-      shutdown_grace_period: 2,
+      shutdown_grace_period: "2s",
     };
     writeFileSync(join(dir, "mxcd.yaml"), JSON.stringify(config));
     await start();
