@@ -168,12 +168,13 @@ describe("password hashing does not starve file reads", () => {
     const uploader = await server.user("uploader");
     const bytes = Buffer.alloc(4096, 7);
     const mediaId = await uploadBytes(uploader.http, bytes);
-    // A deliberately slow stored hash (p = 8: eight times the default work),
-    // so every login below holds a hash slot for a long time.
+    // A deliberately slow stored hash (p = 32: 32 times the default work, a
+    // second or more), so every login below holds a hash slot far longer than
+    // a 4 KiB download takes, even from s3rver on a loaded machine.
     const { userId } = await server.user("slow");
     const salt = Buffer.alloc(16, 1);
-    const key = scryptSync("right", salt, 32, { N: 16384, r: 8, p: 8, maxmem: 64 << 20 });
-    const slowHash = `scrypt$16384$8$8$${salt.toString("base64")}$${key.toString("base64")}`;
+    const key = scryptSync("right", salt, 32, { N: 16384, r: 8, p: 32, maxmem: 64 << 20 });
+    const slowHash = `scrypt$16384$8$32$${salt.toString("base64")}$${key.toString("base64")}`;
     await server.app.database.db
       .updateTable("users")
       .set({ password_hash: slowHash })
