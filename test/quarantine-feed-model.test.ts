@@ -14,6 +14,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
+import type { Config } from "../src/config/config-schema.js";
 import { spawnCli, waitForHttp } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
@@ -148,7 +149,7 @@ forEachEngine("quarantine feed model", (engine) => {
         server_name: config.server_name,
         listen: { host: "127.0.0.1", port },
         database: config.database,
-        media_store: config.media_store,
+        media_store: asConfigText(config.media_store),
         max_pending_media_uploads: 1000,
         log_level: "warn",
       }),
@@ -237,3 +238,10 @@ forEachEngine("quarantine feed model", (engine) => {
     assert.ok(quarantined > 0 && quarantined < local.length, "a mix of states");
   });
 });
+
+/** A parsed media_store as config text again: its duration back to a string with a unit. */
+function asConfigText(store: Config["media_store"]) {
+  return store.engine === "s3"
+    ? { ...store, presigned_url_ttl: `${store.presigned_url_ttl}ms` }
+    : store;
+}
