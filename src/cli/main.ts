@@ -12,6 +12,7 @@ import { migrateStoreCommand } from "./media-migrate-store-command.js";
 import { migrateCommand } from "./migrate-command.js";
 import { registerUserCommand } from "./register-user-command.js";
 import { serveCommand } from "./serve-command.js";
+import { combineSigningKeysCommand, generateSigningKeyCommand } from "./signing-key-command.js";
 
 const DEFAULT_CONFIG = "mxcd.yaml";
 
@@ -98,6 +99,25 @@ program
   .option("--id <id>", "the registration's id", "mxcd")
   .option("--sender-localpart <localpart>", "localpart of the service's own user", "_mxcd")
   .action(generateRegistrationCommand);
+
+const signingKey = program
+  .command("signing-key")
+  .description("federation signing keys (Synapse's signing.key format; docs/attached.md)");
+
+signingKey
+  .command("generate")
+  .description("write a new key with an mxcd_ id that no homeserver's key can have")
+  .requiredOption("-o, --output <file>", "where to write it (never overwritten)")
+  .action(generateSigningKeyCommand);
+
+signingKey
+  .command("combine")
+  .description("write the homeserver's key file with mxcd's key appended (homeserver's first)")
+  .requiredOption("--homeserver-key <file>", "the homeserver's signing.key")
+  .requiredOption("--mxcd-key <file>", "mxcd's key file (from `signing-key generate`)")
+  .requiredOption("-o, --output <file>", "where to write the combined file")
+  .option("--force", "replace an existing output file if no key of it is lost")
+  .action(combineSigningKeysCommand);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));

@@ -12,7 +12,7 @@
  * the one on disk.
  */
 import { type KeyObject, randomBytes, randomInt } from "node:crypto";
-import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { type FileHandle, link, mkdir, open, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
   decodeBase64,
@@ -59,38 +59,79 @@ export function signingKeyFromSeed(version: string, seed: Uint8Array): SigningKe
   };
 }
 
-/** A fresh random key whose version is `a_` + 4 random letters or digits, as Synapse makes. */
-export function generateSigningKey(): SigningKey {
+/**
+ * A fresh random key. The default version is `a_` + 4 random letters or
+ * digits, as Synapse makes; `mxcd signing-key generate` asks for
+ * `mxcd_` + 8, so an extra key published beside a homeserver's `a_` key
+ * cannot take its id.
+ */
+export function generateSigningKey(prefix = "a_", length = 4): SigningKey {
   let suffix = "";
-  for (let i = 0; i < 4; i++) suffix += ALNUM[randomInt(ALNUM.length)];
-  return signingKeyFromSeed(`a_${suffix}`, randomBytes(32));
+  for (let i = 0; i < length; i++) suffix += ALNUM[randomInt(ALNUM.length)];
+  return signingKeyFromSeed(`${prefix}${suffix}`, randomBytes(32));
+}
+
+/** A signing.key file holds a few short lines; anything bigger is not one (and is not read whole). */
+export const MAX_SIGNING_KEY_FILE_BYTES = 64 * 1024;
+
+/** One key of a signing.key file with the line it came from. */
+export interface SigningKeyLine {
+  readonly key: SigningKey;
+  /** The line as written, without its line break (kept byte for byte by `combine`). */
+  readonly text: string;
+  /** 1-based line number in the file. */
+  readonly line: number;
 }
 
 /**
- * The keys of a signing.key file's text, in file order (the first is the
- * current one). Blank lines are skipped; any other line that is not
- * `ed25519 <version> <seed>` throws `SigningKeyFileError`.
+ * The keys of a signing.key file's text, in file order, with their lines
+ * (the first is the current one). Blank lines are skipped, CRLF and
+ * surrounding spaces are accepted; any other line that is not
+ * `ed25519 <version> <seed>`, a repeated key id, or an empty file throws
+ * `SigningKeyFileError`. Messages never quote a seed.
  */
-export function parseSigningKeyFile(text: string, path = "<text>"): SigningKey[] {
-  const keys: SigningKey[] = [];
-  for (const [index, line] of text.split(/\r?\n/).entries()) {
-    if (line.trim() === "") continue;
-    const fields = line.trim().split(/\s+/);
-    const where = `line ${index + 1}`;
+export function parseSigningKeyLines(text: string, path = "<text>"): SigningKeyLine[] {
+  if (Buffer.byteLength(text) > MAX_SIGNING_KEY_FILE_BYTES) {
+    throw new SigningKeyFileError(path, `larger than ${MAX_SIGNING_KEY_FILE_BYTES} bytes`);
+  }
+  const keys: SigningKeyLine[] = [];
+  const seen = new Map<string, number>();
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    if (raw.trim() === "") continue;
+    const fields = raw.trim().split(/\s+/);
+    const line = index + 1;
+    const where = `line ${line}`;
     if (fields.length !== 3) throw new SigningKeyFileError(path, `${where}: expected 3 fields`);
     const [algorithm, version, seedBase64] = fields as [string, string, string];
     if (algorithm !== "ed25519") {
-      throw new SigningKeyFileError(path, `${where}: unsupported algorithm ${algorithm}`);
+      // Quote a short word ("rsa") but never what could be a seed in the wrong column.
+      const named = /^[A-Za-z0-9_-]{1,16}$/.test(algorithm) ? ` ${algorithm}` : "";
+      throw new SigningKeyFileError(path, `${where}: unsupported algorithm${named} (only ed25519)`);
     }
     if (!VERSION.test(version)) throw new SigningKeyFileError(path, `${where}: invalid version`);
     const seed = decodeBase64(seedBase64);
     if (seed?.length !== 32) {
       throw new SigningKeyFileError(path, `${where}: the key is not 32 bytes of base64`);
     }
-    keys.push(signingKeyFromSeed(version, seed));
+    const key = signingKeyFromSeed(version, seed);
+    const earlier = seen.get(key.keyId);
+    if (earlier !== undefined) {
+      throw new SigningKeyFileError(path, `${where}: key id ${key.keyId} repeats line ${earlier}`);
+    }
+    seen.set(key.keyId, line);
+    keys.push({ key, text: raw.replace(/\r$/, ""), line });
   }
   if (keys.length === 0) throw new SigningKeyFileError(path, "no key in the file");
   return keys;
+}
+
+/**
+ * The keys of a signing.key file's text, in file order: the first is the
+ * one to sign with (Synapse signs with the first line and publishes them
+ * all). Errors as `parseSigningKeyLines`.
+ */
+export function parseSigningKeyFile(text: string, path = "<text>"): SigningKey[] {
+  return parseSigningKeyLines(text, path).map((entry) => entry.key);
 }
 
 /** The signing.key text of keys (signedjson `write_signing_keys`). */
@@ -107,10 +148,21 @@ export function formatSigningKeyFile(keys: readonly SigningKey[]): string {
  * its folder) holding a new key, readable by its owner only (mode 0600).
  * A file that exists but cannot be parsed throws `SigningKeyFileError`:
  * it is never overwritten, since that would change the server's identity.
+ * With `create: false` a missing file throws `SigningKeyFileError` instead.
+ * Only the first key is returned: the others are published (by Synapse)
+ * but never used to sign.
  */
-export async function loadOrCreateSigningKey(path: string): Promise<SigningKey> {
+export async function loadOrCreateSigningKey(
+  path: string,
+  options: { readonly create?: boolean } = {},
+): Promise<SigningKey> {
   const existing = await readKeyFile(path);
   if (existing !== undefined) return parseSigningKeyFile(existing, path)[0]!;
+  if (options.create === false) {
+    // A new key would be one no other server can find (e.g. the homeserver
+    // publishes the keys in attached mode): say so instead of making one.
+    throw new SigningKeyFileError(path, "does not exist (see `mxcd signing-key generate`)");
+  }
   const key = generateSigningKey();
   await mkdir(dirname(path), { recursive: true });
   if (await createExclusively(path, formatSigningKeyFile([key]))) return key;
@@ -121,7 +173,7 @@ export async function loadOrCreateSigningKey(path: string): Promise<SigningKey> 
 /** Creates `path` holding `text` (mode 0600) unless it exists; false when it did. */
 async function createExclusively(path: string, text: string): Promise<boolean> {
   const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  await writeFile(temporary, text, { mode: 0o600, flag: "wx" });
+  await writeFlushed(temporary, text);
   try {
     await link(temporary, path);
     return true;
@@ -140,12 +192,125 @@ async function createExclusively(path: string, text: string): Promise<boolean> {
   }
 }
 
-async function readKeyFile(path: string): Promise<string | undefined> {
+/** The file's text, or undefined when it does not exist; refuses a file above the size cap. */
+export async function readKeyFile(path: string): Promise<string | undefined> {
+  let handle: FileHandle;
   try {
-    return await readFile(path, "utf8");
+    handle = await open(path, "r");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
+  }
+  try {
+    // Read at most one byte past the cap, so a huge file (or /dev/zero) costs nothing.
+    const buffer = Buffer.alloc(MAX_SIGNING_KEY_FILE_BYTES + 1);
+    let size = 0;
+    while (size < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, size, buffer.length - size, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+    }
+    if (size > MAX_SIGNING_KEY_FILE_BYTES) {
+      throw new SigningKeyFileError(path, `larger than ${MAX_SIGNING_KEY_FILE_BYTES} bytes`);
+    }
+    return buffer.subarray(0, size).toString("utf8");
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The text of a signing.key file for a homeserver that publishes mxcd's key
+ * beside its own (reference attached-mode.md §2): every line of
+ * `homeserver` first, unchanged and in order (so the homeserver keeps
+ * signing with its first line), then every line of `mxcd`.
+ * `SigningKeyFileError` when either file is malformed, when an mxcd key is
+ * already in the homeserver file (same public key) or takes the id of one
+ * of its keys, or when the result would not read back as exactly those
+ * keys in that order. `replacing`, the text of a file the result will
+ * overwrite, must lose no key and keep its first key first.
+ */
+export function combineSigningKeyFiles(
+  homeserver: { readonly path: string; readonly text: string },
+  mxcd: { readonly path: string; readonly text: string },
+  replacing?: { readonly path: string; readonly text: string },
+): string {
+  const ours = parseSigningKeyLines(homeserver.text, homeserver.path);
+  const theirs = parseSigningKeyLines(mxcd.text, mxcd.path);
+  for (const { key, line } of theirs) {
+    const same = ours.find((entry) => entry.key.publicKeyBase64 === key.publicKeyBase64);
+    if (same !== undefined) {
+      throw new SigningKeyFileError(
+        mxcd.path,
+        `line ${line}: this key is already in ${homeserver.path} (line ${same.line}, ${same.key.keyId})`,
+      );
+    }
+    const clash = ours.find((entry) => entry.key.keyId === key.keyId);
+    if (clash !== undefined) {
+      throw new SigningKeyFileError(
+        mxcd.path,
+        `line ${line}: key id ${key.keyId} is already used by ${homeserver.path} (line ${clash.line}); generate a new key with \`mxcd signing-key generate\``,
+      );
+    }
+  }
+  const text = [...ours, ...theirs].map((entry) => `${entry.text}\n`).join("");
+  // Read the result back: it must be the homeserver's keys, in order, then ours.
+  const expected = [...ours, ...theirs].map((entry) => entry.key);
+  const back = parseSigningKeyFile(text, "the combined file");
+  const same = (a: SigningKey, b: SigningKey) => a.keyId === b.keyId && a.seed.equals(b.seed);
+  if (back.length !== expected.length || back.some((key, i) => !same(key, expected[i]!))) {
+    throw new SigningKeyFileError(homeserver.path, "the combined file would not keep every line");
+  }
+  if (replacing !== undefined) {
+    const old = parseSigningKeyFile(replacing.text, replacing.path);
+    const lost = old.filter((key) => !back.some((kept) => same(kept, key)));
+    if (lost.length > 0) {
+      throw new SigningKeyFileError(
+        replacing.path,
+        `overwriting it would drop ${lost.map((key) => key.keyId).join(", ")}`,
+      );
+    }
+    if (!same(old[0]!, back[0]!)) {
+      throw new SigningKeyFileError(
+        replacing.path,
+        `overwriting it would change its first (signing) key ${old[0]!.keyId}`,
+      );
+    }
+  }
+  return text;
+}
+
+/**
+ * Writes `text` to `path` with mode 0600, all or nothing: a temporary file
+ * in the same folder, flushed, then renamed over `path` (`overwrite`) or
+ * hard-linked to it, which fails if `path` exists. `SigningKeyFileError`
+ * when `path` exists and `overwrite` is false. No temporary file is left.
+ */
+export async function writeKeyFileAtomically(
+  path: string,
+  text: string,
+  options: { readonly overwrite: boolean },
+): Promise<void> {
+  if (!options.overwrite) {
+    if (await createExclusively(path, text)) return;
+    throw new SigningKeyFileError(path, "exists; it is never overwritten");
+  }
+  const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  try {
+    await writeFlushed(temporary, text);
+    await rename(temporary, path);
+  } finally {
+    await unlink(temporary).catch(() => {});
+  }
+}
+
+async function writeFlushed(path: string, text: string): Promise<void> {
+  const handle = await open(path, "wx", 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -157,14 +322,20 @@ export class SigningKeyFile {
   #key: SigningKey | undefined;
   #loading: Promise<SigningKey> | undefined;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    /** False: a missing file is an error, not a new key (attached mode). */
+    readonly createIfMissing = true,
+  ) {}
 
   /** Reads (or creates) the key file once; later calls share the result. */
   load(): Promise<SigningKey> {
-    this.#loading ??= loadOrCreateSigningKey(this.path).then((key) => {
-      this.#key = key;
-      return key;
-    });
+    this.#loading ??= loadOrCreateSigningKey(this.path, { create: this.createIfMissing }).then(
+      (key) => {
+        this.#key = key;
+        return key;
+      },
+    );
     return this.#loading;
   }
 
