@@ -26,7 +26,8 @@ describe("mxcd CLI", () => {
   it("lists every command in --help", async () => {
     const { code, stdout } = await runCli(["--help"]);
     assert.equal(code, 0);
-    for (const command of ["serve", "generate-config", "config", "register-user", "migrate"]) {
+    const commands = ["serve", "generate-config", "config", "register-user", "migrate", "jobs"];
+    for (const command of [...commands, "media", "appservice", "signing-key"]) {
       assert.match(stdout, new RegExp(`\\b${command}\\b`), command);
     }
   });
