@@ -14,8 +14,8 @@ import { AppServiceEventRepository } from "../repositories/app-service-event-rep
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
 import type { LocalMediaModeration } from "../rooms/local-media-moderation.js";
 import { MediaRedactionPolicy } from "../rooms/media-redaction-policy.js";
-import { parseRegistration } from "./app-service-registration.js";
 import { AppServiceReceiver } from "./app-service-receiver.js";
+import { parseRegistration } from "./app-service-registration.js";
 
 /** Inputs of `createAppServiceReceiver`. */
 export interface AppServiceIntakeOptions {

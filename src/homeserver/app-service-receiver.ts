@@ -21,8 +21,8 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Database, Db } from "../db/database.js";
-import { extractMediaReferences } from "../domain/media-reference-extractor.js";
 import { MatrixError } from "../domain/matrix-error.js";
+import { extractMediaReferences } from "../domain/media-reference-extractor.js";
 import type { Logger } from "../logging/logger.js";
 import type {
   AppServiceEventRepository,

@@ -391,9 +391,12 @@ forEachEngine("application-service transactions", (engine) => {
       ];
       // The redaction comes before `good` is pushed: it finds nothing.
       const txn = { txnId: freshTxnId(), events: [...hostile, good] };
+      const before = await counts();
       const res = await pusher.put(txn);
       assert.equal(res.status, 200);
       assert.deepEqual(await roomMedia(roomId), [good.content.url]);
+      // Nothing was recorded anywhere else either (a room id of another type, say).
+      assert.equal((await counts()).refs, before.refs + 1);
     });
 
     it("an event with giant content is indexed and only its media fields are kept", async () => {
