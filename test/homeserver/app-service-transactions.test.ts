@@ -202,6 +202,10 @@ forEachEngine("application-service transactions", (engine) => {
     pusher.enqueue(event, redactionEvent(newRoomId(), event.event_id, event.sender, "content"));
     await pusher.flush();
     assert.deepEqual(await roomMedia(roomId), [event.content.url]);
+    // Nor use it up: the redaction in its own room still acts.
+    pusher.enqueue(redactionEvent(roomId, event.event_id, event.sender, "content"));
+    await pusher.flush();
+    assert.deepEqual(await roomMedia(roomId), []);
   });
 
   it("encrypted events add nothing", async () => {
