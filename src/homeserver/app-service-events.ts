@@ -38,14 +38,30 @@ function objectOf(value: unknown): Json | undefined {
     : undefined;
 }
 
-/** An identifier with its sigil and at most 255 characters, else undefined. */
-function idOf(value: unknown, sigil: string): string | undefined {
-  return typeof value === "string" &&
-    value.length > 1 &&
-    value.length <= MAX_ID_LENGTH &&
-    value.startsWith(sigil)
+/**
+ * Control characters: never in an identifier, and a NUL in any text column
+ * makes PostgreSQL refuse the whole database transaction (a 500 the
+ * homeserver would retry forever).
+ */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/** A string of at most 255 characters without control characters, else undefined. */
+function textOf(value: unknown): string | undefined {
+  return typeof value === "string" && value.length <= MAX_ID_LENGTH && !hasControlCharacter(value)
     ? value
     : undefined;
+}
+
+/** An identifier: `textOf` with its sigil and something after it, else undefined. */
+function idOf(value: unknown, sigil: string): string | undefined {
+  const text = textOf(value);
+  return text !== undefined && text.length > 1 && text.startsWith(sigil) ? text : undefined;
 }
 
 /**
@@ -68,16 +84,21 @@ export function transactionEvents(body: unknown): readonly unknown[] {
   return events;
 }
 
-/** One event of a transaction, or undefined when it lacks a usable id, room, sender or type. */
+/**
+ * One event of a transaction, or undefined when its id, room, sender, type
+ * or state key is missing, not a string, over 255 characters or holds a
+ * control character.
+ */
 export function parsePushedEvent(value: unknown): PushedEvent | undefined {
   const event = objectOf(value);
   if (!event) return undefined;
   const eventId = idOf(event.event_id, "$");
   const roomId = idOf(event.room_id, "!");
   const sender = idOf(event.sender, "@");
-  const type = event.type;
-  if (!eventId || !roomId || !sender || typeof type !== "string") return undefined;
-  const stateKey = typeof event.state_key === "string" ? event.state_key : undefined;
+  const type = textOf(event.type);
+  if (!eventId || !roomId || !sender || type === undefined) return undefined;
+  const stateKey = textOf(event.state_key);
+  if (event.state_key !== undefined && stateKey === undefined) return undefined;
   const redacts =
     type === "m.room.redaction"
       ? (idOf(objectOf(event.content)?.redacts, "$") ?? idOf(event.redacts, "$"))
