@@ -74,10 +74,12 @@ forEachEngine("application-service transactions", (engine) => {
   let admin: TestUser;
   let hsToken: string;
   let pusher: AppServicePusher;
+  let registrationPath: string;
 
   before(async () => {
     const registration = registrationFile();
     hsToken = registration.hsToken;
+    registrationPath = registration.path;
     server = await startTestServer(engine, {
       app_service: { registration: registration.path },
       media_redaction_policy: "quarantine",
@@ -180,6 +182,40 @@ forEachEngine("application-service transactions", (engine) => {
     const afterPush = await counts();
     assert.equal(afterPush.refs - before.refs, 20);
     assert.equal(afterPush.txns - before.txns, 1);
+  });
+
+  it("two mxcd processes on one database record a transaction, and an event, once", async () => {
+    const second = await startTestServer(engine, {
+      database: server.app.config.database,
+      app_service: { registration: registrationPath },
+    });
+    try {
+      const roomId = newRoomId();
+      const other = new AppServicePusher({ url: second.baseUrl, hsToken });
+      const txn = {
+        txnId: freshTxnId(),
+        events: Array.from({ length: 30 }, (_, i) => imageEvent(roomId, `mxc://${REMOTE}/p${i}`)),
+      };
+      const before = await counts();
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, async (_, i) => (await (i % 2 ? other : pusher).put(txn)).status),
+      );
+      assert.deepEqual(new Set(statuses), new Set([200]));
+      // The same events under other transaction ids, to both processes at once.
+      const again = (txnId: string) => ({ txnId, events: txn.events });
+      const [a, b] = await Promise.all([
+        pusher.put(again(freshTxnId())),
+        other.put(again(freshTxnId())),
+      ]);
+      assert.equal(a.status, 200);
+      assert.equal(b.status, 200);
+      const afterPush = await counts();
+      assert.equal(afterPush.refs - before.refs, 30);
+      assert.equal(afterPush.txns - before.txns, 3);
+      assert.equal((await roomMedia(roomId)).length, 30);
+    } finally {
+      await second.stop();
+    }
   });
 
   for (const where of ["content", "top"] as const) {
