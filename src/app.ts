@@ -21,6 +21,7 @@ import type { FederationClient } from "./federation/federation-client.js";
 import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js";
 import type { KeyRing } from "./federation/key-ring.js";
 import type { RequestSigner } from "./federation/x-matrix.js";
+import { createAppServiceReceiver } from "./homeserver/app-service-intake.js";
 import { registerAccountMetrics } from "./http/account-metrics.js";
 import { Auth } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
@@ -29,6 +30,7 @@ import { createHttpServer } from "./http/http-server.js";
 import { addMediaNosniff } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
+import { registerAppServiceRoutes } from "./http/routes/app-service-routes.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
@@ -310,6 +312,14 @@ export function createApp(config: Config, logger: Logger): App {
     admin: mediaAdminService,
     deletion: mediaDeletion,
   });
+  // The application-service event feed (docs/attached.md "Application service").
+  if (config.app_service) {
+    const receiver = createAppServiceReceiver({
+      ...{ config, database, logger, moderation, references: roomServices.references },
+      registrationPath: config.app_service.registration,
+    });
+    registerAppServiceRoutes(http, { receiver });
+  }
 
   // Federation: keys, signing, outbound requests, inbound auth (docs/federation.md).
   const federation = createFederation(config, logger);

@@ -235,6 +235,8 @@ export const configSchema = z.strictObject({
   remote_media_failure_ttl: duration.default(30_000),
   remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
   media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
+  /** The application-service event feed (docs/attached.md); unset: no transactions route. */
+  app_service: z.strictObject({ registration: z.string().min(1) }).optional(),
   // Federation: keys and request signing (docs/configuration.md).
   signing_key_path: z.string().min(1).default("./data/signing.key"),
   old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),

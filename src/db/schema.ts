@@ -226,6 +226,28 @@ export interface BackgroundJobsTable {
   last_error: string | null;
 }
 
+/** Transaction ids the homeserver pushed to the application service (replays are no-ops). */
+export interface AppServiceTransactionsTable {
+  /** The registration's `id`. */
+  as_id: string;
+  txn_id: string;
+  received_ts: number;
+}
+
+/** A pushed event that referenced media (migration 0006-app-service.ts). */
+export interface AppServiceEventsTable {
+  /** Local stream position in arrival order; `media_references.stream_ordering`. */
+  position: Generated<number>;
+  event_id: string;
+  room_id: string;
+  sender: string;
+  type: string;
+  state_key: string | null;
+  /** JSON: only the content fields that carry `mxc://` URIs. */
+  media_content: string;
+  redacted: Flag;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -244,4 +266,6 @@ export interface DatabaseSchema {
   quarantine_stream: QuarantineStreamTable;
   quarantine_blocks: QuarantineBlocksTable;
   background_jobs: BackgroundJobsTable;
+  app_service_transactions: AppServiceTransactionsTable;
+  app_service_events: AppServiceEventsTable;
 }

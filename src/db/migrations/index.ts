@@ -4,6 +4,7 @@ import * as media from "./0002-media.js";
 import * as rooms from "./0003-rooms.js";
 import * as quarantine from "./0004-quarantine.js";
 import * as jobs from "./0005-jobs.js";
+import * as appService from "./0006-app-service.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -12,4 +13,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0003-rooms", up: rooms.up },
   { name: "0004-quarantine", up: quarantine.up },
   { name: "0005-jobs", up: jobs.up },
+  { name: "0006-app-service", up: appService.up },
 ];

@@ -1,0 +1,175 @@
+/**
+ * The application-service intake (attached-mode.md §3.2, §8.3 item 4): the
+ * homeserver pushes every room event to `PUT /_matrix/app/v1/transactions/
+ * {txnId}`, and each one goes through the same media-reference extraction as
+ * a standalone event, so room media listing, room quarantine, `keep_profiles`
+ * and media_redaction_policy work in the attached shape.
+ *
+ * Design:
+ * - Authentication is the registration's `hs_token`, compared in constant
+ *   time over SHA-256 digests (equal lengths whatever the input).
+ * - One database transaction per pushed transaction: the transaction id row
+ *   (a replay finds it and does nothing), each event's row and its
+ *   references, and each redaction's removals. The caller answers `{}` only
+ *   once this has committed, so the homeserver never drops a transaction
+ *   mxcd did not store.
+ * - Positions: pushed events have no stream ordering mxcd can use, so each
+ *   recorded event gets a local position in arrival order (per room the
+ *   homeserver pushes in stream order, which is all the listing needs).
+ * - media_redaction_policy runs after the commit, as for standalone
+ *   redactions; it never throws.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Database, Db } from "../db/database.js";
+import { MatrixError } from "../domain/matrix-error.js";
+import { extractMediaReferences } from "../domain/media-reference-extractor.js";
+import type { Logger } from "../logging/logger.js";
+import type {
+  AppServiceEventRepository,
+  AppServiceEventRow,
+} from "../repositories/app-service-event-repository.js";
+import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
+import type { RedactionFacts } from "../rooms/media-redaction-policy.js";
+import {
+  mediaContentOf,
+  type PushedEvent,
+  parsePushedEvent,
+  transactionEvents,
+} from "./app-service-events.js";
+
+/** The slice of MediaRedactionPolicy the receiver calls. */
+export interface RedactionPolicy {
+  apply(redaction: RedactionFacts): Promise<unknown>;
+}
+
+/** What the receiver needs; all required. */
+export interface AppServiceReceiverDeps {
+  /** The registration's `id` (the namespace of its transaction ids). */
+  readonly asId: string;
+  /** The registration's `hs_token`. */
+  readonly hsToken: string;
+  readonly database: Database;
+  readonly events: AppServiceEventRepository;
+  readonly references: Pick<MediaReferenceRepository, "insertForEvent">;
+  readonly redactionPolicy: RedactionPolicy;
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+/** The credentials of one request: the Bearer token and the `access_token` query, if given. */
+export interface PresentedTokens {
+  /** The Authorization header as sent; undefined when absent. */
+  readonly authorization: string | undefined;
+  /** The `access_token` query parameter(s); undefined when absent. */
+  readonly queryToken: string | readonly string[] | undefined;
+}
+
+/** What one pushed transaction did (for logs and tests). */
+export interface TransactionOutcome {
+  readonly replay: boolean;
+  readonly recorded: number;
+  readonly redacted: number;
+  readonly skipped: number;
+}
+
+const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
+
+/** Receives the homeserver's transactions and pings. */
+export class AppServiceReceiver {
+  readonly #tokenDigest: Buffer;
+
+  constructor(private readonly deps: AppServiceReceiverDeps) {
+    this.#tokenDigest = digest(deps.hsToken);
+  }
+
+  /**
+   * Checks the homeserver's credentials (spec, application-service API
+   * "Authorization"): none → 401 M_MISSING_TOKEN; a Bearer header that is not
+   * the hs_token, a non-Bearer header, or a query `access_token` that is not
+   * the hs_token (legacy servers send both; both must match) → 403 M_FORBIDDEN.
+   */
+  authorize(tokens: PresentedTokens): void {
+    const { authorization, queryToken } = tokens;
+    if (authorization === undefined && queryToken === undefined) {
+      throw new MatrixError("M_MISSING_TOKEN", "Missing hs_token");
+    }
+    const presented: string[] = [];
+    if (authorization !== undefined) {
+      const match = /^Bearer (\S+)$/.exec(authorization);
+      presented.push(match?.[1] ?? "");
+    }
+    if (queryToken !== undefined) {
+      // A repeated parameter is refused rather than guessed at.
+      presented.push(typeof queryToken === "string" ? queryToken : "");
+    }
+    // Every presented token is compared (no early exit), in constant time.
+    let ok = true;
+    for (const token of presented) {
+      ok = timingSafeEqual(digest(token), this.#tokenDigest) && ok;
+    }
+    if (!ok) throw new MatrixError("M_FORBIDDEN", "Invalid hs_token");
+  }
+
+  /**
+   * Records one transaction's events, idempotently by transaction id and by
+   * event id; resolves once committed (and the redaction policy has run).
+   */
+  async receive(txnId: string, body: unknown): Promise<TransactionOutcome> {
+    const raw = transactionEvents(body);
+    const parsed = raw.map(parsePushedEvent);
+    const skipped = parsed.filter((e) => e === undefined).length;
+    const events = parsed.filter((e): e is PushedEvent => e !== undefined);
+    const { deps } = this;
+    const result = await deps.database.transaction(async (tx) => {
+      const fresh = await deps.events.recordTransaction(tx, deps.asId, txnId, deps.now());
+      if (!fresh) return undefined;
+      let recorded = 0;
+      const redactions: { redaction: PushedEvent; target: AppServiceEventRow }[] = [];
+      for (const event of events) {
+        if (event.redacts !== undefined) {
+          const target = await deps.events.redact(tx, event.roomId, event.redacts);
+          if (target) redactions.push({ redaction: event, target });
+        }
+        if (await this.#record(tx, event)) recorded++;
+      }
+      return { recorded, redactions };
+    });
+    if (!result) return { replay: true, recorded: 0, redacted: 0, skipped };
+    for (const { redaction, target } of result.redactions) {
+      await deps.redactionPolicy.apply({
+        redactedEvent: {
+          type: target.type,
+          stateKey: target.stateKey,
+          sender: target.sender,
+          content: target.mediaContent,
+        },
+        redactingSender: redaction.sender,
+        // Attached mode: the homeserver's admins are not known here yet; the
+        // config `admins` list, once it exists, is the place to look.
+        redactingSenderIsAdmin: false,
+      });
+    }
+    if (skipped > 0)
+      deps.logger.warn({ txn_id: txnId, skipped }, "skipped malformed pushed events");
+    return {
+      replay: false,
+      recorded: result.recorded,
+      redacted: result.redactions.length,
+      skipped,
+    };
+  }
+
+  /** Records an event's references; false when it has none or was recorded before. */
+  async #record(tx: Db, event: PushedEvent): Promise<boolean> {
+    const refs = extractMediaReferences(event.type, event.stateKey, event.content);
+    if (refs.length === 0) return false;
+    const position = await this.deps.events.recordEvent(tx, {
+      ...event,
+      mediaContent: mediaContentOf(event.content),
+    });
+    if (position === undefined) return false;
+    const where = { roomId: event.roomId, eventId: event.eventId, streamOrdering: position };
+    await this.deps.references.insertForEvent(tx, where, refs);
+    return true;
+  }
+}
