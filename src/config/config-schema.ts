@@ -186,90 +186,177 @@ const rcLogin = z
     failed_attempts: { per_second: 0.17, burst_count: 3 },
   });
 
-export const configSchema = z.strictObject({
-  server_name: serverName,
-  listen: z
-    .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(8008),
-      /** Synapse's listener option: take the client address from X-Forwarded-For. */
-      x_forwarded: z.boolean().default(false),
-    })
-    .default({ host: "127.0.0.1", port: 8008, x_forwarded: false }),
-  /** A listener of its own for `GET /metrics`; unset: /metrics is on `listen`. */
-  metrics_listen: z
-    .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(1).max(65535),
-    })
-    .optional(),
-  database: z
-    .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
-    .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
-  media_store: z
-    .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
-    .default({ engine: "filesystem", path: "./data/media" }),
-  registration_shared_secret: z.string().min(1).nullable().default(null),
-  // Login and password hashing (docs/configuration.md).
-  rc_login: rcLogin,
-  /** Worker threads that hash passwords, off libuv's threadpool. */
-  password_hash_workers: z.number().int().min(1).max(64).default(2),
-  /** Password hashes that may wait for a worker; more are refused with 429. */
-  password_hash_queue_size: z.number().int().min(0).max(100_000).default(64),
-  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  max_upload_size: size.default(50 * 1024 * 1024),
-  max_image_pixels: size.default(32 * 1024 * 1024),
-  dynamic_thumbnails: z.boolean().default(false),
-  thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
-  max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),
-  /** Frames an animated thumbnail may have; a longer animation gets a still (docs/media.md). */
-  max_thumbnail_frames: z.number().int().min(1).default(1000),
-  /** Time budget of one thumbnail render, rounded up to whole seconds (docs/media.md). */
-  thumbnail_timeout: duration
-    .refine((ms) => ms >= 1000 && ms <= 3_600_000, "must be between 1s and 1h")
-    .default(10_000),
-  enable_authenticated_media: z.boolean().default(true),
-  max_pending_media_uploads: z.number().int().min(1).default(5),
-  unused_expiration_time: duration.default(24 * 3_600_000),
-  prevent_media_downloads_from: z.array(serverName).default([]),
-  remote_media_failure_ttl: duration.default(30_000),
-  remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
-  media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
-  // Federation: keys and request signing (docs/configuration.md).
-  signing_key_path: z.string().min(1).default("./data/signing.key"),
-  old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),
-  key_refresh_interval: duration.default(86_400_000),
-  trusted_key_servers: z.array(trustedKeyServer).default([]),
-  // Federation: outbound requests (docs/configuration.md).
-  ip_range_blacklist: z.array(ipRange).default([...SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST]),
-  ip_range_whitelist: z.array(ipRange).default([]),
-  federation_custom_resolvers: z
-    .record(serverName, federationBaseUrl, {
-      error: (issue) => (issue.code === "invalid_key" ? "must be a Matrix server name" : undefined),
-    })
-    .default({}),
-  federation_verify_certificates: z.boolean().default(true),
-  federation_request_timeout: duration.default(60_000),
-  /** Connection limits of the HTTP listener (docs/deployment.md, "Timeouts"). */
-  http_timeouts: z
-    .strictObject({
-      headers: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
-      body_idle: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
-    })
-    .default({ headers: 60_000, body_idle: 60_000 }),
-  /** How long a SIGTERM/SIGINT waits for in-flight requests before closing them. */
-  shutdown_grace_period: duration
-    .refine((ms) => ms <= 3_600_000, "must be at most 1h")
-    .default(10_000),
-  /**
-   * How often a request waiting on another process (async upload, feed
-   * long-poll, remote fetch, thumbnail) re-checks the database when no
-   * notification woke it (docs/deployment.md).
-   */
-  notification_poll_interval: duration
-    .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
-    .default(500),
+/** A Matrix user id (`@localpart:server`), checked loosely; `admins` entries. */
+const userId = z
+  .string()
+  .regex(/^@[^:\s]+:[^\s]+$/, 'must be a Matrix user id such as "@alice:example.org"');
+
+/** `homeserver.base_url`: an http(s) URL without query, fragment or credentials. */
+const homeserverBaseUrl = z.url({ protocol: /^https?$/ }).refine((text) => {
+  const url = new URL(text);
+  return !url.search && !url.hash && !url.username && !url.password;
+}, 'must be a URL such as "http://synapse:8008" (no query or credentials)');
+
+/** The homeserver mxcd is attached to (attached mode only; docs/attached.md). */
+const homeserver = z.strictObject({
+  /** Its internal address (never the public one, which the proxy routes back to mxcd). */
+  base_url: homeserverBaseUrl,
+  /** How admins are recognised: Synapse's admin probe, the whois probe, or `admins` only. */
+  admin_api: z.enum(["synapse", "matrix", "none"]).default("synapse"),
+  /** A homeserver-admin token for room media listing and backfill (not used yet). */
+  admin_access_token: z.string().min(1).nullable().default(null),
+  request_timeout: duration
+    .refine((ms) => ms >= 1 && ms <= 600_000, "must be between 1ms and 10m")
+    .default(30_000),
+  /** Consecutive failures before mxcd stops asking for a while (MMR's `backoffAt`). */
+  failure_threshold: z.number().int().min(1).max(1_000_000).default(10),
 });
+
+/** The cache of the homeserver's answers about access tokens (attached mode only). */
+const accessTokenCache = z.strictObject({
+  ttl: duration.default(60_000),
+  negative_ttl: duration.default(5_000),
+  admin_ttl: duration.default(60_000),
+  max_entries: z.number().int().min(1).max(10_000_000).default(100_000),
+});
+
+/** `access_token_cache` with every default, for an attached config that omits it. */
+export const DEFAULT_ACCESS_TOKEN_CACHE = accessTokenCache.parse({});
+
+export const configSchema = z
+  .strictObject({
+    /** `standalone` (own accounts and rooms) or `attached` (in front of a homeserver). */
+    mode: z.enum(["standalone", "attached"]).default("standalone"),
+    server_name: serverName,
+    // Attached mode (docs/attached.md): required or refused by mode, below.
+    homeserver: homeserver.optional(),
+    access_token_cache: accessTokenCache.optional(),
+    admins: z.array(userId).optional(),
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8008),
+        /** Synapse's listener option: take the client address from X-Forwarded-For. */
+        x_forwarded: z.boolean().default(false),
+      })
+      .default({ host: "127.0.0.1", port: 8008, x_forwarded: false }),
+    /** A listener of its own for `GET /metrics`; unset: /metrics is on `listen`. */
+    metrics_listen: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(1).max(65535),
+      })
+      .optional(),
+    database: z
+      .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
+      .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
+    media_store: z
+      .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
+      .default({ engine: "filesystem", path: "./data/media" }),
+    registration_shared_secret: z.string().min(1).nullable().default(null),
+    // Login and password hashing (docs/configuration.md).
+    rc_login: rcLogin,
+    /** Worker threads that hash passwords, off libuv's threadpool. */
+    password_hash_workers: z.number().int().min(1).max(64).default(2),
+    /** Password hashes that may wait for a worker; more are refused with 429. */
+    password_hash_queue_size: z.number().int().min(0).max(100_000).default(64),
+    log_level: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
+    max_upload_size: size.default(50 * 1024 * 1024),
+    max_image_pixels: size.default(32 * 1024 * 1024),
+    dynamic_thumbnails: z.boolean().default(false),
+    thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
+    max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),
+    /** Frames an animated thumbnail may have; a longer animation gets a still (docs/media.md). */
+    max_thumbnail_frames: z.number().int().min(1).default(1000),
+    /** Time budget of one thumbnail render, rounded up to whole seconds (docs/media.md). */
+    thumbnail_timeout: duration
+      .refine((ms) => ms >= 1000 && ms <= 3_600_000, "must be between 1s and 1h")
+      .default(10_000),
+    enable_authenticated_media: z.boolean().default(true),
+    max_pending_media_uploads: z.number().int().min(1).default(5),
+    unused_expiration_time: duration.default(24 * 3_600_000),
+    prevent_media_downloads_from: z.array(serverName).default([]),
+    remote_media_failure_ttl: duration.default(30_000),
+    remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
+    media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
+    // Federation: keys and request signing (docs/configuration.md).
+    signing_key_path: z.string().min(1).default("./data/signing.key"),
+    old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),
+    key_refresh_interval: duration.default(86_400_000),
+    trusted_key_servers: z.array(trustedKeyServer).default([]),
+    // Federation: outbound requests (docs/configuration.md).
+    ip_range_blacklist: z.array(ipRange).default([...SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST]),
+    ip_range_whitelist: z.array(ipRange).default([]),
+    federation_custom_resolvers: z
+      .record(serverName, federationBaseUrl, {
+        error: (issue) =>
+          issue.code === "invalid_key" ? "must be a Matrix server name" : undefined,
+      })
+      .default({}),
+    federation_verify_certificates: z.boolean().default(true),
+    federation_request_timeout: duration.default(60_000),
+    /** Connection limits of the HTTP listener (docs/deployment.md, "Timeouts"). */
+    http_timeouts: z
+      .strictObject({
+        headers: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+        body_idle: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+      })
+      .default({ headers: 60_000, body_idle: 60_000 }),
+    /** How long a SIGTERM/SIGINT waits for in-flight requests before closing them. */
+    shutdown_grace_period: duration
+      .refine((ms) => ms <= 3_600_000, "must be at most 1h")
+      .default(10_000),
+    /**
+     * How often a request waiting on another process (async upload, feed
+     * long-poll, remote fetch, thumbnail) re-checks the database when no
+     * notification woke it (docs/deployment.md).
+     */
+    notification_poll_interval: duration
+      .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
+      .default(500),
+  })
+  .superRefine(checkAttachedKeys);
+
+/**
+ * The attached-mode keys are required in attached mode and refused in
+ * standalone, where they would do nothing: a config that sets them in the
+ * wrong mode is surely a mistake (docs/attached.md).
+ */
+function checkAttachedKeys(
+  config: {
+    mode: "standalone" | "attached";
+    server_name: string;
+    homeserver?: { admin_api: string } | undefined;
+    access_token_cache?: unknown;
+    admins?: readonly string[] | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const problem = (key: string, message: string) =>
+    ctx.addIssue({ code: "custom", path: [key], message });
+  if (config.mode === "standalone") {
+    for (const key of ["homeserver", "access_token_cache", "admins"] as const) {
+      if (config[key] !== undefined) problem(key, "only allowed with mode: attached");
+    }
+    return;
+  }
+  if (config.homeserver === undefined) {
+    problem("homeserver", "is required with mode: attached (homeserver.base_url at least)");
+  } else if (config.homeserver.admin_api === "none" && (config.admins ?? []).length === 0) {
+    problem("admins", "must list at least one admin when homeserver.admin_api is none");
+  }
+  (config.admins ?? []).forEach((admin, index) => {
+    if (!admin.endsWith(`:${config.server_name}`)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["admins", index],
+        message: `must be a user of server_name (${config.server_name})`,
+      });
+    }
+  });
+}
 
 /** The config as the YAML file gives it (defaults not yet applied). */
 export type ConfigInput = z.input<typeof configSchema>;
