@@ -223,101 +223,98 @@ const accessTokenCache = z.strictObject({
 /** `access_token_cache` with every default, for an attached config that omits it. */
 export const DEFAULT_ACCESS_TOKEN_CACHE = accessTokenCache.parse({});
 
-export const configSchema = z
-  .strictObject({
-    /** `standalone` (own accounts and rooms) or `attached` (in front of a homeserver). */
-    mode: z.enum(["standalone", "attached"]).default("standalone"),
-    server_name: serverName,
-    // Attached mode (docs/attached.md): required or refused by mode, below.
-    homeserver: homeserver.optional(),
-    access_token_cache: accessTokenCache.optional(),
-    admins: z.array(userId).optional(),
-    listen: z
-      .strictObject({
-        host: z.string().min(1).default("127.0.0.1"),
-        port: z.number().int().min(0).max(65535).default(8008),
-        /** Synapse's listener option: take the client address from X-Forwarded-For. */
-        x_forwarded: z.boolean().default(false),
-      })
-      .default({ host: "127.0.0.1", port: 8008, x_forwarded: false }),
-    /** A listener of its own for `GET /metrics`; unset: /metrics is on `listen`. */
-    metrics_listen: z
-      .strictObject({
-        host: z.string().min(1).default("127.0.0.1"),
-        port: z.number().int().min(1).max(65535),
-      })
-      .optional(),
-    database: z
-      .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
-      .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
-    media_store: z
-      .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
-      .default({ engine: "filesystem", path: "./data/media" }),
-    registration_shared_secret: z.string().min(1).nullable().default(null),
-    // Login and password hashing (docs/configuration.md).
-    rc_login: rcLogin,
-    /** Worker threads that hash passwords, off libuv's threadpool. */
-    password_hash_workers: z.number().int().min(1).max(64).default(2),
-    /** Password hashes that may wait for a worker; more are refused with 429. */
-    password_hash_queue_size: z.number().int().min(0).max(100_000).default(64),
-    log_level: z
-      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
-      .default("info"),
-    max_upload_size: size.default(50 * 1024 * 1024),
-    max_image_pixels: size.default(32 * 1024 * 1024),
-    dynamic_thumbnails: z.boolean().default(false),
-    thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
-    max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),
-    /** Frames an animated thumbnail may have; a longer animation gets a still (docs/media.md). */
-    max_thumbnail_frames: z.number().int().min(1).default(1000),
-    /** Time budget of one thumbnail render, rounded up to whole seconds (docs/media.md). */
-    thumbnail_timeout: duration
-      .refine((ms) => ms >= 1000 && ms <= 3_600_000, "must be between 1s and 1h")
-      .default(10_000),
-    enable_authenticated_media: z.boolean().default(true),
-    max_pending_media_uploads: z.number().int().min(1).default(5),
-    unused_expiration_time: duration.default(24 * 3_600_000),
-    prevent_media_downloads_from: z.array(serverName).default([]),
-    remote_media_failure_ttl: duration.default(30_000),
-    remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
-    media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
-    // Federation: keys and request signing (docs/configuration.md).
-    signing_key_path: z.string().min(1).default("./data/signing.key"),
-    old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),
-    key_refresh_interval: duration.default(86_400_000),
-    trusted_key_servers: z.array(trustedKeyServer).default([]),
-    // Federation: outbound requests (docs/configuration.md).
-    ip_range_blacklist: z.array(ipRange).default([...SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST]),
-    ip_range_whitelist: z.array(ipRange).default([]),
-    federation_custom_resolvers: z
-      .record(serverName, federationBaseUrl, {
-        error: (issue) =>
-          issue.code === "invalid_key" ? "must be a Matrix server name" : undefined,
-      })
-      .default({}),
-    federation_verify_certificates: z.boolean().default(true),
-    federation_request_timeout: duration.default(60_000),
-    /** Connection limits of the HTTP listener (docs/deployment.md, "Timeouts"). */
-    http_timeouts: z
-      .strictObject({
-        headers: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
-        body_idle: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
-      })
-      .default({ headers: 60_000, body_idle: 60_000 }),
-    /** How long a SIGTERM/SIGINT waits for in-flight requests before closing them. */
-    shutdown_grace_period: duration
-      .refine((ms) => ms <= 3_600_000, "must be at most 1h")
-      .default(10_000),
-    /**
-     * How often a request waiting on another process (async upload, feed
-     * long-poll, remote fetch, thumbnail) re-checks the database when no
-     * notification woke it (docs/deployment.md).
-     */
-    notification_poll_interval: duration
-      .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
-      .default(500),
-  })
-  .superRefine(checkAttachedKeys);
+const configObject = z.strictObject({
+  /** `standalone` (own accounts and rooms) or `attached` (in front of a homeserver). */
+  mode: z.enum(["standalone", "attached"]).default("standalone"),
+  server_name: serverName,
+  // Attached mode (docs/attached.md): required or refused by mode, below.
+  homeserver: homeserver.optional(),
+  access_token_cache: accessTokenCache.optional(),
+  admins: z.array(userId).optional(),
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8008),
+      /** Synapse's listener option: take the client address from X-Forwarded-For. */
+      x_forwarded: z.boolean().default(false),
+    })
+    .default({ host: "127.0.0.1", port: 8008, x_forwarded: false }),
+  /** A listener of its own for `GET /metrics`; unset: /metrics is on `listen`. */
+  metrics_listen: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(1).max(65535),
+    })
+    .optional(),
+  database: z
+    .discriminatedUnion("engine", [sqliteDatabase, postgresDatabase])
+    .default({ engine: "sqlite", path: "./data/mxcd.sqlite" }),
+  media_store: z
+    .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
+    .default({ engine: "filesystem", path: "./data/media" }),
+  registration_shared_secret: z.string().min(1).nullable().default(null),
+  // Login and password hashing (docs/configuration.md).
+  rc_login: rcLogin,
+  /** Worker threads that hash passwords, off libuv's threadpool. */
+  password_hash_workers: z.number().int().min(1).max(64).default(2),
+  /** Password hashes that may wait for a worker; more are refused with 429. */
+  password_hash_queue_size: z.number().int().min(0).max(100_000).default(64),
+  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  max_upload_size: size.default(50 * 1024 * 1024),
+  max_image_pixels: size.default(32 * 1024 * 1024),
+  dynamic_thumbnails: z.boolean().default(false),
+  thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
+  max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),
+  /** Frames an animated thumbnail may have; a longer animation gets a still (docs/media.md). */
+  max_thumbnail_frames: z.number().int().min(1).default(1000),
+  /** Time budget of one thumbnail render, rounded up to whole seconds (docs/media.md). */
+  thumbnail_timeout: duration
+    .refine((ms) => ms >= 1000 && ms <= 3_600_000, "must be between 1s and 1h")
+    .default(10_000),
+  enable_authenticated_media: z.boolean().default(true),
+  max_pending_media_uploads: z.number().int().min(1).default(5),
+  unused_expiration_time: duration.default(24 * 3_600_000),
+  prevent_media_downloads_from: z.array(serverName).default([]),
+  remote_media_failure_ttl: duration.default(30_000),
+  remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
+  media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
+  // Federation: keys and request signing (docs/configuration.md).
+  signing_key_path: z.string().min(1).default("./data/signing.key"),
+  old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),
+  key_refresh_interval: duration.default(86_400_000),
+  trusted_key_servers: z.array(trustedKeyServer).default([]),
+  // Federation: outbound requests (docs/configuration.md).
+  ip_range_blacklist: z.array(ipRange).default([...SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST]),
+  ip_range_whitelist: z.array(ipRange).default([]),
+  federation_custom_resolvers: z
+    .record(serverName, federationBaseUrl, {
+      error: (issue) => (issue.code === "invalid_key" ? "must be a Matrix server name" : undefined),
+    })
+    .default({}),
+  federation_verify_certificates: z.boolean().default(true),
+  federation_request_timeout: duration.default(60_000),
+  /** Connection limits of the HTTP listener (docs/deployment.md, "Timeouts"). */
+  http_timeouts: z
+    .strictObject({
+      headers: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+      body_idle: duration.refine((ms) => ms >= 1, "must be at least 1ms").default(60_000),
+    })
+    .default({ headers: 60_000, body_idle: 60_000 }),
+  /** How long a SIGTERM/SIGINT waits for in-flight requests before closing them. */
+  shutdown_grace_period: duration
+    .refine((ms) => ms <= 3_600_000, "must be at most 1h")
+    .default(10_000),
+  /**
+   * How often a request waiting on another process (async upload, feed
+   * long-poll, remote fetch, thumbnail) re-checks the database when no
+   * notification woke it (docs/deployment.md).
+   */
+  notification_poll_interval: duration
+    .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
+    .default(500),
+});
+
+export const configSchema = configObject.superRefine(checkAttachedKeys);
 
 /**
  * The attached-mode keys are required in attached mode and refused in
