@@ -5,7 +5,7 @@
  * being down. On SQLite and PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { after, before, beforeEach, it } from "node:test";
 import sharp from "sharp";
 import type { ConfigInput } from "../src/config/config-schema.js";
 import { forEachEngine } from "./support/databases.js";
