@@ -6,8 +6,8 @@
  * Host) can come later without changing what a tenant holds.
  */
 import type { OutboundHttp } from "../net/outbound-http.js";
-import { type AdminApi, RemoteAuthenticator } from "./remote-authenticator.js";
 import { HomeserverClient } from "./homeserver-client.js";
+import { type AdminApi, RemoteAuthenticator } from "./remote-authenticator.js";
 
 export interface Tenant {
   /** The homeserver's `server_name` (the domain of its users and `mxc://` URIs). */
