@@ -10,7 +10,7 @@ import { PasswordHasher } from "./accounts/password-hash.js";
 import { PasswordHashPool } from "./accounts/password-hash-pool.js";
 import { SharedSecretRegistration } from "./accounts/shared-secret-registration.js";
 import { UserAdminService } from "./accounts/user-admin-service.js";
-import type { Config } from "./config/config-schema.js";
+import { type Config, DEFAULT_ACCESS_TOKEN_CACHE } from "./config/config-schema.js";
 import { createAdvisoryLocks } from "./db/advisory-locks.js";
 import { createDatabase, type Database } from "./db/database.js";
 import { runMigrations } from "./db/migrate.js";
@@ -22,8 +22,10 @@ import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js
 import type { KeyRing } from "./federation/key-ring.js";
 import type { RequestSigner } from "./federation/x-matrix.js";
 import { createAppServiceReceiver } from "./homeserver/app-service-intake.js";
+import { createTenant, type Tenant } from "./homeserver/tenant.js";
 import { registerAccountMetrics } from "./http/account-metrics.js";
-import { Auth } from "./http/auth.js";
+import { gateAttachedRoutes } from "./http/attached-routes.js";
+import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
 import { createMetricsRegistry } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -64,7 +66,8 @@ import { QuarantineService } from "./media/quarantine-service.js";
 import { RemoteMediaService } from "./media/remote-media-service.js";
 import { ThumbnailService } from "./media/thumbnail-service.js";
 import { UploadService } from "./media/upload-service.js";
-import type { OutboundHttp } from "./net/outbound-http.js";
+import { addressPolicy } from "./net/ip-ranges.js";
+import { OutboundHttp } from "./net/outbound-http.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
@@ -248,22 +251,32 @@ export function createApp(config: Config, logger: Logger): App {
   });
   registerThumbnailMetrics(metrics, thumbnailStats);
   addMediaNosniff(http);
-  const auth = new Auth(services.accounts);
   const serverName = config.server_name;
+  // Attached mode (docs/attached.md): the homeserver is the source of
+  // identity, and only the media routes of the proxy table are served.
+  const attached = config.mode === "attached";
+  if (attached) gateAttachedRoutes(http);
+  const tenant = attached ? createAttachedTenant(config) : undefined;
+  const auth = createAuth(services.accounts, tenant);
+  const standalone = !attached;
 
   // metrics_listen: /metrics on its own (private) listener, not the main one.
   const metricsServer = config.metrics_listen && createMetricsServer(metrics, logger);
   registerHealthRoutes(http, metricsServer ? undefined : metrics);
-  registerClientVersionsRoutes(http);
-  registerLoginRoutes(http, { serverName, accounts: services.accounts, auth });
-  registerRegistrationAdminRoutes(http, { serverName, registration: services.registration });
-  registerUserAdminRoutes(http, { serverName, auth, userAdmin: services.userAdmin });
+  if (standalone) {
+    // Accounts are the homeserver's in attached mode (it also answers /versions).
+    registerClientVersionsRoutes(http);
+    registerLoginRoutes(http, { serverName, accounts: services.accounts, auth });
+    registerRegistrationAdminRoutes(http, { serverName, registration: services.registration });
+    registerUserAdminRoutes(http, { serverName, auth, userAdmin: services.userAdmin });
+  }
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
   const mediaAdmin = new MediaAdminRepository(database);
   const mediaAdminService = new MediaAdminService({
     serverName,
-    users: services.users,
+    // Attached: the homeserver's users are not in mxcd's table (attachedUsers).
+    users: attached ? attachedUsers : services.users,
     media: services.media,
     admin: mediaAdmin,
     statistics: new MediaStatisticsRepository(database),
@@ -272,7 +285,7 @@ export function createApp(config: Config, logger: Logger): App {
   registerQuarantineFeedRoutes(http, { serverName, auth, feed });
   // Background jobs (docs/jobs.md): started after listening, never awaited.
   const jobs = new JobRunner(database, createBackgroundJobs({ feedSignal }), logger);
-  registerBackgroundJobsRoutes(http, { auth, jobs });
+  if (standalone) registerBackgroundJobsRoutes(http, { auth, jobs });
   // Rooms, profiles and the media-reference index (docs/rooms.md). The media
   // service enforces media_redaction_policy by being passed as `moderation`.
   // The redaction policy acts through the media services built below
@@ -294,9 +307,13 @@ export function createApp(config: Config, logger: Logger): App {
     logger,
     moderation,
   });
-  registerRoomRoutes(http, { auth, ...roomServices });
-  registerRoomEventRoutes(http, { auth, ...roomServices });
-  registerProfileRoutes(http, { auth, profiles: roomServices.profiles });
+  if (standalone) {
+    registerRoomRoutes(http, { auth, ...roomServices });
+    registerRoomEventRoutes(http, { auth, ...roomServices });
+    registerProfileRoutes(http, { auth, profiles: roomServices.profiles });
+  }
+  // Attached: room media (from the local index only, for now) stays; the
+  // room list and details in the same file are gated off (attached-routes.ts).
   registerRoomAdminRoutes(http, { auth, admin: roomServices.admin });
   // Media admin listing and deletion (docs/admin-api.md).
   const mediaDeletion = new MediaDeletionService(
@@ -325,7 +342,8 @@ export function createApp(config: Config, logger: Logger): App {
   const federation = createFederation(config, logger);
   const { signer, outbound, keyRing } = federation;
   const federationAuth = federation.auth;
-  registerKeyServerRoutes(http, { serverKeys: federation.serverKeys });
+  // Attached: the homeserver publishes the keys (attached-mode.md §2).
+  if (standalone) registerKeyServerRoutes(http, { serverKeys: federation.serverKeys });
 
   // Remote media: fetched over federation, cached and served (docs/federation.md).
   const remote = new RemoteMediaService(
@@ -428,6 +446,7 @@ export function createApp(config: Config, logger: Logger): App {
         await thumbnails.drain();
         await accessTimes.stop();
         outbound.close();
+        tenant?.close();
         await store.close?.();
         await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);
         await database.close();
@@ -436,3 +455,70 @@ export function createApp(config: Config, logger: Logger): App {
     },
   };
 }
+
+/** An attached tenant and what closes its connections. */
+type AttachedTenant = Tenant & { close(): void };
+
+/**
+ * The one tenant of attached mode: `server_name` and `homeserver`. Its
+ * connections go only to `homeserver.base_url`, an address from the admin's
+ * config (usually private), so the federation address policy does not apply.
+ */
+function createAttachedTenant(config: Config): AttachedTenant {
+  const settings = config.homeserver;
+  if (!settings) throw new Error("mode: attached needs homeserver (checked by the config)");
+  const cache = config.access_token_cache ?? DEFAULT_ACCESS_TOKEN_CACHE;
+  const transport = new OutboundHttp({
+    policy: addressPolicy([], ["0.0.0.0/0", "::/0"]),
+    defaultTimeoutMs: settings.request_timeout,
+  });
+  const tenant = createTenant(
+    {
+      serverName: config.server_name,
+      baseUrl: settings.base_url,
+      adminApi: settings.admin_api,
+      requestTimeoutMs: settings.request_timeout,
+      failureThreshold: settings.failure_threshold,
+      admins: config.admins ?? [],
+      cache: {
+        ttlMs: cache.ttl,
+        negativeTtlMs: cache.negative_ttl,
+        adminTtlMs: cache.admin_ttl,
+        maxEntries: cache.max_entries,
+      },
+    },
+    transport,
+  );
+  return { ...tenant, close: () => transport.close() };
+}
+
+/**
+ * Standalone: mxcd's accounts. Attached: the request's tenant's homeserver
+ * (one tenant now; chosen by Host once there are several), with `user_id`
+ * passed on for application-service masquerading.
+ */
+function createAuth(accounts: AccountService, tenant: Tenant | undefined): Auth {
+  if (!tenant) return new Auth(() => accounts);
+  const authenticator: Authenticator = homeserverAuthenticator(tenant.identity);
+  return new Auth(() => authenticator, { masquerade: true });
+}
+
+/**
+ * Attached mode's user look-up for the media admin routes: mxcd has no
+ * accounts, so any user of this server is taken to exist (an unknown one has
+ * no media); docs/attached.md.
+ */
+const attachedUsers = {
+  async get(userId: string) {
+    return {
+      userId,
+      passwordHash: null,
+      admin: false,
+      deactivated: false,
+      creationTs: 0,
+      userType: null,
+      displayname: null,
+      avatarUrl: null,
+    };
+  },
+};

@@ -20,11 +20,17 @@ import { hashAccessToken, newAccessToken, newDeviceId } from "./access-token.js"
 import type { LoginRateLimits } from "./login-rate-limits.js";
 import type { PasswordHasher } from "./password-hash.js";
 
-/** Who made an authenticated request. */
+/** Who made an authenticated request (from mxcd's accounts, or the homeserver's word). */
 export interface Requester {
   readonly userId: string;
   readonly deviceId: string | null;
+  /**
+   * The account's admin flag in standalone mode. Always false in attached
+   * mode, where admins are the homeserver's: ask `Auth.isAdmin` (http/auth.ts).
+   */
   readonly admin: boolean;
+  /** A guest (the homeserver's `is_guest`); mxcd's own accounts never are. */
+  readonly isGuest: boolean;
   /** Hash of the token used, so logout can remove exactly it. */
   readonly tokenHash: string;
 }
@@ -139,7 +145,18 @@ export class AccountService {
         soft_logout: false,
       });
     }
-    return { userId: owner.userId, deviceId: owner.deviceId, admin: owner.admin, tokenHash };
+    return {
+      userId: owner.userId,
+      deviceId: owner.deviceId,
+      admin: owner.admin,
+      isGuest: false,
+      tokenHash,
+    };
+  }
+
+  /** Standalone admins are accounts with the admin flag (the `Authenticator` seam, http/auth.ts). */
+  async isAdmin(requester: Requester): Promise<boolean> {
+    return requester.admin;
   }
 
   async logout(requester: Requester): Promise<void> {

@@ -186,8 +186,51 @@ const rcLogin = z
     failed_attempts: { per_second: 0.17, burst_count: 3 },
   });
 
-export const configSchema = z.strictObject({
+/** A Matrix user id (`@localpart:server`), checked loosely; `admins` entries. */
+const userId = z
+  .string()
+  .regex(/^@[^:\s]+:[^\s]+$/, 'must be a Matrix user id such as "@alice:example.org"');
+
+/** `homeserver.base_url`: an http(s) URL without query, fragment or credentials. */
+const homeserverBaseUrl = z.url({ protocol: /^https?$/ }).refine((text) => {
+  const url = new URL(text);
+  return !url.search && !url.hash && !url.username && !url.password;
+}, 'must be a URL such as "http://synapse:8008" (no query or credentials)');
+
+/** The homeserver mxcd is attached to (attached mode only; docs/attached.md). */
+const homeserver = z.strictObject({
+  /** Its internal address (never the public one, which the proxy routes back to mxcd). */
+  base_url: homeserverBaseUrl,
+  /** How admins are recognised: Synapse's admin probe, the whois probe, or `admins` only. */
+  admin_api: z.enum(["synapse", "matrix", "none"]).default("synapse"),
+  /** A homeserver-admin token for room media listing and backfill (not used yet). */
+  admin_access_token: z.string().min(1).nullable().default(null),
+  request_timeout: duration
+    .refine((ms) => ms >= 1 && ms <= 600_000, "must be between 1ms and 10m")
+    .default(30_000),
+  /** Consecutive failures before mxcd stops asking for a while (MMR's `backoffAt`). */
+  failure_threshold: z.number().int().min(1).max(1_000_000).default(10),
+});
+
+/** The cache of the homeserver's answers about access tokens (attached mode only). */
+const accessTokenCache = z.strictObject({
+  ttl: duration.default(60_000),
+  negative_ttl: duration.default(5_000),
+  admin_ttl: duration.default(60_000),
+  max_entries: z.number().int().min(1).max(10_000_000).default(100_000),
+});
+
+/** `access_token_cache` with every default, for an attached config that omits it. */
+export const DEFAULT_ACCESS_TOKEN_CACHE = accessTokenCache.parse({});
+
+const configObject = z.strictObject({
+  /** `standalone` (own accounts and rooms) or `attached` (in front of a homeserver). */
+  mode: z.enum(["standalone", "attached"]).default("standalone"),
   server_name: serverName,
+  // Attached mode (docs/attached.md): required or refused by mode, below.
+  homeserver: homeserver.optional(),
+  access_token_cache: accessTokenCache.optional(),
+  admins: z.array(userId).optional(),
   listen: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
@@ -272,6 +315,47 @@ export const configSchema = z.strictObject({
     .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
     .default(500),
 });
+
+export const configSchema = configObject.superRefine(checkAttachedKeys);
+
+/**
+ * The attached-mode keys are required in attached mode and refused in
+ * standalone, where they would do nothing: a config that sets them in the
+ * wrong mode is surely a mistake (docs/attached.md).
+ */
+function checkAttachedKeys(
+  config: {
+    mode: "standalone" | "attached";
+    server_name: string;
+    homeserver?: { admin_api: string } | undefined;
+    access_token_cache?: unknown;
+    admins?: readonly string[] | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const problem = (key: string, message: string) =>
+    ctx.addIssue({ code: "custom", path: [key], message });
+  if (config.mode === "standalone") {
+    for (const key of ["homeserver", "access_token_cache", "admins"] as const) {
+      if (config[key] !== undefined) problem(key, "only allowed with mode: attached");
+    }
+    return;
+  }
+  if (config.homeserver === undefined) {
+    problem("homeserver", "is required with mode: attached (homeserver.base_url at least)");
+  } else if (config.homeserver.admin_api === "none" && (config.admins ?? []).length === 0) {
+    problem("admins", "must list at least one admin when homeserver.admin_api is none");
+  }
+  (config.admins ?? []).forEach((admin, index) => {
+    if (!admin.endsWith(`:${config.server_name}`)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["admins", index],
+        message: `must be a user of server_name (${config.server_name})`,
+      });
+    }
+  });
+}
 
 /** The config as the YAML file gives it (defaults not yet applied). */
 export type ConfigInput = z.input<typeof configSchema>;

@@ -37,7 +37,9 @@ export interface Federation {
 
 export function createFederation(config: Config, logger: Logger): Federation {
   const serverName = config.server_name;
-  const signingKeyFile = new SigningKeyFile(config.signing_key_path);
+  // Attached: the key must be one the homeserver publishes, so a missing file
+  // is an error rather than a fresh key nobody knows (docs/attached.md).
+  const signingKeyFile = new SigningKeyFile(config.signing_key_path, config.mode !== "attached");
   const signer = new RequestSigner(serverName, signingKeyFile.current);
   const serverKeys = new ServerKeys({
     serverName,

@@ -19,7 +19,7 @@ import { parseRegistration } from "./app-service-registration.js";
 
 /** Inputs of `createAppServiceReceiver`. */
 export interface AppServiceIntakeOptions {
-  readonly config: Pick<Config, "server_name" | "media_redaction_policy">;
+  readonly config: Pick<Config, "server_name" | "media_redaction_policy" | "admins">;
   /** `app_service.registration`: the registration file's path. */
   readonly registrationPath: string;
   readonly database: Database;
@@ -54,5 +54,6 @@ export function createAppServiceReceiver(options: AppServiceIntakeOptions): AppS
     redactionPolicy,
     logger,
     now: Date.now,
+    admins: new Set(config.admins ?? []),
   });
 }

@@ -54,6 +54,11 @@ export interface AppServiceReceiverDeps {
   readonly redactionPolicy: RedactionPolicy;
   readonly logger: Logger;
   readonly now: () => number;
+  /**
+   * Users whose redactions act as a server admin's (the config `admins`).
+   * The homeserver's own admins are not asked: a pushed event carries no token.
+   */
+  readonly admins: ReadonlySet<string>;
 }
 
 /** The credentials of one request: the Bearer token and the `access_token` query, if given. */
@@ -144,9 +149,7 @@ export class AppServiceReceiver {
           content: target.mediaContent,
         },
         redactingSender: redaction.sender,
-        // Attached mode: the homeserver's admins are not known here yet; the
-        // config `admins` list, once it exists, is the place to look.
-        redactingSenderIsAdmin: false,
+        redactingSenderIsAdmin: deps.admins.has(redaction.sender),
       });
     }
     if (skipped > 0)

@@ -44,7 +44,7 @@ export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDow
     // before anything else happens. Any other value is ignored.
     const bypass =
       firstParam(request.query as Query, "admin_unsafely_bypass_quarantine") === "true";
-    if (bypass && !requester.admin) {
+    if (bypass && !(await deps.auth.isAdmin(request, requester))) {
       throw new MatrixError("M_UNKNOWN", "Must be a server admin to bypass quarantine");
     }
     return serve(deps, request, reply, {

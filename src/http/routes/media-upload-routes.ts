@@ -2,6 +2,7 @@
  * Upload endpoints: `POST /_matrix/media/{v3,r0,v1}/upload`,
  * `POST /_matrix/media/v1/create` and `PUT /_matrix/media/{v3,r0,v1}/upload/{serverName}/{mediaId}`.
  * Upload bodies are not parsed: they stream from the socket to the store.
+ * Guests may not upload or create (403 M_GUEST_ACCESS_FORBIDDEN, as Synapse).
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
@@ -18,7 +19,7 @@ const VERSIONS = ["v3", "r0", "v1"] as const;
 
 export function registerMediaUploadRoutes(app: FastifyInstance, deps: MediaUploadRouteDeps): void {
   app.post("/_matrix/media/v1/create", async (request) => {
-    const requester = await deps.auth.requireUser(request);
+    const requester = await deps.auth.requireNonGuest(request);
     const created = await deps.uploads.create(requester.userId);
     return { content_uri: created.contentUri, unused_expires_at: created.unusedExpiresAt };
   });
@@ -30,7 +31,7 @@ export function registerMediaUploadRoutes(app: FastifyInstance, deps: MediaUploa
 
     for (const version of VERSIONS) {
       raw.post(`/_matrix/media/${version}/upload`, async (request) => {
-        const requester = await deps.auth.requireUser(request);
+        const requester = await deps.auth.requireNonGuest(request);
         const uri = await deps.uploads.upload(uploadRequest(request, requester.userId));
         return { content_uri: uri };
       });
@@ -38,7 +39,7 @@ export function registerMediaUploadRoutes(app: FastifyInstance, deps: MediaUploa
       raw.put<{ Params: { serverName: string; mediaId: string } }>(
         `/_matrix/media/${version}/upload/:serverName/:mediaId`,
         async (request) => {
-          const requester = await deps.auth.requireUser(request);
+          const requester = await deps.auth.requireNonGuest(request);
           const { serverName, mediaId } = parseMediaAddress(
             request.params.serverName,
             request.params.mediaId,
