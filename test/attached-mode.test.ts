@@ -280,3 +280,16 @@ forEachEngine("attached mode with admin_api: none", (engine) => {
     assert.equal(hs.total, hs.count(WHOAMI), "no admin probe was sent");
   });
 });
+
+it("refuses to start attached without the signing key file, instead of inventing a key", async () => {
+  const hs = await ScriptedHomeserver.start();
+  try {
+    const missing = `/nonexistent-${process.pid}/signing.key`;
+    await assert.rejects(
+      startTestServer("sqlite", attachedConfig(hs.baseUrl, { signing_key_path: missing })),
+      (error: Error) => error.message.includes(missing),
+    );
+  } finally {
+    await hs.stop();
+  }
+});

@@ -2,13 +2,14 @@
  * A real mxcd listening on a free loopback port, on a fresh database of the
  * chosen engine, with helpers to make users and call the API over HTTP.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type App, createApp } from "../../src/app.js";
 import type { ConfigInput } from "../../src/config/config-schema.js";
 import { validateConfig } from "../../src/config/load-config.js";
 import type { Engine } from "../../src/db/database.js";
+import { formatSigningKeyFile, generateSigningKey } from "../../src/federation/signing-key.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { freshDatabaseConfig } from "./databases.js";
 import { HttpClient } from "./http-client.js";
@@ -53,6 +54,11 @@ export async function startTestServer(
     process.env.MXCD_TEST_MEDIA_STORE === "s3" && overrides.media_store === undefined
       ? await startS3rver()
       : undefined;
+  // A key file made beforehand, as an admin would (attached mode refuses to
+  // create one: the homeserver must publish it).
+  writeFileSync(join(dir, "signing.key"), formatSigningKeyFile([generateSigningKey()]), {
+    mode: 0o600,
+  });
   const config = validateConfig({
     server_name: TEST_SERVER_NAME,
     listen: { host: "127.0.0.1", port: 0 },
