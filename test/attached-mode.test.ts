@@ -5,9 +5,17 @@
  * being down. On SQLite and PostgreSQL.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, beforeEach, it } from "node:test";
 import sharp from "sharp";
 import type { ConfigInput } from "../src/config/config-schema.js";
+import {
+  generateRegistration,
+  registrationYaml,
+} from "../src/homeserver/app-service-registration.js";
+import { AppServicePusher } from "./support/app-service-pusher.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
 import { mediaIdOf, uploadBytes } from "./support/media.js";
@@ -292,4 +300,69 @@ it("refuses to start attached without the signing key file, instead of inventing
   } finally {
     await hs.stop();
   }
+});
+
+forEachEngine("attached mode: pushed redactions by a configured admin", (engine) => {
+  let hs: ScriptedHomeserver;
+  let server: TestServer;
+  let pusher: AppServicePusher;
+  before(async () => {
+    hs = await ScriptedHomeserver.start();
+    const registration = generateRegistration({ url: "http://127.0.0.1:1" });
+    const path = join(mkdtempSync(join(tmpdir(), "mxcd-as-")), "registration.yaml");
+    writeFileSync(path, registrationYaml(registration));
+    server = await startTestServer(
+      engine,
+      attachedConfig(hs.baseUrl, {
+        app_service: { registration: path },
+        media_redaction_policy: "quarantine",
+        admins: [`@mod:${S}`],
+      }),
+    );
+    pusher = new AppServicePusher({ url: server.baseUrl, hsToken: registration.hs_token });
+  });
+  after(async () => {
+    await server?.stop();
+    await hs?.stop();
+  });
+
+  let n = 0;
+  const event = (roomId: string, sender: string, rest: object) => ({
+    event_id: `$admin_${++n}_${Math.random().toString(36).slice(2)}`,
+    room_id: roomId,
+    sender,
+    origin_server_ts: Date.now(),
+    ...rest,
+  });
+  async function quarantined(mediaId: string): Promise<boolean> {
+    const row = await server.app.database.db
+      .selectFrom("local_media_repository")
+      .select("quarantined_by")
+      .where("media_id", "=", mediaId)
+      .executeTakeFirstOrThrow();
+    return row.quarantined_by !== null;
+  }
+
+  it("acts on someone else's upload only when the redacting sender is in admins", async () => {
+    const alice = server.http.withToken(tokenFor(hs, "alice"));
+    for (const [redactor, expected] of [
+      [`@eve:${S}`, false],
+      [`@mod:${S}`, true],
+    ] as const) {
+      const mediaId = await uploadBytes(alice, `pushed by alice for ${redactor}`, {
+        contentType: "text/plain",
+      });
+      const roomId = `!r${++n}:${S}`;
+      const image = event(roomId, `@alice:${S}`, {
+        type: "m.room.message",
+        content: { msgtype: "m.image", body: "x", url: `mxc://${S}/${mediaId}` },
+      });
+      pusher.enqueue(
+        image,
+        event(roomId, redactor, { type: "m.room.redaction", content: { redacts: image.event_id } }),
+      );
+      await pusher.flush();
+      assert.equal(await quarantined(mediaId), expected, redactor);
+    }
+  });
 });
