@@ -73,7 +73,15 @@ export async function startTestServer(
   });
   const app = createApp(config, createLogger(config.log_level));
   hooks.beforeStart?.(app);
-  const baseUrl = await app.start();
+  let baseUrl: string;
+  try {
+    baseUrl = await app.start();
+  } catch (error) {
+    // A server that fails to start must not keep the test process alive.
+    await app.stop().catch(() => {});
+    await s3?.stop();
+    throw error;
+  }
   const http = new HttpClient(baseUrl);
   return {
     app,
