@@ -50,7 +50,7 @@ export interface RemoteRequester {
   readonly tokenHash: string;
 }
 
-/** Per-request facts passed to the homeserver. */
+/** Per-request facts an authenticator may use (the Auth seam, src/http/auth.ts, passes them). */
 export interface AuthContext {
   /** An application service's `user_id` query parameter (masquerading). */
   readonly masqueradeAs?: string;

@@ -12,16 +12,8 @@
 import type { FastifyRequest } from "fastify";
 import type { Requester } from "../accounts/account-service.js";
 import { MatrixError } from "../domain/matrix-error.js";
-import type { RemoteAuthenticator } from "../homeserver/remote-authenticator.js";
+import type { AuthContext, RemoteAuthenticator } from "../homeserver/remote-authenticator.js";
 import { firstParam, type Query } from "./query-params.js";
-
-/** Per-request facts an authenticator may use (attached mode passes them to the homeserver). */
-export interface AuthContext {
-  /** An application service's `user_id` query parameter (masquerading); attached mode only. */
-  readonly masqueradeAs?: string;
-  /** The client's address (as `listen.x_forwarded` decides). */
-  readonly clientAddress?: string;
-}
 
 /** The seam between routes and the source of identity. */
 export interface Authenticator {
