@@ -6,21 +6,23 @@
  * an entry of deleted media is merely unused.
  *
  * Bounded: at most `capacity` entries (an entry is a few hundred bytes);
- * the least recently used one is evicted first (a Map keeps insertion
- * order; a hit is moved to the end).
+ * the least recently used one is evicted first (lru-cache).
  */
+import { LRUCache } from "lru-cache";
 import type { ImageInfo } from "./thumbnailer.js";
 
 /** A probe outcome: the header facts, or null for "not an image mxcd thumbnails". */
 export type ProbeOutcome = ImageInfo | null;
 
 export class ProbeCache {
-  readonly #entries = new Map<string, ProbeOutcome>();
+  // Boxed: lru-cache stores objects, and null ("not an image") is an outcome.
+  readonly #entries: LRUCache<string, { readonly outcome: ProbeOutcome }>;
 
-  constructor(private readonly capacity: number) {
+  constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(`probe cache capacity must be an integer >= 1, got ${capacity}`);
     }
+    this.#entries = new LRUCache({ max: capacity });
   }
 
   get size(): number {
@@ -29,18 +31,10 @@ export class ProbeCache {
 
   /** The outcome remembered for `key`, or undefined when it was never probed (or evicted). */
   get(key: string): ProbeOutcome | undefined {
-    const outcome = this.#entries.get(key);
-    if (outcome === undefined) return undefined;
-    this.#entries.delete(key);
-    this.#entries.set(key, outcome);
-    return outcome;
+    return this.#entries.get(key)?.outcome;
   }
 
   set(key: string, outcome: ProbeOutcome): void {
-    this.#entries.delete(key);
-    this.#entries.set(key, outcome);
-    if (this.#entries.size > this.capacity) {
-      this.#entries.delete(this.#entries.keys().next().value!);
-    }
+    this.#entries.set(key, { outcome });
   }
 }
