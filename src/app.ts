@@ -22,6 +22,7 @@ import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js
 import type { KeyRing } from "./federation/key-ring.js";
 import type { RequestSigner } from "./federation/x-matrix.js";
 import { createAppServiceReceiver } from "./homeserver/app-service-intake.js";
+import { RoomMediaSource } from "./homeserver/room-media-source.js";
 import { createTenant, type Tenant } from "./homeserver/tenant.js";
 import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
@@ -281,7 +282,6 @@ export function createApp(config: Config, logger: Logger): App {
     admin: mediaAdmin,
     statistics: new MediaStatisticsRepository(database),
   });
-  registerMediaQuarantineRoutes(http, { serverName, auth, quarantine, admin: mediaAdminService });
   registerQuarantineFeedRoutes(http, { serverName, auth, feed });
   // Background jobs (docs/jobs.md): started after listening, never awaited.
   const jobs = new JobRunner(database, createBackgroundJobs({ feedSignal }), logger);
@@ -312,9 +312,28 @@ export function createApp(config: Config, logger: Logger): App {
     registerRoomEventRoutes(http, { auth, ...roomServices });
     registerProfileRoutes(http, { auth, profiles: roomServices.profiles });
   }
-  // Attached: room media (from the local index only, for now) stays; the
-  // room list and details in the same file are gated off (attached-routes.ts).
-  registerRoomAdminRoutes(http, { auth, admin: roomServices.admin });
+  // Attached: room media listing and room quarantine merge the index with the
+  // homeserver's list (docs/attached.md); the room list and details in the
+  // same file are gated off (attached-routes.ts).
+  const roomMedia = tenant
+    ? new RoomMediaSource({
+        serverName,
+        homeserver: tenant.homeserver,
+        adminAccessToken: config.homeserver?.admin_access_token ?? null,
+        index: roomServices.admin,
+        quarantine,
+        logger,
+      })
+    : undefined;
+  registerRoomAdminRoutes(http, {
+    auth,
+    admin: roomServices.admin,
+    media: roomMedia ?? roomServices.admin,
+  });
+  registerMediaQuarantineRoutes(http, {
+    ...{ serverName, auth, quarantine, admin: mediaAdminService },
+    rooms: roomMedia ?? quarantine,
+  });
   // Media admin listing and deletion (docs/admin-api.md).
   const mediaDeletion = new MediaDeletionService(
     { serverName },

@@ -87,11 +87,12 @@ export class HomeserverClient {
   /**
    * GETs `path` (with its query, already encoded) with the given access token
    * and forwarded client address. Resolves with any JSON answer; rejects with
-   * HomeserverUnavailableError otherwise.
+   * HomeserverUnavailableError otherwise, a body over `maxBytes` (default
+   * MAX_ANSWER_BYTES) included.
    */
   async get(
     path: string,
-    options: { accessToken?: string; forwardedFor?: string } = {},
+    options: { accessToken?: string; forwardedFor?: string; maxBytes?: number } = {},
   ): Promise<HomeserverAnswer> {
     const probe = this.#admit();
     try {
@@ -120,7 +121,7 @@ export class HomeserverClient {
 
   async #send(
     path: string,
-    options: { accessToken?: string; forwardedFor?: string },
+    options: { accessToken?: string; forwardedFor?: string; maxBytes?: number },
   ): Promise<HomeserverAnswer> {
     const headers: Record<string, string> = {
       accept: "application/json",
@@ -136,7 +137,7 @@ export class HomeserverClient {
         url: `${this.#base}${path}`,
         headers,
         timeoutMs: this.#options.timeoutMs,
-        maxBytes: MAX_ANSWER_BYTES,
+        maxBytes: options.maxBytes ?? MAX_ANSWER_BYTES,
       });
       status = response.status;
       text = await readText(response.body, deadline);

@@ -7,18 +7,26 @@
  */
 import type { FastifyInstance } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
+import type { RoomMediaCaller } from "../../homeserver/room-media-source.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { isValidRoomId } from "../../identifiers/room-id.js";
 import { parseUserId } from "../../identifiers/user-id.js";
 import type { MediaAdminService, MediaInfo } from "../../media/media-admin-service.js";
 import type { QuarantineService } from "../../media/quarantine-service.js";
-import type { Auth } from "../auth.js";
+import { type Auth, accessTokenOf } from "../auth.js";
 
 export interface MediaQuarantineRouteDeps {
   serverName: string;
   auth: Auth;
   quarantine: QuarantineService;
   admin: MediaAdminService;
+  /**
+   * Room quarantine: the index (QuarantineService) standalone, the index and
+   * the homeserver's list (RoomMediaSource) attached.
+   */
+  rooms: {
+    quarantineRoom(roomId: string, by: string, caller: RoomMediaCaller): Promise<number>;
+  };
 }
 
 const ADMIN = "/_synapse/admin/v1";
@@ -70,8 +78,13 @@ export function registerMediaQuarantineRoutes(
       if (!isValidRoomId(request.params.roomId)) {
         throw new MatrixError("M_INVALID_PARAM", "Invalid room id");
       }
+      const caller = { accessToken: accessTokenOf(request) ?? "", clientAddress: request.ip };
       return {
-        num_quarantined: await quarantine.quarantineRoom(request.params.roomId, admin.userId),
+        num_quarantined: await deps.rooms.quarantineRoom(
+          request.params.roomId,
+          admin.userId,
+          caller,
+        ),
       };
     });
   }

@@ -1,29 +1,38 @@
 /**
  * Synapse's room admin API, the parts admin tools read: a room's media (A2,
- * served from the media-reference index), the room list and one room's
- * details, with Synapse's shapes and parameter errors.
+ * served from the media-reference index, merged with the homeserver's list in
+ * the attached shape), the room list and one room's details, with Synapse's
+ * shapes and parameter errors.
  */
 import type { FastifyInstance } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
 import { ROOM_ORDER_BY, type Room } from "../../domain/room.js";
+import type { RoomMediaCaller, RoomMediaUris } from "../../homeserver/room-media-source.js";
 import type { RoomAdminService } from "../../rooms/room-admin-service.js";
-import type { Auth } from "../auth.js";
+import { type Auth, accessTokenOf } from "../auth.js";
 import { booleanParam, enumParam, firstParam, integerParam, type Query } from "../query-params.js";
 
 /** The services behind the room admin routes. */
 export interface RoomAdminRouteDeps {
   auth: Auth;
   admin: RoomAdminService;
+  /**
+   * A room's media: the index (RoomAdminService) standalone, the index and
+   * the homeserver (RoomMediaSource) attached.
+   */
+  media: { roomMediaUris(roomId: string, caller: RoomMediaCaller): Promise<RoomMediaUris> };
 }
 
 type RoomParams = { Params: { roomId: string } };
 
 /** Registers the room media list, room list and room details (admin only). */
 export function registerRoomAdminRoutes(app: FastifyInstance, deps: RoomAdminRouteDeps): void {
-  // No validation and no existence check, as Synapse: an unknown room has no media.
+  // Standalone: no validation and no existence check, as Synapse (an unknown
+  // room has no media). Attached: a malformed id is 400 (RoomMediaSource).
   app.get<RoomParams>("/_synapse/admin/v1/room/:roomId/media", async (request) => {
     await deps.auth.requireAdmin(request);
-    return deps.admin.roomMediaUris(request.params.roomId);
+    const caller = { accessToken: accessTokenOf(request) ?? "", clientAddress: request.ip };
+    return deps.media.roomMediaUris(request.params.roomId, caller);
   });
 
   app.get("/_synapse/admin/v1/rooms", async (request) => {
