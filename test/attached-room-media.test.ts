@@ -403,6 +403,26 @@ forEachEngine("attached room media with homeserver.admin_access_token", (engine)
     for (const id of Object.values(ids)) assert.equal((await download(alice, id)).status, 404);
   });
 
+  it("changes nothing, not even the index's media, when the homeserver fails", async () => {
+    const pushed = await uploadBytes(alice, `pushed ${++serial}`, { contentType: "text/plain" });
+    const roomId = hs.createRoom(`@alice:${S}`);
+    hs.attachAppService(pusher);
+    sendImage(hs, roomId, local(pushed));
+    await hs.pushed();
+    assert.deepEqual((await listing(root, roomId)).body.local, [local(pushed)]);
+    const before = await quarantineState(server);
+    for (const mode of ["500", "html502"] as const) {
+      hs.failWith = mode;
+      const res = await quarantineRoom(root, roomId);
+      hs.failWith = undefined;
+      assert.equal(res.status, 502, `${mode}: ${res.text}`);
+      assert.equal(res.body.errcode, "M_UNKNOWN");
+    }
+    assert.deepEqual(await quarantineState(server), before, "nothing was quarantined");
+    assert.equal(await quarantinedBy(server, pushed), null);
+    assert.deepEqual((await quarantineRoom(root, roomId)).body, { num_quarantined: 1 });
+  });
+
   it("answers 502 naming admin_access_token when the homeserver refuses it", async () => {
     const roomId = hs.createRoom(`@alice:${S}`);
     const image = await uploadBytes(alice, `refused ${++serial}`, { contentType: "text/plain" });
