@@ -331,7 +331,10 @@ export function createApp(config: Config, logger: Logger): App {
     media: roomMedia ?? roomServices.admin,
   });
   registerMediaQuarantineRoutes(http, {
-    ...{ serverName, auth, quarantine, admin: mediaAdminService },
+    serverName,
+    auth,
+    quarantine,
+    admin: mediaAdminService,
     rooms: roomMedia ?? quarantine,
   });
   // Media admin listing and deletion (docs/admin-api.md).

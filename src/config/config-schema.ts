@@ -203,7 +203,7 @@ const homeserver = z.strictObject({
   base_url: homeserverBaseUrl,
   /** How admins are recognised: Synapse's admin probe, the whois probe, or `admins` only. */
   admin_api: z.enum(["synapse", "matrix", "none"]).default("synapse"),
-  /** A homeserver-admin token for room media listing and backfill (not used yet). */
+  /** A homeserver admin's token for the homeserver's room media list; null: the caller's. */
   admin_access_token: z.string().min(1).nullable().default(null),
   request_timeout: duration
     .refine((ms) => ms >= 1 && ms <= 600_000, "must be between 1ms and 10m")

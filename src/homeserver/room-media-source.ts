@@ -37,7 +37,7 @@ export interface RoomHistoryStatus {
 }
 
 /** Until the backfill job says otherwise, no room's history is complete. */
-export const NO_FULL_HISTORY: RoomHistoryStatus = { hasFullHistory: async () => false };
+const NO_FULL_HISTORY: RoomHistoryStatus = { hasFullHistory: async () => false };
 
 /** Who asks: the calling admin's token (sent when there is no admin_access_token). */
 export interface RoomMediaCaller {
