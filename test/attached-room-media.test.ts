@@ -207,6 +207,14 @@ forEachEngine("attached room media with the caller's token", (engine) => {
     assert.deepEqual(quarantined.body, { num_quarantined: 0 });
   });
 
+  it("accepts a room version 12 id (no server name) and asks the homeserver about it", async () => {
+    const roomId = `!${"v12HashOfTheCreateEvent_-".padEnd(43, "x")}`;
+    const res = await listing(admin, roomId);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(hs.count(hsRoomMedia(roomId)), 1, "the homeserver was asked");
+    assert.equal((await quarantineRoom(admin, roomId)).status, 200);
+  });
+
   it("quarantines the homeserver's media of the room; the rest stays served", async () => {
     const { roomId, image, thumb, other, remote } = await roomWithMedia();
     const bystander = await uploadBytes(alice, "not in the room", { contentType: "text/plain" });

@@ -22,6 +22,8 @@ describe("room and event identifiers", () => {
     assert.match(newEventId(), /^\$[A-Za-z0-9_-]{32}$/);
     assert.notEqual(newEventId(), newEventId());
     assert.ok(isValidRoomId(newRoomId("test.local")));
+    // Room version 12: the create event's reference hash, no server name.
+    assert.ok(isValidRoomId("!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM"));
   });
 
   it("refuses malformed room ids", () => {
@@ -35,6 +37,10 @@ describe("room and event identifiers", () => {
       "!a:",
       "!a:bad host",
       `!${"a".repeat(255)}:x`,
+      // Version 12 shapes with the wrong length or alphabet.
+      "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogL",
+      "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLMx",
+      "!31hneApxJ+1o/63DmFrpeqnkFfWppnzWso1JvH3ogLM",
     ]) {
       assert.equal(isValidRoomId(id), false, id);
     }
