@@ -88,50 +88,55 @@ async function cli(args: string[]): Promise<void> {
 
 /** Two sides that resolve each other's server names to their fronts. */
 async function startWorld(engine: Engine, options: Record<string, KeyOption>) {
-  const prepared = await Promise.all(
-    Object.entries(options).map(async ([name, option]) => {
+  // Everything started, stopped in reverse order (also when a start fails,
+  // so a failed set-up cannot keep the test process alive).
+  const started: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const stopOne of started.splice(0).reverse()) await stopOne();
+  };
+  try {
+    const prepared = [];
+    for (const [name, option] of Object.entries(options)) {
       const dir = mkdtempSync(join(tmpdir(), `mxcd-attached-fed-${name}-`));
       const { mxcdKey, published } = await keyFiles(dir, option);
       // The homeserver started with `published` as its signing_key_path.
       const front = await FederationFront.start(new HomeserverKeys(name, published));
-      return { name, mxcdKey, front, hs: await ScriptedHomeserver.start() };
-    }),
-  );
-  const resolvers = Object.fromEntries(prepared.map((p) => [p.name, p.front.baseUrl]));
-  const sides: Record<string, Side> = {};
-  for (const { name, mxcdKey, front, hs } of prepared) {
-    const mxcd = await startTestServer(engine, {
-      mode: "attached",
-      server_name: name,
-      homeserver: { base_url: hs.baseUrl, admin_api: "synapse" },
-      signing_key_path: mxcdKey,
-      federation_custom_resolvers: resolvers,
-      ip_range_whitelist: ["127.0.0.0/8"],
-    });
-    front.mxcd = mxcd.baseUrl;
-    const userToken = `syt_user_${name}`;
-    hs.addToken(userToken, { userId: `@user:${name}`, deviceId: "DEV" });
-    sides[name] = {
-      name,
-      hs,
-      front,
-      mxcd,
-      user: mxcd.http.withToken(userToken),
-      userToken,
-      mxcdKeyId: readSynapseKeyFile(mxcdKey)[0]!.keyId,
-      mxcdKeyPath: mxcdKey,
-    };
+      started.push(() => front.stop());
+      const hs = await ScriptedHomeserver.start();
+      started.push(() => hs.stop());
+      prepared.push({ name, mxcdKey, front, hs });
+    }
+    const resolvers = Object.fromEntries(prepared.map((p) => [p.name, p.front.baseUrl]));
+    const sides: Record<string, Side> = {};
+    for (const { name, mxcdKey, front, hs } of prepared) {
+      const mxcd = await startTestServer(engine, {
+        mode: "attached",
+        server_name: name,
+        homeserver: { base_url: hs.baseUrl, admin_api: "synapse" },
+        signing_key_path: mxcdKey,
+        federation_custom_resolvers: resolvers,
+        ip_range_whitelist: ["127.0.0.0/8"],
+      });
+      started.push(() => mxcd.stop());
+      front.mxcd = mxcd.baseUrl;
+      const userToken = `syt_user_${name}`;
+      hs.addToken(userToken, { userId: `@user:${name}`, deviceId: "DEV" });
+      sides[name] = {
+        name,
+        hs,
+        front,
+        mxcd,
+        user: mxcd.http.withToken(userToken),
+        userToken,
+        mxcdKeyId: readSynapseKeyFile(mxcdKey)[0]!.keyId,
+        mxcdKeyPath: mxcdKey,
+      };
+    }
+    return { sides, stop };
+  } catch (error) {
+    await stop();
+    throw error;
   }
-  return {
-    sides,
-    async stop() {
-      for (const side of Object.values(sides)) await side.mxcd.stop();
-      for (const p of prepared) {
-        await p.front.stop();
-        await p.hs.stop();
-      }
-    },
-  };
 }
 
 async function png(colour: string): Promise<Buffer> {

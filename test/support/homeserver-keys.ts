@@ -49,9 +49,11 @@ function keyOf(version: string, seed: Buffer): HomeserverKey {
   return { keyId: `ed25519:${version}`, privateKey, publicKey: unpadded(spki.subarray(-32)) };
 }
 
-/** A new key line as Synapse's `generate_signing_key` writes it (`a_` + 4 characters). */
+const LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/** A new key line as Synapse's `generate_signing_key` writes it (`a_` + 4 letters or digits). */
 export function newSynapseKeyLine(): string {
-  const version = `a_${randomBytes(3).toString("base64url").slice(0, 4)}`;
+  const version = `a_${[...randomBytes(4)].map((b) => LETTERS[b % LETTERS.length]).join("")}`;
   return `ed25519 ${version} ${unpadded(randomBytes(32))}\n`;
 }
 
