@@ -1,5 +1,6 @@
 /**
- * Two attached mxcd instances for two homeservers (hs1.test, hs2.test)
+ * Two attached mxcd instances for two homeservers (hs1.test, and
+ * hs2.test:8448, a server name with a port, which mxcd keeps as it is)
  * federate media with each way of holding a key (docs/attached.md
  * "Federation keys"):
  * - "homeserver key": mxcd's `signing_key_path` is the homeserver's own
@@ -19,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { ConfigError, parseConfigText } from "../../src/config/load-config.js";
 import type { Engine } from "../../src/db/database.js";
 import { runCli } from "../support/cli.js";
 import { forEachEngine } from "../support/databases.js";
@@ -144,6 +146,8 @@ async function png(colour: string): Promise<Buffer> {
   return image.png().toBuffer();
 }
 
+const H1 = "hs1.test";
+const H2 = "hs2.test:8448";
 const FEDERATION_DOWNLOAD = "/_matrix/federation/v1/media/download/";
 
 /**
@@ -196,9 +200,9 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
       let hs1: Side;
       let hs2: Side;
       before(async () => {
-        world = await startWorld(engine, { "hs1.test": option, "hs2.test": option });
-        hs1 = world.sides["hs1.test"]!;
-        hs2 = world.sides["hs2.test"]!;
+        world = await startWorld(engine, { [H1]: option, [H2]: option });
+        hs1 = world.sides[H1]!;
+        hs2 = world.sides[H2]!;
       });
       after(async () => {
         await world?.stop();
@@ -235,7 +239,7 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
         const send = (destination: string) =>
           fetch(new URL(uri, hs1.front.baseUrl), {
             headers: {
-              authorization: xMatrixHeader({ uri, origin: "hs2.test", destination, key }),
+              authorization: xMatrixHeader({ uri, origin: H2, destination, key }),
             },
           });
         const wrong = await send("hs3.test");
@@ -243,7 +247,7 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
         const body = (await wrong.json()) as { errcode: string; error: string };
         assert.equal(body.errcode, "M_UNAUTHORIZED");
         assert.match(body.error, /destination/i);
-        const right = await send("hs1.test");
+        const right = await send(H1);
         assert.equal(right.status, 200, "the same request naming hs1.test is served");
         await right.arrayBuffer();
       });
@@ -257,11 +261,11 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
     before(async () => {
       // hs1 combined its file; hs2's admin generated mxcd's key but skipped `combine`.
       world = await startWorld(engine, {
-        "hs1.test": "own key",
-        "hs2.test": "own key, not published",
+        [H1]: "own key",
+        [H2]: "own key, not published",
       });
-      hs1 = world.sides["hs1.test"]!;
-      hs2 = world.sides["hs2.test"]!;
+      hs1 = world.sides[H1]!;
+      hs2 = world.sides[H2]!;
     });
     after(async () => {
       await world?.stop();
@@ -269,7 +273,7 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
 
     it("makes mxcd1 refuse mxcd2's requests; the hs2 user gets a Matrix error, not a 500", async () => {
       const id = await uploadBytes(hs1.user, "unreachable", { contentType: "text/plain" });
-      const res = await hs2.user.get(`/_matrix/client/v1/media/download/hs1.test/${id}`);
+      const res = await hs2.user.get(`/_matrix/client/v1/media/download/${H1}/${id}`);
       assert.equal(res.status, 502, res.text);
       assert.equal(res.body.errcode, "M_UNKNOWN");
       assert.equal(typeof res.body.error, "string");
@@ -278,7 +282,7 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
       const refused = hs1.front.seen("mxcd", `${FEDERATION_DOWNLOAD}${id}`);
       assert.deepEqual(
         refused.map((r) => [r.origin, r.key, r.status]),
-        [["hs2.test", hs2.mxcdKeyId, 401]],
+        [[H2, hs2.mxcdKeyId, 401]],
       );
       // A refusal is no reason to try the legacy unauthenticated download.
       assert.deepEqual(hs1.front.seen("mxcd", "/_matrix/media/"), []);
@@ -288,4 +292,20 @@ forEachEngine("two attached mxcd instances federate media", (engine) => {
       await fetchAcross(hs2, hs1, "#669933");
     });
   });
+});
+
+it("refuses old_signing_keys in attached mode: the homeserver publishes the keys, not mxcd", () => {
+  const attached =
+    'server_name: "hs1.test"\nmode: attached\nhomeserver: { base_url: "http://hs:8008" }\n';
+  const old =
+    'old_signing_keys: { "ed25519:mxcd_old": { key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", expired_ts: 1 } }\n';
+  assert.throws(
+    () => parseConfigText(`${attached}${old}`),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.problems.some((p) => /^old_signing_keys: does nothing with mode: attached/.test(p)),
+  );
+  assert.equal(parseConfigText(attached).mode, "attached", "the same config without them loads");
+  // Standalone mxcd publishes its own key document, old keys included.
+  assert.doesNotThrow(() => parseConfigText(`server_name: "hs1.test"\n${old}`));
 });
