@@ -73,7 +73,7 @@ export function readSynapseKeyFile(path: string): HomeserverKey[] {
  * Canonical JSON (spec appendix): object keys sorted by code point, no
  * insignificant white space. Enough for the ASCII-only objects signed here.
  */
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
     const object = value as Record<string, unknown>;
