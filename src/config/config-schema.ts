@@ -330,6 +330,7 @@ function checkAttachedKeys(
     homeserver?: { admin_api: string } | undefined;
     access_token_cache?: unknown;
     admins?: readonly string[] | undefined;
+    old_signing_keys: Readonly<Record<string, unknown>>;
   },
   ctx: z.RefinementCtx,
 ): void {
@@ -340,6 +341,14 @@ function checkAttachedKeys(
       if (config[key] !== undefined) problem(key, "only allowed with mode: attached");
     }
     return;
+  }
+  // mxcd publishes no key document in attached mode (the homeserver does), so
+  // an old key listed here would silently stay unpublished (docs/attached.md).
+  if (Object.keys(config.old_signing_keys).length > 0) {
+    problem(
+      "old_signing_keys",
+      "does nothing with mode: attached: list old keys in the homeserver's config",
+    );
   }
   if (config.homeserver === undefined) {
     problem("homeserver", "is required with mode: attached (homeserver.base_url at least)");
