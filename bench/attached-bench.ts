@@ -367,7 +367,7 @@ export function attachedSection(result: AttachedResult): string[] {
       numeric: [1, 2, 3, 4, 5, 6],
     }),
     "",
-    `Spread of attached ÷ standalone over the ${ratios.length} rounds: ${times(Math.min(...ratios))} – ${times(Math.max(...ratios))}. Target: ≥ ${times(ATTACHED_TARGET)} (within 10 % of standalone).`,
+    `Spread of attached ÷ standalone over the ${ratios.length} rounds: ${times(Math.min(...ratios))} – ${times(Math.max(...ratios))}, median ${times(median(ratios))}. Target: ≥ ${times(ATTACHED_TARGET)} (within 10 % of standalone).`,
     `Server CPU per download (mean of rounds): standalone ${cpu[0]!.toFixed(0)} µs, attached ${cpu[1]!.toFixed(0)} µs, nginx ${cpu[2]!.toFixed(0)} µs.`,
     "",
     "Homeserver counters (the scripted homeserver, in the bench process):",
@@ -379,6 +379,12 @@ export function attachedSection(result: AttachedResult): string[] {
     "file from the attached mxcd's media store. Attached: `admin_api: synapse`,",
     "`access_token_cache.ttl: 1h` (longer than the run). Each figure follows its own untimed warm-up.",
   ];
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function met(ok: boolean): string {
