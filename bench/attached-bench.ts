@@ -330,6 +330,9 @@ export function attachedSummaryRows(result: AttachedResult): string[][] {
 export function attachedSection(result: AttachedResult): string[] {
   const perRound = result.rounds.map((round, i) => {
     const [s, a, n] = ORDER.map((name) => round.results[name].requestsPerSecond);
+    const [cs, ca] = (["standalone", "attached"] as const).map((name) =>
+      cpuPerRequest(name)(round),
+    );
     return [
       `${i + 1} (${round.order.join(", ")})`,
       count(Math.round(s!)),
@@ -338,6 +341,7 @@ export function attachedSection(result: AttachedResult): string[] {
       times(a! / s!),
       times(s! / n!),
       times(a! / n!),
+      `${(cs! * 1e6).toFixed(0)} / ${(ca! * 1e6).toFixed(0)}`,
     ];
   });
   const ratios = result.rounds.map((round) => rps("attached")(round) / rps("standalone")(round));
@@ -353,6 +357,7 @@ export function attachedSection(result: AttachedResult): string[] {
         "attached ÷ standalone",
         "standalone ÷ nginx",
         "attached ÷ nginx",
+        "CPU µs per download (standalone / attached)",
       ],
       rows: [
         ...perRound,
@@ -362,9 +367,10 @@ export function attachedSection(result: AttachedResult): string[] {
           times(a! / s!),
           times(s! / n!),
           times(a! / n!),
+          `${cpu[0]!.toFixed(0)} / ${cpu[1]!.toFixed(0)}`,
         ],
       ],
-      numeric: [1, 2, 3, 4, 5, 6],
+      numeric: [1, 2, 3, 4, 5, 6, 7],
     }),
     "",
     `Spread of attached ÷ standalone over the ${ratios.length} rounds: ${times(Math.min(...ratios))} – ${times(Math.max(...ratios))}, median ${times(median(ratios))}. Target: ≥ ${times(ATTACHED_TARGET)} (within 10 % of standalone).`,

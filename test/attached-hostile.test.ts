@@ -177,7 +177,7 @@ forEachEngine("attached mode: hostile input over HTTP", (engine) => {
   let front: HomeserverFront;
   /** request_timeout 10s, failure_threshold high, max_entries MAX_ENTRIES. */
   let server: TestServer;
-  /** request_timeout 1s, failure_threshold 3: for time-outs and the breaker. */
+  /** request_timeout 2s, failure_threshold 3: for time-outs and the breaker. */
   let strict: TestServer;
   let serial = 0;
   let mediaId: string;
@@ -219,7 +219,7 @@ forEachEngine("attached mode: hostile input over HTTP", (engine) => {
       homeserver: {
         base_url: front.baseUrl,
         admin_api: "synapse",
-        request_timeout: "1s",
+        request_timeout: "2s",
         failure_threshold: 3,
       },
       access_token_cache: cache,
