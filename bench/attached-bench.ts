@@ -58,7 +58,7 @@ export interface AttachedBenchContext extends LoadContext {
   readonly nodeFlags?: readonly string[];
 }
 
-export type ServerName = "standalone" | "attached" | "nginx";
+type ServerName = "standalone" | "attached" | "nginx";
 
 /** One round: each server's throughput, and the order they ran in. */
 export interface AttachedRound {
@@ -90,7 +90,7 @@ export interface AttachedResult {
 }
 
 /** The issue's bound: attached within 10 % of standalone. */
-export const ATTACHED_TARGET = 0.9;
+const ATTACHED_TARGET = 0.9;
 
 const SERVER_NAME = "bench.local";
 const USER_ID = `@bench:${SERVER_NAME}`;
@@ -267,12 +267,12 @@ const cpuPerRequest = (name: ServerName) => (round: AttachedRound) =>
   round.results[name].cpuLoad / round.results[name].requestsPerSecond;
 
 /** attached ÷ standalone, mean req/s over the rounds. */
-export function attachedRatio(result: AttachedResult): number {
+function attachedRatio(result: AttachedResult): number {
   return mean(result.rounds, rps("attached")) / mean(result.rounds, rps("standalone"));
 }
 
 /** Whether the two counter claims held. */
-export function claimsHeld(result: AttachedResult): { warm: boolean; cold: boolean } {
+function claimsHeld(result: AttachedResult): { warm: boolean; cold: boolean } {
   return {
     warm: result.warmHomeserverRequests === 0,
     cold: result.cold.every((check) => check.whoami === check.tokens && check.otherRequests === 0),
