@@ -5,6 +5,7 @@
  * printed and written to bench/RESULTS.md.
  */
 import { type AdminResult, adminTable } from "./admin-bench.js";
+import { type AttachedResult, attachedSection, attachedSummaryRows } from "./attached-bench.js";
 import type { ClusterResult } from "./cluster-bench.js";
 import type { DownloadResult, DownloadsResult, Throughput } from "./download-bench.js";
 import type { TtfbResult } from "./federation-ttfb-bench.js";
@@ -25,6 +26,7 @@ export type Outcome<T> =
 /** Each part's outcome; absent when MXCD_BENCH_ONLY left it out. */
 export interface SectionResults {
   downloads?: Outcome<DownloadsResult> | undefined;
+  attached?: Outcome<AttachedResult> | undefined;
   upload?: Outcome<UploadResult> | undefined;
   thumbnails?: Outcome<ThumbnailResult> | undefined;
   cluster?: Outcome<ClusterResult> | undefined;
@@ -84,6 +86,11 @@ export function renderReport(report: BenchReport): string {
     "(1.00× = independent of size). MiB = 2^20 bytes. Details and the remaining figures below.",
     "",
     ...section("Downloads vs nginx", results.downloads, downloadsSection),
+    ...section(
+      "Attached mode: warm-token downloads vs standalone and nginx",
+      results.attached,
+      attachedSection,
+    ),
     ...section("Upload vs sha256sum", results.upload, uploadSection),
     ...section("Thumbnails per second vs vipsthumbnail", results.thumbnails, thumbnailSection),
     ...section(
@@ -144,6 +151,9 @@ function summaryRows(results: SectionResults): Row[] {
   const downloads = ok(results.downloads);
   if (downloads) rows.push(...downloads.sizes.map(downloadRow), rssUnderLoadRow(downloads));
   else unavailable("Downloads", results.downloads);
+  const attached = ok(results.attached);
+  if (attached) rows.push(...attachedSummaryRows(attached));
+  else unavailable("Attached mode", results.attached);
   const upload = ok(results.upload);
   if (upload) rows.push(uploadRow(upload), uploadRssRow(upload));
   else unavailable("Upload", results.upload);

@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { benchAdmin } from "./admin-bench.js";
+import { attachedSettingsFromEnv, benchAttached } from "./attached-bench.js";
 import { benchCluster } from "./cluster-bench.js";
 import { benchDownloads, type LoadContext } from "./download-bench.js";
 import { benchFederationTtfb, remoteMibFromEnv } from "./federation-ttfb-bench.js";
@@ -52,6 +53,7 @@ const CLI = join(REPO, "dist", "src", "cli", "main.js");
 /** The parts of the run, in order; MXCD_BENCH_ONLY picks some. */
 const SECTIONS = [
   "downloads",
+  "attached",
   "upload",
   "thumbnails",
   "cluster",
@@ -75,6 +77,8 @@ interface Settings {
   readonly feedSizes: readonly number[];
   readonly roomMediaSizes: readonly number[];
   readonly remoteMib: number;
+  readonly attachedRounds: number;
+  readonly coldTokens: number;
   readonly cpuProfileDir: string | undefined;
   readonly resultsPath: string;
   readonly only: ReadonlySet<Section>;
@@ -99,6 +103,8 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     feedSizes: feedSizesFromEnv(env),
     roomMediaSizes: roomMediaSizesFromEnv(env),
     remoteMib: remoteMibFromEnv(env),
+    attachedRounds: attachedSettingsFromEnv(env).rounds,
+    coldTokens: attachedSettingsFromEnv(env).coldTokens,
     cpuProfileDir: env.MXCD_BENCH_CPU_PROF || undefined,
     resultsPath: env.MXCD_BENCH_RESULTS ?? join(REPO, "bench", "RESULTS.md"),
     only: readOnly(env.MXCD_BENCH_ONLY),
@@ -128,6 +134,7 @@ function describeSettings(settings: Settings, maxUploadSize: string): string[] {
     `Upload: ${mib} MiB of random data, \`POST /_matrix/media/v3/upload\` streamed by \`curl -T\` (with Content-Length), \`max_upload_size: ${maxUploadSize}\`; the file is synced to disk, then \`sha256sum\` is timed after one untimed run, so both read it from the page cache. RSS every 50 ms; baseline = median over the 1 s before the upload, peak = largest sample until its response.`,
     `Thumbnails: ${settings.thumbnailImages} photo-like JPEGs (2000×1500, quality 85: gradients, a wave, soft blobs and per-pixel noise, each different) plus one untimed warm-up image. mxcd with \`dynamic_thumbnails: true\`, \`thumbnail_sizes: []\` (nothing pre-generated) and the default \`max_thumbnail_concurrency: 2\`; the client requests one \`320×240 method=scale\` thumbnail of each image (client v1 endpoint, Bearer token), 2 requests in flight. Reference: \`vipsthumbnail --size 320x240 -o OUT/%s.jpg[Q=80] FILES\` (quality 80 as mxcd writes) run as 2 processes side by side, each over half of the files, timed once before and once after mxcd; the mean is the reference.`,
     `Three processes vs one: one throwaway PostgreSQL cluster (fsync off), one filesystem media store, three \`mxcd serve\` processes with the same config except the port; one nginx (\`worker_processes ${settings.proxyWorkers}\`) proxying 1 MiB downloads to an upstream of all three ports, or of the first alone (measured alternately, two rounds each, means compared), with the \`location\` settings of docs/deployment.md (\`proxy_buffering off\`, \`proxy_request_buffering off\`, \`keepalive 32\` HTTP/1.1 connections to the upstream, ${settings.proxyBufferSize ? `\`proxy_buffer_size ${settings.proxyBufferSize}\`` : "nginx's default `proxy_buffer_size`"}). PostgreSQL pool: mxcd's default \`max_connections: 10\` per process.`,
+    `Attached mode: a standalone and an attached mxcd (the scripted homeserver of the tests, in this process, \`access_token_cache.ttl: 1h\`) and nginx, 4 KiB authenticated downloads with the same wrk load, ${settings.attachedRounds} rounds in rotating order; cold tokens: 20 tokens × 3 requests one at a time, then ${settings.coldTokens} tokens × 4 requests all at once.`,
     `Media admin API: ${count(settings.mediaRows)} local media rows inserted with SQL into a fresh database (PostgreSQL: a database in the throwaway cluster; SQLite: a file), then an in-process server (from \`src/\`, via tsx) is called over HTTP on loopback: 100 timed calls per query after 5 untimed.`,
     `Quarantine feed: ${count(small)} vs ${count(large)} records, 200 random pages each; room media: ${count(settings.roomMediaSizes[0] ?? 0)} vs ${count(settings.roomMediaSizes[1] ?? 0)} events, 50 calls per room after 5 untimed; remote media: ${settings.remoteMib} MiB between two in-process servers. All in-process (from \`src/\`, via tsx), as their standalone scripts run.`,
   ];
@@ -197,6 +204,22 @@ async function main(cleanup: Cleanup): Promise<void> {
     if (settings.only.has("downloads")) results.downloads = transfers;
     if (settings.only.has("upload")) results.upload = transfers;
   }
+  results.attached = await part(["attached"], (local, dir) =>
+    benchAttached(
+      {
+        ...loadContext,
+        cli: CLI,
+        dir,
+        rounds: settings.attachedRounds,
+        coldTokens: settings.coldTokens,
+        nginxWorkers: settings.nginxWorkers,
+        ...(settings.cpuProfileDir && {
+          nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProfileDir}`],
+        }),
+      },
+      local,
+    ),
+  );
   results.thumbnails = await part(["thumbnails"], (local, dir) =>
     benchThumbnails(
       { tools, cli: CLI, dir, images: settings.thumbnailImages, width: 2000, height: 1500 },

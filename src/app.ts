@@ -28,7 +28,7 @@ import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
 import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
-import { createMetricsRegistry } from "./http/http-metrics.js";
+import { createMetricsRegistry, registerAccessTokenCacheMetrics } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
 import { addMediaNosniff } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
@@ -258,6 +258,7 @@ export function createApp(config: Config, logger: Logger): App {
   const attached = config.mode === "attached";
   if (attached) gateAttachedRoutes(http);
   const tenant = attached ? createAttachedTenant(config) : undefined;
+  if (tenant) registerAccessTokenCacheMetrics(metrics, tenant.identity);
   const auth = createAuth(services.accounts, tenant);
   const standalone = !attached;
 

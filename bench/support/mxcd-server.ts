@@ -52,6 +52,11 @@ export interface MxcdOptions {
   readonly extraConfig?: Record<string, unknown>;
   /** Register the bench user first (default); false when another process already did. */
   readonly registerUser?: boolean;
+  /**
+   * A token to use instead of logging in (attached mode: the homeserver issued
+   * it, and mxcd serves no login; pass `registerUser: false` too).
+   */
+  readonly accessToken?: string;
 }
 
 /** Writes a config, registers a user, starts the server and logs in. */
@@ -79,7 +84,7 @@ export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise
   } catch (error) {
     throw new Error(`mxcd did not start: ${(error as Error).message}\n${output.text()}`);
   }
-  const token = await login(baseUrl);
+  const token = options.accessToken ?? (await login(baseUrl));
   return {
     baseUrl,
     port,

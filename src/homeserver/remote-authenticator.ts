@@ -64,6 +64,12 @@ type Verdict =
 
 /** Longest access token sent to the homeserver (Synapse's are under 100 characters). */
 const MAX_TOKEN_LENGTH = 4096;
+/**
+ * Visible ASCII only (tokens, and `user_id` below): what every homeserver issues (Synapse `syt_…`, MAS
+ * `mat_…`, Conduit's random letters) and what a `Bearer` header can carry
+ * unchanged; no spaces, control characters or non-ASCII.
+ */
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 /** The made-up user the `matrix` whois probe asks about (only admins may whois others). */
 const WHOIS_PROBE_LOCALPART = "mxcd.admin.check";
 /** 401 errcodes passed through as they are; any other 401 reads as an unknown token. */
@@ -106,8 +112,11 @@ export class RemoteAuthenticator {
    * (as a MatrixError), or 502/504 `M_UNKNOWN` when it cannot be asked.
    */
   async authenticate(accessToken: string, context: AuthContext = {}): Promise<RemoteRequester> {
-    if (accessToken.length > MAX_TOKEN_LENGTH) {
-      // No homeserver issues such tokens; asking would only spend its time.
+    if (accessToken.length > MAX_TOKEN_LENGTH || !VISIBLE_ASCII.test(accessToken)) {
+      // No homeserver issues such tokens; asking would only spend its time. A
+      // character a request header cannot carry (from `?access_token=%E2%82%AC`)
+      // would also fail the request before it is sent, and count as a
+      // homeserver failure towards `failure_threshold` (docs/attached.md, "Hardening").
       throw new MatrixError("M_UNKNOWN_TOKEN", "Unrecognised access token", 401, {
         soft_logout: false,
       });
@@ -242,7 +251,9 @@ function cacheKey(accessToken: string, masqueradeAs: string | undefined): string
 }
 
 function isUserId(value: string): boolean {
-  if (value.length > MAX_USER_ID_LENGTH) return false;
+  // Even historical user ids are visible ASCII (spec appendices, "Historical
+  // User IDs"); a control character is no one's id, so nobody is asked.
+  if (value.length > MAX_USER_ID_LENGTH || !VISIBLE_ASCII.test(value)) return false;
   try {
     parseUserId(value);
     return true;

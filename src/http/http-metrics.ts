@@ -4,7 +4,7 @@
  * so two servers in one process keep separate figures.
  */
 import type { FastifyInstance } from "fastify";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
@@ -37,5 +37,25 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
     };
     requests.inc(labels);
     duration.observe(labels, reply.elapsedTime / 1000);
+  });
+}
+
+/**
+ * `mxcd_access_token_cache_entries` (attached mode): verdicts the access-token
+ * cache holds now, accepted and refused tokens alike. Bounded by
+ * `access_token_cache.max_entries` (least recently used first), however many
+ * distinct tokens clients send. Read when scraped.
+ */
+export function registerAccessTokenCacheMetrics(
+  registry: Registry,
+  cache: { readonly cachedTokens: number },
+): void {
+  new Gauge({
+    name: "mxcd_access_token_cache_entries",
+    help: "Access-token verdicts cached (attached mode), at most access_token_cache.max_entries",
+    registers: [registry],
+    collect() {
+      this.set(cache.cachedTokens);
+    },
   });
 }

@@ -19,6 +19,7 @@ import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import { BlobNotFoundError } from "../storage/blob-store.js";
 import { watchBodyIdle } from "./body-idle-timeout.js";
+import { answerClientError } from "./client-error.js";
 import { instrumentHttp } from "./http-metrics.js";
 import { DEFAULT_LINGER, type LingerLimits, lingerBeforeClose } from "./lingering-close.js";
 import { MethodIndex } from "./method-index.js";
@@ -81,6 +82,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     return503OnClosing: true,
     trustProxy: options.trustProxy ?? false,
     forceCloseConnections: "idle",
+    // Requests Node's parser refuses (431, 408, 400) get a Matrix error body too.
+    clientErrorHandler: answerClientError,
     frameworkErrors: (error, _request, reply) => {
       sendError(
         reply,
