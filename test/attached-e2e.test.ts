@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { createClient, type MatrixClient, MsgType } from "matrix-js-sdk";
+import { logger as sdkLogger } from "matrix-js-sdk/lib/logger.js";
 import { parse as parseYaml } from "yaml";
 import { nginxProxyConfig } from "../src/http/nginx-proxy-config.js";
 import { localContentKey } from "../src/storage/media-paths.js";
@@ -43,6 +44,7 @@ const WHOAMI = "/_matrix/client/v3/account/whoami";
 const STEP = { timeout: 60_000 };
 /** `homeserver.failure_threshold`: consecutive failures before mxcd stops asking. */
 const FAILURE_THRESHOLD = 4;
+const MAX_UPLOAD_MIB = 3;
 
 function synadmInstalled(): boolean {
   try {
@@ -52,6 +54,9 @@ function synadmInstalled(): boolean {
     return false;
   }
 }
+
+// The SDK logs every request at debug level; its warnings and errors stay.
+sdkLogger.setLevel("warn");
 
 const nginxBinary = findNginx();
 const synadm = synadmInstalled();
@@ -162,6 +167,8 @@ forEachEngine("attached mxcd behind the generated nginx config, end to end", (en
       access_token_cache: { ttl: "5s", negative_ttl: "1s", admin_ttl: "5s" },
       app_service: { registration },
       media_redaction_policy: "delete",
+      // Above nginx's default client_max_body_size (1m), so the generated one must be used.
+      max_upload_size: `${MAX_UPLOAD_MIB}M`,
     });
     // The homeserver reads the same file (Synapse's app_service_config_files).
     const { url, hs_token: hsToken } = parseYaml(readFileSync(registration, "utf8"));
@@ -213,6 +220,17 @@ forEachEngine("attached mxcd behind the generated nginx config, end to end", (en
     const media = hs.paths.filter((path) => /^\/_matrix\/(media|client\/v1\/media)\//.test(path));
     assert.deepEqual(media, [], "no media request reached the homeserver");
     imageMxc = mxc;
+  });
+
+  it("lets uploads of exactly max_upload_size through nginx, and no more", STEP, async () => {
+    const limit = MAX_UPLOAD_MIB * 1024 * 1024;
+    const bytes = randomBytes(limit);
+    const { content_uri: mxc } = await alice.uploadContent(bytes, { type: "image/png" });
+    assert.ok((await sdkDownload(alice, mxc)).body.equals(bytes));
+    await assert.rejects(
+      alice.uploadContent(randomBytes(limit + 1), { type: "image/png" }),
+      (error: { httpStatus?: number }) => error.httpStatus === 413,
+    );
   });
 
   it("passes the client's real address to mxcd, which passes it to whoami", STEP, async () => {
