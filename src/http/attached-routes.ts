@@ -15,20 +15,18 @@
 import type { FastifyInstance, onRequestHookHandler } from "fastify";
 import { MatrixError } from "../domain/matrix-error.js";
 
-/**
- * Who reaches a route: `proxy` routes are the public ones the reverse proxy
- * sends to mxcd (`mxcd proxy-config` writes them; docs/attached.md shows
- * them); `homeserver` routes are called by the homeserver at mxcd's internal
- * address (the registration's `url`), and `operator` routes by the operator's
- * own tools. Neither of the last two needs the public proxy.
- */
-export type AttachedRouteAudience = "proxy" | "homeserver" | "operator";
-
 /** One row of the route table. */
 export interface AttachedRoute {
   readonly pattern: RegExp;
   readonly what: string;
-  readonly via: AttachedRouteAudience;
+  /**
+   * Who reaches the route: `proxy` routes are the public ones the reverse
+   * proxy sends to mxcd (`mxcd proxy-config` writes them; docs/attached.md
+   * shows them); `homeserver` routes are called by the homeserver at mxcd's
+   * internal address (the registration's `url`), `operator` routes by the
+   * operator's own tools. Neither of the last two goes through the proxy.
+   */
+  readonly via: "proxy" | "homeserver" | "operator";
 }
 
 /** Path patterns (§6) of the routes served in attached mode, with why. */

@@ -4,9 +4,11 @@
  * docs/attached.md are the same rows, so a path mxcd serves cannot be
  * forgotten by the proxy, nor a path it refuses be sent to it.
  *
- * The output is a set of `location` blocks to include in a `server` block
- * (the client one and the federation one). Choices, each from Synapse's
- * docs/reverse_proxy.md or the reference's §6:
+ * The output is the whole routing of a `server` block (the client one and
+ * the federation one): a few server-level directives every location
+ * inherits, one regular-expression location per public row, and `location /`
+ * for the homeserver. Choices, each from Synapse's docs/reverse_proxy.md or
+ * the reference's §6:
  * - `proxy_pass` has no URI part (not even `/`): nginx then passes the
  *   request URI as the client sent it instead of a normalised copy, which
  *   would break X-Matrix signatures and odd but valid media ids;
