@@ -17,7 +17,9 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
@@ -231,6 +233,31 @@ forEachEngine("attached mxcd behind the generated nginx config, end to end", (en
       alice.uploadContent(randomBytes(limit + 1), { type: "image/png" }),
       (error: { httpStatus?: number }) => error.httpStatus === 413,
     );
+  });
+
+  it("streams an upload to mxcd while the client is still sending it", STEP, async () => {
+    const uploader = await logIn(nginx.url, "alice", "alice-password"); // a token mxcd has not seen
+    const whoamis = hs.count(WHOAMI);
+    const req = request(`${nginx.url}/_matrix/media/v3/upload`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${uploader.getAccessToken()}`,
+        "content-type": "application/octet-stream",
+        "transfer-encoding": "chunked",
+      },
+    });
+    const response = once(req, "response") as Promise<[IncomingMessage]>;
+    req.write(randomBytes(64 * 1024));
+    // mxcd checks the token when the request reaches it: with the body still
+    // unfinished, only if nginx passes it on instead of spooling it first.
+    await until(() => hs.count(WHOAMI) > whoamis);
+    req.end(randomBytes(1024));
+    const [res] = await response;
+    let text = "";
+    for await (const chunk of res) text += chunk;
+    assert.equal(res.statusCode, 200, text);
+    assert.match(JSON.parse(text).content_uri, /^mxc:\/\//);
+    uploader.stopClient();
   });
 
   it("passes the client's real address to mxcd, which passes it to whoami", STEP, async () => {
