@@ -7,9 +7,11 @@
  * `mxcd appservice generate-registration` wrote, as Synapse would.
  *
  * The steps share one deployment and run in order: log in at the homeserver,
- * upload and download at mxcd, send an m.image at the homeserver and find it
- * in mxcd's room media list, quarantine the room with synadm, redact with
- * `media_redaction_policy: delete`, log out, and take the homeserver down.
+ * upload and download at mxcd (the config's upload limit, streaming, URIs
+ * passed unnormalised and the client address), send an m.image at the
+ * homeserver and find it in mxcd's room media list, quarantine the room with
+ * synadm, redact with `media_redaction_policy: delete`, log out, and take the
+ * homeserver down.
  *
  * Needs nginx and synadm: without them the suite is skipped loudly, and under
  * CI=true that is a failure (.ci/run installs both and checks the markers).
@@ -31,7 +33,7 @@ import { localContentKey } from "../src/storage/media-paths.js";
 import { AppServicePusher } from "./support/app-service-pusher.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
-import { allKeys, mediaIdOf } from "./support/media.js";
+import { allKeys, mediaIdOf, rawGet } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { until } from "./support/mxcd-processes.js";
 import { findNginx, type RunningNginx, startNginx } from "./support/nginx.js";
@@ -258,6 +260,13 @@ forEachEngine("attached mxcd behind the generated nginx config, end to end", (en
     assert.equal(res.statusCode, 200, text);
     assert.match(JSON.parse(text).content_uri, /^mxc:\/\//);
     uploader.stopClient();
+  });
+
+  it("passes request URIs on as the client sent them, never normalised", STEP, async () => {
+    // nginx matches locations on the decoded, merged path, but must pass the original.
+    const path = "/_matrix/client/v3//rooms/%21a%2Fb%3Atest.local/state/m.room.name/x%2Ey";
+    await rawGet(nginx.url, path, alice.getAccessToken() ?? "");
+    assert.ok(hs.paths.includes(path), `the homeserver saw: ${hs.paths.join(" ")}`);
   });
 
   it("passes the client's real address to mxcd, which passes it to whoami", STEP, async () => {
