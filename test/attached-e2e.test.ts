@@ -269,6 +269,15 @@ forEachEngine("attached mxcd behind the generated nginx config, end to end", (en
     assert.ok(hs.paths.includes(path), `the homeserver saw: ${hs.paths.join(" ")}`);
   });
 
+  it("keeps the homeserver's own admin API off the proxy, media admin aside", STEP, async () => {
+    const res = await fetch(`${nginx.url}/_synapse/admin/v1/rooms`, {
+      headers: { authorization: `Bearer ${admin.getAccessToken()}` },
+    });
+    await res.arrayBuffer();
+    assert.equal(res.status, 404);
+    assert.ok(!hs.paths.includes("/_synapse/admin/v1/rooms"), "the homeserver was not asked");
+  });
+
   it("passes the client's real address to mxcd, which passes it to whoami", STEP, async () => {
     const bob = await logIn(nginx.url, "alice", "alice-password"); // a token mxcd has not seen
     const whoamis = hs.count(WHOAMI);

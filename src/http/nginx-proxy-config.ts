@@ -4,11 +4,13 @@
  * docs/attached.md are the same rows, so a path mxcd serves cannot be
  * forgotten by the proxy, nor a path it refuses be sent to it.
  *
- * The output is the whole routing of a `server` block (the client one and
- * the federation one): a few server-level directives every location
- * inherits, one regular-expression location per public row, and `location /`
- * for the homeserver. Choices, each from Synapse's docs/reverse_proxy.md or
- * the reference's §6:
+ * The output is included in a `server` block (the client one and the
+ * federation one): a few server-level directives every location inherits,
+ * one regular-expression location per public row, then the homeserver's
+ * location for the rest of `/_matrix` and `/_synapse/client` (Synapse's own
+ * example; the rest of `/_synapse/admin` stays off the internet, and a web
+ * client at `/` can stay). Choices, each from Synapse's docs/reverse_proxy.md
+ * or the reference's §6:
  * - `proxy_pass` has no URI part (not even `/`): nginx then passes the
  *   request URI as the client sent it instead of a normalised copy, which
  *   would break X-Matrix signatures and odd but valid media ids;
@@ -73,12 +75,15 @@ export function nginxRegex(pattern: RegExp): string {
   return source;
 }
 
+/** The homeserver's paths, as in Synapse's reverse_proxy.md. */
+export const HOMESERVER_LOCATION = "~ ^(/_matrix|/_synapse/client)";
+
 const HEADER = `# mxcd in front of a homeserver: written by \`mxcd proxy-config nginx\` from
-# mxcd's route table. This is the whole routing of a server block: include
-# it in the server block of the client API, and in the one of the federation
-# port (8448) too, since servers from before Matrix 1.11 fetch
-# /_matrix/media/v3/download there. Keep no other location in those blocks
-# that could take these paths first (a regular expression, ^~ or =).
+# mxcd's route table. Include it in the server block of the client API, and
+# in the one of the federation port (8448) too, since servers from before
+# Matrix 1.11 fetch /_matrix/media/v3/download there. In those blocks, keep no
+# other location that could take these paths first (a regular expression
+# above the include, or a ^~ or = location), nor the directives below.
 `;
 
 /** The server-level directives every location inherits. */
@@ -92,7 +97,7 @@ proxy_buffering off;
 # Long-polls (quarantine_changes?timeout=, timeout_ms) and remote fetches.
 proxy_read_timeout 300s;
 proxy_http_version 1.1;
-proxy_set_header Host $host;
+proxy_set_header Host $host:$server_port;
 # Replace, not append: mxcd and Synapse (x_forwarded) take the left-most
 # entry, which a client could otherwise forge.
 proxy_set_header X-Forwarded-For $remote_addr;
@@ -101,14 +106,14 @@ proxy_set_header X-Forwarded-Proto $scheme;
 # No URI part in proxy_pass, not even "/": the request URI then reaches mxcd
 # and the homeserver as the client sent it, never normalised (Synapse's
 # reverse_proxy.md). nginx picks the first regular expression that matches
-# the normalised path; what none matches goes to the homeserver.
+# the normalised path: mxcd's paths, then the homeserver's.
 `;
 }
 
 /**
  * The proxy config in front of mxcd and the homeserver: server-level
  * directives, then one location per public row of the route table, then the
- * homeserver's `location /`.
+ * homeserver's location.
  */
 export function nginxProxyConfig(options: NginxProxyOptions): string {
   const mxcd = upstreamOrigin("--mxcd", options.mxcd);
@@ -117,10 +122,11 @@ export function nginxProxyConfig(options: NginxProxyOptions): string {
     (route) =>
       `# mxcd: ${route.what}\nlocation ~ ${nginxRegex(route.pattern)} { proxy_pass ${mxcd}; }\n`,
   );
-  // The homeserver keeps everything else, /_matrix/key/v2 and
-  // /_matrix/client/versions included (mxcd answers those 404).
+  // The homeserver keeps the rest of the Matrix API, /_matrix/key/v2 and
+  // /_matrix/client/versions included (mxcd answers those 404), as in
+  // Synapse's example; /_synapse/admin beyond media is not proxied.
   locations.push(
-    `# the homeserver: everything else (keep /_synapse/admin off the internet if you can)\nlocation / { proxy_pass ${homeserver}; }\n`,
+    `# the homeserver: the rest of /_matrix, and /_synapse/client\nlocation ${HOMESERVER_LOCATION} { proxy_pass ${homeserver}; }\n`,
   );
   return `${HEADER}${common(options.maxUploadSize)}\n${locations.join("\n")}`;
 }
