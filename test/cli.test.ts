@@ -27,7 +27,7 @@ describe("mxcd CLI", () => {
     const { code, stdout } = await runCli(["--help"]);
     assert.equal(code, 0);
     const commands = ["serve", "generate-config", "config", "register-user", "migrate", "jobs"];
-    for (const command of [...commands, "media", "appservice", "signing-key"]) {
+    for (const command of [...commands, "media", "appservice", "signing-key", "proxy-config"]) {
       assert.match(stdout, new RegExp(`\\b${command}\\b`), command);
     }
   });

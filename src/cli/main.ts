@@ -10,6 +10,7 @@ import { configCheckCommand, generateConfigCommand } from "./config-commands.js"
 import { jobsCommand, jobsRunCommand } from "./jobs-command.js";
 import { migrateStoreCommand } from "./media-migrate-store-command.js";
 import { migrateCommand } from "./migrate-command.js";
+import { nginxProxyConfigCommand } from "./proxy-config-command.js";
 import { registerUserCommand } from "./register-user-command.js";
 import { serveCommand } from "./serve-command.js";
 import { combineSigningKeysCommand, generateSigningKeyCommand } from "./signing-key-command.js";
@@ -99,6 +100,17 @@ program
   .option("--id <id>", "the registration's id", "mxcd")
   .option("--sender-localpart <localpart>", "localpart of the service's own user", "_mxcd")
   .action(generateRegistrationCommand);
+
+program
+  .command("proxy-config")
+  .description("reverse-proxy config for the attached shape (docs/attached.md)")
+  .command("nginx")
+  .description("print nginx locations sending mxcd's routes to mxcd, the rest to the homeserver")
+  .option("-c, --config <file>", "mxcd's config (max_upload_size, listen, homeserver.base_url)")
+  .option("--mxcd <url>", "mxcd's internal address, e.g. http://127.0.0.1:8009")
+  .option("--homeserver <url>", "the homeserver's internal address, e.g. http://127.0.0.1:8008")
+  .option("--max-upload-size <size>", "mxcd's max_upload_size, e.g. 50M (default: the config's)")
+  .action(nginxProxyConfigCommand);
 
 const signingKey = program
   .command("signing-key")

@@ -15,23 +15,68 @@
 import type { FastifyInstance, onRequestHookHandler } from "fastify";
 import { MatrixError } from "../domain/matrix-error.js";
 
+/** One row of the route table. */
+export interface AttachedRoute {
+  readonly pattern: RegExp;
+  readonly what: string;
+  /**
+   * Who reaches the route: `proxy` routes are the public ones the reverse
+   * proxy sends to mxcd (`mxcd proxy-config` writes them; docs/attached.md
+   * shows them); `homeserver` routes are called by the homeserver at mxcd's
+   * internal address (the registration's `url`), `operator` routes by the
+   * operator's own tools. Neither of the last two goes through the proxy.
+   */
+  readonly via: "proxy" | "homeserver" | "operator";
+}
+
 /** Path patterns (§6) of the routes served in attached mode, with why. */
-export const ATTACHED_ROUTE_TABLE: readonly { readonly pattern: RegExp; readonly what: string }[] =
-  [
-    { pattern: /^\/_matrix\/media\//, what: "legacy client media (r0, v1, v3)" },
-    { pattern: /^\/_matrix\/client\/v1\/media\//, what: "authenticated client media" },
-    { pattern: /^\/_matrix\/federation\/v1\/media\//, what: "federation media" },
-    { pattern: /^\/_synapse\/admin\/v1\/purge_media_cache$/, what: "media admin" },
-    { pattern: /^\/_synapse\/admin\/v1\/room\/.*\/media.*$/, what: "room media admin" },
-    { pattern: /^\/_synapse\/admin\/v1\/user\/.*\/media.*$/, what: "user media admin" },
-    { pattern: /^\/_synapse\/admin\/v1\/media\/.*$/, what: "media admin, quarantine_changes" },
-    { pattern: /^\/_synapse\/admin\/v1\/quarantine_media\/.*$/, what: "legacy room quarantine" },
-    { pattern: /^\/_synapse\/admin\/v1\/users\/.*\/media$/, what: "user media admin" },
-    { pattern: /^\/_synapse\/admin\/v1\/statistics\/users\/media$/, what: "media statistics" },
-    { pattern: /^\/_matrix\/app\//, what: "application-service API (the homeserver's pushes)" },
-    { pattern: /^\/health$/, what: "mxcd's health check (not proxied)" },
-    { pattern: /^\/metrics$/, what: "mxcd's metrics (not proxied)" },
-  ];
+export const ATTACHED_ROUTE_TABLE: readonly AttachedRoute[] = [
+  { pattern: /^\/_matrix\/media\//, what: "legacy client media (r0, v1, v3)", via: "proxy" },
+  {
+    pattern: /^\/_matrix\/client\/v1\/media\//,
+    what: "authenticated client media",
+    via: "proxy",
+  },
+  { pattern: /^\/_matrix\/federation\/v1\/media\//, what: "federation media", via: "proxy" },
+  { pattern: /^\/_synapse\/admin\/v1\/purge_media_cache$/, what: "media admin", via: "proxy" },
+  {
+    pattern: /^\/_synapse\/admin\/v1\/room\/.*\/media.*$/,
+    what: "room media admin",
+    via: "proxy",
+  },
+  {
+    pattern: /^\/_synapse\/admin\/v1\/user\/.*\/media.*$/,
+    what: "user media admin",
+    via: "proxy",
+  },
+  {
+    pattern: /^\/_synapse\/admin\/v1\/media\/.*$/,
+    what: "media admin, quarantine_changes",
+    via: "proxy",
+  },
+  {
+    pattern: /^\/_synapse\/admin\/v1\/quarantine_media\/.*$/,
+    what: "legacy room quarantine",
+    via: "proxy",
+  },
+  {
+    pattern: /^\/_synapse\/admin\/v1\/users\/.*\/media$/,
+    what: "user media admin",
+    via: "proxy",
+  },
+  {
+    pattern: /^\/_synapse\/admin\/v1\/statistics\/users\/media$/,
+    what: "media statistics",
+    via: "proxy",
+  },
+  {
+    pattern: /^\/_matrix\/app\//,
+    what: "application-service API (the homeserver's pushes)",
+    via: "homeserver",
+  },
+  { pattern: /^\/health$/, what: "mxcd's health check (not proxied)", via: "operator" },
+  { pattern: /^\/metrics$/, what: "mxcd's metrics (not proxied)", via: "operator" },
+];
 
 /** Whether a path (or route pattern such as `/room/:roomId/media`) is served in attached mode. */
 export function isAttachedRoute(path: string): boolean {

@@ -260,6 +260,11 @@ export class ScriptedHomeserver {
     return this.#counts.get(path) ?? 0;
   }
 
+  /** Every path requested so far (without queries), e.g. to assert that none was a media path. */
+  get paths(): string[] {
+    return [...this.#counts.keys()];
+  }
+
   /** Requests received in all. */
   get total(): number {
     let sum = 0;
@@ -273,7 +278,9 @@ export class ScriptedHomeserver {
     for (const response of this.#stalled.splice(0)) json(response, 500, { errcode: "M_UNKNOWN" });
   }
 
+  /** Stops listening (a second call does nothing): the homeserver is down. */
   async stop(): Promise<void> {
+    if (!this.#server.listening) return;
     this.release();
     this.#server.closeAllConnections();
     this.#server.close();
