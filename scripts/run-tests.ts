@@ -6,8 +6,9 @@
  * Without PostgreSQL the PostgreSQL suites are skipped with a loud message;
  * with CI=true (or MXCD_REQUIRE_POSTGRES=1) that is a failure instead, and so
  * is a run in which no PostgreSQL suite actually ran. The same holds for the
- * suites that drive nginx (test/deployment-nginx.test.ts) and synadm
- * (test/synadm.test.ts) whenever those files are part of the run: each suite
+ * suites that drive nginx (test/deployment-nginx.test.ts,
+ * test/attached-e2e.test.ts) and synadm (test/synadm.test.ts,
+ * test/attached-e2e.test.ts) whenever those files are part of the run: each suite
  * leaves a marker (test/support/run-markers.ts), the summary prints
  * `<tool> suites run: N`, and under CI a count of 0 fails the run.
  *
@@ -40,10 +41,16 @@ const files =
 
 const scratch = mkdtempSync(join(tmpdir(), "mxcd-test-run-"));
 const markers = join(scratch, "markers");
-/** Suites that need a tool, by the file that holds them (checked when the file runs). */
-const TOOL_SUITES: readonly { kind: MarkerKind; file: string }[] = [
-  { kind: "nginx", file: join("test", "deployment-nginx.test.ts") },
-  { kind: "synadm", file: join("test", "synadm.test.ts") },
+/** Suites that need a tool, by the files that hold them (checked when one of them runs). */
+const TOOL_SUITES: readonly { kind: MarkerKind; files: readonly string[] }[] = [
+  {
+    kind: "nginx",
+    files: [join("test", "deployment-nginx.test.ts"), join("test", "attached-e2e.test.ts")],
+  },
+  {
+    kind: "synadm",
+    files: [join("test", "synadm.test.ts"), join("test", "attached-e2e.test.ts")],
+  },
 ];
 const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
 
@@ -127,8 +134,9 @@ function summarize(passes: readonly PassResult[], postgresStarted: boolean): num
     console.log("FAIL: the PostgreSQL suites did not run (CI requires them)");
     result = 1;
   }
-  for (const { kind, file } of TOOL_SUITES) {
-    if (!files.map(normalize).includes(file)) continue;
+  const running = files.map(normalize);
+  for (const { kind, files: suites } of TOOL_SUITES) {
+    if (!suites.some((file) => running.includes(file))) continue;
     const ran = countSuitesRan(markers, kind);
     console.log(`${kind} suites run: ${ran}`);
     if (requirePostgres && ran === 0) {
