@@ -7,7 +7,8 @@
  * candidate that decodes the body without error wins. Decoding uses the
  * WHATWG encodings of Node's `TextDecoder` (full ICU), so labels mean what
  * they mean to a browser (`latin1` and `ascii` are windows-1252, which never
- * fails, so a body always decodes).
+ * fails, so a body always decodes); windows-1252 itself is decoded here,
+ * since Node 20's decoder gets it wrong.
  *
  * Beyond Synapse, as browsers do: a byte-order mark wins over everything,
  * and a `<meta>` that declares UTF-16 means UTF-8 (a page that reads the
@@ -47,12 +48,35 @@ export function decodeHtml(
     if (decoded !== undefined) return decoded;
   }
   // windows-1252 maps every byte, so the last candidate never fails; keep the compiler sure.
-  return { text: new TextDecoder("windows-1252").decode(body), encoding: "windows-1252" };
+  return { text: decodeWindows1252(body), encoding: "windows-1252" };
+}
+
+/**
+ * The code points of bytes 0x80–0x9F in windows-1252 (WHATWG index); the
+ * five bytes it leaves undefined keep their C1 code point, as in browsers.
+ */
+const WINDOWS_1252_HIGH = [
+  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152,
+  0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122,
+  0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
+];
+
+/**
+ * windows-1252, by hand: Node 20's `TextDecoder("windows-1252")` decodes
+ * ISO-8859-1 instead (0x93 stays U+0093 instead of becoming “), so every
+ * byte is read as Latin-1 and 0x80–0x9F are mapped here.
+ */
+export function decodeWindows1252(body: Uint8Array): string {
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+    .toString("latin1")
+    .replace(/[\x80-\x9f]/g, (c) =>
+      String.fromCharCode(WINDOWS_1252_HIGH[c.charCodeAt(0) - 0x80]!),
+    );
 }
 
 /** The candidate labels in Synapse's order (declared ones may be unknown labels). */
 export function charsetCandidates(body: Uint8Array, contentType: string | undefined): string[] {
-  const head = new TextDecoder("windows-1252").decode(body.subarray(0, CHARSET_PRESCAN_BYTES));
+  const head = decodeWindows1252(body.subarray(0, CHARSET_PRESCAN_BYTES));
   const candidates: string[] = [];
   const meta = metaCharset(head);
   if (meta !== undefined) candidates.push(/^utf-?16/i.test(meta) ? "utf-8" : meta);
@@ -95,6 +119,9 @@ function tryDecode(body: Uint8Array, label: string, truncated: boolean): Decoded
     decoder = new TextDecoder(label.trim(), { fatal: true });
   } catch {
     return undefined; // not an encoding label
+  }
+  if (decoder.encoding === "windows-1252") {
+    return { text: decodeWindows1252(body), encoding: "windows-1252" };
   }
   try {
     // `stream: true` leaves an incomplete sequence at the end buffered, not an error.

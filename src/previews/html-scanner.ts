@@ -16,7 +16,9 @@
  * The sink sees balanced `openTag`/`closeTag` pairs for every element that
  * was pushed (void elements close at once; closing an outer element closes
  * the ones left open inside it; the end of input closes the rest), and
- * `openTag` with `pushed: false` for one counted on a full stack.
+ * `openTag` with `pushed: false` for one counted on a full stack. A raw-text
+ * element (`<title>`, `<script>`…) on a full stack is still reported as a
+ * pair, since the tokenizer guarantees its end tag comes next.
  */
 import { Tokenizer, type TokenizerCallbacks } from "htmlparser2";
 
@@ -57,6 +59,21 @@ const HEAD_CONTENT = new Set([
   "style",
   "template",
   "title",
+]);
+
+/**
+ * Elements whose content the tokenizer reads as text up to their own end
+ * tag, so their end is certain even when the stack is full.
+ */
+const RAW_TEXT = new Set([
+  "iframe",
+  "noembed",
+  "noframes",
+  "script",
+  "style",
+  "textarea",
+  "title",
+  "xmp",
 ]);
 
 /** What a consumer of the scanner receives. */
@@ -101,6 +118,8 @@ class BoundedScanner implements TokenizerCallbacks {
   private readonly stack: string[] = [];
   /** Elements opened while the stack was full and not closed yet. */
   private overflow = 0;
+  /** A raw-text element opened on a full stack: only its own end tag can come next. */
+  private rawTextOnFullStack: string | undefined;
   private tagName = "";
   private attributes = new Map<string, string>();
   private attributeName = "";
@@ -160,6 +179,11 @@ class BoundedScanner implements TokenizerCallbacks {
   onclosetag(start: number, end: number): void {
     const name = this.html.slice(start, end).toLowerCase();
     if (VOID_ELEMENTS.has(name)) return;
+    if (this.rawTextOnFullStack !== undefined) {
+      this.rawTextOnFullStack = undefined;
+      this.sink.closeTag(name);
+      return;
+    }
     if (this.overflow > 0) {
       // Deep inside counted elements: the close belongs to one of them.
       this.overflow -= 1;
@@ -183,6 +207,8 @@ class BoundedScanner implements TokenizerCallbacks {
   onprocessinginstruction(): void {}
 
   onend(): void {
+    if (this.rawTextOnFullStack !== undefined) this.sink.closeTag(this.rawTextOnFullStack);
+    this.rawTextOnFullStack = undefined;
     this.popTo(0);
   }
 
@@ -198,6 +224,12 @@ class BoundedScanner implements TokenizerCallbacks {
       return;
     }
     if (this.stack.length >= MAX_OPEN_ELEMENTS) {
+      if (RAW_TEXT.has(name)) {
+        // Its text and end tag follow at once: report it as a full element, untracked.
+        this.rawTextOnFullStack = name;
+        this.sink.openTag(name, this.attributes, true);
+        return;
+      }
       this.overflow += 1;
       this.stats.overflowed += 1;
       this.sink.openTag(name, this.attributes, false);
@@ -212,7 +244,7 @@ class BoundedScanner implements TokenizerCallbacks {
     if (data === "") return;
     // Non-blank text cannot live in <head>: the head ends before it (HTML spec).
     if (this.stack.at(-1) === "head" && data.trim() !== "") this.closeOpenHead();
-    this.sink.text(data, this.overflow > 0);
+    this.sink.text(data, this.overflow > 0 && this.rawTextOnFullStack === undefined);
   }
 
   /** An unclosed `<head>` ends where body content starts. */
