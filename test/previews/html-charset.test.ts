@@ -49,7 +49,9 @@ describe("charset detection in Synapse's order", () => {
     );
     assert.equal(decodeHtml(body, "text/html; charset=utf-8").encoding, "koi8-r");
     // A content= with charset= on an unrelated meta is not a declaration.
-    const other = latin1(`<meta name="x" content="charset=koi8-r"><title>${E_ACUTE_1252}</title>`);
+    const other = latin1(
+      `<meta name="x" content="text/html; charset=koi8-r"><title>${E_ACUTE_1252}</title>`,
+    );
     assert.equal(decodeHtml(other, undefined).encoding, "windows-1252");
   });
 

@@ -53,6 +53,9 @@ describe("oEmbed providers", () => {
     assert.ok(!pattern.test("https://a.b.example.com/photos/1"));
     assert.ok(!pattern.test("https://www.example.com/photos/"));
     assert.ok(!pattern.test("https://wwwXexample.com/photos/1"), "dots are literal");
+    const whole = schemeToPattern("https://example.com/v/*/embed")!;
+    assert.ok(whole.test("https://example.com/v/1/embed"));
+    assert.ok(!whole.test("https://example.com/v/1/embed/more"), "the whole URL must match");
     assert.equal(schemeToPattern("ftp://example.com/*"), undefined);
     assert.equal(schemeToPattern("*://example.com/*"), undefined);
   });
@@ -245,8 +248,9 @@ describe("hostile oEmbed responses", () => {
     assert.deepEqual(parseOEmbedResponse(huge, PAGE), empty);
   });
 
-  it("deeply nested JSON is refused before anything walks it", () => {
-    const depth = 100_000;
+  it("nested JSON is refused before anything walks it", () => {
+    // Deep enough to refuse, shallow enough that JSON.parse itself succeeds.
+    const depth = 50;
     const nested = `${'{"a":'.repeat(depth)}{}${"}".repeat(depth)}`;
     const body = new TextEncoder().encode(`{"title":"t","type":"link","x":${nested}}`);
     assert.deepEqual(parseOEmbedResponse(body, PAGE), { og: {} });
