@@ -15,12 +15,14 @@
  *
  * The sink sees balanced `openTag`/`closeTag` pairs for every element that
  * was pushed (void elements close at once; closing an outer element closes
- * the ones left open inside it; the end of input closes the rest), and
+ * the ones left open inside it; `<p>`, `<li>`, `<td>` and the like close an
+ * unclosed one of their kind; the end of input closes the rest), and
  * `openTag` with `pushed: false` for one counted on a full stack. A raw-text
  * element (`<title>`, `<script>`…) on a full stack is still reported as a
  * pair, since the tokenizer guarantees its end tag comes next.
  */
 import { Tokenizer, type TokenizerCallbacks } from "htmlparser2";
+import { CLOSES_OPEN, HEAD_CONTENT, RAW_TEXT, VOID_ELEMENTS } from "./html-elements.js";
 
 /** Most elements kept open at once; deeper ones are counted, not tracked. */
 export const MAX_OPEN_ELEMENTS = 256;
@@ -30,51 +32,6 @@ export const MAX_ATTRIBUTE_VALUE_CHARS = 8192;
 export const MAX_ATTRIBUTES_PER_TAG = 64;
 /** Longer attribute names are ignored. */
 const MAX_ATTRIBUTE_NAME_CHARS = 64;
-
-const VOID_ELEMENTS = new Set([
-  "area",
-  "base",
-  "br",
-  "col",
-  "embed",
-  "hr",
-  "img",
-  "input",
-  "keygen",
-  "link",
-  "meta",
-  "param",
-  "source",
-  "track",
-  "wbr",
-]);
-
-/** Elements that may stay inside an unclosed `<head>`; anything else closes it (HTML spec). */
-const HEAD_CONTENT = new Set([
-  "base",
-  "link",
-  "meta",
-  "noscript",
-  "script",
-  "style",
-  "template",
-  "title",
-]);
-
-/**
- * Elements whose content the tokenizer reads as text up to their own end
- * tag, so their end is certain even when the stack is full.
- */
-const RAW_TEXT = new Set([
-  "iframe",
-  "noembed",
-  "noframes",
-  "script",
-  "style",
-  "textarea",
-  "title",
-  "xmp",
-]);
 
 /** What a consumer of the scanner receives. */
 export interface HtmlSink {
@@ -218,6 +175,7 @@ class BoundedScanner implements TokenizerCallbacks {
     if (name === "") return;
     this.stats.tags += 1;
     if (name === "body" || !HEAD_CONTENT.has(name)) this.closeOpenHead();
+    this.closeImplied(name);
     if (VOID_ELEMENTS.has(name)) {
       this.sink.openTag(name, this.attributes, true);
       this.sink.closeTag(name);
@@ -245,6 +203,15 @@ class BoundedScanner implements TokenizerCallbacks {
     // Non-blank text cannot live in <head>: the head ends before it (HTML spec).
     if (this.stack.at(-1) === "head" && data.trim() !== "") this.closeOpenHead();
     this.sink.text(data, this.overflow > 0 && this.rawTextOnFullStack === undefined);
+  }
+
+  /** Closes the unclosed elements on top of the stack that a `name` start tag ends. */
+  private closeImplied(name: string): void {
+    const closed = CLOSES_OPEN.get(name);
+    if (closed === undefined || this.overflow > 0) return;
+    while (this.stack.length > 0 && closed.has(this.stack.at(-1)!)) {
+      this.sink.closeTag(this.stack.pop()!);
+    }
   }
 
   /** An unclosed `<head>` ends where body content starts. */

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { htmlToOpenGraph, MAX_TAGS_PER_PREFIX } from "../../src/previews/html-opengraph.js";
+import { htmlToOpenGraph } from "../../src/previews/html-opengraph.js";
+import { MAX_TAGS_PER_PREFIX } from "../../src/previews/html-page-facts.js";
 import { MAX_ATTRIBUTE_VALUE_CHARS, MAX_OPEN_ELEMENTS } from "../../src/previews/html-scanner.js";
 import { OG_VALUE_MAX_CHARS } from "../../src/previews/open-graph.js";
 import { MAX_SUMMARY_CHARS } from "../../src/previews/text-summary.js";

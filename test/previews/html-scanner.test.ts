@@ -51,6 +51,38 @@ describe("bounded HTML scanner", () => {
     assert.deepEqual(record("<ul><li>one").events, ["<ul>", "<li>", "one", "</li>", "</ul>"]);
   });
 
+  it("<p>, <li>, <td> and block elements close an unclosed <p>/<li>/<td> on top", () => {
+    assert.deepEqual(record("<p>a<p>b<div>c</div>").events, [
+      "<p>",
+      "a",
+      "</p>",
+      "<p>",
+      "b",
+      "</p>",
+      "<div>",
+      "c",
+      "</div>",
+    ]);
+    assert.deepEqual(record("<ul><li>a<li>b</ul>").events, [
+      "<ul>",
+      "<li>",
+      "a",
+      "</li>",
+      "<li>",
+      "b",
+      "</li>",
+      "</ul>",
+    ]);
+    // 1,000 unclosed list items never fill the stack.
+    const stats = scanHtml(`<ul>${"<li>x".repeat(1000)}</ul>`, {
+      openTag() {},
+      closeTag() {},
+      text() {},
+    });
+    assert.equal(stats.maxDepth, 2);
+    assert.equal(stats.overflowed, 0);
+  });
+
   it("an unclosed <head> ends at <body>, at body content, or at non-blank text", () => {
     assert.deepEqual(record("<head><meta><body>x").events, [
       "<head>",
