@@ -94,9 +94,10 @@ export function parseOEmbedProviders(contents: unknown, source: string): OEmbedE
  * scheme is not `http://` or `https://` followed by a host.
  */
 export function schemeToPattern(scheme: string): RegExp | undefined {
-  const match = /^(https?):\/\/([^/?#]+)(.*)$/s.exec(scheme);
+  const match = /^(https?):\/\/([^/?#]+)(.*)$/is.exec(scheme);
   if (match === null) return undefined;
-  const [, protocol, host, rest] = match;
+  const [, schemeName, host, rest] = match;
+  const protocol = schemeName!.toLowerCase();
   const hostPattern = escapeRegExp(host!.toLowerCase()).replaceAll("\\*", "[a-zA-Z0-9_-]+");
   const restPattern = escapeRegExp(rest!).replaceAll("\\*", ".+");
   return new RegExp(`^${protocol}://${hostPattern}${restPattern}$`);

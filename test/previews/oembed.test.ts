@@ -56,6 +56,7 @@ describe("oEmbed providers", () => {
     const whole = schemeToPattern("https://example.com/v/*/embed")!;
     assert.ok(whole.test("https://example.com/v/1/embed"));
     assert.ok(!whole.test("https://example.com/v/1/embed/more"), "the whole URL must match");
+    assert.ok(schemeToPattern("HTTPS://Example.com/*")!.test("https://example.com/a"));
     assert.equal(schemeToPattern("ftp://example.com/*"), undefined);
     assert.equal(schemeToPattern("*://example.com/*"), undefined);
   });
