@@ -22,6 +22,8 @@ import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js
 import type { KeyRing } from "./federation/key-ring.js";
 import type { RequestSigner } from "./federation/x-matrix.js";
 import { createAppServiceReceiver } from "./homeserver/app-service-intake.js";
+import { createRoomHistorySource } from "./homeserver/room-history-backfill.js";
+import { RoomHistoryStatusService } from "./homeserver/room-history-status-service.js";
 import { createTenant, type Tenant } from "./homeserver/tenant.js";
 import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
@@ -78,6 +80,7 @@ import {
   QuarantineRepository,
 } from "./repositories/quarantine-repository.js";
 import { RegistrationNonceRepository } from "./repositories/registration-nonce-repository.js";
+import { RoomHistoryBackfillRepository } from "./repositories/room-history-backfill-repository.js";
 import { UserRepository } from "./repositories/user-repository.js";
 import { createRoomServices } from "./rooms/room-services.js";
 import type { BlobStore } from "./storage/blob-store.js";
@@ -101,6 +104,8 @@ export interface App {
   readonly accounts: AccountService;
   /** Background jobs (docs/jobs.md); register extra jobs before start(). */
   readonly jobs: JobRunner;
+  /** Whether the reference index holds a room's whole history (attached mode; docs/attached.md). */
+  readonly roomHistory: RoomHistoryStatusService;
   /** Signs outbound federation requests (X-Matrix); usable once start() has loaded the key. */
   readonly signer: RequestSigner;
   /** Checks the X-Matrix signature of inbound federation requests. */
@@ -284,7 +289,19 @@ export function createApp(config: Config, logger: Logger): App {
   registerMediaQuarantineRoutes(http, { serverName, auth, quarantine, admin: mediaAdminService });
   registerQuarantineFeedRoutes(http, { serverName, auth, feed });
   // Background jobs (docs/jobs.md): started after listening, never awaited.
-  const jobs = new JobRunner(database, createBackgroundJobs({ feedSignal }), logger);
+  // Attached with an admin token: the room-history backfill (docs/attached.md).
+  const roomHistorySource = createRoomHistorySource(config);
+  const roomHistory = new RoomHistoryStatusService(
+    new RoomHistoryBackfillRepository(database),
+    config.app_service !== undefined,
+  );
+  const backgroundJobs = createBackgroundJobs({
+    feedSignal,
+    ...(roomHistorySource && {
+      roomHistory: { history: roomHistorySource.history, database, logger },
+    }),
+  });
+  const jobs = new JobRunner(database, backgroundJobs, logger);
   if (standalone) registerBackgroundJobsRoutes(http, { auth, jobs });
   // Rooms, profiles and the media-reference index (docs/rooms.md). The media
   // service enforces media_redaction_policy by being passed as `moderation`.
@@ -407,6 +424,7 @@ export function createApp(config: Config, logger: Logger): App {
     http,
     accounts: services.accounts,
     jobs,
+    roomHistory,
     signer,
     federationAuth,
     keyRing,
@@ -447,6 +465,7 @@ export function createApp(config: Config, logger: Logger): App {
         await accessTimes.stop();
         outbound.close();
         tenant?.close();
+        roomHistorySource?.close();
         await store.close?.();
         await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);
         await database.close();
