@@ -276,66 +276,83 @@ forEachEngine("room-history backfill", (engine) => {
     assert.equal((await rooms().get(roomId))?.status, "complete");
   });
 
-  it("resumes a stopped job where it was: no page is fetched twice beyond the one in flight", async () => {
-    const { roomId, urls } = roomWithImages(hs, 7); // 16 events: pages of 3
-    const froms: string[] = [];
-    hs.intercept = (url) => {
-      if (url.pathname === messagesPath(roomId)) froms.push(url.searchParams.get("from") ?? "");
-      return undefined;
-    };
-    // Run until two pages of the room are recorded, then stall the homeserver
-    // so the third request is in flight when the job stops.
-    let stopping: Promise<void> | undefined;
-    const one = backfillRunner(server.app.database, hs, {
-      observer: {
-        committed: () => {
-          if (froms.length === 2 && !stopping) hs.failWith = "stall";
+  it(
+    "resumes a stopped job where it was: no page is fetched twice beyond the one in flight",
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      const { roomId, urls } = roomWithImages(hs, 7); // 16 events: pages of 3
+      const froms: string[] = [];
+      hs.intercept = (url) => {
+        if (url.pathname === messagesPath(roomId)) froms.push(url.searchParams.get("from") ?? "");
+        return undefined;
+      };
+      // Run until two pages of the room are recorded, then stall the homeserver
+      // so the third request is in flight when the job stops.
+      let stopping: Promise<void> | undefined;
+      const one = backfillRunner(server.app.database, hs, {
+        observer: {
+          committed: () => {
+            if (froms.length === 2 && !stopping) hs.failWith = "stall";
+          },
         },
-      },
-    });
-    await one.runner.start();
-    while (froms.length < 3) await sleep(5);
-    stopping = one.runner.stop();
-    await stopping;
-    hs.release();
-    one.close();
-    const stopped = await rooms().get(roomId);
-    assert.equal(stopped?.pages, 2, "two pages recorded before the stop");
-    assert.ok(stopped.token !== null);
+      });
+      await one.runner.start();
+      while (froms.length < 3) await sleep(5);
+      // The request in flight holds no database transaction: others write meanwhile
+      // (on SQLite a batch transaction would hold the one connection until it ends).
+      await uploadBytes(server.http.withToken(USER_TOKEN), "while the backfill waits", {
+        contentType: "text/plain",
+      });
+      stopping = one.runner.stop();
+      await stopping;
+      hs.release();
+      one.close();
+      const stopped = await rooms().get(roomId);
+      assert.equal(stopped?.pages, 2, "two pages recorded before the stop");
+      assert.ok(stopped.token !== null);
 
-    const two = backfillRunner(server.app.database, hs);
-    await two.runner.run({ failFast: true });
-    two.close();
-    // The room has ceil(16 / 3) = 6 pages and one empty page; the first
-    // run asked 3 (2 recorded, 1 in flight), the second the other 5.
-    const repeated = froms.filter((from, i) => froms.indexOf(from) !== i);
-    assert.equal(repeated.length, 1, `only the page in flight is asked twice: ${froms}`);
-    assert.equal(froms.length, 8);
-    assert.equal((await rooms().get(roomId))?.status, "complete");
-    assert.deepEqual((await roomMedia(roomId)).sort(), [...urls].sort());
-  });
+      const two = backfillRunner(server.app.database, hs);
+      await two.runner.run({ failFast: true });
+      two.close();
+      // The room has ceil(16 / 3) = 6 pages and one empty page; the first
+      // run asked 3 (2 recorded, 1 in flight), the second the other 5.
+      const repeated = froms.filter((from, i) => froms.indexOf(from) !== i);
+      assert.equal(repeated.length, 1, `only the page in flight is asked twice: ${froms}`);
+      assert.equal(froms.length, 8);
+      assert.equal((await rooms().get(roomId))?.status, "complete");
+      assert.deepEqual((await roomMedia(roomId)).sort(), [...urls].sort());
+    },
+  );
 
-  it("stops a room whose end token does not advance, with a recorded error, and goes on", async () => {
-    const stuck = roomWithImages(hs, 3);
-    const fine = roomWithImages(hs, 2);
-    hs.intercept = (url) => {
-      const from = url.searchParams.get("from");
-      if (url.pathname !== messagesPath(stuck.roomId) || from === null) return undefined;
-      const event = hs.events(stuck.roomId)[3];
-      return { status: 200, body: JSON.stringify({ chunk: [event], start: from, end: from }) };
-    };
-    const { runner, close } = backfillRunner(server.app.database, hs);
-    await runner.run({ failFast: true });
-    close();
-    const state = await rooms().get(stuck.roomId);
-    assert.equal(state?.status, "failed");
-    assert.match(state.lastError ?? "", /does not advance/);
-    assert.equal(hs.count(messagesPath(stuck.roomId)), 2, "asked twice, then gave up");
-    assert.equal((await rooms().get(fine.roomId))?.status, "complete");
-    assert.deepEqual((await roomMedia(fine.roomId)).sort(), [...fine.urls].sort());
-    assert.equal(await server.app.roomHistory.hasFullHistory(stuck.roomId), false);
-    assert.equal((await jobState(runner)).status, "done");
-  });
+  it(
+    "stops a room whose end token does not advance, with a recorded error, and goes on",
+    {
+      timeout: 30_000, // without the check it would page forever
+    },
+    async () => {
+      const stuck = roomWithImages(hs, 3);
+      const fine = roomWithImages(hs, 2);
+      hs.intercept = (url) => {
+        const from = url.searchParams.get("from");
+        if (url.pathname !== messagesPath(stuck.roomId) || from === null) return undefined;
+        const event = hs.events(stuck.roomId)[3];
+        return { status: 200, body: JSON.stringify({ chunk: [event], start: from, end: from }) };
+      };
+      const { runner, close } = backfillRunner(server.app.database, hs);
+      await runner.run({ failFast: true });
+      close();
+      const state = await rooms().get(stuck.roomId);
+      assert.equal(state?.status, "failed");
+      assert.match(state.lastError ?? "", /does not advance/);
+      assert.equal(hs.count(messagesPath(stuck.roomId)), 2, "asked twice, then gave up");
+      assert.equal((await rooms().get(fine.roomId))?.status, "complete");
+      assert.deepEqual((await roomMedia(fine.roomId)).sort(), [...fine.urls].sort());
+      assert.equal(await server.app.roomHistory.hasFullHistory(stuck.roomId), false);
+      assert.equal((await jobState(runner)).status, "done");
+    },
+  );
 
   it("gives up rooms answered with garbage or oversized pages; skips and counts bad events", async () => {
     const garbage = roomWithImages(hs, 1);
