@@ -38,7 +38,7 @@ const MESSAGES_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_TOKEN_LENGTH = 4096;
 
 /** The admin token was refused: not a homeserver admin's, or unknown. */
-export class AdminTokenRefusedError extends Error {
+class AdminTokenRefusedError extends Error {
   constructor(status: number, errcode: string) {
     super(
       `the homeserver refused homeserver.admin_access_token (${status} ${errcode}): ` +
