@@ -15,7 +15,7 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConfigInput } from "../../src/config/config-schema.js";
 import { validateConfig } from "../../src/config/load-config.js";
-import type { Database } from "../../src/db/database.js";
+import { createDatabase, type Database } from "../../src/db/database.js";
 import {
   generateRegistration,
   registrationYaml,
@@ -325,6 +325,25 @@ forEachEngine("room-history backfill", (engine) => {
       assert.deepEqual((await roomMedia(roomId)).sort(), [...urls].sort());
     },
   );
+
+  it("two runners on two connection pools record each page once", { timeout: 60_000 }, async () => {
+    const { roomId, urls } = roomWithImages(hs, 40); // 82 events: 28 pages of 3, then an empty one
+    const other = createDatabase(server.app.config.database);
+    const a = backfillRunner(server.app.database, hs);
+    const b = backfillRunner(other, hs);
+    await Promise.all([a.runner.run({ failFast: true }), b.runner.run({ failFast: true })]);
+    a.close();
+    b.close();
+    await other.close();
+    const state = await rooms().get(roomId);
+    assert.equal(state?.status, "complete");
+    assert.equal(state.pages, 29, "a page fetched by both runners is recorded by one");
+    assert.equal(state.events, 82);
+    assert.ok(hs.count(messagesPath(roomId)) >= 29);
+    const perEvent = await referenceRows(roomId);
+    assert.equal(perEvent.size, urls.length);
+    assert.deepEqual([...new Set(perEvent.values())], [1]);
+  });
 
   it(
     "stops a room whose end token does not advance, with a recorded error, and goes on",
