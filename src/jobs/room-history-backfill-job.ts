@@ -157,10 +157,12 @@ export class RoomHistoryBackfillJob
       this.deps.logger.warn({ job: this.name, skipped: page.skipped }, "skipped malformed rooms");
     }
     let next = page.next;
-    if (next !== undefined && next <= from) {
-      // An offset that does not advance would list the same page forever.
+    // An offset that does not advance would list the same page forever, and
+    // empty pages that claim more could list nothing for ever.
+    const listed = page.roomIds.length + page.skipped;
+    if (next !== undefined && (next <= from || listed === 0)) {
       this.deps.logger.warn(
-        { job: this.name, from, next_batch: next },
+        { job: this.name, from, next_batch: next, listed },
         "the homeserver's room list does not advance; backfilling the rooms listed so far",
       );
       next = undefined;

@@ -459,6 +459,35 @@ forEachEngine("room-history backfill", (engine) => {
     assert.equal((await rooms().get(real.roomId))?.status, "complete");
   });
 
+  it(
+    "ends a room list that does not advance or pages on with empty pages",
+    {
+      timeout: 30_000, // without the checks it would list forever
+    },
+    async () => {
+      for (const answer of [
+        (from: number) => ({ rooms: [], offset: from, total_rooms: 1, next_batch: from + 3 }),
+        (from: number) => ({ rooms: [{ room_id: `!r${from}:${S}` }], next_batch: from }),
+      ]) {
+        await server.app.database.db
+          .deleteFrom("background_jobs")
+          .where("name", "=", ROOM_HISTORY_BACKFILL)
+          .execute();
+        const before = hs.count(ROOMS);
+        hs.intercept = (url) => {
+          if (url.pathname !== ROOMS) return undefined;
+          const from = Number(url.searchParams.get("from") ?? 0);
+          return { status: 200, body: JSON.stringify(answer(from)) };
+        };
+        const { runner, close } = backfillRunner(server.app.database, hs, { batchSize: 500 });
+        await runner.run({ failFast: true });
+        close();
+        assert.equal((await jobState(runner)).status, "done");
+        assert.equal(hs.count(ROOMS) - before, 1, "one room-list page, then on");
+      }
+    },
+  );
+
   it("fails with an error naming homeserver.admin_access_token when the token is not an admin's", async () => {
     roomWithImages(hs, 1);
     const { runner, close } = backfillRunner(server.app.database, hs, { token: USER_TOKEN });
