@@ -370,6 +370,26 @@ forEachEngine("room-history backfill", (engine) => {
       assert.deepEqual((await roomMedia(fine.roomId)).sort(), [...fine.urls].sort());
       assert.equal(await server.app.roomHistory.hasFullHistory(stuck.roomId), false);
       assert.equal((await jobState(runner)).status, "done");
+
+      // Run again as docs/attached.md says, the homeserver fixed: the room
+      // resumes from its watermark and completes.
+      hs.intercept = undefined;
+      const fineAsked = hs.count(messagesPath(fine.roomId));
+      const db = server.app.database.db;
+      await db
+        .updateTable("room_history_backfill")
+        .set({ status: "pending" })
+        .where("status", "=", "failed")
+        .execute();
+      await db.deleteFrom("background_jobs").where("name", "=", ROOM_HISTORY_BACKFILL).execute();
+      const again = backfillRunner(server.app.database, hs);
+      await again.runner.run({ failFast: true });
+      again.close();
+      assert.equal((await rooms().get(stuck.roomId))?.status, "complete");
+      // 8 events: on from the watermark (s3): s3, s6, then the empty page at s8.
+      assert.equal(hs.count(messagesPath(stuck.roomId)), 2 + 3, "resumed at its watermark");
+      assert.deepEqual((await roomMedia(stuck.roomId)).sort(), [...stuck.urls].sort());
+      assert.equal(hs.count(messagesPath(fine.roomId)), fineAsked, "a complete room is left alone");
     },
   );
 
