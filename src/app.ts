@@ -22,6 +22,8 @@ import { FederationMediaFetcher } from "./federation/federation-media-fetcher.js
 import type { KeyRing } from "./federation/key-ring.js";
 import type { RequestSigner } from "./federation/x-matrix.js";
 import { createAppServiceReceiver } from "./homeserver/app-service-intake.js";
+import { createRoomHistorySource } from "./homeserver/room-history-backfill.js";
+import { RoomHistoryStatusService } from "./homeserver/room-history-status-service.js";
 import { RoomMediaSource } from "./homeserver/room-media-source.js";
 import { createTenant, type Tenant } from "./homeserver/tenant.js";
 import { registerAccountMetrics } from "./http/account-metrics.js";
@@ -79,6 +81,7 @@ import {
   QuarantineRepository,
 } from "./repositories/quarantine-repository.js";
 import { RegistrationNonceRepository } from "./repositories/registration-nonce-repository.js";
+import { RoomHistoryBackfillRepository } from "./repositories/room-history-backfill-repository.js";
 import { UserRepository } from "./repositories/user-repository.js";
 import { createRoomServices } from "./rooms/room-services.js";
 import type { BlobStore } from "./storage/blob-store.js";
@@ -102,6 +105,8 @@ export interface App {
   readonly accounts: AccountService;
   /** Background jobs (docs/jobs.md); register extra jobs before start(). */
   readonly jobs: JobRunner;
+  /** Whether the reference index holds a room's whole history (attached mode; docs/attached.md). */
+  readonly roomHistory: RoomHistoryStatusService;
   /** Signs outbound federation requests (X-Matrix); usable once start() has loaded the key. */
   readonly signer: RequestSigner;
   /** Checks the X-Matrix signature of inbound federation requests. */
@@ -285,7 +290,19 @@ export function createApp(config: Config, logger: Logger): App {
   });
   registerQuarantineFeedRoutes(http, { serverName, auth, feed });
   // Background jobs (docs/jobs.md): started after listening, never awaited.
-  const jobs = new JobRunner(database, createBackgroundJobs({ feedSignal }), logger);
+  // Attached with an admin token: the room-history backfill (docs/attached.md).
+  const roomHistorySource = createRoomHistorySource(config);
+  const roomHistory = new RoomHistoryStatusService(
+    new RoomHistoryBackfillRepository(database),
+    config.app_service !== undefined,
+  );
+  const backgroundJobs = createBackgroundJobs({
+    feedSignal,
+    ...(roomHistorySource && {
+      roomHistory: { history: roomHistorySource.history, database, logger },
+    }),
+  });
+  const jobs = new JobRunner(database, backgroundJobs, logger);
   if (standalone) registerBackgroundJobsRoutes(http, { auth, jobs });
   // Rooms, profiles and the media-reference index (docs/rooms.md). The media
   // service enforces media_redaction_policy by being passed as `moderation`.
@@ -317,14 +334,17 @@ export function createApp(config: Config, logger: Logger): App {
   // homeserver's list (docs/attached.md); the room list and details in the
   // same file are gated off (attached-routes.ts).
   const roomMedia = tenant
-    ? new RoomMediaSource({
-        serverName,
-        homeserver: tenant.homeserver,
-        adminAccessToken: config.homeserver?.admin_access_token ?? null,
-        index: roomServices.admin,
-        quarantine,
-        logger,
-      })
+    ? new RoomMediaSource(
+        {
+          serverName,
+          homeserver: tenant.homeserver,
+          adminAccessToken: config.homeserver?.admin_access_token ?? null,
+          index: roomServices.admin,
+          quarantine,
+          logger,
+        },
+        roomHistory,
+      )
     : undefined;
   registerRoomAdminRoutes(http, {
     auth,
@@ -430,6 +450,7 @@ export function createApp(config: Config, logger: Logger): App {
     http,
     accounts: services.accounts,
     jobs,
+    roomHistory,
     signer,
     federationAuth,
     keyRing,
@@ -470,6 +491,7 @@ export function createApp(config: Config, logger: Logger): App {
         await accessTimes.stop();
         outbound.close();
         tenant?.close();
+        roomHistorySource?.close();
         await store.close?.();
         await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);
         await database.close();

@@ -411,8 +411,21 @@ forEachEngine("attached room media with homeserver.admin_access_token", (engine)
     for (const id of Object.values(ids)) assert.equal((await download(alice, id)).status, 404);
   });
 
+  it("answers a room created after the application service from the index alone", async () => {
+    hs.attachAppService(pusher);
+    const id = await uploadBytes(alice, `new room ${++serial}`, { contentType: "text/plain" });
+    const roomId = hs.createRoom(`@alice:${S}`); // its m.room.create is pushed
+    sendImage(hs, roomId, local(id));
+    await hs.pushed();
+    const res = await listing(root, roomId);
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.body.local, [local(id)]);
+    assert.equal(hs.count(hsRoomMedia(roomId)), 0, "the homeserver was not asked");
+  });
+
   it("changes nothing, not even the index's media, when the homeserver fails", async () => {
     const pushed = await uploadBytes(alice, `pushed ${++serial}`, { contentType: "text/plain" });
+    hs.attachAppService(undefined); // a room from before the application service
     const roomId = hs.createRoom(`@alice:${S}`);
     hs.attachAppService(pusher);
     sendImage(hs, roomId, local(pushed));
@@ -432,6 +445,7 @@ forEachEngine("attached room media with homeserver.admin_access_token", (engine)
   });
 
   it("answers 502 naming admin_access_token when the homeserver refuses it", async () => {
+    hs.attachAppService(undefined); // a room from before the application service
     const roomId = hs.createRoom(`@alice:${S}`);
     const image = await uploadBytes(alice, `refused ${++serial}`, { contentType: "text/plain" });
     sendImage(hs, roomId, local(image));

@@ -9,6 +9,7 @@ import cliProgress from "cli-progress";
 import { loadConfigFile } from "../config/load-config.js";
 import { createDatabase, type Database } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
+import { createRoomHistorySource } from "../homeserver/room-history-backfill.js";
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
 import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
 import { createLogger } from "../logging/logger.js";
@@ -61,12 +62,17 @@ async function withRunner(
 ): Promise<void> {
   const config = loadConfigFile(configPath);
   const database = createDatabase(config.database);
+  // Attached with an admin token: the room-history backfill asks the homeserver.
+  const source = createRoomHistorySource(config);
   try {
     await runMigrations(database);
     const logger = createLogger(config.log_level, process.stderr);
-    const runner = new JobRunner(database, createBackgroundJobs(), logger, {}, observer);
+    const roomHistory = source && { history: source.history, database, logger };
+    const jobs = createBackgroundJobs(roomHistory ? { roomHistory } : {});
+    const runner = new JobRunner(database, jobs, logger, {}, observer);
     await work(runner, database);
   } finally {
+    source?.close();
     await database.close();
   }
 }

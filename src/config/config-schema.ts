@@ -203,7 +203,8 @@ const homeserver = z.strictObject({
   base_url: homeserverBaseUrl,
   /** How admins are recognised: Synapse's admin probe, the whois probe, or `admins` only. */
   admin_api: z.enum(["synapse", "matrix", "none"]).default("synapse"),
-  /** A homeserver admin's token for the homeserver's room media list; null: the caller's. */
+  /** A homeserver admin's token for the homeserver's room media list and the room-history
+   * backfill; null: room media is asked with the caller's token and there is no backfill. */
   admin_access_token: z.string().min(1).nullable().default(null),
   request_timeout: duration
     .refine((ms) => ms >= 1 && ms <= 600_000, "must be between 1ms and 10m")
@@ -279,7 +280,13 @@ const configObject = z.strictObject({
   remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
   media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
   /** The application-service event feed (docs/attached.md); unset: no transactions route. */
-  app_service: z.strictObject({ registration: z.string().min(1) }).optional(),
+  app_service: z
+    .strictObject({
+      registration: z.string().min(1),
+      /** Room-history backfill (attached mode); unset: `admin_api` when there is an admin token. */
+      backfill: z.enum(["admin_api", "none"]).optional(),
+    })
+    .optional(),
   // Federation: keys and request signing (docs/configuration.md).
   signing_key_path: z.string().min(1).default("./data/signing.key"),
   old_signing_keys: z.record(signingKeyId, oldSigningKey).default({}),
@@ -327,15 +334,24 @@ function checkAttachedKeys(
   config: {
     mode: "standalone" | "attached";
     server_name: string;
-    homeserver?: { admin_api: string } | undefined;
+    homeserver?: { admin_api: string; admin_access_token: string | null } | undefined;
     access_token_cache?: unknown;
     admins?: readonly string[] | undefined;
     old_signing_keys: Readonly<Record<string, unknown>>;
+    app_service?: { backfill?: "admin_api" | "none" | undefined } | undefined;
   },
   ctx: z.RefinementCtx,
 ): void {
   const problem = (key: string, message: string) =>
     ctx.addIssue({ code: "custom", path: [key], message });
+  if (config.app_service?.backfill === "admin_api") {
+    const backfill = (message: string) =>
+      ctx.addIssue({ code: "custom", path: ["app_service", "backfill"], message });
+    if (config.mode === "standalone") backfill("admin_api is only allowed with mode: attached");
+    else if (!config.homeserver?.admin_access_token) {
+      backfill("admin_api needs homeserver.admin_access_token (a homeserver admin's token)");
+    }
+  }
   if (config.mode === "standalone") {
     for (const key of ["homeserver", "access_token_cache", "admins"] as const) {
       if (config[key] !== undefined) problem(key, "only allowed with mode: attached");

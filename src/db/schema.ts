@@ -248,6 +248,23 @@ export interface AppServiceEventsTable {
   redacted: Flag;
 }
 
+/** How far the room-history backfill got in one room (migration 0007-room-history-backfill.ts). */
+export interface RoomHistoryBackfillTable {
+  room_id: string;
+  /** `pending`, `complete` or `failed`. */
+  status: string;
+  /** The `end` token of the last page recorded: where the next page starts (null: the start). */
+  token: string | null;
+  pages: Generated<number>;
+  /** Events read from the homeserver (valid ones). */
+  events: Generated<number>;
+  /** Events skipped as malformed. */
+  skipped: Generated<number>;
+  last_error: string | null;
+  updated_ts: number;
+  completed_ts: number | null;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -268,4 +285,5 @@ export interface DatabaseSchema {
   background_jobs: BackgroundJobsTable;
   app_service_transactions: AppServiceTransactionsTable;
   app_service_events: AppServiceEventsTable;
+  room_history_backfill: RoomHistoryBackfillTable;
 }

@@ -64,6 +64,11 @@ function idOf(value: unknown, sigil: string): string | undefined {
   return text !== undefined && text.length > 1 && text.startsWith(sigil) ? text : undefined;
 }
 
+/** A room id as events carry it (`!`, at most 255 characters, no control character), else undefined. */
+export function roomIdOf(value: unknown): string | undefined {
+  return idOf(value, "!");
+}
+
 /**
  * The `events` array of a transaction body: 400 M_NOT_JSON when the body is
  * not an object, 400 M_BAD_JSON when `events` is not an array, 413

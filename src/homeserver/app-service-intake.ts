@@ -12,6 +12,7 @@ import type { Database } from "../db/database.js";
 import type { Logger } from "../logging/logger.js";
 import { AppServiceEventRepository } from "../repositories/app-service-event-repository.js";
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
+import { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
 import type { LocalMediaModeration } from "../rooms/local-media-moderation.js";
 import { MediaRedactionPolicy } from "../rooms/media-redaction-policy.js";
 import { AppServiceReceiver } from "./app-service-receiver.js";
@@ -55,5 +56,6 @@ export function createAppServiceReceiver(options: AppServiceIntakeOptions): AppS
     logger,
     now: Date.now,
     admins: new Set(config.admins ?? []),
+    roomHistory: new RoomHistoryBackfillRepository(database),
   });
 }

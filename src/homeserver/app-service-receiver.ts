@@ -10,32 +10,32 @@
  *   time over SHA-256 digests (equal lengths whatever the input).
  * - One database transaction per pushed transaction: the transaction id row
  *   (a replay finds it and does nothing), each event's row and its
- *   references, and each redaction's removals. The caller answers `{}` only
+ *   references, and each redaction's removals (room-event-indexer.ts, the
+ *   path the room-history backfill shares). The caller answers `{}` only
  *   once this has committed, so the homeserver never drops a transaction
  *   mxcd did not store.
  * - Positions: pushed events have no stream ordering mxcd can use, so each
  *   recorded event gets a local position in arrival order (per room the
  *   homeserver pushes in stream order, which is all the listing needs).
+ * - A pushed `m.room.create` marks its room's history complete (every later
+ *   event of the room is pushed too), so the room media merge stops asking
+ *   the homeserver about rooms created after the application service.
  * - media_redaction_policy runs after the commit, as for standalone
  *   redactions; it never throws.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Database, Db } from "../db/database.js";
+import type { Database } from "../db/database.js";
 import { MatrixError } from "../domain/matrix-error.js";
-import { extractMediaReferences } from "../domain/media-reference-extractor.js";
 import type { Logger } from "../logging/logger.js";
 import type {
   AppServiceEventRepository,
   AppServiceEventRow,
 } from "../repositories/app-service-event-repository.js";
 import type { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
+import type { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
 import type { RedactionFacts } from "../rooms/media-redaction-policy.js";
-import {
-  mediaContentOf,
-  type PushedEvent,
-  parsePushedEvent,
-  transactionEvents,
-} from "./app-service-events.js";
+import { type PushedEvent, parsePushedEvent, transactionEvents } from "./app-service-events.js";
+import { RoomEventIndexer } from "./room-event-indexer.js";
 
 /** The slice of MediaRedactionPolicy the receiver calls. */
 export interface RedactionPolicy {
@@ -59,6 +59,11 @@ export interface AppServiceReceiverDeps {
    * The homeserver's own admins are not asked: a pushed event carries no token.
    */
   readonly admins: ReadonlySet<string>;
+  /**
+   * Rooms whose `m.room.create` was pushed have their whole history in the
+   * index (room-history-status-service.ts): recorded in the same transaction.
+   */
+  readonly roomHistory?: Pick<RoomHistoryBackfillRepository, "completeFromCreation">;
 }
 
 /** The credentials of one request: the Bearer token and the `access_token` query, if given. */
@@ -82,9 +87,11 @@ const digest = (value: string) => createHash("sha256").update(value, "utf8").dig
 /** Receives the homeserver's transactions and pings. */
 export class AppServiceReceiver {
   readonly #tokenDigest: Buffer;
+  readonly #indexer: RoomEventIndexer;
 
   constructor(private readonly deps: AppServiceReceiverDeps) {
     this.#tokenDigest = digest(deps.hsToken);
+    this.#indexer = new RoomEventIndexer(deps.events, deps.references);
   }
 
   /**
@@ -124,18 +131,19 @@ export class AppServiceReceiver {
     const parsed = raw.map(parsePushedEvent);
     const skipped = parsed.filter((e) => e === undefined).length;
     const events = parsed.filter((e): e is PushedEvent => e !== undefined);
-    const { deps } = this;
+    const deps = this.deps;
     const result = await deps.database.transaction(async (tx) => {
       const fresh = await deps.events.recordTransaction(tx, deps.asId, txnId, deps.now());
       if (!fresh) return undefined;
       let recorded = 0;
       const redactions: { redaction: PushedEvent; target: AppServiceEventRow }[] = [];
       for (const event of events) {
-        if (event.redacts !== undefined) {
-          const target = await deps.events.redact(tx, event.roomId, event.redacts);
-          if (target) redactions.push({ redaction: event, target });
+        const indexed = await this.#indexer.index(tx, event);
+        if (indexed.redacted) redactions.push({ redaction: event, target: indexed.redacted });
+        if (indexed.recorded) recorded++;
+        if (event.type === "m.room.create" && event.stateKey === "") {
+          await deps.roomHistory?.completeFromCreation(tx, event.roomId, deps.now());
         }
-        if (await this.#record(tx, event)) recorded++;
       }
       return { recorded, redactions };
     });
@@ -160,19 +168,5 @@ export class AppServiceReceiver {
       redacted: result.redactions.length,
       skipped,
     };
-  }
-
-  /** Records an event's references; false when it has none or was recorded before. */
-  async #record(tx: Db, event: PushedEvent): Promise<boolean> {
-    const refs = extractMediaReferences(event.type, event.stateKey, event.content);
-    if (refs.length === 0) return false;
-    const position = await this.deps.events.recordEvent(tx, {
-      ...event,
-      mediaContent: mediaContentOf(event.content),
-    });
-    if (position === undefined) return false;
-    const where = { roomId: event.roomId, eventId: event.eventId, streamOrdering: position };
-    await this.deps.references.insertForEvent(tx, where, refs);
-    return true;
   }
 }

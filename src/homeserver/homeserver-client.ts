@@ -27,6 +27,7 @@ export interface HomeserverTransport {
     headers?: Readonly<Record<string, string>>;
     timeoutMs?: number;
     maxBytes: number;
+    signal?: AbortSignal;
   }): Promise<{ status: number; body: AsyncIterable<unknown> & { destroy(): void } }>;
 }
 
@@ -43,6 +44,16 @@ export interface HomeserverClientOptions {
   readonly now?: () => number;
 }
 
+/** Per-call options of `HomeserverClient.get`. */
+export interface HomeserverGetOptions {
+  readonly accessToken?: string;
+  readonly forwardedFor?: string;
+  /** Largest answer read (default 1 MiB); a larger one is a HomeserverUnavailableError. */
+  readonly maxBytes?: number;
+  /** Gives up the request (a HomeserverUnavailableError) when aborted. */
+  readonly signal?: AbortSignal;
+}
+
 /** A JSON answer of any status. */
 export interface HomeserverAnswer {
   readonly status: number;
@@ -53,15 +64,21 @@ export interface HomeserverAnswer {
 export class HomeserverUnavailableError extends Error {
   /** True when the failure was a time-out (504 rather than 502 for the client). */
   readonly timedOut: boolean;
+  /** The HTTP status, when the homeserver answered (a 5xx, or a body that is not JSON). */
+  readonly status: number | undefined;
 
-  constructor(message: string, options: { timedOut?: boolean; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { timedOut?: boolean; cause?: unknown; status?: number } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = "HomeserverUnavailableError";
     this.timedOut = options.timedOut ?? false;
+    this.status = options.status;
   }
 }
 
-/** Largest homeserver answer read (whoami, admin probes and room lists are small). */
+/** Largest homeserver answer read by default (whoami, admin probes and room lists are small). */
 const MAX_ANSWER_BYTES = 1024 * 1024;
 const DEFAULT_COOLDOWN_MS = 10_000;
 
@@ -90,10 +107,7 @@ export class HomeserverClient {
    * HomeserverUnavailableError otherwise, a body over `maxBytes` (default
    * MAX_ANSWER_BYTES) included.
    */
-  async get(
-    path: string,
-    options: { accessToken?: string; forwardedFor?: string; maxBytes?: number } = {},
-  ): Promise<HomeserverAnswer> {
+  async get(path: string, options: HomeserverGetOptions = {}): Promise<HomeserverAnswer> {
     const probe = this.#admit();
     try {
       const answer = await this.#send(path, options);
@@ -119,17 +133,15 @@ export class HomeserverClient {
     return true;
   }
 
-  async #send(
-    path: string,
-    options: { accessToken?: string; forwardedFor?: string; maxBytes?: number },
-  ): Promise<HomeserverAnswer> {
+  async #send(path: string, options: HomeserverGetOptions): Promise<HomeserverAnswer> {
     const headers: Record<string, string> = {
       accept: "application/json",
       "user-agent": `mxcd/${MXCD_VERSION}`,
     };
     if (options.accessToken !== undefined) headers.authorization = `Bearer ${options.accessToken}`;
     if (options.forwardedFor !== undefined) headers["x-forwarded-for"] = options.forwardedFor;
-    const deadline = AbortSignal.timeout(this.#options.timeoutMs);
+    const timeout = AbortSignal.timeout(this.#options.timeoutMs);
+    const deadline = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     let status: number;
     let text: string;
     try {
@@ -138,20 +150,25 @@ export class HomeserverClient {
         headers,
         timeoutMs: this.#options.timeoutMs,
         maxBytes: options.maxBytes ?? MAX_ANSWER_BYTES,
+        ...(options.signal && { signal: options.signal }),
       });
       status = response.status;
       text = await readText(response.body, deadline);
     } catch (error) {
       throw new HomeserverUnavailableError(`homeserver request failed: ${describe(error)}`, {
-        timedOut: deadline.aborted || isTimeout(error),
+        timedOut: timeout.aborted || isTimeout(error),
         cause: error,
       });
     }
-    if (status >= 500) throw new HomeserverUnavailableError(`homeserver answered ${status}`);
+    if (status >= 500) {
+      throw new HomeserverUnavailableError(`homeserver answered ${status}`, { status });
+    }
     try {
       return { status, json: JSON.parse(text) };
     } catch {
-      throw new HomeserverUnavailableError(`homeserver answered ${status} with a non-JSON body`);
+      throw new HomeserverUnavailableError(`homeserver answered ${status} with a non-JSON body`, {
+        status,
+      });
     }
   }
 }

@@ -5,13 +5,19 @@
  */
 import type { Db, Engine, Tx } from "../db/database.js";
 
-/** What the runner hands to each batch. */
-export interface BatchContext {
+/** What the runner hands to each batch (and to `prepare`). */
+export interface PrepareContext {
   /** Upper bound on the items one batch should touch. */
   readonly batchSize: number;
   readonly engine: Engine;
   /** Aborted when the runner stops: a batch may throw to roll itself back. */
   readonly signal: AbortSignal;
+}
+
+/** What the runner hands to each batch. */
+export interface BatchContext<F = undefined> extends PrepareContext {
+  /** What `prepare` returned for this batch (undefined for a job without `prepare`). */
+  readonly prepared: F | undefined;
 }
 
 /** The outcome of one batch. */
@@ -32,13 +38,31 @@ export interface BatchResult<P> {
  * elsewhere would survive a rollback and be done twice). `progress` must be
  * JSON-serialisable: it is stored as JSON between batches and processes.
  */
-export interface BackgroundJob<P = unknown> {
+export interface BackgroundJob<P = unknown, F = undefined> {
   /** Unique and stable: it names the stored state and the job's lock. */
   readonly name: string;
   /** Progress of a job that has not run yet. */
   readonly initialProgress: P;
+  /**
+   * Optional slow, read-only step run BEFORE the batch's transaction, with
+   * the progress last committed (read without the job's lock): e.g. a
+   * request to another server, which must not hold a transaction (on
+   * SQLite, the database's one write lock) open. Its result reaches
+   * `runBatch` as `context.prepared`; `runBatch` must check that it still
+   * matches the progress it is given under the lock (another process may
+   * have moved on meanwhile) and otherwise ignore it. A throw fails the
+   * batch like a throw from `runBatch`.
+   */
+  prepare?(progress: P, context: PrepareContext): Promise<F>;
   /** Does the next batch after `progress`. */
-  runBatch(tx: Tx, progress: P, context: BatchContext): Promise<BatchResult<P>>;
-  /** A cheap-enough estimate of the items the whole job processes, for progress bars. */
-  estimateTotal?(db: Db): Promise<number>;
+  runBatch(tx: Tx, progress: P, context: BatchContext<F>): Promise<BatchResult<P>>;
+  /**
+   * A cheap-enough estimate of the items the whole job processes, for
+   * progress bars; `progress` is what the job's first batch committed.
+   */
+  estimateTotal?(db: Db, progress: P): Promise<number>;
 }
+
+/** A job of any progress and prepared types (runners and job lists only pass them through). */
+// biome-ignore lint/suspicious/noExplicitAny: whoever holds a job list never looks inside its types.
+export type AnyJob = BackgroundJob<any, any>;

@@ -3,17 +3,54 @@
  * server (src/app.ts) and `mxcd jobs` build their runner from it, so the
  * CLI sees and runs exactly what the server would.
  */
+import type { Database } from "../db/database.js";
+import type { HomeserverRoomHistory } from "../homeserver/homeserver-room-history.js";
+import { RoomEventIndexer } from "../homeserver/room-event-indexer.js";
+import type { Logger } from "../logging/logger.js";
+import { AppServiceEventRepository } from "../repositories/app-service-event-repository.js";
+import { MediaReferenceRepository } from "../repositories/media-reference-repository.js";
 import { QuarantineRepository } from "../repositories/quarantine-repository.js";
-import type { BackgroundJob } from "./background-job.js";
+import { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
+import type { AnyJob } from "./background-job.js";
 import { QuarantineFeedBackfillJob } from "./quarantine-feed-backfill-job.js";
+import { RoomHistoryBackfillJob } from "./room-history-backfill-job.js";
 
 /** What the jobs need from the process that runs them. */
 export interface BackgroundJobDeps {
   /** Wakes this process's quarantine-feed long-polls; absent in the CLI. */
   readonly feedSignal?: { notify(): void };
+  /**
+   * The room-history backfill's homeserver reader; absent when the backfill
+   * is off (src/homeserver/room-history-backfill.ts), and then the job is
+   * not listed.
+   */
+  readonly roomHistory?: {
+    readonly history: HomeserverRoomHistory;
+    readonly database: Database;
+    readonly logger: Logger;
+  };
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
-export function createBackgroundJobs(deps: BackgroundJobDeps = {}): BackgroundJob[] {
-  return [new QuarantineFeedBackfillJob(new QuarantineRepository(), deps.feedSignal)];
+export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
+  const jobs: AnyJob[] = [
+    new QuarantineFeedBackfillJob(new QuarantineRepository(), deps.feedSignal),
+  ];
+  const roomHistory = deps.roomHistory;
+  if (roomHistory) {
+    const { database } = roomHistory;
+    jobs.push(
+      new RoomHistoryBackfillJob({
+        history: roomHistory.history,
+        rooms: new RoomHistoryBackfillRepository(database),
+        indexer: new RoomEventIndexer(
+          new AppServiceEventRepository(),
+          new MediaReferenceRepository(database),
+        ),
+        logger: roomHistory.logger,
+        now: Date.now,
+      }),
+    );
+  }
+  return jobs;
 }

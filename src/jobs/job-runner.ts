@@ -23,7 +23,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Database } from "../db/database.js";
 import type { Logger } from "../logging/logger.js";
 import { JobRepository, type JobState, pendingState } from "../repositories/job-repository.js";
-import type { BackgroundJob, BatchResult } from "./background-job.js";
+import type { AnyJob, BatchResult } from "./background-job.js";
 import { tryJobLock } from "./job-lock.js";
 import {
   DEFAULT_JOB_RUNNER_OPTIONS,
@@ -41,7 +41,7 @@ type Step = { kind: "busy" | "done" | "progressed"; state?: JobState };
  * in the foreground (`run`, for `mxcd jobs run`); see the design note above.
  */
 export class JobRunner {
-  readonly #jobs: BackgroundJob[] = [];
+  readonly #jobs: AnyJob[] = [];
   readonly #repository: JobRepository;
   readonly #options: JobRunnerOptions;
   readonly #abort = new AbortController();
@@ -51,7 +51,7 @@ export class JobRunner {
 
   constructor(
     private readonly database: Database,
-    jobs: readonly BackgroundJob[],
+    jobs: readonly AnyJob[],
     private readonly logger: Logger,
     options: Partial<JobRunnerOptions> = {},
     private readonly observer: JobObserver = {},
@@ -62,7 +62,7 @@ export class JobRunner {
   }
 
   /** Adds a job, run after those registered before it; only before start(). */
-  register(job: BackgroundJob): void {
+  register(job: AnyJob): void {
     if (this.#started) throw new Error("background jobs must be registered before start()");
     if (this.#jobs.some((j) => j.name === job.name)) {
       throw new Error(`background job ${job.name} is registered twice`);
@@ -137,7 +137,7 @@ export class JobRunner {
   }
 
   /** Runs one job's batches until it is done or `signal` aborts. */
-  async #runJob(job: BackgroundJob, signal: AbortSignal, failFast: boolean): Promise<void> {
+  async #runJob(job: AnyJob, signal: AbortSignal, failFast: boolean): Promise<void> {
     let backoff = this.#options.retryMs;
     let estimated = job.estimateTotal === undefined;
     while (!signal.aborted) {
@@ -164,23 +164,34 @@ export class JobRunner {
       // a finished job never pays for it.
       if (!estimated && step.state?.total === null) {
         estimated = true;
-        await this.#estimate(job);
+        await this.#estimate(job, step.state.progress);
       }
       await pause(step.kind === "busy" ? this.#options.busyRetryMs : this.#options.pauseMs, signal);
     }
   }
 
-  /** One batch in one transaction: lock, read progress, work, save progress. */
-  async #batch(job: BackgroundJob, signal: AbortSignal): Promise<Step> {
+  /**
+   * One batch: the job's `prepare` step (if any) outside any transaction,
+   * then one transaction: lock, read progress, work, save progress.
+   */
+  async #batch(job: AnyJob, signal: AbortSignal): Promise<Step> {
     const startedAt = performance.now();
     const { batchSize } = this.#options;
     const { engine } = this.database;
+    let prepared: unknown;
+    if (job.prepare) {
+      const stored = await this.#repository.get(job.name);
+      if (!stored) throw new Error(`background job ${job.name} has no stored state`);
+      if (stored.status === "done") return { kind: "done" };
+      prepared = await job.prepare(stored.progress, { batchSize, engine, signal });
+    }
     const outcome = await this.database.transaction(async (tx) => {
       if (!(await tryJobLock(tx, engine, job.name))) return { kind: "busy" as const };
       const current = await this.#repository.claim(tx, job.name);
       if (!current) throw new Error(`background job ${job.name} has no stored state`);
       if (current.status === "done") return { kind: "done" as const };
-      const result = await job.runBatch(tx, current.progress, { batchSize, engine, signal });
+      const context = { batchSize, engine, signal, prepared };
+      const result = await job.runBatch(tx, current.progress, context);
       const state = await this.#repository.saveBatch(tx, job.name, {
         ...result,
         durationMs: performance.now() - startedAt,
@@ -212,9 +223,9 @@ export class JobRunner {
     });
   }
 
-  async #estimate(job: BackgroundJob): Promise<void> {
+  async #estimate(job: AnyJob, progress: unknown): Promise<void> {
     try {
-      const total = await job.estimateTotal!(this.database.db);
+      const total = await job.estimateTotal!(this.database.db, progress);
       await this.#repository.setTotal(job.name, total);
     } catch (error) {
       this.logger.warn({ err: error, job: job.name }, "could not estimate a background job's size");

@@ -79,6 +79,16 @@ export class JobRepository {
     return rows.map(toState);
   }
 
+  /** One stored job's state, read without any lock (e.g. before a batch's `prepare`). */
+  async get(name: string): Promise<JobState | undefined> {
+    const row = await this.database.db
+      .selectFrom("background_jobs")
+      .selectAll()
+      .where("name", "=", name)
+      .executeTakeFirst();
+    return row && toState(row);
+  }
+
   /**
    * Reads a job's state for a batch, starting with a no-op write to its row:
    * on SQLite that takes the database's write lock before anything is read

@@ -34,7 +34,8 @@
  *   included as before Synapse prunes them).
  *
  * It can be told to fail (`failWith`): 500 JSON, an HTML 502 page, a reset
- * connection, or a stall until released. It counts requests per path so
+ * connection, or a stall until released; `intercept` answers chosen requests
+ * with any status and raw body (hostile answers). It counts requests per path so
  * tests can assert caching and single-flight.
  */
 import { randomBytes } from "node:crypto";
@@ -103,6 +104,12 @@ export class ScriptedHomeserver {
   readonly serverName: string;
   /** When set, every request fails this way. */
   failWith: FailureMode | undefined;
+  /**
+   * When set, called for every request (after counting it): an answer it
+   * returns is sent as it is (raw body, JSON content type) instead of the
+   * normal one; undefined lets the request through.
+   */
+  intercept: ((url: URL) => { status: number; body: string } | undefined) | undefined;
   /** Every request's headers, newest last (for X-Forwarded-For and token checks). */
   readonly seen: IncomingMessage["headers"][] = [];
 
@@ -163,9 +170,10 @@ export class ScriptedHomeserver {
 
   /**
    * Sends every event persisted from now on to `pusher` (not the events
-   * before: an AS registered later only sees new events, as with Synapse).
+   * before: an AS registered later only sees new events, as with Synapse);
+   * undefined stops pushing.
    */
-  attachAppService(pusher: AppServicePusher): void {
+  attachAppService(pusher: AppServicePusher | undefined): void {
     this.#pusher = pusher;
   }
 
@@ -291,6 +299,12 @@ export class ScriptedHomeserver {
     const url = new URL(request.url ?? "/", "http://hs");
     this.#counts.set(url.pathname, this.count(url.pathname) + 1);
     this.seen.push(request.headers);
+    const scripted = this.intercept?.(url);
+    if (scripted) {
+      response.writeHead(scripted.status, { "content-type": "application/json" });
+      response.end(scripted.body);
+      return;
+    }
     switch (this.failWith) {
       case "500":
         return json(response, 500, { errcode: "M_UNKNOWN", error: "Internal server error" });
