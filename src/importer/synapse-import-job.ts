@@ -140,7 +140,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
 
   async #local(tx: Tx, row: SynapseLocalMedia, thumbs: SynapseThumbnail[], tally: ImportTally) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
-    const item = `local ${row.mediaId}`;
+    const item = row.mediaId;
     // A `/create`d id that never got bytes, or URL-preview media (files under url_cache/).
     if (row.mediaLength === null || row.urlCache !== null) {
       count(tally, "local", "skipped");
@@ -167,7 +167,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
 
   async #remote(tx: Tx, row: SynapseRemoteMedia, thumbs: SynapseThumbnail[], tally: ImportTally) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
-    const item = `remote ${row.origin}/${row.mediaId}`;
+    const item = `${row.origin}/${row.mediaId}`;
     if (row.mediaLength === null) {
       count(tally, "remote", "skipped");
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
@@ -209,7 +209,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     key: () => string,
     legacyKey?: () => string,
   ): Promise<void> {
-    const item = `${t.origin ?? "local"} ${t.mediaId} ${t.width}x${t.height} ${t.contentType} ${t.method}`;
+    const item = `${t.origin === null ? "" : `${t.origin}/`}${t.mediaId} ${t.width}x${t.height} ${t.contentType} ${t.method}`;
     let problem = await this.#check(key, t.length);
     if (problem === "missing" && legacyKey) {
       const legacyProblem = await this.#check(legacyKey, t.length);
