@@ -67,7 +67,10 @@ export interface FixtureThumbnail {
 export interface SynapseFixture {
   readonly engine: Engine;
   readonly vintage: Vintage;
-  /** `{ sqlite }` or `{ postgres }`, as runSynapseImport's source wants. */
+  /**
+   * `{ sqlite }`, or `{ postgres }` with a role that may only SELECT, as
+   * openSynapseSource wants.
+   */
   readonly location: { sqlite: string } | { postgres: string };
   readonly mediaStore: string;
   readonly local: FixtureLocal[];
@@ -411,6 +414,7 @@ export async function createSynapseFixture(
   let exec: Exec;
   let location: SynapseFixture["location"];
   let fingerprint: () => Promise<string>;
+  let readerSetup: string[] = [];
   if (engine === "sqlite") {
     const path = join(dir, "homeserver.db");
     const open = () => new BetterSqlite3(path);
@@ -446,7 +450,15 @@ export async function createSynapseFixture(
         await client.end();
       }
     };
-    location = { postgres: config.url };
+    // The importer reads as a role that may only SELECT: any write it tried would fail.
+    const reader = `synapse_reader_${randomBytes(4).toString("hex")}`;
+    readerSetup = [
+      `CREATE ROLE ${reader} LOGIN`,
+      `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader}`,
+    ];
+    const readerUrl = new URL(config.url);
+    readerUrl.username = reader;
+    location = { postgres: readerUrl.toString() };
     fingerprint = async () => {
       const hash = createHash("sha256");
       for (const table of TABLES) {
@@ -457,6 +469,7 @@ export async function createSynapseFixture(
   }
   for (const statement of ddl(engine, vintage)) await exec(statement);
   await insertAll(exec, vintage, rows);
+  for (const statement of readerSetup) await exec(statement);
   return {
     engine,
     vintage,
