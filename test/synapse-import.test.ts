@@ -18,7 +18,7 @@ import { openSynapseSource, type SynapseSource } from "../src/importer/synapse-s
 import { createLogger } from "../src/logging/logger.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
-import { download } from "./support/media.js";
+import { download, uploadBytes } from "./support/media.js";
 import { createSynapseFixture, localRow, type SynapseFixture } from "./support/synapse-fixture.js";
 import { startTestServer } from "./support/test-server.js";
 
@@ -70,7 +70,7 @@ function counts(tally: ImportTally): Record<ImportKind, number[]> {
 const FIRST_PASS = {
   local: [4, 0, 2, 2],
   local_thumbnail: [2, 0, 0, 0],
-  remote: [2, 0, 0, 0],
+  remote: [3, 0, 0, 0],
   remote_thumbnail: [2, 0, 0, 0],
 };
 
@@ -154,14 +154,23 @@ forEachEngine("Synapse import", (engine: Engine) => {
             sha256: vintage === 94 ? r.sha256 : null,
           });
         }
-        const cat = fixture.remote[0]!;
-        const remote = await get(
-          `/_matrix/client/v1/media/download/${cat.media_origin}/${cat.media_id}`,
-        );
-        assert.equal(remote.status, 200);
-        assert.deepEqual(remote.bytes, cat.file);
-        assert.equal(remote.headers.get("content-type"), "image/jpeg");
-        assert.equal(remote.headers.get("content-disposition"), "inline; filename=cat.jpg");
+        const dispositions = ["inline; filename=cat.jpg", "attachment; filename=blob.bin"];
+        for (const [i, r] of [fixture.remote[0]!, fixture.remote[2]!].entries()) {
+          const remote = await get(
+            `/_matrix/client/v1/media/download/${r.media_origin}/${r.media_id}`,
+          );
+          assert.equal(remote.status, 200, r.media_origin);
+          assert.deepEqual(remote.bytes, r.file);
+          assert.equal(remote.headers.get("content-type"), r.media_type);
+          assert.equal(remote.headers.get("content-disposition"), dispositions[i]);
+        }
+        if (vintage === 94) {
+          // Quarantined by hash: a new upload of the quarantined bytes is quarantined too.
+          const bytes = fixture.local.find((m) => m.media_id.startsWith("BBBB"))!.file!;
+          const id = await uploadBytes(admin.http, bytes, { contentType: "text/plain" });
+          const again = await get(`/_matrix/client/v1/media/download/test.local/${id}`);
+          assert.equal(again.status, 404);
+        }
 
         // Thumbnails: a local one, a remote one and one stored under the legacy name.
         for (const t of fixture.thumbnails) {
@@ -244,14 +253,14 @@ forEachEngine("Synapse import", (engine: Engine) => {
     const resumed = await importInto(database, fixture, { batchSize: 2 });
     assert.equal(resumed.stopped, false);
     assert.deepEqual(counts(resumed.tally), FIRST_PASS);
-    assert.deepEqual(await rowCounts(database), [4, 2, 2, 2]);
+    assert.deepEqual(await rowCounts(database), [4, 2, 3, 2]);
 
     // Finished: a re-run is a new pass that finds everything present.
     const again = await importInto(database, fixture, { batchSize: 3 });
     assert.deepEqual(counts(again.tally), {
       local: [0, 4, 2, 2],
       local_thumbnail: [0, 2, 0, 0],
-      remote: [0, 2, 0, 0],
+      remote: [0, 3, 0, 0],
       remote_thumbnail: [0, 2, 0, 0],
     });
     // Synapse got more media: only that is imported.
@@ -261,7 +270,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
     ]);
     const more = await importInto(database, fixture, { batchSize: 3 });
     assert.deepEqual(more.tally.counts.local, { imported: 2, present: 4, skipped: 2, missing: 2 });
-    assert.deepEqual(await rowCounts(database), [6, 2, 2, 2]);
+    assert.deepEqual(await rowCounts(database), [6, 2, 3, 2]);
   });
 });
 

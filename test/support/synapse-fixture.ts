@@ -5,8 +5,8 @@
  * no `sha256`, no change stream) and 94 (all three) — on SQLite or
  * PostgreSQL, plus a `media_store` tree in Synapse's layout (§5.2) holding
  * local and remote media, new and legacy thumbnail names, a missing, a
- * truncated and a zero-byte file, a quarantined and a protected row and an
- * origin with a port.
+ * truncated and a zero-byte file, a quarantined and a protected row, an
+ * origin with a port and one that is an IPv6 literal.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -181,6 +181,21 @@ function defaultRows(): Pick<SynapseFixture, "local" | "remote" | "thumbnails"> 
       file: remoteOther,
     },
   ];
+  const v6 = randomBytes(400);
+  remote.push({
+    media_origin: "[2001:db8::1]:8448",
+    media_id: "ipv6Origin",
+    media_type: "application/octet-stream",
+    media_length: v6.length,
+    created_ts: 1_612_000_000_000,
+    upload_name: "blob.bin",
+    filesystem_id: "ipvsixipvsixipvsixipvsix",
+    last_access_ts: 1_622_000_000_000,
+    quarantined_by: null,
+    authenticated: true,
+    sha256: sha(v6),
+    file: v6,
+  });
   const thumbnails: FixtureThumbnail[] = [
     thumb(null, "AAAAimage000000000000001", 32, 32, "image/png", "scale", false, null),
     thumb(null, "AAAAimage000000000000001", 96, 96, "image/png", "crop", false, null),
