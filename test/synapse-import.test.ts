@@ -14,7 +14,11 @@ import { createDatabase, type Engine } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
 import type { ImportCounts, ImportKind, ImportTally } from "../src/importer/import-report.js";
 import { runSynapseImport } from "../src/importer/synapse-import.js";
-import { openSynapseSource, type SynapseSource } from "../src/importer/synapse-source.js";
+import {
+  openSynapseSource,
+  type SynapseSource,
+  sourceIdentity,
+} from "../src/importer/synapse-source.js";
 import { createLogger } from "../src/logging/logger.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
@@ -44,6 +48,7 @@ async function importInto(
       database,
       source,
       mediaStorePath: fixture.mediaStore,
+      sourceIdentity: sourceIdentity(fixture.location, fixture.mediaStore),
       dryRun: false,
       logger,
       batchSize: options.batchSize,
@@ -234,6 +239,9 @@ forEachEngine("Synapse import", (engine: Engine) => {
     // The first page: the URL-preview id (digits sort first, skipped) and one image.
     assert.deepEqual(first.tally.counts.local, { imported: 1, present: 0, skipped: 1, missing: 0 });
     assert.deepEqual(await rowCounts(database), [1, 2, 0, 0]);
+    // An unfinished import is never continued from another source.
+    const other = await createSynapseFixture(engine, 85);
+    await assert.rejects(importInto(database, other), /an unfinished import from .* is stored/);
     // A crash in the remote phase: the batch rolls back and the error surfaces.
     let remotePages = 0;
     await assert.rejects(

@@ -13,7 +13,11 @@ import { createDatabase } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
 import { formatReport, totalMissing } from "../importer/import-report.js";
 import { runSynapseImport } from "../importer/synapse-import.js";
-import { openSynapseSource, type SynapseDatabaseLocation } from "../importer/synapse-source.js";
+import {
+  openSynapseSource,
+  type SynapseDatabaseLocation,
+  sourceIdentity,
+} from "../importer/synapse-source.js";
 import { createLogger } from "../logging/logger.js";
 
 export interface ImportSynapseOptions {
@@ -68,6 +72,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
       database,
       source,
       mediaStorePath: options.mediaStore,
+      sourceIdentity: sourceIdentity(location, options.mediaStore),
       dryRun: options.dryRun ?? false,
       logger: createLogger(config.log_level, process.stderr),
       batchSize,

@@ -50,6 +50,8 @@ export interface SynapseImportProgress {
   readonly lastLocalMediaId: string;
   readonly lastRemoteOrigin: string;
   readonly lastRemoteMediaId: string;
+  /** Which source this walk reads (sourceIdentity); "" before the first batch. */
+  readonly source?: string;
   readonly tally: ImportTally;
 }
 
@@ -62,6 +64,8 @@ export interface SynapseImportDeps {
   readonly media: ImportedMediaRepository;
   /** Counts and probes only: no copy (the caller also rolls every batch back). */
   readonly dryRun: boolean;
+  /** Names the source database and media store (no secrets): a walk never mixes two. */
+  readonly sourceIdentity: string;
 }
 
 export function initialImportProgress(): SynapseImportProgress {
@@ -91,6 +95,14 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     progress: SynapseImportProgress,
     { batchSize, signal }: BatchContext,
   ): Promise<BatchResult<SynapseImportProgress>> {
+    const stored = progress.source ?? "";
+    if (stored !== "" && stored !== this.deps.sourceIdentity) {
+      // Keyset positions of one source mean nothing in another.
+      throw new Error(
+        `an unfinished import from ${stored} is stored: finish it with the same --database/--sqlite and --media-store first`,
+      );
+    }
+    progress = { ...progress, source: this.deps.sourceIdentity };
     // A copy: the stored progress changes only if this batch commits.
     const tally = structuredClone(progress.tally);
     if (progress.phase === "local") {

@@ -32,6 +32,8 @@ export interface SynapseImportOptions {
   readonly source: SynapseSource;
   /** Synapse's `media_store_path` (also mxcd's `media_store.path` in reference mode). */
   readonly mediaStorePath: string;
+  /** Names the source (sourceIdentity in synapse-source.ts plus the media store). */
+  readonly sourceIdentity: string;
   readonly dryRun: boolean;
   readonly logger: Logger;
   readonly batchSize?: number;
@@ -57,6 +59,7 @@ export async function runSynapseImport(
     store,
     media: new ImportedMediaRepository(),
     dryRun: options.dryRun,
+    sourceIdentity: options.sourceIdentity,
   });
   const signal = options.signal ?? new AbortController().signal;
   const batchSize = options.batchSize ?? DEFAULT_JOB_RUNNER_OPTIONS.batchSize;

@@ -15,6 +15,7 @@
  * `media_id`, the remote cache by `(media_origin, media_id)`; thumbnails
  * are read for the media ids of one page.
  */
+import { resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 
@@ -99,6 +100,20 @@ interface Querier {
   all(sql: string, params: readonly unknown[]): Promise<Row[]>;
   columns(table: string): Promise<Set<string>>;
   close(): Promise<void>;
+}
+
+/**
+ * A stable name for a source database, without secrets (a PostgreSQL URL
+ * keeps its host, port and database, never its user or password).
+ */
+export function sourceIdentity(location: SynapseDatabaseLocation, mediaStore: string): string {
+  let database: string;
+  if ("sqlite" in location) database = `sqlite:${resolve(location.sqlite)}`;
+  else {
+    const url = new URL(location.postgres);
+    database = `postgres://${url.host}${url.pathname}`;
+  }
+  return `${database} with ${resolve(mediaStore)}`;
 }
 
 /** Opens the source read-only. */
