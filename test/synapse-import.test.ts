@@ -5,7 +5,7 @@
  * served by mxcd from Synapse's own folder.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -23,7 +23,12 @@ import { createLogger } from "../src/logging/logger.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { download, uploadBytes } from "./support/media.js";
-import { createSynapseFixture, localRow, type SynapseFixture } from "./support/synapse-fixture.js";
+import {
+  createSynapseFixture,
+  localRow,
+  type SynapseFixture,
+  thumbnailPath,
+} from "./support/synapse-fixture.js";
 import { startTestServer } from "./support/test-server.js";
 
 const logger = createLogger("silent");
@@ -73,7 +78,7 @@ function counts(tally: ImportTally): Record<ImportKind, number[]> {
 
 /** The default fixture imported once: [imported, present, skipped, missing] per kind. */
 const FIRST_PASS = {
-  local: [4, 0, 2, 2],
+  local: [4, 0, 2, 3],
   local_thumbnail: [2, 0, 0, 0],
   remote: [3, 0, 0, 0],
   remote_thumbnail: [2, 0, 0, 0],
@@ -98,10 +103,15 @@ forEachEngine("Synapse import", (engine: Engine) => {
       assert.deepEqual(result.tally.problems.map((p) => p.item).sort(), [
         "EEEEmissing0000000000001",
         "FFFFtruncated00000000001",
+        "HHHHdirectory00000000001",
       ]);
       assert.match(
         result.tally.problems.find((p) => p.item.includes("FFFF"))!.problem,
         /truncated/,
+      );
+      assert.equal(
+        result.tally.problems.find((p) => p.item.includes("HHHH"))!.problem,
+        "not a file",
       );
       assert.equal(await fixture.fingerprint(), before, "the Synapse database was changed");
 
@@ -266,7 +276,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
     // Finished: a re-run is a new pass that finds everything present.
     const again = await importInto(database, fixture, { batchSize: 3 });
     assert.deepEqual(counts(again.tally), {
-      local: [0, 4, 2, 2],
+      local: [0, 4, 2, 3],
       local_thumbnail: [0, 2, 0, 0],
       remote: [0, 3, 0, 0],
       remote_thumbnail: [0, 2, 0, 0],
@@ -277,7 +287,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
       localRow("zzzzlatest00000000000001"),
     ]);
     const more = await importInto(database, fixture, { batchSize: 3 });
-    assert.deepEqual(more.tally.counts.local, { imported: 2, present: 4, skipped: 2, missing: 2 });
+    assert.deepEqual(more.tally.counts.local, { imported: 2, present: 4, skipped: 2, missing: 3 });
     assert.deepEqual(await rowCounts(database), [6, 2, 3, 2]);
   });
 });
@@ -344,12 +354,16 @@ describe("mxcd import synapse (CLI)", () => {
     const dry = await runCli([...args, ...store, "--dry-run"], { cwd: dir });
     assert.equal(dry.code, 1, dry.stderr);
     assert.match(dry.stdout, /would import/);
-    assert.match(dry.stdout, /^local\s+4\s+0\s+2\s+2$/m);
+    assert.match(dry.stdout, /^local\s+4\s+0\s+2\s+3$/m);
     assert.deepEqual(await rowCounts({ engine: "sqlite", path: mxcdDb }), [0, 0, 0, 0]);
+    // The legacy-named thumbnail is copied to its current name only by the real run.
+    const legacy = fixture.thumbnails.find((t) => t.legacyName)!;
+    const current = join(fixture.mediaStore, thumbnailPath({ ...legacy, legacyName: false }));
+    assert.equal(existsSync(current), false);
 
     const run = await runCli([...args, ...store, "--reference"], { cwd: dir });
     assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stdout, /^local\s+4\s+0\s+2\s+2$/m);
+    assert.match(run.stdout, /^local\s+4\s+0\s+2\s+3$/m);
     assert.match(run.stdout, /^remote_thumbnail\s+2\s+0\s+0\s+0$/m);
     assert.match(run.stdout, /missing local EEEEmissing0000000000001: missing/);
     assert.match(
@@ -357,6 +371,8 @@ describe("mxcd import synapse (CLI)", () => {
       /missing local FFFFtruncated00000000001: truncated \(50 of 100 bytes\)/,
     );
     assert.match(run.stderr, /Synapse schema version 94/);
+    assert.deepEqual(readFileSync(current), legacy.file);
+    assert.deepEqual(readFileSync(join(fixture.mediaStore, thumbnailPath(legacy))), legacy.file);
     // `mxcd jobs` shows the import.
     const jobs = await runCli(["jobs"], { cwd: dir });
     assert.match(jobs.stdout, /synapse-import\s+done/);

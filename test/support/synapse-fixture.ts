@@ -5,7 +5,7 @@
  * no `sha256`, no change stream) and 94 (all three) — on SQLite or
  * PostgreSQL, plus a `media_store` tree in Synapse's layout (§5.2) holding
  * local and remote media, new and legacy thumbnail names, a missing, a
- * truncated and a zero-byte file, a quarantined and a protected row, an
+ * truncated and a zero-byte file, a directory where a file should be, a quarantined and a protected row, an
  * origin with a port and one that is an IPv6 literal.
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -140,6 +140,8 @@ function defaultRows(): Pick<SynapseFixture, "local" | "remote" | "thumbnails"> 
       ...localRow("FFFFtruncated00000000001", { file: truncated.subarray(0, 50) }),
       media_length: 100,
     },
+    // Its path is a directory: "not a file".
+    localRow("HHHHdirectory00000000001", { file: undefined, media_length: 10 }),
     localRow("GGGGpending0000000000001", {
       file: undefined,
       media_length: null,
@@ -263,6 +265,12 @@ function writeFiles(root: string, rows: Pick<SynapseFixture, "local" | "remote" 
     writeFileSync(join(root, rel), bytes);
   };
   for (const m of rows.local) {
+    if (m.media_id.startsWith("HHHHdirectory")) {
+      const id = m.media_id;
+      mkdirSync(join(root, `local_content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id.slice(4)}`), {
+        recursive: true,
+      });
+    }
     if (!m.file) continue;
     const id = m.media_id;
     put(`local_content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id.slice(4)}`, m.file);
