@@ -5,8 +5,11 @@
  * that is not a safe path component, so a hostile row in the source
  * database cannot make us open a file outside the media store.
  */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { assertSafeKey } from "../storage/media-paths.js";
 
 /** What was found at a key: its size, or why it cannot be served. */
@@ -43,6 +46,13 @@ export class MediaFileProbe {
     } finally {
       await handle.close();
     }
+  }
+
+  /** Lowercase hex SHA-256 of the file's bytes, streamed. */
+  async sha256(key: string): Promise<string> {
+    const hash = createHash("sha256");
+    await pipeline(createReadStream(join(this.root, assertSafeKey(key))), hash);
+    return hash.digest("hex");
   }
 
   /** Missing/unreadable, or "truncated"/"size differs" against `expected`; undefined when fine. */

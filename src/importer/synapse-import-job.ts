@@ -14,6 +14,9 @@
  * done twice; and inserts ignore rows already there, so a later full pass
  * (a re-run after Synapse got more media) imports only the new rows.
  *
+ * Quarantined rows without a `sha256` get one computed from their file
+ * (hash quarantine needs it); other rows keep Synapse's value, NULL or not.
+ *
  * Not imported: `/create`d ids that never got bytes and URL-preview media
  * (counted as skipped), rows whose file is missing, truncated or unreadable
  * (counted and listed: an mxcd row would promise bytes that are not there).
@@ -168,6 +171,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     const inserted = await this.deps.media.insertLocal(tx, {
       ...row,
       mediaLength: row.mediaLength,
+      sha256: await this.#hashOf(row, () => localContentKey(row.mediaId)),
     });
     count(tally, "local", inserted ? "imported" : "present");
     for (const t of mine) {
@@ -195,6 +199,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     const inserted = await this.deps.media.insertRemote(tx, {
       ...row,
       mediaLength: row.mediaLength,
+      sha256: await this.#hashOf(row, key),
       // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
       lastAccessTs: row.lastAccessTs ?? row.createdTs,
     });
@@ -239,6 +244,21 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       return;
     }
     count(tally, kind, (await this.deps.media.insertThumbnail(tx, t)) ? "imported" : "present");
+  }
+
+  /**
+   * The row's `sha256`; for quarantined media without one (stored before
+   * Synapse hashed, or a schema before 91) it is computed from the file, so
+   * a new upload of the same bytes is still quarantined by hash. Other rows
+   * keep NULL: hashing every file is `--copy`'s work, not reference mode's.
+   */
+  async #hashOf(
+    row: { quarantinedBy: string | null; sha256: string | null },
+    key: () => string,
+  ): Promise<string | null> {
+    if (row.sha256 !== null || row.quarantinedBy === null) return row.sha256;
+    // The file was just probed; a read failing now is no reason to stop the import.
+    return this.deps.files.sha256(key()).catch(() => null);
   }
 
   /** The file's problem, or undefined; an id that is not a safe path is a problem too. */
