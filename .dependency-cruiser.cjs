@@ -4,14 +4,15 @@
  *
  *   cli, app.ts            entry points and the composition root
  *   http                   routes: parse → call a service → shape the reply
- *   media, accounts, rooms, jobs, federation, thumbnails, homeserver, previews   services
+ *   media, accounts, rooms, jobs, federation, thumbnails, homeserver, previews, importer   services
  *   repositories, db, storage, net                         backends
  *   config, logging, util                                  foundations
  *   domain, identifiers    the Matrix error contract and shared domain types
  *
  * No module imports from a layer above its own.
  */
-const SERVICES = "^src/(media|accounts|rooms|jobs|federation|thumbnails|homeserver|previews)/";
+const SERVICES =
+  "^src/(media|accounts|rooms|jobs|federation|thumbnails|homeserver|previews|importer)/";
 const BACKENDS = "^src/(repositories|db|storage|net)/";
 const FOUNDATIONS = "^src/(config|logging|util)/";
 const DOMAIN = "^src/(domain|identifiers)/";

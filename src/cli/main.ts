@@ -7,6 +7,7 @@ import { Command, Option } from "commander";
 import { MXCD_VERSION } from "../version.js";
 import { generateRegistrationCommand } from "./appservice-command.js";
 import { configCheckCommand, generateConfigCommand } from "./config-commands.js";
+import { importSynapseCommand } from "./import-synapse-command.js";
 import { jobsCommand, jobsRunCommand } from "./jobs-command.js";
 import { migrateStoreCommand } from "./media-migrate-store-command.js";
 import { migrateCommand } from "./migrate-command.js";
@@ -89,6 +90,22 @@ program
   .requiredOption("--from <file>", "config file whose media_store is the source")
   .requiredOption("--to <file>", "config file whose media_store is the destination")
   .action(migrateStoreCommand);
+
+program
+  .command("import")
+  .description("bring media from another media repository into mxcd (docs/import.md)")
+  .command("synapse")
+  .description(
+    "import a Synapse media store: metadata of local and remote media and thumbnails, resumable",
+  )
+  .option("-c, --config <file>", "mxcd's config file", DEFAULT_CONFIG)
+  .option("--database <url>", "Synapse's PostgreSQL database (postgres://...), read only")
+  .option("--sqlite <path>", "Synapse's SQLite database file, read only")
+  .requiredOption("--media-store <path>", "Synapse's media_store_path")
+  .option("--reference", "leave the files where they are (the default, and for now the only mode)")
+  .option("--dry-run", "count what would be imported; change nothing")
+  .option("--batch-size <rows>", "source rows per batch (default 500)")
+  .action(importSynapseCommand);
 
 program
   .command("appservice")

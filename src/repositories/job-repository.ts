@@ -126,6 +126,30 @@ export class JobRepository {
     return toState(row);
   }
 
+  /**
+   * Makes a finished job run again from `progress` (a new pass, e.g. `mxcd
+   * import synapse` re-run after the source grew); an unfinished job is left
+   * alone. Counts and times start afresh.
+   */
+  async restart(name: string, progress: unknown, now: number): Promise<void> {
+    await this.database.db
+      .updateTable("background_jobs")
+      .set({
+        status: "pending",
+        progress: JSON.stringify(progress),
+        processed: 0,
+        total: null,
+        duration_ms: 0,
+        started_ts: null,
+        updated_ts: now,
+        completed_ts: null,
+        last_error: null,
+      })
+      .where("name", "=", name)
+      .where("status", "=", "done")
+      .execute();
+  }
+
   /** Records a failed batch (whose own transaction rolled back). */
   async recordError(name: string, message: string, now: number): Promise<void> {
     await this.database.db

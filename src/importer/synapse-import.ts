@@ -1,0 +1,115 @@
+/**
+ * Runs a Synapse import (synapse-import-job.ts) to completion in the
+ * foreground, for `mxcd import synapse`:
+ * - normally through the job runner, so progress is stored after every
+ *   page and the job shows in `mxcd jobs`. A stopped or killed import
+ *   resumes where it left off; a finished one is started afresh (a new full
+ *   pass that finds every earlier row present and imports only new ones);
+ * - with `dryRun`, page by page in transactions that are always rolled
+ *   back, with the progress kept in memory: the counts are exact ("already
+ *   present" included) and nothing is left in mxcd's database or store.
+ */
+import type { Database } from "../db/database.js";
+import { JobRunner } from "../jobs/job-runner.js";
+import { DEFAULT_JOB_RUNNER_OPTIONS } from "../jobs/job-runner-options.js";
+import type { Logger } from "../logging/logger.js";
+import { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
+import { JobRepository } from "../repositories/job-repository.js";
+import { FilesystemBlobStore } from "../storage/filesystem/filesystem-blob-store.js";
+import type { ImportTally } from "./import-report.js";
+import { MediaFileProbe } from "./media-file-probe.js";
+import {
+  initialImportProgress,
+  SYNAPSE_IMPORT,
+  SynapseImportJob,
+  type SynapseImportProgress,
+} from "./synapse-import-job.js";
+import type { SynapseSource } from "./synapse-source.js";
+
+export interface SynapseImportOptions {
+  /** mxcd's database, migrated. */
+  readonly database: Database;
+  readonly source: SynapseSource;
+  /** Synapse's `media_store_path` (also mxcd's `media_store.path` in reference mode). */
+  readonly mediaStorePath: string;
+  /** Names the source (sourceIdentity in synapse-source.ts plus the media store). */
+  readonly sourceIdentity: string;
+  readonly dryRun: boolean;
+  readonly logger: Logger;
+  readonly batchSize?: number;
+  /** Stops after the page in flight (which rolls back). */
+  readonly signal?: AbortSignal;
+  /** Rows processed so far (all passes' pages committed), for a progress bar. */
+  readonly onProgress?: (processed: number) => void;
+}
+
+export interface SynapseImportResult {
+  readonly tally: ImportTally;
+  /** True when `signal` stopped the import before the end. */
+  readonly stopped: boolean;
+}
+
+export async function runSynapseImport(
+  options: SynapseImportOptions,
+): Promise<SynapseImportResult> {
+  const store = new FilesystemBlobStore(options.mediaStorePath);
+  const job = new SynapseImportJob({
+    source: options.source,
+    files: new MediaFileProbe(options.mediaStorePath),
+    store,
+    media: new ImportedMediaRepository(),
+    dryRun: options.dryRun,
+    sourceIdentity: options.sourceIdentity,
+  });
+  const signal = options.signal ?? new AbortController().signal;
+  const batchSize = options.batchSize ?? DEFAULT_JOB_RUNNER_OPTIONS.batchSize;
+  if (options.dryRun) return dryRun(options.database, job, batchSize, signal, options.onProgress);
+
+  const jobs = new JobRepository(options.database);
+  await jobs.restart(SYNAPSE_IMPORT, initialImportProgress(), Date.now());
+  const runner = new JobRunner(
+    options.database,
+    [job],
+    options.logger,
+    { batchSize, pauseMs: 0 },
+    { committed: (state) => options.onProgress?.(state.processed) },
+  );
+  await runner.run({ signal, failFast: true });
+  const state = (await runner.states()).find((s) => s.name === SYNAPSE_IMPORT);
+  const progress = state?.progress as SynapseImportProgress | undefined;
+  return {
+    tally: (progress ?? initialImportProgress()).tally,
+    stopped: state?.status !== "done",
+  };
+}
+
+/** Thrown to roll a dry-run page back. */
+class RollBack extends Error {}
+
+async function dryRun(
+  database: Database,
+  job: SynapseImportJob,
+  batchSize: number,
+  signal: AbortSignal,
+  onProgress?: (processed: number) => void,
+): Promise<SynapseImportResult> {
+  let progress = job.initialProgress;
+  let processed = 0;
+  for (;;) {
+    if (signal.aborted) return { tally: progress.tally, stopped: true };
+    let result: Awaited<ReturnType<SynapseImportJob["runBatch"]>> | undefined;
+    await database
+      .transaction(async (tx) => {
+        result = await job.runBatch(tx, progress, { batchSize, engine: database.engine, signal });
+        throw new RollBack();
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof RollBack) && !signal.aborted) throw error;
+      });
+    if (!result || signal.aborted) return { tally: progress.tally, stopped: true };
+    progress = result.progress;
+    processed += result.processed;
+    onProgress?.(processed);
+    if (result.done) return { tally: progress.tally, stopped: false };
+  }
+}
