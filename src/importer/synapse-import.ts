@@ -100,7 +100,12 @@ async function dryRun(
     let result: Awaited<ReturnType<SynapseImportJob["runBatch"]>> | undefined;
     await database
       .transaction(async (tx) => {
-        result = await job.runBatch(tx, progress, { batchSize, engine: database.engine, signal });
+        result = await job.runBatch(tx, progress, {
+          batchSize,
+          engine: database.engine,
+          signal,
+          prepared: undefined,
+        });
         throw new RollBack();
       })
       .catch((error: unknown) => {
