@@ -32,6 +32,7 @@ import { createMetricsRegistry, registerAccessTokenCacheMetrics } from "./http/h
 import { createHttpServer } from "./http/http-server.js";
 import { addMediaNosniff } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
+import { registerPreviewMetrics } from "./http/preview-metrics.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerAppServiceRoutes } from "./http/routes/app-service-routes.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
@@ -43,6 +44,7 @@ import { registerLoginRoutes } from "./http/routes/login-routes.js";
 import { registerMediaAdminRoutes } from "./http/routes/media-admin-routes.js";
 import { registerMediaConfigRoutes } from "./http/routes/media-config-routes.js";
 import { registerMediaDownloadRoutes } from "./http/routes/media-download-routes.js";
+import { registerMediaPreviewRoutes } from "./http/routes/media-preview-routes.js";
 import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
@@ -69,6 +71,7 @@ import { ThumbnailService } from "./media/thumbnail-service.js";
 import { UploadService } from "./media/upload-service.js";
 import { addressPolicy } from "./net/ip-ranges.js";
 import { OutboundHttp } from "./net/outbound-http.js";
+import { createUrlPreviews } from "./previews/create-url-previews.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
@@ -274,6 +277,16 @@ export function createApp(config: Config, logger: Logger): App {
   }
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
+  // URL previews (docs/previews.md): off unless url_preview_enabled.
+  const previews = createUrlPreviews(config, {
+    database,
+    media: services.media,
+    store,
+    gate: quarantine,
+    logger,
+  });
+  if (previews) registerPreviewMetrics(metrics, previews.service);
+  registerMediaPreviewRoutes(http, { auth, previews: previews?.service });
   const mediaAdmin = new MediaAdminRepository(database);
   const mediaAdminService = new MediaAdminService({
     serverName,
@@ -469,6 +482,7 @@ export function createApp(config: Config, logger: Logger): App {
         await thumbnails.drain();
         await accessTimes.stop();
         outbound.close();
+        previews?.close();
         tenant?.close();
         await store.close?.();
         await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);

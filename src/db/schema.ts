@@ -248,6 +248,25 @@ export interface AppServiceEventsTable {
   redacted: Flag;
 }
 
+/** One cached URL preview, or a cached failure (migration 0008). */
+export interface UrlPreviewCacheTable {
+  url: string;
+  /** The Accept-Language the page was fetched with. */
+  language: string;
+  /** Start of the hour the fetch was made in. */
+  bucket_ts: number;
+  download_ts: number;
+  expires_ts: number;
+  /** The preview's JSON; null for a failure. */
+  og: string | null;
+  /** 200, or the HTTP status of the cached failure. */
+  status: number;
+  errcode: string | null;
+  error: string | null;
+  /** The url-cache media of the preview's image. */
+  media_id: string | null;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -268,4 +287,5 @@ export interface DatabaseSchema {
   background_jobs: BackgroundJobsTable;
   app_service_transactions: AppServiceTransactionsTable;
   app_service_events: AppServiceEventsTable;
+  url_preview_cache: UrlPreviewCacheTable;
 }

@@ -38,6 +38,8 @@ import {
   localThumbnailKey,
   remoteContentKey,
   remoteThumbnailKey,
+  urlCacheKey,
+  urlCacheThumbnailKey,
 } from "../storage/media-paths.js";
 import { ProbeCache, type ProbeOutcome } from "../thumbnails/probe-cache.js";
 import type { GenerationTrigger, ThumbnailStats } from "../thumbnails/thumbnail-stats.js";
@@ -133,12 +135,19 @@ export class ThumbnailService {
     await Promise.all(this.#pregenerating.values());
   }
 
-  /** Local media `mediaId`. */
-  local(mediaId: string): ThumbnailSubject {
+  /** Local media `mediaId`; `urlCache`: URL-preview media, under `url_cache/`. */
+  local(mediaId: string, urlCache = false): ThumbnailSubject {
     return {
       flightKey: `local/${mediaId}`,
-      sourceKey: localContentKey(mediaId),
-      thumbnailKey: (t) => localThumbnailKey(mediaId, t.width, t.height, t.contentType, t.method),
+      sourceKey: urlCache ? urlCacheKey(mediaId) : localContentKey(mediaId),
+      thumbnailKey: (t) =>
+        (urlCache ? urlCacheThumbnailKey : localThumbnailKey)(
+          mediaId,
+          t.width,
+          t.height,
+          t.contentType,
+          t.method,
+        ),
       list: () => this.media.listLocalThumbnails(mediaId),
       record: (t) => this.media.insertLocalThumbnail(mediaId, t),
     };

@@ -5,6 +5,7 @@ import * as rooms from "./0003-rooms.js";
 import * as quarantine from "./0004-quarantine.js";
 import * as jobs from "./0005-jobs.js";
 import * as appService from "./0006-app-service.js";
+import * as urlPreviewCache from "./0008-url-preview-cache.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -14,4 +15,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0004-quarantine", up: quarantine.up },
   { name: "0005-jobs", up: jobs.up },
   { name: "0006-app-service", up: appService.up },
+  { name: "0008-url-preview-cache", up: urlPreviewCache.up },
 ];
