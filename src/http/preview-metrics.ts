@@ -1,6 +1,6 @@
 /**
  * URL-preview counters, read when scraped: `mxcd_url_previews_served_total`,
- * `mxcd_url_preview_cache_hits_total` and
+ * `mxcd_url_preview_cache_hits_total`, `mxcd_url_preview_flight_joins_total` and
  * `mxcd_url_preview_fetch_failures_total{kind}` (kinds: see
  * PreviewFailureKind; image and oEmbed failures that only drop a part of a
  * preview count too).
@@ -28,6 +28,15 @@ export function registerPreviewMetrics(
     collect() {
       this.reset();
       this.inc(source.stats.cacheHits);
+    },
+  });
+  new Counter({
+    name: "mxcd_url_preview_flight_joins_total",
+    help: "URL preview requests that shared a fetch already under way in this process",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(source.stats.flightJoins);
     },
   });
   new Counter({

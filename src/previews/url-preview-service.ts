@@ -75,11 +75,18 @@ export interface UrlPreviewSettings {
 export interface UrlPreviewStats {
   served: number;
   cacheHits: number;
+  /** Requests that waited for a fetch another request of this process had started. */
+  flightJoins: number;
   readonly fetchFailures: Map<PreviewFailureKind, number>;
 }
 
 export class UrlPreviewService {
-  readonly stats: UrlPreviewStats = { served: 0, cacheHits: 0, fetchFailures: new Map() };
+  readonly stats: UrlPreviewStats = {
+    served: 0,
+    cacheHits: 0,
+    flightJoins: 0,
+    fetchFailures: new Map(),
+  };
   readonly #inFlight = new Map<string, Promise<OpenGraph>>();
 
   constructor(
@@ -113,7 +120,8 @@ export class UrlPreviewService {
       return JSON.parse(cached.og) as OpenGraph;
     }
     let flight = this.#inFlight.get(key);
-    if (!flight) {
+    if (flight) this.stats.flightJoins += 1;
+    else {
       flight = this.#fetchAndCache(url, userId).finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, flight);
     }
