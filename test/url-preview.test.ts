@@ -12,9 +12,12 @@ import { after, before, describe, it } from "node:test";
 import { createClient } from "matrix-js-sdk";
 import sharp from "sharp";
 import { validateConfig } from "../src/config/load-config.js";
+import { isAttachedRoute } from "../src/http/attached-routes.js";
+import { PREVIEW_URL_PATHS } from "../src/http/routes/media-preview-routes.js";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, download, mediaIdOf, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
+import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 const ORIGIN_HOST = "127.0.0.2";
@@ -506,5 +509,47 @@ forEachEngine("URL previews", (engine) => {
     assert.equal(og["og:title"], "OG title");
     assert.match(String(og["og:image"]), /^mxc:\/\//);
     client.stopClient();
+  });
+});
+
+forEachEngine("URL previews in attached mode", (engine) => {
+  let hs: ScriptedHomeserver;
+  let server: TestServer;
+  let origin: Origin;
+
+  before(async () => {
+    origin = await startOrigin(Buffer.from("x"), Buffer.from("y"));
+    hs = await ScriptedHomeserver.start();
+    server = await startTestServer(engine, {
+      mode: "attached",
+      homeserver: { base_url: hs.baseUrl, admin_api: "synapse" },
+      url_preview_enabled: true,
+      url_preview_ip_range_blacklist: ["127.0.0.0/8"],
+      url_preview_ip_range_whitelist: [`${ORIGIN_HOST}/32`],
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    await hs?.stop();
+    origin?.server.closeAllConnections();
+    await new Promise((r) => origin?.server.close(r));
+  });
+
+  it("every preview_url path is in the attached route table", () => {
+    for (const path of PREVIEW_URL_PATHS) assert.ok(isAttachedRoute(path), path);
+  });
+
+  it("serves users and refuses guests with 403 M_GUEST_ACCESS_FORBIDDEN", async () => {
+    hs.addToken("syt_alice_preview", { userId: "@alice:test.local", deviceId: "DEV" });
+    hs.addToken("syt_guest_preview", { userId: "@guest:test.local", deviceId: "DEV", guest: true });
+    const url = encodeURIComponent(`${origin.base}/fallback`);
+    for (const path of PREVIEW_URL_PATHS) {
+      const alice = await server.http.withToken("syt_alice_preview").get(`${path}?url=${url}`);
+      assert.equal(alice.status, 200, `${path}: ${alice.text}`);
+      assert.equal(alice.body["og:title"], "Foo");
+      const guest = await server.http.withToken("syt_guest_preview").get(`${path}?url=${url}`);
+      assert.equal(guest.status, 403, path);
+      assert.equal(guest.body.errcode, "M_GUEST_ACCESS_FORBIDDEN");
+    }
   });
 });
