@@ -185,6 +185,7 @@ export function createApp(config: Config, logger: Logger): App {
   const pollMs = config.notification_poll_interval;
   const thumbnailFlight = new CrossProcessFlight(locks, bus, "mxcd_thumbnail", pollMs);
   const remoteFlight = new CrossProcessFlight(locks, bus, "mxcd_remote_media", pollMs);
+  const previewFlight = new CrossProcessFlight(locks, bus, "mxcd_url_preview", pollMs);
   const pending = new PendingUploads(bus, pollMs);
   const accessTimes = new AccessTimes(services.media, logger);
   const mediaSettings = {
@@ -238,6 +239,7 @@ export function createApp(config: Config, logger: Logger): App {
     feed,
     remote_fetch: remoteFlight,
     thumbnail: thumbnailFlight,
+    url_preview: previewFlight,
   });
   registerAccountMetrics(metrics, {
     hasher: services.passwords,
@@ -284,6 +286,7 @@ export function createApp(config: Config, logger: Logger): App {
     store,
     gate: quarantine,
     logger,
+    flight: previewFlight,
   });
   if (previews) registerPreviewMetrics(metrics, previews.service);
   registerMediaPreviewRoutes(http, { auth, previews: previews?.service });

@@ -14,7 +14,7 @@ import sharp from "sharp";
 import { validateConfig } from "../src/config/load-config.js";
 import { isAttachedRoute } from "../src/http/attached-routes.js";
 import { PREVIEW_URL_PATHS } from "../src/http/routes/media-preview-routes.js";
-import { forEachEngine } from "./support/databases.js";
+import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { allKeys, download, mediaIdOf, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
@@ -35,8 +35,8 @@ interface Origin {
   server: Server;
   base: string;
   hits: Map<string, number>;
-  /** Releases the held `/held` response. */
-  release?: () => void;
+  /** Releases held `/held*` responses, by path. */
+  releases: Map<string, () => void>;
   neverEndingClosed: boolean;
 }
 
@@ -45,6 +45,7 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
     server: createServer(),
     base: "",
     hits: new Map(),
+    releases: new Map(),
     neverEndingClosed: false,
   };
   const html = (res: ServerResponse, body: string) => {
@@ -161,7 +162,10 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       res.end();
     },
     "/held": (_q, res) => {
-      origin.release = () => html(res, "<title>held</title>");
+      origin.releases.set("/held", () => html(res, "<title>held</title>"));
+    },
+    "/held2": (_q, res) => {
+      origin.releases.set("/held2", () => html(res, "<title>held2</title>"));
     },
   };
   origin.server.on("request", (req, res) => {
@@ -488,7 +492,7 @@ forEachEngine("URL previews", (engine) => {
           (await metric(server.baseUrl, "mxcd_url_preview_flight_joins_total")) >= joins + 3,
         "three requests to join the first one's fetch",
       );
-      origin.release?.();
+      origin.releases.get("/held")?.();
       for (const res of await Promise.all(requests))
         assert.deepEqual(res.body, { "og:title": "held" });
       assert.equal(origin.hits.get("/held"), 1);
@@ -551,5 +555,51 @@ forEachEngine("URL previews in attached mode", (engine) => {
       assert.equal(guest.status, 403, path);
       assert.equal(guest.body.errcode, "M_GUEST_ACCESS_FORBIDDEN");
     }
+  });
+});
+
+describe("URL previews across processes [postgres]", () => {
+  let a: TestServer;
+  let b: TestServer;
+  let origin: Origin;
+
+  before(async () => {
+    origin = await startOrigin(Buffer.from("x"), Buffer.from("y"));
+    // Two mxcd instances on one PostgreSQL database: each has its own
+    // advisory-lock session and LISTEN connection, as two processes would.
+    const database = await freshDatabaseConfig("postgres");
+    const config = {
+      database,
+      url_preview_enabled: true,
+      url_preview_ip_range_blacklist: ["127.0.0.0/8"],
+      url_preview_ip_range_whitelist: [`${ORIGIN_HOST}/32`],
+      notification_poll_interval: "1h",
+    };
+    a = await startTestServer("postgres", config);
+    b = await startTestServer("postgres", config);
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    origin?.server.closeAllConnections();
+    await new Promise((r) => origin?.server.close(r));
+  });
+
+  it("one fetch for one URL requested from two processes; the waiter wakes on the holder's notification", async () => {
+    const userA = await a.user("crossa");
+    const userB = await a.user("crossb");
+    const path = `/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(`${origin.base}/held2`)}`;
+    const first = userA.http.withToken(userA.token).get(path);
+    await waitFor(() => origin.hits.get("/held2") === 1, "the first process to fetch");
+    const second = b.http.withToken(userB.token).get(path);
+    await waitFor(
+      async () => (await metric(b.baseUrl, "mxcd_waiting_requests", 'kind="url_preview"')) === 1,
+      "the second process to wait for the first",
+    );
+    origin.releases.get("/held2")?.();
+    const [resA, resB] = await Promise.all([first, second]);
+    assert.deepEqual(resA.body, { "og:title": "held2" });
+    assert.deepEqual(resB.body, { "og:title": "held2" });
+    assert.equal(origin.hits.get("/held2"), 1);
   });
 });

@@ -19,7 +19,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import { OEmbedProviders } from "./oembed.js";
 import { PreviewFetcher } from "./preview-fetcher.js";
 import { UrlBlacklist, urlPreviewUrlBlacklistSchema } from "./url-blacklist.js";
-import { UrlPreviewService } from "./url-preview-service.js";
+import { type PreviewFlight, UrlPreviewService } from "./url-preview-service.js";
 
 /** A config problem found while building previews. */
 export class UrlPreviewConfigError extends Error {
@@ -35,6 +35,8 @@ export interface UrlPreviewDeps {
   readonly store: BlobStore;
   readonly gate: ContentGate;
   readonly logger: Logger;
+  /** Single flight across processes. */
+  readonly flight: PreviewFlight;
   /** Address resolution (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
 }
@@ -90,6 +92,7 @@ export function createUrlPreviews(
     deps.store,
     deps.gate,
     deps.logger,
+    deps.flight,
   );
   return { service, close: () => outbound.close() };
 }

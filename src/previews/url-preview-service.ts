@@ -9,9 +9,10 @@
  *   hour bucket of their fetch. A fresh row (success or failure) answers
  *   without fetching; `ts` is validated by the route but always answered
  *   with the current preview (the spec lets the server answer a newer one).
- * - Concurrent requests for one key in one process share one fetch
- *   (`#inFlight`). Across processes each may fetch once; the later write of
- *   the same bucket replaces the earlier.
+ * - Concurrent requests for one key share one fetch: in one process through
+ *   `#inFlight`, across processes through the key's advisory lock
+ *   (CrossProcessFlight): a process that does not hold it waits for the
+ *   holder's notification and reads the row it wrote.
  * - The image is stored like Synapse's URL-cache media: id
  *   `YYYY-MM-DD_<random>`, bytes at `url_cache/<date>/<rest>`, a
  *   `local_media_repository` row with `url_cache` = the page URL, SHA-256,
@@ -28,10 +29,14 @@ import { newMediaId } from "../identifiers/media-id.js";
 import type { Logger } from "../logging/logger.js";
 import type { ContentGate } from "../media/upload-service.js";
 import type { MediaRepository } from "../repositories/media-repository.js";
-import type { UrlPreviewRepository } from "../repositories/url-preview-repository.js";
+import type {
+  CachedPreview,
+  UrlPreviewRepository,
+} from "../repositories/url-preview-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { urlCacheKey } from "../storage/media-paths.js";
 import { sniffImageFormat } from "../thumbnails/thumbnailer.js";
+import type { FlightWork } from "../util/cross-process-flight.js";
 import { DEFAULT_MAX_HTML_BYTES, htmlToOpenGraph } from "./html-opengraph.js";
 import { MAX_OEMBED_RESPONSE_BYTES, type OEmbedProviders, parseOEmbedResponse } from "./oembed.js";
 import type { OpenGraph } from "./open-graph.js";
@@ -71,6 +76,11 @@ export interface UrlPreviewSettings {
   readonly authenticatedMedia: boolean;
 }
 
+/** Single flight across processes (CrossProcessFlight on the `mxcd_url_preview` channel). */
+export interface PreviewFlight {
+  run<T>(name: string, work: FlightWork<T>): Promise<T>;
+}
+
 /** Counters behind the preview metrics. */
 export interface UrlPreviewStats {
   served: number;
@@ -87,7 +97,7 @@ export class UrlPreviewService {
     flightJoins: 0,
     fetchFailures: new Map(),
   };
-  readonly #inFlight = new Map<string, Promise<OpenGraph>>();
+  readonly #inFlight = new Map<string, Promise<CachedPreview>>();
 
   constructor(
     private readonly settings: UrlPreviewSettings,
@@ -98,75 +108,86 @@ export class UrlPreviewService {
     private readonly store: BlobStore,
     private readonly gate: ContentGate,
     private readonly logger: Logger,
+    private readonly flight: PreviewFlight,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** The preview of `rawUrl` for `userId`; throws MatrixError. */
   async preview(rawUrl: string, userId: string): Promise<OpenGraph> {
     const url = parsePreviewUrl(rawUrl);
-    this.fetcher.checkUrl(url);
-    const key = `${this.settings.language}\n${url}`;
-    const cached = await this.cache.findFresh(url, this.settings.language, this.now());
-    if (cached) {
-      this.stats.cacheHits += 1;
-      if (cached.status !== 200 || cached.og === null) {
-        throw new MatrixError(
-          (cached.errcode ?? "M_UNKNOWN") as "M_UNKNOWN",
-          cached.error ?? "URL preview failed",
-          cached.status,
-        );
-      }
-      this.stats.served += 1;
-      return JSON.parse(cached.og) as OpenGraph;
+    try {
+      this.fetcher.checkUrl(url);
+    } catch (error) {
+      if (error instanceof PreviewFetchError) this.#countFailure(error.kind);
+      throw error;
     }
+    const language = this.settings.language;
+    const find = () => this.cache.findFresh(url, language, this.now());
+    const cached = await find();
+    if (cached) this.stats.cacheHits += 1;
+    const key = `${language}\n${url}`;
     let flight = this.#inFlight.get(key);
-    if (flight) this.stats.flightJoins += 1;
+    if (cached) flight = Promise.resolve(cached);
+    else if (flight) this.stats.flightJoins += 1;
     else {
-      flight = this.#fetchAndCache(url, userId).finally(() => this.#inFlight.delete(key));
+      // One fetch per process (this map), and one across processes (the
+      // advisory lock of the key; waiters find the row the holder wrote).
+      const name = createHash("sha256").update(key).digest("hex");
+      flight = this.flight
+        .run(name, { find, make: () => this.#fetchAndCache(url, userId) })
+        .finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, flight);
     }
-    const og = await flight;
+    const entry = await flight;
+    if (entry.status !== 200 || entry.og === null) {
+      throw new MatrixError(
+        (entry.errcode ?? "M_UNKNOWN") as "M_UNKNOWN",
+        entry.error ?? "URL preview failed",
+        entry.status,
+      );
+    }
     this.stats.served += 1;
-    return og;
+    return JSON.parse(entry.og) as OpenGraph;
   }
 
-  async #fetchAndCache(url: string, userId: string): Promise<OpenGraph> {
+  /** Fetches and stores the preview, or the failure, in the cache table; returns the row. */
+  async #fetchAndCache(url: string, userId: string): Promise<CachedPreview> {
     const downloadTs = this.now();
-    const entry = {
+    const base = {
       url,
       language: this.settings.language,
       bucketTs: downloadTs - (downloadTs % HOUR_MS),
       downloadTs,
     };
     const signal = AbortSignal.timeout(this.settings.timeoutMs);
-    let result: { og: OpenGraph; ttlMs: number; mediaId: string | null };
+    let entry: CachedPreview;
     try {
-      result = await this.#generate(url, userId, signal);
+      const result = await this.#generate(url, userId, signal);
+      entry = {
+        ...base,
+        expiresTs: downloadTs + result.ttlMs,
+        og: JSON.stringify(result.og),
+        status: 200,
+        errcode: null,
+        error: null,
+        mediaId: result.mediaId,
+      };
     } catch (raw) {
       const error = toPreviewError(raw, signal);
       if (!(error instanceof MatrixError)) throw error;
       if (error instanceof PreviewFetchError) this.#countFailure(error.kind);
-      await this.cache.put({
-        ...entry,
+      entry = {
+        ...base,
         expiresTs: downloadTs + PREVIEW_FAILURE_TTL_MS,
         og: null,
         status: error.status,
         errcode: error.errcode,
         error: error.message,
         mediaId: null,
-      });
-      throw error;
+      };
     }
-    await this.cache.put({
-      ...entry,
-      expiresTs: downloadTs + result.ttlMs,
-      og: JSON.stringify(result.og),
-      status: 200,
-      errcode: null,
-      error: null,
-      mediaId: result.mediaId,
-    });
-    return result.og;
+    await this.cache.put(entry);
+    return entry;
   }
 
   async #generate(url: string, userId: string, signal: AbortSignal) {
