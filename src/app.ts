@@ -287,6 +287,7 @@ export function createApp(config: Config, logger: Logger): App {
     gate: quarantine,
     logger,
     flight: previewFlight,
+    onImage: (id, type) => thumbnails.pregenerate(id, type, true),
   });
   if (previews) registerPreviewMetrics(metrics, previews.service);
   registerMediaPreviewRoutes(http, { auth, previews: previews?.service });

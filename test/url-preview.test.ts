@@ -364,6 +364,17 @@ forEachEngine("URL previews", (engine) => {
       assert.equal(res.body["og:image:width"], 64);
     });
 
+    it("pre-generates the preview image's thumbnails under url_cache_thumbnails/", async () => {
+      const res = await preview(`${origin.base}/img.png?pregenerate=1`);
+      assert.equal(res.status, 200);
+      const [date, rest] = mediaIdOf(res.body["og:image"]).split("_");
+      const prefix = `url_cache_thumbnails/${date}/${rest}/`;
+      await waitFor(
+        async () => (await allKeys(server.app.store)).some((key) => key.startsWith(prefix)),
+        "a pre-generated thumbnail of the preview image",
+      );
+    });
+
     it("drops an og:image whose hash is quarantined, and stores it quarantined", async () => {
       const res = await preview(`${origin.base}/quarantined-page`);
       assert.equal(res.status, 200);

@@ -111,14 +111,17 @@ export class ThumbnailService {
     private readonly stats: ThumbnailStats,
   ) {}
 
-  /** Starts pre-generating the configured sizes for new content; never throws. */
-  pregenerate(mediaId: string, mediaType: string): void {
-    const key = this.local(mediaId).flightKey;
+  /**
+   * Starts pre-generating the configured sizes for new content (`urlCache`:
+   * a URL-preview image, under `url_cache/`); never throws.
+   */
+  pregenerate(mediaId: string, mediaType: string, urlCache = false): void {
+    const key = this.local(mediaId, urlCache).flightKey;
     if (!mediaType.toLowerCase().startsWith("image/") || this.#pregenerating.has(key)) return;
     // Nothing to make: do not even read the original.
     if (this.settings.sizes.length === 0) return;
     this.stats.pregenerationsRunning += 1;
-    const work = this.#pregenerate(mediaId)
+    const work = this.#pregenerate(mediaId, urlCache)
       .catch((error: unknown) => {
         if (error instanceof MediaGoneError || error instanceof BlobNotFoundError) return;
         this.logger.warn({ err: error, media_id: mediaId }, "thumbnail pre-generation failed");
@@ -166,8 +169,8 @@ export class ThumbnailService {
   }
 
   /** Pre-generation holds one slot for the whole plan: one read of the original, then each size. */
-  async #pregenerate(mediaId: string): Promise<void> {
-    const subject = this.local(mediaId);
+  async #pregenerate(mediaId: string, urlCache: boolean): Promise<void> {
+    const subject = this.local(mediaId, urlCache);
     await this.thumbnailer.withSlot(() =>
       this.#withSource(subject, async (source) => {
         const info = await this.#probe(subject, source);

@@ -35,6 +35,8 @@ export interface UrlPreviewDeps {
   readonly store: BlobStore;
   readonly gate: ContentGate;
   readonly logger: Logger;
+  /** Called for each stored preview image (thumbnail pre-generation). */
+  readonly onImage?: (mediaId: string, mediaType: string) => void;
   /** Single flight across processes. */
   readonly flight: PreviewFlight;
   /** Address resolution (tests fake DNS); default the system resolver. */
@@ -93,6 +95,7 @@ export function createUrlPreviews(
     deps.gate,
     deps.logger,
     deps.flight,
+    deps.onImage,
   );
   return { service, close: () => outbound.close() };
 }

@@ -109,6 +109,8 @@ export class UrlPreviewService {
     private readonly gate: ContentGate,
     private readonly logger: Logger,
     private readonly flight: PreviewFlight,
+    /** Called when an image is stored (thumbnail pre-generation). */
+    private readonly onImage: (mediaId: string, mediaType: string) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -312,6 +314,7 @@ export class UrlPreviewService {
       throw error;
     }
     if (quarantined) return undefined;
+    this.onImage(mediaId, response.mediaType);
     const image: StoredPreviewImage = {
       mxcUri: `mxc://${this.settings.serverName}/${mediaId}`,
       mediaType: response.mediaType,
