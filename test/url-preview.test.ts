@@ -5,6 +5,7 @@
  * 127.0.0.1 must never see a connection.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer as createTcpServer } from "node:net";
@@ -493,6 +494,17 @@ forEachEngine("URL previews", (engine) => {
         (await metric(server.baseUrl, "mxcd_url_preview_fetch_failures_total", 'kind="status"')) >=
           1,
       );
+    });
+
+    it("caches a URL longer than an index entry may be", async () => {
+      // Random, so PostgreSQL cannot compress it under its B-tree entry limit.
+      const url = `${origin.base}/fallback?long=${randomBytes(5000).toString("hex")}`;
+      const first = await preview(url);
+      assert.equal(first.status, 200, first.text);
+      const fetched = origin.hits.get("/fallback");
+      const second = await preview(url);
+      assert.deepEqual(second.body, first.body);
+      assert.equal(origin.hits.get("/fallback"), fetched);
     });
 
     it("makes one fetch for concurrent requests of one URL", async () => {

@@ -250,6 +250,8 @@ export interface AppServiceEventsTable {
 
 /** One cached URL preview, or a cached failure (migration 0008). */
 export interface UrlPreviewCacheTable {
+  /** SHA-256 (hex) of `url`: the key (URLs may exceed index entry limits). */
+  url_hash: string;
   url: string;
   /** The Accept-Language the page was fetched with. */
   language: string;

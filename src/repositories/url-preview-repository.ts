@@ -2,6 +2,7 @@
  * The URL-preview cache table (`url_preview_cache`, migration 0008): shared
  * by every process, so a preview fetched by one is served by all.
  */
+import { createHash } from "node:crypto";
 import type { Database } from "../db/database.js";
 
 /** A cached preview (`og`) or a cached failure (`status` ≠ 200 with its error). */
@@ -26,6 +27,7 @@ export class UrlPreviewRepository {
     const row = await this.database.db
       .selectFrom("url_preview_cache")
       .selectAll()
+      .where("url_hash", "=", urlHash(url))
       .where("url", "=", url)
       .where("language", "=", language)
       .where("expires_ts", ">", now)
@@ -50,6 +52,7 @@ export class UrlPreviewRepository {
   /** Stores an entry; a second fetch in the same hour bucket replaces the first. */
   async put(entry: CachedPreview): Promise<void> {
     const values = {
+      url_hash: urlHash(entry.url),
       url: entry.url,
       language: entry.language,
       bucket_ts: entry.bucketTs,
@@ -65,7 +68,7 @@ export class UrlPreviewRepository {
       .insertInto("url_preview_cache")
       .values(values)
       .onConflict((oc) =>
-        oc.columns(["url", "language", "bucket_ts"]).doUpdateSet({
+        oc.columns(["url_hash", "language", "bucket_ts"]).doUpdateSet({
           download_ts: values.download_ts,
           expires_ts: values.expires_ts,
           og: values.og,
@@ -77,4 +80,8 @@ export class UrlPreviewRepository {
       )
       .execute();
   }
+}
+
+function urlHash(url: string): string {
+  return createHash("sha256").update(url).digest("hex");
 }
