@@ -6,9 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer as createTcpServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "matrix-js-sdk";
 import sharp from "sharp";
@@ -162,6 +165,23 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       res.writeHead(302, { location: `http://localhost:${port}/` });
       res.end();
     },
+    "/oembed-endpoint": (req, res) => {
+      const query = new URL(req.url ?? "/", "http://x").searchParams;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          version: "1.0",
+          type: "photo",
+          title: `Provided ${query.get("format")}`,
+          url: `${origin.base}/img.png`,
+        }),
+      );
+    },
+    "/deep": (_q, res) =>
+      html(
+        res,
+        `<html><head><title>Deep</title></head><body>${"<div>".repeat(100_000)}text</body></html>`,
+      ),
     "/held": (_q, res) => {
       origin.releases.set("/held", () => html(res, "<title>held</title>"));
     },
@@ -236,6 +256,20 @@ forEachEngine("URL previews", (engine) => {
       .toBuffer();
     origin = await startOrigin(image, quarantinedImage);
     refused = await startRefusedListener();
+    const providers = join(mkdtempSync(join(tmpdir(), "mxcd-oembed-")), "providers.json");
+    writeFileSync(
+      providers,
+      JSON.stringify([
+        {
+          provider_name: "Local",
+          provider_url: origin.base,
+          endpoints: [
+            { schemes: [`${origin.base}/video/*`], url: `${origin.base}/oembed-endpoint` },
+            { schemes: [`${origin.base}/other-video/*`], url: `${origin.base}/blocked-endpoint` },
+          ],
+        },
+      ]),
+    );
     server = await startTestServer(engine, {
       url_preview_enabled: true,
       url_preview_ip_range_blacklist: [
@@ -248,6 +282,7 @@ forEachEngine("URL previews", (engine) => {
       url_preview_ip_range_whitelist: [`${ORIGIN_HOST}/32`],
       url_preview_url_blacklist: [{ path: "/blocked*" }],
       url_preview_timeout: "5s",
+      oembed: { additional_providers: [providers] },
     });
     off = await startTestServer(engine);
     user = await server.user("previewer");
@@ -351,6 +386,20 @@ forEachEngine("URL previews", (engine) => {
       assert.equal(res.body["og:site_name"], "Prov");
     });
 
+    it("asks an oEmbed provider of oembed.additional_providers instead of the page", async () => {
+      const res = await preview(`${origin.base}/video/1`);
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body["og:title"], "Provided json");
+      assert.match(res.body["og:image"], /^mxc:\/\//);
+      assert.equal(origin.hits.get("/video/1") ?? 0, 0);
+    });
+
+    it("previews a page of 100,000 nested <div>s", async () => {
+      const res = await preview(`${origin.base}/deep`);
+      assert.equal(res.status, 200);
+      assert.equal(res.body["og:title"], "Deep");
+    });
+
     it("follows redirects", async () => {
       const res = await preview(`${origin.base}/redirect`);
       assert.equal(res.status, 200);
@@ -407,9 +456,13 @@ forEachEngine("URL previews", (engine) => {
       assert.equal(redirect.status, 403);
       const withImage = await preview(`${origin.base}/page-blocked-image`);
       assert.deepEqual(withImage.body, { "og:title": "T" });
+      const provider = await preview(`${origin.base}/other-video/1`);
+      assert.equal(provider.status, 403);
+      assert.equal(provider.body.errcode, "M_FORBIDDEN");
       const withOEmbed = await preview(`${origin.base}/page-blocked-oembed`);
       assert.deepEqual(withOEmbed.body, { "og:title": "HTML only" });
       for (const path of [
+        "/blocked-endpoint",
         "/blocked-page",
         "/blocked-target",
         "/blocked-image.png",
