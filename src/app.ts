@@ -34,6 +34,7 @@ import { createMetricsRegistry, registerAccessTokenCacheMetrics } from "./http/h
 import { createHttpServer } from "./http/http-server.js";
 import { addMediaNosniff } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
+import { registerPreviewMetrics } from "./http/preview-metrics.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerAppServiceRoutes } from "./http/routes/app-service-routes.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
@@ -45,6 +46,7 @@ import { registerLoginRoutes } from "./http/routes/login-routes.js";
 import { registerMediaAdminRoutes } from "./http/routes/media-admin-routes.js";
 import { registerMediaConfigRoutes } from "./http/routes/media-config-routes.js";
 import { registerMediaDownloadRoutes } from "./http/routes/media-download-routes.js";
+import { registerMediaPreviewRoutes } from "./http/routes/media-preview-routes.js";
 import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
@@ -71,6 +73,7 @@ import { ThumbnailService } from "./media/thumbnail-service.js";
 import { UploadService } from "./media/upload-service.js";
 import { addressPolicy } from "./net/ip-ranges.js";
 import { OutboundHttp } from "./net/outbound-http.js";
+import { createUrlPreviews } from "./previews/create-url-previews.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
@@ -187,6 +190,7 @@ export function createApp(config: Config, logger: Logger): App {
   const pollMs = config.notification_poll_interval;
   const thumbnailFlight = new CrossProcessFlight(locks, bus, "mxcd_thumbnail", pollMs);
   const remoteFlight = new CrossProcessFlight(locks, bus, "mxcd_remote_media", pollMs);
+  const previewFlight = new CrossProcessFlight(locks, bus, "mxcd_url_preview", pollMs);
   const pending = new PendingUploads(bus, pollMs);
   const accessTimes = new AccessTimes(services.media, logger);
   const mediaSettings = {
@@ -240,6 +244,7 @@ export function createApp(config: Config, logger: Logger): App {
     feed,
     remote_fetch: remoteFlight,
     thumbnail: thumbnailFlight,
+    url_preview: previewFlight,
   });
   registerAccountMetrics(metrics, {
     hasher: services.passwords,
@@ -279,6 +284,18 @@ export function createApp(config: Config, logger: Logger): App {
   }
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
+  // URL previews (docs/previews.md): off unless url_preview_enabled.
+  const previews = createUrlPreviews(config, {
+    database,
+    media: services.media,
+    store,
+    gate: quarantine,
+    logger,
+    flight: previewFlight,
+    onImage: (id, type) => thumbnails.pregenerate(id, type, true),
+  });
+  if (previews) registerPreviewMetrics(metrics, previews.service);
+  registerMediaPreviewRoutes(http, { auth, previews: previews?.service });
   const mediaAdmin = new MediaAdminRepository(database);
   const mediaAdminService = new MediaAdminService({
     serverName,
@@ -490,6 +507,7 @@ export function createApp(config: Config, logger: Logger): App {
         await thumbnails.drain();
         await accessTimes.stop();
         outbound.close();
+        previews?.close();
         tenant?.close();
         roomHistorySource?.close();
         await store.close?.();

@@ -321,9 +321,56 @@ const configObject = z.strictObject({
   notification_poll_interval: duration
     .refine((ms) => ms >= 10 && ms <= 3_600_000, "must be between 10ms and 1h")
     .default(500),
+  // URL previews (docs/previews.md); Synapse's names where Synapse has the option.
+  url_preview_enabled: z.boolean().default(false),
+  /** Required when previews are on (checked below), as in Synapse. */
+  url_preview_ip_range_blacklist: z.array(ipRange).optional(),
+  url_preview_ip_range_whitelist: z.array(ipRange).default([]),
+  /**
+   * Synapse's list of URL-part patterns. Checked in detail (entry and part
+   * named) by the previews module's schema when the app is built: the config
+   * layer may not import a service module.
+   */
+  url_preview_url_blacklist: z.array(z.record(z.string(), z.unknown())).default([]),
+  max_spider_size: size.default(10 * 1024 * 1024),
+  url_preview_accept_language: z.array(z.string().min(1)).default(["en"]),
+  url_preview_user_agent: z
+    .string()
+    .min(1)
+    .refine((text) => !/[\r\n]/.test(text), "must be one line")
+    .default("mxcd (bot; URL previews)"),
+  url_preview_timeout: duration
+    .refine((ms) => ms >= 1000 && ms <= 600_000, "must be between 1s and 10m")
+    .default(30_000),
+  oembed: z
+    .strictObject({
+      disable_default_providers: z.boolean().default(false),
+      additional_providers: z.array(z.string().min(1)).default([]),
+    })
+    .default({ disable_default_providers: false, additional_providers: [] }),
 });
 
-export const configSchema = configObject.superRefine(checkAttachedKeys);
+export const configSchema = configObject
+  .superRefine(checkAttachedKeys)
+  .superRefine(checkUrlPreviewKeys);
+
+/**
+ * Previews fetch any URL a user sends, so they need an explicit IP range
+ * blacklist, as in Synapse: turning them on without one is a start-up error.
+ */
+function checkUrlPreviewKeys(
+  config: { url_preview_enabled: boolean; url_preview_ip_range_blacklist?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (config.url_preview_enabled && config.url_preview_ip_range_blacklist === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["url_preview_ip_range_blacklist"],
+      message:
+        "is required with url_preview_enabled: true (list the private ranges previews must never fetch; see docs/previews.md)",
+    });
+  }
+}
 
 /**
  * The attached-mode keys are required in attached mode and refused in

@@ -13,6 +13,8 @@ export const CHANNELS = [
   "mxcd_remote_media",
   /** A thumbnail generation ended; payload: its flight name. */
   "mxcd_thumbnail",
+  /** A URL preview fetch ended (cached or failed); payload: SHA-256 of its cache key. */
+  "mxcd_url_preview",
 ] as const;
 
 export type Channel = (typeof CHANNELS)[number];

@@ -265,6 +265,27 @@ export interface RoomHistoryBackfillTable {
   completed_ts: number | null;
 }
 
+/** One cached URL preview, or a cached failure (migration 0008). */
+export interface UrlPreviewCacheTable {
+  /** SHA-256 (hex) of `url`: the key (URLs may exceed index entry limits). */
+  url_hash: string;
+  url: string;
+  /** The Accept-Language the page was fetched with. */
+  language: string;
+  /** Start of the hour the fetch was made in. */
+  bucket_ts: number;
+  download_ts: number;
+  expires_ts: number;
+  /** The preview's JSON; null for a failure. */
+  og: string | null;
+  /** 200, or the HTTP status of the cached failure. */
+  status: number;
+  errcode: string | null;
+  error: string | null;
+  /** The url-cache media of the preview's image. */
+  media_id: string | null;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -286,4 +307,5 @@ export interface DatabaseSchema {
   app_service_transactions: AppServiceTransactionsTable;
   app_service_events: AppServiceEventsTable;
   room_history_backfill: RoomHistoryBackfillTable;
+  url_preview_cache: UrlPreviewCacheTable;
 }

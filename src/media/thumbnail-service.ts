@@ -38,6 +38,8 @@ import {
   localThumbnailKey,
   remoteContentKey,
   remoteThumbnailKey,
+  urlCacheKey,
+  urlCacheThumbnailKey,
 } from "../storage/media-paths.js";
 import { ProbeCache, type ProbeOutcome } from "../thumbnails/probe-cache.js";
 import type { GenerationTrigger, ThumbnailStats } from "../thumbnails/thumbnail-stats.js";
@@ -109,14 +111,17 @@ export class ThumbnailService {
     private readonly stats: ThumbnailStats,
   ) {}
 
-  /** Starts pre-generating the configured sizes for new content; never throws. */
-  pregenerate(mediaId: string, mediaType: string): void {
-    const key = this.local(mediaId).flightKey;
+  /**
+   * Starts pre-generating the configured sizes for new content (`urlCache`:
+   * a URL-preview image, under `url_cache/`); never throws.
+   */
+  pregenerate(mediaId: string, mediaType: string, urlCache = false): void {
+    const key = this.local(mediaId, urlCache).flightKey;
     if (!mediaType.toLowerCase().startsWith("image/") || this.#pregenerating.has(key)) return;
     // Nothing to make: do not even read the original.
     if (this.settings.sizes.length === 0) return;
     this.stats.pregenerationsRunning += 1;
-    const work = this.#pregenerate(mediaId)
+    const work = this.#pregenerate(mediaId, urlCache)
       .catch((error: unknown) => {
         if (error instanceof MediaGoneError || error instanceof BlobNotFoundError) return;
         this.logger.warn({ err: error, media_id: mediaId }, "thumbnail pre-generation failed");
@@ -133,12 +138,19 @@ export class ThumbnailService {
     await Promise.all(this.#pregenerating.values());
   }
 
-  /** Local media `mediaId`. */
-  local(mediaId: string): ThumbnailSubject {
+  /** Local media `mediaId`; `urlCache`: URL-preview media, under `url_cache/`. */
+  local(mediaId: string, urlCache = false): ThumbnailSubject {
     return {
       flightKey: `local/${mediaId}`,
-      sourceKey: localContentKey(mediaId),
-      thumbnailKey: (t) => localThumbnailKey(mediaId, t.width, t.height, t.contentType, t.method),
+      sourceKey: urlCache ? urlCacheKey(mediaId) : localContentKey(mediaId),
+      thumbnailKey: (t) =>
+        (urlCache ? urlCacheThumbnailKey : localThumbnailKey)(
+          mediaId,
+          t.width,
+          t.height,
+          t.contentType,
+          t.method,
+        ),
       list: () => this.media.listLocalThumbnails(mediaId),
       record: (t) => this.media.insertLocalThumbnail(mediaId, t),
     };
@@ -157,8 +169,8 @@ export class ThumbnailService {
   }
 
   /** Pre-generation holds one slot for the whole plan: one read of the original, then each size. */
-  async #pregenerate(mediaId: string): Promise<void> {
-    const subject = this.local(mediaId);
+  async #pregenerate(mediaId: string, urlCache: boolean): Promise<void> {
+    const subject = this.local(mediaId, urlCache);
     await this.thumbnailer.withSlot(() =>
       this.#withSource(subject, async (source) => {
         const info = await this.#probe(subject, source);

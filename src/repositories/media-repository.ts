@@ -143,6 +143,8 @@ export class MediaRepository {
       userId: string;
       createdTs: number;
       authenticated: boolean;
+      /** The previewed URL, for URL-preview media (stored under `url_cache/`). */
+      urlCache?: string | null;
     },
     db: Db = this.database.db,
   ): Promise<void> {
@@ -158,6 +160,7 @@ export class MediaRepository {
         quarantined_by: media.quarantinedBy,
         authenticated: media.authenticated,
         sha256: media.sha256,
+        url_cache: media.urlCache ?? null,
       })
       .execute();
   }

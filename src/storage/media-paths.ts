@@ -197,3 +197,8 @@ export function urlCacheThumbnailKey(
 ): string {
   return urlCacheThumbnailPrefix(mediaId) + thumbnailFileName(width, height, contentType, method);
 }
+
+/** The key of a local media row's bytes: `url_cache/…` for URL-preview media, else `local_content/…`. */
+export function localMediaKey(mediaId: string, urlCache: string | null): string {
+  return urlCache === null ? localContentKey(mediaId) : urlCacheKey(mediaId);
+}

@@ -13,7 +13,7 @@ import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { clampTimeout } from "../../media/download-service.js";
 import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { BlobStore } from "../../storage/blob-store.js";
-import { localContentKey } from "../../storage/media-paths.js";
+import { localMediaKey } from "../../storage/media-paths.js";
 import { requireFederationOrigin } from "../federation-auth-hook.js";
 import { integerParam, type Query } from "../query-params.js";
 import {
@@ -51,7 +51,7 @@ export function registerFederationMediaRoutes(
     return sendMultipart(reply, {
       contentType: contentTypeHeader(media.mediaType),
       contentDisposition: contentDisposition(media.mediaType, media.uploadName),
-      key: localContentKey(mediaId),
+      key: localMediaKey(mediaId, media.urlCache),
       length: media.mediaLength,
       store: deps.store,
     });

@@ -18,7 +18,7 @@ import { clampTimeout, type DownloadService } from "../../media/download-service
 import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { BlobStore } from "../../storage/blob-store.js";
-import { localContentKey, remoteContentKey } from "../../storage/media-paths.js";
+import { localMediaKey, remoteContentKey } from "../../storage/media-paths.js";
 import type { Auth } from "../auth.js";
 import { sendStoredMedia, setDownloadHeaders } from "../media-response.js";
 import { booleanParam, firstParam, integerParam, type Query } from "../query-params.js";
@@ -86,7 +86,7 @@ async function serve(
   });
   deps.accessTimes.local(mediaId);
   const stored = {
-    key: localContentKey(mediaId),
+    key: localMediaKey(mediaId, media.urlCache),
     length: media.mediaLength,
     mediaType: media.mediaType,
     fileName: request.params.fileName || media.uploadName,

@@ -117,7 +117,10 @@ export async function findThumbnail(
     };
   }
   const media = await deps.downloads.resolveLocal(mediaId, { ...options, bypassQuarantine: false });
-  const answer = await deps.thumbnails.thumbnail(deps.thumbnails.local(mediaId), wanted);
+  const answer = await deps.thumbnails.thumbnail(
+    deps.thumbnails.local(mediaId, media.urlCache !== null),
+    wanted,
+  );
   deps.accessTimes.local(mediaId);
   return {
     answer,
