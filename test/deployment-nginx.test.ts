@@ -9,34 +9,18 @@
  * installs nginx-light, and the run fails unless this suite left its marker).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { forEachEngine } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
 import { download, mediaIdOf } from "./support/media.js";
 import { type ProcessGroup, startProcessGroup, until } from "./support/mxcd-processes.js";
-import { freePort } from "./support/postgres-cluster.js";
+import { findNginx, type RunningNginx, startNginxHttp } from "./support/nginx.js";
 import { markSuiteRan } from "./support/run-markers.js";
 
 const ADMIN = "/_synapse/admin/v1";
-
-function findNginx(): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"];
-  return dirs.map((dir) => join(dir, "nginx")).find((path) => existsSync(path));
-}
 
 /** The ```nginx block of docs/deployment.md with our ports substituted (each must be found). */
 function documentedConfig(upstreams: number[], port: number): string {
@@ -53,28 +37,6 @@ function documentedConfig(upstreams: number[], port: number): string {
     config = config.replace(from, to);
   }
   return config;
-}
-
-/** A main nginx.conf around the site config, with every path inside `dir`. */
-function mainConfig(nginx: string, dir: string): string {
-  // `nginx -V` prints its build options on standard error.
-  const build = spawnSync(nginx, ["-V"], { encoding: "utf8" }).stderr;
-  const modules = ["fastcgi", "uwsgi", "scgi"].filter(
-    (m) => !build.includes(`--without-http_${m}_module`),
-  );
-  return `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  ${modules.map((m) => `${m}_temp_path ${dir}/${m};`).join("\n  ")}
-  include ${dir}/mxcd.conf;
-}
-`;
 }
 
 /** POSTs `bytes` as a chunked body in 64 KiB pieces, as a client streaming a file would. */
@@ -127,43 +89,29 @@ forEachEngine("the documented nginx config in front of three processes", (engine
     return;
   }
   let group: ProcessGroup;
-  let nginx: ChildProcess;
+  let nginx: RunningNginx;
   let proxy: string;
   let user: string;
   let admin: string;
   before(async () => {
     group = await startProcessGroup(3, { max_upload_size: "50M" });
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-nginx-"));
-    chmodSync(dir, 0o755); // nginx workers may run as another user
-    mkdirSync(join(dir, "client_body"));
-    const port = await freePort();
     const upstreams = group.processes.map((p) => Number(new URL(p.base).port));
-    writeFileSync(join(dir, "mxcd.conf"), documentedConfig(upstreams, port));
-    writeFileSync(join(dir, "nginx.conf"), mainConfig(nginxBinary, dir));
-    nginx = spawn(
+    nginx = await startNginxHttp(
       nginxBinary,
-      ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")],
-      {
-        stdio: "ignore",
-      },
+      (port) => documentedConfig(upstreams, port),
+      (url) =>
+        fetch(`${url}/health`).then(
+          (res) => res.ok,
+          () => false,
+        ),
     );
-    proxy = `http://127.0.0.1:${port}`;
-    await until(async () => {
-      assert.equal(nginx.exitCode, null, readFileSyncSafe(join(dir, "error.log")));
-      return fetch(`${proxy}/health`).then(
-        (res) => res.ok,
-        () => false,
-      );
-    });
+    proxy = nginx.url;
     user = await group.token("alice");
     admin = await group.token("admin", { admin: true });
     markSuiteRan("nginx");
   });
   after(async () => {
-    if (nginx && nginx.exitCode === null) {
-      nginx.kill("SIGTERM");
-      await once(nginx, "exit");
-    }
+    await nginx?.stop();
     await group?.stop();
   });
 
@@ -248,11 +196,3 @@ forEachEngine("the documented nginx config in front of three processes", (engine
     );
   });
 });
-
-function readFileSyncSafe(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}

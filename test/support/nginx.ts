@@ -39,19 +39,32 @@ export interface RunningNginx {
  * `listen`) and resolves once it accepts connections.
  */
 export async function startNginx(binary: string, serverBody: string): Promise<RunningNginx> {
+  return startNginxHttp(binary, (port, dir) => {
+    writeFileSync(join(dir, "site.conf"), serverBody);
+    return `server {\n  listen 127.0.0.1:${port};\n  include ${dir}/site.conf;\n}`;
+  });
+}
+
+/**
+ * Starts `binary` with `httpBody(port, dir)` as the inside of its `http`
+ * block (upstreams and servers; `port` is a free loopback port for it to
+ * listen on, `dir` its temporary folder) and resolves once `ready(url)` is
+ * true (by default: once it accepts connections).
+ */
+export async function startNginxHttp(
+  binary: string,
+  httpBody: (port: number, dir: string) => string,
+  ready: (url: string) => Promise<boolean> = (url) =>
+    fetch(url).then(
+      () => true,
+      () => false,
+    ),
+): Promise<RunningNginx> {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-nginx-"));
   chmodSync(dir, 0o755); // nginx workers may run as another user
   mkdirSync(join(dir, "client_body"));
   const port = await freePort();
-  writeFileSync(join(dir, "site.conf"), serverBody);
-  writeFileSync(
-    join(dir, "nginx.conf"),
-    mainConfig(
-      binary,
-      dir,
-      `server {\n  listen 127.0.0.1:${port};\n  include ${dir}/site.conf;\n}`,
-    ),
-  );
+  writeFileSync(join(dir, "nginx.conf"), mainConfig(binary, dir, httpBody(port, dir)));
   const nginx: ChildProcess = spawn(
     binary,
     ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")],
@@ -61,10 +74,7 @@ export async function startNginx(binary: string, serverBody: string): Promise<Ru
   const url = `http://127.0.0.1:${port}`;
   await until(async () => {
     assert.equal(nginx.exitCode, null, `nginx exited: ${errors()}`);
-    return fetch(url).then(
-      () => true,
-      () => false,
-    );
+    return ready(url);
   });
   return {
     url,
@@ -77,8 +87,8 @@ export async function startNginx(binary: string, serverBody: string): Promise<Ru
   };
 }
 
-/** A main nginx.conf with every path inside `dir` and the given server block. */
-function mainConfig(binary: string, dir: string, server: string): string {
+/** A main nginx.conf with every path inside `dir` around the given `http` block content. */
+function mainConfig(binary: string, dir: string, httpBody: string): string {
   // `nginx -V` prints its build options on standard error.
   const build = spawnSync(binary, ["-V"], { encoding: "utf8" }).stderr;
   const modules = ["fastcgi", "uwsgi", "scgi"].filter(
@@ -94,7 +104,7 @@ http {
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   ${modules.map((m) => `${m}_temp_path ${dir}/${m};`).join("\n  ")}
-  ${server}
+  ${httpBody}
 }
 `;
 }
