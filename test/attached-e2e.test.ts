@@ -17,16 +17,14 @@
  * CI=true that is a failure (.ci/run installs both and checks the markers).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { type IncomingMessage, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { createClient, type MatrixClient, MsgType } from "matrix-js-sdk";
-import { logger as sdkLogger } from "matrix-js-sdk/lib/logger.js";
 import { parse as parseYaml } from "yaml";
 import { nginxProxyConfig } from "../src/http/nginx-proxy-config.js";
 import { localContentKey } from "../src/storage/media-paths.js";
@@ -40,6 +38,7 @@ import { findNginx, type RunningNginx, startNginx } from "./support/nginx.js";
 import { freePort } from "./support/postgres-cluster.js";
 import { markSuiteRan } from "./support/run-markers.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
+import { runSynadm, synadmInstalled, writeSynadmConfig } from "./support/synadm.js";
 import { startTestServer, TEST_SERVER_NAME, type TestServer } from "./support/test-server.js";
 
 const S = TEST_SERVER_NAME;
@@ -50,41 +49,10 @@ const STEP = { timeout: 60_000 };
 const FAILURE_THRESHOLD = 4;
 const MAX_UPLOAD_MIB = 3;
 
-function synadmInstalled(): boolean {
-  try {
-    execFileSync("synadm", ["-h"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// The SDK logs every request at debug level; its warnings and errors stay.
-sdkLogger.setLevel("warn");
-
 const nginxBinary = findNginx();
 const synadm = synadmInstalled();
 if ((!nginxBinary || !synadm) && process.env.CI === "true") {
   throw new Error("nginx and synadm are required under CI=true");
-}
-
-/** Runs synadm with `args` against the config file; its exit code and output. */
-function runSynadm(config: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("synadm", ["-c", config, ...args], {
-      env: { ...process.env, HOME: tmpdir() },
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, out }));
-    child.stdin.end("y\n");
-  });
 }
 
 /** A js-sdk client logged in with a password at `baseUrl`. */
@@ -305,22 +273,12 @@ forEachEngine("attached mxcd behind the generated nginx config, end to end", (en
   });
 
   it("quarantines the room with synadm through nginx; its media is refused", STEP, async () => {
-    synadmConfig = join(mkdtempSync(join(tmpdir(), "synadm-")), "synadm.yaml");
-    writeFileSync(
-      synadmConfig,
-      [
-        `user: "@admin:${S}"`,
-        `token: "${admin.getAccessToken()}"`,
-        `base_url: "${nginx.url}"`,
-        'admin_path: "/_synapse/admin"',
-        'matrix_path: "/_matrix"',
-        "ssl_verify: true",
-        "timeout: 10",
-        "format: json",
-        `homeserver: "${S}"`,
-        "",
-      ].join("\n"),
-    );
+    synadmConfig = writeSynadmConfig({
+      user: `@admin:${S}`,
+      token: admin.getAccessToken()!,
+      baseUrl: nginx.url,
+      serverName: S,
+    });
     const listed = await runSynadm(synadmConfig, ["media", "list", "-r", roomId]);
     assert.equal(listed.code, 0, listed.out);
     assert.ok(listed.out.includes(imageMxc), listed.out);

@@ -7,7 +7,6 @@
  * homeserver; no application service pushes them, unless a test says so.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +21,7 @@ import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
 import { uploadBytes } from "./support/media.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
+import { runSynadm, synadmInstalled, writeSynadmConfig } from "./support/synadm.js";
 import { startTestServer, TEST_SERVER_NAME, type TestServer } from "./support/test-server.js";
 
 const S = TEST_SERVER_NAME;
@@ -113,15 +113,6 @@ async function quarantinedBy(server: TestServer, mediaId: string): Promise<strin
 
 function download(http: HttpClient, mediaId: string) {
   return http.get(`/_matrix/client/v1/media/download/${S}/${mediaId}`);
-}
-
-function synadmInstalled(): boolean {
-  try {
-    execFileSync("synadm", ["-h"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 forEachEngine("attached room media with the caller's token", (engine) => {
@@ -304,37 +295,13 @@ forEachEngine("attached room media with the caller's token", (engine) => {
   const synadm = synadmInstalled() ? it : it.skip;
   synadm("quarantines a homeserver room's media with synadm (media quarantine -r)", async () => {
     const { roomId, image } = await roomWithMedia();
-    const config = join(mkdtempSync(join(tmpdir(), "synadm-")), "synadm.yaml");
-    writeFileSync(
-      config,
-      [
-        `user: "@admin:${S}"`,
-        `token: "${adminToken}"`,
-        `base_url: "${server.baseUrl}"`,
-        'admin_path: "/_synapse/admin"',
-        'matrix_path: "/_matrix"',
-        "ssl_verify: true",
-        "timeout: 10",
-        "format: json",
-        `homeserver: "${S}"`,
-        "",
-      ].join("\n"),
-    );
-    const out = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-      const child = spawn("synadm", ["-c", config, "media", "quarantine", "-r", roomId], {
-        env: { ...process.env, HOME: tmpdir() },
-      });
-      let text = "";
-      child.stdout.on("data", (d: Buffer) => {
-        text += d;
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        text += d;
-      });
-      child.on("error", reject);
-      child.on("exit", (code) => resolve({ code, out: text }));
-      child.stdin.end("y\n");
+    const config = writeSynadmConfig({
+      user: `@admin:${S}`,
+      token: adminToken,
+      baseUrl: server.baseUrl,
+      serverName: S,
     });
+    const out = await runSynadm(config, ["media", "quarantine", "-r", roomId]);
     assert.equal(out.code, 0, out.out);
     assert.match(out.out, /"num_quarantined": 3/);
     assert.equal(await quarantinedBy(server, image), `@admin:${S}`);

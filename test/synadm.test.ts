@@ -6,11 +6,7 @@
  * .ci/run installs it).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { remoteContentKey } from "../src/storage/media-paths.js";
@@ -18,42 +14,11 @@ import { forEachEngine } from "./support/databases.js";
 import { allKeys, uploadBytes } from "./support/media.js";
 import { until } from "./support/mxcd-processes.js";
 import { markSuiteRan } from "./support/run-markers.js";
+import { runSynadm, synadmInstalled, writeSynadmConfig } from "./support/synadm.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
-
-function synadmInstalled(): boolean {
-  try {
-    execFileSync("synadm", ["-h"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const installed = synadmInstalled();
 if (!installed && process.env.CI === "true") throw new Error("synadm is required under CI=true");
-
-/** Runs synadm with `args`; resolves with its exit code and output. */
-function synadm(
-  config: string,
-  args: string[],
-  input = "y\n",
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("synadm", ["-c", config, ...args], {
-      env: { ...process.env, HOME: tmpdir() },
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, out }));
-    child.stdin.end(input);
-  });
-}
 
 forEachEngine("synadm drives the media admin API", (engine) => {
   const suite = installed ? describe : describe.skip;
@@ -83,22 +48,12 @@ forEachEngine("synadm drives the media admin API", (engine) => {
             url: `mxc://test.local/${media[1]}`,
           },
         );
-        config = join(mkdtempSync(join(tmpdir(), "synadm-")), "synadm.yaml");
-        writeFileSync(
-          config,
-          [
-            'user: "@admin:test.local"',
-            `token: "${admin.token}"`,
-            `base_url: "${server.baseUrl}"`,
-            'admin_path: "/_synapse/admin"',
-            'matrix_path: "/_matrix"',
-            "ssl_verify: true",
-            "timeout: 10",
-            "format: json",
-            'homeserver: "test.local"',
-            "",
-          ].join("\n"),
-        );
+        config = writeSynadmConfig({
+          user: "@admin:test.local",
+          token: admin.token,
+          baseUrl: server.baseUrl,
+          serverName: "test.local",
+        });
       });
       after(() => server.stop());
 
@@ -114,36 +69,36 @@ forEachEngine("synadm drives the media admin API", (engine) => {
           .quarantined_by;
 
       it("lists a user's media and a room's media", async () => {
-        const byUser = await synadm(config, ["media", "list", "-u", "@alice:test.local"]);
+        const byUser = await runSynadm(config, ["media", "list", "-u", "@alice:test.local"]);
         assert.equal(byUser.code, 0, byUser.out);
         for (const id of media) assert.ok(byUser.out.includes(id), id);
-        const byRoom = await synadm(config, ["media", "list", "-r", roomId]);
+        const byRoom = await runSynadm(config, ["media", "list", "-r", roomId]);
         assert.equal(byRoom.code, 0, byRoom.out);
         assert.ok(byRoom.out.includes(`mxc://test.local/${media[1]}`), byRoom.out);
       });
 
       it("protects media, which then survives quarantine", async () => {
-        const res = await synadm(config, ["media", "protect", media[3]!]);
+        const res = await runSynadm(config, ["media", "protect", media[3]!]);
         assert.equal(res.code, 0, res.out);
         const info = await admin.http.get(`/_synapse/admin/v1/media/test.local/${media[3]}`);
         assert.equal(info.body.media_info.safe_from_quarantine, true);
       });
 
       it("quarantines by media id, by room and by user", async () => {
-        const byId = await synadm(config, ["media", "quarantine", "-i", media[0]!]);
+        const byId = await runSynadm(config, ["media", "quarantine", "-i", media[0]!]);
         assert.equal(byId.code, 0, byId.out);
         assert.equal(await quarantinedBy(media[0]!), "@admin:test.local");
-        const byRoom = await synadm(config, ["media", "quarantine", "-r", roomId]);
+        const byRoom = await runSynadm(config, ["media", "quarantine", "-r", roomId]);
         assert.equal(byRoom.code, 0, byRoom.out);
         assert.equal(await quarantinedBy(media[1]!), "@admin:test.local");
-        const byUser = await synadm(config, ["media", "quarantine", "-u", "@alice:test.local"]);
+        const byUser = await runSynadm(config, ["media", "quarantine", "-u", "@alice:test.local"]);
         assert.equal(byUser.code, 0, byUser.out);
         assert.equal(await quarantinedBy(media[2]!), "@admin:test.local");
         assert.equal(await quarantinedBy(media[3]!), null, "protected");
       });
 
       it("deletes media by id and by date", async () => {
-        const byId = await synadm(config, ["media", "delete", "-i", media[0]!]);
+        const byId = await runSynadm(config, ["media", "delete", "-i", media[0]!]);
         assert.equal(byId.code, 0, byId.out);
         assert.equal(
           (await admin.http.get(`/_synapse/admin/v1/media/test.local/${media[0]}`)).status,
@@ -157,7 +112,7 @@ forEachEngine("synadm drives the media admin API", (engine) => {
         const newer = await uploadBytes(alice.http, randomBytes(3001));
         const cutoff = await createdTs(newer);
         assert.ok(oldTs < cutoff);
-        const byDate = await synadm(config, ["media", "delete", "-t", String(cutoff)]);
+        const byDate = await runSynadm(config, ["media", "delete", "-t", String(cutoff)]);
         assert.equal(byDate.code, 0, byDate.out);
         assert.equal(
           (await admin.http.get(`/_synapse/admin/v1/media/test.local/${old}`)).status,
@@ -203,7 +158,7 @@ forEachEngine("synadm drives the media admin API", (engine) => {
             sha256: null,
           })
           .execute();
-        const res = await synadm(config, ["media", "purge", "-t", String(cutoff)]);
+        const res = await runSynadm(config, ["media", "purge", "-t", String(cutoff)]);
         assert.equal(res.code, 0, res.out);
         assert.equal(
           (await admin.http.get("/_synapse/admin/v1/media/remote.example/RemoteForSynadm")).status,
