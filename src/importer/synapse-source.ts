@@ -18,6 +18,7 @@
 import { resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
+import type { ImportedThumbnail } from "../repositories/imported-media-repository.js";
 
 /** Which Synapse database to read. */
 export type SynapseDatabaseLocation = { sqlite: string } | { postgres: string };
@@ -64,17 +65,11 @@ export interface SynapseRemoteMedia {
   readonly sha256: string | null;
 }
 
-/** A row of either thumbnail table (`filesystemId` only for remote ones). */
-export interface SynapseThumbnail {
-  readonly origin: string | null;
-  readonly mediaId: string;
-  readonly width: number;
-  readonly height: number;
-  readonly contentType: string;
-  readonly method: string;
-  readonly length: number;
-  readonly filesystemId: string | null;
-}
+/**
+ * A row of either thumbnail table (`filesystemId` only for remote ones):
+ * Synapse's columns are the ones mxcd imports as they are.
+ */
+export type SynapseThumbnail = ImportedThumbnail;
 
 /** The reader the importer uses; every method is a read. */
 export interface SynapseSource {

@@ -7,6 +7,7 @@
  * duplicate impossible.
  */
 import type { Db } from "../db/database.js";
+import type { RemoteMedia } from "./media-repository.js";
 
 export interface ImportedLocalMedia {
   readonly mediaId: string;
@@ -22,19 +23,8 @@ export interface ImportedLocalMedia {
   readonly sha256: string | null;
 }
 
-export interface ImportedRemoteMedia {
-  readonly origin: string;
-  readonly mediaId: string;
-  readonly mediaType: string | null;
-  readonly mediaLength: number;
-  readonly createdTs: number;
-  readonly uploadName: string | null;
-  readonly filesystemId: string;
-  readonly lastAccessTs: number;
-  readonly quarantinedBy: string | null;
-  readonly authenticated: boolean;
-  readonly sha256: string | null;
-}
+/** A remote row as imported: the same columns as any cached remote media. */
+export type ImportedRemoteMedia = RemoteMedia;
 
 export interface ImportedThumbnail {
   /** Null for a local thumbnail. */
