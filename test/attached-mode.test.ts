@@ -18,7 +18,7 @@ import {
 import { AppServicePusher } from "./support/app-service-pusher.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
-import { mediaIdOf, uploadBytes } from "./support/media.js";
+import { mediaIdOf, quarantinedBy, uploadBytes } from "./support/media.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
 import { startTestServer, TEST_SERVER_NAME, type TestServer } from "./support/test-server.js";
 
@@ -334,14 +334,6 @@ forEachEngine("attached mode: pushed redactions by a configured admin", (engine)
     origin_server_ts: Date.now(),
     ...rest,
   });
-  async function quarantined(mediaId: string): Promise<boolean> {
-    const row = await server.app.database.db
-      .selectFrom("local_media_repository")
-      .select("quarantined_by")
-      .where("media_id", "=", mediaId)
-      .executeTakeFirstOrThrow();
-    return row.quarantined_by !== null;
-  }
 
   it("acts on someone else's upload only when the redacting sender is in admins", async () => {
     const alice = server.http.withToken(tokenFor(hs, "alice"));
@@ -362,7 +354,7 @@ forEachEngine("attached mode: pushed redactions by a configured admin", (engine)
         event(roomId, redactor, { type: "m.room.redaction", content: { redacts: image.event_id } }),
       );
       await pusher.flush();
-      assert.equal(await quarantined(mediaId), expected, redactor);
+      assert.equal((await quarantinedBy(server, mediaId)) !== null, expected, redactor);
     }
   });
 });

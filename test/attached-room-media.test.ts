@@ -19,7 +19,7 @@ import {
 import { AppServicePusher } from "./support/app-service-pusher.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
-import { uploadBytes } from "./support/media.js";
+import { quarantinedBy, uploadBytes } from "./support/media.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
 import { runSynadm, synadmInstalled, writeSynadmConfig } from "./support/synadm.js";
 import { startTestServer, TEST_SERVER_NAME, type TestServer } from "./support/test-server.js";
@@ -100,15 +100,6 @@ async function quarantineState(server: TestServer) {
     .select("position")
     .executeTakeFirstOrThrow();
   return { quarantinedLocal, blocks, position: Number(position) };
-}
-
-async function quarantinedBy(server: TestServer, mediaId: string): Promise<string | null> {
-  const row = await server.app.database.db
-    .selectFrom("local_media_repository")
-    .select("quarantined_by")
-    .where("media_id", "=", mediaId)
-    .executeTakeFirstOrThrow();
-  return row.quarantined_by;
 }
 
 function download(http: HttpClient, mediaId: string) {

@@ -2,6 +2,7 @@
 import { request as httpRequest } from "node:http";
 import type { BlobStore } from "../../src/storage/blob-store.js";
 import type { HttpClient } from "./http-client.js";
+import type { TestServer } from "./test-server.js";
 
 /** Uploads bytes with POST /_matrix/media/v3/upload; returns the media id. */
 export async function uploadBytes(
@@ -79,4 +80,14 @@ export function rawGet(
     req.on("error", reject);
     req.end();
   });
+}
+
+/** `quarantined_by` of a local media row (null when not quarantined); the row must exist. */
+export async function quarantinedBy(server: TestServer, mediaId: string): Promise<string | null> {
+  const row = await server.app.database.db
+    .selectFrom("local_media_repository")
+    .select("quarantined_by")
+    .where("media_id", "=", mediaId)
+    .executeTakeFirstOrThrow();
+  return row.quarantined_by;
 }
