@@ -179,7 +179,13 @@ export function createServices(config: Config, database: Database): Services {
   };
 }
 
-export function createApp(config: Config, logger: Logger): App {
+/** Test seams of createApp; production passes none. */
+export interface AppOptions {
+  /** The clock of the URL-preview cache and its expiry job (tests move it); default Date.now. */
+  readonly now?: () => number;
+}
+
+export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
   const database = createDatabase(config.database);
   const store = createBlobStore(config.media_store);
   const services = createServices(config, database);
@@ -293,8 +299,13 @@ export function createApp(config: Config, logger: Logger): App {
     logger,
     flight: previewFlight,
     onImage: (id, type) => thumbnails.pregenerate(id, type, true),
+    // Used only once jobs run, after mediaDeletion (below) exists.
+    deletion: {
+      deleteLocalMediaItemsIn: (tx, items) => mediaDeletion.deleteLocalMediaItemsIn(tx, items),
+    },
+    ...(options.now && { now: options.now }),
   });
-  if (previews) registerPreviewMetrics(metrics, previews.service);
+  if (previews) registerPreviewMetrics(metrics, previews.service, previews.expiry);
   registerMediaPreviewRoutes(http, { auth, previews: previews?.service });
   const mediaAdmin = new MediaAdminRepository(database);
   const mediaAdminService = new MediaAdminService({
@@ -315,6 +326,7 @@ export function createApp(config: Config, logger: Logger): App {
   );
   const backgroundJobs = createBackgroundJobs({
     feedSignal,
+    ...(previews && { urlPreviewExpiry: previews.expiry }),
     ...(roomHistorySource && {
       roomHistory: { history: roomHistorySource.history, database, logger },
     }),

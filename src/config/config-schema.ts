@@ -342,6 +342,10 @@ const configObject = z.strictObject({
   url_preview_timeout: duration
     .refine((ms) => ms >= 1000 && ms <= 600_000, "must be between 1s and 10m")
     .default(30_000),
+  /** How often the URL-preview expiry job looks for expired rows and images (docs/previews.md). */
+  url_preview_expiry_interval: duration
+    .refine((ms) => ms >= 100 && ms <= 86_400_000, "must be between 100ms and 1d")
+    .default(60_000),
   oembed: z
     .strictObject({
       disable_default_providers: z.boolean().default(false),
