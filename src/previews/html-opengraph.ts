@@ -24,9 +24,11 @@
  *
  * Keys with no value are left out (Synapse answers `"og:title": null`).
  */
+
+import { isDataUrl } from "./data-url-image.js";
 import { decodeHtml } from "./html-charset.js";
 import { HEADINGS, PageFacts, PREFIXES } from "./html-page-facts.js";
-import { type ScanStats, scanHtml } from "./html-scanner.js";
+import { MAX_ATTRIBUTE_VALUE_CHARS, type ScanStats, scanHtml } from "./html-scanner.js";
 import { absoluteHttpUrl, capOpenGraph, type OpenGraph, previewImageSource } from "./open-graph.js";
 import { summarizeText } from "./text-summary.js";
 
@@ -107,7 +109,7 @@ function openGraphOf(facts: PageFacts, pageUrl: string): OpenGraph {
 
   const image = og["og:image"] ?? fallbackImage(facts);
   delete og["og:image"];
-  const imageUrl = image === undefined ? undefined : previewImageSource(image, pageUrl);
+  const imageUrl = image === undefined ? undefined : attributeImageSource(image, pageUrl);
   if (imageUrl !== undefined) og["og:image"] = imageUrl;
 
   const found = og["og:description"] ?? facts.metaDescription;
@@ -115,6 +117,16 @@ function openGraphOf(facts: PageFacts, pageUrl: string): OpenGraph {
   if (description === undefined) delete og["og:description"];
   else og["og:description"] = description;
   return capOpenGraph(og);
+}
+
+/**
+ * An image source read from an HTML attribute (previewImageSource), except
+ * a `data:` URL as long as the scanner's attribute cap: it may have been cut
+ * there, and a cut image must not be stored.
+ */
+export function attributeImageSource(raw: string, base?: string): string | undefined {
+  if (isDataUrl(raw) && raw.length >= MAX_ATTRIBUTE_VALUE_CHARS) return undefined;
+  return previewImageSource(raw, base);
 }
 
 /** The first `<title>`, else the first `<h1>`, `<h2>`, `<h3>`. */

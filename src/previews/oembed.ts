@@ -18,7 +18,7 @@ import { decodeHTML } from "entities";
 import { z } from "zod";
 import { exceedsJsonDepth } from "../domain/json-depth.js";
 import { DEFAULT_OEMBED_PROVIDERS } from "./default-oembed-providers.js";
-import { summarizeHtmlFragment } from "./html-opengraph.js";
+import { attributeImageSource, summarizeHtmlFragment } from "./html-opengraph.js";
 import { absoluteHttpUrl, capOpenGraph, type OpenGraph, previewImageSource } from "./open-graph.js";
 
 const endpointSchema = z.object({
@@ -243,7 +243,7 @@ export function oembedToOpenGraph(value: unknown, pageUrl: string): OEmbedPrevie
 function addHtmlFragment(og: Record<string, string | number>, html: unknown): void {
   if (typeof html !== "string" || html === "") return;
   const fragment = summarizeHtmlFragment(html);
-  const image = fragment.image === undefined ? undefined : previewImageSource(fragment.image);
+  const image = fragment.image === undefined ? undefined : attributeImageSource(fragment.image);
   if (og["og:image"] === undefined && image !== undefined) og["og:image"] = image;
   const video = fragment.video === undefined ? undefined : absoluteHttpUrl(fragment.video);
   if (video !== undefined) og["og:video"] = video;
