@@ -17,8 +17,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { createDatabase, type Database } from "../src/db/database.js";
+import { runMigrations } from "../src/db/migrate.js";
+import type { BackgroundJob } from "../src/jobs/background-job.js";
+import { JobRunner } from "../src/jobs/job-runner.js";
+import { createLogger } from "../src/logging/logger.js";
 import { urlCacheKey, urlCacheThumbnailPrefix } from "../src/storage/media-paths.js";
-import { forEachEngine } from "./support/databases.js";
+import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { download, mediaIdOf, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
@@ -73,6 +78,7 @@ async function startOrigin(images: OriginImages): Promise<Origin> {
     },
     "/life": (_q, res) => html(res, page("Life", "/img.png")),
     "/refetched": (_q, res) => html(res, page("Refetched", "/img.png")),
+    "/long-lived": (_q, res) => html(res, page("Long-lived", "/img.png")),
     "/versioned": (_q, res) =>
       html(res, page(`version ${origin.hits.get("/versioned")}`, "/img.png")),
     "/data-b64": (_q, res) => html(res, page("b64", b64("image/png", images.png))),
@@ -344,7 +350,15 @@ forEachEngine("URL preview lifecycle", (engine) => {
       // bucket: a new image, and the first one loses its row).
       const life = await previewImage("/life");
       const old = await previewImage("/refetched");
-      for (const id of [life, old]) await thumbnailsMade(id);
+      // A row that stays fresh for 4 days (as if its lifetime allowed it):
+      // its image passes the age rule but a row names it, so it must stay.
+      const longLived = await previewImage("/long-lived");
+      await server.app.database.db
+        .updateTable("url_preview_cache")
+        .set({ expires_ts: t0 + 96 * HOUR })
+        .where("media_id", "=", longLived)
+        .execute();
+      for (const id of [life, old, longLived]) await thumbnailsMade(id);
       clock = t0 + 47 * HOUR;
       const fresh = await previewImage("/refetched");
       assert.notEqual(fresh, old);
@@ -363,9 +377,11 @@ forEachEngine("URL preview lifecycle", (engine) => {
         );
         assert.equal(await downloadStatus(id), 404);
       }
-      const kept = await imageState(fresh);
-      assert.ok(kept.row && kept.bytes && kept.thumbnailFiles > 0 && kept.thumbnailRows > 0);
-      assert.equal(await downloadStatus(fresh), 200);
+      for (const id of [fresh, longLived]) {
+        const kept = await imageState(id);
+        assert.ok(kept.row && kept.bytes && kept.thumbnailFiles > 0 && kept.thumbnailRows > 0, id);
+        assert.equal(await downloadStatus(id), 200, id);
+      }
       await assertRowsHaveTheirImages();
       assert.ok(
         (await metric(server.baseUrl, "mxcd_url_preview_expired_total", 'what="media"')) >=
@@ -411,14 +427,88 @@ forEachEngine("URL preview lifecycle", (engine) => {
         .execute();
       assert.equal(rows.length, 1);
       assert.equal(rows[0]!.quarantined_by, "system");
-      // Every unquarantined url-cache image of those days is gone.
+      // Every other url-cache image of those days is gone, but for the one
+      // a live row still names (/long-lived).
       const left = await server.app.database.db
         .selectFrom("local_media_repository")
-        .select("media_id")
+        .select("url_cache")
         .where("url_cache", "is not", null)
         .where("quarantined_by", "is", null)
         .execute();
-      assert.deepEqual(left, []);
+      assert.deepEqual(left, [{ url_cache: `${origin.base}/long-lived` }]);
     });
+  });
+});
+
+/**
+ * The runner's recurring jobs (the expiry job is one): they run beside the
+ * one-off jobs, whatever the order, and `run()` (`mxcd jobs run`) takes each
+ * until it is idle.
+ */
+forEachEngine("recurring background jobs", (engine) => {
+  let database: Database;
+  before(async () => {
+    database = createDatabase(await freshDatabaseConfig(engine));
+    await runMigrations(database);
+  });
+  after(async () => {
+    await database?.close();
+  });
+
+  /** A recurring job that has work for `busyBatches` batches, then idles for an hour. */
+  const recurring = (name: string, busyBatches: number) => {
+    const job = {
+      name,
+      recurring: true,
+      initialProgress: 0,
+      batches: 0,
+      async runBatch(_tx: unknown, progress: number) {
+        job.batches += 1;
+        const idle = progress + 1 >= busyBatches;
+        return { progress: progress + 1, processed: 1, done: false, ...(idle && { idleMs: HOUR }) };
+      },
+    };
+    return job;
+  };
+  const oneOff = (name: string): BackgroundJob<number> => ({
+    name,
+    initialProgress: 0,
+    runBatch: async () => ({ progress: 1, processed: 1, done: true }),
+  });
+  const status = async (runner: JobRunner, name: string) =>
+    (await runner.states()).find((s) => s.name === name)?.status;
+
+  it("a recurring job registered first does not hold up the one-off jobs after it", async () => {
+    const job = recurring("test-recurring-first", 3);
+    const runner = new JobRunner(
+      database,
+      [job, oneOff("test-after-recurring")],
+      createLogger("silent"),
+      {
+        pauseMs: 1,
+      },
+    );
+    try {
+      await runner.start();
+      await waitFor(
+        async () => (await status(runner, "test-after-recurring")) === "done" && job.batches >= 3,
+        "the one-off job done and the recurring one idle",
+      );
+      assert.equal(await status(runner, "test-recurring-first"), "running");
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it("run() takes a recurring job until it is idle, then returns", async () => {
+    const job = recurring("test-recurring-run", 4);
+    const runner = new JobRunner(
+      database,
+      [job, oneOff("test-run-one-off")],
+      createLogger("silent"),
+    );
+    await runner.run({ failFast: true });
+    assert.equal(job.batches, 4);
+    assert.equal(await status(runner, "test-run-one-off"), "done");
   });
 });
