@@ -23,7 +23,7 @@
  *
  * One batch, in the runner's transaction under the job's lock (so one
  * process at a time): delete up to `batchSize` rows, then pick up to
- * `batchSize` images by age and delete each through MediaDeletionService
+ * `MAX_IMAGES_PER_BATCH` images by age and delete each through MediaDeletionService
  * (files first, then its rows through the batch's transaction). Rows are
  * deleted first in the same transaction, so an image whose last row goes
  * in this batch can go in this batch too. A batch that finds less than a
@@ -38,6 +38,13 @@ import type {
   UrlPreviewRepository,
 } from "../repositories/url-preview-repository.js";
 import type { BackgroundJob, BatchContext, BatchResult } from "./background-job.js";
+
+/**
+ * Most images deleted per batch: their files are deleted while the batch's
+ * transaction is open (on SQLite, the database's one write lock), and on S3
+ * each is a few requests.
+ */
+export const MAX_IMAGES_PER_BATCH = 100;
 
 /** The job's name (its row in `background_jobs` and its lock key). */
 export const URL_PREVIEW_EXPIRY = "url-preview-expiry";
@@ -87,16 +94,17 @@ export class UrlPreviewExpiryJob implements BackgroundJob<UrlPreviewExpiryProgre
     const { cache, deletion, now: clock } = this.deps;
     const now = clock();
     const rows = await cache.deleteExpired(tx, now, CACHE_ROW_KEEP_MS, batchSize);
+    const imageLimit = Math.min(batchSize, MAX_IMAGES_PER_BATCH);
     const candidates = await cache.unreferencedUrlCacheMedia(
       tx,
       now - MEDIA_MIN_AGE_MS,
       progress.after ?? null,
-      batchSize,
+      imageLimit,
     );
     // Items whose files could not be deleted keep their rows (logged by the
     // deletion service); the cursor moves past them, and the next pass retries.
     const media = (await deletion.deleteLocalMediaItemsIn(tx, candidates)).length;
-    const fullPage = candidates.length === batchSize;
+    const fullPage = candidates.length === imageLimit;
     const caughtUp = rows < batchSize && !fullPage;
     return {
       progress: { after: fullPage ? candidates[candidates.length - 1]!.cursor : null },
