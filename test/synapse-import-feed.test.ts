@@ -39,6 +39,8 @@ const SERVER = "test.local";
 /** Synapse's highest stream id in the vintage-94 fixture: the consumer's checkpoint. */
 const SYNAPSE_MAX = 57;
 const NOW = Date.now();
+/** The start of this hour: mxcd's preview cache keeps one entry per URL and hour. */
+const HOUR = NOW - (NOW % 3_600_000);
 
 const PREVIEW_IMAGE = "2024-05-01_previewImage0001";
 const PREVIEW_QUARANTINED = "2024-05-01_previewQuaran01";
@@ -83,6 +85,16 @@ function extras(): FixtureExtras {
       urlCache: true,
     })),
     previews: [
+      // An older fetch of the same URL in the same hour: the newer one wins.
+      {
+        url: "http://127.0.0.1:9/page",
+        response_code: 200,
+        etag: null,
+        expires_ts: NOW + 3_600_000,
+        og: JSON.stringify({ "og:title": "An older fetch" }),
+        media_id: "2024-05-01_pageDownload0000",
+        download_ts: HOUR + 1,
+      },
       {
         url: "http://127.0.0.1:9/page#section",
         response_code: 200,
@@ -94,7 +106,7 @@ function extras(): FixtureExtras {
           "matrix:image:size": 600,
         }),
         media_id: "2024-05-01_pageDownload0001",
-        download_ts: NOW - 60_000,
+        download_ts: HOUR + 2,
       },
       // Expired: not imported (a request would fetch afresh).
       {
@@ -328,8 +340,9 @@ forEachEngine("Synapse import: URL-preview media and the preview cache", (engine
     // The default fixture's URL-preview row has no file.
     assert.deepEqual(row("url_cache"), [2, 0, 0, 1]);
     assert.deepEqual(row("url_cache_thumbnail"), [2, 0, 0, 0]);
-    // The broken row is skipped; the expired one is not read at all.
-    assert.deepEqual(row("preview_cache"), [1, 0, 1, 0]);
+    // Two fetches of one URL in one hour (one entry, the newer); the broken row is
+    // skipped; the expired one is not read at all.
+    assert.deepEqual(row("preview_cache"), [2, 0, 1, 0]);
     // `/create`d ids without bytes (the default fixture's and ours) are skipped.
     assert.equal(c.local.skipped, 2);
 
@@ -338,8 +351,15 @@ forEachEngine("Synapse import: URL-preview media and the preview cache", (engine
     try {
       const rows = await db.db.selectFrom("url_preview_cache").selectAll().execute();
       assert.deepEqual(
-        rows.map((r) => [r.url, r.language, Number(r.status), r.media_id, Number(r.expires_ts)]),
-        [["http://127.0.0.1:9/page", "en", 200, PREVIEW_IMAGE, NOW + 3_600_000]],
+        rows.map((r) => [
+          r.url,
+          r.language,
+          Number(r.status),
+          r.media_id,
+          Number(r.expires_ts),
+          Number(r.download_ts),
+        ]),
+        [["http://127.0.0.1:9/page", "en", 200, PREVIEW_IMAGE, NOW + 3_600_000, HOUR + 2]],
       );
     } finally {
       await db.close();
@@ -387,7 +407,7 @@ forEachEngine("Synapse import: URL-preview media and the preview cache", (engine
     const c = result.tally.counts;
     assert.deepEqual(c.url_cache, { imported: 0, present: 0, skipped: 3, missing: 0 });
     assert.deepEqual(c.url_cache_thumbnail, { imported: 0, present: 0, skipped: 2, missing: 0 });
-    assert.deepEqual(c.preview_cache, { imported: 0, present: 0, skipped: 2, missing: 0 });
+    assert.deepEqual(c.preview_cache, { imported: 0, present: 0, skipped: 3, missing: 0 });
     const db = createDatabase(database);
     try {
       const previews = await db.db.selectFrom("url_preview_cache").select("url").execute();
@@ -442,6 +462,6 @@ describe("mxcd import synapse --skip-url-cache (CLI)", () => {
     );
     // A re-run: everything imported before is present; URL-preview media is skipped now.
     assert.match(skipped.stdout, /^url_cache\s+0\s+0\s+3\s+0$/m);
-    assert.match(skipped.stdout, /^preview_cache\s+0\s+0\s+2\s+0$/m);
+    assert.match(skipped.stdout, /^preview_cache\s+0\s+0\s+3\s+0$/m);
   });
 });
