@@ -42,7 +42,7 @@ export interface PreviewCacheSettings {
 export const FIRST_PREVIEW_KEY: PreviewKey = { url: "", downloadTs: 0, mediaId: "" };
 
 /** The mxcd entry for a Synapse row, or undefined when it is skipped (see above). */
-export function previewEntry(
+function previewEntry(
   row: SynapsePreview,
   settings: PreviewCacheSettings,
 ): CachedPreview | undefined {
