@@ -135,6 +135,13 @@ function extras(): FixtureExtras {
       { stream_id: 42, origin: null, media_id: "QQQQrequarantined0000001", quarantined: false },
       { stream_id: 43, origin: null, media_id: "UUUUreleased000000000001", quarantined: true },
       { stream_id: 44, origin: null, media_id: "UUUUreleased000000000001", quarantined: false },
+      // Another origin's media of the same id: says nothing about other.example's.
+      {
+        stream_id: 45,
+        origin: "elsewhere.example",
+        media_id: "remoteQuarantined",
+        quarantined: true,
+      },
       // Media deleted from Synapse since; nothing to import.
       { stream_id: SYNAPSE_MAX, origin: null, media_id: "XXXXdeleted", quarantined: true },
     ],
@@ -303,7 +310,13 @@ forEachEngine("Synapse import: the quarantine feed continues", (engine: Engine) 
   });
 
   it("never lowers mxcd's feed position; the import's records come after mxcd's own", async () => {
-    const fixture = await createSynapseFixture(engine, 94, extras());
+    // The source on the other engine (SQLite into PostgreSQL and back), when both run.
+    const source = process.env.MXCD_TEST_POSTGRES_URL
+      ? engine === "sqlite"
+        ? "postgres"
+        : "sqlite"
+      : engine;
+    const fixture = await createSynapseFixture(source, 94, extras());
     const database = await freshDatabaseConfig(engine);
     const db = createDatabase(database);
     try {
