@@ -13,7 +13,10 @@
  *
  * Pages are keyset-paged on Synapse's unique indexes: local media by
  * `media_id`, the remote cache by `(media_origin, media_id)`; thumbnails
- * are read for the media ids of one page.
+ * are read for the media ids of one page, and so is what the change stream
+ * last said about the page's quarantined rows (feed-continuation.ts). The
+ * preview cache has no unique key: it is paged by (url, download_ts,
+ * media_id), unexpired rows only.
  */
 import { resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
