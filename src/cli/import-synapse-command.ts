@@ -16,6 +16,7 @@ import { runSynapseImport } from "../importer/synapse-import.js";
 import {
   openSynapseSource,
   type SynapseDatabaseLocation,
+  type SynapseSchema,
   sourceIdentity,
 } from "../importer/synapse-source.js";
 import { createLogger } from "../logging/logger.js";
@@ -28,6 +29,7 @@ export interface ImportSynapseOptions {
   readonly reference?: boolean;
   readonly dryRun?: boolean;
   readonly batchSize?: string;
+  readonly skipUrlCache?: boolean;
 }
 
 export async function importSynapseCommand(options: ImportSynapseOptions): Promise<void> {
@@ -56,7 +58,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
       `Synapse schema version ${schema.version ?? "unknown"}; ` +
         `authenticated: ${schema.localAuthenticated ? "yes" : "no"}, ` +
         `sha256: ${schema.localSha256 ? "yes" : "no"}, ` +
-        `quarantine change stream: ${schema.quarantineChanges ? "yes (not continued yet)" : "no"}`,
+        `quarantine change stream: ${feedSummary(schema)}`,
     );
     await runMigrations(database);
     const total = await source.countRows();
@@ -74,6 +76,11 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
       mediaStorePath: options.mediaStore,
       sourceIdentity: sourceIdentity(location, options.mediaStore),
       dryRun: options.dryRun ?? false,
+      skipUrlCache: options.skipUrlCache ?? false,
+      previewSettings: {
+        language: config.url_preview_accept_language.join(", "),
+        serverName: config.server_name,
+      },
       logger: createLogger(config.log_level, process.stderr),
       batchSize,
       signal: abort.signal,
@@ -96,6 +103,15 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
     await source.close();
     await database.close();
   }
+}
+
+/** The schema line's feed part: where mxcd's feed continues Synapse's. */
+function feedSummary(schema: SynapseSchema): string {
+  if (!schema.quarantineChanges) return "no (every quarantined item gets a feed record)";
+  const max = schema.quarantineStreamMax;
+  return max === null
+    ? "yes, empty"
+    : `yes, up to stream id ${max} (mxcd's feed continues above it)`;
 }
 
 function sourceLocation(options: ImportSynapseOptions): SynapseDatabaseLocation {

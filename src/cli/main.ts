@@ -105,6 +105,7 @@ program
   .option("--reference", "leave the files where they are (the default, and for now the only mode)")
   .option("--dry-run", "count what would be imported; change nothing")
   .option("--batch-size <rows>", "source rows per batch (default 500)")
+  .option("--skip-url-cache", "do not import URL-preview media and the preview cache")
   .action(importSynapseCommand);
 
 program

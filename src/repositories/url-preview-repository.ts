@@ -209,6 +209,7 @@ function toCachedPreview(row: UrlPreviewCacheTable): CachedPreview {
   };
 }
 
-function urlHash(url: string): string {
+/** The table's key for `url`: its SHA-256, hex (a URL may exceed a B-tree entry). */
+export function urlHash(url: string): string {
   return createHash("sha256").update(url).digest("hex");
 }
