@@ -256,7 +256,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     });
     count(tally, kind, inserted ? "imported" : "present");
     if (inserted && missingFromStream(row)) {
-      feed.push({ origin: null, mediaId: row.mediaId, sha256, quarantinedBy: row.quarantinedBy! });
+      feed.push({ origin: null, mediaId: row.mediaId, sha256, quarantinedBy: row.quarantinedBy });
     }
     for (const t of mine) {
       await this.#thumbnail(tx, t, tally, thumbKind, () =>
@@ -297,7 +297,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     count(tally, "remote", inserted ? "imported" : "present");
     if (inserted && missingFromStream(row)) {
       const { origin, mediaId } = row;
-      feed.push({ origin, mediaId, sha256, quarantinedBy: row.quarantinedBy! });
+      feed.push({ origin, mediaId, sha256, quarantinedBy: row.quarantinedBy });
     }
     for (const t of mine) {
       const fsId = t.filesystemId ?? row.filesystemId;

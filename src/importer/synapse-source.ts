@@ -45,9 +45,9 @@ export interface SynapseSchema {
 }
 
 /**
- * What Synapse's change stream last said about a quarantined item: true or
- * false from its newest record, null when the stream has no record of it
- * (or there is no stream). Only read for rows with `quarantined_by` set.
+ * What Synapse's change stream last said about an item: true or false from
+ * its newest record, null when the stream has no record of it (or there is
+ * no stream).
  */
 export type StreamState = boolean | null;
 
@@ -65,7 +65,7 @@ export interface SynapseLocalMedia {
   readonly safeFromQuarantine: boolean;
   readonly authenticated: boolean;
   readonly sha256: string | null;
-  /** See StreamState; null for unquarantined rows. */
+  /** See StreamState. */
   readonly streamQuarantined: StreamState;
 }
 
@@ -82,7 +82,7 @@ export interface SynapseRemoteMedia {
   readonly quarantinedBy: string | null;
   readonly authenticated: boolean;
   readonly sha256: string | null;
-  /** See StreamState; null for unquarantined rows. */
+  /** See StreamState. */
   readonly streamQuarantined: StreamState;
 }
 
@@ -253,8 +253,8 @@ class SqlSynapseSource implements SynapseSource {
   /**
    * The newest stream record of each of `items` (origin null = local), as a
    * map from `streamKey`. Synapse's table has no index but its primary key,
-   * so this is one scan of the stream per page that holds quarantined rows
-   * (they are rare), never one per row.
+   * so this is one scan of the stream per page (the stream is small: it
+   * holds quarantine changes only), never one per row.
    */
   async #streamStates(
     items: readonly { origin: string | null; mediaId: string }[],
@@ -274,19 +274,17 @@ class SqlSynapseSource implements SynapseSource {
     return states;
   }
 
-  /** Each row with its StreamState (looked up for quarantined rows only). */
+  /** Each row with its StreamState. */
   async #withStreamStates<T extends { mediaId: string; quarantinedBy: string | null }>(
     rows: readonly T[],
     originOf: (row: T) => string | null,
   ): Promise<(T & { streamQuarantined: StreamState })[]> {
-    const quarantined = rows
-      .filter((r) => r.quarantinedBy !== null)
-      .map((r) => ({ origin: originOf(r), mediaId: r.mediaId }));
-    const states = await this.#streamStates(quarantined);
+    const states = await this.#streamStates(
+      rows.map((r) => ({ origin: originOf(r), mediaId: r.mediaId })),
+    );
     return rows.map((r) => ({
       ...r,
-      streamQuarantined:
-        r.quarantinedBy === null ? null : (states.get(streamKey(originOf(r), r.mediaId)) ?? null),
+      streamQuarantined: states.get(streamKey(originOf(r), r.mediaId)) ?? null,
     }));
   }
 
