@@ -16,6 +16,7 @@
  * alike; the figures are each round's requests/s, their mean, and the ratio
  * to nginx with its spread (min–max over the rounds). No targets.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -36,6 +37,13 @@ import { findTools, type Tools } from "./support/tools.js";
 import { writeWrkScript } from "./support/wrk.js";
 
 const PAGE_BYTES = 200 * 1024;
+
+/** Previews on, the usual private ranges refused, the loopback origin let through. */
+const PREVIEW_CONFIG = {
+  url_preview_enabled: true,
+  url_preview_ip_range_blacklist: ["127.0.0.0/8", "10.0.0.0/8", "::1/128", "fe80::/10"],
+  url_preview_ip_range_whitelist: ["127.0.0.1/32"],
+};
 const KINDS = ["cached", "fresh", "freshNoImage", "nginx"] as const;
 type Kind = (typeof KINDS)[number];
 
@@ -54,6 +62,8 @@ export interface PreviewBenchContext {
   readonly warmupSeconds: number;
   readonly rounds: number;
   readonly nginxWorkers: string;
+  /** Distinct image URLs previewed at once in the memory figure. */
+  readonly floodRequests: number;
 }
 
 export interface PreviewRound {
@@ -63,6 +73,7 @@ export interface PreviewRound {
 
 export interface PreviewBenchResult {
   readonly rounds: readonly PreviewRound[];
+  readonly flood: readonly PreviewFloodResult[];
   readonly imageBytes: number;
   readonly rssBaseline: number;
   readonly rssPeak: number;
@@ -91,12 +102,7 @@ export async function benchPreviews(
     {
       cli: context.cli,
       dir: tempDir(cleanup, "mxcd-preview-mxcd-"),
-      extraConfig: {
-        url_preview_enabled: true,
-        // The usual private ranges, with the loopback origin let through.
-        url_preview_ip_range_blacklist: ["127.0.0.0/8", "10.0.0.0/8", "::1/128", "fe80::/10"],
-        url_preview_ip_range_whitelist: ["127.0.0.1/32"],
-      },
+      extraConfig: PREVIEW_CONFIG,
     },
     cleanup,
   );
@@ -124,7 +130,18 @@ export async function benchPreviews(
     sampler.stop();
   }
   const rss = sampler.stop();
+  await mxcd.stop();
+  const flood: PreviewFloodResult[] = [];
+  for (const maxConcurrent of [1, 10, context.floodRequests]) {
+    console.error(
+      `  previews flood: ${context.floodRequests} at once, ${maxConcurrent} fetches at a time`,
+    );
+    flood.push(
+      await benchPreviewFlood(context, nginx, maxConcurrent, context.floodRequests, cleanup),
+    );
+  }
   return {
+    flood,
     rounds,
     imageBytes: image,
     rssBaseline,
@@ -165,6 +182,7 @@ ${withImage ? '<meta property="og:image" content="/image.jpg">' : ""}
     .jpeg({ quality: 80 })
     .toBuffer();
   writeFileSync(join(root, "image.jpg"), jpeg);
+  writeFileSync(join(root, "flood.jpg"), randomBytes(FLOOD_IMAGE_BYTES));
   return jpeg.length;
 }
 
@@ -307,6 +325,112 @@ export function previewSection(result: PreviewBenchResult): string[] {
     "per request, so each request is one page fetch (and one image fetch) from nginx on 127.0.0.1.",
     "mxcd: SQLite, filesystem store, default `url_preview_max_concurrent_fetches` (10).",
     `mxcd RSS: ${mib(result.rssBaseline)} before the rounds, peak ${mib(result.rssPeak)} during them.`,
+    "",
+    ...previewFloodSection(result.flood),
+  ];
+}
+
+/** RSS of mxcd while `requests` distinct image URLs are previewed all at once. */
+export interface PreviewFloodResult {
+  readonly maxConcurrent: number;
+  readonly requests: number;
+  readonly imageBytes: number;
+  readonly rssBaseline: number;
+  readonly rssPeak: number;
+  readonly statuses: Readonly<Record<string, number>>;
+}
+
+const FLOOD_IMAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The memory bound at work: `requests` previews of distinct URLs of a
+ * 4 MiB image, all sent at once, to an mxcd with
+ * `url_preview_max_concurrent_fetches` = `maxConcurrent` (and a queue large
+ * enough that none is refused). Each fetch keeps the whole image (it is
+ * stored), so RSS growth should follow maxConcurrent × 4 MiB, not
+ * requests × 4 MiB.
+ */
+export async function benchPreviewFlood(
+  context: PreviewBenchContext,
+  nginx: NginxServer,
+  maxConcurrent: number,
+  requests: number,
+  cleanup: Cleanup,
+): Promise<PreviewFloodResult> {
+  const mxcd = await startMxcd(
+    {
+      cli: context.cli,
+      dir: tempDir(cleanup, "mxcd-preview-flood-"),
+      extraConfig: {
+        ...PREVIEW_CONFIG,
+        url_preview_max_concurrent_fetches: maxConcurrent,
+        url_preview_fetch_queue_size: requests,
+      },
+    },
+    cleanup,
+  );
+  const sampler = new RssSampler(mxcd.pid, 10);
+  await new Promise((r) => setTimeout(r, 1000));
+  sampler.markStart();
+  const statuses: Record<string, number> = {};
+  try {
+    const run = `${Date.now()}`;
+    await Promise.all(
+      Array.from({ length: requests }, async (_, i) => {
+        const url = `${nginx.baseUrl}/flood.jpg?r=${run}-${i}`;
+        const path = `/_matrix/client/v1/media/preview_url?url=${encodeURIComponent(url)}`;
+        const response = await fetch(`${mxcd.baseUrl}${path}`, { headers: mxcd.authHeaders });
+        await response.arrayBuffer();
+        statuses[response.status] = (statuses[response.status] ?? 0) + 1;
+      }),
+    );
+  } finally {
+    sampler.stop();
+    await mxcd.stop();
+  }
+  const rss = sampler.stop();
+  return {
+    maxConcurrent,
+    requests,
+    imageBytes: FLOOD_IMAGE_BYTES,
+    rssBaseline: rss.baseline,
+    rssPeak: rss.peak,
+    statuses,
+  };
+}
+
+/** The flood figures as a section. */
+export function previewFloodSection(results: readonly PreviewFloodResult[]): string[] {
+  return [
+    "### Memory under a flood of distinct URLs",
+    "",
+    ...markdownTable({
+      header: [
+        "url_preview_max_concurrent_fetches",
+        "requests at once",
+        "answers",
+        "RSS before",
+        "RSS peak",
+        "growth",
+        "growth ÷ image size",
+      ],
+      rows: results.map((r) => [
+        String(r.maxConcurrent),
+        String(r.requests),
+        Object.entries(r.statuses)
+          .map(([status, n]) => `${n}× ${status}`)
+          .join(", "),
+        mib(r.rssBaseline),
+        mib(r.rssPeak),
+        mib(r.rssPeak - r.rssBaseline),
+        (Math.max(0, r.rssPeak - r.rssBaseline) / r.imageBytes).toFixed(1),
+      ]),
+    }),
+    "",
+    `Each request previews a distinct URL of a ${FLOOD_IMAGE_BYTES / 1024 / 1024} MiB image (random bytes served`,
+    "as `image/jpeg` by nginx, so nothing is thumbnailed); all are sent at once from the bench process.",
+    "RSS of the mxcd process sampled every 10 ms; before = median over 1 s of rest. A fetch keeps the",
+    "whole image (it is stored), so growth follows the number of fetches running at once.",
   ];
 }
 
@@ -331,6 +455,7 @@ if (isMainModule(import.meta.url)) {
         warmupSeconds: Math.round(Number(process.env.MXCD_BENCH_WARMUP ?? 2)),
         rounds: roundsFromEnv(process.env),
         nginxWorkers: process.env.MXCD_BENCH_NGINX_WORKERS ?? "1",
+        floodRequests: Number(process.env.MXCD_BENCH_PREVIEW_FLOOD ?? 100),
       },
       cleanup,
     );

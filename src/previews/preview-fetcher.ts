@@ -32,7 +32,7 @@ import { type Semaphore, SemaphoreFullError } from "../util/semaphore.js";
 import type { UrlBlacklist } from "./url-blacklist.js";
 
 /** What a client refused for a full fetch queue is told to wait. */
-export const PREVIEW_BUSY_RETRY_AFTER_MS = 1000;
+const PREVIEW_BUSY_RETRY_AFTER_MS = 1000;
 
 /** Redirects followed at most (browsers: 20; Synapse's treq: 20; MMR: 10). */
 export const MAX_PREVIEW_REDIRECTS = 10;
