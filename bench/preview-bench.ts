@@ -337,6 +337,9 @@ export interface PreviewFloodResult {
   readonly imageBytes: number;
   readonly rssBaseline: number;
   readonly rssPeak: number;
+  /** Largest `mxcd_nodejs_external_memory_bytes` (Buffers) seen on /metrics during the flood. */
+  readonly externalPeak: number;
+  readonly externalBaseline: number;
   readonly statuses: Readonly<Record<string, number>>;
 }
 
@@ -371,6 +374,15 @@ export async function benchPreviewFlood(
   );
   const sampler = new RssSampler(mxcd.pid, 10);
   await new Promise((r) => setTimeout(r, 1000));
+  const externalBaseline = await externalMemory(mxcd);
+  let externalPeak = externalBaseline;
+  let flooding = true;
+  const watcher = (async () => {
+    while (flooding) {
+      externalPeak = Math.max(externalPeak, await externalMemory(mxcd));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
   sampler.markStart();
   const statuses: Record<string, number> = {};
   try {
@@ -385,6 +397,8 @@ export async function benchPreviewFlood(
       }),
     );
   } finally {
+    flooding = false;
+    await watcher;
     sampler.stop();
     await mxcd.stop();
   }
@@ -395,8 +409,17 @@ export async function benchPreviewFlood(
     imageBytes: FLOOD_IMAGE_BYTES,
     rssBaseline: rss.baseline,
     rssPeak: rss.peak,
+    externalBaseline,
+    externalPeak,
     statuses,
   };
+}
+
+/** mxcd's `mxcd_nodejs_external_memory_bytes` (memory of Buffers, live or not yet collected). */
+async function externalMemory(mxcd: MxcdServer): Promise<number> {
+  const text = await (await fetch(`${mxcd.baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("mxcd_nodejs_external_memory_bytes "));
+  return line ? Number(line.split(" ")[1]) : Number.NaN;
 }
 
 /** The flood figures as a section. */
@@ -413,6 +436,8 @@ export function previewFloodSection(results: readonly PreviewFloodResult[]): str
         "RSS peak",
         "growth",
         "growth ÷ image size",
+        "Buffers peak growth",
+        "÷ image size",
       ],
       rows: results.map((r) => [
         String(r.maxConcurrent),
@@ -424,13 +449,17 @@ export function previewFloodSection(results: readonly PreviewFloodResult[]): str
         mib(r.rssPeak),
         mib(r.rssPeak - r.rssBaseline),
         (Math.max(0, r.rssPeak - r.rssBaseline) / r.imageBytes).toFixed(1),
+        mib(r.externalPeak - r.externalBaseline),
+        ((r.externalPeak - r.externalBaseline) / r.imageBytes).toFixed(1),
       ]),
     }),
     "",
     `Each request previews a distinct URL of a ${FLOOD_IMAGE_BYTES / 1024 / 1024} MiB image (random bytes served`,
     "as `image/jpeg` by nginx, so nothing is thumbnailed); all are sent at once from the bench process.",
     "RSS of the mxcd process sampled every 10 ms; before = median over 1 s of rest. A fetch keeps the",
-    "whole image (it is stored), so growth follows the number of fetches running at once.",
+    "whole image (it is stored), so growth follows the number of fetches running at once. RSS and",
+    "Buffers (`mxcd_nodejs_external_memory_bytes`, polled on /metrics every 20 ms) both include",
+    "buffers the garbage collector has not reclaimed yet: upper bounds on what the fetches hold.",
   ];
 }
 
