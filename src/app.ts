@@ -181,13 +181,13 @@ export function createServices(config: Config, database: Database): Services {
   };
 }
 
-/** Test seams of createApp: what the real world gives unless replaced. */
-export interface AppSeams {
-  /** Address resolution of URL-preview fetches; default the system resolver. */
+/** Test seams of createApp; production passes none. */
+export interface AppOptions {
+  /** Address resolution of URL-preview fetches (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
 }
 
-export function createApp(config: Config, logger: Logger, seams: AppSeams = {}): App {
+export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
   const database = createDatabase(config.database);
   const store = createBlobStore(config.media_store);
   const services = createServices(config, database);
@@ -306,7 +306,7 @@ export function createApp(config: Config, logger: Logger, seams: AppSeams = {}):
     logger,
     flight: previewFlight,
     fetchSlots: previewFetchSlots,
-    ...(seams.dns !== undefined && { dns: seams.dns }),
+    ...(options.dns !== undefined && { dns: options.dns }),
     onImage: (id, type) => thumbnails.pregenerate(id, type, true),
   });
   if (previews) registerPreviewMetrics(metrics, previews.service);

@@ -255,7 +255,7 @@ forEachEngine("URL preview fetching", (engine) => {
         url_preview_max_concurrent_fetches: 1,
         url_preview_fetch_queue_size: 1,
       },
-      { seams: { dns: fakeDns } },
+      { appOptions: { dns: fakeDns } },
     );
     dripping = await startTestServer(engine, { ...previewConfig, url_preview_timeout: "1s" });
     user = await bounded.user("fetcher");
