@@ -304,9 +304,9 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     store,
     gate: quarantine,
     logger,
-    flight: previewFlight,
     fetchSlots: previewFetchSlots,
     ...(options.dns !== undefined && { dns: options.dns }),
+    flight: previewFlight,
     onImage: (id, type) => thumbnails.pregenerate(id, type, true),
   });
   if (previews) registerPreviewMetrics(metrics, previews.service);

@@ -32,6 +32,12 @@ export class UrlPreviewConfigError extends Error {
 
 export interface UrlPreviewDeps {
   readonly database: Database;
+  /**
+   * Turns for fresh fetches (`url_preview_max_concurrent_fetches` permits,
+   * `url_preview_fetch_queue_size` waiters); built by the composition root,
+   * which also reports its waiters.
+   */
+  readonly fetchSlots: Semaphore;
   readonly media: MediaRepository;
   readonly store: BlobStore;
   readonly gate: ContentGate;
@@ -42,12 +48,6 @@ export interface UrlPreviewDeps {
   readonly flight: PreviewFlight;
   /** Address resolution (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
-  /**
-   * Turns for fresh fetches (`url_preview_max_concurrent_fetches` permits,
-   * `url_preview_fetch_queue_size` waiters); built by the composition root,
-   * which also reports its waiters.
-   */
-  readonly fetchSlots: Semaphore;
 }
 
 /** The service and what closes its connections; undefined when previews are off. */
