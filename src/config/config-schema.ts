@@ -333,6 +333,10 @@ const configObject = z.strictObject({
    */
   url_preview_url_blacklist: z.array(z.record(z.string(), z.unknown())).default([]),
   max_spider_size: size.default(10 * 1024 * 1024),
+  /** Fresh preview fetches running at once per process (each may buffer max_spider_size). */
+  url_preview_max_concurrent_fetches: z.number().int().min(1).max(1000).default(10),
+  /** Fresh preview fetches that may wait for a turn; one more is refused with 429. */
+  url_preview_fetch_queue_size: z.number().int().min(0).max(100_000).default(50),
   url_preview_accept_language: z.array(z.string().min(1)).default(["en"]),
   url_preview_user_agent: z
     .string()

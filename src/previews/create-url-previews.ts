@@ -17,6 +17,7 @@ import { OutboundHttp } from "../net/outbound-http.js";
 import type { MediaRepository } from "../repositories/media-repository.js";
 import { UrlPreviewRepository } from "../repositories/url-preview-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
+import type { Semaphore } from "../util/semaphore.js";
 import { OEmbedProviders } from "./oembed.js";
 import { PreviewFetcher } from "./preview-fetcher.js";
 import { UrlBlacklist, urlPreviewUrlBlacklistSchema } from "./url-blacklist.js";
@@ -32,6 +33,12 @@ export class UrlPreviewConfigError extends Error {
 
 export interface UrlPreviewDeps {
   readonly database: Database;
+  /**
+   * Turns for fresh fetches (`url_preview_max_concurrent_fetches` permits,
+   * `url_preview_fetch_queue_size` waiters); built by the composition root,
+   * which also reports its waiters.
+   */
+  readonly fetchSlots: Semaphore;
   readonly media: MediaRepository;
   readonly store: BlobStore;
   readonly gate: ContentGate;
@@ -85,13 +92,17 @@ export function createUrlPreviews(config: Config, deps: UrlPreviewDeps): UrlPrev
   });
   const cache = new UrlPreviewRepository(deps.database);
   const now = deps.now ?? Date.now;
-  const fetcher = new PreviewFetcher(outbound, {
-    maxBytes: config.max_spider_size,
-    timeoutMs: config.url_preview_timeout,
-    userAgent: config.url_preview_user_agent,
-    acceptLanguage: config.url_preview_accept_language.join(", "),
-    urlBlacklist: new UrlBlacklist(parsed.data),
-  });
+  const fetcher = new PreviewFetcher(
+    outbound,
+    {
+      maxBytes: config.max_spider_size,
+      timeoutMs: config.url_preview_timeout,
+      userAgent: config.url_preview_user_agent,
+      acceptLanguage: config.url_preview_accept_language.join(", "),
+      urlBlacklist: new UrlBlacklist(parsed.data),
+    },
+    deps.fetchSlots,
+  );
   const service = new UrlPreviewService(
     {
       serverName: config.server_name,

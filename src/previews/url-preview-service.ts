@@ -158,7 +158,12 @@ export class UrlPreviewService {
       // advisory lock of the key; waiters find the row the holder wrote).
       const name = createHash("sha256").update(key).digest("hex");
       flight = this.flight
-        .run(name, { find, make: () => this.#fetchAndCache(url, userId) })
+        .run(name, {
+          find,
+          // A turn of the fetch bound, taken only by the fetching request;
+          // a refusal (429) is not cached.
+          make: () => this.fetcher.withSlot(() => this.#fetchAndCache(url, userId)),
+        })
         .finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, flight);
     }
