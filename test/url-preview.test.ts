@@ -71,6 +71,34 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       });
       res.end(image);
     },
+    "/twitter-only": (_q, res) =>
+      html(
+        res,
+        `<html><head><meta name="twitter:title" content="Tw title">
+        <meta name="twitter:description" content="Tw description"></head></html>`,
+      ),
+    // No charset anywhere: cp1252 by Synapse's order (0x93/0x94 quotes, 0x80 euro).
+    "/cp1252": (_q, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(
+        Buffer.concat([
+          Buffer.from("<html><head><title>"),
+          Buffer.from([0x93, 0x43, 0x61, 0x66, 0xe9, 0x94, 0x20, 0x80, 0x35]),
+          Buffer.from("</title></head></html>"),
+        ]),
+      );
+    },
+    // Declared in a <meta> only: windows-1251 ("Привет").
+    "/declared-charset": (_q, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(
+        Buffer.concat([
+          Buffer.from('<html><head><meta charset="windows-1251"><title>'),
+          Buffer.from([0xcf, 0xf0, 0xe8, 0xe2, 0xe5, 0xf2]),
+          Buffer.from("</title></head></html>"),
+        ]),
+      );
+    },
     "/fallback": (_q, res) =>
       html(res, "<html><head><title>Foo</title></head><body><p>Some text.</p></body></html>"),
     "/oembed-page": (_q, res) =>
@@ -372,6 +400,18 @@ forEachEngine("URL previews", (engine) => {
         assert.equal(res.status, 200, version);
         assert.equal(res.body["og:title"], "Foo");
       }
+    });
+
+    it("maps twitter:* tags, and decodes undeclared cp1252 and <meta>-declared charsets", async () => {
+      assert.deepEqual((await preview(`${origin.base}/twitter-only`)).body, {
+        "og:title": "Tw title",
+        "og:description": "Tw description",
+      });
+      assert.equal(
+        (await preview(`${origin.base}/cp1252`)).body["og:title"],
+        "\u201cCaf\u00e9\u201d \u20ac5",
+      );
+      assert.equal((await preview(`${origin.base}/declared-charset`)).body["og:title"], "Привет");
     });
 
     it("falls back to the title and body text", async () => {
