@@ -8,7 +8,9 @@
  * cache by `(media_origin, media_id)`; each page's thumbnails come with it.
  * Every row's file is probed in the media store (reference mode: the files
  * stay where Synapse put them, and mxcd's filesystem store reads that very
- * layout). Each page is one batch: its inserts and the new progress (keyset
+ * layout). A page's rows are collected while their files are probed and
+ * inserted together at its end, in multi-row statements (import-page.ts).
+ * Each page is one batch: its inserts and the new progress (keyset
  * position, counts, problem list) commit together, so an import stopped or
  * killed at any moment resumes after the last committed page with nothing
  * done twice; and inserts ignore rows already there, so a later full pass
@@ -35,6 +37,7 @@ import {
   remoteThumbnailKey,
   remoteThumbnailLegacyKey,
 } from "../storage/media-paths.js";
+import { ImportPage } from "./import-page.js";
 import { count, emptyTally, type ImportKind, type ImportTally, missing } from "./import-report.js";
 import type { MediaFileProbe } from "./media-file-probe.js";
 import type {
@@ -111,10 +114,12 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     if (progress.phase === "local") {
       const rows = await this.deps.source.localPage(progress.lastLocalMediaId, batchSize);
       const thumbs = await this.deps.source.localThumbnails(rows.map((r) => r.mediaId));
+      const page = new ImportPage();
       for (const row of rows) {
         signal.throwIfAborted();
-        await this.#local(tx, row, thumbs, tally);
+        await this.#local(page, row, thumbs, tally);
       }
+      await page.write(tx, this.deps.media, tally);
       const last = rows.at(-1);
       const finished = rows.length < batchSize;
       return {
@@ -132,14 +137,16 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       { origin: progress.lastRemoteOrigin, mediaId: progress.lastRemoteMediaId },
       batchSize,
     );
+    const page = new ImportPage();
     for (const [origin, group] of groupBy(rows, (r) => r.origin)) {
       const ids = group.map((r) => r.mediaId);
       const thumbs = await this.deps.source.remoteThumbnails(origin, ids);
       for (const row of group) {
         signal.throwIfAborted();
-        await this.#remote(tx, row, thumbs, tally);
+        await this.#remote(page, row, thumbs, tally);
       }
     }
+    await page.write(tx, this.deps.media, tally);
     const last = rows.at(-1);
     return {
       progress: {
@@ -153,7 +160,12 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     };
   }
 
-  async #local(tx: Tx, row: SynapseLocalMedia, thumbs: SynapseThumbnail[], tally: ImportTally) {
+  async #local(
+    page: ImportPage,
+    row: SynapseLocalMedia,
+    thumbs: SynapseThumbnail[],
+    tally: ImportTally,
+  ) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = row.mediaId;
     // A `/create`d id that never got bytes, or URL-preview media (files under url_cache/).
@@ -168,20 +180,24 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, "local_thumbnail", "skipped");
       return;
     }
-    const inserted = await this.deps.media.insertLocal(tx, {
+    page.addLocal({
       ...row,
       mediaLength: row.mediaLength,
       sha256: await this.#hashOf(row, () => localContentKey(row.mediaId)),
     });
-    count(tally, "local", inserted ? "imported" : "present");
     for (const t of mine) {
-      await this.#thumbnail(tx, t, tally, "local_thumbnail", () =>
+      await this.#thumbnail(page, t, tally, "local_thumbnail", () =>
         localThumbnailKey(t.mediaId, t.width, t.height, t.contentType, t.method),
       );
     }
   }
 
-  async #remote(tx: Tx, row: SynapseRemoteMedia, thumbs: SynapseThumbnail[], tally: ImportTally) {
+  async #remote(
+    page: ImportPage,
+    row: SynapseRemoteMedia,
+    thumbs: SynapseThumbnail[],
+    tally: ImportTally,
+  ) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = `${row.origin}/${row.mediaId}`;
     if (row.mediaLength === null) {
@@ -196,18 +212,17 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
       return;
     }
-    const inserted = await this.deps.media.insertRemote(tx, {
+    page.addRemote({
       ...row,
       mediaLength: row.mediaLength,
       sha256: await this.#hashOf(row, key),
       // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
       lastAccessTs: row.lastAccessTs ?? row.createdTs,
     });
-    count(tally, "remote", inserted ? "imported" : "present");
     for (const t of mine) {
       const fsId = t.filesystemId ?? row.filesystemId;
       await this.#thumbnail(
-        tx,
+        page,
         t,
         tally,
         "remote_thumbnail",
@@ -217,9 +232,9 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     }
   }
 
-  /** Checks (and, for a legacy name, copies) a thumbnail's file, then records it. */
+  /** Checks (and, for a legacy name, copies) a thumbnail's file, then adds it to the page. */
   async #thumbnail(
-    tx: Tx,
+    page: ImportPage,
     t: SynapseThumbnail,
     tally: ImportTally,
     kind: ImportKind,
@@ -243,7 +258,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       missing(tally, kind, item, problem);
       return;
     }
-    count(tally, kind, (await this.deps.media.insertThumbnail(tx, t)) ? "imported" : "present");
+    page.addThumbnail(t);
   }
 
   /**
