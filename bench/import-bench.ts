@@ -20,6 +20,7 @@
  * `import synapse --help` lists it, so this bench picks it up as soon as
  * that flag exists.
  */
+import { spawn } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -31,7 +32,7 @@ import { tempDir } from "./support/files.js";
 import { isMainModule, runMain } from "./support/main.js";
 import { count, markdownTable, times } from "./support/markdown.js";
 import { SharedPostgres } from "./support/postgres.js";
-import { runCommand } from "./support/processes.js";
+import { OutputTail, runCommand } from "./support/processes.js";
 
 /** An import mode: its flags, and whether mxcd's store is a separate folder it fills. */
 interface ImportMode {
@@ -142,7 +143,7 @@ export async function benchImport(
               log_level: "warn",
             }),
           );
-          const result = await runCommand(
+          const result = await runFull(
             process.execPath,
             [
               cli,
@@ -190,6 +191,36 @@ export async function benchImport(
     seconds,
     skippedModes,
   };
+}
+
+/**
+ * Runs a command to completion keeping all its standard output (the
+ * import's report table comes first, before up to 1,000 problem lines,
+ * so runCommand's tail would lose it) and the tail of its standard error.
+ */
+function runFull(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string },
+): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    const stderr = new OutputTail(child.stderr);
+    child.once("error", reject);
+    child.once("close", (code) =>
+      resolve({
+        code,
+        stdout,
+        stderr: stderr.text(),
+        seconds: (performance.now() - started) / 1000,
+      }),
+    );
+  });
 }
 
 function median(values: readonly number[]): number {
