@@ -43,28 +43,57 @@ export interface Scale {
   readonly location: SynapseDatabaseLocation;
 }
 
-/** The bulk fixture in `engine`'s database; on PostgreSQL read through a SELECT-only role. */
+/** One fixture per test file (each file is its own process) and row count. */
+const made = new Map<number, Promise<{ fixture: BulkSynapseFixture; locations: Locations }>>();
+type Locations = Partial<Record<Engine, SynapseDatabaseLocation>>;
+
+/**
+ * The bulk fixture in `engine`'s database (on PostgreSQL read through a
+ * SELECT-only role). The media store, the costly part, is written once per
+ * file, with its rows in a SQLite and (when the test run has one) a
+ * PostgreSQL database, so both engines' suites share it.
+ */
 export async function bulkFixture(engine: Engine, rows: number): Promise<Scale> {
+  let promise = made.get(rows);
+  if (!promise) {
+    promise = makeBulkFixture(rows);
+    made.set(rows, promise);
+  }
+  const { fixture, locations } = await promise;
+  const location = locations[engine];
+  if (!location) throw new Error(`no ${engine} source database`);
+  return { fixture, location };
+}
+
+async function makeBulkFixture(rows: number) {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-synapse-bulk-"));
-  if (engine === "sqlite") {
-    const location = { sqlite: join(dir, "homeserver.db") };
-    return { fixture: await writeBulkSynapseFixture(dir, location, rows), location };
+  const locations: Locations = { sqlite: { sqlite: join(dir, "homeserver.db") } };
+  let postgresUrl: string | undefined;
+  if (process.env.MXCD_TEST_POSTGRES_URL) {
+    const config = await freshDatabaseConfig("postgres");
+    if (config.engine !== "postgres") throw new Error("unreachable");
+    postgresUrl = config.url;
   }
-  const config = await freshDatabaseConfig("postgres");
-  if (config.engine !== "postgres") throw new Error("unreachable");
-  const fixture = await writeBulkSynapseFixture(dir, { postgres: config.url }, rows);
-  const reader = `synapse_reader_${randomBytes(4).toString("hex")}`;
-  const client = new pg.Client({ connectionString: config.url });
-  await client.connect();
-  try {
-    await client.query(`CREATE ROLE ${reader} LOGIN`);
-    await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader}`);
-  } finally {
-    await client.end();
+  const fixture = await writeBulkSynapseFixture(
+    dir,
+    [locations.sqlite!, ...(postgresUrl ? [{ postgres: postgresUrl }] : [])],
+    rows,
+  );
+  if (postgresUrl) {
+    const reader = `synapse_reader_${randomBytes(4).toString("hex")}`;
+    const client = new pg.Client({ connectionString: postgresUrl });
+    await client.connect();
+    try {
+      await client.query(`CREATE ROLE ${reader} LOGIN`);
+      await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader}`);
+    } finally {
+      await client.end();
+    }
+    const url = new URL(postgresUrl);
+    url.username = reader;
+    locations.postgres = { postgres: url.toString() };
   }
-  const url = new URL(config.url);
-  url.username = reader;
-  return { fixture, location: { postgres: url.toString() } };
+  return { fixture, locations };
 }
 
 /** [imported, present, skipped, missing] per kind. */

@@ -214,11 +214,12 @@ interface TableRows {
 
 /**
  * Writes the media store under `dir/media_store` and the tables into
- * `target`. `rows` is the total over the four tables (default 100,000).
+ * `target` (or each of several targets: the same rows in each).
+ * `rows` is the total over the four tables (default 100,000).
  */
 export async function writeBulkSynapseFixture(
   dir: string,
-  target: BulkTarget,
+  target: BulkTarget | readonly BulkTarget[],
   rows = 100_000,
 ): Promise<BulkSynapseFixture> {
   const { localCount, remoteCount } = sizes(rows);
@@ -375,8 +376,10 @@ export async function writeBulkSynapseFixture(
       rows: remoteThumbRows,
     },
   ];
-  if ("sqlite" in target) insertSqlite(target.sqlite, tables);
-  else await insertPostgres(target.postgres, tables);
+  for (const t of Array.isArray(target) ? target : [target as BulkTarget]) {
+    if ("sqlite" in t) insertSqlite(t.sqlite, tables);
+    else await insertPostgres(t.postgres, tables);
+  }
   return {
     mediaStore,
     localCount,
