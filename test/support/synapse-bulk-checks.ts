@@ -29,7 +29,7 @@ import { type BulkSynapseFixture, writeBulkSynapseFixture } from "./synapse-bulk
 /** The tests serve Synapse's own folder: the S3 pass of `npm test` adds nothing. */
 export const skip =
   process.env.MXCD_TEST_MEDIA_STORE === "s3"
-    ? "runs in the filesystem pass only (it serves Synapse's own folder, whatever the store under test)"
+    ? "runs in the filesystem pass only (it imports and serves Synapse's own folder, whatever the store under test)"
     : false;
 export const MEDIA_TABLES = [
   "local_media_repository",
