@@ -8,7 +8,9 @@
  * cache by `(media_origin, media_id)`; each page's thumbnails come with it.
  * Every row's file is probed in the media store (reference mode: the files
  * stay where Synapse put them, and mxcd's filesystem store reads that very
- * layout). Each page is one batch: its inserts and the new progress (keyset
+ * layout). A page's rows are collected while their files are probed and
+ * inserted together at its end, in multi-row statements (import-page.ts).
+ * Each page is one batch: its inserts and the new progress (keyset
  * position, counts, problem list) commit together, so an import stopped or
  * killed at any moment resumes after the last committed page with nothing
  * done twice; and inserts ignore rows already there, so a later full pass
@@ -23,8 +25,8 @@
  * (preview-cache-import.ts). `skipUrlCache` skips both (counted as skipped).
  *
  * The quarantine feed continues Synapse's (feed-continuation.ts): each page
- * appends, in its own transaction, one record per newly inserted quarantined
- * row that Synapse's change stream does not report as quarantined.
+ * appends, in its own transaction, one record per newly inserted row whose
+ * state Synapse's change stream does not end with.
  *
  * Not imported: `/create`d ids that never got bytes (counted as skipped),
  * rows whose file is missing, truncated or unreadable
@@ -48,11 +50,8 @@ import {
   urlCacheKey,
   urlCacheThumbnailKey,
 } from "../storage/media-paths.js";
-import {
-  type FeedCandidate,
-  missingFromStream,
-  recordImportedQuarantines,
-} from "./feed-continuation.js";
+import { missingFromStream, recordImportedQuarantines } from "./feed-continuation.js";
+import { ImportPage } from "./import-page.js";
 import { count, emptyTally, type ImportKind, type ImportTally, missing } from "./import-report.js";
 import type { MediaFileProbe } from "./media-file-probe.js";
 import {
@@ -144,15 +143,15 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     const tally = structuredClone(progress.tally);
     if (progress.phase === "preview_cache")
       return this.#previewBatch(tx, progress, tally, batchSize);
-    // Newly inserted quarantined rows the feed must report (feed-continuation.ts).
-    const feed: FeedCandidate[] = [];
     if (progress.phase === "local") {
       const rows = await this.deps.source.localPage(progress.lastLocalMediaId, batchSize);
       const thumbs = await this.deps.source.localThumbnails(rows.map((r) => r.mediaId));
+      const page = new ImportPage();
       for (const row of rows) {
         signal.throwIfAborted();
-        await this.#local(tx, row, thumbs, tally, feed);
+        await this.#local(page, row, thumbs, tally);
       }
+      const feed = await page.write(tx, this.deps.media, tally);
       await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
       const last = rows.at(-1);
       const finished = rows.length < batchSize;
@@ -171,14 +170,16 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       { origin: progress.lastRemoteOrigin, mediaId: progress.lastRemoteMediaId },
       batchSize,
     );
+    const page = new ImportPage();
     for (const [origin, group] of groupBy(rows, (r) => r.origin)) {
       const ids = group.map((r) => r.mediaId);
       const thumbs = await this.deps.source.remoteThumbnails(origin, ids);
       for (const row of group) {
         signal.throwIfAborted();
-        await this.#remote(tx, row, thumbs, tally, feed);
+        await this.#remote(page, row, thumbs, tally);
       }
     }
+    const feed = await page.write(tx, this.deps.media, tally);
     await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
     const last = rows.at(-1);
     const finished = rows.length < batchSize;
@@ -222,11 +223,10 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
   }
 
   async #local(
-    tx: Tx,
+    page: ImportPage,
     row: SynapseLocalMedia,
     thumbs: SynapseThumbnail[],
     tally: ImportTally,
-    feed: FeedCandidate[],
   ) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = row.mediaId;
@@ -249,28 +249,25 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       return;
     }
     const sha256 = await this.#hashOf(row, contentKey);
-    const inserted = await this.deps.media.insertLocal(tx, {
-      ...row,
-      mediaLength: row.mediaLength,
-      sha256,
-    });
-    count(tally, kind, inserted ? "imported" : "present");
-    if (inserted && missingFromStream(row)) {
-      feed.push({ origin: null, mediaId: row.mediaId, sha256, quarantinedBy: row.quarantinedBy });
-    }
+    page.addLocal(
+      { ...row, mediaLength: row.mediaLength, sha256 },
+      kind,
+      missingFromStream(row)
+        ? { origin: null, mediaId: row.mediaId, sha256, quarantinedBy: row.quarantinedBy }
+        : undefined,
+    );
     for (const t of mine) {
-      await this.#thumbnail(tx, t, tally, thumbKind, () =>
+      await this.#thumbnail(page, t, tally, thumbKind, () =>
         thumbKey(t.mediaId, t.width, t.height, t.contentType, t.method),
       );
     }
   }
 
   async #remote(
-    tx: Tx,
+    page: ImportPage,
     row: SynapseRemoteMedia,
     thumbs: SynapseThumbnail[],
     tally: ImportTally,
-    feed: FeedCandidate[],
   ) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = `${row.origin}/${row.mediaId}`;
@@ -287,22 +284,23 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       return;
     }
     const sha256 = await this.#hashOf(row, key);
-    const inserted = await this.deps.media.insertRemote(tx, {
-      ...row,
-      mediaLength: row.mediaLength,
-      sha256,
-      // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
-      lastAccessTs: row.lastAccessTs ?? row.createdTs,
-    });
-    count(tally, "remote", inserted ? "imported" : "present");
-    if (inserted && missingFromStream(row)) {
-      const { origin, mediaId } = row;
-      feed.push({ origin, mediaId, sha256, quarantinedBy: row.quarantinedBy });
-    }
+    const { origin, mediaId } = row;
+    page.addRemote(
+      {
+        ...row,
+        mediaLength: row.mediaLength,
+        sha256,
+        // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
+        lastAccessTs: row.lastAccessTs ?? row.createdTs,
+      },
+      missingFromStream(row)
+        ? { origin, mediaId, sha256, quarantinedBy: row.quarantinedBy }
+        : undefined,
+    );
     for (const t of mine) {
       const fsId = t.filesystemId ?? row.filesystemId;
       await this.#thumbnail(
-        tx,
+        page,
         t,
         tally,
         "remote_thumbnail",
@@ -312,9 +310,9 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     }
   }
 
-  /** Checks (and, for a legacy name, copies) a thumbnail's file, then records it. */
+  /** Checks (and, for a legacy name, copies) a thumbnail's file, then adds it to the page. */
   async #thumbnail(
-    tx: Tx,
+    page: ImportPage,
     t: SynapseThumbnail,
     tally: ImportTally,
     kind: ImportKind,
@@ -338,7 +336,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       missing(tally, kind, item, problem);
       return;
     }
-    count(tally, kind, (await this.deps.media.insertThumbnail(tx, t)) ? "imported" : "present");
+    page.addThumbnail(t, kind);
   }
 
   /**

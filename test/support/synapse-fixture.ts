@@ -329,7 +329,7 @@ function writeFiles(root: string, rows: Pick<SynapseFixture, "local" | "remote" 
 }
 
 /** DDL in Synapse's names and types; `bool` and `int8` per engine. */
-function ddl(engine: Engine, vintage: Vintage): string[] {
+export function ddl(engine: Engine, vintage: Vintage): string[] {
   const bool = engine === "postgres" ? "BOOLEAN" : "BOOLEAN";
   const newer = vintage >= 91;
   return [
