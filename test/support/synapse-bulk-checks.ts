@@ -249,7 +249,14 @@ export async function importJob(database: ReturnType<typeof createDatabase>) {
 }
 
 export function importedOf(tally: ImportTally): number[] {
-  return IMPORT_KINDS.map((k) => tally.counts[k].imported);
+  const n = (kind: ImportKind) => tally.counts[kind]?.imported ?? 0;
+  // In MEDIA_TABLES' order; URL-preview media lives in the local tables.
+  return [
+    n("local") + n("url_cache"),
+    n("local_thumbnail") + n("url_cache_thumbnail"),
+    n("remote"),
+    n("remote_thumbnail"),
+  ];
 }
 
 /**
