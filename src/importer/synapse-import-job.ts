@@ -23,9 +23,18 @@
  * A remote thumbnail stored under Synapse's legacy name (no `-method`) is
  * copied to the current name beside it, since mxcd looks only that up; the
  * legacy file is left in place.
+ *
+ * With `--copy` (deps.copy) the per-file step is media-copier.ts instead:
+ * every file is streamed into mxcd's store (filesystem or S3) under its mxcd
+ * key, its length and SHA-256 checked on the way (a NULL `sha256` is
+ * computed and stored); a file whose bytes disagree with its row is counted
+ * "mismatched", listed, and not imported. The copies of one page run a few
+ * at a time (deps.copy.concurrency), before the page's transaction commits,
+ * so a committed row always has its object; a crash re-copies the page.
  */
 import type { Tx } from "../db/database.js";
 import type { BackgroundJob, BatchContext, BatchResult } from "../jobs/background-job.js";
+import type { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import type { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import {
@@ -35,7 +44,16 @@ import {
   remoteThumbnailKey,
   remoteThumbnailLegacyKey,
 } from "../storage/media-paths.js";
-import { count, emptyTally, type ImportKind, type ImportTally, missing } from "./import-report.js";
+import { forEachBounded } from "./bounded-each.js";
+import {
+  count,
+  emptyTally,
+  type ImportKind,
+  type ImportTally,
+  mismatched,
+  missing,
+} from "./import-report.js";
+import type { CopyOutcome, MediaCopier } from "./media-copier.js";
 import type { MediaFileProbe } from "./media-file-probe.js";
 import type {
   SynapseLocalMedia,
@@ -69,6 +87,26 @@ export interface SynapseImportDeps {
   readonly dryRun: boolean;
   /** Names the source database and media store (no secrets): a walk never mixes two. */
   readonly sourceIdentity: string;
+  /** `--copy`: copy every file into mxcd's store; absent in reference mode. */
+  readonly copy?: CopyMode;
+}
+
+/** What `--copy` needs: the copier, a look-up of earlier runs' rows, and how many copies run at once. */
+export interface CopyMode {
+  readonly copier: MediaCopier;
+  readonly lookup: ImportLookupRepository;
+  readonly concurrency: number;
+}
+
+/** One row's file: how to name it, what it must be, and (for media) the row's hash columns. */
+interface FileSpec {
+  readonly key: () => string;
+  /** Remote thumbnails: Synapse's older name without `-method`, tried when `key` is missing. */
+  readonly legacyKey?: () => string;
+  readonly length: number;
+  readonly row?: { quarantinedBy: string | null; sha256: string | null };
+  /** True when an earlier run already imported the row (asked in copy mode only). */
+  readonly present: () => Promise<boolean>;
 }
 
 export function initialImportProgress(): SynapseImportProgress {
@@ -111,10 +149,10 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     if (progress.phase === "local") {
       const rows = await this.deps.source.localPage(progress.lastLocalMediaId, batchSize);
       const thumbs = await this.deps.source.localThumbnails(rows.map((r) => r.mediaId));
-      for (const row of rows) {
+      await forEachBounded(rows, this.deps.copy?.concurrency ?? 1, async (row) => {
         signal.throwIfAborted();
         await this.#local(tx, row, thumbs, tally);
-      }
+      });
       const last = rows.at(-1);
       const finished = rows.length < batchSize;
       return {
@@ -135,10 +173,10 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     for (const [origin, group] of groupBy(rows, (r) => r.origin)) {
       const ids = group.map((r) => r.mediaId);
       const thumbs = await this.deps.source.remoteThumbnails(origin, ids);
-      for (const row of group) {
+      await forEachBounded(group, this.deps.copy?.concurrency ?? 1, async (row) => {
         signal.throwIfAborted();
         await this.#remote(tx, row, thumbs, tally);
-      }
+      });
     }
     const last = rows.at(-1);
     return {
@@ -162,16 +200,21 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, "local_thumbnail", "skipped");
       return;
     }
-    const problem = await this.#check(() => localContentKey(row.mediaId), row.mediaLength);
-    if (problem) {
-      missing(tally, "local", item, problem);
+    const file = await this.#file({
+      key: () => localContentKey(row.mediaId),
+      length: row.mediaLength,
+      row,
+      present: async () => (await this.deps.copy?.lookup.local(tx, row.mediaId)) !== undefined,
+    });
+    if (!file.ok) {
+      problem(tally, "local", item, file);
       for (const _ of mine) count(tally, "local_thumbnail", "skipped");
       return;
     }
     const inserted = await this.deps.media.insertLocal(tx, {
       ...row,
       mediaLength: row.mediaLength,
-      sha256: await this.#hashOf(row, () => localContentKey(row.mediaId)),
+      sha256: file.sha256,
     });
     count(tally, "local", inserted ? "imported" : "present");
     for (const t of mine) {
@@ -189,17 +232,22 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
       return;
     }
-    const key = () => remoteContentKey(row.origin, row.filesystemId);
-    const problem = await this.#check(key, row.mediaLength);
-    if (problem) {
-      missing(tally, "remote", item, problem);
+    const file = await this.#file({
+      key: () => remoteContentKey(row.origin, row.filesystemId),
+      length: row.mediaLength,
+      row,
+      present: async () =>
+        (await this.deps.copy?.lookup.remote(tx, row.origin, row.mediaId)) !== undefined,
+    });
+    if (!file.ok) {
+      problem(tally, "remote", item, file);
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
       return;
     }
     const inserted = await this.deps.media.insertRemote(tx, {
       ...row,
       mediaLength: row.mediaLength,
-      sha256: await this.#hashOf(row, key),
+      sha256: file.sha256,
       // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
       lastAccessTs: row.lastAccessTs ?? row.createdTs,
     });
@@ -227,23 +275,57 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     legacyKey?: () => string,
   ): Promise<void> {
     const item = `${t.origin === null ? "" : `${t.origin}/`}${t.mediaId} ${t.width}x${t.height} ${t.contentType} ${t.method}`;
-    let problem = await this.#check(key, t.length);
-    if (problem === "missing" && legacyKey) {
-      const legacyProblem = await this.#check(legacyKey, t.length);
+    const file = await this.#file({
+      key,
+      legacyKey,
+      length: t.length,
+      present: async () => (await this.deps.copy?.lookup.thumbnail(tx, t)) !== undefined,
+    });
+    if (!file.ok) {
+      problem(tally, kind, item, file);
+      return;
+    }
+    count(tally, kind, (await this.deps.media.insertThumbnail(tx, t)) ? "imported" : "present");
+  }
+
+  /**
+   * The per-file step. Reference mode: the file must be there at its length
+   * (a legacy thumbnail name is copied to the current one beside it), and a
+   * quarantined row without a hash gets one. Copy mode: media-copier.ts.
+   */
+  async #file(spec: FileSpec): Promise<CopyOutcome> {
+    if (this.deps.copy) return this.#copy(spec, this.deps.copy);
+    let problem = await this.#check(spec.key, spec.length);
+    if (problem === "missing" && spec.legacyKey) {
+      const legacyProblem = await this.#check(spec.legacyKey, spec.length);
       if (legacyProblem === undefined) {
         if (!this.deps.dryRun) {
-          await this.deps.store.write(key(), await this.deps.store.read(legacyKey()));
+          await this.deps.store.write(spec.key(), await this.deps.store.read(spec.legacyKey()));
         }
         problem = undefined;
       } else if (legacyProblem !== "missing") {
         problem = `${legacyProblem} (legacy name)`;
       }
     }
-    if (problem) {
-      missing(tally, kind, item, problem);
-      return;
+    if (problem) return { ok: false, outcome: "missing", problem };
+    const sha256 = spec.row ? await this.#hashOf(spec.row, spec.key) : null;
+    return { ok: true, sha256 };
+  }
+
+  /** Copy mode's file step: the same key in mxcd's store (a legacy name maps to the current one). */
+  async #copy(spec: FileSpec, copy: CopyMode): Promise<CopyOutcome> {
+    let destKey: string;
+    let sourceKey: string;
+    try {
+      destKey = spec.key();
+      sourceKey = destKey;
+      if (spec.legacyKey && !(await copy.copier.sourceHas(destKey))) sourceKey = spec.legacyKey();
+    } catch {
+      return { ok: false, outcome: "missing", problem: UNSAFE };
     }
-    count(tally, kind, (await this.deps.media.insertThumbnail(tx, t)) ? "imported" : "present");
+    const item = { sourceKey, destKey, length: spec.length, sha256: spec.row?.sha256 ?? null };
+    if (this.deps.dryRun) return copy.copier.check(item);
+    return copy.copier.copy(item, await spec.present());
   }
 
   /**
@@ -267,10 +349,22 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     try {
       path = key();
     } catch {
-      return "id or origin is not a safe path component";
+      return UNSAFE;
     }
     return this.deps.files.check(path, expected);
   }
+}
+
+const UNSAFE = "id or origin is not a safe path component";
+
+/** Counts and lists a file that is not imported, under its outcome's column. */
+function problem(
+  tally: ImportTally,
+  kind: ImportKind,
+  item: string,
+  file: Extract<CopyOutcome, { ok: false }>,
+): void {
+  (file.outcome === "mismatched" ? mismatched : missing)(tally, kind, item, file.problem);
 }
 
 function groupBy<T>(items: readonly T[], by: (item: T) => string): Map<string, T[]> {

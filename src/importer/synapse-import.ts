@@ -13,11 +13,15 @@ import type { Database } from "../db/database.js";
 import { JobRunner } from "../jobs/job-runner.js";
 import { DEFAULT_JOB_RUNNER_OPTIONS } from "../jobs/job-runner-options.js";
 import type { Logger } from "../logging/logger.js";
+import { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
 import { JobRepository } from "../repositories/job-repository.js";
+import type { BlobStore } from "../storage/blob-store.js";
 import { FilesystemBlobStore } from "../storage/filesystem/filesystem-blob-store.js";
 import type { ImportTally } from "./import-report.js";
+import { MediaCopier } from "./media-copier.js";
 import { MediaFileProbe } from "./media-file-probe.js";
+import type { MediaSource } from "./media-source.js";
 import {
   initialImportProgress,
   SYNAPSE_IMPORT,
@@ -41,7 +45,22 @@ export interface SynapseImportOptions {
   readonly signal?: AbortSignal;
   /** Rows processed so far (all passes' pages committed), for a progress bar. */
   readonly onProgress?: (processed: number) => void;
+  /** `--copy`: read Synapse's files from `source`, copy them into `store` (docs/import.md). */
+  readonly copy?: CopyOptions;
 }
+
+export interface CopyOptions {
+  readonly source: MediaSource;
+  /** mxcd's configured store. */
+  readonly store: BlobStore;
+  /** Files copied at once (default COPY_CONCURRENCY). */
+  readonly concurrency?: number;
+  /** Told the size of every file copied. */
+  readonly onCopied?: (bytes: number) => void;
+}
+
+/** Files copied at once by `--copy`: enough to overlap disk and network waits, small for 2 cores. */
+export const COPY_CONCURRENCY = 4;
 
 export interface SynapseImportResult {
   readonly tally: ImportTally;
@@ -60,6 +79,11 @@ export async function runSynapseImport(
     media: new ImportedMediaRepository(),
     dryRun: options.dryRun,
     sourceIdentity: options.sourceIdentity,
+    copy: options.copy && {
+      copier: new MediaCopier(options.copy.source, options.copy.store, options.copy.onCopied),
+      lookup: new ImportLookupRepository(),
+      concurrency: options.copy.concurrency ?? COPY_CONCURRENCY,
+    },
   });
   const signal = options.signal ?? new AbortController().signal;
   const batchSize = options.batchSize ?? DEFAULT_JOB_RUNNER_OPTIONS.batchSize;
