@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { checkMode, type ImportSynapseOptions } from "../src/cli/import-synapse-command.js";
 import type { ConfigInput, DatabaseConfig } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import { createDatabase, type Engine } from "../src/db/database.js";
@@ -40,7 +41,7 @@ import {
   remoteContentKey,
   remoteThumbnailKey,
 } from "../src/storage/media-paths.js";
-import { runCli } from "./support/cli.js";
+import { runCli, spawnCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { allKeys, download } from "./support/media.js";
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from "./support/s3rver.js";
@@ -171,6 +172,13 @@ const ALL_AGREE = {
 function tempFiles(root: string): string[] {
   if (!existsSync(root)) return [];
   return (readdirSync(root, { recursive: true }) as string[]).filter((p) => p.endsWith(".tmp"));
+}
+
+/** How many files (not directories) are under `root` now, while a writer may rename them. */
+function filesIn(root: string): number {
+  if (!existsSync(root)) return 0;
+  const entries = readdirSync(root, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).length;
 }
 
 /** Uploads Synapse's folder to `bucket` as synapse-s3-storage-provider does: key = prefix + path. */
@@ -407,6 +415,56 @@ forEachEngine("Synapse import --copy", (engine: Engine) => {
     assert.deepEqual(await allKeys(store), expectedKeys(fixture));
     assert.deepEqual(await rowCounts(database), [5, 2, 3, 2]);
   });
+
+  it("the command killed (SIGKILL) mid-copy, then run again: complete, nothing twice", async () => {
+    const fixture = await copyFixture(engine);
+    const bulk = Array.from({ length: 40 }, (_, i) =>
+      localRow(`LLLLbulk${String(i).padStart(16, "0")}`, { file: randomBytes(512 * 1024) }),
+    );
+    await fixture.addLocal(bulk);
+    const dir = mkdtempSync(join(tmpdir(), "mxcd-import-kill-"));
+    const storeDir = join(dir, "media");
+    const database = await freshDatabaseConfig(engine);
+    writeFileSync(
+      join(dir, "mxcd.yaml"),
+      JSON.stringify({
+        server_name: "test.local",
+        database,
+        media_store: { engine: "filesystem", path: storeDir },
+        log_level: "silent",
+      }),
+    );
+    const source =
+      "sqlite" in fixture.location
+        ? ["--sqlite", fixture.location.sqlite]
+        : ["--database", fixture.location.postgres];
+    const args = ["import", "synapse", ...source, "--media-store", fixture.mediaStore, "--copy"];
+    const child = spawnCli([...args, "--batch-size", "5"], dir);
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    // Killed once some files are in mxcd's store: mid-copy, with no chance to clean up.
+    while (filesIn(storeDir) < 8) {
+      assert.equal(child.exitCode, null, `finished before the kill:\n${child.output()}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill("SIGKILL");
+    await exited;
+    const before = (await allKeys(createBlobStore({ engine: "filesystem", path: storeDir })))
+      .length;
+    assert.ok(before < expectedKeys(fixture).length + bulk.length, `${before} keys`);
+
+    // Run again (in this process, to keep the suite quick; the same code as the command's).
+    const store = createBlobStore({ engine: "filesystem", path: storeDir });
+    const rerun = await copyInto(database, fixture, store, { batchSize: 5 });
+    assert.deepEqual(counts(rerun.tally), { ...FIRST_COPY, local: [45, 0, 2, 2, 2] });
+    const keys = await allKeys(store);
+    assert.deepEqual(
+      keys,
+      [...expectedKeys(fixture), ...bulk.map((m) => localContentKey(m.media_id))].sort(),
+    );
+    assert.deepEqual(await rowCounts(database), [45, 2, 3, 2]);
+    const verified = verifyCounts(await verify(database, fixture, store));
+    assert.deepEqual(verified, { ...ALL_AGREE, local: [45, 45, 0, 0, 6] });
+  });
 });
 
 /** `inner`, except that every write after the first `n` fails halfway through its bytes. */
@@ -459,10 +517,10 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
     const s3 = await startS3rver();
     try {
       const fixture = await copyFixture("sqlite");
-      // A larger tree for the timing line: 200 files of 64 KiB.
+      // A few more files of 256 KiB, for the timing line.
       await fixture.addLocal(
-        Array.from({ length: 200 }, (_, i) =>
-          localRow(`KKKKbulk${String(i).padStart(16, "0")}`, { file: randomBytes(64 * 1024) }),
+        Array.from({ length: 30 }, (_, i) =>
+          localRow(`KKKKbulk${String(i).padStart(16, "0")}`, { file: randomBytes(256 * 1024) }),
         ),
       );
       await uploadAsProvider(s3, fixture.mediaStore, "synapse/");
@@ -480,10 +538,6 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         config({ engine: "filesystem", path: join(dir, "media") }),
       );
       writeFileSync(join(dir, "s3.yaml"), config(s3.storeConfig()));
-      writeFileSync(
-        join(dir, "self.yaml"),
-        config({ engine: "filesystem", path: fixture.mediaStore }),
-      );
       const secret = S3RVER_CREDENTIALS.secretAccessKey;
       // The provider's block as it is in homeserver.yaml (storage_class is ignored).
       writeFileSync(
@@ -508,12 +562,30 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         assert.equal(run.code, 1, run.stderr);
         assert.match(run.stderr, message);
       };
-      await refused([...local, "--reference", "--copy"], /exclude each other/);
       await refused([...local, "--config", "s3.yaml"], /media_store in s3\.yaml is S3.*use --copy/);
-      await refused([...local, "--config", "s3.yaml", "--reference"], /use --copy/);
-      await refused(["--s3-config", "provider.yaml"], /imported with --copy only/);
-      await refused([...local, "--copy", "--config", "self.yaml"], /onto itself/);
-      await refused([...local, "--s3-bucket", "x", "--copy"], /exactly one media source/);
+      // The other refusals, without a process each.
+      const mode = (flags: Partial<ImportSynapseOptions>, store: unknown) =>
+        checkMode(
+          { config: "x.yaml", mediaStore: fixture.mediaStore, ...flags },
+          validateConfig({ server_name: "test.local", media_store: store }),
+        );
+      const fsStore = { engine: "filesystem", path: join(dir, "media") };
+      assert.equal(mode({}, { ...fsStore, path: fixture.mediaStore }), "reference");
+      assert.equal(mode({ copy: true }, fsStore), "copy");
+      assert.equal(mode({ copy: true }, s3.storeConfig()), "copy");
+      assert.equal(mode({ verify: true }, s3.storeConfig()), "verify");
+      assert.throws(() => mode({ reference: true, copy: true }, fsStore), /exclude each other/);
+      assert.throws(() => mode({ reference: true }, s3.storeConfig()), /is S3: .*use --copy/);
+      assert.throws(() => mode({ reference: true }, fsStore), /media_store must be/);
+      const s3Only = { mediaStore: undefined, s3Bucket: "b" };
+      assert.throws(() => mode(s3Only, fsStore), /imported with --copy only/);
+      assert.equal(mode({ ...s3Only, copy: true }, fsStore), "copy");
+      assert.throws(
+        () => mode({ copy: true }, { ...fsStore, path: fixture.mediaStore }),
+        /onto itself/,
+      );
+      assert.throws(() => mode({ s3Bucket: "x", copy: true }, fsStore), /exactly one media source/);
+      assert.throws(() => mode({ copy: true }, { engine: "memory" }), /filesystem or s3/);
 
       const run = await runCli([...db, "--s3-config", "provider.yaml", "--copy"], { cwd: dir });
       assert.equal(run.code, 1, run.stderr);
@@ -521,19 +593,19 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         run.stdout,
         /^kind\s+imported\s+already present\s+skipped\s+missing\s+mismatched$/m,
       );
-      assert.match(run.stdout, /^local\s+205\s+0\s+2\s+2\s+2$/m);
+      assert.match(run.stdout, /^local\s+35\s+0\s+2\s+2\s+2$/m);
       assert.match(run.stdout, /^mismatched local IIIIhashmismatch00000001: sha256 differs/m);
       assert.match(run.stdout, /^missing local EEEEmissing0000000000001: missing$/m);
       const timing = /copied ([\d.]+) MiB in ([\d.]+) s/.exec(run.stderr);
       assert.ok(timing, run.stderr);
-      t.diagnostic(`--copy of 212 files from s3rver into a filesystem store: ${timing[0]}`);
+      t.diagnostic(`--copy of 42 files from s3rver into a filesystem store: ${timing[0]}`);
       assert.ok(!run.stdout.includes(secret) && !run.stderr.includes("secret_access_key"));
 
       const verified = await runCli([...db, "--s3-config", "provider.yaml", "--verify"], {
         cwd: dir,
       });
       assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-      assert.match(verified.stdout, /^local\s+205\s+[\d.]+\s+205\s+0\s+0\s+6$/m);
+      assert.match(verified.stdout, /^local\s+35\s+[\d.]+\s+35\s+0\s+0\s+6$/m);
       // Corrupt one object in mxcd's store: --verify says so and exits 1.
       const victim = join(dir, "media", localContentKey("AAAAimage000000000000001"));
       const bytes = readFileSync(victim);
@@ -543,7 +615,7 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         cwd: dir,
       });
       assert.equal(corrupted.code, 1, corrupted.stderr);
-      assert.match(corrupted.stdout, /^local\s+205\s+[\d.]+\s+204\s+1\s+0\s+6$/m);
+      assert.match(corrupted.stdout, /^local\s+35\s+[\d.]+\s+34\s+1\s+0\s+6$/m);
       assert.match(corrupted.stdout, /^differ local AAAAimage000000000000001: mxcd's object/m);
     } finally {
       await s3.stop();

@@ -141,7 +141,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
  * what to change. Reference mode needs mxcd's store to be Synapse's folder;
  * an S3 store or an S3 source needs `--copy`.
  */
-function checkMode(options: ImportSynapseOptions, config: Config): Mode {
+export function checkMode(options: ImportSynapseOptions, config: Config): Mode {
   const chosen = [options.reference, options.copy, options.verify].filter(Boolean).length;
   if (chosen > 1) throw new Error("--reference, --copy and --verify exclude each other");
   const s3Source = options.s3Config !== undefined || options.s3Bucket !== undefined;
