@@ -29,7 +29,7 @@ import { runMigrations } from "../src/db/migrate.js";
 import type { ImportCounts, ImportKind, ImportTally } from "../src/importer/import-report.js";
 import { type VerifyResult, verifySynapseImport } from "../src/importer/import-verify.js";
 import { FilesystemMediaSource, type MediaSource } from "../src/importer/media-source.js";
-import { S3MediaSource } from "../src/importer/s3-media-source.js";
+import { loadS3SourceConfig, S3MediaSource } from "../src/importer/s3-media-source.js";
 import { runSynapseImport } from "../src/importer/synapse-import.js";
 import { openSynapseSource, sourceIdentity } from "../src/importer/synapse-source.js";
 import { createLogger } from "../src/logging/logger.js";
@@ -554,6 +554,18 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
           `    secret_access_key: ${secret}`,
           "    storage_class: STANDARD",
         ].join("\n"),
+      );
+      // A broken file never echoes its secret; a provider block with SSE-C is refused.
+      writeFileSync(join(dir, "broken.yaml"), `bucket: b\nsecret_access_key: "${secret}\n  x: [`);
+      assert.throws(
+        () => loadS3SourceConfig(join(dir, "broken.yaml"), {}),
+        (error: Error) => /not valid YAML/.test(error.message) && !error.message.includes(secret),
+      );
+      writeFileSync(join(dir, "ssec.yaml"), "bucket: bucket\nsse_customer_key: k\n");
+      assert.throws(() => loadS3SourceConfig(join(dir, "ssec.yaml"), {}), /SSE-C/);
+      assert.equal(
+        loadS3SourceConfig(join(dir, "provider.yaml"), { prefix: "other/" }).prefix,
+        "other/",
       );
       const db = ["import", "synapse", "--sqlite", (fixture.location as { sqlite: string }).sqlite];
       const local = ["--media-store", fixture.mediaStore];

@@ -22,7 +22,7 @@
 import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { BlobNotFoundError } from "../storage/blob-store.js";
 import { assertSafeKey } from "../storage/media-paths.js";
@@ -55,7 +55,15 @@ export function loadS3SourceConfig(
 ): S3SourceConfig {
   let raw: Record<string, unknown> = {};
   if (file !== undefined) {
-    const parsed = parseYaml(readFileSync(file, "utf8")) as unknown;
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(file, "utf8"));
+    } catch (error) {
+      // YAML errors quote the offending line, which may hold the secret key: name the line only.
+      const line = error instanceof YAMLParseError ? ` (line ${error.linePos?.[0]?.line})` : "";
+      const what = error instanceof YAMLParseError ? "not valid YAML" : "cannot be read";
+      throw new Error(`--s3-config ${file}: ${what}${line}`);
+    }
     const entry = (Array.isArray(parsed) ? parsed[0] : parsed) as Record<string, unknown> | null;
     raw = { ...((entry?.config as Record<string, unknown> | undefined) ?? entry ?? {}) };
   }
@@ -98,6 +106,11 @@ export class S3MediaSource implements MediaSource {
     this.description = `s3://${config.bucket}/${config.prefix}${where}`;
   }
 
+  /**
+   * HeadObject. 404 is "missing" and 403 "unreadable" (counted against the
+   * file); any other failure (network, 5xx, no such bucket) rejects, which
+   * stops the import to be resumed later, instead of marking every file.
+   */
   async probe(key: string): Promise<ProbeResult> {
     try {
       const head = await this.#client.send(
@@ -105,7 +118,9 @@ export class S3MediaSource implements MediaSource {
       );
       return { ok: true, size: head.ContentLength ?? 0 };
     } catch (error) {
-      return { ok: false, problem: isNotFound(error) ? "missing" : "unreadable" };
+      if (isNotFound(error)) return { ok: false, problem: "missing" };
+      if (statusOf(error) === 403) return { ok: false, problem: "unreadable" };
+      throw error;
     }
   }
 
@@ -147,10 +162,13 @@ function createClient(config: S3SourceConfig): S3ReadClient {
   }) as unknown as S3ReadClient;
 }
 
-/** NoSuchKey from GET, a bare 404 NotFound from HEAD. */
+/** NoSuchKey from GET, a bare 404 NotFound from HEAD (not NoSuchBucket: that stops the import). */
 function isNotFound(error: unknown): boolean {
   const name = (error as { name?: unknown } | null)?.name;
-  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata
-    ?.httpStatusCode;
-  return name === "NoSuchKey" || name === "NotFound" || status === 404;
+  if (name === "NoSuchBucket") return false;
+  return name === "NoSuchKey" || name === "NotFound" || statusOf(error) === 404;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 }
