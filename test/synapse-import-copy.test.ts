@@ -556,7 +556,7 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         ].join("\n"),
       );
       // A broken file never echoes its secret; a provider block with SSE-C is refused.
-      writeFileSync(join(dir, "broken.yaml"), `bucket: b\nsecret_access_key: "${secret}\n  x: [`);
+      writeFileSync(join(dir, "broken.yaml"), `bucket: b\nsecret_access_key: ${secret}: x\n`);
       assert.throws(
         () => loadS3SourceConfig(join(dir, "broken.yaml"), {}),
         (error: Error) => /not valid YAML/.test(error.message) && !error.message.includes(secret),
