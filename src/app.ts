@@ -71,6 +71,7 @@ import { QuarantineService } from "./media/quarantine-service.js";
 import { RemoteMediaService } from "./media/remote-media-service.js";
 import { ThumbnailService } from "./media/thumbnail-service.js";
 import { UploadService } from "./media/upload-service.js";
+import type { Dns } from "./net/dns.js";
 import { addressPolicy } from "./net/ip-ranges.js";
 import { OutboundHttp } from "./net/outbound-http.js";
 import { createUrlPreviews } from "./previews/create-url-previews.js";
@@ -93,6 +94,7 @@ import { registerThumbnailMetrics } from "./thumbnails/thumbnail-metrics.js";
 import { ThumbnailStats } from "./thumbnails/thumbnail-stats.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
 import { CrossProcessFlight } from "./util/cross-process-flight.js";
+import { Semaphore } from "./util/semaphore.js";
 
 /** Most bytes buffered for a slow first client of a remote fetch (docs/federation.md). */
 const REMOTE_TEE_BUFFER_BYTES = 1024 * 1024;
@@ -179,7 +181,15 @@ export function createServices(config: Config, database: Database): Services {
   };
 }
 
-export function createApp(config: Config, logger: Logger): App {
+/** Test seams of createApp; production passes none. */
+export interface AppOptions {
+  /** The clock of the URL-preview cache and its expiry job (tests move it); default Date.now. */
+  readonly now?: () => number;
+  /** Address resolution of URL-preview fetches (tests fake DNS); default the system resolver. */
+  readonly dns?: Pick<Dns, "lookup">;
+}
+
+export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
   const database = createDatabase(config.database);
   const store = createBlobStore(config.media_store);
   const services = createServices(config, database);
@@ -238,6 +248,10 @@ export function createApp(config: Config, logger: Logger): App {
     (id, content) => thumbnails.pregenerate(id, content.mediaType),
   );
   const downloads = new DownloadService(mediaSettings, services.media, pending);
+  // Fresh URL-preview fetches: a bounded number at once, a bounded queue.
+  const previewFetchSlots = new Semaphore(config.url_preview_max_concurrent_fetches, {
+    maxWaiting: config.url_preview_fetch_queue_size,
+  });
   const metrics = createMetricsRegistry();
   registerWaiterMetrics(metrics, {
     async_upload: pending,
@@ -245,6 +259,7 @@ export function createApp(config: Config, logger: Logger): App {
     remote_fetch: remoteFlight,
     thumbnail: thumbnailFlight,
     url_preview: previewFlight,
+    url_preview_fetch: previewFetchSlots,
   });
   registerAccountMetrics(metrics, {
     hasher: services.passwords,
@@ -291,10 +306,17 @@ export function createApp(config: Config, logger: Logger): App {
     store,
     gate: quarantine,
     logger,
+    fetchSlots: previewFetchSlots,
+    ...(options.dns !== undefined && { dns: options.dns }),
     flight: previewFlight,
     onImage: (id, type) => thumbnails.pregenerate(id, type, true),
+    // Used only once jobs run, after mediaDeletion (below) exists.
+    deletion: {
+      deleteLocalMediaItemsIn: (tx, items) => mediaDeletion.deleteLocalMediaItemsIn(tx, items),
+    },
+    ...(options.now && { now: options.now }),
   });
-  if (previews) registerPreviewMetrics(metrics, previews.service);
+  if (previews) registerPreviewMetrics(metrics, previews.service, previews.expiry);
   registerMediaPreviewRoutes(http, { auth, previews: previews?.service });
   const mediaAdmin = new MediaAdminRepository(database);
   const mediaAdminService = new MediaAdminService({
@@ -315,6 +337,7 @@ export function createApp(config: Config, logger: Logger): App {
   );
   const backgroundJobs = createBackgroundJobs({
     feedSignal,
+    ...(previews && { urlPreviewExpiry: previews.expiry }),
     ...(roomHistorySource && {
       roomHistory: { history: roomHistorySource.history, database, logger },
     }),

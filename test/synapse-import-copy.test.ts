@@ -33,6 +33,7 @@ import { loadS3SourceConfig, S3MediaSource } from "../src/importer/s3-media-sour
 import { runSynapseImport } from "../src/importer/synapse-import.js";
 import { openSynapseSource, sourceIdentity } from "../src/importer/synapse-source.js";
 import { createLogger } from "../src/logging/logger.js";
+import { ImportLookupRepository } from "../src/repositories/import-lookup-repository.js";
 import type { BlobStore } from "../src/storage/blob-store.js";
 import { createBlobStore } from "../src/storage/create-blob-store.js";
 import {
@@ -40,6 +41,7 @@ import {
   localThumbnailKey,
   remoteContentKey,
   remoteThumbnailKey,
+  urlCacheKey,
 } from "../src/storage/media-paths.js";
 import { runCli, spawnCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
@@ -70,19 +72,21 @@ async function copyFixture(engine: Engine): Promise<SynapseFixture> {
 }
 
 /** [imported, present, skipped, missing, mismatched] per kind. */
-function counts(tally: ImportTally): Record<ImportKind, number[]> {
+function counts(tally: ImportTally): Record<string, number[]> {
   const row = (c: ImportCounts) => [c.imported, c.present, c.skipped, c.missing, c.mismatched ?? 0];
   return {
     local: row(tally.counts.local),
     local_thumbnail: row(tally.counts.local_thumbnail),
     remote: row(tally.counts.remote),
     remote_thumbnail: row(tally.counts.remote_thumbnail),
+    url_cache: row(tally.counts.url_cache),
   };
 }
 
 /** The copy fixture copied once. */
 const FIRST_COPY = {
-  local: [5, 0, 2, 2, 2],
+  url_cache: [0, 0, 0, 1, 0],
+  local: [5, 0, 1, 2, 2],
   local_thumbnail: [2, 0, 0, 0, 0],
   remote: [3, 0, 0, 0, 0],
   remote_thumbnail: [2, 0, 0, 0, 0],
@@ -162,7 +166,10 @@ function verifyCounts(result: VerifyResult): Record<ImportKind, number[]> {
 }
 
 const ALL_AGREE = {
-  local: [5, 5, 0, 0, 6],
+  url_cache: [0, 0, 0, 0, 1],
+  url_cache_thumbnail: [0, 0, 0, 0, 0],
+  preview_cache: [0, 0, 0, 0, 0],
+  local: [5, 5, 0, 0, 5],
   local_thumbnail: [2, 2, 0, 0, 0],
   remote: [3, 3, 0, 0, 0],
   remote_thumbnail: [2, 2, 0, 0, 0],
@@ -263,14 +270,15 @@ function assertFirstCopy(tally: ImportTally) {
   const problems = tally.problems
     .map((p) => `${p.outcome ?? "missing"} ${p.item}: ${p.problem}`)
     .sort();
-  assert.equal(problems.length, 4);
+  assert.equal(problems.length, 5);
   assert.match(
     problems[0]!,
     /^mismatched FFFFtruncated00000000001: truncated \(50 of 100 bytes\)$/,
   );
   assert.match(problems[1]!, new RegExp(`^mismatched ${HASH_MISMATCH}: sha256 differs`));
-  assert.match(problems[2]!, /^missing EEEEmissing0000000000001: missing$/);
-  assert.match(problems[3]!, /^missing HHHHdirectory00000000001: (not a file|missing)$/);
+  assert.match(problems[2]!, /^missing 2024-01-01_urlcache00001: missing$/);
+  assert.match(problems[3]!, /^missing EEEEmissing0000000000001: missing$/);
+  assert.match(problems[4]!, /^missing HHHHdirectory00000000001: (not a file|missing)$/);
 }
 
 forEachEngine("Synapse import --copy", (engine: Engine) => {
@@ -315,7 +323,7 @@ forEachEngine("Synapse import --copy", (engine: Engine) => {
     const bad = await verify(database, fixture, store);
     assert.deepEqual(verifyCounts(bad), {
       ...ALL_AGREE,
-      local: [5, 4, 1, 0, 6],
+      local: [5, 4, 1, 0, 5],
       remote_thumbnail: [2, 1, 0, 1, 0],
     });
     assert.deepEqual(bad.problems.map((p) => `${p.outcome} ${p.item}`).sort(), [
@@ -406,7 +414,8 @@ forEachEngine("Synapse import --copy", (engine: Engine) => {
       },
     });
     assert.deepEqual(counts(again.tally), {
-      local: [0, 5, 2, 2, 2],
+      local: [0, 5, 1, 2, 2],
+      url_cache: [0, 0, 0, 1, 0],
       local_thumbnail: [0, 2, 0, 0, 0],
       remote: [0, 3, 0, 0, 0],
       remote_thumbnail: [0, 2, 0, 0, 0],
@@ -455,7 +464,7 @@ forEachEngine("Synapse import --copy", (engine: Engine) => {
     // Run again (in this process, to keep the suite quick; the same code as the command's).
     const store = createBlobStore({ engine: "filesystem", path: storeDir });
     const rerun = await copyInto(database, fixture, store, { batchSize: 5 });
-    assert.deepEqual(counts(rerun.tally), { ...FIRST_COPY, local: [45, 0, 2, 2, 2] });
+    assert.deepEqual(counts(rerun.tally), { ...FIRST_COPY, local: [45, 0, 1, 2, 2] });
     const keys = await allKeys(store);
     assert.deepEqual(
       keys,
@@ -463,7 +472,38 @@ forEachEngine("Synapse import --copy", (engine: Engine) => {
     );
     assert.deepEqual(await rowCounts(database), [45, 2, 3, 2]);
     const verified = verifyCounts(await verify(database, fixture, store));
-    assert.deepEqual(verified, { ...ALL_AGREE, local: [45, 45, 0, 0, 6] });
+    assert.deepEqual(verified, { ...ALL_AGREE, local: [45, 45, 0, 0, 5] });
+  });
+});
+
+describe("Synapse import --copy: URL-preview media", () => {
+  it("is copied under url_cache/, its NULL sha256 computed, and verified", async () => {
+    const fixture = await createSynapseFixture("sqlite", 94);
+    const id = "2024-02-02_urlcachecopy01";
+    const file = randomBytes(321);
+    await fixture.addLocal([
+      localRow(id, { url_cache: "https://example.org/x", file, sha256: null }),
+    ]);
+    const database = await freshDatabaseConfig("sqlite");
+    const store = createBlobStore({
+      engine: "filesystem",
+      path: join(mkdtempSync(join(tmpdir(), "mxcd-copy-")), "media"),
+    });
+    const result = await copyInto(database, fixture, store);
+    // The fixture's own URL-preview row has no file: missing.
+    assert.deepEqual(counts(result.tally).url_cache, [1, 0, 0, 1, 0]);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await store.read(urlCacheKey(id))) chunks.push(chunk as Buffer);
+    assert.deepEqual(Buffer.concat(chunks), file);
+    const db = createDatabase(database);
+    try {
+      const row = await new ImportLookupRepository().local(db.db, id);
+      assert.equal(row?.sha256, sha(file));
+    } finally {
+      await db.close();
+    }
+    const verified = verifyCounts(await verify(database, fixture, store));
+    assert.deepEqual(verified.url_cache, [1, 1, 0, 0, 1]);
   });
 });
 
@@ -605,7 +645,7 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         run.stdout,
         /^kind\s+imported\s+already present\s+skipped\s+missing\s+mismatched$/m,
       );
-      assert.match(run.stdout, /^local\s+35\s+0\s+2\s+2\s+2$/m);
+      assert.match(run.stdout, /^local\s+35\s+0\s+1\s+2\s+2$/m);
       assert.match(run.stdout, /^mismatched local IIIIhashmismatch00000001: sha256 differs/m);
       assert.match(run.stdout, /^missing local EEEEmissing0000000000001: missing$/m);
       const timing = /copied ([\d.]+) MiB in ([\d.]+) s/.exec(run.stderr);
@@ -617,7 +657,7 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         cwd: dir,
       });
       assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-      assert.match(verified.stdout, /^local\s+35\s+[\d.]+\s+35\s+0\s+0\s+6$/m);
+      assert.match(verified.stdout, /^local\s+35\s+[\d.]+\s+35\s+0\s+0\s+5$/m);
       // Corrupt one object in mxcd's store: --verify says so and exits 1.
       const victim = join(dir, "media", localContentKey("AAAAimage000000000000001"));
       const bytes = readFileSync(victim);
@@ -627,7 +667,7 @@ describe("mxcd import synapse --copy / --verify (CLI)", () => {
         cwd: dir,
       });
       assert.equal(corrupted.code, 1, corrupted.stderr);
-      assert.match(corrupted.stdout, /^local\s+35\s+[\d.]+\s+34\s+1\s+0\s+6$/m);
+      assert.match(corrupted.stdout, /^local\s+35\s+[\d.]+\s+34\s+1\s+0\s+5$/m);
       assert.match(corrupted.stdout, /^differ local AAAAimage000000000000001: mxcd's object/m);
     } finally {
       await s3.stop();

@@ -66,7 +66,9 @@ async function importInto(
   }
 }
 
-function counts(tally: ImportTally): Record<ImportKind, number[]> {
+function counts(
+  tally: ImportTally,
+): Record<Exclude<ImportKind, "url_cache" | "url_cache_thumbnail" | "preview_cache">, number[]> {
   const row = (c: ImportCounts) => [c.imported, c.present, c.skipped, c.missing];
   return {
     local: row(tally.counts.local),
@@ -78,7 +80,7 @@ function counts(tally: ImportTally): Record<ImportKind, number[]> {
 
 /** The default fixture imported once: [imported, present, skipped, missing] per kind. */
 const FIRST_PASS = {
-  local: [4, 0, 2, 3],
+  local: [4, 0, 1, 3],
   local_thumbnail: [2, 0, 0, 0],
   remote: [3, 0, 0, 0],
   remote_thumbnail: [2, 0, 0, 0],
@@ -101,6 +103,8 @@ forEachEngine("Synapse import", (engine: Engine) => {
       assert.equal(result.stopped, false);
       assert.deepEqual(counts(result.tally), FIRST_PASS);
       assert.deepEqual(result.tally.problems.map((p) => p.item).sort(), [
+        // URL-preview media whose file under url_cache/ is gone.
+        "2024-01-01_urlcache00001",
         "EEEEmissing0000000000001",
         "FFFFtruncated00000000001",
         "HHHHdirectory00000000001",
@@ -247,8 +251,9 @@ forEachEngine("Synapse import", (engine: Engine) => {
       onProgress: () => abort.abort(),
     });
     assert.equal(first.stopped, true);
-    // The first page: the URL-preview id (digits sort first, skipped) and one image.
-    assert.deepEqual(first.tally.counts.local, { imported: 1, present: 0, skipped: 1, missing: 0 });
+    // The first page: the URL-preview id (digits sort first; its file is missing) and one image.
+    assert.deepEqual(first.tally.counts.local, { imported: 1, present: 0, skipped: 0, missing: 0 });
+    assert.equal(first.tally.counts.url_cache.missing, 1);
     assert.deepEqual(await rowCounts(database), [1, 2, 0, 0]);
     // An unfinished import is never continued from another source.
     const other = await createSynapseFixture(engine, 85);
@@ -277,7 +282,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
     // Finished: a re-run is a new pass that finds everything present.
     const again = await importInto(database, fixture, { batchSize: 3 });
     assert.deepEqual(counts(again.tally), {
-      local: [0, 4, 2, 3],
+      local: [0, 4, 1, 3],
       local_thumbnail: [0, 2, 0, 0],
       remote: [0, 3, 0, 0],
       remote_thumbnail: [0, 2, 0, 0],
@@ -288,7 +293,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
       localRow("zzzzlatest00000000000001"),
     ]);
     const more = await importInto(database, fixture, { batchSize: 3 });
-    assert.deepEqual(more.tally.counts.local, { imported: 2, present: 4, skipped: 2, missing: 3 });
+    assert.deepEqual(more.tally.counts.local, { imported: 2, present: 4, skipped: 1, missing: 3 });
     assert.deepEqual(await rowCounts(database), [6, 2, 3, 2]);
   });
 });
@@ -301,6 +306,7 @@ function bind(s: SynapseSource): SynapseSource {
     remotePage: (a, l) => s.remotePage(a, l),
     localThumbnails: (ids) => s.localThumbnails(ids),
     remoteThumbnails: (o, ids) => s.remoteThumbnails(o, ids),
+    previewPage: (a, n, l) => s.previewPage(a, n, l),
     countRows: () => s.countRows(),
     close: () => s.close(),
   };
@@ -355,7 +361,7 @@ describe("mxcd import synapse (CLI)", () => {
     const dry = await runCli([...args, ...store, "--dry-run"], { cwd: dir });
     assert.equal(dry.code, 1, dry.stderr);
     assert.match(dry.stdout, /would import/);
-    assert.match(dry.stdout, /^local\s+4\s+0\s+2\s+3$/m);
+    assert.match(dry.stdout, /^local\s+4\s+0\s+1\s+3$/m);
     assert.deepEqual(await rowCounts({ engine: "sqlite", path: mxcdDb }), [0, 0, 0, 0]);
     // The legacy-named thumbnail is copied to its current name only by the real run.
     const legacy = fixture.thumbnails.find((t) => t.legacyName)!;
@@ -364,7 +370,7 @@ describe("mxcd import synapse (CLI)", () => {
 
     const run = await runCli([...args, ...store, "--reference"], { cwd: dir });
     assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stdout, /^local\s+4\s+0\s+2\s+3$/m);
+    assert.match(run.stdout, /^local\s+4\s+0\s+1\s+3$/m);
     assert.match(run.stdout, /^remote_thumbnail\s+2\s+0\s+0\s+0$/m);
     assert.match(run.stdout, /missing local EEEEmissing0000000000001: missing/);
     assert.match(

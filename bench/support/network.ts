@@ -68,8 +68,8 @@ export async function bodyDigest(
  * payload alone, so servers with chattier headers are compared fairly.
  */
 export function responseHeaderBytes(url: string, headers: Record<string, string>): Promise<number> {
-  const { hostname, port, pathname } = new URL(url);
-  const lines = [`GET ${pathname} HTTP/1.1`, `Host: ${hostname}:${port}`];
+  const { hostname, port, pathname, search } = new URL(url);
+  const lines = [`GET ${pathname}${search} HTTP/1.1`, `Host: ${hostname}:${port}`];
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   const request = `${lines.join("\r\n")}\r\n\r\n`;
   return new Promise((resolve, reject) => {

@@ -50,6 +50,8 @@ interface NginxCommon {
 export interface NginxOptions extends NginxCommon {
   /** Folder served at `/`. */
   readonly root: string;
+  /** Content types by file extension (`{ html: "text/html" }`); default every file is octet-stream. */
+  readonly types?: Readonly<Record<string, string>>;
 }
 
 export interface NginxProxyOptions extends NginxCommon {
@@ -69,7 +71,7 @@ export async function startNginx(options: NginxOptions, cleanup: Cleanup): Promi
   server {
     listen 127.0.0.1:${port};
     root ${options.root};
-    location / {}
+    location / {${typesDirective(options.types)}}
   }`;
   const baseUrl = `http://127.0.0.1:${port}`;
   const { pid, stop } = await launch(options, [server], `${baseUrl}/`, cleanup);
@@ -116,6 +118,13 @@ export async function startNginxProxy(
   const baseUrls = ports.map((port) => `http://127.0.0.1:${port}`);
   const { pid, stop } = await launch(options, blocks, `${baseUrls[0]}/health`, cleanup);
   return { baseUrls, pid, stop };
+}
+
+/** A `types { … }` block for a location, or nothing. */
+function typesDirective(types: Readonly<Record<string, string>> | undefined): string {
+  if (!types) return "";
+  const entries = Object.entries(types).map(([ext, type]) => `${type} ${ext};`);
+  return ` types { ${entries.join(" ")} } `;
 }
 
 /** `proxy_buffer_size` and the two settings nginx requires to be at least as large. */

@@ -41,10 +41,13 @@ done = function(summary, latency, requests)
 end
 `;
 
-/** Writes wrk's reporting script into `dir` and returns its path. */
-export function writeWrkScript(dir: string): string {
-  const path = join(dir, "report.lua");
-  writeFileSync(path, REPORT_SCRIPT);
+/**
+ * Writes wrk's reporting script into `dir` and returns its path; `extra`
+ * Lua (e.g. a `request` function) is prepended, in a file named `name`.
+ */
+export function writeWrkScript(dir: string, extra = "", name = "report.lua"): string {
+  const path = join(dir, name);
+  writeFileSync(path, `${extra}\n${REPORT_SCRIPT}`);
   return path;
 }
 

@@ -29,6 +29,7 @@ import { runSynapseImport } from "../importer/synapse-import.js";
 import {
   openSynapseSource,
   type SynapseDatabaseLocation,
+  type SynapseSchema,
   sourceIdentity,
 } from "../importer/synapse-source.js";
 import { createLogger } from "../logging/logger.js";
@@ -50,6 +51,7 @@ export interface ImportSynapseOptions {
   readonly s3Prefix?: string;
   readonly s3EndpointUrl?: string;
   readonly s3RegionName?: string;
+  readonly skipUrlCache?: boolean;
 }
 
 /** What the run does: import in place, import by copying, or check an earlier import. */
@@ -77,7 +79,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
       `Synapse schema version ${schema.version ?? "unknown"}; ` +
         `authenticated: ${schema.localAuthenticated ? "yes" : "no"}, ` +
         `sha256: ${schema.localSha256 ? "yes" : "no"}, ` +
-        `quarantine change stream: ${schema.quarantineChanges ? "yes (not continued yet)" : "no"}`,
+        `quarantine change stream: ${feedSummary(schema)}`,
     );
     await runMigrations(database);
     if (mode === "verify") {
@@ -102,6 +104,11 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
         },
       },
       dryRun: options.dryRun ?? false,
+      skipUrlCache: options.skipUrlCache ?? false,
+      previewSettings: {
+        language: config.url_preview_accept_language.join(", "),
+        serverName: config.server_name,
+      },
       logger: createLogger(config.log_level, process.stderr),
       batchSize,
       signal: abort.signal,
@@ -252,6 +259,15 @@ function progressBar(): SingleBar {
     notTTYSchedule: 5000,
     stream: process.stderr,
   });
+}
+
+/** The schema line's feed part: where mxcd's feed continues Synapse's. */
+function feedSummary(schema: SynapseSchema): string {
+  if (!schema.quarantineChanges) return "no (every quarantined item gets a feed record)";
+  const max = schema.quarantineStreamMax;
+  return max === null
+    ? "yes, empty"
+    : `yes, up to stream id ${max} (mxcd's feed continues above it)`;
 }
 
 function sourceLocation(options: ImportSynapseOptions): SynapseDatabaseLocation {

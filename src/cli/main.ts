@@ -112,6 +112,7 @@ program
   .option("--s3-region-name <region>", "the provider's region_name")
   .option("--dry-run", "count what would be imported; change nothing")
   .option("--batch-size <rows>", "source rows per batch (default 500)")
+  .option("--skip-url-cache", "do not import URL-preview media and the preview cache")
   .action(importSynapseCommand);
 
 program

@@ -333,6 +333,10 @@ const configObject = z.strictObject({
    */
   url_preview_url_blacklist: z.array(z.record(z.string(), z.unknown())).default([]),
   max_spider_size: size.default(10 * 1024 * 1024),
+  /** Fresh preview fetches running at once per process (each may buffer max_spider_size). */
+  url_preview_max_concurrent_fetches: z.number().int().min(1).max(1000).default(10),
+  /** Fresh preview fetches that may wait for a turn; one more is refused with 429. */
+  url_preview_fetch_queue_size: z.number().int().min(0).max(100_000).default(50),
   url_preview_accept_language: z.array(z.string().min(1)).default(["en"]),
   url_preview_user_agent: z
     .string()
@@ -342,6 +346,10 @@ const configObject = z.strictObject({
   url_preview_timeout: duration
     .refine((ms) => ms >= 1000 && ms <= 600_000, "must be between 1s and 10m")
     .default(30_000),
+  /** How often the URL-preview expiry job looks for expired rows and images (docs/previews.md). */
+  url_preview_expiry_interval: duration
+    .refine((ms) => ms >= 100 && ms <= 86_400_000, "must be between 100ms and 1d")
+    .default(60_000),
   oembed: z
     .strictObject({
       disable_default_providers: z.boolean().default(false),

@@ -6,13 +6,23 @@
  */
 
 /** The kinds of item an import walks. */
-export const IMPORT_KINDS = ["local", "local_thumbnail", "remote", "remote_thumbnail"] as const;
+export const IMPORT_KINDS = [
+  "local",
+  "local_thumbnail",
+  "remote",
+  "remote_thumbnail",
+  // URL-preview media (`url_cache` set), its thumbnails, and the preview cache table.
+  "url_cache",
+  "url_cache_thumbnail",
+  "preview_cache",
+] as const;
 export type ImportKind = (typeof IMPORT_KINDS)[number];
 
 /**
  * imported: now in mxcd; present: was already there (an earlier run);
  * skipped: deliberately not imported (a `/create`d id without bytes, URL
- * preview media, thumbnails of media not imported); missing: a missing,
+ * preview media and cache with `--skip-url-cache`, a preview-cache row that
+ * cannot be mapped, thumbnails of media not imported); missing: a missing,
  * truncated or unreadable file, or an id that is not a safe path.
  */
 export interface ImportCounts {
@@ -49,14 +59,18 @@ export interface ImportTally {
 /** Problems listed one by one in the stored progress and the report. */
 export const MAX_LISTED = 1000;
 
+const zero = (): ImportCounts => ({ imported: 0, present: 0, skipped: 0, missing: 0 });
+
 export function emptyTally(): ImportTally {
-  const zero = (): ImportCounts => ({ imported: 0, present: 0, skipped: 0, missing: 0 });
   return {
     counts: {
       local: zero(),
       local_thumbnail: zero(),
       remote: zero(),
       remote_thumbnail: zero(),
+      url_cache: zero(),
+      url_cache_thumbnail: zero(),
+      preview_cache: zero(),
     },
     problems: [],
     problemsNotListed: 0,
@@ -65,6 +79,8 @@ export function emptyTally(): ImportTally {
 
 /** Counts one outcome (in place). */
 export function count(tally: ImportTally, kind: ImportKind, outcome: ImportOutcome): void {
+  // A tally stored by an older mxcd may lack the newer kinds (and `mismatched`).
+  tally.counts[kind] ??= zero();
   tally.counts[kind][outcome] = (tally.counts[kind][outcome] ?? 0) + 1;
 }
 
@@ -95,7 +111,7 @@ export function totalMismatched(tally: ImportTally): number {
 
 /** Total missing over every kind (the command exits non-zero when > 0). */
 export function totalMissing(tally: ImportTally): number {
-  return IMPORT_KINDS.reduce((sum, kind) => sum + tally.counts[kind].missing, 0);
+  return IMPORT_KINDS.reduce((sum, kind) => sum + (tally.counts[kind]?.missing ?? 0), 0);
 }
 
 /**
@@ -112,7 +128,7 @@ export function formatReport(tally: ImportTally, dryRun: boolean, copy = false):
     ...(copy ? ["mismatched"] : []),
   ];
   const rows = IMPORT_KINDS.map((kind) => {
-    const c = tally.counts[kind];
+    const c = tally.counts[kind] ?? zero();
     const extra = copy ? [c.mismatched ?? 0] : [];
     return [kind, c.imported, c.present, c.skipped, c.missing, ...extra].map(String);
   });

@@ -7,8 +7,8 @@
  * invocation: it writes nothing anywhere and can be run any number of times.
  *
  * It walks the Synapse source in the import's order (keyset pages); rows
- * mxcd does not hold (skipped, missing or mismatched at import time, URL
- * previews) are counted "not imported" and not read. A few items are read
+ * mxcd does not hold (skipped, missing or mismatched at import time)
+ * are counted "not imported" and not read. A few items are read
  * at once; memory is bounded by the stream chunks in flight.
  */
 import { createHash } from "node:crypto";
@@ -21,6 +21,8 @@ import {
   remoteContentKey,
   remoteThumbnailKey,
   remoteThumbnailLegacyKey,
+  urlCacheKey,
+  urlCacheThumbnailKey,
 } from "../storage/media-paths.js";
 import { forEachBounded } from "./bounded-each.js";
 import { IMPORT_KINDS, type ImportKind, MAX_LISTED } from "./import-report.js";
@@ -149,16 +151,17 @@ class PairFinder {
     thumbs: SynapseThumbnail[],
   ): Promise<(Pair | ImportKind)[]> {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
-    const recorded =
-      row.urlCache === null
-        ? await this.#lookup.local(this.options.database.db, row.mediaId)
-        : undefined;
-    const key = safe(() => localContentKey(row.mediaId));
-    if (!recorded || key === undefined)
-      return ["local", ...mine.map(() => "local_thumbnail" as const)];
+    // URL-preview media lives under url_cache/ and url_cache_thumbnails/.
+    const preview = row.urlCache !== null;
+    const kind = preview ? "url_cache" : "local";
+    const thumbKind = preview ? "url_cache_thumbnail" : "local_thumbnail";
+    const thumbKey = preview ? urlCacheThumbnailKey : localThumbnailKey;
+    const recorded = await this.#lookup.local(this.options.database.db, row.mediaId);
+    const key = safe(() => (preview ? urlCacheKey : localContentKey)(row.mediaId));
+    if (!recorded || key === undefined) return [kind, ...mine.map(() => thumbKind)];
     const out: (Pair | ImportKind)[] = [
       {
-        kind: "local",
+        kind,
         item: row.mediaId,
         sourceKey: key,
         destKey: key,
@@ -167,10 +170,8 @@ class PairFinder {
       },
     ];
     for (const t of mine) {
-      const k = safe(() =>
-        localThumbnailKey(t.mediaId, t.width, t.height, t.contentType, t.method),
-      );
-      out.push(await this.#thumbnail(t, "local_thumbnail", k, k));
+      const k = safe(() => thumbKey(t.mediaId, t.width, t.height, t.contentType, t.method));
+      out.push(await this.#thumbnail(t, thumbKind, k, k));
     }
     return out;
   }

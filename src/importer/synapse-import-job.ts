@@ -17,8 +17,17 @@
  * Quarantined rows without a `sha256` get one computed from their file
  * (hash quarantine needs it); other rows keep Synapse's value, NULL or not.
  *
- * Not imported: `/create`d ids that never got bytes and URL-preview media
- * (counted as skipped), rows whose file is missing, truncated or unreadable
+ * URL-preview media (`url_cache` set) is imported like local media, its
+ * bytes and thumbnails under `url_cache/` and `url_cache_thumbnails/`; a
+ * third phase then imports Synapse's unexpired preview cache
+ * (preview-cache-import.ts). `skipUrlCache` skips both (counted as skipped).
+ *
+ * The quarantine feed continues Synapse's (feed-continuation.ts): each page
+ * appends, in its own transaction, one record per newly inserted quarantined
+ * row that Synapse's change stream does not report as quarantined.
+ *
+ * Not imported: `/create`d ids that never got bytes (counted as skipped),
+ * rows whose file is missing, truncated or unreadable
  * (counted and listed: an mxcd row would promise bytes that are not there).
  * A remote thumbnail stored under Synapse's legacy name (no `-method`) is
  * copied to the current name beside it, since mxcd looks only that up; the
@@ -36,6 +45,8 @@ import type { Tx } from "../db/database.js";
 import type { BackgroundJob, BatchContext, BatchResult } from "../jobs/background-job.js";
 import type { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import type { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
+import type { ImportedPreviewRepository } from "../repositories/imported-preview-repository.js";
+import type { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import {
   localContentKey,
@@ -43,8 +54,15 @@ import {
   remoteContentKey,
   remoteThumbnailKey,
   remoteThumbnailLegacyKey,
+  urlCacheKey,
+  urlCacheThumbnailKey,
 } from "../storage/media-paths.js";
 import { forEachBounded } from "./bounded-each.js";
+import {
+  type FeedCandidate,
+  missingFromStream,
+  recordImportedQuarantines,
+} from "./feed-continuation.js";
 import {
   count,
   emptyTally,
@@ -55,7 +73,13 @@ import {
 } from "./import-report.js";
 import type { CopyOutcome, MediaCopier } from "./media-copier.js";
 import type { MediaFileProbe } from "./media-file-probe.js";
+import {
+  FIRST_PREVIEW_KEY,
+  importPreviewPage,
+  type PreviewCacheSettings,
+} from "./preview-cache-import.js";
 import type {
+  PreviewKey,
   SynapseLocalMedia,
   SynapseRemoteMedia,
   SynapseSource,
@@ -67,10 +91,12 @@ export const SYNAPSE_IMPORT = "synapse-import";
 
 /** Where the walk is, and what it has counted so far (stored as JSON). */
 export interface SynapseImportProgress {
-  readonly phase: "local" | "remote";
+  readonly phase: "local" | "remote" | "preview_cache";
   readonly lastLocalMediaId: string;
   readonly lastRemoteOrigin: string;
   readonly lastRemoteMediaId: string;
+  /** Position in the preview cache (phase `preview_cache`); absent before it. */
+  readonly lastPreview?: PreviewKey;
   /** Which source this walk reads (sourceIdentity); "" before the first batch. */
   readonly source?: string;
   readonly tally: ImportTally;
@@ -87,6 +113,14 @@ export interface SynapseImportDeps {
   readonly dryRun: boolean;
   /** Names the source database and media store (no secrets): a walk never mixes two. */
   readonly sourceIdentity: string;
+  /** Appends the feed records of imported quarantined media. */
+  readonly quarantine: QuarantineRepository;
+  readonly previews: ImportedPreviewRepository;
+  /** How imported preview-cache entries are keyed (mxcd's language and server name). */
+  readonly previewSettings: PreviewCacheSettings;
+  /** `--skip-url-cache`: URL-preview media and the preview cache are counted as skipped. */
+  readonly skipUrlCache: boolean;
+  readonly now: () => number;
   /** `--copy`: copy every file into mxcd's store; absent in reference mode. */
   readonly copy?: CopyMode;
 }
@@ -146,13 +180,18 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     progress = { ...progress, source: this.deps.sourceIdentity };
     // A copy: the stored progress changes only if this batch commits.
     const tally = structuredClone(progress.tally);
+    if (progress.phase === "preview_cache")
+      return this.#previewBatch(tx, progress, tally, batchSize);
+    // Newly inserted quarantined rows the feed must report (feed-continuation.ts).
+    const feed: FeedCandidate[] = [];
     if (progress.phase === "local") {
       const rows = await this.deps.source.localPage(progress.lastLocalMediaId, batchSize);
       const thumbs = await this.deps.source.localThumbnails(rows.map((r) => r.mediaId));
       await forEachBounded(rows, this.deps.copy?.concurrency ?? 1, async (row) => {
         signal.throwIfAborted();
-        await this.#local(tx, row, thumbs, tally);
+        await this.#local(tx, row, thumbs, tally, feed);
       });
+      await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
       const last = rows.at(-1);
       const finished = rows.length < batchSize;
       return {
@@ -175,56 +214,107 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       const thumbs = await this.deps.source.remoteThumbnails(origin, ids);
       await forEachBounded(group, this.deps.copy?.concurrency ?? 1, async (row) => {
         signal.throwIfAborted();
-        await this.#remote(tx, row, thumbs, tally);
+        await this.#remote(tx, row, thumbs, tally, feed);
       });
     }
+    await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
     const last = rows.at(-1);
+    const finished = rows.length < batchSize;
     return {
       progress: {
         ...progress,
+        phase: finished ? "preview_cache" : "remote",
         lastRemoteOrigin: last?.origin ?? progress.lastRemoteOrigin,
         lastRemoteMediaId: last?.mediaId ?? progress.lastRemoteMediaId,
         tally,
       },
       processed: rows.length,
-      done: rows.length < batchSize,
+      done: false,
     };
   }
 
-  async #local(tx: Tx, row: SynapseLocalMedia, thumbs: SynapseThumbnail[], tally: ImportTally) {
+  /** One page of Synapse's preview cache (preview-cache-import.ts); the last phase. */
+  async #previewBatch(
+    tx: Tx,
+    progress: SynapseImportProgress,
+    tally: ImportTally,
+    batchSize: number,
+  ): Promise<BatchResult<SynapseImportProgress>> {
+    const { last, read } = await importPreviewPage(
+      tx,
+      this.deps,
+      {
+        after: progress.lastPreview ?? FIRST_PREVIEW_KEY,
+        limit: batchSize,
+        now: this.deps.now(),
+        skip: this.deps.skipUrlCache,
+      },
+      this.deps.previewSettings,
+      tally,
+    );
+    return {
+      progress: { ...progress, lastPreview: last, tally },
+      processed: read,
+      done: read < batchSize,
+    };
+  }
+
+  async #local(
+    tx: Tx,
+    row: SynapseLocalMedia,
+    thumbs: SynapseThumbnail[],
+    tally: ImportTally,
+    feed: FeedCandidate[],
+  ) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = row.mediaId;
-    // A `/create`d id that never got bytes, or URL-preview media (files under url_cache/).
-    if (row.mediaLength === null || row.urlCache !== null) {
-      count(tally, "local", "skipped");
-      for (const _ of mine) count(tally, "local_thumbnail", "skipped");
+    // URL-preview media: bytes under url_cache/, thumbnails under url_cache_thumbnails/.
+    const preview = row.urlCache !== null;
+    const kind = preview ? "url_cache" : "local";
+    const thumbKind = preview ? "url_cache_thumbnail" : "local_thumbnail";
+    const contentKey = () => (preview ? urlCacheKey : localContentKey)(row.mediaId);
+    const thumbKey = preview ? urlCacheThumbnailKey : localThumbnailKey;
+    // A `/create`d id that never got bytes, or URL-preview media with --skip-url-cache.
+    if (row.mediaLength === null || (preview && this.deps.skipUrlCache)) {
+      count(tally, kind, "skipped");
+      for (const _ of mine) count(tally, thumbKind, "skipped");
       return;
     }
     const file = await this.#file({
-      key: () => localContentKey(row.mediaId),
+      key: contentKey,
       length: row.mediaLength,
       row,
       present: async () => (await this.deps.copy?.lookup.local(tx, row.mediaId)) !== undefined,
     });
     if (!file.ok) {
-      problem(tally, "local", item, file);
-      for (const _ of mine) count(tally, "local_thumbnail", "skipped");
+      problem(tally, kind, item, file);
+      for (const _ of mine) count(tally, thumbKind, "skipped");
       return;
     }
+    const sha256 = file.sha256;
     const inserted = await this.deps.media.insertLocal(tx, {
       ...row,
       mediaLength: row.mediaLength,
-      sha256: file.sha256,
+      sha256,
     });
-    count(tally, "local", inserted ? "imported" : "present");
+    count(tally, kind, inserted ? "imported" : "present");
+    if (inserted && missingFromStream(row)) {
+      feed.push({ origin: null, mediaId: row.mediaId, sha256, quarantinedBy: row.quarantinedBy });
+    }
     for (const t of mine) {
-      await this.#thumbnail(tx, t, tally, "local_thumbnail", () =>
-        localThumbnailKey(t.mediaId, t.width, t.height, t.contentType, t.method),
+      await this.#thumbnail(tx, t, tally, thumbKind, () =>
+        thumbKey(t.mediaId, t.width, t.height, t.contentType, t.method),
       );
     }
   }
 
-  async #remote(tx: Tx, row: SynapseRemoteMedia, thumbs: SynapseThumbnail[], tally: ImportTally) {
+  async #remote(
+    tx: Tx,
+    row: SynapseRemoteMedia,
+    thumbs: SynapseThumbnail[],
+    tally: ImportTally,
+    feed: FeedCandidate[],
+  ) {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = `${row.origin}/${row.mediaId}`;
     if (row.mediaLength === null) {
@@ -244,14 +334,19 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
       return;
     }
+    const sha256 = file.sha256;
     const inserted = await this.deps.media.insertRemote(tx, {
       ...row,
       mediaLength: row.mediaLength,
-      sha256: file.sha256,
+      sha256,
       // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
       lastAccessTs: row.lastAccessTs ?? row.createdTs,
     });
     count(tally, "remote", inserted ? "imported" : "present");
+    if (inserted && missingFromStream(row)) {
+      const { origin, mediaId } = row;
+      feed.push({ origin, mediaId, sha256, quarantinedBy: row.quarantinedBy });
+    }
     for (const t of mine) {
       const fsId = t.filesystemId ?? row.filesystemId;
       await this.#thumbnail(

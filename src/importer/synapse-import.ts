@@ -5,6 +5,10 @@
  *   page and the job shows in `mxcd jobs`. A stopped or killed import
  *   resumes where it left off; a finished one is started afresh (a new full
  *   pass that finds every earlier row present and imports only new ones);
+ * - before the first page, mxcd's quarantine feed is made to continue
+ *   Synapse's (feed-continuation.ts): its position is raised to Synapse's
+ *   highest stream id, and a pending `quarantine-feed-backfill` runs to the
+ *   end first, so it never records an imported item a second time;
  * - with `dryRun`, page by page in transactions that are always rolled
  *   back, with the progress kept in memory: the counts are exact ("already
  *   present" included) and nothing is left in mxcd's database or store.
@@ -12,16 +16,21 @@
 import type { Database } from "../db/database.js";
 import { JobRunner } from "../jobs/job-runner.js";
 import { DEFAULT_JOB_RUNNER_OPTIONS } from "../jobs/job-runner-options.js";
+import { QuarantineFeedBackfillJob } from "../jobs/quarantine-feed-backfill-job.js";
 import type { Logger } from "../logging/logger.js";
 import { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
+import { ImportedPreviewRepository } from "../repositories/imported-preview-repository.js";
 import { JobRepository } from "../repositories/job-repository.js";
+import { QuarantineFeedRepository } from "../repositories/quarantine-feed-repository.js";
+import { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { FilesystemBlobStore } from "../storage/filesystem/filesystem-blob-store.js";
 import type { ImportTally } from "./import-report.js";
 import { MediaCopier } from "./media-copier.js";
 import { MediaFileProbe } from "./media-file-probe.js";
 import type { MediaSource } from "./media-source.js";
+import type { PreviewCacheSettings } from "./preview-cache-import.js";
 import {
   initialImportProgress,
   SYNAPSE_IMPORT,
@@ -47,6 +56,14 @@ export interface SynapseImportOptions {
   readonly onProgress?: (processed: number) => void;
   /** `--copy`: read Synapse's files from `source`, copy them into `store` (docs/import.md). */
   readonly copy?: CopyOptions;
+  /** `--skip-url-cache`: count URL-preview media and the preview cache as skipped. */
+  readonly skipUrlCache?: boolean;
+  /**
+   * mxcd's `url_preview_accept_language` (joined) and `server_name`, which key
+   * imported preview-cache entries; default `en` and no server (entries then
+   * keep no image media id).
+   */
+  readonly previewSettings?: PreviewCacheSettings;
 }
 
 export interface CopyOptions {
@@ -84,19 +101,30 @@ export async function runSynapseImport(
       lookup: new ImportLookupRepository(),
       concurrency: options.copy.concurrency ?? COPY_CONCURRENCY,
     },
+    quarantine: new QuarantineRepository(),
+    previews: new ImportedPreviewRepository(),
+    previewSettings: options.previewSettings ?? { language: "en", serverName: "" },
+    skipUrlCache: options.skipUrlCache ?? false,
+    now: Date.now,
   });
   const signal = options.signal ?? new AbortController().signal;
   const batchSize = options.batchSize ?? DEFAULT_JOB_RUNNER_OPTIONS.batchSize;
   if (options.dryRun) return dryRun(options.database, job, batchSize, signal, options.onProgress);
 
+  await continueSynapseFeed(options.database, options.source);
   const jobs = new JobRepository(options.database);
   await jobs.restart(SYNAPSE_IMPORT, initialImportProgress(), Date.now());
   const runner = new JobRunner(
     options.database,
-    [job],
+    // The backfill first (a no-op once done): see continueSynapseFeed.
+    [new QuarantineFeedBackfillJob(new QuarantineRepository()), job],
     options.logger,
     { batchSize, pauseMs: 0 },
-    { committed: (state) => options.onProgress?.(state.processed) },
+    {
+      committed: (state) => {
+        if (state.name === SYNAPSE_IMPORT) options.onProgress?.(state.processed);
+      },
+    },
   );
   await runner.run({ signal, failFast: true });
   const state = (await runner.states()).find((s) => s.name === SYNAPSE_IMPORT);
@@ -105,6 +133,17 @@ export async function runSynapseImport(
     tally: (progress ?? initialImportProgress()).tally,
     stopped: state?.status !== "done",
   };
+}
+
+/**
+ * Raises mxcd's feed position to Synapse's highest stream id (never lowers
+ * it), so the import's records and every later one come after everything a
+ * consumer of Synapse's feed has seen (feed-continuation.ts). Idempotent;
+ * repeated by every run, so a Synapse that recorded more since is covered.
+ */
+async function continueSynapseFeed(database: Database, source: SynapseSource): Promise<void> {
+  const max = (await source.schema()).quarantineStreamMax;
+  if (max !== null) await new QuarantineFeedRepository(database).raisePosition(max);
 }
 
 /** Thrown to roll a dry-run page back. */

@@ -13,7 +13,10 @@
  *
  * Pages are keyset-paged on Synapse's unique indexes: local media by
  * `media_id`, the remote cache by `(media_origin, media_id)`; thumbnails
- * are read for the media ids of one page.
+ * are read for the media ids of one page, and so is what the change stream
+ * last said about the page's quarantined rows (feed-continuation.ts). The
+ * preview cache has no unique key: it is paged by (url, download_ts,
+ * media_id), unexpired rows only.
  */
 import { resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
@@ -32,7 +35,21 @@ export interface SynapseSchema {
   readonly remoteAuthenticated: boolean;
   readonly remoteSha256: boolean;
   readonly quarantineChanges: boolean;
+  /**
+   * The highest `quarantined_media_changes.stream_id` (what a consumer of
+   * Synapse's feed has seen at most), or null when the table is absent or empty.
+   */
+  readonly quarantineStreamMax: number | null;
+  /** Whether `local_media_repository_url_cache` (the preview cache) exists. */
+  readonly previewCache: boolean;
 }
+
+/**
+ * What Synapse's change stream last said about an item: true or false from
+ * its newest record, null when the stream has no record of it (or there is
+ * no stream).
+ */
+export type StreamState = boolean | null;
 
 /** A `local_media_repository` row, with defaults for columns this vintage lacks. */
 export interface SynapseLocalMedia {
@@ -48,6 +65,8 @@ export interface SynapseLocalMedia {
   readonly safeFromQuarantine: boolean;
   readonly authenticated: boolean;
   readonly sha256: string | null;
+  /** See StreamState. */
+  readonly streamQuarantined: StreamState;
 }
 
 /** A `remote_media_cache` row. */
@@ -63,6 +82,27 @@ export interface SynapseRemoteMedia {
   readonly quarantinedBy: string | null;
   readonly authenticated: boolean;
   readonly sha256: string | null;
+  /** See StreamState. */
+  readonly streamQuarantined: StreamState;
+}
+
+/** A `local_media_repository_url_cache` row (the preview cache). */
+export interface SynapsePreview {
+  readonly url: string;
+  readonly responseCode: number | null;
+  readonly expiresTs: number;
+  readonly downloadTs: number;
+  /** The preview's OpenGraph JSON text. */
+  readonly og: string | null;
+  /** The url-cache media of the downloaded page or image. */
+  readonly mediaId: string;
+}
+
+/** Keyset position in the preview cache: (url, download_ts, media_id). */
+export interface PreviewKey {
+  readonly url: string;
+  readonly downloadTs: number;
+  readonly mediaId: string;
 }
 
 /**
@@ -83,6 +123,11 @@ export interface SynapseSource {
   ): Promise<SynapseRemoteMedia[]>;
   localThumbnails(mediaIds: readonly string[]): Promise<SynapseThumbnail[]>;
   remoteThumbnails(origin: string, mediaIds: readonly string[]): Promise<SynapseThumbnail[]>;
+  /**
+   * Preview-cache rows after `after` in (url, download_ts, media_id) order
+   * that expire after `now`; [] when the table is absent.
+   */
+  previewPage(after: PreviewKey, now: number, limit: number): Promise<SynapsePreview[]>;
   /** Rows of local media plus the remote cache (for the progress bar). */
   countRows(): Promise<number>;
   close(): Promise<void>;
@@ -184,14 +229,63 @@ class SqlSynapseSource implements SynapseSource {
       const rows = await this.q.all("SELECT version FROM schema_version", []);
       version = rows[0] ? Number(rows[0].version) : null;
     }
+    const quarantineChanges = (await this.q.columns("quarantined_media_changes")).has("stream_id");
+    let quarantineStreamMax: number | null = null;
+    if (quarantineChanges) {
+      const rows = await this.q.all(
+        "SELECT MAX(stream_id) AS n FROM quarantined_media_changes",
+        [],
+      );
+      quarantineStreamMax = int(rows[0]?.n);
+    }
     return {
       version,
       localAuthenticated: local.has("authenticated"),
       localSha256: local.has("sha256"),
       remoteAuthenticated: remote.has("authenticated"),
       remoteSha256: remote.has("sha256"),
-      quarantineChanges: (await this.q.columns("quarantined_media_changes")).has("stream_id"),
+      quarantineChanges,
+      quarantineStreamMax,
+      previewCache: (await this.q.columns("local_media_repository_url_cache")).has("url"),
     };
+  }
+
+  /**
+   * The newest stream record of each of `items` (origin null = local), as a
+   * map from `streamKey`. Synapse's table has no index but its primary key,
+   * so this is one scan of the stream per page (the stream is small: it
+   * holds quarantine changes only), never one per row.
+   */
+  async #streamStates(
+    items: readonly { origin: string | null; mediaId: string }[],
+  ): Promise<Map<string, boolean>> {
+    const states = new Map<string, boolean>();
+    if (items.length === 0 || !(await this.schema()).quarantineChanges) return states;
+    const ids = [...new Set(items.map((i) => i.mediaId))];
+    const rows = await this.q.all(
+      `SELECT c.origin, c.media_id, c.quarantined FROM quarantined_media_changes c
+        WHERE c.stream_id IN (
+          SELECT MAX(stream_id) FROM quarantined_media_changes
+           WHERE media_id IN (${marks(ids)}) GROUP BY origin, media_id)`,
+      ids,
+    );
+    for (const r of rows)
+      states.set(streamKey(text(r.origin), String(r.media_id)), flag(r.quarantined));
+    return states;
+  }
+
+  /** Each row with its StreamState. */
+  async #withStreamStates<T extends { mediaId: string; quarantinedBy: string | null }>(
+    rows: readonly T[],
+    originOf: (row: T) => string | null,
+  ): Promise<(T & { streamQuarantined: StreamState })[]> {
+    const states = await this.#streamStates(
+      rows.map((r) => ({ origin: originOf(r), mediaId: r.mediaId })),
+    );
+    return rows.map((r) => ({
+      ...r,
+      streamQuarantined: states.get(streamKey(originOf(r), r.mediaId)) ?? null,
+    }));
   }
 
   async localPage(after: string, limit: number): Promise<SynapseLocalMedia[]> {
@@ -204,7 +298,7 @@ class SqlSynapseSource implements SynapseSource {
          FROM local_media_repository WHERE media_id > ? ORDER BY media_id LIMIT ?`,
       [after, limit],
     );
-    return rows.map((r) => ({
+    const media = rows.map((r) => ({
       mediaId: String(r.media_id),
       mediaType: text(r.media_type),
       mediaLength: int(r.media_length),
@@ -218,6 +312,7 @@ class SqlSynapseSource implements SynapseSource {
       authenticated: flag(r.authenticated),
       sha256: text(r.sha256),
     }));
+    return this.#withStreamStates(media, () => null);
   }
 
   async remotePage(
@@ -235,7 +330,7 @@ class SqlSynapseSource implements SynapseSource {
         ORDER BY media_origin, media_id LIMIT ?`,
       [after.origin, after.origin, after.mediaId, limit],
     );
-    return rows.map((r) => ({
+    const media = rows.map((r) => ({
       origin: String(r.media_origin),
       mediaId: String(r.media_id),
       mediaType: text(r.media_type),
@@ -248,6 +343,7 @@ class SqlSynapseSource implements SynapseSource {
       authenticated: flag(r.authenticated),
       sha256: text(r.sha256),
     }));
+    return this.#withStreamStates(media, (r) => r.origin);
   }
 
   async localThumbnails(mediaIds: readonly string[]): Promise<SynapseThumbnail[]> {
@@ -271,6 +367,26 @@ class SqlSynapseSource implements SynapseSource {
       [origin, ...mediaIds],
     );
     return rows.map((r) => thumbnail(r, origin, String(r.filesystem_id)));
+  }
+
+  async previewPage(after: PreviewKey, now: number, limit: number): Promise<SynapsePreview[]> {
+    if (!(await this.schema()).previewCache) return [];
+    // Row values compare lexicographically on both engines (SQLite 3.15+).
+    const rows = await this.q.all(
+      `SELECT url, response_code, expires_ts, download_ts, og, media_id
+         FROM local_media_repository_url_cache
+        WHERE (url, download_ts, media_id) > (?, ?, ?) AND expires_ts > ?
+        ORDER BY url, download_ts, media_id LIMIT ?`,
+      [after.url, after.downloadTs, after.mediaId, now, limit],
+    );
+    return rows.map((r) => ({
+      url: String(r.url),
+      responseCode: int(r.response_code),
+      expiresTs: int(r.expires_ts) ?? 0,
+      downloadTs: int(r.download_ts) ?? 0,
+      og: text(r.og),
+      mediaId: String(r.media_id),
+    }));
   }
 
   async countRows(): Promise<number> {
@@ -298,6 +414,11 @@ function thumbnail(r: Row, origin: string | null, filesystemId: string | null): 
     length: int(r.thumbnail_length) ?? 0,
     filesystemId,
   };
+}
+
+/** A map key for (origin, media id); local media has origin null. */
+function streamKey(origin: string | null, mediaId: string): string {
+  return `${origin ?? ""}\n${mediaId}`;
 }
 
 function marks(values: readonly unknown[]): string {

@@ -30,6 +30,11 @@ export interface BatchResult<P> {
   readonly done: boolean;
   /** Called once the batch's transaction has committed (e.g. to wake readers). */
   readonly committed?: () => void;
+  /**
+   * A recurring job's "nothing more to do for now": the runner waits this
+   * long (instead of its short pause) before the job's next batch.
+   */
+  readonly idleMs?: number;
 }
 
 /**
@@ -43,6 +48,13 @@ export interface BackgroundJob<P = unknown, F = undefined> {
   readonly name: string;
   /** Progress of a job that has not run yet. */
   readonly initialProgress: P;
+  /**
+   * A recurring job (e.g. the URL-preview expiry): it never reports `done`,
+   * and reports `idleMs` when it has caught up. The server runs recurring
+   * jobs beside the others (a one-off job does not wait for one, nor one for
+   * a long backfill); `run()` (`mxcd jobs run`) runs each until it is idle.
+   */
+  readonly recurring?: boolean;
   /**
    * Optional slow, read-only step run BEFORE the batch's transaction, with
    * the progress last committed (read without the job's lock): e.g. a

@@ -14,6 +14,7 @@ import { RoomHistoryBackfillRepository } from "../repositories/room-history-back
 import type { AnyJob } from "./background-job.js";
 import { QuarantineFeedBackfillJob } from "./quarantine-feed-backfill-job.js";
 import { RoomHistoryBackfillJob } from "./room-history-backfill-job.js";
+import type { UrlPreviewExpiryJob } from "./url-preview-expiry-job.js";
 
 /** What the jobs need from the process that runs them. */
 export interface BackgroundJobDeps {
@@ -29,6 +30,8 @@ export interface BackgroundJobDeps {
     readonly database: Database;
     readonly logger: Logger;
   };
+  /** The recurring URL-preview expiry (src/previews/create-url-previews.ts); absent when previews are off. */
+  readonly urlPreviewExpiry?: UrlPreviewExpiryJob;
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
@@ -52,5 +55,6 @@ export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
       }),
     );
   }
+  if (deps.urlPreviewExpiry) jobs.push(deps.urlPreviewExpiry);
   return jobs;
 }

@@ -34,7 +34,11 @@ import {
 export type { JobObserver, JobRunnerOptions, JobState };
 
 /** One batch attempt: another process had the lock, the job is finished, or it advanced. */
-type Step = { kind: "busy" | "done" | "progressed"; state?: JobState };
+type Step = {
+  kind: "busy" | "done" | "progressed";
+  state?: JobState;
+  result?: BatchResult<unknown>;
+};
 
 /**
  * Runs registered jobs in the background (`start`/`stop`, for the server) or
@@ -78,7 +82,7 @@ export class JobRunner {
     this.#started ??= (async () => {
       await this.#ensure();
       if (this.#abort.signal.aborted) return;
-      this.#loop = this.#runAll(this.#abort.signal, false).catch((error: unknown) => {
+      this.#loop = this.#runAll(this.#abort.signal, false, true).catch((error: unknown) => {
         this.logger.error({ err: error }, "background job runner stopped unexpectedly");
       });
     })();
@@ -129,15 +133,30 @@ export class JobRunner {
     return this.#repository.ensure(rows, Date.now());
   }
 
-  async #runAll(signal: AbortSignal, failFast: boolean): Promise<void> {
+  /**
+   * One-off jobs one after another; in the background (`forever`) each
+   * recurring job in a loop of its own beside them, else each until idle.
+   */
+  async #runAll(signal: AbortSignal, failFast: boolean, forever = false): Promise<void> {
+    const recurring = this.#jobs.filter((job) => job.recurring === true);
+    const lanes = forever ? recurring.map((job) => this.#runJob(job, signal, failFast, true)) : [];
     for (const job of this.#jobs) {
-      if (signal.aborted) return;
-      await this.#runJob(job, signal, failFast);
+      if (signal.aborted) break;
+      if (job.recurring !== true || !forever) await this.#runJob(job, signal, failFast);
     }
+    await Promise.all(lanes);
   }
 
-  /** Runs one job's batches until it is done or `signal` aborts. */
-  async #runJob(job: AnyJob, signal: AbortSignal, failFast: boolean): Promise<void> {
+  /**
+   * Runs one job's batches until it is done or `signal` aborts; a recurring
+   * job until it reports `idleMs`, or with `forever`, until `signal` aborts.
+   */
+  async #runJob(
+    job: AnyJob,
+    signal: AbortSignal,
+    failFast: boolean,
+    forever = false,
+  ): Promise<void> {
     let backoff = this.#options.retryMs;
     let estimated = job.estimateTotal === undefined;
     while (!signal.aborted) {
@@ -166,7 +185,10 @@ export class JobRunner {
         estimated = true;
         await this.#estimate(job, step.state.progress);
       }
-      await pause(step.kind === "busy" ? this.#options.busyRetryMs : this.#options.pauseMs, signal);
+      const idleMs = step.result?.idleMs;
+      if (idleMs !== undefined && !forever) return;
+      const wait = step.kind === "busy" ? this.#options.busyRetryMs : this.#options.pauseMs;
+      await pause(idleMs ?? wait, signal);
     }
   }
 

@@ -19,6 +19,7 @@
  *   memory is bounded by the batch, whatever the number of old media; only
  *   the ids for the response accumulate.
  */
+import type { Db } from "../db/database.js";
 import type { Logger } from "../logging/logger.js";
 import type {
   Cursor,
@@ -80,6 +81,19 @@ export class MediaDeletionService {
   deleteLocalMediaItems(items: readonly LocalMediaItem[]): Promise<string[]> {
     return this.#forEach(items, async (item) =>
       (await this.#deleteLocalItem(item)) ? item.mediaId : undefined,
+    );
+  }
+
+  /**
+   * The same deletion for a background job's batch (the URL-preview expiry
+   * job): each item's files first, then its rows through the batch's
+   * transaction `tx`, which commits them together with the job's progress.
+   * A rollback leaves rows whose files are gone, which the job's next batch
+   * finishes (the module note's rule: never a file without a row).
+   */
+  deleteLocalMediaItemsIn(tx: Db, items: readonly LocalMediaItem[]): Promise<string[]> {
+    return this.#forEach(items, async (item) =>
+      (await this.#deleteLocalItem(item, tx)) ? item.mediaId : undefined,
     );
   }
 
@@ -162,7 +176,7 @@ export class MediaDeletionService {
     return purged;
   }
 
-  async #deleteLocalItem(item: LocalMediaItem): Promise<boolean> {
+  async #deleteLocalItem(item: LocalMediaItem, tx?: Db): Promise<boolean> {
     const removed = await this.#removeFiles(() =>
       item.urlCache === null
         ? [localContentKey(item.mediaId), localThumbnailPrefix(item.mediaId)]
@@ -175,7 +189,7 @@ export class MediaDeletionService {
       );
       return false;
     }
-    await this.repo.deleteLocalRows(item.mediaId);
+    await this.repo.deleteLocalRows(item.mediaId, tx);
     if (item.urlCache === null) {
       // Thumbnails written while the files above were being removed (a
       // pre-generation racing this deletion) go in a second pass, now that

@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/config-schema.js";
 import type { Database } from "../db/database.js";
+import { type UrlCacheMediaDeletion, UrlPreviewExpiryJob } from "../jobs/url-preview-expiry-job.js";
 import type { Logger } from "../logging/logger.js";
 import type { ContentGate } from "../media/upload-service.js";
 import type { Dns } from "../net/dns.js";
@@ -16,6 +17,7 @@ import { OutboundHttp } from "../net/outbound-http.js";
 import type { MediaRepository } from "../repositories/media-repository.js";
 import { UrlPreviewRepository } from "../repositories/url-preview-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
+import type { Semaphore } from "../util/semaphore.js";
 import { OEmbedProviders } from "./oembed.js";
 import { PreviewFetcher } from "./preview-fetcher.js";
 import { UrlBlacklist, urlPreviewUrlBlacklistSchema } from "./url-blacklist.js";
@@ -31,6 +33,12 @@ export class UrlPreviewConfigError extends Error {
 
 export interface UrlPreviewDeps {
   readonly database: Database;
+  /**
+   * Turns for fresh fetches (`url_preview_max_concurrent_fetches` permits,
+   * `url_preview_fetch_queue_size` waiters); built by the composition root,
+   * which also reports its waiters.
+   */
+  readonly fetchSlots: Semaphore;
   readonly media: MediaRepository;
   readonly store: BlobStore;
   readonly gate: ContentGate;
@@ -41,13 +49,22 @@ export interface UrlPreviewDeps {
   readonly flight: PreviewFlight;
   /** Address resolution (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
+  /** Deletes expired url-cache media (MediaDeletionService), for the expiry job. */
+  readonly deletion: UrlCacheMediaDeletion;
+  /** The clock of the cache and the expiry job (tests move it); default Date.now. */
+  readonly now?: () => number;
 }
 
-/** The service and what closes its connections; undefined when previews are off. */
-export function createUrlPreviews(
-  config: Config,
-  deps: UrlPreviewDeps,
-): { service: UrlPreviewService; close(): void } | undefined {
+/** What previews consist of: the service, its expiry job, and what closes its connections. */
+export interface UrlPreviews {
+  readonly service: UrlPreviewService;
+  /** The recurring url-preview-expiry job, for the background job runner. */
+  readonly expiry: UrlPreviewExpiryJob;
+  close(): void;
+}
+
+/** Previews built from the config; undefined when previews are off. */
+export function createUrlPreviews(config: Config, deps: UrlPreviewDeps): UrlPreviews | undefined {
   if (!config.url_preview_enabled) return undefined;
   const parsed = urlPreviewUrlBlacklistSchema.safeParse(config.url_preview_url_blacklist);
   if (!parsed.success) {
@@ -73,31 +90,46 @@ export function createUrlPreviews(
     defaultTimeoutMs: config.url_preview_timeout,
     ...(deps.dns !== undefined && { dns: deps.dns }),
   });
-  const fetcher = new PreviewFetcher(outbound, {
-    maxBytes: config.max_spider_size,
-    timeoutMs: config.url_preview_timeout,
-    userAgent: config.url_preview_user_agent,
-    acceptLanguage: config.url_preview_accept_language.join(", "),
-    urlBlacklist: new UrlBlacklist(parsed.data),
-  });
+  const cache = new UrlPreviewRepository(deps.database);
+  const now = deps.now ?? Date.now;
+  const fetcher = new PreviewFetcher(
+    outbound,
+    {
+      maxBytes: config.max_spider_size,
+      timeoutMs: config.url_preview_timeout,
+      userAgent: config.url_preview_user_agent,
+      acceptLanguage: config.url_preview_accept_language.join(", "),
+      urlBlacklist: new UrlBlacklist(parsed.data),
+    },
+    deps.fetchSlots,
+  );
   const service = new UrlPreviewService(
     {
       serverName: config.server_name,
       language: config.url_preview_accept_language.join(", "),
       timeoutMs: config.url_preview_timeout,
       authenticatedMedia: config.enable_authenticated_media,
+      maxImageBytes: config.max_spider_size,
     },
     fetcher,
     providers,
-    new UrlPreviewRepository(deps.database),
+    cache,
     deps.media,
     deps.store,
     deps.gate,
     deps.logger,
     deps.flight,
     deps.onImage,
+    now,
   );
-  return { service, close: () => outbound.close() };
+  const expiry = new UrlPreviewExpiryJob({
+    cache,
+    deletion: deps.deletion,
+    logger: deps.logger,
+    now,
+    intervalMs: config.url_preview_expiry_interval,
+  });
+  return { service, expiry, close: () => outbound.close() };
 }
 
 function readProvidersFile(path: string): unknown {

@@ -13,7 +13,7 @@
  * - Image fallback: `<meta itemprop=…image…>`, else the largest `<img>` whose
  *   declared width and height are both over 10, else the first `<img>`,
  *   else `<link rel~=icon>`. `og:image` is resolved against the page URL and
- *   kept only when it is http(s).
+ *   kept only when it is http(s) or a `data:` URL (stored like a fetched image).
  * - Description fallback: `<meta name=…description…>`, else the page's text
  *   outside head, header, nav, aside, footer, script, noscript, style, svg,
  *   iframe, video, canvas, img, picture (and title, template) and menus, in
@@ -24,10 +24,12 @@
  *
  * Keys with no value are left out (Synapse answers `"og:title": null`).
  */
+
+import { isDataUrl } from "./data-url-image.js";
 import { decodeHtml } from "./html-charset.js";
 import { HEADINGS, PageFacts, PREFIXES } from "./html-page-facts.js";
-import { type ScanStats, scanHtml } from "./html-scanner.js";
-import { absoluteHttpUrl, capOpenGraph, type OpenGraph } from "./open-graph.js";
+import { MAX_ATTRIBUTE_VALUE_CHARS, type ScanStats, scanHtml } from "./html-scanner.js";
+import { absoluteHttpUrl, capOpenGraph, type OpenGraph, previewImageSource } from "./open-graph.js";
 import { summarizeText } from "./text-summary.js";
 
 /** Default bytes of a page that are parsed; the rest is never read. */
@@ -107,7 +109,7 @@ function openGraphOf(facts: PageFacts, pageUrl: string): OpenGraph {
 
   const image = og["og:image"] ?? fallbackImage(facts);
   delete og["og:image"];
-  const imageUrl = image === undefined ? undefined : absoluteHttpUrl(image, pageUrl);
+  const imageUrl = image === undefined ? undefined : attributeImageSource(image, pageUrl);
   if (imageUrl !== undefined) og["og:image"] = imageUrl;
 
   const found = og["og:description"] ?? facts.metaDescription;
@@ -115,6 +117,16 @@ function openGraphOf(facts: PageFacts, pageUrl: string): OpenGraph {
   if (description === undefined) delete og["og:description"];
   else og["og:description"] = description;
   return capOpenGraph(og);
+}
+
+/**
+ * An image source read from an HTML attribute (previewImageSource), except
+ * a `data:` URL as long as the scanner's attribute cap: it may have been cut
+ * there, and a cut image must not be stored.
+ */
+export function attributeImageSource(raw: string, base?: string): string | undefined {
+  if (isDataUrl(raw) && raw.length >= MAX_ATTRIBUTE_VALUE_CHARS) return undefined;
+  return previewImageSource(raw, base);
 }
 
 /** The first `<title>`, else the first `<h1>`, `<h2>`, `<h3>`. */

@@ -18,8 +18,8 @@ import { decodeHTML } from "entities";
 import { z } from "zod";
 import { exceedsJsonDepth } from "../domain/json-depth.js";
 import { DEFAULT_OEMBED_PROVIDERS } from "./default-oembed-providers.js";
-import { summarizeHtmlFragment } from "./html-opengraph.js";
-import { absoluteHttpUrl, capOpenGraph, type OpenGraph } from "./open-graph.js";
+import { attributeImageSource, summarizeHtmlFragment } from "./html-opengraph.js";
+import { absoluteHttpUrl, capOpenGraph, type OpenGraph, previewImageSource } from "./open-graph.js";
 
 const endpointSchema = z.object({
   schemes: z.array(z.string()).optional(),
@@ -201,12 +201,12 @@ export function oembedToOpenGraph(value: unknown, pageUrl: string): OEmbedPrevie
   if (title !== undefined) og["og:title"] = decodeHTML(title);
   const siteName = text(field("provider_name"));
   if (siteName !== undefined) og["og:site_name"] = siteName;
-  const thumbnail = httpUrl(field("thumbnail_url"));
+  const thumbnail = imageUrl(field("thumbnail_url"));
   if (thumbnail !== undefined) og["og:image"] = thumbnail;
 
   switch (field("type")) {
     case "photo": {
-      const photo = httpUrl(field("url"));
+      const photo = imageUrl(field("url"));
       if (photo !== undefined) og["og:image"] = photo;
       break;
     }
@@ -243,7 +243,7 @@ export function oembedToOpenGraph(value: unknown, pageUrl: string): OEmbedPrevie
 function addHtmlFragment(og: Record<string, string | number>, html: unknown): void {
   if (typeof html !== "string" || html === "") return;
   const fragment = summarizeHtmlFragment(html);
-  const image = fragment.image === undefined ? undefined : absoluteHttpUrl(fragment.image);
+  const image = fragment.image === undefined ? undefined : attributeImageSource(fragment.image);
   if (og["og:image"] === undefined && image !== undefined) og["og:image"] = image;
   const video = fragment.video === undefined ? undefined : absoluteHttpUrl(fragment.video);
   if (video !== undefined) og["og:video"] = video;
@@ -257,9 +257,9 @@ function text(value: unknown): string | undefined {
   return trimmed === "" ? undefined : trimmed;
 }
 
-/** An absolute http(s) URL; undefined for anything else. */
-function httpUrl(value: unknown): string | undefined {
-  return typeof value === "string" ? absoluteHttpUrl(value) : undefined;
+/** An absolute http(s) URL or a `data:` URL (an image's source); undefined for anything else. */
+function imageUrl(value: unknown): string | undefined {
+  return typeof value === "string" ? previewImageSource(value) : undefined;
 }
 
 /**

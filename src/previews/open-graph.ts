@@ -3,6 +3,8 @@
  * them) and the rules every preview passes through before it is served.
  */
 
+import { isDataUrl } from "./data-url-image.js";
+
 /** OpenGraph keys to values: strings from pages, numbers for sizes (as Synapse). */
 export type OpenGraph = Record<string, string | number>;
 
@@ -21,7 +23,10 @@ export function capOpenGraph(og: Readonly<Record<string, unknown>>): OpenGraph {
   for (const [key, value] of Object.entries(og)) {
     if (key.length === 0 || key.length > OG_KEY_MAX_CHARS) continue;
     if (typeof value === "string") {
-      if (value === "" || value.length > OG_VALUE_MAX_CHARS) continue;
+      // An image's `data:` URL is replaced by the stored copy before the
+      // preview is served (url-preview-service.ts), so the cap does not apply.
+      const dataImage = key === "og:image" && isDataUrl(value);
+      if (value === "" || (value.length > OG_VALUE_MAX_CHARS && !dataImage)) continue;
     } else if (typeof value !== "number" || !Number.isFinite(value)) {
       continue;
     } else if (String(value).length > OG_VALUE_MAX_CHARS) {
@@ -33,10 +38,19 @@ export function capOpenGraph(og: Readonly<Record<string, unknown>>): OpenGraph {
 }
 
 /**
+ * Where a preview's image comes from: a `data:` URL as it is (decoded and
+ * stored like a fetched image, as Synapse does, #11767), else
+ * `absoluteHttpUrl(raw, base)`.
+ */
+export function previewImageSource(raw: string, base?: string): string | undefined {
+  return isDataUrl(raw) ? raw.trim() : absoluteHttpUrl(raw, base);
+}
+
+/**
  * `raw` resolved against `base` when it is an absolute or relative http(s)
  * URL, as a normalised absolute URL; undefined for anything else (`data:`,
- * `javascript:`, unparsable). Synapse also accepts `data:` images; mxcd
- * fetches only http(s), through the one guarded outbound client.
+ * `javascript:`, unparsable). Fetches are http(s) only, through the one
+ * guarded outbound client; `data:` images go through previewImageSource.
  */
 export function absoluteHttpUrl(raw: string, base?: string): string | undefined {
   const trimmed = raw.trim();

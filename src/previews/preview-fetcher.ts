@@ -11,6 +11,12 @@
  * `M_FORBIDDEN`, a body over `max_spider_size` 502 `M_TOO_LARGE`, anything
  * else 502 `M_UNKNOWN` with a message that says what went wrong. Each carries
  * a `kind` for the fetch-failure metric.
+ *
+ * Memory (bounded by construction): a body is read as a stream and at most
+ * `max_spider_size` of it is kept (a page keeps only its parsed prefix), so
+ * one fresh preview holds at most about `max_spider_size` plus one chunk;
+ * `withSlot` lets at most `url_preview_max_concurrent_fetches` run at once
+ * and `url_preview_fetch_queue_size` wait, refusing the rest with 429.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { MatrixError } from "../domain/matrix-error.js";
@@ -22,7 +28,11 @@ import {
   ResponseTooLargeError,
 } from "../net/outbound-errors.js";
 import type { OutboundHttp } from "../net/outbound-http.js";
+import { type Semaphore, SemaphoreFullError } from "../util/semaphore.js";
 import type { UrlBlacklist } from "./url-blacklist.js";
+
+/** What a client refused for a full fetch queue is told to wait. */
+const PREVIEW_BUSY_RETRY_AFTER_MS = 1000;
 
 /** Redirects followed at most (browsers: 20; Synapse's treq: 20; MMR: 10). */
 export const MAX_PREVIEW_REDIRECTS = 10;
@@ -78,7 +88,38 @@ export class PreviewFetcher {
   constructor(
     private readonly outbound: OutboundHttp,
     readonly settings: PreviewFetchSettings,
+    /**
+     * Turns for fresh previews: `url_preview_max_concurrent_fetches` permits,
+     * `url_preview_fetch_queue_size` waiters (its `waiting` is a metric).
+     */
+    private readonly slots: Semaphore,
   ) {}
+
+  /**
+   * Runs one fresh preview's fetching in a turn of its own: waits (FIFO)
+   * while every turn is taken, and is refused at once with 429
+   * `M_LIMIT_EXCEEDED` (`retry_after_ms`) when the queue is full too, so
+   * memory is bounded and a flood of distinct URLs never hangs.
+   */
+  async withSlot<T>(work: () => Promise<T>): Promise<T> {
+    let release: () => void;
+    try {
+      release = await this.slots.acquire();
+    } catch (error) {
+      if (!(error instanceof SemaphoreFullError)) throw error;
+      throw new MatrixError(
+        "M_LIMIT_EXCEEDED",
+        "Too many URL previews are being fetched; try again later",
+        429,
+        { retry_after_ms: PREVIEW_BUSY_RETRY_AFTER_MS },
+      );
+    }
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
 
   /** Throws 403 M_FORBIDDEN when `url_preview_url_blacklist` refuses `url`. */
   checkUrl(url: string | URL): void {
@@ -132,32 +173,31 @@ export class PreviewFetcher {
     throw fetchFailure("redirects", `more than ${MAX_PREVIEW_REDIRECTS} redirects`);
   }
 
-  /** Reads a whole body (at most `max_spider_size`), keeping only its first `keepBytes`. */
+  /**
+   * Reads a whole body (at most `max_spider_size`: the stream errors past
+   * it), keeping only its first `keepBytes`. What is kept is the only
+   * memory held: with a Content-Length it is read straight into one buffer
+   * of that size; without, chunks are joined once at the end.
+   */
   async readPrefix(
     response: FetchedResponse,
     keepBytes: number,
     signal: AbortSignal,
   ): Promise<{ bytes: Uint8Array; truncated: boolean }> {
-    const chunks: Uint8Array[] = [];
-    let kept = 0;
-    let truncated = false;
+    const declared = Number(header(response.headers["content-length"]));
+    const sink = new PrefixSink(
+      Math.min(keepBytes, this.settings.maxBytes),
+      Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined,
+    );
     try {
       for await (const chunk of response.body) {
         signal.throwIfAborted();
-        const room = keepBytes - kept;
-        if (room <= 0) {
-          truncated = true;
-          continue;
-        }
-        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        if (part.length < chunk.length) truncated = true;
-        chunks.push(part);
-        kept += part.length;
+        sink.add(chunk);
       }
     } catch (error) {
       throw toPreviewError(error, signal);
     }
-    return { bytes: Buffer.concat(chunks), truncated };
+    return sink.result();
   }
 
   async #request(url: URL, accept: string, signal: AbortSignal) {
@@ -212,4 +252,41 @@ export function fetchFailure(kind: PreviewFailureKind, message: string): Preview
 
 function header(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * The kept prefix of a body: at most `keep` bytes. With a declared length,
+ * one buffer of min(declared, keep) bytes is filled in place (no second
+ * copy at the end); a body longer than it declared keeps what fits.
+ */
+class PrefixSink {
+  readonly #keep: number;
+  readonly #buffer: Buffer | undefined;
+  readonly #chunks: Uint8Array[] = [];
+  #kept = 0;
+  #truncated = false;
+
+  constructor(keep: number, declared: number | undefined) {
+    this.#keep = declared === undefined ? keep : Math.min(keep, declared);
+    this.#buffer = declared === undefined ? undefined : Buffer.allocUnsafe(this.#keep);
+    // A declared length over what is kept: the rest is read and dropped.
+    if (declared !== undefined && declared > keep) this.#truncated = true;
+  }
+
+  add(chunk: Uint8Array): void {
+    const room = this.#keep - this.#kept;
+    if (chunk.length > room) this.#truncated = true;
+    if (room <= 0) return;
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (this.#buffer) this.#buffer.set(part, this.#kept);
+    else this.#chunks.push(part);
+    this.#kept += part.length;
+  }
+
+  result(): { bytes: Uint8Array; truncated: boolean } {
+    const bytes = this.#buffer
+      ? this.#buffer.subarray(0, this.#kept)
+      : Buffer.concat(this.#chunks, this.#kept);
+    return { bytes, truncated: this.#truncated };
+  }
 }

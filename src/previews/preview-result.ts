@@ -42,10 +42,10 @@ export function finishPreview(og: OpenGraph, authorName?: string): OpenGraph {
   return SHOWN_KEYS.some((key) => capped[key] !== undefined) ? capped : {};
 }
 
-/** The http(s) image URL a preview wants stored, if any (`og:image` before storing). */
+/** The http(s) or `data:` image URL a preview wants stored, if any (`og:image` before storing). */
 export function previewImageUrl(og: OpenGraph): string | undefined {
   const image = og["og:image"];
-  return typeof image === "string" && /^https?:\/\//i.test(image) ? image : undefined;
+  return typeof image === "string" && /^(https?:\/\/|data:)/i.test(image) ? image : undefined;
 }
 
 /** An image stored through the media pipeline for a preview. */

@@ -7,8 +7,12 @@
  * Design notes:
  * - The cache key is (url without fragment, Accept-Language); rows carry the
  *   hour bucket of their fetch. A fresh row (success or failure) answers
- *   without fetching; `ts` is validated by the route but always answered
- *   with the current preview (the spec lets the server answer a newer one).
+ *   without fetching. A `ts` in the past is answered by the preview that was
+ *   current then, when its row is still kept (UrlPreviewRepository.findAt,
+ *   at most `HISTORY_SERVE_MS` after it expired); otherwise, and for a `ts`
+ *   in the future, by the current preview (the spec lets the server answer
+ *   a newer one). Expired rows and images are deleted by the
+ *   url-preview-expiry job (src/jobs/url-preview-expiry-job.ts).
  * - Concurrent requests for one key share one fetch: in one process through
  *   `#inFlight`, across processes through the key's advisory lock
  *   (CrossProcessFlight): a process that does not hold it waits for the
@@ -18,7 +22,9 @@
  *   `local_media_repository` row with `url_cache` = the page URL, SHA-256,
  *   and quarantine by hash in the row's own transaction (ContentGate, with
  *   its feed record). It is not counted against any upload limit. A
- *   quarantined image gives no `og:image`.
+ *   quarantined image gives no `og:image`. A `data:` image URL found in a
+ *   page or an oEmbed response is decoded (data-url-image.ts) and stored the
+ *   same way; the page URL itself is never a `data:` URL.
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
@@ -37,6 +43,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import { urlCacheKey } from "../storage/media-paths.js";
 import { sniffImageFormat } from "../thumbnails/thumbnailer.js";
 import type { FlightWork } from "../util/cross-process-flight.js";
+import { DataUrlImageError, decodeDataUrlImage, isDataUrl } from "./data-url-image.js";
 import { DEFAULT_MAX_HTML_BYTES, htmlToOpenGraph } from "./html-opengraph.js";
 import { MAX_OEMBED_RESPONSE_BYTES, type OEmbedProviders, parseOEmbedResponse } from "./oembed.js";
 import type { OpenGraph } from "./open-graph.js";
@@ -57,6 +64,7 @@ import {
   type StoredPreviewImage,
   withStoredImage,
 } from "./preview-result.js";
+import { HISTORY_SERVE_MS } from "./url-preview-lifetime.js";
 
 /** How long a failed preview is answered from the cache (Synapse caches failures in memory). */
 export const PREVIEW_FAILURE_TTL_MS = 60_000;
@@ -74,6 +82,8 @@ export interface UrlPreviewSettings {
   readonly timeoutMs: number;
   /** `enable_authenticated_media`, for the image's row. */
   readonly authenticatedMedia: boolean;
+  /** `max_spider_size`: the largest `data:` image decoded. */
+  readonly maxImageBytes: number;
 }
 
 /** Single flight across processes (CrossProcessFlight on the `mxcd_url_preview` channel). */
@@ -114,8 +124,11 @@ export class UrlPreviewService {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The preview of `rawUrl` for `userId`; throws MatrixError. */
-  async preview(rawUrl: string, userId: string): Promise<OpenGraph> {
+  /**
+   * The preview of `rawUrl` for `userId`, as of `ts` (ms; the request's
+   * `ts`, default now; see the design notes); throws MatrixError.
+   */
+  async preview(rawUrl: string, userId: string, ts?: number): Promise<OpenGraph> {
     const url = parsePreviewUrl(rawUrl);
     try {
       this.fetcher.checkUrl(url);
@@ -124,6 +137,15 @@ export class UrlPreviewService {
       throw error;
     }
     const language = this.settings.language;
+    const now = this.now();
+    if (ts !== undefined && ts < now) {
+      const then = await this.cache.findAt(url, language, ts, now - HISTORY_SERVE_MS);
+      if (then?.og != null) {
+        this.stats.cacheHits += 1;
+        this.stats.served += 1;
+        return JSON.parse(then.og) as OpenGraph;
+      }
+    }
     const find = () => this.cache.findFresh(url, language, this.now());
     const cached = await find();
     if (cached) this.stats.cacheHits += 1;
@@ -136,7 +158,12 @@ export class UrlPreviewService {
       // advisory lock of the key; waiters find the row the holder wrote).
       const name = createHash("sha256").update(key).digest("hex");
       flight = this.flight
-        .run(name, { find, make: () => this.#fetchAndCache(url, userId) })
+        .run(name, {
+          find,
+          // A turn of the fetch bound, taken only by the fetching request;
+          // a refusal (429) is not cached.
+          make: () => this.fetcher.withSlot(() => this.#fetchAndCache(url, userId)),
+        })
         .finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, flight);
     }
@@ -262,10 +289,20 @@ export class UrlPreviewService {
     if (imageUrl === undefined) return { og, mediaId: null };
     let image: StoredPreviewImage | undefined;
     try {
-      const response = await this.fetcher.get(imageUrl, IMAGE_ACCEPT, signal);
-      image = await this.#storeImage(response, pageUrl, userId, signal);
+      if (isDataUrl(imageUrl)) {
+        const { mediaType, bytes } = await decodeDataUrlImage(
+          imageUrl,
+          this.settings.maxImageBytes,
+        );
+        image = await this.#storeImageBytes(bytes, mediaType, undefined, pageUrl, userId);
+      } else {
+        const response = await this.fetcher.get(imageUrl, IMAGE_ACCEPT, signal);
+        image = await this.#storeImage(response, pageUrl, userId, signal);
+      }
     } catch (raw) {
-      this.#ignoredFailure(raw, signal, "image");
+      if (raw instanceof DataUrlImageError) {
+        this.logger.debug({ err: raw }, "URL preview: data: image skipped");
+      } else this.#ignoredFailure(raw, signal, "image");
     }
     return { og: withStoredImage(og, image), mediaId: image ? mediaIdOf(image) : null };
   }
@@ -286,6 +323,18 @@ export class UrlPreviewService {
     }
     // Already capped at max_spider_size by the fetch.
     const { bytes } = await this.fetcher.readPrefix(response, Number.MAX_SAFE_INTEGER, signal);
+    const name = filenameFromDisposition(header(response.headers["content-disposition"]));
+    return this.#storeImageBytes(bytes, response.mediaType, name, pageUrl, userId);
+  }
+
+  /** Stores image bytes as url-cache media (see #storeImage). */
+  async #storeImageBytes(
+    bytes: Uint8Array,
+    mediaType: string,
+    uploadName: string | null | undefined,
+    pageUrl: string,
+    userId: string,
+  ): Promise<StoredPreviewImage | undefined> {
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     const mediaId = urlCacheMediaId(this.now());
     const key = urlCacheKey(mediaId);
@@ -296,9 +345,9 @@ export class UrlPreviewService {
         this.media.insertLocal(
           {
             mediaId,
-            mediaType: response.mediaType,
+            mediaType,
             mediaLength: bytes.length,
-            uploadName: filenameFromDisposition(header(response.headers["content-disposition"])),
+            uploadName: uploadName ?? null,
             sha256,
             quarantinedBy: null,
             userId,
@@ -314,10 +363,10 @@ export class UrlPreviewService {
       throw error;
     }
     if (quarantined) return undefined;
-    this.onImage(mediaId, response.mediaType);
+    this.onImage(mediaId, mediaType);
     const image: StoredPreviewImage = {
       mxcUri: `mxc://${this.settings.serverName}/${mediaId}`,
-      mediaType: response.mediaType,
+      mediaType,
       size: bytes.length,
     };
     const size = await imageSize(bytes);

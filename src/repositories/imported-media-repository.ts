@@ -21,6 +21,8 @@ export interface ImportedLocalMedia {
   readonly safeFromQuarantine: boolean;
   readonly authenticated: boolean;
   readonly sha256: string | null;
+  /** The previewed URL, for URL-preview media (bytes under `url_cache/`); absent: null. */
+  readonly urlCache?: string | null;
 }
 
 /** A remote row as imported: the same columns as any cached remote media. */
@@ -53,7 +55,7 @@ export class ImportedMediaRepository {
         upload_name: m.uploadName,
         user_id: m.userId,
         quarantined_by: m.quarantinedBy,
-        url_cache: null,
+        url_cache: m.urlCache ?? null,
         last_access_ts: m.lastAccessTs,
         safe_from_quarantine: m.safeFromQuarantine,
         authenticated: m.authenticated,

@@ -12,7 +12,7 @@
  *   memory, each batch an index range scan that starts where the last ended.
  */
 import { type Expression, sql } from "kysely";
-import type { Database } from "../db/database.js";
+import type { Database, Db } from "../db/database.js";
 import { type LocalMedia, toLocalMedia } from "./media-repository.js";
 
 /** `media_length` of a row whose upload is streaming now (see media-repository.ts). */
@@ -149,15 +149,19 @@ export class MediaAdminRepository {
     }));
   }
 
-  /** Deletes a local media row and its thumbnail rows in one transaction. */
-  async deleteLocalRows(mediaId: string): Promise<void> {
-    await this.database.transaction(async (tx) => {
+  /**
+   * Deletes a local media row and its thumbnail rows in one transaction:
+   * `inTx` when given (a background job's batch), else a new one.
+   */
+  async deleteLocalRows(mediaId: string, inTx?: Db): Promise<void> {
+    const work = async (tx: Db) => {
       await tx
         .deleteFrom("local_media_repository_thumbnails")
         .where("media_id", "=", mediaId)
         .execute();
       await tx.deleteFrom("local_media_repository").where("media_id", "=", mediaId).execute();
-    });
+    };
+    await (inTx ? work(inTx) : this.database.transaction(work));
   }
 
   /**

@@ -33,6 +33,23 @@ export class QuarantineFeedRepository {
     return Number(row.position);
   }
 
+  /**
+   * Moves the position up to `atLeast` if it is lower, never down, so the
+   * next record id is above it (a feed continuing another's, e.g. Synapse's
+   * after `mxcd import synapse`). Ids between the old position and
+   * `atLeast` stay unused: readers page by range, so a hole is harmless,
+   * and no id is ever reused. Returns the position after the call.
+   */
+  async raisePosition(atLeast: number): Promise<number> {
+    await this.database.db
+      .updateTable("quarantine_stream")
+      .set({ position: atLeast })
+      .where("id", "=", 1)
+      .where("position", "<", atLeast)
+      .execute();
+    return this.position();
+  }
+
   /** Records with `from < stream_id <= upTo`, oldest first, at most `limit`. */
   async page(from: number, upTo: number, limit: number): Promise<FeedRecord[]> {
     const rows = await this.database.db

@@ -1,9 +1,12 @@
 /**
  * The URL-preview cache table (`url_preview_cache`, migration 0008): shared
- * by every process, so a preview fetched by one is served by all.
+ * by every process, so a preview fetched by one is served by all. Also the
+ * queries of the expiry job (src/jobs/url-preview-expiry-job.ts): expired
+ * rows, and url-cache media that no row names any more (indexes: 0009).
  */
 import { createHash } from "node:crypto";
-import type { Database } from "../db/database.js";
+import type { Database, Db } from "../db/database.js";
+import type { UrlPreviewCacheTable } from "../db/schema.js";
 
 /** A cached preview (`og`) or a cached failure (`status` ≠ 200 with its error). */
 export interface CachedPreview {
@@ -34,19 +37,115 @@ export class UrlPreviewRepository {
       .orderBy("download_ts", "desc")
       .limit(1)
       .executeTakeFirst();
-    if (!row) return undefined;
-    return {
-      url: row.url,
-      language: row.language,
-      bucketTs: Number(row.bucket_ts),
-      downloadTs: Number(row.download_ts),
-      expiresTs: Number(row.expires_ts),
-      og: row.og,
-      status: Number(row.status),
-      errcode: row.errcode,
-      error: row.error,
-      mediaId: row.media_id,
-    };
+    return row && toCachedPreview(row);
+  }
+
+  /**
+   * The preview (status 200) of (url, language) that was current at `ts`:
+   * the newest fetched at or before `ts` and fresh at `ts`, among rows that
+   * expire after `expiresAfter` (so that a row about to be deleted, with its
+   * image, is not handed out). Synapse's rule (media-gaps.md §1.2 step 2),
+   * without its "oldest row after ts" fallback: the caller answers with the
+   * current preview instead.
+   */
+  async findAt(
+    url: string,
+    language: string,
+    ts: number,
+    expiresAfter: number,
+  ): Promise<CachedPreview | undefined> {
+    const row = await this.database.db
+      .selectFrom("url_preview_cache")
+      .selectAll()
+      .where("url_hash", "=", urlHash(url))
+      .where("url", "=", url)
+      .where("language", "=", language)
+      .where("status", "=", 200)
+      .where("download_ts", "<=", ts)
+      .where("expires_ts", ">", ts)
+      .where("expires_ts", ">", expiresAfter)
+      .orderBy("download_ts", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row && toCachedPreview(row);
+  }
+
+  /**
+   * Deletes up to `limit` rows that are past keeping, through `tx`: failures
+   * once expired (`expires_ts <= now`), previews `keepMs` after they expired
+   * (they still answer a `ts` in the past meanwhile). Returns how many.
+   */
+  async deleteExpired(tx: Db, now: number, keepMs: number, limit: number): Promise<number> {
+    const doomed = tx
+      .selectFrom("url_preview_cache")
+      .select(["url_hash", "language", "bucket_ts"])
+      .where((eb) =>
+        eb.or([
+          eb("expires_ts", "<=", now - keepMs),
+          eb.and([eb("expires_ts", "<=", now), eb("status", "<>", 200)]),
+        ]),
+      )
+      .limit(limit);
+    const result = await tx
+      .deleteFrom("url_preview_cache")
+      .where((eb) =>
+        eb(
+          eb.refTuple("url_hash", "language", "bucket_ts"),
+          "in",
+          doomed.$asTuple("url_hash", "language", "bucket_ts"),
+        ),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /**
+   * Up to `limit` url-cache media (URL-preview images) that may go, through
+   * `tx`, oldest first after `after`: created before `createdBefore`, named
+   * by no cache row, not quarantined and not protected (both stay, as with
+   * every other deletion of old media: docs/previews.md "Expiry").
+   */
+  async unreferencedUrlCacheMedia(
+    tx: Db,
+    createdBefore: number,
+    after: UrlCacheMediaCursor | null,
+    limit: number,
+  ): Promise<UrlCacheMediaCandidate[]> {
+    const rows = await tx
+      .selectFrom("local_media_repository as m")
+      .select(["m.media_id", "m.url_cache", "m.created_ts"])
+      .where("m.url_cache", "is not", null)
+      .where("m.created_ts", "<", createdBefore)
+      .where("m.quarantined_by", "is", null)
+      .where("m.safe_from_quarantine", "=", false)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("url_preview_cache as c")
+              .select("c.media_id")
+              .whereRef("c.media_id", "=", "m.media_id"),
+          ),
+        ),
+      )
+      .$if(after !== null, (q) =>
+        q
+          .where("m.created_ts", ">=", after!.createdTs)
+          .where((eb) =>
+            eb.or([
+              eb("m.created_ts", ">", after!.createdTs),
+              eb("m.media_id", ">", after!.mediaId),
+            ]),
+          ),
+      )
+      .orderBy("m.created_ts")
+      .orderBy("m.media_id")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      mediaId: r.media_id,
+      urlCache: r.url_cache as string,
+      cursor: { createdTs: Number(r.created_ts), mediaId: r.media_id },
+    }));
   }
 
   /** Stores an entry; a second fetch in the same hour bucket replaces the first. */
@@ -82,6 +181,35 @@ export class UrlPreviewRepository {
   }
 }
 
-function urlHash(url: string): string {
+/** Where a walk over url-cache media stands (JSON, kept in the job's progress). */
+export interface UrlCacheMediaCursor {
+  readonly createdTs: number;
+  readonly mediaId: string;
+}
+
+/** A url-cache media item the expiry job may delete. */
+export interface UrlCacheMediaCandidate {
+  readonly mediaId: string;
+  readonly urlCache: string;
+  readonly cursor: UrlCacheMediaCursor;
+}
+
+function toCachedPreview(row: UrlPreviewCacheTable): CachedPreview {
+  return {
+    url: row.url,
+    language: row.language,
+    bucketTs: Number(row.bucket_ts),
+    downloadTs: Number(row.download_ts),
+    expiresTs: Number(row.expires_ts),
+    og: row.og,
+    status: Number(row.status),
+    errcode: row.errcode,
+    error: row.error,
+    mediaId: row.media_id,
+  };
+}
+
+/** The table's key for `url`: its SHA-256, hex (a URL may exceed a B-tree entry). */
+export function urlHash(url: string): string {
   return createHash("sha256").update(url).digest("hex");
 }

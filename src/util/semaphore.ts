@@ -2,8 +2,23 @@
  * A counting semaphore for bounding CPU-heavy work (thumbnail generation uses
  * one with `max_thumbnail_concurrency` permits). Waiters are served in FIFO
  * order; a waiter whose AbortSignal fires leaves the queue without ever
- * taking a permit.
+ * taking a permit. With `maxWaiting` the queue is bounded too (URL-preview
+ * fetches): a caller that would wait beyond it is refused at once with
+ * SemaphoreFullError instead of queueing without bound.
  */
+
+/** `acquire` when every permit is held and `maxWaiting` callers already wait. */
+export class SemaphoreFullError extends Error {
+  constructor(readonly maxWaiting: number) {
+    super(`semaphore queue is full (${maxWaiting} waiting)`);
+    this.name = "SemaphoreFullError";
+  }
+}
+
+export interface SemaphoreOptions {
+  /** Callers that may wait for a permit (an integer ≥ 0); default unbounded. */
+  readonly maxWaiting?: number;
+}
 
 /** Gives back one permit; calling it more than once has no further effect. */
 export type Release = () => void;
@@ -14,15 +29,24 @@ interface Waiter {
 
 export class Semaphore {
   readonly #permits: number;
+  readonly #maxWaiting: number;
   #active = 0;
   readonly #queue: Waiter[] = [];
 
   /** @param permits how many holders may run at once (an integer ≥ 1). */
-  constructor(permits: number) {
+  constructor(permits: number, options: SemaphoreOptions = {}) {
     if (!Number.isInteger(permits) || permits < 1) {
       throw new RangeError(`semaphore permits must be an integer >= 1, got ${permits}`);
     }
+    const maxWaiting = options.maxWaiting ?? Number.POSITIVE_INFINITY;
+    if (
+      !(Number.isInteger(maxWaiting) || maxWaiting === Number.POSITIVE_INFINITY) ||
+      maxWaiting < 0
+    ) {
+      throw new RangeError(`semaphore maxWaiting must be an integer >= 0, got ${maxWaiting}`);
+    }
     this.#permits = permits;
+    this.#maxWaiting = maxWaiting;
   }
 
   /** Holders running now (never more than the permits). */
@@ -37,13 +61,17 @@ export class Semaphore {
 
   /**
    * Resolves with a `Release` once a permit is free. Rejects with the
-   * signal's reason (and takes no permit) if `signal` aborts first.
+   * signal's reason (and takes no permit) if `signal` aborts first, and at
+   * once with SemaphoreFullError when `maxWaiting` callers already wait.
    */
   acquire(signal?: AbortSignal): Promise<Release> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#active < this.#permits) {
       this.#active++;
       return Promise.resolve(this.#releaser());
+    }
+    if (this.#queue.length >= this.#maxWaiting) {
+      return Promise.reject(new SemaphoreFullError(this.#maxWaiting));
     }
     return new Promise<Release>((resolve, reject) => {
       const onAbort = () => {

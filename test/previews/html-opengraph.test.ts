@@ -129,8 +129,10 @@ describe("HTML to OpenGraph: URLs", () => {
     assert.equal(og["og:image"], "https://example.org/img/a%20b.png");
   });
 
-  it("keeps og:image only when it is http(s)", () => {
-    for (const image of ["data:image/png;base64,AAAA", "javascript:alert(1)", "ftp://x/y.png"]) {
+  it("keeps og:image only when it is http(s) or data: (stored like a fetched image)", () => {
+    const data = "data:image/png;base64,AAAA";
+    assert.equal(preview(`<meta property="og:image" content="${data}">`).og["og:image"], data);
+    for (const image of ["javascript:alert(1)", "ftp://x/y.png"]) {
       assert.equal(
         preview(`<meta property="og:image" content="${image}">`).og["og:image"],
         undefined,

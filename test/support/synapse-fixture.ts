@@ -1,12 +1,16 @@
 /**
  * A Synapse database and media store made from scratch for import tests:
  * our own DDL with Synapse's table and column names and types
- * (attached-mode.md §5.1) at two schema vintages — 85 (no `authenticated`,
- * no `sha256`, no change stream) and 94 (all three) — on SQLite or
+ * (attached-mode.md §5.1) at three schema vintages — 85 (no `authenticated`,
+ * no `sha256`, no change stream), 92 (both columns, no change stream) and 94
+ * (all three) — on SQLite or
  * PostgreSQL, plus a `media_store` tree in Synapse's layout (§5.2) holding
  * local and remote media, new and legacy thumbnail names, a missing, a
  * truncated and a zero-byte file, a directory where a file should be, a quarantined and a protected row, an
- * origin with a port and one that is an IPv6 literal.
+ * origin with a port and one that is an IPv6 literal. `extras` adds rows of
+ * its own: more media (URL-preview media written under `url_cache/`),
+ * thumbnails (under `url_cache_thumbnails/` when `urlCache`), preview-cache
+ * rows and change-stream records.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -17,7 +21,7 @@ import pg from "pg";
 import type { Engine } from "../../src/db/database.js";
 import { freshDatabaseConfig } from "./databases.js";
 
-export type Vintage = 85 | 94;
+export type Vintage = 85 | 92 | 94;
 
 export interface FixtureLocal {
   media_id: string;
@@ -62,6 +66,35 @@ export interface FixtureThumbnail {
   /** Stored under the pre-method file name. */
   legacyName: boolean;
   filesystem_id: string | null;
+  /** A URL-preview media's thumbnail (under `url_cache_thumbnails/`). */
+  urlCache?: boolean;
+}
+
+/** A `local_media_repository_url_cache` row. */
+export interface FixturePreview {
+  url: string;
+  response_code: number;
+  etag: string | null;
+  expires_ts: number;
+  og: string | null;
+  media_id: string;
+  download_ts: number;
+}
+
+/** A `quarantined_media_changes` row (vintage 94). */
+export interface FixtureChange {
+  stream_id: number;
+  origin: string | null;
+  media_id: string;
+  quarantined: boolean;
+}
+
+/** Rows added to the default ones by createSynapseFixture. */
+export interface FixtureExtras {
+  local?: FixtureLocal[];
+  thumbnails?: FixtureThumbnail[];
+  previews?: FixturePreview[];
+  changes?: FixtureChange[];
 }
 
 export interface SynapseFixture {
@@ -248,9 +281,15 @@ function thumb(
   };
 }
 
+/** `url_cache/<date>/<rest>` pieces of a dated URL-preview id (§5.2). */
+function urlCachePieces(id: string): string {
+  return `${id.slice(0, 10)}/${id.slice(11)}`;
+}
+
 /** The Synapse path of a thumbnail file (§5.2). */
 export function thumbnailPath(t: FixtureThumbnail): string {
   const name = `${t.width}-${t.height}-${t.type.replace("/", "-")}${t.legacyName ? "" : `-${t.method}`}`;
+  if (t.urlCache) return `url_cache_thumbnails/${urlCachePieces(t.media_id)}/${name}`;
   if (t.media_origin === null) {
     const id = t.media_id;
     return `local_thumbnails/${id.slice(0, 2)}/${id.slice(2, 4)}/${id.slice(4)}/${name}`;
@@ -273,6 +312,10 @@ function writeFiles(root: string, rows: Pick<SynapseFixture, "local" | "remote" 
     }
     if (!m.file) continue;
     const id = m.media_id;
+    if (m.url_cache !== null) {
+      put(`url_cache/${urlCachePieces(id)}`, m.file);
+      continue;
+    }
     put(`local_content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id.slice(4)}`, m.file);
   }
   for (const r of rows.remote) {
@@ -288,7 +331,7 @@ function writeFiles(root: string, rows: Pick<SynapseFixture, "local" | "remote" 
 /** DDL in Synapse's names and types; `bool` and `int8` per engine. */
 function ddl(engine: Engine, vintage: Vintage): string[] {
   const bool = engine === "postgres" ? "BOOLEAN" : "BOOLEAN";
-  const newer = vintage >= 94;
+  const newer = vintage >= 91;
   return [
     `CREATE TABLE schema_version (lock CHAR(1) NOT NULL DEFAULT 'X' UNIQUE, version INTEGER NOT NULL, upgraded ${bool} NOT NULL)`,
     `CREATE TABLE local_media_repository (media_id TEXT, media_type TEXT, media_length INTEGER,
@@ -306,7 +349,9 @@ function ddl(engine: Engine, vintage: Vintage): string[] {
       thumbnail_width INTEGER, thumbnail_height INTEGER, thumbnail_method TEXT, thumbnail_type TEXT,
       thumbnail_length INTEGER, filesystem_id TEXT,
       UNIQUE (media_origin, media_id, thumbnail_width, thumbnail_height, thumbnail_type, thumbnail_method))`,
-    ...(newer
+    `CREATE TABLE local_media_repository_url_cache (url TEXT, response_code INTEGER, etag TEXT,
+      expires_ts BIGINT, og TEXT, media_id TEXT, download_ts BIGINT)`,
+    ...(vintage >= 94
       ? [
           `CREATE TABLE quarantined_media_changes (stream_id INTEGER PRIMARY KEY,
             instance_name TEXT NOT NULL, origin TEXT, media_id TEXT NOT NULL, quarantined ${bool} NOT NULL)`,
@@ -330,7 +375,7 @@ function localInsert(vintage: Vintage, m: FixtureLocal): [string, unknown[]] {
     "url_cache",
     "last_access_ts",
     "safe_from_quarantine",
-    ...(vintage >= 94 ? ["authenticated", "sha256"] : []),
+    ...(vintage >= 91 ? ["authenticated", "sha256"] : []),
   ];
   const values = [
     m.media_id,
@@ -343,7 +388,7 @@ function localInsert(vintage: Vintage, m: FixtureLocal): [string, unknown[]] {
     m.url_cache,
     m.last_access_ts,
     m.safe_from_quarantine,
-    ...(vintage >= 94 ? [m.authenticated, m.sha256] : []),
+    ...(vintage >= 91 ? [m.authenticated, m.sha256] : []),
   ];
   return [
     `INSERT INTO local_media_repository (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`,
@@ -368,7 +413,7 @@ async function insertAll(
       "filesystem_id",
       "last_access_ts",
       "quarantined_by",
-      ...(vintage >= 94 ? ["authenticated", "sha256"] : []),
+      ...(vintage >= 91 ? ["authenticated", "sha256"] : []),
     ];
     const values = [
       r.media_origin,
@@ -380,7 +425,7 @@ async function insertAll(
       r.filesystem_id,
       r.last_access_ts,
       r.quarantined_by,
-      ...(vintage >= 94 ? [r.authenticated, r.sha256] : []),
+      ...(vintage >= 91 ? [r.authenticated, r.sha256] : []),
     ];
     await exec(
       `INSERT INTO remote_media_cache (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`,
@@ -423,16 +468,37 @@ const TABLES = [
   "local_media_repository_thumbnails",
   "remote_media_cache",
   "remote_media_cache_thumbnails",
+  "local_media_repository_url_cache",
 ];
+
+async function insertExtras(exec: Exec, extras: FixtureExtras): Promise<void> {
+  for (const p of extras.previews ?? []) {
+    await exec(
+      `INSERT INTO local_media_repository_url_cache
+        (url, response_code, etag, expires_ts, og, media_id, download_ts) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [p.url, p.response_code, p.etag, p.expires_ts, p.og, p.media_id, p.download_ts],
+    );
+  }
+  for (const c of extras.changes ?? []) {
+    await exec(
+      `INSERT INTO quarantined_media_changes (stream_id, instance_name, origin, media_id, quarantined)
+        VALUES (?, 'master', ?, ?, ?)`,
+      [c.stream_id, c.origin, c.media_id, c.quarantined],
+    );
+  }
+}
 
 /** Builds the fixture: database (of `engine`, at `vintage`) and media store. */
 export async function createSynapseFixture(
   engine: Engine,
   vintage: Vintage,
+  extras: FixtureExtras = {},
 ): Promise<SynapseFixture> {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-synapse-"));
   const mediaStore = join(dir, "media_store");
   const rows = defaultRows();
+  rows.local.push(...(extras.local ?? []));
+  rows.thumbnails.push(...(extras.thumbnails ?? []));
   writeFiles(mediaStore, rows);
   let exec: Exec;
   let location: SynapseFixture["location"];
@@ -484,7 +550,7 @@ export async function createSynapseFixture(
     location = { postgres: readerUrl.toString() };
     fingerprint = async () => {
       const hash = createHash("sha256");
-      for (const table of TABLES) {
+      for (const table of [...TABLES, ...(vintage >= 94 ? ["quarantined_media_changes"] : [])]) {
         hash.update(JSON.stringify(await exec(`SELECT * FROM ${table} ORDER BY 1, 2, 3`)));
       }
       return hash.digest("hex");
@@ -492,6 +558,7 @@ export async function createSynapseFixture(
   }
   for (const statement of ddl(engine, vintage)) await exec(statement);
   await insertAll(exec, vintage, rows);
+  await insertExtras(exec, extras);
   for (const statement of readerSetup) await exec(statement);
   return {
     engine,

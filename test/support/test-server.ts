@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, createApp } from "../../src/app.js";
+import { type App, type AppOptions, createApp } from "../../src/app.js";
 import type { ConfigInput } from "../../src/config/config-schema.js";
 import { validateConfig } from "../../src/config/load-config.js";
 import type { Engine } from "../../src/db/database.js";
@@ -45,7 +45,7 @@ export interface TestUser {
 export async function startTestServer(
   engine: Engine,
   overrides: Partial<ConfigInput> = {},
-  hooks: { beforeStart?: (app: App) => void } = {},
+  hooks: { beforeStart?: (app: App) => void; appOptions?: AppOptions } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-server-"));
   // MXCD_TEST_MEDIA_STORE=s3 runs every test server on its own s3rver
@@ -71,7 +71,7 @@ export async function startTestServer(
     shutdown_grace_period: "2s",
     ...overrides,
   });
-  const app = createApp(config, createLogger(config.log_level));
+  const app = createApp(config, createLogger(config.log_level), hooks.appOptions);
   hooks.beforeStart?.(app);
   let baseUrl: string;
   try {

@@ -7,6 +7,7 @@ import * as jobs from "./0005-jobs.js";
 import * as appService from "./0006-app-service.js";
 import * as roomHistoryBackfill from "./0007-room-history-backfill.js";
 import * as urlPreviewCache from "./0008-url-preview-cache.js";
+import * as urlPreviewExpiry from "./0009-url-preview-expiry.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -18,4 +19,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0006-app-service", up: appService.up },
   { name: "0007-room-history-backfill", up: roomHistoryBackfill.up },
   { name: "0008-url-preview-cache", up: urlPreviewCache.up },
+  { name: "0009-url-preview-expiry", up: urlPreviewExpiry.up },
 ];

@@ -37,9 +37,9 @@ export function registerMediaPreviewRoutes(
       if (url === undefined) {
         throw new MatrixError("M_MISSING_PARAM", "Missing string query parameter url");
       }
-      // Validated as Synapse does; the preview answered is the current one.
-      integerParam(request.query as Query, "ts");
-      return previews.preview(url, requester.userId);
+      // Validated as Synapse does; a past ts may pick an older cached preview.
+      const ts = integerParam(request.query as Query, "ts");
+      return previews.preview(url, requester.userId, ts);
     });
   }
 }
