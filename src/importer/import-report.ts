@@ -30,6 +30,12 @@ export interface ImportCounts {
   present: number;
   skipped: number;
   missing: number;
+  /**
+   * `--copy` only: the bytes disagree with the row (SHA-256 or length); the
+   * item is not imported. Absent until the first one, so reference-mode
+   * tallies (and progress stored before this field) keep their shape.
+   */
+  mismatched?: number;
 }
 
 export type ImportOutcome = keyof ImportCounts;
@@ -39,6 +45,8 @@ export interface ImportProblem {
   readonly kind: ImportKind;
   readonly item: string;
   readonly problem: string;
+  /** Which column counted it; absent means "missing". */
+  readonly outcome?: "missing" | "mismatched";
 }
 
 export interface ImportTally {
@@ -71,9 +79,9 @@ export function emptyTally(): ImportTally {
 
 /** Counts one outcome (in place). */
 export function count(tally: ImportTally, kind: ImportKind, outcome: ImportOutcome): void {
-  // A tally stored by an older mxcd may lack the newer kinds.
+  // A tally stored by an older mxcd may lack the newer kinds (and `mismatched`).
   tally.counts[kind] ??= zero();
-  tally.counts[kind][outcome] += 1;
+  tally.counts[kind][outcome] = (tally.counts[kind][outcome] ?? 0) + 1;
 }
 
 /** Counts a missing item and lists its problem (in place). */
@@ -83,29 +91,54 @@ export function missing(tally: ImportTally, kind: ImportKind, item: string, prob
   else tally.problemsNotListed += 1;
 }
 
+/** Counts a mismatched item (`--copy`: not imported) and lists its problem (in place). */
+export function mismatched(
+  tally: ImportTally,
+  kind: ImportKind,
+  item: string,
+  problem: string,
+): void {
+  count(tally, kind, "mismatched");
+  if (tally.problems.length < MAX_LISTED) {
+    tally.problems.push({ kind, item, problem, outcome: "mismatched" });
+  } else tally.problemsNotListed += 1;
+}
+
+/** Total mismatched over every kind (the command exits non-zero when > 0). */
+export function totalMismatched(tally: ImportTally): number {
+  return Object.values(tally.counts).reduce((sum, c) => sum + (c.mismatched ?? 0), 0);
+}
+
 /** Total missing over every kind (the command exits non-zero when > 0). */
 export function totalMissing(tally: ImportTally): number {
   return IMPORT_KINDS.reduce((sum, kind) => sum + (tally.counts[kind]?.missing ?? 0), 0);
 }
 
-/** The report: one row per kind, then every listed problem. */
-export function formatReport(tally: ImportTally, dryRun: boolean): string {
+/**
+ * The report: one row per kind, then every listed problem. `copy` adds the
+ * "mismatched" column (only `--copy` reads the bytes and can see one).
+ */
+export function formatReport(tally: ImportTally, dryRun: boolean, copy = false): string {
   const head = [
     "kind",
     dryRun ? "would import" : "imported",
     "already present",
     "skipped",
     "missing",
+    ...(copy ? ["mismatched"] : []),
   ];
   const rows = IMPORT_KINDS.map((kind) => {
     const c = tally.counts[kind] ?? zero();
-    return [kind, c.imported, c.present, c.skipped, c.missing].map(String);
+    const extra = copy ? [c.mismatched ?? 0] : [];
+    return [kind, c.imported, c.present, c.skipped, c.missing, ...extra].map(String);
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   const out = [line(head), ...rows.map(line)];
-  for (const p of tally.problems) out.push(`missing ${p.kind} ${p.item}: ${p.problem}`);
+  for (const p of tally.problems) {
+    out.push(`${p.outcome ?? "missing"} ${p.kind} ${p.item}: ${p.problem}`);
+  }
   if (tally.problemsNotListed > 0) out.push(`... and ${tally.problemsNotListed} more not listed`);
   return out.join("\n");
 }

@@ -25,8 +25,8 @@
  * (preview-cache-import.ts). `skipUrlCache` skips both (counted as skipped).
  *
  * The quarantine feed continues Synapse's (feed-continuation.ts): each page
- * appends, in its own transaction, one record per newly inserted row whose
- * state Synapse's change stream does not end with.
+ * appends, in its own transaction, one record per newly inserted quarantined
+ * row that Synapse's change stream does not report as quarantined.
  *
  * Not imported: `/create`d ids that never got bytes (counted as skipped),
  * rows whose file is missing, truncated or unreadable
@@ -34,9 +34,18 @@
  * A remote thumbnail stored under Synapse's legacy name (no `-method`) is
  * copied to the current name beside it, since mxcd looks only that up; the
  * legacy file is left in place.
+ *
+ * With `--copy` (deps.copy) the per-file step is media-copier.ts instead:
+ * every file is streamed into mxcd's store (filesystem or S3) under its mxcd
+ * key, its length and SHA-256 checked on the way (a NULL `sha256` is
+ * computed and stored); a file whose bytes disagree with its row is counted
+ * "mismatched", listed, and not imported. The copies of one page run a few
+ * at a time (deps.copy.concurrency), before the page's transaction commits,
+ * so a committed row always has its object; a crash re-copies the page.
  */
 import type { Tx } from "../db/database.js";
 import type { BackgroundJob, BatchContext, BatchResult } from "../jobs/background-job.js";
+import type { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import type { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
 import type { ImportedPreviewRepository } from "../repositories/imported-preview-repository.js";
 import type { QuarantineRepository } from "../repositories/quarantine-repository.js";
@@ -50,9 +59,18 @@ import {
   urlCacheKey,
   urlCacheThumbnailKey,
 } from "../storage/media-paths.js";
+import { forEachBounded } from "./bounded-each.js";
 import { missingFromStream, recordImportedQuarantines } from "./feed-continuation.js";
 import { ImportPage } from "./import-page.js";
-import { count, emptyTally, type ImportKind, type ImportTally, missing } from "./import-report.js";
+import {
+  count,
+  emptyTally,
+  type ImportKind,
+  type ImportTally,
+  mismatched,
+  missing,
+} from "./import-report.js";
+import type { CopyOutcome, MediaCopier } from "./media-copier.js";
 import type { MediaFileProbe } from "./media-file-probe.js";
 import {
   FIRST_PREVIEW_KEY,
@@ -102,6 +120,26 @@ export interface SynapseImportDeps {
   /** `--skip-url-cache`: URL-preview media and the preview cache are counted as skipped. */
   readonly skipUrlCache: boolean;
   readonly now: () => number;
+  /** `--copy`: copy every file into mxcd's store; absent in reference mode. */
+  readonly copy?: CopyMode;
+}
+
+/** What `--copy` needs: the copier, a look-up of earlier runs' rows, and how many copies run at once. */
+export interface CopyMode {
+  readonly copier: MediaCopier;
+  readonly lookup: ImportLookupRepository;
+  readonly concurrency: number;
+}
+
+/** One row's file: how to name it, what it must be, and (for media) the row's hash columns. */
+interface FileSpec {
+  readonly key: () => string;
+  /** Remote thumbnails: Synapse's older name without `-method`, tried when `key` is missing. */
+  readonly legacyKey?: () => string;
+  readonly length: number;
+  readonly row?: { quarantinedBy: string | null; sha256: string | null };
+  /** True when an earlier run already imported the row (asked in copy mode only). */
+  readonly present: () => Promise<boolean>;
 }
 
 export function initialImportProgress(): SynapseImportProgress {
@@ -147,10 +185,10 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       const rows = await this.deps.source.localPage(progress.lastLocalMediaId, batchSize);
       const thumbs = await this.deps.source.localThumbnails(rows.map((r) => r.mediaId));
       const page = new ImportPage();
-      for (const row of rows) {
+      await forEachBounded(rows, this.deps.copy?.concurrency ?? 1, async (row) => {
         signal.throwIfAborted();
-        await this.#local(page, row, thumbs, tally);
-      }
+        await this.#local(tx, page, row, thumbs, tally);
+      });
       const feed = await page.write(tx, this.deps.media, tally);
       await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
       const last = rows.at(-1);
@@ -174,10 +212,10 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     for (const [origin, group] of groupBy(rows, (r) => r.origin)) {
       const ids = group.map((r) => r.mediaId);
       const thumbs = await this.deps.source.remoteThumbnails(origin, ids);
-      for (const row of group) {
+      await forEachBounded(group, this.deps.copy?.concurrency ?? 1, async (row) => {
         signal.throwIfAborted();
-        await this.#remote(page, row, thumbs, tally);
-      }
+        await this.#remote(tx, page, row, thumbs, tally);
+      });
     }
     const feed = await page.write(tx, this.deps.media, tally);
     await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
@@ -223,6 +261,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
   }
 
   async #local(
+    tx: Tx,
     page: ImportPage,
     row: SynapseLocalMedia,
     thumbs: SynapseThumbnail[],
@@ -242,13 +281,18 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, thumbKind, "skipped");
       return;
     }
-    const problem = await this.#check(contentKey, row.mediaLength);
-    if (problem) {
-      missing(tally, kind, item, problem);
+    const file = await this.#file({
+      key: contentKey,
+      length: row.mediaLength,
+      row,
+      present: async () => (await this.deps.copy?.lookup.local(tx, row.mediaId)) !== undefined,
+    });
+    if (!file.ok) {
+      problem(tally, kind, item, file);
       for (const _ of mine) count(tally, thumbKind, "skipped");
       return;
     }
-    const sha256 = await this.#hashOf(row, contentKey);
+    const sha256 = file.sha256;
     page.addLocal(
       { ...row, mediaLength: row.mediaLength, sha256 },
       kind,
@@ -257,13 +301,14 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         : undefined,
     );
     for (const t of mine) {
-      await this.#thumbnail(page, t, tally, thumbKind, () =>
+      await this.#thumbnail(tx, page, t, tally, thumbKind, () =>
         thumbKey(t.mediaId, t.width, t.height, t.contentType, t.method),
       );
     }
   }
 
   async #remote(
+    tx: Tx,
     page: ImportPage,
     row: SynapseRemoteMedia,
     thumbs: SynapseThumbnail[],
@@ -276,14 +321,19 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
       return;
     }
-    const key = () => remoteContentKey(row.origin, row.filesystemId);
-    const problem = await this.#check(key, row.mediaLength);
-    if (problem) {
-      missing(tally, "remote", item, problem);
+    const file = await this.#file({
+      key: () => remoteContentKey(row.origin, row.filesystemId),
+      length: row.mediaLength,
+      row,
+      present: async () =>
+        (await this.deps.copy?.lookup.remote(tx, row.origin, row.mediaId)) !== undefined,
+    });
+    if (!file.ok) {
+      problem(tally, "remote", item, file);
       for (const _ of mine) count(tally, "remote_thumbnail", "skipped");
       return;
     }
-    const sha256 = await this.#hashOf(row, key);
+    const sha256 = file.sha256;
     const { origin, mediaId } = row;
     page.addRemote(
       {
@@ -300,6 +350,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     for (const t of mine) {
       const fsId = t.filesystemId ?? row.filesystemId;
       await this.#thumbnail(
+        tx,
         page,
         t,
         tally,
@@ -310,8 +361,9 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     }
   }
 
-  /** Checks (and, for a legacy name, copies) a thumbnail's file, then adds it to the page. */
+  /** Checks (or copies) a thumbnail's file, then adds it to the page. */
   async #thumbnail(
+    tx: Tx,
     page: ImportPage,
     t: SynapseThumbnail,
     tally: ImportTally,
@@ -320,23 +372,57 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     legacyKey?: () => string,
   ): Promise<void> {
     const item = `${t.origin === null ? "" : `${t.origin}/`}${t.mediaId} ${t.width}x${t.height} ${t.contentType} ${t.method}`;
-    let problem = await this.#check(key, t.length);
-    if (problem === "missing" && legacyKey) {
-      const legacyProblem = await this.#check(legacyKey, t.length);
+    const file = await this.#file({
+      key,
+      legacyKey,
+      length: t.length,
+      present: async () => (await this.deps.copy?.lookup.thumbnail(tx, t)) !== undefined,
+    });
+    if (!file.ok) {
+      problem(tally, kind, item, file);
+      return;
+    }
+    page.addThumbnail(t, kind);
+  }
+
+  /**
+   * The per-file step. Reference mode: the file must be there at its length
+   * (a legacy thumbnail name is copied to the current one beside it), and a
+   * quarantined row without a hash gets one. Copy mode: media-copier.ts.
+   */
+  async #file(spec: FileSpec): Promise<CopyOutcome> {
+    if (this.deps.copy) return this.#copy(spec, this.deps.copy);
+    let problem = await this.#check(spec.key, spec.length);
+    if (problem === "missing" && spec.legacyKey) {
+      const legacyProblem = await this.#check(spec.legacyKey, spec.length);
       if (legacyProblem === undefined) {
         if (!this.deps.dryRun) {
-          await this.deps.store.write(key(), await this.deps.store.read(legacyKey()));
+          await this.deps.store.write(spec.key(), await this.deps.store.read(spec.legacyKey()));
         }
         problem = undefined;
       } else if (legacyProblem !== "missing") {
         problem = `${legacyProblem} (legacy name)`;
       }
     }
-    if (problem) {
-      missing(tally, kind, item, problem);
-      return;
+    if (problem) return { ok: false, outcome: "missing", problem };
+    const sha256 = spec.row ? await this.#hashOf(spec.row, spec.key) : null;
+    return { ok: true, sha256 };
+  }
+
+  /** Copy mode's file step: the same key in mxcd's store (a legacy name maps to the current one). */
+  async #copy(spec: FileSpec, copy: CopyMode): Promise<CopyOutcome> {
+    let destKey: string;
+    let sourceKey: string;
+    try {
+      destKey = spec.key();
+      sourceKey = destKey;
+      if (spec.legacyKey && !(await copy.copier.sourceHas(destKey))) sourceKey = spec.legacyKey();
+    } catch {
+      return { ok: false, outcome: "missing", problem: UNSAFE };
     }
-    page.addThumbnail(t, kind);
+    const item = { sourceKey, destKey, length: spec.length, sha256: spec.row?.sha256 ?? null };
+    if (this.deps.dryRun) return copy.copier.check(item);
+    return copy.copier.copy(item, await spec.present());
   }
 
   /**
@@ -360,10 +446,22 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     try {
       path = key();
     } catch {
-      return "id or origin is not a safe path component";
+      return UNSAFE;
     }
     return this.deps.files.check(path, expected);
   }
+}
+
+const UNSAFE = "id or origin is not a safe path component";
+
+/** Counts and lists a file that is not imported, under its outcome's column. */
+function problem(
+  tally: ImportTally,
+  kind: ImportKind,
+  item: string,
+  file: Extract<CopyOutcome, { ok: false }>,
+): void {
+  (file.outcome === "mismatched" ? mismatched : missing)(tally, kind, item, file.problem);
 }
 
 function groupBy<T>(items: readonly T[], by: (item: T) => string): Map<string, T[]> {

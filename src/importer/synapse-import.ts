@@ -18,14 +18,18 @@ import { JobRunner } from "../jobs/job-runner.js";
 import { DEFAULT_JOB_RUNNER_OPTIONS } from "../jobs/job-runner-options.js";
 import { QuarantineFeedBackfillJob } from "../jobs/quarantine-feed-backfill-job.js";
 import type { Logger } from "../logging/logger.js";
+import { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import { ImportedMediaRepository } from "../repositories/imported-media-repository.js";
 import { ImportedPreviewRepository } from "../repositories/imported-preview-repository.js";
 import { JobRepository } from "../repositories/job-repository.js";
 import { QuarantineFeedRepository } from "../repositories/quarantine-feed-repository.js";
 import { QuarantineRepository } from "../repositories/quarantine-repository.js";
+import type { BlobStore } from "../storage/blob-store.js";
 import { FilesystemBlobStore } from "../storage/filesystem/filesystem-blob-store.js";
 import type { ImportTally } from "./import-report.js";
+import { MediaCopier } from "./media-copier.js";
 import { MediaFileProbe } from "./media-file-probe.js";
+import type { MediaSource } from "./media-source.js";
 import type { PreviewCacheSettings } from "./preview-cache-import.js";
 import {
   initialImportProgress,
@@ -50,6 +54,8 @@ export interface SynapseImportOptions {
   readonly signal?: AbortSignal;
   /** Rows processed so far (all passes' pages committed), for a progress bar. */
   readonly onProgress?: (processed: number) => void;
+  /** `--copy`: read Synapse's files from `source`, copy them into `store` (docs/import.md). */
+  readonly copy?: CopyOptions;
   /** `--skip-url-cache`: count URL-preview media and the preview cache as skipped. */
   readonly skipUrlCache?: boolean;
   /**
@@ -59,6 +65,19 @@ export interface SynapseImportOptions {
    */
   readonly previewSettings?: PreviewCacheSettings;
 }
+
+export interface CopyOptions {
+  readonly source: MediaSource;
+  /** mxcd's configured store. */
+  readonly store: BlobStore;
+  /** Files copied at once (default COPY_CONCURRENCY). */
+  readonly concurrency?: number;
+  /** Told the size of every file copied. */
+  readonly onCopied?: (bytes: number) => void;
+}
+
+/** Files copied at once by `--copy`: enough to overlap disk and network waits, small for 2 cores. */
+export const COPY_CONCURRENCY = 4;
 
 export interface SynapseImportResult {
   readonly tally: ImportTally;
@@ -77,6 +96,11 @@ export async function runSynapseImport(
     media: new ImportedMediaRepository(),
     dryRun: options.dryRun,
     sourceIdentity: options.sourceIdentity,
+    copy: options.copy && {
+      copier: new MediaCopier(options.copy.source, options.copy.store, options.copy.onCopied),
+      lookup: new ImportLookupRepository(),
+      concurrency: options.copy.concurrency ?? COPY_CONCURRENCY,
+    },
     quarantine: new QuarantineRepository(),
     previews: new ImportedPreviewRepository(),
     previewSettings: options.previewSettings ?? { language: "en", serverName: "" },
