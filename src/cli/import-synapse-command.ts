@@ -17,6 +17,7 @@ import type { Config } from "../config/config-schema.js";
 import { loadConfigFile } from "../config/load-config.js";
 import { createDatabase } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
+import { createNotificationBus, type NotificationBus } from "../db/notification-bus.js";
 import { formatReport, totalMismatched, totalMissing } from "../importer/import-report.js";
 import {
   formatVerifyReport,
@@ -33,6 +34,7 @@ import {
   sourceIdentity,
 } from "../importer/synapse-source.js";
 import { createLogger } from "../logging/logger.js";
+import { FeedSignal } from "../media/quarantine-feed-service.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { createBlobStore } from "../storage/create-blob-store.js";
 
@@ -69,6 +71,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
   const store = mode === "reference" ? undefined : createBlobStore(config.media_store);
   const source = await openSynapseSource(location);
   const database = createDatabase(config.database);
+  let notifications: NotificationBus | undefined;
   const abort = new AbortController();
   const stop = () => abort.abort();
   process.once("SIGINT", stop);
@@ -87,6 +90,12 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
       return;
     }
     const total = await source.countRows();
+    const logger = createLogger(config.log_level, process.stderr);
+    // Wakes a running `mxcd serve`'s feed readers when the import appends records.
+    if (!options.dryRun) {
+      notifications = createNotificationBus(config.database, logger);
+      await notifications.start();
+    }
     const bar = progressBar();
     const started = Date.now();
     let copied = 0;
@@ -109,8 +118,9 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
         language: config.url_preview_accept_language.join(", "),
         serverName: config.server_name,
       },
-      logger: createLogger(config.log_level, process.stderr),
+      logger,
       batchSize,
+      ...(notifications && { feedSignal: new FeedSignal(notifications) }),
       signal: abort.signal,
       onProgress: (processed) => {
         const seconds = Math.max((Date.now() - started) / 1000, 0.001);
@@ -136,6 +146,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
+    await notifications?.stop();
     await source.close();
     await database.close();
     await files.close?.();

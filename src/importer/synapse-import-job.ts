@@ -120,6 +120,8 @@ export interface SynapseImportDeps {
   /** `--skip-url-cache`: URL-preview media and the preview cache are counted as skipped. */
   readonly skipUrlCache: boolean;
   readonly now: () => number;
+  /** Told after a page that appended feed records commits (wakes long-polling readers). */
+  readonly feedSignal?: { notify(): void };
   /** `--copy`: copy every file into mxcd's store; absent in reference mode. */
   readonly copy?: CopyMode;
 }
@@ -190,7 +192,12 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         await this.#local(tx, page, row, thumbs, tally);
       });
       const feed = await page.write(tx, this.deps.media, tally);
-      await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
+      const appended = await recordImportedQuarantines(
+        tx,
+        this.deps.quarantine,
+        feed,
+        this.deps.now(),
+      );
       const last = rows.at(-1);
       const finished = rows.length < batchSize;
       return {
@@ -202,6 +209,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         },
         processed: rows.length,
         done: false,
+        committed: this.#wake(appended),
       };
     }
     const rows = await this.deps.source.remotePage(
@@ -218,7 +226,12 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       });
     }
     const feed = await page.write(tx, this.deps.media, tally);
-    await recordImportedQuarantines(tx, this.deps.quarantine, feed, this.deps.now());
+    const appended = await recordImportedQuarantines(
+      tx,
+      this.deps.quarantine,
+      feed,
+      this.deps.now(),
+    );
     const last = rows.at(-1);
     const finished = rows.length < batchSize;
     return {
@@ -231,6 +244,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       },
       processed: rows.length,
       done: false,
+      committed: this.#wake(appended),
     };
   }
 
@@ -258,6 +272,12 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       processed: read,
       done: read < batchSize,
     };
+  }
+
+  /** After a commit that appended `appended` feed records: wake the feed's readers. */
+  #wake(appended: number): (() => void) | undefined {
+    const signal = this.deps.feedSignal;
+    return appended > 0 && signal ? () => signal.notify() : undefined;
   }
 
   async #local(

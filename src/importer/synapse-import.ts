@@ -64,6 +64,13 @@ export interface SynapseImportOptions {
    * keep no image media id).
    */
   readonly previewSettings?: PreviewCacheSettings;
+  /**
+   * Told after each commit that appended quarantine feed records, so a
+   * running `mxcd serve` wakes its long-polling feed readers (a FeedSignal
+   * on the database's notification bus); without it they see the records
+   * at their next `notification_poll_interval`.
+   */
+  readonly feedSignal?: { notify(): void };
 }
 
 export interface CopyOptions {
@@ -106,6 +113,7 @@ export async function runSynapseImport(
     previewSettings: options.previewSettings ?? { language: "en", serverName: "" },
     skipUrlCache: options.skipUrlCache ?? false,
     now: Date.now,
+    ...(options.feedSignal && { feedSignal: options.feedSignal }),
   });
   const signal = options.signal ?? new AbortController().signal;
   const batchSize = options.batchSize ?? DEFAULT_JOB_RUNNER_OPTIONS.batchSize;
@@ -117,7 +125,7 @@ export async function runSynapseImport(
   const runner = new JobRunner(
     options.database,
     // The backfill first (a no-op once done): see continueSynapseFeed.
-    [new QuarantineFeedBackfillJob(new QuarantineRepository()), job],
+    [new QuarantineFeedBackfillJob(new QuarantineRepository(), options.feedSignal), job],
     options.logger,
     { batchSize, pauseMs: 0 },
     {
