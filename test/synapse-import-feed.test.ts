@@ -18,10 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DatabaseConfig } from "../src/config/config-schema.js";
 import { createDatabase, type Engine } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
-import { runSynapseImport } from "../src/importer/synapse-import.js";
-import { openSynapseSource, sourceIdentity } from "../src/importer/synapse-source.js";
 import { QUARANTINE_FEED_BACKFILL } from "../src/jobs/quarantine-feed-backfill-job.js";
-import { createLogger } from "../src/logging/logger.js";
 import { QuarantineFeedRepository } from "../src/repositories/quarantine-feed-repository.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
@@ -32,9 +29,9 @@ import {
   localRow,
   type SynapseFixture,
 } from "./support/synapse-fixture.js";
+import { importSynapse } from "./support/synapse-import.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";
 
-const logger = createLogger("silent");
 const SERVER = "test.local";
 /** Synapse's highest stream id in the vintage-94 fixture: the consumer's checkpoint. */
 const SYNAPSE_MAX = 57;
@@ -169,31 +166,18 @@ function expectedMissing(vintage: 92 | 94): (string | null)[][] {
   return missing.sort();
 }
 
-async function importInto(
+/** Imports `fixture` in-process, keying preview-cache entries as this file's server does. */
+function importInto(
   config: DatabaseConfig,
   fixture: SynapseFixture,
   options: { batchSize?: number; signal?: AbortSignal; onProgress?: () => void } & {
     skipUrlCache?: boolean;
   } = {},
 ) {
-  const database = createDatabase(config);
-  const source = await openSynapseSource(fixture.location);
-  try {
-    await runMigrations(database);
-    return await runSynapseImport({
-      database,
-      source,
-      mediaStorePath: fixture.mediaStore,
-      sourceIdentity: sourceIdentity(fixture.location, fixture.mediaStore),
-      dryRun: false,
-      logger,
-      previewSettings: { language: "en", serverName: SERVER },
-      ...options,
-    });
-  } finally {
-    await source.close();
-    await database.close();
-  }
+  return importSynapse(config, fixture, {
+    previewSettings: { language: "en", serverName: SERVER },
+    ...options,
+  });
 }
 
 /** mxcd serving the imported store (previews on, every fetch refused: only the cache can answer). */
