@@ -452,24 +452,11 @@ describe("mxcd import synapse --skip-url-cache (CLI)", () => {
       }),
     );
     const sqlite = (fixture.location as { sqlite: string }).sqlite;
-    const run = await runCli(
-      ["import", "synapse", "--sqlite", sqlite, "--media-store", fixture.mediaStore],
-      { cwd: dir },
-    );
+    const args = ["import", "synapse", "--sqlite", sqlite, "--media-store", fixture.mediaStore];
+    const run = await runCli(args, { cwd: dir });
     assert.match(run.stderr, new RegExp(`up to stream id ${SYNAPSE_MAX}`));
     assert.match(run.stdout, /^url_cache\s+2\s+0\s+0\s+1$/m);
-    const skipped = await runCli(
-      [
-        "import",
-        "synapse",
-        "--sqlite",
-        sqlite,
-        "--media-store",
-        fixture.mediaStore,
-        "--skip-url-cache",
-      ],
-      { cwd: dir },
-    );
+    const skipped = await runCli([...args, "--skip-url-cache"], { cwd: dir });
     // A re-run: everything imported before is present; URL-preview media is skipped now.
     assert.match(skipped.stdout, /^url_cache\s+0\s+0\s+3\s+0$/m);
     assert.match(skipped.stdout, /^preview_cache\s+0\s+0\s+3\s+0$/m);
