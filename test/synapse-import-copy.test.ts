@@ -25,14 +25,11 @@ import { checkMode, type ImportSynapseOptions } from "../src/cli/import-synapse-
 import type { ConfigInput, DatabaseConfig } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import { createDatabase, type Engine } from "../src/db/database.js";
-import { runMigrations } from "../src/db/migrate.js";
 import type { ImportCounts, ImportKind, ImportTally } from "../src/importer/import-report.js";
 import { type VerifyResult, verifySynapseImport } from "../src/importer/import-verify.js";
 import { FilesystemMediaSource, type MediaSource } from "../src/importer/media-source.js";
 import { loadS3SourceConfig, S3MediaSource } from "../src/importer/s3-media-source.js";
-import { runSynapseImport } from "../src/importer/synapse-import.js";
-import { openSynapseSource, sourceIdentity } from "../src/importer/synapse-source.js";
-import { createLogger } from "../src/logging/logger.js";
+import { openSynapseSource } from "../src/importer/synapse-source.js";
 import { ImportLookupRepository } from "../src/repositories/import-lookup-repository.js";
 import type { BlobStore } from "../src/storage/blob-store.js";
 import { createBlobStore } from "../src/storage/create-blob-store.js";
@@ -47,15 +44,22 @@ import { runCli, spawnCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { allKeys, download } from "./support/media.js";
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from "./support/s3rver.js";
+import { rowCounts } from "./support/synapse-bulk-checks.js";
 import {
   createSynapseFixture,
   localRow,
   type SynapseFixture,
   thumbnailPath,
 } from "./support/synapse-fixture.js";
+import {
+  assertLocalServed,
+  assertRemoteServed,
+  assertThumbnailsServed,
+  importSynapse,
+  SERVED_LOCAL,
+} from "./support/synapse-import.js";
 import { startTestServer } from "./support/test-server.js";
 
-const logger = createLogger("silent");
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 const HASH_MISMATCH = "IIIIhashmismatch00000001";
@@ -113,31 +117,19 @@ function expectedKeys(fixture: SynapseFixture): string[] {
   ].sort();
 }
 
-async function copyInto(
+/** Imports `fixture` with `--copy` into `store`, reading files from `files` (default Synapse's folder). */
+function copyInto(
   config: DatabaseConfig,
   fixture: SynapseFixture,
   store: BlobStore,
   options: { files?: MediaSource; batchSize?: number; onCopied?: (bytes: number) => void } = {},
 ) {
-  const database = createDatabase(config);
-  const source = await openSynapseSource(fixture.location);
   const files = options.files ?? new FilesystemMediaSource(fixture.mediaStore);
-  try {
-    await runMigrations(database);
-    return await runSynapseImport({
-      database,
-      source,
-      mediaStorePath: fixture.mediaStore,
-      sourceIdentity: sourceIdentity(fixture.location, files.description),
-      dryRun: false,
-      logger,
-      batchSize: options.batchSize,
-      copy: { source: files, store, onCopied: options.onCopied },
-    });
-  } finally {
-    await source.close();
-    await database.close();
-  }
+  return importSynapse(config, fixture, {
+    mediaDescription: files.description,
+    batchSize: options.batchSize,
+    copy: { source: files, store, onCopied: options.onCopied },
+  });
 }
 
 async function verify(
@@ -218,19 +210,12 @@ async function assertServed(
   try {
     const admin = await server.user("admin", { admin: true });
     const get = (path: string) => download(server.baseUrl, path, { token: admin.token });
-    const expected: Record<string, [string, string]> = {
-      AAAAimage000000000000001: ["image/png", "inline; filename*=utf-8''holiday%20photo.png"],
-      CCCCprotected00000000001: ["application/pdf", "attachment; filename=report.pdf"],
-      DDDDzerobyte000000000001: ["text/plain; charset=UTF-8", "inline"],
+    const expected: Record<string, readonly [string, string]> = {
+      ...SERVED_LOCAL,
       [NULL_SHA]: ["text/plain; charset=UTF-8", `inline; filename=${NULL_SHA}.txt`],
     };
-    for (const [id, [type, disposition]] of Object.entries(expected)) {
-      const row = fixture.local.find((m) => m.media_id === id)!;
-      const got = await get(`/_matrix/client/v1/media/download/test.local/${id}`);
-      assert.equal(got.status, 200, id);
-      assert.deepEqual(got.bytes, row.file, id);
-      assert.equal(got.headers.get("content-type"), type, id);
-      assert.equal(got.headers.get("content-disposition"), disposition, id);
+    for (const [id, headers] of Object.entries(expected)) {
+      await assertLocalServed(get, fixture, id, headers);
     }
     // The NULL sha256 was computed from the bytes copied.
     const info = await admin.http.get(`/_synapse/admin/v1/media/test.local/${NULL_SHA}`);
@@ -241,22 +226,8 @@ async function assertServed(
       const gone = await admin.http.get(`/_synapse/admin/v1/media/test.local/${id}`);
       assert.equal(gone.status, 404, id);
     }
-    const dispositions = ["inline; filename=cat.jpg", "attachment; filename=blob.bin"];
-    for (const [i, r] of [fixture.remote[0]!, fixture.remote[2]!].entries()) {
-      const got = await get(`/_matrix/client/v1/media/download/${r.media_origin}/${r.media_id}`);
-      assert.equal(got.status, 200, r.media_origin);
-      assert.deepEqual(got.bytes, r.file);
-      assert.equal(got.headers.get("content-type"), r.media_type);
-      assert.equal(got.headers.get("content-disposition"), dispositions[i]);
-    }
-    for (const t of fixture.thumbnails) {
-      const origin = t.media_origin ?? "test.local";
-      const path = `/_matrix/client/v1/media/thumbnail/${origin}/${t.media_id}?width=${t.width}&height=${t.height}&method=${t.method}`;
-      const got = await get(path);
-      assert.equal(got.status, 200, path);
-      assert.deepEqual(got.bytes, t.file, path);
-      assert.equal(got.headers.get("content-type"), t.type, path);
-    }
+    await assertRemoteServed(get, fixture);
+    await assertThumbnailsServed(get, fixture);
     // Quarantined stays quarantined.
     const q = await get("/_matrix/client/v1/media/download/test.local/BBBBquarantined000000001");
     assert.equal(q.status, 404);
@@ -527,29 +498,6 @@ function crashingStore(inner: BlobStore, n: number): BlobStore {
       return inner.write(key, half(), options);
     },
   };
-}
-
-/** Rows in mxcd: local media, local thumbnails, remote media, remote thumbnails. */
-async function rowCounts(config: DatabaseConfig): Promise<number[]> {
-  const database = createDatabase(config);
-  try {
-    const out: number[] = [];
-    for (const table of [
-      "local_media_repository",
-      "local_media_repository_thumbnails",
-      "remote_media_cache",
-      "remote_media_cache_thumbnails",
-    ] as const) {
-      const row = await database.db
-        .selectFrom(table)
-        .select((eb) => eb.fn.countAll<number>().as("n"))
-        .executeTakeFirstOrThrow();
-      out.push(Number(row.n));
-    }
-    return out;
-  } finally {
-    await database.close();
-  }
 }
 
 describe("mxcd import synapse --copy / --verify (CLI)", () => {

@@ -18,10 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { DatabaseConfig } from "../src/config/config-schema.js";
 import { createDatabase, type Engine } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
-import { runSynapseImport } from "../src/importer/synapse-import.js";
-import { openSynapseSource, sourceIdentity } from "../src/importer/synapse-source.js";
 import { QUARANTINE_FEED_BACKFILL } from "../src/jobs/quarantine-feed-backfill-job.js";
-import { createLogger } from "../src/logging/logger.js";
 import { QuarantineFeedRepository } from "../src/repositories/quarantine-feed-repository.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
@@ -32,9 +29,9 @@ import {
   localRow,
   type SynapseFixture,
 } from "./support/synapse-fixture.js";
+import { importSynapse } from "./support/synapse-import.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";
 
-const logger = createLogger("silent");
 const SERVER = "test.local";
 /** Synapse's highest stream id in the vintage-94 fixture: the consumer's checkpoint. */
 const SYNAPSE_MAX = 57;
@@ -169,31 +166,18 @@ function expectedMissing(vintage: 92 | 94): (string | null)[][] {
   return missing.sort();
 }
 
-async function importInto(
+/** Imports `fixture` in-process, keying preview-cache entries as this file's server does. */
+function importInto(
   config: DatabaseConfig,
   fixture: SynapseFixture,
   options: { batchSize?: number; signal?: AbortSignal; onProgress?: () => void } & {
     skipUrlCache?: boolean;
   } = {},
 ) {
-  const database = createDatabase(config);
-  const source = await openSynapseSource(fixture.location);
-  try {
-    await runMigrations(database);
-    return await runSynapseImport({
-      database,
-      source,
-      mediaStorePath: fixture.mediaStore,
-      sourceIdentity: sourceIdentity(fixture.location, fixture.mediaStore),
-      dryRun: false,
-      logger,
-      previewSettings: { language: "en", serverName: SERVER },
-      ...options,
-    });
-  } finally {
-    await source.close();
-    await database.close();
-  }
+  return importSynapse(config, fixture, {
+    previewSettings: { language: "en", serverName: SERVER },
+    ...options,
+  });
 }
 
 /** mxcd serving the imported store (previews on, every fetch refused: only the cache can answer). */
@@ -468,24 +452,11 @@ describe("mxcd import synapse --skip-url-cache (CLI)", () => {
       }),
     );
     const sqlite = (fixture.location as { sqlite: string }).sqlite;
-    const run = await runCli(
-      ["import", "synapse", "--sqlite", sqlite, "--media-store", fixture.mediaStore],
-      { cwd: dir },
-    );
+    const args = ["import", "synapse", "--sqlite", sqlite, "--media-store", fixture.mediaStore];
+    const run = await runCli(args, { cwd: dir });
     assert.match(run.stderr, new RegExp(`up to stream id ${SYNAPSE_MAX}`));
     assert.match(run.stdout, /^url_cache\s+2\s+0\s+0\s+1$/m);
-    const skipped = await runCli(
-      [
-        "import",
-        "synapse",
-        "--sqlite",
-        sqlite,
-        "--media-store",
-        fixture.mediaStore,
-        "--skip-url-cache",
-      ],
-      { cwd: dir },
-    );
+    const skipped = await runCli([...args, "--skip-url-cache"], { cwd: dir });
     // A re-run: everything imported before is present; URL-preview media is skipped now.
     assert.match(skipped.stdout, /^url_cache\s+0\s+0\s+3\s+0$/m);
     assert.match(skipped.stdout, /^preview_cache\s+0\s+0\s+3\s+0$/m);

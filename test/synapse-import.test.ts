@@ -9,62 +9,22 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { DatabaseConfig } from "../src/config/config-schema.js";
-import { createDatabase, type Engine } from "../src/db/database.js";
-import { runMigrations } from "../src/db/migrate.js";
+import type { Engine } from "../src/db/database.js";
 import type { ImportCounts, ImportKind, ImportTally } from "../src/importer/import-report.js";
-import { runSynapseImport } from "../src/importer/synapse-import.js";
-import {
-  openSynapseSource,
-  type SynapseSource,
-  sourceIdentity,
-} from "../src/importer/synapse-source.js";
-import { createLogger } from "../src/logging/logger.js";
+import { openSynapseSource, type SynapseSource } from "../src/importer/synapse-source.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { download, uploadBytes } from "./support/media.js";
+import { rowCounts } from "./support/synapse-bulk-checks.js";
+import { createSynapseFixture, localRow, thumbnailPath } from "./support/synapse-fixture.js";
 import {
-  createSynapseFixture,
-  localRow,
-  type SynapseFixture,
-  thumbnailPath,
-} from "./support/synapse-fixture.js";
+  assertLocalServed,
+  assertRemoteServed,
+  assertThumbnailsServed,
+  importSynapse,
+  SERVED_LOCAL,
+} from "./support/synapse-import.js";
 import { startTestServer } from "./support/test-server.js";
-
-const logger = createLogger("silent");
-
-/** Imports `fixture` into the mxcd database `config`; returns the tally and whether it stopped. */
-async function importInto(
-  config: DatabaseConfig,
-  fixture: SynapseFixture,
-  options: {
-    batchSize?: number;
-    signal?: AbortSignal;
-    onProgress?: () => void;
-    wrap?: (s: SynapseSource) => SynapseSource;
-  } = {},
-) {
-  const database = createDatabase(config);
-  const opened = await openSynapseSource(fixture.location);
-  const source = options.wrap ? options.wrap(opened) : opened;
-  try {
-    await runMigrations(database);
-    return await runSynapseImport({
-      database,
-      source,
-      mediaStorePath: fixture.mediaStore,
-      sourceIdentity: sourceIdentity(fixture.location, fixture.mediaStore),
-      dryRun: false,
-      logger,
-      batchSize: options.batchSize,
-      signal: options.signal,
-      onProgress: options.onProgress,
-    });
-  } finally {
-    await opened.close();
-    await database.close();
-  }
-}
 
 function counts(
   tally: ImportTally,
@@ -99,7 +59,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
       );
       const before = await fixture.fingerprint();
       const database = await freshDatabaseConfig(engine);
-      const result = await importInto(database, fixture);
+      const result = await importSynapse(database, fixture);
       assert.equal(result.stopped, false);
       assert.deepEqual(counts(result.tally), FIRST_PASS);
       assert.deepEqual(result.tally.problems.map((p) => p.item).sort(), [
@@ -126,18 +86,9 @@ forEachEngine("Synapse import", (engine: Engine) => {
       try {
         const admin = await server.user("admin", { admin: true });
         const get = (path: string) => download(server.baseUrl, path, { token: admin.token });
-        const expected: Record<string, [string, string]> = {
-          AAAAimage000000000000001: ["image/png", "inline; filename*=utf-8''holiday%20photo.png"],
-          CCCCprotected00000000001: ["application/pdf", "attachment; filename=report.pdf"],
-          DDDDzerobyte000000000001: ["text/plain; charset=UTF-8", "inline"],
-        };
-        for (const [id, [type, disposition]] of Object.entries(expected)) {
+        for (const [id, headers] of Object.entries(SERVED_LOCAL)) {
           const row = fixture.local.find((m) => m.media_id === id)!;
-          const got = await get(`/_matrix/client/v1/media/download/test.local/${id}`);
-          assert.equal(got.status, 200, id);
-          assert.deepEqual(got.bytes, row.file, id);
-          assert.equal(got.headers.get("content-type"), type, id);
-          assert.equal(got.headers.get("content-disposition"), disposition, id);
+          await assertLocalServed(get, fixture, id, headers);
           const info = await admin.http.get(`/_synapse/admin/v1/media/test.local/${id}`);
           assert.equal(info.status, 200);
           assert.deepEqual(info.body.media_info, {
@@ -174,16 +125,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
             sha256: vintage === 94 || r.quarantined_by !== null ? r.sha256 : null,
           });
         }
-        const dispositions = ["inline; filename=cat.jpg", "attachment; filename=blob.bin"];
-        for (const [i, r] of [fixture.remote[0]!, fixture.remote[2]!].entries()) {
-          const remote = await get(
-            `/_matrix/client/v1/media/download/${r.media_origin}/${r.media_id}`,
-          );
-          assert.equal(remote.status, 200, r.media_origin);
-          assert.deepEqual(remote.bytes, r.file);
-          assert.equal(remote.headers.get("content-type"), r.media_type);
-          assert.equal(remote.headers.get("content-disposition"), dispositions[i]);
-        }
+        await assertRemoteServed(get, fixture);
         {
           // Quarantined by hash (at vintage 85 the hash is computed by the import): a new upload of the quarantined bytes is quarantined too.
           const bytes = fixture.local.find((m) => m.media_id.startsWith("BBBB"))!.file!;
@@ -193,14 +135,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
         }
 
         // Thumbnails: a local one, a remote one and one stored under the legacy name.
-        for (const t of fixture.thumbnails) {
-          const server = t.media_origin ?? "test.local";
-          const path = `/_matrix/client/v1/media/thumbnail/${server}/${t.media_id}?width=${t.width}&height=${t.height}&method=${t.method}`;
-          const got = await get(path);
-          assert.equal(got.status, 200, path);
-          assert.deepEqual(got.bytes, t.file, path);
-          assert.equal(got.headers.get("content-type"), t.type, path);
-        }
+        await assertThumbnailsServed(get, fixture);
 
         // Quarantined (by an admin, locally; by `system`, remotely) stays quarantined.
         for (const path of [
@@ -245,7 +180,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
     const database = await freshDatabaseConfig(engine);
     // Stopped after the first committed page.
     const abort = new AbortController();
-    const first = await importInto(database, fixture, {
+    const first = await importSynapse(database, fixture, {
       batchSize: 2,
       signal: abort.signal,
       onProgress: () => abort.abort(),
@@ -257,11 +192,11 @@ forEachEngine("Synapse import", (engine: Engine) => {
     assert.deepEqual(await rowCounts(database), [1, 2, 0, 0]);
     // An unfinished import is never continued from another source.
     const other = await createSynapseFixture(engine, 85);
-    await assert.rejects(importInto(database, other), /an unfinished import from .* is stored/);
+    await assert.rejects(importSynapse(database, other), /an unfinished import from .* is stored/);
     // A crash in the remote phase: the batch rolls back and the error surfaces.
     let remotePages = 0;
     await assert.rejects(
-      importInto(database, fixture, {
+      importSynapse(database, fixture, {
         batchSize: 2,
         wrap: (s) => ({
           ...bind(s),
@@ -274,13 +209,13 @@ forEachEngine("Synapse import", (engine: Engine) => {
       }),
       /injected crash/,
     );
-    const resumed = await importInto(database, fixture, { batchSize: 2 });
+    const resumed = await importSynapse(database, fixture, { batchSize: 2 });
     assert.equal(resumed.stopped, false);
     assert.deepEqual(counts(resumed.tally), FIRST_PASS);
     assert.deepEqual(await rowCounts(database), [4, 2, 3, 2]);
 
     // Finished: a re-run is a new pass that finds everything present.
-    const again = await importInto(database, fixture, { batchSize: 3 });
+    const again = await importSynapse(database, fixture, { batchSize: 3 });
     assert.deepEqual(counts(again.tally), {
       local: [0, 4, 1, 3],
       local_thumbnail: [0, 2, 0, 0],
@@ -292,7 +227,7 @@ forEachEngine("Synapse import", (engine: Engine) => {
       localRow("0000earliest000000000001"),
       localRow("zzzzlatest00000000000001"),
     ]);
-    const more = await importInto(database, fixture, { batchSize: 3 });
+    const more = await importSynapse(database, fixture, { batchSize: 3 });
     assert.deepEqual(more.tally.counts.local, { imported: 2, present: 4, skipped: 1, missing: 3 });
     assert.deepEqual(await rowCounts(database), [6, 2, 3, 2]);
   });
@@ -310,29 +245,6 @@ function bind(s: SynapseSource): SynapseSource {
     countRows: () => s.countRows(),
     close: () => s.close(),
   };
-}
-
-/** Rows in mxcd: local media, local thumbnails, remote media, remote thumbnails. */
-async function rowCounts(config: DatabaseConfig): Promise<number[]> {
-  const database = createDatabase(config);
-  try {
-    const out: number[] = [];
-    for (const table of [
-      "local_media_repository",
-      "local_media_repository_thumbnails",
-      "remote_media_cache",
-      "remote_media_cache_thumbnails",
-    ] as const) {
-      const row = await database.db
-        .selectFrom(table)
-        .select((eb) => eb.fn.countAll<number>().as("n"))
-        .executeTakeFirstOrThrow();
-      out.push(Number(row.n));
-    }
-    return out;
-  } finally {
-    await database.close();
-  }
 }
 
 describe("mxcd import synapse (CLI)", () => {

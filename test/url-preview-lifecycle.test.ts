@@ -13,8 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { createDatabase, type Database } from "../src/db/database.js";
@@ -26,9 +25,16 @@ import { urlCacheKey, urlCacheThumbnailPrefix } from "../src/storage/media-paths
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { download, mediaIdOf, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
+import {
+  listenPreviewOrigin,
+  newPreviewOrigin,
+  ORIGIN_HOST,
+  type OriginRoute,
+  type PreviewOrigin,
+  sendHtml,
+} from "./support/preview-origin.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
-const ORIGIN_HOST = "127.0.0.2";
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
@@ -41,23 +47,13 @@ async function waitFor(condition: () => Promise<boolean> | boolean, what: string
   }
 }
 
-interface Origin {
-  server: Server;
-  base: string;
-  hits: Map<string, number>;
-}
-
 interface OriginImages {
   png: Buffer;
   quarantined: Buffer;
 }
 
-async function startOrigin(images: OriginImages): Promise<Origin> {
-  const origin: Origin = { server: createServer(), base: "", hits: new Map() };
-  const html = (res: ServerResponse, body: string) => {
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end(body);
-  };
+async function startOrigin(images: OriginImages): Promise<PreviewOrigin> {
+  const origin = newPreviewOrigin();
   const json = (res: ServerResponse, body: unknown) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify(body));
@@ -71,29 +67,32 @@ async function startOrigin(images: OriginImages): Promise<Origin> {
   const oembedPage = (title: string, href: string) =>
     `<html><head><title>${title}</title>
     <link rel="alternate" type="application/json+oembed" href="${href}"></head></html>`;
-  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+  const routes: Record<string, OriginRoute> = {
     "/img.png": (_q, res) => {
       res.writeHead(200, { "content-type": "image/png" });
       res.end(images.png);
     },
-    "/life": (_q, res) => html(res, page("Life", "/img.png")),
-    "/refetched": (_q, res) => html(res, page("Refetched", "/img.png")),
-    "/long-lived": (_q, res) => html(res, page("Long-lived", "/img.png")),
+    "/life": (_q, res) => sendHtml(res, page("Life", "/img.png")),
+    "/refetched": (_q, res) => sendHtml(res, page("Refetched", "/img.png")),
+    "/long-lived": (_q, res) => sendHtml(res, page("Long-lived", "/img.png")),
     "/versioned": (_q, res) =>
-      html(res, page(`version ${origin.hits.get("/versioned")}`, "/img.png")),
-    "/data-b64": (_q, res) => html(res, page("b64", b64("image/png", images.png))),
-    "/data-percent": (_q, res) => html(res, page("percent", `data:image/png,${percent}`)),
-    "/data-bad-base64": (_q, res) => html(res, page("bad", "data:image/png;base64,@@not*base64")),
-    "/data-not-image": (_q, res) => html(res, page("text", b64("text/html", Buffer.from("<b>")))),
-    "/data-quarantined": (_q, res) => html(res, page("q", b64("image/png", images.quarantined))),
-    "/oembed-data-page": (_q, res) => html(res, oembedPage("oEmbed page", "/oembed-data.json")),
+      sendHtml(res, page(`version ${origin.hits.get("/versioned")}`, "/img.png")),
+    "/data-b64": (_q, res) => sendHtml(res, page("b64", b64("image/png", images.png))),
+    "/data-percent": (_q, res) => sendHtml(res, page("percent", `data:image/png,${percent}`)),
+    "/data-bad-base64": (_q, res) =>
+      sendHtml(res, page("bad", "data:image/png;base64,@@not*base64")),
+    "/data-not-image": (_q, res) =>
+      sendHtml(res, page("text", b64("text/html", Buffer.from("<b>")))),
+    "/data-quarantined": (_q, res) =>
+      sendHtml(res, page("q", b64("image/png", images.quarantined))),
+    "/oembed-data-page": (_q, res) => sendHtml(res, oembedPage("oEmbed page", "/oembed-data.json")),
     "/oembed-data.json": (_q, res) =>
       json(res, {
         version: "1.0",
         type: "link",
         thumbnail_url: b64("image/png", images.png),
       }),
-    "/oembed-big-page": (_q, res) => html(res, oembedPage("big", "/oembed-big.json")),
+    "/oembed-big-page": (_q, res) => sendHtml(res, oembedPage("big", "/oembed-big.json")),
     // 120 KiB of "image" in the data: URL, over max_spider_size (100K).
     "/oembed-big.json": (_q, res) =>
       json(res, {
@@ -102,25 +101,14 @@ async function startOrigin(images: OriginImages): Promise<Origin> {
         thumbnail_url: b64("image/png", randomBytes(120 * 1024)),
       }),
   };
-  origin.server.on("request", (req, res) => {
-    const path = (req.url ?? "/").split("?", 1)[0]!;
-    origin.hits.set(path, (origin.hits.get(path) ?? 0) + 1);
-    const route = routes[path];
-    if (route) route(req, res);
-    else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((r) => origin.server.listen(0, ORIGIN_HOST, r));
-  origin.base = `http://${ORIGIN_HOST}:${(origin.server.address() as AddressInfo).port}`;
+  await listenPreviewOrigin(origin, routes);
   return origin;
 }
 
 forEachEngine("URL preview lifecycle", (engine) => {
   let server: TestServer;
   let user: TestUser;
-  let origin: Origin;
+  let origin: PreviewOrigin;
   let images: OriginImages;
   /** The app's clock; tests only move it forward. */
   let clock = Date.now();

@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,10 +20,16 @@ import { PREVIEW_URL_PATHS } from "../src/http/routes/media-preview-routes.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { allKeys, download, mediaIdOf, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
+import {
+  listenPreviewOrigin,
+  newPreviewOrigin,
+  ORIGIN_HOST,
+  type OriginRoute,
+  type PreviewOrigin,
+  sendHtml,
+} from "./support/preview-origin.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
-
-const ORIGIN_HOST = "127.0.0.2";
 
 /** Polls `condition` until it holds (an observable condition, not a sleep). */
 async function waitFor(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
@@ -35,10 +40,7 @@ async function waitFor(condition: () => Promise<boolean> | boolean, what: string
   }
 }
 
-interface Origin {
-  server: Server;
-  base: string;
-  hits: Map<string, number>;
+interface Origin extends PreviewOrigin {
   /** Releases held `/held*` responses, by path. */
   releases: Map<string, () => void>;
   neverEndingClosed: boolean;
@@ -46,19 +48,13 @@ interface Origin {
 
 async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Origin> {
   const origin: Origin = {
-    server: createServer(),
-    base: "",
-    hits: new Map(),
+    ...newPreviewOrigin(),
     releases: new Map(),
     neverEndingClosed: false,
   };
-  const html = (res: ServerResponse, body: string) => {
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end(body);
-  };
-  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+  const routes: Record<string, OriginRoute> = {
     "/og": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><meta property="og:title" content="OG title">
         <meta property="og:description" content="OG description">
@@ -72,7 +68,7 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       res.end(image);
     },
     "/twitter-only": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><meta name="twitter:title" content="Tw title">
         <meta name="twitter:description" content="Tw description"></head></html>`,
@@ -100,9 +96,9 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       );
     },
     "/fallback": (_q, res) =>
-      html(res, "<html><head><title>Foo</title></head><body><p>Some text.</p></body></html>"),
+      sendHtml(res, "<html><head><title>Foo</title></head><body><p>Some text.</p></body></html>"),
     "/oembed-page": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><title>Page title</title>
         <link rel="alternate" type="application/json+oembed" href="/oembed.json"></head>
@@ -147,7 +143,7 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       });
     },
     "/quarantined-page": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><meta property="og:title" content="Q"><meta property="og:image" content="/q.png"></head></html>`,
       ),
@@ -155,14 +151,14 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       res.writeHead(200, { "content-type": "image/png" });
       res.end(quarantinedImage);
     },
-    "/blocked-page": (_q, res) => html(res, "<title>blocked</title>"),
+    "/blocked-page": (_q, res) => sendHtml(res, "<title>blocked</title>"),
     "/redirect-to-blocked": (_q, res) => {
       res.writeHead(302, { location: "/blocked-target" });
       res.end();
     },
-    "/blocked-target": (_q, res) => html(res, "<title>should not be fetched</title>"),
+    "/blocked-target": (_q, res) => sendHtml(res, "<title>should not be fetched</title>"),
     "/page-blocked-image": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><meta property="og:title" content="T"><meta property="og:image" content="/blocked-image.png"></head></html>`,
       ),
@@ -171,7 +167,7 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       res.end(image);
     },
     "/page-blocked-oembed": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><title>HTML only</title>
         <link rel="alternate" type="application/json+oembed" href="/blocked-oembed.json"></head></html>`,
@@ -206,29 +202,18 @@ async function startOrigin(image: Buffer, quarantinedImage: Buffer): Promise<Ori
       );
     },
     "/deep": (_q, res) =>
-      html(
+      sendHtml(
         res,
         `<html><head><title>Deep</title></head><body>${"<div>".repeat(100_000)}text</body></html>`,
       ),
     "/held": (_q, res) => {
-      origin.releases.set("/held", () => html(res, "<title>held</title>"));
+      origin.releases.set("/held", () => sendHtml(res, "<title>held</title>"));
     },
     "/held2": (_q, res) => {
-      origin.releases.set("/held2", () => html(res, "<title>held2</title>"));
+      origin.releases.set("/held2", () => sendHtml(res, "<title>held2</title>"));
     },
   };
-  origin.server.on("request", (req, res) => {
-    const path = (req.url ?? "/").split("?", 1)[0]!;
-    origin.hits.set(path, (origin.hits.get(path) ?? 0) + 1);
-    const route = routes[path];
-    if (route) route(req, res);
-    else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((r) => origin.server.listen(0, ORIGIN_HOST, r));
-  origin.base = `http://${ORIGIN_HOST}:${(origin.server.address() as AddressInfo).port}`;
+  await listenPreviewOrigin(origin, routes);
   return origin;
 }
 

@@ -15,16 +15,8 @@ import { createHash } from "node:crypto";
 import type { Database } from "../db/database.js";
 import { ImportLookupRepository } from "../repositories/import-lookup-repository.js";
 import { BlobNotFoundError, type BlobStore } from "../storage/blob-store.js";
-import {
-  localContentKey,
-  localThumbnailKey,
-  remoteContentKey,
-  remoteThumbnailKey,
-  remoteThumbnailLegacyKey,
-  urlCacheKey,
-  urlCacheThumbnailKey,
-} from "../storage/media-paths.js";
 import { forEachBounded } from "./bounded-each.js";
+import { localPlacement, remoteKey, remoteThumbnailKeys, thumbnailItem } from "./import-keys.js";
 import { IMPORT_KINDS, type ImportKind, MAX_LISTED } from "./import-report.js";
 import type { MediaSource } from "./media-source.js";
 import type { SynapseSource, SynapseThumbnail } from "./synapse-source.js";
@@ -152,12 +144,9 @@ class PairFinder {
   ): Promise<(Pair | ImportKind)[]> {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     // URL-preview media lives under url_cache/ and url_cache_thumbnails/.
-    const preview = row.urlCache !== null;
-    const kind = preview ? "url_cache" : "local";
-    const thumbKind = preview ? "url_cache_thumbnail" : "local_thumbnail";
-    const thumbKey = preview ? urlCacheThumbnailKey : localThumbnailKey;
+    const { kind, thumbKind, contentKey, thumbnailKey } = localPlacement(row);
     const recorded = await this.#lookup.local(this.options.database.db, row.mediaId);
-    const key = safe(() => (preview ? urlCacheKey : localContentKey)(row.mediaId));
+    const key = safe(contentKey);
     if (!recorded || key === undefined) return [kind, ...mine.map(() => thumbKind)];
     const out: (Pair | ImportKind)[] = [
       {
@@ -170,7 +159,7 @@ class PairFinder {
       },
     ];
     for (const t of mine) {
-      const k = safe(() => thumbKey(t.mediaId, t.width, t.height, t.contentType, t.method));
+      const k = safe(() => thumbnailKey(t));
       out.push(await this.#thumbnail(t, thumbKind, k, k));
     }
     return out;
@@ -181,7 +170,7 @@ class PairFinder {
     thumbs: SynapseThumbnail[],
   ): Promise<(Pair | ImportKind)[]> {
     const recorded = await this.#lookup.remote(this.options.database.db, row.origin, row.mediaId);
-    const key = safe(() => remoteContentKey(row.origin, row.filesystemId));
+    const key = safe(() => remoteKey(row));
     if (!recorded || key === undefined) {
       return ["remote", ...thumbs.map(() => "remote_thumbnail" as const)];
     }
@@ -197,16 +186,12 @@ class PairFinder {
       },
     ];
     for (const t of thumbs) {
-      const fsId = t.filesystemId ?? row.filesystemId;
-      const k = safe(() =>
-        remoteThumbnailKey(row.origin, fsId, t.width, t.height, t.contentType, t.method),
-      );
+      const keys = remoteThumbnailKeys(row, t);
+      const k = safe(keys.key);
       // The import copied a legacy-named file to the current name; the source may only have the old one.
       let source = k;
       if (k !== undefined && !(await this.options.files.probe(k)).ok) {
-        source = safe(() =>
-          remoteThumbnailLegacyKey(row.origin, fsId, t.width, t.height, t.contentType),
-        );
+        source = safe(keys.legacyKey);
       }
       out.push(await this.#thumbnail(t, "remote_thumbnail", source, k));
     }
@@ -221,7 +206,7 @@ class PairFinder {
   ): Promise<Pair | ImportKind> {
     const length = await this.#lookup.thumbnail(this.options.database.db, t);
     if (length === undefined || sourceKey === undefined || destKey === undefined) return kind;
-    const item = `${t.origin === null ? "" : `${t.origin}/`}${t.mediaId} ${t.width}x${t.height} ${t.contentType} ${t.method}`;
+    const item = thumbnailItem(t);
     return { kind, item, sourceKey, destKey, length, sha256: null };
   }
 }

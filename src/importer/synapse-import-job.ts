@@ -50,17 +50,9 @@ import type { ImportedMediaRepository } from "../repositories/imported-media-rep
 import type { ImportedPreviewRepository } from "../repositories/imported-preview-repository.js";
 import type { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
-import {
-  localContentKey,
-  localThumbnailKey,
-  remoteContentKey,
-  remoteThumbnailKey,
-  remoteThumbnailLegacyKey,
-  urlCacheKey,
-  urlCacheThumbnailKey,
-} from "../storage/media-paths.js";
 import { forEachBounded } from "./bounded-each.js";
 import { missingFromStream, recordImportedQuarantines } from "./feed-continuation.js";
+import { localPlacement, remoteKey, remoteThumbnailKeys, thumbnailItem } from "./import-keys.js";
 import { ImportPage } from "./import-page.js";
 import {
   count,
@@ -290,11 +282,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     const mine = thumbs.filter((t) => t.mediaId === row.mediaId);
     const item = row.mediaId;
     // URL-preview media: bytes under url_cache/, thumbnails under url_cache_thumbnails/.
-    const preview = row.urlCache !== null;
-    const kind = preview ? "url_cache" : "local";
-    const thumbKind = preview ? "url_cache_thumbnail" : "local_thumbnail";
-    const contentKey = () => (preview ? urlCacheKey : localContentKey)(row.mediaId);
-    const thumbKey = preview ? urlCacheThumbnailKey : localThumbnailKey;
+    const { preview, kind, thumbKind, contentKey, thumbnailKey } = localPlacement(row);
     // A `/create`d id that never got bytes, or URL-preview media with --skip-url-cache.
     if (row.mediaLength === null || (preview && this.deps.skipUrlCache)) {
       count(tally, kind, "skipped");
@@ -321,9 +309,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         : undefined,
     );
     for (const t of mine) {
-      await this.#thumbnail(tx, page, t, tally, thumbKind, () =>
-        thumbKey(t.mediaId, t.width, t.height, t.contentType, t.method),
-      );
+      await this.#thumbnail(tx, page, t, tally, thumbKind, () => thumbnailKey(t));
     }
   }
 
@@ -342,7 +328,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       return;
     }
     const file = await this.#file({
-      key: () => remoteContentKey(row.origin, row.filesystemId),
+      key: () => remoteKey(row),
       length: row.mediaLength,
       row,
       present: async () =>
@@ -368,16 +354,8 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         : undefined,
     );
     for (const t of mine) {
-      const fsId = t.filesystemId ?? row.filesystemId;
-      await this.#thumbnail(
-        tx,
-        page,
-        t,
-        tally,
-        "remote_thumbnail",
-        () => remoteThumbnailKey(row.origin, fsId, t.width, t.height, t.contentType, t.method),
-        () => remoteThumbnailLegacyKey(row.origin, fsId, t.width, t.height, t.contentType),
-      );
+      const { key, legacyKey } = remoteThumbnailKeys(row, t);
+      await this.#thumbnail(tx, page, t, tally, "remote_thumbnail", key, legacyKey);
     }
   }
 
@@ -391,7 +369,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     key: () => string,
     legacyKey?: () => string,
   ): Promise<void> {
-    const item = `${t.origin === null ? "" : `${t.origin}/`}${t.mediaId} ${t.width}x${t.height} ${t.contentType} ${t.method}`;
+    const item = thumbnailItem(t);
     const file = await this.#file({
       key,
       legacyKey,

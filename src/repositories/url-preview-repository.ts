@@ -150,35 +150,54 @@ export class UrlPreviewRepository {
 
   /** Stores an entry; a second fetch in the same hour bucket replaces the first. */
   async put(entry: CachedPreview): Promise<void> {
-    const values = {
-      url_hash: urlHash(entry.url),
-      url: entry.url,
-      language: entry.language,
-      bucket_ts: entry.bucketTs,
-      download_ts: entry.downloadTs,
-      expires_ts: entry.expiresTs,
-      og: entry.og,
-      status: entry.status,
-      errcode: entry.errcode,
-      error: entry.error,
-      media_id: entry.mediaId,
-    };
-    await this.database.db
-      .insertInto("url_preview_cache")
-      .values(values)
-      .onConflict((oc) =>
-        oc.columns(["url_hash", "language", "bucket_ts"]).doUpdateSet({
-          download_ts: values.download_ts,
-          expires_ts: values.expires_ts,
-          og: values.og,
-          status: values.status,
-          errcode: values.errcode,
-          error: values.error,
-          media_id: values.media_id,
-        }),
-      )
-      .execute();
+    await upsertCachedPreview(this.database.db, entry, "always");
   }
+}
+
+/**
+ * Inserts `entry` through `db` (a transaction or not). An entry already at
+ * its key (url, language, hour bucket) is replaced: `"always"` (mxcd's own
+ * fetches: the newer fetch wins), or `"if-older"` only when the stored
+ * download is older than `entry`'s (imports must not overwrite a newer
+ * preview). True when a row was inserted or replaced.
+ */
+export async function upsertCachedPreview(
+  db: Db,
+  entry: CachedPreview,
+  replace: "always" | "if-older",
+): Promise<boolean> {
+  const values = {
+    url_hash: urlHash(entry.url),
+    url: entry.url,
+    language: entry.language,
+    bucket_ts: entry.bucketTs,
+    download_ts: entry.downloadTs,
+    expires_ts: entry.expiresTs,
+    og: entry.og,
+    status: entry.status,
+    errcode: entry.errcode,
+    error: entry.error,
+    media_id: entry.mediaId,
+  };
+  const result = await db
+    .insertInto("url_preview_cache")
+    .values(values)
+    .onConflict((oc) => {
+      const update = oc.columns(["url_hash", "language", "bucket_ts"]).doUpdateSet({
+        download_ts: values.download_ts,
+        expires_ts: values.expires_ts,
+        og: values.og,
+        status: values.status,
+        errcode: values.errcode,
+        error: values.error,
+        media_id: values.media_id,
+      });
+      return replace === "always"
+        ? update
+        : update.where("url_preview_cache.download_ts", "<", values.download_ts);
+    })
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
 }
 
 /** Where a walk over url-cache media stands (JSON, kept in the job's progress). */

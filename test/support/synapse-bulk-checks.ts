@@ -3,7 +3,9 @@
  * test/synapse-import-kill.test.ts): the bulk fixture in a database of
  * either engine, and the checks on mxcd's database after an import
  * (row counts and id sets, a fingerprint of every media row, feed records,
- * the import job's stored progress).
+ * the import job's stored progress). `rowCounts` also serves the import
+ * tests on the small fixture (test/synapse-import.test.ts,
+ * test/synapse-import-copy.test.ts).
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
