@@ -20,6 +20,7 @@ import { createDatabase, type Engine } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
 import { QUARANTINE_FEED_BACKFILL } from "../src/jobs/quarantine-feed-backfill-job.js";
 import { QuarantineFeedRepository } from "../src/repositories/quarantine-feed-repository.js";
+import { upsertCachedPreview } from "../src/repositories/url-preview-repository.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { download } from "./support/media.js";
@@ -407,6 +408,44 @@ forEachEngine("Synapse import: URL-preview media and the preview cache", (engine
       assert.notEqual((await preview("http://127.0.0.1:9/old")).status, 200);
     } finally {
       await server.stop();
+    }
+  });
+
+  it("keeps mxcd's own newer fetch of a URL over Synapse's older one", async () => {
+    const fixture = await createSynapseFixture(engine, 94, extras());
+    const database = await freshDatabaseConfig(engine);
+    const db = createDatabase(database);
+    try {
+      await runMigrations(db);
+      // mxcd fetched the page itself, later in the same hour than Synapse's fetches.
+      await upsertCachedPreview(
+        db.db,
+        {
+          url: "http://127.0.0.1:9/page",
+          language: "en",
+          bucketTs: HOUR,
+          downloadTs: HOUR + 10,
+          expiresTs: NOW + 3_600_000,
+          og: JSON.stringify({ "og:title": "mxcd's own fetch" }),
+          status: 200,
+          errcode: null,
+          error: null,
+          mediaId: null,
+        },
+        "always",
+      );
+    } finally {
+      await db.close();
+    }
+    await importInto(database, fixture);
+    const after = createDatabase(database);
+    try {
+      const rows = await after.db.selectFrom("url_preview_cache").select(["url", "og"]).execute();
+      assert.deepEqual(rows, [
+        { url: "http://127.0.0.1:9/page", og: JSON.stringify({ "og:title": "mxcd's own fetch" }) },
+      ]);
+    } finally {
+      await after.close();
     }
   });
 
