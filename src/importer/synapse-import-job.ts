@@ -183,13 +183,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         signal.throwIfAborted();
         await this.#local(tx, page, row, thumbs, tally);
       });
-      const feed = await page.write(tx, this.deps.media, tally);
-      const appended = await recordImportedQuarantines(
-        tx,
-        this.deps.quarantine,
-        feed,
-        this.deps.now(),
-      );
+      const committed = await this.#writePage(tx, page, tally);
       const last = rows.at(-1);
       const finished = rows.length < batchSize;
       return {
@@ -201,7 +195,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         },
         processed: rows.length,
         done: false,
-        committed: this.#wake(appended),
+        committed,
       };
     }
     const rows = await this.deps.source.remotePage(
@@ -217,13 +211,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         await this.#remote(tx, page, row, thumbs, tally);
       });
     }
-    const feed = await page.write(tx, this.deps.media, tally);
-    const appended = await recordImportedQuarantines(
-      tx,
-      this.deps.quarantine,
-      feed,
-      this.deps.now(),
-    );
+    const committed = await this.#writePage(tx, page, tally);
     const last = rows.at(-1);
     const finished = rows.length < batchSize;
     return {
@@ -236,7 +224,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
       },
       processed: rows.length,
       done: false,
-      committed: this.#wake(appended),
+      committed,
     };
   }
 
@@ -266,8 +254,23 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     };
   }
 
-  /** After a commit that appended `appended` feed records: wake the feed's readers. */
-  #wake(appended: number): (() => void) | undefined {
+  /**
+   * Inserts the page's rows and the feed records of those inserted now;
+   * returns what to do once the batch commits (wake the feed's readers when
+   * records were appended).
+   */
+  async #writePage(
+    tx: Tx,
+    page: ImportPage,
+    tally: ImportTally,
+  ): Promise<(() => void) | undefined> {
+    const feed = await page.write(tx, this.deps.media, tally);
+    const appended = await recordImportedQuarantines(
+      tx,
+      this.deps.quarantine,
+      feed,
+      this.deps.now(),
+    );
     const signal = this.deps.feedSignal;
     return appended > 0 && signal ? () => signal.notify() : undefined;
   }
