@@ -25,14 +25,19 @@ export interface CachedPreview {
 export class UrlPreviewRepository {
   constructor(private readonly database: Database) {}
 
-  /** The newest entry for (url, language) that has not expired at `now`. */
-  async findFresh(url: string, language: string, now: number): Promise<CachedPreview | undefined> {
-    const row = await this.database.db
+  /** Every entry of (url, language): by its hash (indexed), then the URL itself. */
+  #entriesOf(url: string, language: string) {
+    return this.database.db
       .selectFrom("url_preview_cache")
       .selectAll()
       .where("url_hash", "=", urlHash(url))
       .where("url", "=", url)
-      .where("language", "=", language)
+      .where("language", "=", language);
+  }
+
+  /** The newest entry for (url, language) that has not expired at `now`. */
+  async findFresh(url: string, language: string, now: number): Promise<CachedPreview | undefined> {
+    const row = await this.#entriesOf(url, language)
       .where("expires_ts", ">", now)
       .orderBy("download_ts", "desc")
       .limit(1)
@@ -54,12 +59,7 @@ export class UrlPreviewRepository {
     ts: number,
     expiresAfter: number,
   ): Promise<CachedPreview | undefined> {
-    const row = await this.database.db
-      .selectFrom("url_preview_cache")
-      .selectAll()
-      .where("url_hash", "=", urlHash(url))
-      .where("url", "=", url)
-      .where("language", "=", language)
+    const row = await this.#entriesOf(url, language)
       .where("status", "=", 200)
       .where("download_ts", "<=", ts)
       .where("expires_ts", ">", ts)
