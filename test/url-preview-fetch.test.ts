@@ -21,17 +21,9 @@ import { Semaphore, SemaphoreFullError } from "../src/util/semaphore.js";
 import { forEachEngine } from "./support/databases.js";
 import { metric } from "./support/metrics.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { waitFor } from "./support/wait-for.js";
 
 const ORIGIN_HOST = "127.0.0.2";
-
-/** Polls `condition` until it holds (an observable condition, not a sleep). */
-async function waitFor(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * The fake resolver: names → addresses. Names ending in `.test` only; any

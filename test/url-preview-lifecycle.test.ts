@@ -34,18 +34,10 @@ import {
   sendHtml,
 } from "./support/preview-origin.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { waitFor } from "./support/wait-for.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-
-/** Polls `condition` until it holds (an observable condition, not a sleep). */
-async function waitFor(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface OriginImages {
   png: Buffer;

@@ -30,15 +30,11 @@ import {
 } from "./support/preview-origin.js";
 import { ScriptedHomeserver } from "./support/scripted-homeserver.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { waitFor as waitUntil } from "./support/wait-for.js";
 
-/** Polls `condition` until it holds (an observable condition, not a sleep). */
-async function waitFor(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls `condition` until it holds (this file's bound: 15 s). */
+const waitFor = (condition: () => Promise<boolean> | boolean, what: string) =>
+  waitUntil(condition, what, 15_000);
 
 interface Origin extends PreviewOrigin {
   /** Releases held `/held*` responses, by path. */
