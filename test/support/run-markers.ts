@@ -30,3 +30,29 @@ export function countSuitesRan(root: string, kind: MarkerKind): number {
     return 0;
   }
 }
+
+/**
+ * Records that the running test file started a server on the media store
+ * under test (MXCD_TEST_MEDIA_STORE), so scripts/run-tests.ts knows to run
+ * it again in the S3 pass. Files that never leave this marker do the same
+ * thing in every pass and run once. A no-op outside scripts/run-tests.ts.
+ */
+export function markStoreUsed(): void {
+  const root = process.env.MXCD_TEST_MARKERS;
+  const file = process.argv[1];
+  if (!root || !file) return;
+  const dir = join(root, STORE_USERS);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, encodeURIComponent(file)), "");
+}
+
+/** The test files (absolute paths) that left `markStoreUsed` under `root`. */
+export function storeUsers(root: string): string[] {
+  try {
+    return readdirSync(join(root, STORE_USERS)).map(decodeURIComponent);
+  } catch {
+    return [];
+  }
+}
+
+const STORE_USERS = "store-users";

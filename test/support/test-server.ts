@@ -13,6 +13,7 @@ import { formatSigningKeyFile, generateSigningKey } from "../../src/federation/s
 import { createLogger } from "../../src/logging/logger.js";
 import { freshDatabaseConfig } from "./databases.js";
 import { HttpClient } from "./http-client.js";
+import { markStoreUsed } from "./run-markers.js";
 import { startS3rver } from "./s3rver.js";
 
 export const TEST_SERVER_NAME = "test.local";
@@ -50,6 +51,7 @@ export async function startTestServer(
   const dir = mkdtempSync(join(tmpdir(), "mxcd-server-"));
   // MXCD_TEST_MEDIA_STORE=s3 runs every test server on its own s3rver
   // instead of a media folder (npm test runs the suite both ways).
+  if (overrides.media_store === undefined) markStoreUsed();
   const s3 =
     process.env.MXCD_TEST_MEDIA_STORE === "s3" && overrides.media_store === undefined
       ? await startS3rver()
