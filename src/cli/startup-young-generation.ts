@@ -1,0 +1,35 @@
+/**
+ * Keeps V8's young generation at its initial size while `mxcd serve` starts.
+ *
+ * Why: start-up (loading some 600 modules, compiling the config schema,
+ * checking migrations) allocates a lot of short-lived data at a high
+ * survival rate, which makes V8 double the young generation's semi-spaces up
+ * to their 16 MiB maximum. Nothing shrinks them again while the process is
+ * idle, so an idle server kept about 15 MiB of start-up garbage space
+ * resident (issue 15, "Memory at rest"; docs/deployment.md). Holding the
+ * growth factor at 1 during start-up and putting V8's default (2) back once
+ * the server listens leaves the hot path as it was: under load the young
+ * generation grows again as V8 sees fit, within its first seconds.
+ *
+ * A `--semi-space-growth-factor` or `--max-semi-space-size` given by the
+ * operator (node flags or NODE_OPTIONS) is left alone.
+ */
+import { setFlagsFromString } from "node:v8";
+
+/** V8's default `--semi-space-growth-factor`. */
+const DEFAULT_GROWTH_FACTOR = 2;
+
+/** Stops young-generation growth now; the returned function restores it (idempotent). */
+export function holdYoungGenerationDuringStartup(): () => void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((flag) =>
+    /semi[-_]space/.test(flag),
+  );
+  if (given) return () => {};
+  setFlagsFromString("--semi-space-growth-factor=1");
+  let restored = false;
+  return () => {
+    if (restored) return;
+    restored = true;
+    setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR}`);
+  };
+}
