@@ -23,10 +23,21 @@ import sharp from "sharp";
 import { assertBuilt, CLI, runCli, waitForHttp } from "./support/cli.js";
 import { freePort } from "./support/postgres-cluster.js";
 import { startS3rver, type TestS3 } from "./support/s3rver.js";
+import { waitFor } from "./support/wait-for.js";
 
-/** Registers the recorder in the child (runs on the main thread, before main.js). */
+/**
+ * Registers the recorder in the child (runs on the main thread, before
+ * main.js), and writes V8's heap spaces to a file on SIGUSR2.
+ */
 const REGISTER = `import { register } from "node:module";
+import { renameSync, writeFileSync } from "node:fs";
+import { getHeapSpaceStatistics } from "node:v8";
 register("./record-hooks.mjs", import.meta.url);
+process.on("SIGUSR2", () => {
+  const file = process.env.MXCD_TEST_HEAP_LOG;
+  writeFileSync(file + ".tmp", JSON.stringify(getHeapSpaceStatistics()));
+  renameSync(file + ".tmp", file);
+});
 `;
 
 /** The `load` hook: every module URL the child loads, one a line. */
@@ -44,6 +55,8 @@ interface Recorded {
   modules(): string[];
   /** True when the process maps a libvips shared library (Linux only). */
   mapsLibvips(): boolean;
+  /** Bytes V8 has reserved for the young generation (both semi-spaces), asked by signal. */
+  newSpaceBytes(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -52,10 +65,11 @@ async function startRecorded(dir: string, config: string, port: number): Promise
   writeFileSync(join(dir, "record.mjs"), REGISTER);
   writeFileSync(join(dir, "record-hooks.mjs"), HOOKS);
   const log = join(dir, "modules.log");
+  const heapLog = join(dir, "heap.json");
   const child = spawn(
     process.execPath,
     ["--import", pathToFileURL(join(dir, "record.mjs")).href, CLI, "serve", "--config", config],
-    { cwd: dir, env: { ...process.env, MXCD_TEST_MODULE_LOG: log } },
+    { cwd: dir, env: { ...process.env, MXCD_TEST_MODULE_LOG: log, MXCD_TEST_HEAP_LOG: heapLog } },
   );
   let output = "";
   child.stdout.on("data", (d: Buffer) => {
@@ -72,6 +86,16 @@ async function startRecorded(dir: string, config: string, port: number): Promise
     base,
     modules: () => (existsSync(log) ? readFileSync(log, "utf8").split("\n") : []),
     mapsLibvips: () => readFileSync(`/proc/${child.pid}/maps`, "utf8").includes("libvips"),
+    async newSpaceBytes() {
+      rmSync(heapLog, { force: true });
+      child.kill("SIGUSR2");
+      await waitFor(() => existsSync(heapLog), "the heap statistics");
+      const spaces = JSON.parse(readFileSync(heapLog, "utf8")) as {
+        space_name: string;
+        space_size: number;
+      }[];
+      return spaces.find((space) => space.space_name === "new_space")?.space_size ?? Number.NaN;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
@@ -137,6 +161,10 @@ describe("memory at rest", { skip: process.platform !== "linux" && "reads /proc"
       assert.deepEqual(server.modules().filter(isSharp), [], "sharp loaded at rest");
       assert.deepEqual(server.modules().filter(isAwsSdk), [], "the AWS SDK loaded at rest");
       assert.equal(server.mapsLibvips(), false, "libvips mapped at rest");
+      // Start-up garbage did not grow the young generation to its maximum (2 × 16 MiB):
+      // it is still at its initial size (2 × 1 MiB), far from the limit either way.
+      const young = await server.newSpaceBytes();
+      assert.ok(young <= 8 * 1024 ** 2, `young generation at rest: ${young} bytes`);
 
       const png = await sharp({
         create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 90 } },
