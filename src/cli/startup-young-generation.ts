@@ -6,10 +6,12 @@
  * survival rate, which makes V8 double the young generation's semi-spaces up
  * to their 16 MiB maximum. Nothing shrinks them again while the process is
  * idle, so an idle server kept about 15 MiB of start-up garbage space
- * resident (issue 15, "Memory at rest"; docs/deployment.md). Holding the
- * growth factor at 1 during start-up and putting V8's default (2) back once
- * the server listens leaves the hot path as it was: under load the young
- * generation grows again as V8 sees fit, within its first seconds.
+ * resident (issue 15, "Memory at rest"; docs/deployment.md). The growth
+ * factor is held at 1 during start-up and set to 16 once the server listens
+ * (see GROWTH_FACTOR_AFTER_START), so the first growth under load restores
+ * the size an ordinary start leaves and the hot path costs what it did.
+ * `v8.setFlagsFromString` after start-up is allowed but unusual; V8 reads
+ * this flag each time it grows the young generation.
  *
  * A `--semi-space-growth-factor` or `--max-semi-space-size` given by the
  * operator (node flags or NODE_OPTIONS) is left alone.
