@@ -28,6 +28,7 @@ import {
   type Throughput,
 } from "./download-bench.js";
 import type { Cleanup } from "./support/cleanup.js";
+import { envSeconds } from "./support/env-seconds.js";
 import { sha256sum, tempDir, writeRandomFile } from "./support/files.js";
 import { isMainModule, runMain } from "./support/main.js";
 import { count, markdownTable, times } from "./support/markdown.js";
@@ -418,7 +419,10 @@ if (isMainModule(import.meta.url)) {
     const cli = join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
     const tools = findTools();
     const dir = tempDir(cleanup, "mxcd-attached-bench-");
-    const seconds = Math.max(1, Math.round(Number(process.env.MXCD_BENCH_DURATION ?? 10)));
+    const seconds = Math.max(
+      1,
+      Math.round(envSeconds("MXCD_BENCH_DURATION", process.env.MXCD_BENCH_DURATION, 10)),
+    );
     const result = await benchAttached(
       {
         tools,
@@ -426,7 +430,9 @@ if (isMainModule(import.meta.url)) {
         dir,
         wrkScript: writeWrkScript(dir),
         load: { threads: 2, connections: 32, seconds },
-        warmupSeconds: Math.round(Number(process.env.MXCD_BENCH_WARMUP ?? 2)),
+        warmupSeconds: Math.round(
+          envSeconds("MXCD_BENCH_WARMUP", process.env.MXCD_BENCH_WARMUP, 2),
+        ),
         nginxWorkers: process.env.MXCD_BENCH_NGINX_WORKERS ?? "1",
         ...attachedSettingsFromEnv(process.env),
         ...(process.env.MXCD_BENCH_CPU_PROF && {

@@ -155,5 +155,6 @@ function meanThroughput(runs: readonly Throughput[]): Throughput {
     bytesPerSecond: mean((t) => t.bytesPerSecond),
     cpuLoad: mean((t) => t.cpuLoad),
     cpuLoads: Array.from({ length: width }, (_, i) => mean((t) => t.cpuLoads[i] ?? 0)),
+    p99Ms: mean((t) => t.p99Ms),
   };
 }

@@ -34,6 +34,8 @@ export interface Throughput {
   readonly cpuLoad: number;
   /** The same, for each of the target's processes, in order. */
   readonly cpuLoads: readonly number[];
+  /** 99th percentile latency of the measured run (wrk), milliseconds. */
+  readonly p99Ms: number;
 }
 
 /** One file size measured on both servers. */
@@ -162,5 +164,6 @@ export async function measureThroughput(context: LoadContext, target: Target): P
     bytesPerSecond: (run.bytes - run.requests * headerBytes) / run.seconds,
     cpuLoad: cpuLoads.reduce((a, b) => a + b, 0),
     cpuLoads,
+    p99Ms: run.p99Ms,
   };
 }

@@ -27,6 +27,7 @@ import {
   type Throughput,
 } from "./download-bench.js";
 import type { Cleanup } from "./support/cleanup.js";
+import { envSeconds } from "./support/env-seconds.js";
 import { tempDir } from "./support/files.js";
 import { isMainModule, runMain } from "./support/main.js";
 import { count, markdownTable, mib, times } from "./support/markdown.js";
@@ -480,8 +481,13 @@ if (isMainModule(import.meta.url)) {
         tools: findTools(),
         cli,
         dir: tempDir(cleanup, "mxcd-preview-bench-"),
-        seconds: Math.max(1, Math.round(Number(process.env.MXCD_BENCH_DURATION ?? 10))),
-        warmupSeconds: Math.round(Number(process.env.MXCD_BENCH_WARMUP ?? 2)),
+        seconds: Math.max(
+          1,
+          Math.round(envSeconds("MXCD_BENCH_DURATION", process.env.MXCD_BENCH_DURATION, 10)),
+        ),
+        warmupSeconds: Math.round(
+          envSeconds("MXCD_BENCH_WARMUP", process.env.MXCD_BENCH_WARMUP, 2),
+        ),
         rounds: roundsFromEnv(process.env),
         nginxWorkers: process.env.MXCD_BENCH_NGINX_WORKERS ?? "1",
         floodRequests: Number(process.env.MXCD_BENCH_PREVIEW_FLOOD ?? 100),

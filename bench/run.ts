@@ -20,7 +20,7 @@
  * that fails is reported as failed, the others still run, and the exit
  * status is 1.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -35,6 +35,7 @@ import { type Outcome, renderReport, type SectionResults } from "./report.js";
 import { benchRoomMedia, roomMediaSizesFromEnv } from "./room-media-bench.js";
 import { Cleanup, describeError } from "./support/cleanup.js";
 import { type EngineFactory, postgresEngine, sqliteEngine } from "./support/engines.js";
+import { envSeconds } from "./support/env-seconds.js";
 import { tempDir } from "./support/files.js";
 import { describeMachine } from "./support/machine.js";
 import { runMain } from "./support/main.js";
@@ -42,6 +43,7 @@ import { count } from "./support/markdown.js";
 import { startMxcd } from "./support/mxcd-server.js";
 import { startNginx } from "./support/nginx-server.js";
 import { PostgresMissingError, SharedPostgres } from "./support/postgres.js";
+import { withKeptSections } from "./support/results-file.js";
 import { findTools, type Tools } from "./support/tools.js";
 import { writeWrkScript } from "./support/wrk.js";
 import { benchThumbnails } from "./thumbnail-bench.js";
@@ -92,8 +94,11 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     return value;
   };
   return {
-    seconds: Math.max(1, Math.round(number("MXCD_BENCH_DURATION", 10))),
-    warmupSeconds: Math.round(number("MXCD_BENCH_WARMUP", 2)),
+    seconds: Math.max(
+      1,
+      Math.round(envSeconds("MXCD_BENCH_DURATION", env.MXCD_BENCH_DURATION, 10)),
+    ),
+    warmupSeconds: Math.round(envSeconds("MXCD_BENCH_WARMUP", env.MXCD_BENCH_WARMUP, 2)),
     uploadBytes: Math.round(number("MXCD_BENCH_UPLOAD_MIB", 1024, 1) * 1024 ** 2),
     nginxWorkers: env.MXCD_BENCH_NGINX_WORKERS ?? "1",
     proxyWorkers: env.MXCD_BENCH_PROXY_WORKERS ?? "auto",
@@ -260,7 +265,11 @@ async function main(cleanup: Cleanup): Promise<void> {
     settings: describeSettings(settings, maxUploadSize),
     results,
   });
-  writeFileSync(settings.resultsPath, report);
+  // The standalone benches' sections (hot path, import, URL previews) stay as they were.
+  const previous = existsSync(settings.resultsPath)
+    ? readFileSync(settings.resultsPath, "utf8")
+    : "";
+  writeFileSync(settings.resultsPath, withKeptSections(report, previous));
   console.log(report);
   console.error(`written to ${settings.resultsPath}`);
   if (settings.cpuProfileDir) console.error(`mxcd CPU profile in ${settings.cpuProfileDir}`);

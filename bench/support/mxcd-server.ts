@@ -8,7 +8,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
+import { sampleConfig } from "../../src/config/sample-config.js";
 import type { Cleanup } from "./cleanup.js";
 import { freePort, waitForHttp } from "./network.js";
 import { OutputTail, runChecked, runCommand, stopChild } from "./processes.js";
@@ -52,6 +53,12 @@ export interface MxcdOptions {
   readonly extraConfig?: Record<string, unknown>;
   /** Register the bench user first (default); false when another process already did. */
   readonly registerUser?: boolean;
+  /**
+   * Start from the config `mxcd generate-config` ships (log_level info and
+   * every other default), changing only the port, paths and server name;
+   * otherwise the bench config (`log_level: warn`, 5 s grace period).
+   */
+  readonly shippedDefaults?: boolean;
   /**
    * A token to use instead of logging in (attached mode: the homeserver issued
    * it, and mxcd serves no login; pass `registerUser: false` too).
@@ -97,6 +104,17 @@ export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise
 }
 
 function benchConfig(options: MxcdOptions, port: number, mediaStore: string) {
+  if (options.shippedDefaults) {
+    const shipped = parse(sampleConfig({ serverName: SERVER_NAME, port })) as object;
+    return {
+      ...shipped,
+      database: options.database ?? { engine: "sqlite", path: join(options.dir, "mxcd.sqlite") },
+      media_store: { engine: "filesystem", path: mediaStore },
+      signing_key_path: options.signingKeyPath ?? join(options.dir, "signing.key"),
+      ...(options.maxUploadSize ? { max_upload_size: options.maxUploadSize } : {}),
+      ...options.extraConfig,
+    };
+  }
   return {
     server_name: SERVER_NAME,
     listen: { host: "127.0.0.1", port },

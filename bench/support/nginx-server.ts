@@ -121,6 +121,52 @@ export async function startNginxProxy(
 }
 
 /** A `types { … }` block for a location, or nothing. */
+export interface NginxAccelProxyOptions extends NginxCommon {
+  /** mxcd's port. */
+  readonly upstream: number;
+  /** mxcd's `media_store.accel_redirect.location`, e.g. `/_mxcd_internal/`. */
+  readonly location: string;
+  /** The media store folder that location serves. */
+  readonly storeRoot: string;
+}
+
+/**
+ * nginx in front of one mxcd with `media_store.accel_redirect`: mxcd checks
+ * each download and answers with `X-Accel-Redirect: <location><key>`, and
+ * nginx sends the file from an `internal` location (sendfile).
+ */
+export async function startNginxAccelProxy(
+  options: NginxAccelProxyOptions,
+  cleanup: Cleanup,
+): Promise<NginxServer> {
+  const port = await freePort();
+  const blocks = [
+    `
+  upstream mxcd {
+    server 127.0.0.1:${options.upstream};
+    keepalive 32;
+  }`,
+    `
+  server {
+    listen 127.0.0.1:${port};
+    location ${options.location} {
+      internal;
+      alias ${options.storeRoot.replace(/\/+$/, "")}/;
+    }
+    location / {
+      proxy_pass http://mxcd;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }
+  }`,
+  ];
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const { pid, stop } = await launch(options, blocks, `${baseUrl}/health`, cleanup);
+  return { baseUrl, pid, workers: options.workers, stop };
+}
+
 function typesDirective(types: Readonly<Record<string, string>> | undefined): string {
   if (!types) return "";
   const entries = Object.entries(types).map(([ext, type]) => `${type} ${ext};`);

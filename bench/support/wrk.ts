@@ -26,6 +26,8 @@ export interface WrkResult {
   readonly seconds: number;
   /** Responses with a status of 400 or more (wrk's "Non-2xx or 3xx responses"). */
   readonly badStatus: number;
+  /** 99th percentile of the response latency (wrk's own histogram), in milliseconds. */
+  readonly p99Ms: number;
   readonly socketErrors: { connect: number; read: number; write: number; timeout: number };
 }
 
@@ -35,9 +37,9 @@ const REPORT_SCRIPT = `
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '${MARKER}{"requests":%d,"bytes":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}\\n',
+    '${MARKER}{"requests":%d,"bytes":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p99_us":%d}\\n',
     summary.requests, summary.bytes, summary.duration,
-    e.connect, e.read, e.write, e.status, e.timeout))
+    e.connect, e.read, e.write, e.status, e.timeout, latency:percentile(99.0)))
 end
 `;
 
@@ -90,6 +92,7 @@ function parseReport(json: string): WrkResult {
     bytes: count("bytes"),
     seconds: count("duration_us") / 1e6,
     badStatus: count("status"),
+    p99Ms: count("p99_us") / 1000,
     socketErrors: {
       connect: count("connect"),
       read: count("read"),

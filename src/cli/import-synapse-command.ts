@@ -25,7 +25,6 @@ import {
   verifySynapseImport,
 } from "../importer/import-verify.js";
 import { FilesystemMediaSource, type MediaSource } from "../importer/media-source.js";
-import { loadS3SourceConfig, S3MediaSource } from "../importer/s3-media-source.js";
 import { runSynapseImport } from "../importer/synapse-import.js";
 import {
   openSynapseSource,
@@ -67,7 +66,7 @@ export async function importSynapseCommand(options: ImportSynapseOptions): Promi
   if (batchSize !== undefined && !(Number.isSafeInteger(batchSize) && batchSize > 0)) {
     throw new Error("--batch-size must be a positive whole number");
   }
-  const files = mediaSource(options);
+  const files = await mediaSource(options);
   const store = mode === "reference" ? undefined : createBlobStore(config.media_store);
   const source = await openSynapseSource(location);
   const database = createDatabase(config.database);
@@ -208,9 +207,10 @@ export function checkMode(options: ImportSynapseOptions, config: Config): Mode {
   return "reference";
 }
 
-/** Synapse's files: its folder, or the provider's bucket. */
-function mediaSource(options: ImportSynapseOptions): MediaSource {
+/** Synapse's files: its folder, or the provider's bucket (the AWS SDK loads only then). */
+async function mediaSource(options: ImportSynapseOptions): Promise<MediaSource> {
   if (options.mediaStore !== undefined) return new FilesystemMediaSource(options.mediaStore);
+  const { loadS3SourceConfig, S3MediaSource } = await import("../importer/s3-media-source.js");
   return new S3MediaSource(
     loadS3SourceConfig(options.s3Config, {
       bucket: options.s3Bucket,

@@ -5,18 +5,20 @@
  */
 import { Command, Option } from "commander";
 import { MXCD_VERSION } from "../version.js";
-import { generateRegistrationCommand } from "./appservice-command.js";
-import { configCheckCommand, generateConfigCommand } from "./config-commands.js";
-import { importSynapseCommand } from "./import-synapse-command.js";
-import { jobsCommand, jobsRunCommand } from "./jobs-command.js";
-import { migrateStoreCommand } from "./media-migrate-store-command.js";
-import { migrateCommand } from "./migrate-command.js";
-import { nginxProxyConfigCommand } from "./proxy-config-command.js";
-import { registerUserCommand } from "./register-user-command.js";
-import { serveCommand } from "./serve-command.js";
-import { combineSigningKeysCommand, generateSigningKeyCommand } from "./signing-key-command.js";
 
 const DEFAULT_CONFIG = "mxcd.yaml";
+
+/**
+ * An action that loads its command's module only when that command runs, so
+ * `mxcd serve` never loads what other commands need (the S3 import source,
+ * the store migration...): issue 15, "Memory at rest".
+ */
+function lazy<M, K extends keyof M & string>(load: () => Promise<M>, name: K) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = (await load())[name] as (...args: unknown[]) => unknown;
+    await command(...args);
+  };
+}
 
 const program = new Command()
   .name("mxcd")
@@ -28,7 +30,13 @@ program
   .command("serve")
   .description("run the server (creates a default config on first run, runs migrations)")
   .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
-  .action((options: { config: string }) => serveCommand(options.config));
+  .action(async (options: { config: string }) => {
+    // Before the server's modules load: their start-up garbage must not grow the heap for good.
+    const release = (
+      await import("./startup-young-generation.js")
+    ).holdYoungGenerationDuringStartup();
+    await (await import("./serve-command.js")).serveCommand(options.config, release);
+  });
 
 program
   .command("generate-config")
@@ -36,7 +44,7 @@ program
   .option("--server-name <name>", "server_name to put in it", "localhost")
   .option("--port <port>", "port to listen on", "8008")
   .option("-o, --output <file>", "write to this file instead of standard output")
-  .action(generateConfigCommand);
+  .action(lazy(() => import("./config-commands.js"), "generateConfigCommand"));
 
 program
   .command("config")
@@ -44,7 +52,7 @@ program
   .command("check")
   .description("validate a config file; errors name the dotted key")
   .argument("<file>", "config file")
-  .action(configCheckCommand);
+  .action(lazy(() => import("./config-commands.js"), "configCheckCommand"));
 
 program
   .command("register-user")
@@ -58,26 +66,32 @@ program
     "--url <url>",
     "register through a running server's shared-secret API instead of the database",
   )
-  .action(registerUserCommand);
+  .action(lazy(() => import("./register-user-command.js"), "registerUserCommand"));
 
 program
   .command("migrate")
   .description("apply pending schema migrations (serve does this too)")
   .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
-  .action((options: { config: string }) => migrateCommand(options.config));
+  .action(async (options: { config: string }) =>
+    (await import("./migrate-command.js")).migrateCommand(options.config),
+  );
 
 const jobs = program
   .command("jobs")
   .description("list background jobs with their status and progress (docs/jobs.md)")
   .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
-  .action((options: { config: string }) => jobsCommand(options.config));
+  .action(async (options: { config: string }) =>
+    (await import("./jobs-command.js")).jobsCommand(options.config),
+  );
 
 jobs
   .command("run")
   .description("run unfinished background jobs to completion in the foreground")
   .option("-c, --config <file>", "config file")
-  .action((options: { config?: string }) =>
-    jobsRunCommand(options.config ?? jobs.opts<{ config: string }>().config),
+  .action(async (options: { config?: string }) =>
+    (await import("./jobs-command.js")).jobsRunCommand(
+      options.config ?? jobs.opts<{ config: string }>().config,
+    ),
   );
 
 program
@@ -89,7 +103,7 @@ program
   )
   .requiredOption("--from <file>", "config file whose media_store is the source")
   .requiredOption("--to <file>", "config file whose media_store is the destination")
-  .action(migrateStoreCommand);
+  .action(lazy(() => import("./media-migrate-store-command.js"), "migrateStoreCommand"));
 
 program
   .command("import")
@@ -113,7 +127,7 @@ program
   .option("--dry-run", "count what would be imported; change nothing")
   .option("--batch-size <rows>", "source rows per batch (default 500)")
   .option("--skip-url-cache", "do not import URL-preview media and the preview cache")
-  .action(importSynapseCommand);
+  .action(lazy(() => import("./import-synapse-command.js"), "importSynapseCommand"));
 
 program
   .command("appservice")
@@ -124,7 +138,7 @@ program
   .option("--url <url>", "mxcd's internal address, where the homeserver sends events")
   .option("--id <id>", "the registration's id", "mxcd")
   .option("--sender-localpart <localpart>", "localpart of the service's own user", "_mxcd")
-  .action(generateRegistrationCommand);
+  .action(lazy(() => import("./appservice-command.js"), "generateRegistrationCommand"));
 
 program
   .command("proxy-config")
@@ -135,7 +149,7 @@ program
   .option("--mxcd <url>", "mxcd's internal address, e.g. http://127.0.0.1:8009")
   .option("--homeserver <url>", "the homeserver's internal address, e.g. http://127.0.0.1:8008")
   .option("--max-upload-size <size>", "mxcd's max_upload_size, e.g. 50M (default: the config's)")
-  .action(nginxProxyConfigCommand);
+  .action(lazy(() => import("./proxy-config-command.js"), "nginxProxyConfigCommand"));
 
 const signingKey = program
   .command("signing-key")
@@ -145,7 +159,7 @@ signingKey
   .command("generate")
   .description("write a new key with an mxcd_ id that no homeserver's key can have")
   .requiredOption("-o, --output <file>", "where to write it (never overwritten)")
-  .action(generateSigningKeyCommand);
+  .action(lazy(() => import("./signing-key-command.js"), "generateSigningKeyCommand"));
 
 signingKey
   .command("combine")
@@ -154,7 +168,7 @@ signingKey
   .requiredOption("--mxcd-key <file>", "mxcd's key file (from `signing-key generate`)")
   .requiredOption("-o, --output <file>", "where to write the combined file")
   .option("--force", "replace an existing output file if no key of it is lost")
-  .action(combineSigningKeysCommand);
+  .action(lazy(() => import("./signing-key-command.js"), "combineSigningKeysCommand"));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));

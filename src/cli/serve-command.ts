@@ -7,8 +7,12 @@ import { createApp } from "../app.js";
 import { loadConfigFile } from "../config/load-config.js";
 import { sampleConfig } from "../config/sample-config.js";
 import { createLogger } from "../logging/logger.js";
+import { holdYoungGenerationDuringStartup } from "./startup-young-generation.js";
 
-export async function serveCommand(configPath: string): Promise<void> {
+export async function serveCommand(
+  configPath: string,
+  releaseYoungGeneration: () => void = holdYoungGenerationDuringStartup(),
+): Promise<void> {
   if (!existsSync(configPath)) {
     writeFileSync(configPath, sampleConfig(), { flag: "wx", mode: 0o600 });
     console.error(`mxcd: no config at ${configPath}; wrote a default one (embedded: ./data).`);
@@ -33,7 +37,12 @@ export async function serveCommand(configPath: string): Promise<void> {
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 
-  const address = await app.start();
+  let address: string;
+  try {
+    address = await app.start();
+  } finally {
+    releaseYoungGeneration();
+  }
   if (!(await app.accounts.hasAdmin())) {
     console.error(
       `mxcd: listening on ${address}. No admin account yet; create one with:\n` +

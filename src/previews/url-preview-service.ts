@@ -28,7 +28,6 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import sharp from "sharp";
 import { MatrixError } from "../domain/matrix-error.js";
 import { filenameFromDisposition } from "../federation/content-disposition-filename.js";
 import { newMediaId } from "../identifiers/media-id.js";
@@ -41,6 +40,7 @@ import type {
 } from "../repositories/url-preview-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { urlCacheKey } from "../storage/media-paths.js";
+import { loadSharp } from "../thumbnails/load-sharp.js";
 import { sniffImageFormat } from "../thumbnails/thumbnailer.js";
 import type { FlightWork } from "../util/cross-process-flight.js";
 import { DataUrlImageError, decodeDataUrlImage, isDataUrl } from "./data-url-image.js";
@@ -418,6 +418,7 @@ async function imageSize(
   bytes: Uint8Array,
 ): Promise<{ width: number; height: number } | undefined> {
   if (sniffImageFormat(bytes) === undefined) return undefined;
+  const sharp = await loadSharp();
   try {
     const meta = await sharp(bytes).metadata();
     return meta.width && meta.height ? { width: meta.width, height: meta.height } : undefined;

@@ -6,10 +6,12 @@ import type { MediaStoreConfig } from "../config/config-schema.js";
 import type { BlobStore } from "./blob-store.js";
 import { FilesystemBlobStore } from "./filesystem/filesystem-blob-store.js";
 import { MemoryBlobStore } from "./memory/memory-blob-store.js";
-import { S3BlobStore } from "./s3/s3-blob-store.js";
-import { createS3Client, s3ObjectClientOf } from "./s3/s3-object-client.js";
+import { LazyS3BlobStore } from "./s3/lazy-s3-blob-store.js";
 
-/** Builds the configured blob store. Cheap: no I/O happens until it is used. */
+/**
+ * Builds the configured blob store. Cheap: no I/O happens, and no backend
+ * library is loaded, until it is used.
+ */
 export function createBlobStore(config: MediaStoreConfig): BlobStore {
   switch (config.engine) {
     case "filesystem":
@@ -17,10 +19,8 @@ export function createBlobStore(config: MediaStoreConfig): BlobStore {
     case "memory":
       return new MemoryBlobStore();
     case "s3":
-      return new S3BlobStore(s3ObjectClientOf(createS3Client(config)), {
-        bucket: config.bucket,
-        prefix: config.prefix,
-      });
+      // The AWS SDK loads on the store's first operation (lazy-s3-blob-store.ts).
+      return new LazyS3BlobStore(config);
     default: {
       const unknown: never = config;
       throw new Error(`unknown media store engine ${JSON.stringify(unknown)}`);

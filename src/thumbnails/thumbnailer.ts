@@ -28,8 +28,9 @@
  * - Output is deterministic (fixed geometry and encoder settings), so the
  *   client and federation thumbnails of the same request are byte-identical.
  */
-import sharp from "sharp";
+import type sharp from "sharp";
 import { Semaphore } from "../util/semaphore.js";
+import { loadSharp } from "./load-sharp.js";
 
 /** `crop` fills the requested box; `scale` fits inside it (Matrix spec §thumbnails). */
 export type ThumbnailMethod = "crop" | "scale";
@@ -426,6 +427,7 @@ export class Thumbnailer {
     animate: boolean,
   ): Promise<RenderedThumbnail> {
     const contentType = animate ? ANIMATED_THUMBNAIL_TYPE : stillContentType(info);
+    const sharp = await loadSharp();
     try {
       let image = sharp(source, { animated: animate, limitInputPixels: this.#maxImagePixels });
       image = image.timeout({ seconds: this.#timeoutSeconds });
@@ -464,6 +466,7 @@ function encode(image: sharp.Sharp, contentType: string): sharp.Sharp {
 async function inspect(source: Buffer): Promise<ImageInfo> {
   const format = sniffImageFormat(source);
   if (!format) throw new NotAnImageError("not an image format mxcd thumbnails");
+  const sharp = await loadSharp();
   let meta: sharp.Metadata;
   try {
     meta = await sharp(source, { limitInputPixels: false }).metadata();

@@ -19,6 +19,7 @@ import {
 import { parseConfigText } from "../../src/config/load-config.js";
 import { BlobNotFoundError } from "../../src/storage/blob-store.js";
 import { createBlobStore } from "../../src/storage/create-blob-store.js";
+import { LazyS3BlobStore } from "../../src/storage/s3/lazy-s3-blob-store.js";
 import { rangeBody } from "../../src/storage/s3/range-body.js";
 import { S3BlobStore } from "../../src/storage/s3/s3-blob-store.js";
 import {
@@ -376,7 +377,7 @@ describe("rangeBody", () => {
 });
 
 describe("media_store engine s3 config", () => {
-  it("fills the defaults and builds an S3BlobStore without I/O", async () => {
+  it("fills the defaults and builds an S3 store without I/O (the SDK loads on first use)", async () => {
     const config = parseConfigText(
       'server_name: "a.org"\nmedia_store: { engine: s3, bucket: media-bucket }',
     );
@@ -390,7 +391,7 @@ describe("media_store engine s3 config", () => {
       presigned_url_ttl: 300_000,
     });
     const store = createBlobStore(config.media_store);
-    assert.ok(store instanceof S3BlobStore);
+    assert.ok(store instanceof LazyS3BlobStore);
     await store.close?.();
     const ttl = parseConfigText(
       'server_name: "a.org"\nmedia_store: { engine: s3, bucket: b12, presigned_url_ttl: "1h" }',

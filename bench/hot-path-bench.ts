@@ -1,0 +1,514 @@
+/**
+ * `npm run bench:hot`: the hot-path figures of issue 15, each a ratio to its
+ * reference measured in the same run, with the config mxcd ships (only
+ * ports, paths and the server name changed; `log_level: info`, not the
+ * `warn` of the other benches).
+ *
+ * Every figure runs `MXCD_BENCH_ROUNDS` (3) rounds; in each round the mxcd
+ * leg and its reference leg run back to back, in an order that alternates
+ * from round to round (and from figure to figure), so drift in the machine's
+ * load hits both alike. The report gives each round's ratio, their mean and
+ * their spread (min–max).
+ *
+ * Figures: authenticated 4 KiB download vs nginx serving the same file (and
+ * the p99 latency of both); a pre-generated 32×32 crop thumbnail vs nginx
+ * serving that thumbnail's file; 1 MiB and 64 MiB downloads vs nginx; 1 MiB
+ * through nginx in front of mxcd with `media_store.accel_redirect` vs nginx
+ * alone ("not available" when this mxcd does not accept that option); a
+ * streamed upload vs `sha256sum` (upload-bench.ts); VmRSS of a freshly started
+ * embedded default after 2 s idle.
+ *
+ * The section replaces "## Hot path" in bench/RESULTS.md (MXCD_BENCH_RESULTS),
+ * leaving the rest of the file. Nothing here asserts a time.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import {
+  type LoadContext,
+  measureThroughput,
+  type Target,
+  type Throughput,
+} from "./download-bench.js";
+import type { Cleanup } from "./support/cleanup.js";
+import { describeError } from "./support/cleanup.js";
+import { envSeconds } from "./support/env-seconds.js";
+import { tempDir, writeRandomFile } from "./support/files.js";
+import { isMainModule, runMain } from "./support/main.js";
+import { markdownTable, mib } from "./support/markdown.js";
+import {
+  downloadUrl,
+  localContentPath,
+  type MxcdServer,
+  startMxcd,
+  uploadFile,
+} from "./support/mxcd-server.js";
+import { bodyDigest } from "./support/network.js";
+import { type NginxServer, startNginx, startNginxAccelProxy } from "./support/nginx-server.js";
+import { writeSection } from "./support/results-file.js";
+import { readRss } from "./support/rss-sampler.js";
+import { findTools, type Tools } from "./support/tools.js";
+import { writeWrkScript } from "./support/wrk.js";
+import { benchUpload } from "./upload-bench.js";
+
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+const CLI = join(REPO, "dist", "src", "cli", "main.js");
+const HEADING = "## Hot path (issue 15): `npm run bench:hot`";
+/** mxcd's internal location for `X-Accel-Redirect` (and nginx's `internal` one). */
+const ACCEL_LOCATION = "/_mxcd_internal/";
+/** How long the resting server idles before its RSS is read. */
+const REST_MS = 2_000;
+
+export interface HotSettings {
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  readonly nginxWorkers: string;
+  /** Size of the upload leg's file; 0 skips that leg. */
+  readonly uploadBytes: number;
+}
+
+export function hotSettingsFromEnv(env: NodeJS.ProcessEnv): HotSettings {
+  const rounds = Number(env.MXCD_BENCH_ROUNDS ?? 3);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error("MXCD_BENCH_ROUNDS must be >= 1");
+  const uploadMib = Number(env.MXCD_BENCH_UPLOAD_MIB ?? 1024);
+  if (!Number.isFinite(uploadMib) || uploadMib < 0) {
+    throw new Error("MXCD_BENCH_UPLOAD_MIB must be a number >= 0");
+  }
+  return {
+    rounds,
+    seconds: Math.max(
+      1,
+      Math.round(envSeconds("MXCD_BENCH_DURATION", env.MXCD_BENCH_DURATION, 10)),
+    ),
+    warmupSeconds: Math.round(envSeconds("MXCD_BENCH_WARMUP", env.MXCD_BENCH_WARMUP, 2)),
+    nginxWorkers: env.MXCD_BENCH_NGINX_WORKERS ?? "1",
+    uploadBytes: Math.round(uploadMib * 1024 ** 2),
+  };
+}
+
+/** One figure: mxcd (or mxcd behind nginx) against its reference, round by round. */
+interface Pair {
+  readonly figure: string;
+  /** Size of the file served, for CPU per file (a 64 MiB run may complete no request). */
+  readonly bytes: number;
+  readonly reference: string;
+  readonly target: number;
+  readonly mxcd: Target;
+  readonly ref: Target;
+}
+
+export interface PairResult {
+  readonly figure: string;
+  readonly bytes: number;
+  readonly reference: string;
+  readonly target: number;
+  readonly mxcd: readonly Throughput[];
+  readonly ref: readonly Throughput[];
+}
+
+export interface HotResult {
+  readonly settings: HotSettings;
+  readonly loadStart: number;
+  readonly loadEnd: number;
+  readonly pairs: readonly PairResult[];
+  /** Why the accel_redirect figure could not be measured, when it could not. */
+  readonly accelUnavailable: string | undefined;
+  /** VmRSS at rest of each round's fresh embedded default, bytes. */
+  readonly rss: readonly number[];
+  /** sha256sum seconds ÷ upload seconds, per round; empty when skipped. */
+  readonly upload: readonly { ratio: number; bytes: number; cpuSeconds: number }[];
+}
+
+export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Promise<HotResult> {
+  const tools = findTools();
+  const loadStart = loadavg()[0]!;
+  const dir = tempDir(cleanup, "mxcd-bench-hot-");
+  const load: LoadContext = {
+    tools,
+    wrkScript: writeWrkScript(dir),
+    load: { threads: 2, connections: 32, seconds: settings.seconds },
+    warmupSeconds: settings.warmupSeconds,
+  };
+
+  const rss: number[] = [];
+  for (let round = 0; round < settings.rounds; round++) {
+    console.error(`hot: RSS at rest, round ${round + 1}`);
+    rss.push(await restingRss(join(dir, `rest-${round}`), cleanup));
+  }
+
+  const mxcdDir = join(dir, "mxcd");
+  mkdirSync(mxcdDir);
+  // max_upload_size: the shipped 50M would refuse the 64 MiB file; downloads never read it.
+  const mxcd = await startMxcd(
+    { cli: CLI, dir: mxcdDir, shippedDefaults: true, maxUploadSize: "100M" },
+    cleanup,
+  );
+  const nginxDir = join(dir, "nginx");
+  mkdirSync(nginxDir);
+  const nginx = await startNginx(
+    { nginx: tools.nginx, dir: nginxDir, workers: settings.nginxWorkers, root: mxcd.mediaStore },
+    cleanup,
+  );
+  const pairs: Pair[] = [];
+  for (const [label, bytes] of [
+    ["4 KiB", 4 * 1024],
+    ["1 MiB", 1024 ** 2],
+    ["64 MiB", 64 * 1024 ** 2],
+  ] as const) {
+    const file = join(dir, `download-${bytes}.bin`);
+    await writeRandomFile(tools, file, bytes);
+    const mediaId = (await uploadFile(mxcd, tools.curl, file, `${file}.response`)).mediaId;
+    pairs.push({
+      figure: `authenticated ${label} download`,
+      bytes,
+      reference: "nginx, same file",
+      target: label === "4 KiB" ? 0.5 : 0.8,
+      mxcd: { url: downloadUrl(mxcd, mediaId), headers: mxcd.authHeaders, pids: [mxcd.pid] },
+      ref: { url: `${nginx.baseUrl}/${localContentPath(mediaId)}`, headers: {}, pids: [nginx.pid] },
+    });
+  }
+  pairs.splice(1, 0, await thumbnailPair(tools, dir, mxcd, nginx));
+  for (const pair of pairs) await checkSameBytes(pair);
+
+  const accel = await accelPair(tools, dir, settings, mxcd, nginx, cleanup).catch(
+    (error: unknown) => describeError(error).replace(/\s+/g, " ").slice(0, 300),
+  );
+  if (typeof accel !== "string") {
+    await checkSameBytes(accel);
+    pairs.push(accel);
+  }
+
+  const results: PairResult[] = [];
+  for (const [index, pair] of pairs.entries()) {
+    const mxcdRuns: Throughput[] = [];
+    const refRuns: Throughput[] = [];
+    for (let round = 0; round < settings.rounds; round++) {
+      console.error(`hot: ${pair.figure}, round ${round + 1}`);
+      const mxcdFirst = (round + index) % 2 === 0;
+      for (const leg of mxcdFirst ? ["mxcd", "ref"] : ["ref", "mxcd"]) {
+        if (leg === "mxcd") mxcdRuns.push(await measureThroughput(load, pair.mxcd));
+        else refRuns.push(await measureThroughput(load, pair.ref));
+      }
+    }
+    results.push({ ...pair, mxcd: mxcdRuns, ref: refRuns });
+  }
+
+  const upload: HotResult["upload"][number][] = [];
+  if (settings.uploadBytes > 0) {
+    const uploadDir = join(dir, "upload");
+    mkdirSync(uploadDir);
+    const server = await startMxcd(
+      { cli: CLI, dir: uploadDir, shippedDefaults: true, maxUploadSize: "2G" },
+      cleanup,
+    );
+    for (let round = 0; round < settings.rounds; round++) {
+      console.error(`hot: upload, round ${round + 1}`);
+      const result = await benchUpload({
+        tools,
+        mxcd: server,
+        dir: uploadDir,
+        bytes: settings.uploadBytes,
+      });
+      upload.push({
+        ratio: result.sha256Seconds / result.uploadSeconds,
+        bytes: result.bytes,
+        cpuSeconds: result.uploadCpuSeconds,
+      });
+    }
+  }
+  return {
+    settings,
+    loadStart,
+    loadEnd: loadavg()[0]!,
+    pairs: results,
+    accelUnavailable: typeof accel === "string" ? accel : undefined,
+    rss,
+    upload,
+  };
+}
+
+/** VmRSS of a fresh embedded default (first start: migrations too) after REST_MS of idling. */
+async function restingRss(dir: string, cleanup: Cleanup): Promise<number> {
+  mkdirSync(dir);
+  const server = await startMxcd(
+    { cli: CLI, dir, shippedDefaults: true, registerUser: false, accessToken: "unused" },
+    cleanup,
+  );
+  await sleep(REST_MS);
+  const rss = readRss(server.pid);
+  await server.stop();
+  return rss;
+}
+
+/** A photo-like JPEG's 32×32 crop, made once through mxcd, then served by both. */
+async function thumbnailPair(tools: Tools, dir: string, mxcd: MxcdServer, nginx: NginxServer) {
+  const width = 640;
+  const height = 480;
+  const noise = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < noise.length; i++) noise[i] = (i * 7919 + (i >> 5) * 104_729) % 251;
+  const jpeg = await sharp(noise, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+  const file = join(dir, "avatar.jpg");
+  writeFileSync(file, jpeg);
+  const { mediaId } = await uploadFile(mxcd, tools.curl, file, `${file}.response`, "image/jpeg");
+  const url =
+    `${mxcd.baseUrl}/_matrix/client/v1/media/thumbnail/${mxcd.serverName}/${mediaId}` +
+    "?width=32&height=32&method=crop";
+  const served = await bodyDigest(url, mxcd.authHeaders);
+  // The store's file with the same bytes is the pre-generated thumbnail mxcd just served.
+  const folder = join(
+    mxcd.mediaStore,
+    "local_thumbnails",
+    mediaId.slice(0, 2),
+    mediaId.slice(2, 4),
+    mediaId.slice(4),
+  );
+  const name = readdirSync(folder).find(
+    (entry) =>
+      entry.startsWith("32-32-") &&
+      entry.endsWith("-crop") &&
+      fileSha256(join(folder, entry)) === served.sha256,
+  );
+  if (!name) throw new Error(`no file in ${folder} holds the 32×32 crop mxcd served`);
+  const key = `local_thumbnails/${mediaId.slice(0, 2)}/${mediaId.slice(2, 4)}/${mediaId.slice(4)}/${name}`;
+  return {
+    figure: "pre-generated 32×32 crop thumbnail",
+    bytes: served.bytes,
+    reference: "nginx, same thumbnail file",
+    target: 0.5,
+    mxcd: { url, headers: mxcd.authHeaders, pids: [mxcd.pid] },
+    ref: { url: `${nginx.baseUrl}/${key}`, headers: {}, pids: [nginx.pid] },
+  } satisfies Pair;
+}
+
+function fileSha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** Both legs of a pair must serve the same bytes, or a fast error page could count. */
+async function checkSameBytes(pair: Pair): Promise<void> {
+  const mxcd = await bodyDigest(pair.mxcd.url, pair.mxcd.headers);
+  const ref = await bodyDigest(pair.ref.url, pair.ref.headers);
+  if (mxcd.sha256 !== ref.sha256 || mxcd.bytes === 0) {
+    throw new Error(`${pair.figure}: ${pair.mxcd.url} and ${pair.ref.url} serve different bytes`);
+  }
+}
+
+/**
+ * A second mxcd (shipped defaults, `media_store.accel_redirect`) on the same
+ * media store folder, behind nginx with the internal location; the reference
+ * is the file nginx serves directly. Throws (reported as "not available")
+ * when mxcd refuses the option or does not answer with X-Accel-Redirect.
+ */
+async function accelPair(
+  tools: Tools,
+  dir: string,
+  settings: HotSettings,
+  main: MxcdServer,
+  nginx: NginxServer,
+  cleanup: Cleanup,
+): Promise<Pair> {
+  const accelDir = join(dir, "accel");
+  mkdirSync(accelDir);
+  const mxcd = await startMxcd(
+    {
+      cli: CLI,
+      dir: accelDir,
+      shippedDefaults: true,
+      mediaStore: main.mediaStore,
+      extraConfig: {
+        media_store: {
+          engine: "filesystem",
+          path: main.mediaStore,
+          accel_redirect: { location: ACCEL_LOCATION },
+        },
+      },
+    },
+    cleanup,
+  ).catch((error: unknown) => {
+    throw new Error(`mxcd did not start with media_store.accel_redirect: ${describeError(error)}`);
+  });
+  const file = join(dir, "accel-1m.bin");
+  await writeRandomFile(tools, file, 1024 ** 2);
+  const { mediaId } = await uploadFile(mxcd, tools.curl, file, `${file}.response`);
+  const direct = await fetch(downloadUrl(mxcd, mediaId), { headers: mxcd.authHeaders });
+  await direct.arrayBuffer();
+  if (!direct.headers.get("x-accel-redirect")) {
+    throw new Error("mxcd answered a download without X-Accel-Redirect");
+  }
+  const proxyDir = join(dir, "accel-nginx");
+  mkdirSync(proxyDir);
+  const proxy = await startNginxAccelProxy(
+    {
+      nginx: tools.nginx,
+      dir: proxyDir,
+      workers: settings.nginxWorkers,
+      upstream: mxcd.port,
+      location: ACCEL_LOCATION,
+      storeRoot: main.mediaStore,
+    },
+    cleanup,
+  );
+  const path = `/_matrix/client/v1/media/download/${mxcd.serverName}/${mediaId}`;
+  return {
+    figure: "1 MiB behind nginx with `accel_redirect`",
+    bytes: 1024 ** 2,
+    reference: "nginx alone, same file",
+    target: 0.9,
+    mxcd: {
+      url: `${proxy.baseUrl}${path}`,
+      headers: mxcd.authHeaders,
+      pids: [proxy.pid, mxcd.pid],
+    },
+    ref: { url: `${nginx.baseUrl}/${localContentPath(mediaId)}`, headers: {}, pids: [nginx.pid] },
+  };
+}
+
+const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+const spread = (values: readonly number[], format: (n: number) => string) =>
+  `${format(Math.min(...values))}–${format(Math.max(...values))}`;
+const ratio = (n: number) => `${n.toFixed(2)}×`;
+/** Server CPU time per file's worth of payload served. */
+const cpuPerFile = (t: Throughput, bytes: number) => {
+  const micros = (t.cpuLoad / (t.bytesPerSecond / bytes)) * 1e6;
+  return micros >= 10_000 ? `${(micros / 1000).toFixed(1)} ms` : `${micros.toFixed(0)} µs`;
+};
+const rate = (t: Throughput) => Math.round(t.requestsPerSecond).toLocaleString("en-US");
+
+/** The report's section: summary against the targets, then every round. */
+export function hotPathSection(result: HotResult, started: Date, totalSeconds: number): string[] {
+  const { settings } = result;
+  const summary: string[][] = [];
+  const rounds: string[][] = [];
+  for (const pair of result.pairs) {
+    const ratios = pair.mxcd.map((m, i) => m.bytesPerSecond / pair.ref[i]!.bytesPerSecond);
+    const met = mean(ratios) >= pair.target ? "yes" : "**no**";
+    summary.push([
+      pair.figure,
+      pair.reference,
+      `${Math.round(mean(pair.mxcd.map((t) => t.requestsPerSecond))).toLocaleString("en-US")} req/s`,
+      `${Math.round(mean(pair.ref.map((t) => t.requestsPerSecond))).toLocaleString("en-US")} req/s`,
+      `${ratio(mean(ratios))} (${spread(ratios, ratio)})`,
+      `≥ ${pair.target}×`,
+      met,
+    ]);
+    pair.mxcd.forEach((m, i) => {
+      const r = pair.ref[i]!;
+      rounds.push([
+        pair.figure,
+        String(i + 1),
+        `${rate(m)} req/s, ${mib(m.bytesPerSecond)}/s`,
+        `${rate(r)} req/s, ${mib(r.bytesPerSecond)}/s`,
+        ratio(ratios[i]!),
+        cpuPerFile(m, pair.bytes),
+        cpuPerFile(r, pair.bytes),
+      ]);
+    });
+  }
+  if (result.accelUnavailable !== undefined) {
+    summary.push([
+      "1 MiB behind nginx with `accel_redirect`",
+      "nginx alone, same file",
+      "not available",
+      "",
+      "",
+      "≥ 0.9×",
+      `— (${result.accelUnavailable})`,
+    ]);
+  }
+  if (result.upload.length > 0) {
+    const ratios = result.upload.map((u) => u.ratio);
+    summary.push([
+      `${mib(result.upload[0]!.bytes)} upload`,
+      "`sha256sum` of the file",
+      "",
+      "",
+      `${ratio(mean(ratios))} (${spread(ratios, ratio)})`,
+      "≥ 0.8×",
+      mean(ratios) >= 0.8 ? "yes" : "**no**",
+    ]);
+  }
+  const rssMib = result.rss.map((bytes) => bytes / 1024 ** 2);
+  summary.push([
+    "RSS at rest, embedded default",
+    "—",
+    `${mean(rssMib).toFixed(1)} MiB (${spread(rssMib, (n) => n.toFixed(1))})`,
+    "",
+    "",
+    "≤ 100 MiB",
+    mean(rssMib) <= 100 ? "yes" : "**no**",
+  ]);
+  const small = result.pairs.find((pair) => pair.figure === "authenticated 4 KiB download");
+  if (small) {
+    const p99 = (runs: readonly Throughput[]) =>
+      `${mean(runs.map((t) => t.p99Ms)).toFixed(2)} ms (${spread(
+        runs.map((t) => t.p99Ms),
+        (n) => n.toFixed(2),
+      )})`;
+    summary.push([
+      "p99 latency, 4 KiB download, 32 connections",
+      "nginx p99",
+      p99(small.mxcd),
+      p99(small.ref),
+      "",
+      "reported",
+      "",
+    ]);
+  }
+  return [
+    `Run on ${started.toISOString()} (${Math.round(totalSeconds)} s): ${settings.rounds} rounds, ` +
+      `\`wrk -t 2 -c 32 -d ${settings.seconds}s\` after ${settings.warmupSeconds} s of warm-up per leg, ` +
+      `nginx \`worker_processes ${settings.nginxWorkers}\`, mxcd with the shipped default config ` +
+      "(`log_level: info`). 1-minute load average at the start " +
+      `${result.loadStart.toFixed(2)}, at the end ${result.loadEnd.toFixed(2)}.`,
+    "",
+    ...markdownTable({
+      header: [
+        "figure",
+        "reference",
+        "mxcd (mean)",
+        "reference (mean)",
+        "ratio: mean (min–max)",
+        "target",
+        "met",
+      ],
+      rows: summary,
+    }),
+    "",
+    "Each round (the ratio is payload MiB/s, mxcd ÷ reference; CPU per file is the server's CPU",
+    "time during the measured run — nginx's processes, or nginx and mxcd behind it — ÷ files' worth",
+    "of payload served):",
+    "",
+    ...markdownTable({
+      header: [
+        "figure",
+        "round",
+        "mxcd",
+        "reference",
+        "ratio",
+        "mxcd CPU/request",
+        "reference CPU/request",
+      ],
+      rows: rounds,
+    }),
+  ];
+}
+
+if (isMainModule(import.meta.url)) {
+  await runMain(async (cleanup) => {
+    const started = new Date();
+    const settings = hotSettingsFromEnv(process.env);
+    const result = await benchHotPath(settings, cleanup);
+    const lines = hotPathSection(result, started, (Date.now() - started.getTime()) / 1000);
+    console.log([HEADING, "", ...lines].join("\n"));
+    const file = process.env.MXCD_BENCH_RESULTS ?? join(REPO, "bench", "RESULTS.md");
+    writeSection(file, HEADING, lines);
+    console.error(`written to ${file}`);
+  });
+}
