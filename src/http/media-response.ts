@@ -143,7 +143,10 @@ export async function sendStoredMedia(
     throw new MatrixError("M_UNKNOWN", "Requested range not satisfiable", 416);
   }
   if (serving.accelLocation !== null && !media.bypass) {
-    // nginx answers the range itself from the internal location.
+    // nginx answers the range itself from the internal location. On a 200
+    // it adds its own Accept-Ranges and would keep ours too (two values); on
+    // a 206 it adds none and keeps ours.
+    if (range.kind === "full") reply.removeHeader("accept-ranges");
     return reply.header("x-accel-redirect", serving.accelLocation + media.key).send();
   }
   const bytes = await cachedBytes(serving, media, range.kind === "full");

@@ -19,7 +19,12 @@ import { contentDisposition, contentTypeHeader } from "../../media/media-headers
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import { localMediaKey, remoteContentKey } from "../../storage/media-paths.js";
 import type { Auth } from "../auth.js";
-import { type MediaServing, sendStoredMedia, setDownloadHeaders } from "../media-response.js";
+import {
+  type MediaServing,
+  type StoredMediaResponse,
+  sendStoredMedia,
+  setDownloadHeaders,
+} from "../media-response.js";
 import { booleanParam, firstParam, integerParam, type Query } from "../query-params.js";
 
 export interface MediaDownloadRouteDeps {
@@ -85,14 +90,15 @@ async function serve(
     requestPath: request.url.split("?", 1)[0]!,
   });
   deps.accessTimes.local(mediaId);
-  const stored = {
+  const stored: StoredMediaResponse = {
     key: localMediaKey(mediaId, media.urlCache),
     length: media.mediaLength,
     mediaType: media.mediaType,
     fileName: request.params.fileName || media.uploadName,
-    owner: { kind: "local", mediaId },
+    // Quarantined bytes (the admin bypass) are streamed, never kept in memory.
+    owner: media.quarantinedBy === null ? { kind: "local", mediaId } : null,
     bypass: mode.bypassQuarantine,
-  } as const;
+  };
   const redirect = !mode.legacy && !mode.bypassQuarantine && media.quarantinedBy === null;
   const store = deps.serving.store;
   if (redirect && deps.presignedRedirects && store.presignedUrl) {
@@ -132,7 +138,10 @@ async function serveRemote(
     length: media.mediaLength ?? 0,
     mediaType: media.mediaType,
     fileName: request.params.fileName || media.uploadName,
-    owner: media.mediaLength === null ? null : { kind: "remote", origin, mediaId },
+    owner:
+      media.mediaLength === null || media.quarantinedBy !== null
+        ? null
+        : { kind: "remote", origin, mediaId },
     bypass: mode.bypassQuarantine,
   });
 }
