@@ -10,13 +10,14 @@
  * skipped loudly, and under CI=true that is a failure.
  */
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { nginxProxyConfig } from "../src/http/nginx-proxy-config.js";
 import { localMediaKey } from "../src/storage/media-paths.js";
+import { runCli } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
 import { download, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
@@ -235,5 +236,44 @@ forEachEngine("media_store.accel_redirect behind nginx", (engine) => {
     }
     assert.equal(await misses(), before);
     assert.equal(await metric(accel.baseUrl, "mxcd_media_byte_cache_bytes"), 0);
+  });
+});
+
+describe("mxcd proxy-config nginx with media_store.accel_redirect", () => {
+  const dir = mkdtempSync(join(tmpdir(), "mxcd-accel-cli-"));
+  const upstreams = ["--mxcd", "http://127.0.0.1:8009", "--homeserver", "http://127.0.0.1:8008"];
+  const configWith = (store: string) => {
+    const file = join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, `server_name: example.org\nmedia_store: ${store}\n`);
+    return file;
+  };
+
+  it("prints the internal location docs/deployment.md shows", async () => {
+    const config = configWith(
+      '{ engine: filesystem, path: /var/lib/mxcd/media, accel_redirect: { location: "/_mxcd_internal/" } }',
+    );
+    const printed = await runCli(["proxy-config", "nginx", "-c", config, ...upstreams]);
+    assert.equal(printed.code, 0, printed.stderr);
+    const page = readFileSync(new URL("../docs/deployment.md", import.meta.url), "utf8");
+    const section = page.slice(page.indexOf("## Serving fast path"));
+    const block = /```\n(location \^~ [\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(block, "docs/deployment.md shows the internal location");
+    assert.ok(printed.stdout.includes(block), printed.stdout);
+  });
+
+  it("prints no internal location without accel_redirect", async () => {
+    const config = configWith("{ engine: filesystem, path: /var/lib/mxcd/media }");
+    const printed = await runCli(["proxy-config", "nginx", "-c", config, ...upstreams]);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.doesNotMatch(printed.stdout, /internal;/);
+  });
+
+  it("refuses a location that is not a /-delimited prefix", async () => {
+    const config = configWith(
+      '{ engine: filesystem, path: /m, accel_redirect: { location: "_mxcd_internal" } }',
+    );
+    const printed = await runCli(["proxy-config", "nginx", "-c", config, ...upstreams]);
+    assert.notEqual(printed.code, 0);
+    assert.match(printed.stderr, /media_store\.accel_redirect\.location/);
   });
 });

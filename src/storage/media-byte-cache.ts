@@ -199,7 +199,9 @@ async function readExactly(
   length: number,
 ): Promise<Buffer | undefined> {
   const stream = await open();
-  const bytes = Buffer.allocUnsafe(length);
+  // Not from Node's shared pool: a small slice of it would keep its whole
+  // 8 KiB slab alive, and the cache's byte count would be wrong.
+  const bytes = Buffer.allocUnsafeSlow(length);
   let at = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
