@@ -183,6 +183,27 @@ forEachEngine("media byte cache", (engine) => {
     assert.ok(highest > 0 && highest <= 64 * 1024, `held at most max_bytes (${highest})`);
   });
 
+  it("sends nosniff on every media-path answer, whether a route answers or not", async () => {
+    const id = await uploadBytes(alice.http, pattern(64, 8));
+    const answers = [
+      ["GET", `${V1}/download/test.local/${id}`, 200],
+      ["HEAD", `${V1}/download/test.local/${id}`, 200],
+      ["GET", `${V1}/download/test.local/NoSuchMedia`, 404],
+      ["GET", `${V1}/download/test.local/${id}?admin_unsafely_bypass_quarantine=true`, 400],
+      ["GET", "/_matrix/media/v3/no_such_endpoint", 404],
+      ["POST", `${V1}/download/test.local/${id}`, 405],
+      ["GET", `${V1}/thumbnail/test.local/${id}?width=x`, 400],
+      ["GET", `/_matrix/media/v3/download/test.local/${"%"}zz`, 400],
+    ] as const;
+    for (const [method, path, status] of answers) {
+      const res = await alice.http.request(method, path);
+      assert.equal(res.status, status, `${method} ${path}`);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff", `${method} ${path}`);
+    }
+    const other = await alice.http.get("/_matrix/client/versions");
+    assert.equal(other.headers.get("x-content-type-options"), null, "only media paths");
+  });
+
   it("never keeps a blob above max_item_bytes", async () => {
     const id = await uploadBytes(alice.http, pattern(20_000, 5));
     const [held0, misses0] = [await held(server), await misses(server)];
