@@ -36,7 +36,7 @@ import {
   registerMediaByteCacheMetrics,
 } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
-import { addMediaNosniff } from "./http/media-response.js";
+import { addMediaNosniff, DownloadHeaderSets } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
 import { registerPreviewMetrics } from "./http/preview-metrics.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
@@ -464,6 +464,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   const serving = {
     store,
     cache: byteCache,
+    headers: new DownloadHeaderSets(),
     accelLocation:
       mediaStore.engine === "filesystem" ? (mediaStore.accel_redirect?.location ?? null) : null,
   };

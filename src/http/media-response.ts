@@ -68,6 +68,8 @@ export interface MediaServing {
   readonly cache: MediaByteCache;
   /** `media_store.accel_redirect.location` (ends in `/`), or null when off. */
   readonly accelLocation: string | null;
+  /** The header sets already built. */
+  readonly headers: DownloadHeaderSets;
 }
 
 export interface StoredMediaResponse {
@@ -81,50 +83,53 @@ export interface StoredMediaResponse {
   readonly bypass?: boolean;
 }
 
-/** Built header sets by type and file name; a bound, least recently used first. */
-const HEADER_SETS = new LRUCache<string, Readonly<Record<string, string>>>({ max: 4096 });
+/** The security and cache headers of every download, lowercased as Fastify keeps them. */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(downloadSecurityHeaders()).map(([name, value]) => [name.toLowerCase(), value]),
+  ),
+);
+
+/** Type and disposition headers of a download (the rest of the set is fixed). */
+function describedBy(mediaType: string | null, fileName: string | null) {
+  return {
+    ...SECURITY_HEADERS,
+    "content-type": contentTypeHeader(mediaType),
+    "content-disposition": contentDisposition(mediaType, fileName),
+  };
+}
 
 /**
  * The headers every download answer carries — security and cache headers,
  * type, disposition, ETag and Accept-Ranges — built once per (type, file
- * name) and shared (frozen).
+ * name) and shared (frozen). Bounded: the 4,096 pairs used last.
  */
-export function downloadHeaders(
-  mediaType: string | null,
-  fileName: string | null,
-): Readonly<Record<string, string>> {
-  // A file name may hold any character: JSON keys the pair unambiguously.
-  const cacheKey = JSON.stringify([mediaType, fileName]);
-  let headers = HEADER_SETS.get(cacheKey);
-  if (!headers) {
-    headers = Object.freeze({
-      ...lowercased(downloadSecurityHeaders()),
-      "content-type": contentTypeHeader(mediaType),
-      "content-disposition": contentDisposition(mediaType, fileName),
-      etag: ETAG,
-      "accept-ranges": "bytes",
-    });
-    HEADER_SETS.set(cacheKey, headers);
+export class DownloadHeaderSets {
+  readonly #sets = new LRUCache<string, Readonly<Record<string, string>>>({ max: 4096 });
+
+  of(mediaType: string | null, fileName: string | null): Readonly<Record<string, string>> {
+    // A file name may hold any character: JSON keys the pair unambiguously.
+    const key = JSON.stringify([mediaType, fileName]);
+    let headers = this.#sets.get(key);
+    if (!headers) {
+      headers = Object.freeze({
+        ...describedBy(mediaType, fileName),
+        etag: ETAG,
+        "accept-ranges": "bytes",
+      });
+      this.#sets.set(key, headers);
+    }
+    return headers;
   }
-  return headers;
 }
 
-function lowercased(headers: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-}
-
-/** Sets the headers every download answer carries (for bytes streamed from elsewhere). */
+/** Sets the headers of a download streamed as it arrives (no ETag, no ranges). */
 export function setDownloadHeaders(
   reply: FastifyReply,
   mediaType: string | null,
   fileName: string | null,
 ) {
-  const {
-    etag: _etag,
-    "accept-ranges": _ranges,
-    ...headers
-  } = downloadHeaders(mediaType, fileName);
-  reply.headers(headers);
+  reply.headers(describedBy(mediaType, fileName));
 }
 
 /** Answers with stored bytes: 304 on a matching If-None-Match, 206/416 for ranges. */
@@ -134,7 +139,7 @@ export async function sendStoredMedia(
   serving: MediaServing,
   media: StoredMediaResponse,
 ) {
-  reply.headers(downloadHeaders(media.mediaType, media.fileName));
+  reply.headers(serving.headers.of(media.mediaType, media.fileName));
   const ifNoneMatch = request.headers["if-none-match"];
   if (ifNoneMatch !== undefined && matchesEtag(ifNoneMatch)) return reply.code(304).send();
   const range = parseByteRange(request.headers.range, media.length);
