@@ -27,7 +27,7 @@ import type { MediaByteCache, MediaOwner } from "../storage/media-byte-cache.js"
 import { parseByteRange } from "./byte-range.js";
 
 /** Every media path: client v1, the legacy `/_matrix/media/*` and federation media. */
-export const MEDIA_PATH = /^\/_matrix\/(media\/|client\/v1\/media\/|federation\/v1\/media\/)/;
+const MEDIA_PATH = /^\/_matrix\/(media\/|client\/v1\/media\/|federation\/v1\/media\/)/;
 
 const NOSNIFF_NAME = "x-content-type-options";
 const NOSNIFF_VALUE = MEDIA_NOSNIFF["X-Content-Type-Options"]!;

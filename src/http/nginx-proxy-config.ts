@@ -48,7 +48,7 @@ export interface AccelRedirectLocation {
  * upstream's answer in the internal location, so a client sees the same
  * headers with and without accel_redirect.
  */
-export const ACCEL_COPIED_HEADERS = [
+const ACCEL_COPIED_HEADERS = [
   "Content-Security-Policy",
   "X-Content-Security-Policy",
   "Referrer-Policy",
@@ -70,7 +70,7 @@ export const ACCEL_COPIED_HEADERS = [
  * answered If-None-Match already; its ETag is the constant "1" and it sends
  * no Last-Modified), ranges are nginx's.
  */
-export function nginxAccelLocation(accel: AccelRedirectLocation): string {
+function nginxAccelLocation(accel: AccelRedirectLocation): string {
   if (!/^\/[\x21-\x7e]*\/$/.test(accel.location) || /[;{}"'\\]/.test(accel.location)) {
     throw new Error(`accel_redirect.location: not a usable nginx location: ${accel.location}`);
   }

@@ -32,7 +32,7 @@ export interface MediaByteCacheLimits {
 }
 
 /** What the metrics read. */
-export interface MediaByteCacheStats {
+interface MediaByteCacheStats {
   readonly bytes: number;
   readonly hits: number;
   readonly misses: number;
