@@ -30,9 +30,13 @@ import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
 import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
-import { createMetricsRegistry, registerAccessTokenCacheMetrics } from "./http/http-metrics.js";
+import {
+  createMetricsRegistry,
+  registerAccessTokenCacheMetrics,
+  registerMediaByteCacheMetrics,
+} from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
-import { addMediaNosniff } from "./http/media-response.js";
+import { addMediaNosniff, DownloadHeaderSets } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
 import { registerPreviewMetrics } from "./http/preview-metrics.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
@@ -89,7 +93,9 @@ import { RoomHistoryBackfillRepository } from "./repositories/room-history-backf
 import { UserRepository } from "./repositories/user-repository.js";
 import { createRoomServices } from "./rooms/room-services.js";
 import type { BlobStore } from "./storage/blob-store.js";
+import { CachingBlobStore } from "./storage/caching-blob-store.js";
 import { createBlobStore } from "./storage/create-blob-store.js";
+import { MediaByteCache } from "./storage/media-byte-cache.js";
 import { registerThumbnailMetrics } from "./thumbnails/thumbnail-metrics.js";
 import { ThumbnailStats } from "./thumbnails/thumbnail-stats.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
@@ -191,7 +197,13 @@ export interface AppOptions {
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
   const database = createDatabase(config.database);
-  const store = createBlobStore(config.media_store);
+  // The byte cache of the serving fast path; the store decorator drops a
+  // key from it whenever the key is deleted or rewritten (docs/deployment.md).
+  const byteCache = new MediaByteCache({
+    maxBytes: config.media_cache.max_bytes,
+    maxItemBytes: config.media_cache.max_item_bytes,
+  });
+  const store: BlobStore = new CachingBlobStore(createBlobStore(config.media_store), byteCache);
   const services = createServices(config, database);
   // Cross-process signals and single flight (docs/deployment.md): on
   // PostgreSQL LISTEN/NOTIFY and advisory locks, on SQLite in-process.
@@ -276,6 +288,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     },
   });
   registerThumbnailMetrics(metrics, thumbnailStats);
+  registerMediaByteCacheMetrics(metrics, byteCache);
   addMediaNosniff(http);
   const serverName = config.server_name;
   // Attached mode (docs/attached.md): the homeserver is the source of
@@ -448,15 +461,23 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   registerRemoteFetchMetrics(metrics, remote);
   const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };
   const mediaStore = config.media_store;
+  const serving = {
+    store,
+    cache: byteCache,
+    headers: new DownloadHeaderSets(),
+    accelLocation:
+      mediaStore.engine === "filesystem" ? (mediaStore.accel_redirect?.location ?? null) : null,
+  };
   registerMediaDownloadRoutes(http, {
     ...mediaReaders,
+    serving,
     auth,
     presignedRedirects:
       mediaStore.engine === "s3" && mediaStore.presigned_redirects
         ? { ttlMs: mediaStore.presigned_url_ttl }
         : undefined,
   });
-  registerMediaThumbnailRoutes(http, { ...mediaReaders, auth });
+  registerMediaThumbnailRoutes(http, { ...mediaReaders, serving, auth });
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
   // Start-up sweep of temp files left by writes killed with their process

@@ -4,6 +4,7 @@
  * upload limit come from the options, else from mxcd's config (`-c`), else
  * (the limit only) from mxcd's default.
  */
+import { resolve } from "node:path";
 import { loadConfigFile, validateConfig } from "../config/load-config.js";
 import { parseSize } from "../config/units.js";
 import { nginxProxyConfig } from "../http/nginx-proxy-config.js";
@@ -45,5 +46,13 @@ export function nginxProxyConfigCommand(options: ProxyConfigOptions): void {
       throw new Error(`--max-upload-size: not a size: ${options.maxUploadSize}`);
     maxUploadSize = parsed;
   }
-  process.stdout.write(nginxProxyConfig({ mxcd, homeserver, maxUploadSize }));
+  // media_store.accel_redirect: the internal location nginx sends files from.
+  const store = config.media_store;
+  const accel =
+    store.engine === "filesystem" && store.accel_redirect
+      ? { location: store.accel_redirect.location, root: resolve(store.path) }
+      : undefined;
+  process.stdout.write(
+    nginxProxyConfig({ mxcd, homeserver, maxUploadSize, ...(accel && { accelRedirect: accel }) }),
+  );
 }

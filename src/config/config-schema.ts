@@ -87,10 +87,17 @@ const postgresDatabase = z.strictObject({
   max_connections: z.number().int().min(1).max(1000).default(10),
 });
 
+/** An nginx location prefix: starts and ends with `/`, printable ASCII without spaces. */
+const accelLocation = z
+  .string()
+  .regex(/^\/[\x21-\x7e]*\/$/, 'must start and end with "/", such as "/_mxcd_internal/"');
+
 const filesystemStore = z.strictObject({
   engine: z.literal("filesystem"),
   /** Root of the media store, in Synapse's media_store_path layout. */
   path: z.string().min(1).default("./data/media"),
+  /** Behind nginx: answer with X-Accel-Redirect to `location` + key (docs/deployment.md). */
+  accel_redirect: z.strictObject({ location: accelLocation }).nullish(),
 });
 
 const memoryStore = z.strictObject({
@@ -253,6 +260,15 @@ const configObject = z.strictObject({
   media_store: z
     .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
     .default({ engine: "filesystem", path: "./data/media" }),
+  /** In-memory caches of the serving path (docs/deployment.md, "Serving fast path"). */
+  media_cache: z
+    .strictObject({
+      /** Bytes of small blobs and thumbnails kept in memory; 0 turns the byte cache off. */
+      max_bytes: size.default(64 * 1024 * 1024),
+      /** Largest blob the byte cache keeps. */
+      max_item_bytes: size.default(1024 * 1024),
+    })
+    .default({ max_bytes: 64 * 1024 * 1024, max_item_bytes: 1024 * 1024 }),
   registration_shared_secret: z.string().min(1).nullable().default(null),
   // Login and password hashing (docs/configuration.md).
   rc_login: rcLogin,

@@ -59,3 +59,34 @@ export function registerAccessTokenCacheMetrics(
     },
   });
 }
+
+/**
+ * The media byte cache (docs/deployment.md, "Serving fast path"):
+ * `mxcd_media_byte_cache_bytes`, bytes held now (at most
+ * `media_cache.max_bytes`), and `mxcd_media_byte_cache_requests_total{result}`,
+ * reads answered from memory (`hit`) or from the store (`miss`). Read when scraped.
+ */
+export function registerMediaByteCacheMetrics(
+  registry: Registry,
+  cache: { readonly bytes: number; readonly hits: number; readonly misses: number },
+): void {
+  new Gauge({
+    name: "mxcd_media_byte_cache_bytes",
+    help: "Bytes of small media and thumbnails held in memory, at most media_cache.max_bytes",
+    registers: [registry],
+    collect() {
+      this.set(cache.bytes);
+    },
+  });
+  new Counter({
+    name: "mxcd_media_byte_cache_requests_total",
+    help: "Whole-blob reads of cacheable media, answered from memory (hit) or the store (miss)",
+    labelNames: ["result"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ result: "hit" }, cache.hits);
+      this.inc({ result: "miss" }, cache.misses);
+    },
+  });
+}

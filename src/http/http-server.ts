@@ -12,6 +12,8 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
+  LogController,
 } from "fastify";
 import type { Registry } from "prom-client";
 import { exceedsJsonDepth } from "../domain/json-depth.js";
@@ -22,6 +24,7 @@ import { watchBodyIdle } from "./body-idle-timeout.js";
 import { answerClientError } from "./client-error.js";
 import { instrumentHttp } from "./http-metrics.js";
 import { DEFAULT_LINGER, type LingerLimits, lingerBeforeClose } from "./lingering-close.js";
+import { addNosniffIfMedia } from "./media-response.js";
 import { MethodIndex } from "./method-index.js";
 
 export interface HttpServerOptions {
@@ -75,6 +78,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       connectionsCheckingInterval: Math.max(10, Math.min(30_000, timeouts.headersMs / 4)),
     },
     loggerInstance: options.logger as FastifyBaseLogger,
+    // One line per request (logRequest below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.jsonBodyLimit ?? 1024 * 1024,
     // Ids are validated by our own functions, which give a proper 400;
     // the router's own limit would answer a bare 404 instead.
@@ -84,7 +89,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     forceCloseConnections: "idle",
     // Requests Node's parser refuses (431, 408, 400) get a Matrix error body too.
     clientErrorHandler: answerClientError,
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
+      addNosniffIfMedia(reply, request.url);
       sendError(
         reply,
         new MatrixError("M_INVALID_PARAM", `Invalid request: ${error.message}`),
@@ -94,6 +100,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   app.addHook("onRoute", (route) => methods.add(route.method, route.url));
+  app.addHook("onResponse", logRequest);
   app.addHook("onRequest", async (request, reply) => {
     reply.headers(CORS_HEADERS);
     watchBodyIdle(request.raw, timeouts.bodyIdleMs, () =>
@@ -124,6 +131,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   app.setNotFoundHandler(async (request, reply) => {
+    addNosniffIfMedia(reply, request.url);
     if (request.method === "OPTIONS") return reply.code(200).send({});
     const path = request.url.split("?", 1)[0] ?? "/";
     const status = methods.pathIsKnown(path) ? 405 : 404;
@@ -141,6 +149,19 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/**
+ * The one log line of a request, at `info` once it is answered: the request
+ * id (bound to `request.log`), method, URL with secret query values masked
+ * (the logger's `req` serializer), client address, status and response time.
+ */
+function logRequest(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  request.log.info(
+    { req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+    "request completed",
+  );
+  done();
 }
 
 /** Maps anything thrown while handling a request to the Matrix error the client sees. */

@@ -29,6 +29,74 @@ export interface NginxProxyOptions {
   readonly homeserver: string;
   /** mxcd's `max_upload_size`, in bytes. */
   readonly maxUploadSize: number;
+  /** `media_store.accel_redirect` with the store's absolute path: adds the internal location. */
+  readonly accelRedirect?: AccelRedirectLocation;
+}
+
+/** Where nginx finds the files mxcd names in `X-Accel-Redirect`. */
+export interface AccelRedirectLocation {
+  /** `media_store.accel_redirect.location`, starting and ending with `/`. */
+  readonly location: string;
+  /** The media store's root folder, absolute. */
+  readonly root: string;
+}
+
+/**
+ * Download headers mxcd sets that nginx does not keep on an X-Accel-Redirect
+ * (it keeps only Content-Type, Content-Disposition, Cache-Control, Expires,
+ * Accept-Ranges and Set-Cookie of the upstream's answer): re-added from the
+ * upstream's answer in the internal location, so a client sees the same
+ * headers with and without accel_redirect.
+ */
+const ACCEL_COPIED_HEADERS = [
+  "Content-Security-Policy",
+  "X-Content-Security-Policy",
+  "Referrer-Policy",
+  "Cross-Origin-Resource-Policy",
+  "X-Robots-Tag",
+  "X-Content-Type-Options",
+  "ETag",
+  "Access-Control-Allow-Origin",
+  "Access-Control-Allow-Methods",
+  "Access-Control-Allow-Headers",
+  "Access-Control-Expose-Headers",
+] as const;
+
+/**
+ * The internal location of `media_store.accel_redirect`: mxcd answers a
+ * download, after every check, with `X-Accel-Redirect: <location><key>`, and
+ * nginx sends the file from here with sendfile. `internal`: a client asking
+ * for the location itself gets 404. nginx's own validators are off (mxcd
+ * answered If-None-Match already; its ETag is the constant "1" and it sends
+ * no Last-Modified), ranges are nginx's.
+ */
+function nginxAccelLocation(accel: AccelRedirectLocation): string {
+  if (!/^\/[\x21-\x7e]*\/$/.test(accel.location) || /[;{}"'\\]/.test(accel.location)) {
+    throw new Error(`accel_redirect.location: not a usable nginx location: ${accel.location}`);
+  }
+  if (!accel.root.startsWith("/") || /[;{}"'\\\s]/.test(accel.root)) {
+    throw new Error(
+      `media_store.path: give an absolute path without spaces or quotes: ${accel.root}`,
+    );
+  }
+  const root = accel.root.endsWith("/") ? accel.root : `${accel.root}/`;
+  const headers = ACCEL_COPIED_HEADERS.map(
+    (name) =>
+      `  add_header ${name} $upstream_http_${name.toLowerCase().replaceAll("-", "_")} always;`,
+  );
+  return `# mxcd's media_store.accel_redirect: after mxcd's checks, nginx sends the
+# stored file itself (sendfile). Only reachable through X-Accel-Redirect.
+location ^~ ${accel.location} {
+  internal;
+  alias ${root};
+  sendfile on;
+  tcp_nopush on;
+  etag off;
+  if_modified_since off;
+  add_header Last-Modified "";
+${headers.join("\n")}
+}
+`;
 }
 
 /** A `proxy_pass` target: scheme, host and port only. Throws for anything else. */
@@ -128,5 +196,6 @@ export function nginxProxyConfig(options: NginxProxyOptions): string {
   locations.push(
     `# the homeserver: the rest of /_matrix, and /_synapse/client\nlocation ${HOMESERVER_LOCATION} { proxy_pass ${homeserver}; }\n`,
   );
+  if (options.accelRedirect) locations.push(nginxAccelLocation(options.accelRedirect));
   return `${HEADER}${common(options.maxUploadSize)}\n${locations.join("\n")}`;
 }

@@ -17,10 +17,14 @@ import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
 import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
-import type { BlobStore } from "../../storage/blob-store.js";
 import { localMediaKey, remoteContentKey } from "../../storage/media-paths.js";
 import type { Auth } from "../auth.js";
-import { sendStoredMedia, setDownloadHeaders } from "../media-response.js";
+import {
+  type MediaServing,
+  type StoredMediaResponse,
+  sendStoredMedia,
+  setDownloadHeaders,
+} from "../media-response.js";
 import { booleanParam, firstParam, integerParam, type Query } from "../query-params.js";
 
 export interface MediaDownloadRouteDeps {
@@ -28,7 +32,8 @@ export interface MediaDownloadRouteDeps {
   auth: Auth;
   downloads: DownloadService;
   remote: RemoteMediaService;
-  store: BlobStore;
+  /** The store, the byte cache and nginx's accel_redirect location. */
+  serving: MediaServing;
   accessTimes: AccessTimes;
   /** Set to redirect client v1 local downloads to presigned URLs living `ttlMs`. */
   presignedRedirects?: { readonly ttlMs: number };
@@ -85,16 +90,20 @@ async function serve(
     requestPath: request.url.split("?", 1)[0]!,
   });
   deps.accessTimes.local(mediaId);
-  const stored = {
+  const stored: StoredMediaResponse = {
     key: localMediaKey(mediaId, media.urlCache),
     length: media.mediaLength,
     mediaType: media.mediaType,
     fileName: request.params.fileName || media.uploadName,
+    // Quarantined bytes (the admin bypass) are streamed, never kept in memory.
+    owner: media.quarantinedBy === null ? { kind: "local", mediaId } : null,
+    bypass: mode.bypassQuarantine,
   };
   const redirect = !mode.legacy && !mode.bypassQuarantine && media.quarantinedBy === null;
-  if (redirect && deps.presignedRedirects && deps.store.presignedUrl) {
+  const store = deps.serving.store;
+  if (redirect && deps.presignedRedirects && store.presignedUrl) {
     // Ranges and If-None-Match are for the store to answer after the redirect.
-    const url = await deps.store.presignedUrl(
+    const url = await store.presignedUrl(
       stored.key,
       Math.ceil(deps.presignedRedirects.ttlMs / 1000),
       {
@@ -105,7 +114,7 @@ async function serve(
     // The URL is a bearer credential for the bytes: never cache the redirect.
     return reply.code(307).headers({ location: url, "cache-control": "no-store" }).send();
   }
-  return sendStoredMedia(request, reply, deps.store, stored);
+  return sendStoredMedia(request, reply, deps.serving, stored);
 }
 
 async function serveRemote(
@@ -124,10 +133,15 @@ async function serveRemote(
   }
   const media = source.media;
   deps.accessTimes.remote(origin, mediaId);
-  return sendStoredMedia(request, reply, deps.store, {
+  return sendStoredMedia(request, reply, deps.serving, {
     key: remoteContentKey(origin, media.filesystemId),
     length: media.mediaLength ?? 0,
     mediaType: media.mediaType,
     fileName: request.params.fileName || media.uploadName,
+    owner:
+      media.mediaLength === null || media.quarantinedBy !== null
+        ? null
+        : { kind: "remote", origin, mediaId },
+    bypass: mode.bypassQuarantine,
   });
 }

@@ -17,9 +17,10 @@ import {
 } from "../../media/media-headers.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-service.js";
-import type { BlobStore } from "../../storage/blob-store.js";
+import type { MediaOwner } from "../../storage/media-byte-cache.js";
 import type { ThumbnailRequest } from "../../thumbnails/thumbnailer.js";
 import type { Auth } from "../auth.js";
+import { type MediaServing, sendStoredMedia } from "../media-response.js";
 import {
   booleanParam,
   enumParam,
@@ -34,7 +35,8 @@ export interface MediaThumbnailRouteDeps {
   downloads: DownloadService;
   remote: RemoteMediaService;
   thumbnails: ThumbnailService;
-  store: BlobStore;
+  /** The store, the byte cache and nginx's accel_redirect location. */
+  serving: MediaServing;
   accessTimes: AccessTimes;
 }
 
@@ -44,7 +46,10 @@ type Params = { serverName: string; mediaId: string };
 export interface ThumbnailToSend {
   readonly answer: ThumbnailAnswer;
   readonly uploadName: string | null;
+  /** The original's length (0 when a remote origin never said). */
   readonly length: number;
+  /** The media the bytes belong to; null when their length is not known. */
+  readonly owner: MediaOwner | null;
 }
 
 export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaThumbnailRouteDeps) {
@@ -66,8 +71,14 @@ export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaTh
         timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
         requestPath: request.url.split("?", 1)[0]!,
       });
-      reply.headers(thumbnailHeaders(found));
-      return reply.send(await deps.store.read(found.answer.key));
+      const { fileName, length } = thumbnailFile(found);
+      return sendStoredMedia(request, reply, deps.serving, {
+        key: found.answer.key,
+        length,
+        mediaType: found.answer.contentType,
+        fileName,
+        owner: found.owner,
+      });
     };
   app.get("/_matrix/client/v1/media/thumbnail/:serverName/:mediaId", route(false));
   for (const version of ["v3", "r0", "v1"]) {
@@ -110,10 +121,12 @@ export async function findThumbnail(
     const subject = deps.thumbnails.remote(serverName, mediaId, media.filesystemId);
     const answer = await deps.thumbnails.thumbnail(subject, wanted);
     deps.accessTimes.remote(serverName, mediaId);
+    const lengthKnown = answer.kind === "stored" || media.mediaLength !== null;
     return {
       answer,
       uploadName: media.uploadName,
       length: media.mediaLength ?? 0,
+      owner: lengthKnown ? { kind: "remote", origin: serverName, mediaId } : null,
     };
   }
   const media = await deps.downloads.resolveLocal(mediaId, { ...options, bypassQuarantine: false });
@@ -126,6 +139,7 @@ export async function findThumbnail(
     answer,
     uploadName: media.uploadName,
     length: media.mediaLength,
+    owner: { kind: "local", mediaId },
   };
 }
 
@@ -137,15 +151,19 @@ export async function findThumbnail(
  */
 export function thumbnailHeaders(found: ThumbnailToSend): Record<string, string | number> {
   const { answer } = found;
-  const extension = answer.contentType.split("/")[1] ?? "bin";
-  const [fileName, length] =
-    answer.kind === "original"
-      ? [found.uploadName, found.length]
-      : [`thumbnail.${extension}`, answer.length];
+  const { fileName, length } = thumbnailFile(found);
   return {
     ...downloadSecurityHeaders(),
     "content-type": contentTypeHeader(answer.contentType),
     "content-disposition": contentDisposition(answer.contentType, fileName),
     "content-length": length,
   };
+}
+
+/** The file name and length a thumbnail answer is sent with. */
+export function thumbnailFile(found: ThumbnailToSend): { fileName: string | null; length: number } {
+  const { answer } = found;
+  if (answer.kind === "original") return { fileName: found.uploadName, length: found.length };
+  const extension = answer.contentType.split("/")[1] ?? "bin";
+  return { fileName: `thumbnail.${extension}`, length: answer.length };
 }
