@@ -12,7 +12,9 @@
  *   removes those (exactly the TEMP_NAME pattern, old enough that no live
  *   write, in this process or another sharing the directory, still owns it).
  * - `read` opens the file before returning, so a missing blob rejects with
- *   BlobNotFoundError instead of failing later inside the stream.
+ *   BlobNotFoundError instead of failing later inside the stream. The stream
+ *   ends at the size `fstat` saw then: never more bytes than that, and no
+ *   extra read to find the end of the file.
  * - Keys are checked with `assertSafeKey` again here: a path reaches the file
  *   system only after passing it, whoever the caller is.
  */
