@@ -7,14 +7,22 @@
  * (the warm-up read), then timed. The new file is synced to disk before, so
  * its write-back overlaps neither timing. The stored copy is hashed
  * afterwards to check that the upload arrived intact.
+ *
+ * On its own (`npx tsx bench/upload-bench.ts`, after `npm run build`) it
+ * starts one mxcd from `dist/` and runs `MXCD_BENCH_UPLOAD_ROUNDS` (3)
+ * uploads of `MXCD_BENCH_UPLOAD_MIB` (1024) MiB, each timed against a fresh
+ * `sha256sum`, and prints one line per round: a quick check of the upload
+ * leg without the full `npm run bench`.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cpuSeconds } from "./support/cpu-time.js";
-import { sha256sum, syncDisks, writeRandomFile } from "./support/files.js";
-import { type MxcdServer, storedPath, uploadFile } from "./support/mxcd-server.js";
+import { sha256sum, syncDisks, tempDir, writeRandomFile } from "./support/files.js";
+import { isMainModule, runMain } from "./support/main.js";
+import { type MxcdServer, startMxcd, storedPath, uploadFile } from "./support/mxcd-server.js";
 import { RssSampler, type RssSummary } from "./support/rss-sampler.js";
-import type { Tools } from "./support/tools.js";
+import { findTools, type Tools } from "./support/tools.js";
 
 /** Sampling period of the server's RSS. */
 const RSS_INTERVAL_MS = 50;
@@ -37,15 +45,19 @@ export interface UploadBenchContext {
   /** Folder for the generated file. */
   readonly dir: string;
   readonly bytes: number;
+  /** Reuse this file of `bytes` random bytes (written by an earlier round). */
+  readonly existingFile?: string;
 }
 
 /** Generates the file, times sha256sum, then times the upload while sampling RSS. */
 export async function benchUpload(context: UploadBenchContext): Promise<UploadResult> {
   const { tools, mxcd, bytes } = context;
-  const file = join(context.dir, "upload.bin");
-  console.error(`upload: writing ${bytes} random bytes`);
-  await writeRandomFile(tools, file, bytes);
-  await syncDisks(tools);
+  const file = context.existingFile ?? join(context.dir, "upload.bin");
+  if (!context.existingFile) {
+    console.error(`upload: writing ${bytes} random bytes`);
+    await writeRandomFile(tools, file, bytes);
+    await syncDisks(tools);
+  }
   console.error("upload: sha256sum (warm-up read, then timed)");
   await sha256sum(tools, file);
   const hashed = await sha256sum(tools, file);
@@ -76,4 +88,28 @@ async function sampledUpload(mxcd: MxcdServer, curl: string, file: string) {
   } finally {
     sampler.stop();
   }
+}
+
+if (isMainModule(import.meta.url)) {
+  await runMain(async (cleanup) => {
+    const cli = join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
+    const tools = findTools();
+    const dir = tempDir(cleanup, "mxcd-upload-bench-");
+    const bytes = Math.round(Number(process.env.MXCD_BENCH_UPLOAD_MIB ?? 1024) * 1024 ** 2);
+    const rounds = Math.max(1, Math.round(Number(process.env.MXCD_BENCH_UPLOAD_ROUNDS ?? 3)));
+    const maxUploadSize = bytes > 2 * 1024 ** 3 ? String(bytes) : "2G";
+    const mxcd = await startMxcd({ cli, dir, maxUploadSize }, cleanup);
+    const file = join(dir, "upload.bin");
+    for (let round = 1; round <= rounds; round++) {
+      const existingFile = round > 1 ? file : undefined;
+      const result = await benchUpload({ tools, mxcd, dir, bytes, existingFile });
+      const mibPerSecond = bytes / 1024 ** 2 / result.uploadSeconds;
+      console.log(
+        `round ${round}: upload ${result.uploadSeconds.toFixed(2)} s (${mibPerSecond.toFixed(0)} MiB/s), ` +
+          `sha256sum ${result.sha256Seconds.toFixed(2)} s, ratio ${(result.sha256Seconds / result.uploadSeconds).toFixed(2)}×, ` +
+          `mxcd CPU ${result.uploadCpuSeconds.toFixed(2)} s, RSS growth ${((result.rss.peak - result.rss.baseline) / 1024 ** 2).toFixed(1)} MiB`,
+      );
+    }
+    rmSync(file, { force: true });
+  });
 }

@@ -118,13 +118,16 @@ describe("FilesystemBlobStore specifics", () => {
     }
   });
 
-  it("reads with a 256 KiB high-water mark", async () => {
+  it("reads with a 256 KiB high-water mark, or the size of a smaller file or range", async () => {
     const subject = await makeFilesystemStore();
     try {
-      await subject.store.write("a/b", Readable.from([Buffer.alloc(10)]));
+      await subject.store.write("a/b", Readable.from([Buffer.alloc(1024 * 1024)]));
       const stream = await subject.store.read("a/b");
       assert.equal(stream.readableHighWaterMark, 256 * 1024);
       await readAll(stream);
+      const range = await subject.store.read("a/b", { start: 5, end: 14 });
+      assert.equal(range.readableHighWaterMark, 10);
+      await readAll(range);
     } finally {
       await subject.cleanup();
     }

@@ -12,7 +12,9 @@
  *   removes those (exactly the TEMP_NAME pattern, old enough that no live
  *   write, in this process or another sharing the directory, still owns it).
  * - `read` opens the file before returning, so a missing blob rejects with
- *   BlobNotFoundError instead of failing later inside the stream.
+ *   BlobNotFoundError instead of failing later inside the stream. The stream
+ *   ends at the size `fstat` saw then: never more bytes than that, and no
+ *   extra read to find the end of the file.
  * - Keys are checked with `assertSafeKey` again here: a path reaches the file
  *   system only after passing it, whoever the caller is.
  */
@@ -20,7 +22,7 @@ import { randomBytes } from "node:crypto";
 import { createWriteStream, type Dirent } from "node:fs";
 import { lstat, mkdir, open, opendir, rename, rm, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { assertByteRange } from "../assert-byte-range.js";
 import {
@@ -32,8 +34,22 @@ import {
 } from "../blob-store.js";
 import { assertSafeKey, assertSafePathComponent, assertSafePrefix } from "../media-paths.js";
 
-/** Read chunk size: large reads are far cheaper than Node's 64 KiB default for media. */
+/**
+ * Read chunk size. Each chunk costs a thread-pool round trip and a socket
+ * write, so 64 KiB (Node's default) is dear; but each is also a fresh
+ * buffer outside the V8 heap, and larger ones (1 MiB) made the garbage
+ * collector and page faults cost more than they saved (bench/README.md,
+ * "Large downloads: where the CPU went").
+ */
 const READ_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * Bytes a write may buffer before it pushes back. Upload bodies arrive in
+ * chunks of at most 64 KiB; while one write is in the thread pool the next
+ * ones gather here and go out in a single `writev`, and the socket is not
+ * paused and resumed for every chunk (Node's default is 16 KiB).
+ */
+const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 
 /** Leaves room in a 255-byte file name for the temp name's dot, `~`, random part and suffix. */
 const TEMP_NAME_KEEP = 200;
@@ -69,17 +85,29 @@ export class FilesystemBlobStore implements BlobStore {
     const handle = await open(path, "r").catch((error: unknown) => {
       throw translate(error, key);
     });
+    let size: number;
     try {
+      const info = await handle.stat();
       // open(2) succeeds on a directory; a directory is not a blob.
-      if (!(await handle.stat()).isFile()) throw new BlobNotFoundError(key);
+      if (!info.isFile()) throw new BlobNotFoundError(key);
+      size = info.size;
     } catch (error) {
       await handle.close();
       throw error;
     }
+    // An explicit end (the range's, else the last byte) stops the stream
+    // after the last chunk instead of one more read that finds end of file;
+    // and no chunk is allocated larger than the bytes left to send.
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? size - 1, size - 1);
+    if (end < start) {
+      await handle.close();
+      return Readable.from([]);
+    }
     return handle.createReadStream({
-      start: range?.start,
-      end: range?.end,
-      highWaterMark: READ_HIGH_WATER_MARK,
+      start,
+      end,
+      highWaterMark: Math.min(READ_HIGH_WATER_MARK, end - start + 1),
     });
   }
 
@@ -94,7 +122,11 @@ export class FilesystemBlobStore implements BlobStore {
     await mkdir(dirname(target), { recursive: true });
     const temp = tempPathFor(target);
     // `wx`: a temp name is never reused, even by a concurrent writer.
-    const out = createWriteStream(temp, { flags: "wx", flush: this.#fsync });
+    const out = createWriteStream(temp, {
+      flags: "wx",
+      flush: this.#fsync,
+      highWaterMark: WRITE_HIGH_WATER_MARK,
+    });
     try {
       // Resolves only once the file is closed (and, with fsync, flushed).
       await pipeline(source, out, { signal: options.signal });
