@@ -1,4 +1,9 @@
-/** Access tokens, stored by hash (see accounts/access-token.ts). */
+/**
+ * Access tokens, stored by hash (see accounts/access-token.ts). Every
+ * deletion publishes a TokenChanges after its commit, so the token caches of
+ * every process forget the token (cache/token-cache.ts).
+ */
+import type { TokenChanges } from "../cache/token-changes.js";
 import type { Database } from "../db/database.js";
 
 export interface TokenOwner {
@@ -10,7 +15,10 @@ export interface TokenOwner {
 }
 
 export class AccessTokenRepository {
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    private readonly changes: TokenChanges,
+  ) {}
 
   async insert(token: {
     tokenHash: string;
@@ -60,6 +68,7 @@ export class AccessTokenRepository {
       .deleteFrom("access_tokens")
       .where("token_hash", "=", tokenHash)
       .execute();
+    this.changes.publish({ kind: "token", tokenHash });
   }
 
   /** Logs a user out everywhere; keeps `exceptHash` when given. */
@@ -67,5 +76,7 @@ export class AccessTokenRepository {
     let query = this.database.db.deleteFrom("access_tokens").where("user_id", "=", userId);
     if (exceptHash) query = query.where("token_hash", "!=", exceptHash);
     await query.execute();
+    // The whole user: `exceptHash` is simply read again on its next use.
+    this.changes.publish({ kind: "user", userId });
   }
 }

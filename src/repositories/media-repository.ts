@@ -8,7 +8,14 @@
  * lock (UploadService), so of two concurrent uploads to one id, in one
  * process or several, exactly one proceeds, and a claim whose process died
  * (its lock gone with it) can be taken over.
+ *
+ * Writes that change a row a cache may hold (a claim completed, a thumbnail
+ * recorded) publish a MediaChanges after their commit (db/after-commit.ts;
+ * docs/deployment.md "Caches"). New rows need none: unknown media is never
+ * cached, and neither are pending rows.
  */
+import type { MediaChanges } from "../cache/media-changes.js";
+import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
 
 /** `media_length` of a row whose bytes are being uploaded right now. */
@@ -61,7 +68,10 @@ export interface LocalThumbnail {
 }
 
 export class MediaRepository {
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    private readonly changes: MediaChanges,
+  ) {}
 
   async getLocal(mediaId: string): Promise<LocalMedia | undefined> {
     const row = await this.database.db
@@ -242,6 +252,7 @@ export class MediaRepository {
       .where("media_id", "=", mediaId)
       .where("media_length", "=", CLAIMED)
       .executeTakeFirst();
+    afterCommit(db, () => this.changes.publish({ kind: "local", mediaId }));
     return Number(result.numUpdatedRows) === 1;
   }
 
@@ -312,6 +323,7 @@ export class MediaRepository {
         })
         .onConflict((oc) => oc.doNothing())
         .execute();
+      afterCommit(tx, () => this.changes.publish({ kind: "remote", origin, mediaId }));
       return true;
     });
   }
@@ -341,6 +353,7 @@ export class MediaRepository {
         })
         .onConflict((oc) => oc.doNothing())
         .execute();
+      afterCommit(tx, () => this.changes.publish({ kind: "local", mediaId }));
       return true;
     });
   }
