@@ -5,6 +5,7 @@
  */
 import type { TokenChanges } from "../cache/token-changes.js";
 import type { Database } from "../db/database.js";
+import { CompiledSelect } from "./compiled-select.js";
 
 export interface TokenOwner {
   readonly userId: string;
@@ -15,6 +16,24 @@ export interface TokenOwner {
 }
 
 export class AccessTokenRepository {
+  /** findOwner's query, compiled once (the hot path's cache misses). */
+  readonly #owner = new CompiledSelect(
+    () => this.database.db,
+    (tokenHash: string) =>
+      this.database.db
+        .selectFrom("access_tokens")
+        .innerJoin("users", "users.name", "access_tokens.user_id")
+        .select([
+          "access_tokens.user_id",
+          "access_tokens.device_id",
+          "access_tokens.valid_until_ts",
+          "users.admin",
+          "users.deactivated",
+        ])
+        .where("access_tokens.token_hash", "=", tokenHash),
+    1,
+  );
+
   constructor(
     private readonly database: Database,
     private readonly changes: TokenChanges,
@@ -41,18 +60,7 @@ export class AccessTokenRepository {
 
   /** The token's user with the flags auth needs, in one indexed lookup. */
   async findOwner(tokenHash: string): Promise<TokenOwner | undefined> {
-    const row = await this.database.db
-      .selectFrom("access_tokens")
-      .innerJoin("users", "users.name", "access_tokens.user_id")
-      .select([
-        "access_tokens.user_id",
-        "access_tokens.device_id",
-        "access_tokens.valid_until_ts",
-        "users.admin",
-        "users.deactivated",
-      ])
-      .where("access_tokens.token_hash", "=", tokenHash)
-      .executeTakeFirst();
+    const [row] = await this.#owner.execute(tokenHash);
     if (!row) return undefined;
     return {
       userId: row.user_id,

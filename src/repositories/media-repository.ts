@@ -17,6 +17,7 @@
 import type { MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
+import { CompiledSelect } from "./compiled-select.js";
 
 /** `media_length` of a row whose bytes are being uploaded right now. */
 const CLAIMED = -1;
@@ -68,28 +69,59 @@ export interface LocalThumbnail {
 }
 
 export class MediaRepository {
+  // The hot path's reads (cache misses), compiled once: compiled-select.ts.
+  readonly #local = new CompiledSelect(
+    () => this.database.db,
+    (mediaId: string) =>
+      this.database.db
+        .selectFrom("local_media_repository")
+        .selectAll()
+        .where("media_id", "=", mediaId),
+    1,
+  );
+  readonly #remote = new CompiledSelect(
+    () => this.database.db,
+    (origin: string, mediaId: string) =>
+      this.database.db
+        .selectFrom("remote_media_cache")
+        .selectAll()
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId),
+    2,
+  );
+  readonly #localThumbnails = new CompiledSelect(
+    () => this.database.db,
+    (mediaId: string) =>
+      this.database.db
+        .selectFrom("local_media_repository_thumbnails")
+        .selectAll()
+        .where("media_id", "=", mediaId),
+    1,
+  );
+  readonly #remoteThumbnails = new CompiledSelect(
+    () => this.database.db,
+    (origin: string, mediaId: string) =>
+      this.database.db
+        .selectFrom("remote_media_cache_thumbnails")
+        .selectAll()
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId),
+    2,
+  );
+
   constructor(
     private readonly database: Database,
     private readonly changes: MediaChanges,
   ) {}
 
   async getLocal(mediaId: string): Promise<LocalMedia | undefined> {
-    const row = await this.database.db
-      .selectFrom("local_media_repository")
-      .selectAll()
-      .where("media_id", "=", mediaId)
-      .executeTakeFirst();
+    const [row] = await this.#local.execute(mediaId);
     return row && toLocalMedia(row);
   }
 
   /** A cached remote media row, by its origin and remote media id. */
   async getRemote(origin: string, mediaId: string): Promise<RemoteMedia | undefined> {
-    const row = await this.database.db
-      .selectFrom("remote_media_cache")
-      .selectAll()
-      .where("media_origin", "=", origin)
-      .where("media_id", "=", mediaId)
-      .executeTakeFirst();
+    const [row] = await this.#remote.execute(origin, mediaId);
     if (!row) return undefined;
     return {
       origin: row.media_origin,
@@ -272,22 +304,11 @@ export class MediaRepository {
   }
 
   async listLocalThumbnails(mediaId: string): Promise<LocalThumbnail[]> {
-    const rows = await this.database.db
-      .selectFrom("local_media_repository_thumbnails")
-      .selectAll()
-      .where("media_id", "=", mediaId)
-      .execute();
-    return rows.map(toThumbnail);
+    return (await this.#localThumbnails.execute(mediaId)).map(toThumbnail);
   }
 
   async listRemoteThumbnails(origin: string, mediaId: string): Promise<LocalThumbnail[]> {
-    const rows = await this.database.db
-      .selectFrom("remote_media_cache_thumbnails")
-      .selectAll()
-      .where("media_origin", "=", origin)
-      .where("media_id", "=", mediaId)
-      .execute();
-    return rows.map(toThumbnail);
+    return (await this.#remoteThumbnails.execute(origin, mediaId)).map(toThumbnail);
   }
 
   /**
