@@ -14,9 +14,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { sql } from "kysely";
 import sharp from "sharp";
 import { remoteContentKey } from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
+import type { HttpClient } from "./support/http-client.js";
 import { metric } from "./support/metrics.js";
 import { startProcessGroup, until } from "./support/mxcd-processes.js";
 import { createRoom, image, send } from "./support/rooms.js";
@@ -28,8 +30,12 @@ const CACHES = { media_cache: { metadata_ttl: "1h" } };
 /** The client v1 download path of local media. */
 const local = (mediaId: string) => `/_matrix/client/v1/media/download/test.local/${mediaId}`;
 
-async function upload(user: TestUser, bytes: Uint8Array = randomBytes(64)): Promise<string> {
-  const res = await user.http.request("POST", "/_matrix/media/v3/upload", {
+async function upload(
+  user: TestUser | HttpClient,
+  bytes: Uint8Array = randomBytes(64),
+): Promise<string> {
+  const http = "http" in user ? user.http : user;
+  const res = await http.request("POST", "/_matrix/media/v3/upload", {
     rawBody: bytes,
     headers: { "content-type": "application/octet-stream" },
   });
@@ -198,8 +204,13 @@ forEachEngine("media caches: invalidation in one process", (engine) => {
     await status(path);
     const purge = await admin.http.post(`${ADMIN}/purge_media_cache?before_ts=${Date.now() + 1}`);
     assert.equal(purge.status, 200, purge.text);
-    // Unknown now, and not fetched again (remote.example does not exist): 404 or 502.
-    assert.notEqual(await status(`${path}?allow_remote=false`), 200);
+    // The bytes put back behind everyone's back: only a stale cached row could serve them.
+    await server.app.store.write(
+      remoteContentKey(origin, fsid),
+      Readable.from([Buffer.from("abcd")]),
+    );
+    // Unknown now (remote.example does not exist either: 404 or 502), never served.
+    assert.notEqual(await status(path), 200);
   });
 
   it("deletion by date takes effect at once", async () => {
@@ -362,6 +373,22 @@ describe(
       await warmOthers(path);
       assert.equal((await admin.delete(`${ADMIN}/media/test.local/${id}`)).status, 200);
       windows.push(await staleness(path, 404));
+
+      // A lost notification: a change written behind every process's back is
+      // seen once the listening connections are cut and come back (their
+      // caches are emptied on reconnection; the TTL here is an hour).
+      const other = await upload(a.http(userToken));
+      await warmOthers(local(other));
+      await group.services.database.db
+        .updateTable("local_media_repository")
+        .set({ quarantined_by: "@sneaky:test.local" })
+        .where("media_id", "=", other)
+        .execute();
+      assert.equal(await get(b, local(other)), 200, "still cached");
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = 'mxcd-notifications'`.execute(group.services.database.db);
+      await until(async () => (await get(b, local(other))) === 404);
+      await until(async () => (await get(c, local(other))) === 404);
 
       // Tokens: a logout on A reaches B's token cache.
       const whoami = "/_matrix/client/v3/account/whoami";
