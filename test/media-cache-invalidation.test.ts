@@ -16,7 +16,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
 import sharp from "sharp";
-import { remoteContentKey } from "../src/storage/media-paths.js";
+import { localContentKey, remoteContentKey } from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
 import { metric } from "./support/metrics.js";
@@ -72,6 +72,10 @@ forEachEngine("media caches: invalidation in one process", (engine) => {
       .set({ quarantined_by: by })
       .where("media_id", "=", mediaId)
       .execute();
+
+  /** Writes bytes at a deleted item's key: only a stale cached row could serve them. */
+  const putBack = (mediaId: string) =>
+    server.app.store.write(localContentKey(mediaId), Readable.from([randomBytes(64)]));
 
   it("serves a repeated download from the cache, without reading the row again", async () => {
     const id = await upload(alice);
@@ -143,6 +147,7 @@ forEachEngine("media caches: invalidation in one process", (engine) => {
     await status(local(id));
     assert.equal(await cachedStatus(local(id)), 200);
     assert.equal((await admin.http.delete(`${ADMIN}/media/test.local/${id}`)).status, 200);
+    await putBack(id);
     assert.equal(await status(local(id)), 404);
   });
 
@@ -220,6 +225,7 @@ forEachEngine("media caches: invalidation in one process", (engine) => {
     const res = await admin.http.post(`${ADMIN}/media/delete?before_ts=${Date.now() + 1000}`);
     assert.equal(res.status, 200, res.text);
     assert.ok(res.body.deleted_media.includes(id));
+    await putBack(id);
     assert.equal(await status(local(id)), 404);
   });
 });
@@ -372,6 +378,8 @@ describe(
       // Deletion.
       await warmOthers(path);
       assert.equal((await admin.delete(`${ADMIN}/media/test.local/${id}`)).status, 200);
+      // Bytes put back: only a stale cached row could serve them.
+      await group.store.write(localContentKey(id), Readable.from([randomBytes(64)]));
       windows.push(await staleness(path, 404));
 
       // A lost notification: a change written behind every process's back is
