@@ -303,120 +303,131 @@ describe(
     skip: process.env.MXCD_TEST_POSTGRES_URL ? false : "PostgreSQL not available",
   },
   () => {
-    it("a change on one process is seen by the others' caches; staleness measured", async (t) => {
-      const group = await startProcessGroup(3, CACHES);
-      t.after(() => group.stop());
-      const [a, b, c] = group.processes as [
-        (typeof group.processes)[0],
-        (typeof group.processes)[0],
-        (typeof group.processes)[0],
-      ];
-      const adminToken = await group.token("admin", { admin: true });
-      const userToken = await group.token("alice");
-      const hitsOn = (p: typeof a, cache: string) =>
-        metric(p.base, "mxcd_cache_requests_total", `cache="${cache}",result="hit"`);
-      const get = async (p: typeof a, path: string, token = userToken) =>
-        (await p.http(token).get(path)).status;
-      /**
-       * Until B and C each serve `path` from their cache (a notification of
-       * an earlier change may still be on its way, emptying it once more).
-       */
-      const warmOthers = async (path: string) => {
-        for (const p of [b, c]) {
-          await until(async () => {
-            assert.equal(await get(p, path), 200);
-            const before = await hitsOn(p, "media_metadata");
-            assert.equal(await get(p, path), 200);
-            return (await hitsOn(p, "media_metadata")) > before;
-          });
+    it(
+      "a change on one process is seen by the others' caches; staleness measured",
+      { timeout: 180_000 },
+      async (t) => {
+        const group = await startProcessGroup(3, CACHES);
+        t.after(() => group.stop());
+        const [a, b, c] = group.processes as [
+          (typeof group.processes)[0],
+          (typeof group.processes)[0],
+          (typeof group.processes)[0],
+        ];
+        const adminToken = await group.token("admin", { admin: true });
+        const userToken = await group.token("alice");
+        const hitsOn = (p: typeof a, cache: string) =>
+          metric(p.base, "mxcd_cache_requests_total", `cache="${cache}",result="hit"`);
+        const get = async (p: typeof a, path: string, token = userToken) =>
+          (await p.http(token).get(path)).status;
+        /**
+         * Until B and C each serve `path` from their cache (a notification of
+         * an earlier change may still be on its way, emptying it once more).
+         */
+        const warmOthers = async (path: string) => {
+          for (const p of [b, c]) {
+            await until(async () => {
+              assert.equal(await get(p, path), 200);
+              const before = await hitsOn(p, "media_metadata");
+              assert.equal(await get(p, path), 200);
+              return (await hitsOn(p, "media_metadata")) > before;
+            });
+          }
+        };
+        /** Ms from A's answer until B and C both answer `expected` (polled as fast as they answer). */
+        const staleness = async (path: string, expected: number) => {
+          const answered = performance.now();
+          let worst = 0;
+          await Promise.all(
+            [b, c].map(async (p) => {
+              await until(async () => (await get(p, path)) === expected);
+              worst = Math.max(worst, performance.now() - answered);
+            }),
+          );
+          return worst;
+        };
+        const res = await a.http(userToken).request("POST", "/_matrix/media/v3/upload", {
+          rawBody: randomBytes(64),
+          headers: { "content-type": "application/octet-stream" },
+        });
+        const id = String(res.body.content_uri).split("/").pop()!;
+        const path = local(id);
+        const admin = a.http(adminToken);
+        const windows: number[] = [];
+
+        for (let round = 0; round < 5; round++) {
+          await warmOthers(path);
+          assert.equal(
+            (await admin.post(`${ADMIN}/media/quarantine/test.local/${id}`)).status,
+            200,
+          );
+          windows.push(await staleness(path, 404));
+          assert.equal(
+            (await admin.post(`${ADMIN}/media/unquarantine/test.local/${id}`)).status,
+            200,
+          );
+          windows.push(await staleness(path, 200));
         }
-      };
-      /** Ms from A's answer until B and C both answer `expected` (polled as fast as they answer). */
-      const staleness = async (path: string, expected: number) => {
-        const answered = performance.now();
-        let worst = 0;
-        await Promise.all(
-          [b, c].map(async (p) => {
-            await until(async () => (await get(p, path)) === expected);
-            worst = Math.max(worst, performance.now() - answered);
-          }),
-        );
-        return worst;
-      };
-      const res = await a.http(userToken).request("POST", "/_matrix/media/v3/upload", {
-        rawBody: randomBytes(64),
-        headers: { "content-type": "application/octet-stream" },
-      });
-      const id = String(res.body.content_uri).split("/").pop()!;
-      const path = local(id);
-      const admin = a.http(adminToken);
-      const windows: number[] = [];
 
-      for (let round = 0; round < 5; round++) {
+        // Protection: announced to the other processes' caches.
+        const remoteInvalidations = (p: typeof a) =>
+          metric(
+            p.base,
+            "mxcd_cache_invalidations_total",
+            'cache="media_metadata",source="remote"',
+          );
+        const before = [await remoteInvalidations(b), await remoteInvalidations(c)];
+        assert.equal((await admin.post(`${ADMIN}/media/protect/${id}`)).status, 200);
+        await until(async () => (await remoteInvalidations(b)) > before[0]!);
+        await until(async () => (await remoteInvalidations(c)) > before[1]!);
         await warmOthers(path);
-        assert.equal((await admin.post(`${ADMIN}/media/quarantine/test.local/${id}`)).status, 200);
+        await admin.post(`${ADMIN}/media/quarantine/test.local/${id}`);
+        assert.equal(await get(b, path), 200, "protected media stays served");
+        await admin.post(`${ADMIN}/media/unprotect/${id}`);
+
+        // Deletion.
+        await warmOthers(path);
+        assert.equal((await admin.delete(`${ADMIN}/media/test.local/${id}`)).status, 200);
+        // Bytes put back: only a stale cached row could serve them.
+        await group.store.write(localContentKey(id), Readable.from([randomBytes(64)]));
         windows.push(await staleness(path, 404));
-        assert.equal(
-          (await admin.post(`${ADMIN}/media/unquarantine/test.local/${id}`)).status,
-          200,
-        );
-        windows.push(await staleness(path, 200));
-      }
 
-      // Protection: announced to the other processes' caches.
-      const remoteInvalidations = (p: typeof a) =>
-        metric(p.base, "mxcd_cache_invalidations_total", 'cache="media_metadata",source="remote"');
-      const before = [await remoteInvalidations(b), await remoteInvalidations(c)];
-      assert.equal((await admin.post(`${ADMIN}/media/protect/${id}`)).status, 200);
-      await until(async () => (await remoteInvalidations(b)) > before[0]!);
-      await until(async () => (await remoteInvalidations(c)) > before[1]!);
-      await warmOthers(path);
-      await admin.post(`${ADMIN}/media/quarantine/test.local/${id}`);
-      assert.equal(await get(b, path), 200, "protected media stays served");
-      await admin.post(`${ADMIN}/media/unprotect/${id}`);
-
-      // Deletion.
-      await warmOthers(path);
-      assert.equal((await admin.delete(`${ADMIN}/media/test.local/${id}`)).status, 200);
-      // Bytes put back: only a stale cached row could serve them.
-      await group.store.write(localContentKey(id), Readable.from([randomBytes(64)]));
-      windows.push(await staleness(path, 404));
-
-      // A lost notification: a change written behind every process's back is
-      // seen once the listening connections are cut and come back (their
-      // caches are emptied on reconnection; the TTL here is an hour).
-      const other = await upload(a.http(userToken));
-      await warmOthers(local(other));
-      await group.services.database.db
-        .updateTable("local_media_repository")
-        .set({ quarantined_by: "@sneaky:test.local" })
-        .where("media_id", "=", other)
-        .execute();
-      assert.equal(await get(b, local(other)), 200, "still cached");
-      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+        // A lost notification: a change written behind every process's back is
+        // seen once the listening connections are cut and come back (their
+        // caches are emptied on reconnection; the TTL here is an hour).
+        const other = await upload(a.http(userToken));
+        await warmOthers(local(other));
+        await group.services.database.db
+          .updateTable("local_media_repository")
+          .set({ quarantined_by: "@sneaky:test.local" })
+          .where("media_id", "=", other)
+          .execute();
+        assert.equal(await get(b, local(other)), 200, "still cached");
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity
         where application_name = 'mxcd-notifications'`.execute(group.services.database.db);
-      await until(async () => (await get(b, local(other))) === 404);
-      await until(async () => (await get(c, local(other))) === 404);
+        await until(async () => (await get(b, local(other))) === 404);
+        await until(async () => (await get(c, local(other))) === 404);
 
-      // Tokens: a logout on A reaches B's token cache.
-      const whoami = "/_matrix/client/v3/account/whoami";
-      await until(async () => {
-        assert.equal(await get(b, whoami), 200);
-        const tokenHits = await hitsOn(b, "access_token");
-        assert.equal(await get(b, whoami), 200);
-        return (await hitsOn(b, "access_token")) > tokenHits;
-      });
-      assert.equal((await a.http(userToken).post("/_matrix/client/v3/logout", {})).status, 200);
-      await until(async () => (await get(b, whoami)) === 401);
+        // Tokens: a logout on A reaches B's token cache.
+        const whoami = "/_matrix/client/v3/account/whoami";
+        await until(async () => {
+          assert.equal(await get(b, whoami), 200);
+          const tokenHits = await hitsOn(b, "access_token");
+          assert.equal(await get(b, whoami), 200);
+          return (await hitsOn(b, "access_token")) > tokenHits;
+        });
+        assert.equal((await a.http(userToken).post("/_matrix/client/v3/logout", {})).status, 200);
+        await until(async () => (await get(b, whoami)) === 401);
 
-      windows.sort((x, y) => x - y);
-      t.diagnostic(
-        `staleness window (ms, A answered → B and C answer): median ${windows[
-          Math.floor(windows.length / 2)
-        ]?.toFixed(1)}, max ${windows[windows.length - 1]?.toFixed(1)}, all ${windows
-          .map((w) => w.toFixed(1))
-          .join(" ")}`,
-      );
-    });
+        windows.sort((x, y) => x - y);
+        t.diagnostic(
+          `staleness window (ms, A answered → B and C answer): median ${windows[
+            Math.floor(windows.length / 2)
+          ]?.toFixed(1)}, max ${windows[windows.length - 1]?.toFixed(1)}, all ${windows
+            .map((w) => w.toFixed(1))
+            .join(" ")}`,
+        );
+      },
+    );
   },
 );
