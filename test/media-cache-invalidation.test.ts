@@ -16,6 +16,10 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
 import sharp from "sharp";
+import { type MediaChange, MediaChanges } from "../src/cache/media-changes.js";
+import type { Channel } from "../src/db/channels.js";
+import { InProcessNotificationBus } from "../src/db/in-process-notification-bus.js";
+import type { NotificationBus } from "../src/db/notification-bus.js";
 import { localContentKey, remoteContentKey } from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
@@ -431,3 +435,45 @@ describe(
     );
   },
 );
+
+describe("MediaChanges payloads", () => {
+  /** A bus that records what is sent and delivers it back, as the in-process bus does. */
+  function recordingBus() {
+    const sent: string[] = [];
+    const inner = new InProcessNotificationBus();
+    const bus: NotificationBus = {
+      publish(channel: Channel, payload: string) {
+        sent.push(payload);
+        inner.publish(channel, payload);
+      },
+      subscribe: (channel, listener) => inner.subscribe(channel, listener),
+      start: () => inner.start(),
+      stop: () => inner.stop(),
+    };
+    return { bus, sent };
+  }
+
+  it("batches bulk changes under PostgreSQL's payload limit, and turns huge ones into 'all'", () => {
+    const { bus, sent } = recordingBus();
+    const changes = new MediaChanges(bus);
+    const seen: MediaChange[] = [];
+    changes.subscribe((change) => seen.push(change));
+    const many = Array.from({ length: 900 }, (_, i) => ({
+      kind: "remote" as const,
+      origin: "a-rather-long-server-name.example.org",
+      mediaId: `media${String(i).padStart(40, "x")}`,
+    }));
+    changes.publishMany(many);
+    assert.ok(sent.length > 1, "split into several notifications");
+    for (const payload of sent) assert.ok(Buffer.byteLength(payload) < 7900);
+    assert.deepEqual(seen, many);
+
+    sent.length = 0;
+    seen.length = 0;
+    changes.publishMany(
+      Array.from({ length: 1001 }, (_, i) => ({ kind: "local", mediaId: `m${i}` })),
+    );
+    assert.deepEqual(sent, ["*"]);
+    assert.deepEqual(seen, [{ kind: "all" }]);
+  });
+});
