@@ -10,11 +10,17 @@ import { PasswordHasher } from "./accounts/password-hash.js";
 import { PasswordHashPool } from "./accounts/password-hash-pool.js";
 import { SharedSecretRegistration } from "./accounts/shared-secret-registration.js";
 import { UserAdminService } from "./accounts/user-admin-service.js";
+import { registerCacheMetrics } from "./cache/cache-metrics.js";
+import { MediaChanges } from "./cache/media-changes.js";
+import { MediaMetadataCache } from "./cache/media-metadata-cache.js";
+import { TokenCache } from "./cache/token-cache.js";
+import { TokenChanges } from "./cache/token-changes.js";
 import { type Config, DEFAULT_ACCESS_TOKEN_CACHE } from "./config/config-schema.js";
 import { createAdvisoryLocks } from "./db/advisory-locks.js";
 import { createDatabase, type Database } from "./db/database.js";
+import { InProcessNotificationBus } from "./db/in-process-notification-bus.js";
 import { runMigrations } from "./db/migrate.js";
-import { createNotificationBus } from "./db/notification-bus.js";
+import { createNotificationBus, type NotificationBus } from "./db/notification-bus.js";
 import { createFederation } from "./federation/create-federation.js";
 import type { FederationAuth } from "./federation/federation-auth.js";
 import type { FederationClient } from "./federation/federation-client.js";
@@ -124,6 +130,8 @@ export interface App {
   readonly federationAuth: FederationAuth;
   /** Other servers' verify keys (used by federationAuth). */
   readonly keyRing: KeyRing;
+  /** Invalidation of the media caches, in this process and the others (cache/media-changes.ts). */
+  readonly mediaChanges: MediaChanges;
   /** The one outbound HTTP client (address policy, size caps, timeouts). */
   readonly outbound: OutboundHttp;
   /** Signed requests to other homeservers, found by spec §4.5 discovery. */
@@ -146,12 +154,36 @@ export interface Services {
   readonly registration: SharedSecretRegistration;
   readonly userAdmin: UserAdminService;
   readonly media: MediaRepository;
+  /** Media and thumbnail rows through the metadata cache (docs/deployment.md "Caches"). */
+  readonly mediaRows: MediaMetadataCache;
+  readonly mediaChanges: MediaChanges;
+  readonly tokenCache: TokenCache;
 }
 
-/** Builds the services over a database (no HTTP). */
-export function createServices(config: Config, database: Database): Services {
-  const users = new UserRepository(database);
-  const tokens = new AccessTokenRepository(database);
+/**
+ * Builds the services over a database (no HTTP). `bus` carries cache
+ * invalidations to the other processes: `mxcd serve` passes its bus; a
+ * one-shot CLI command or a test may leave it out (an in-process bus: its
+ * changes then reach running servers only through their caches' TTL).
+ */
+export function createServices(
+  config: Config,
+  database: Database,
+  bus: NotificationBus = new InProcessNotificationBus(),
+): Services {
+  const cacheOptions = {
+    ttlMs: config.media_cache.metadata_ttl,
+    maxEntries: config.media_cache.metadata_max_entries,
+  };
+  const tokenChanges = new TokenChanges(bus);
+  const mediaChanges = new MediaChanges(bus);
+  const users = new UserRepository(database, tokenChanges);
+  const tokens = new AccessTokenRepository(database, tokenChanges);
+  const tokenCache = new TokenCache((hash) => tokens.findOwner(hash), tokenChanges, {
+    ...cacheOptions,
+    maxEntries: config.media_cache.token_max_entries,
+  });
+  const media = new MediaRepository(database, mediaChanges);
   const passwordPool = new PasswordHashPool({
     workers: config.password_hash_workers,
     maxQueue: config.password_hash_queue_size,
@@ -167,7 +199,14 @@ export function createServices(config: Config, database: Database): Services {
     account: limit(account),
     failed_attempts: limit(failed_attempts),
   });
-  const accounts = new AccountService(config.server_name, users, tokens, passwords, loginLimits);
+  const accounts = new AccountService(
+    config.server_name,
+    users,
+    tokens,
+    passwords,
+    loginLimits,
+    tokenCache,
+  );
   const registration = new SharedSecretRegistration(
     config.registration_shared_secret,
     new RegistrationNonceRepository(database),
@@ -183,7 +222,10 @@ export function createServices(config: Config, database: Database): Services {
     loginLimits,
     registration,
     userAdmin,
-    media: new MediaRepository(database),
+    media,
+    mediaRows: new MediaMetadataCache(media, mediaChanges, cacheOptions),
+    mediaChanges,
+    tokenCache,
   };
 }
 
@@ -204,10 +246,17 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     maxItemBytes: config.media_cache.max_item_bytes,
   });
   const store: BlobStore = new CachingBlobStore(createBlobStore(config.media_store), byteCache);
-  const services = createServices(config, database);
   // Cross-process signals and single flight (docs/deployment.md): on
   // PostgreSQL LISTEN/NOTIFY and advisory locks, on SQLite in-process.
   const bus = createNotificationBus(config.database, logger);
+  const services = createServices(config, database, bus);
+  // Bytes of media that changed in any process (quarantined, deleted,
+  // purged) leave the byte cache with its metadata (docs/deployment.md).
+  services.mediaChanges.subscribe((change) => {
+    if (change.kind === "local") byteCache.evictLocal(change.mediaId);
+    else if (change.kind === "remote") byteCache.evictRemote(change.origin, change.mediaId);
+    else byteCache.clear();
+  });
   const locks = createAdvisoryLocks(config.database, logger);
   const pollMs = config.notification_poll_interval;
   const thumbnailFlight = new CrossProcessFlight(locks, bus, "mxcd_thumbnail", pollMs);
@@ -232,6 +281,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
       timeoutSeconds: config.thumbnail_timeout / 1000,
     }),
     services.media,
+    services.mediaRows,
     store,
     logger,
     thumbnailFlight,
@@ -243,6 +293,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     database,
     new QuarantineRepository(),
     new QuarantineCandidates(),
+    services.mediaChanges,
     feedSignal,
   );
   const feed = new QuarantineFeedService(
@@ -259,7 +310,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     locks,
     (id, content) => thumbnails.pregenerate(id, content.mediaType),
   );
-  const downloads = new DownloadService(mediaSettings, services.media, pending);
+  const downloads = new DownloadService(mediaSettings, services.mediaRows, pending);
   // Fresh URL-preview fetches: a bounded number at once, a bounded queue.
   const previewFetchSlots = new Semaphore(config.url_preview_max_concurrent_fetches, {
     maxWaiting: config.url_preview_fetch_queue_size,
@@ -272,6 +323,10 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     thumbnail: thumbnailFlight,
     url_preview: previewFlight,
     url_preview_fetch: previewFetchSlots,
+  });
+  registerCacheMetrics(metrics, {
+    media_metadata: services.mediaRows.stats,
+    access_token: services.tokenCache.stats,
   });
   registerAccountMetrics(metrics, {
     hasher: services.passwords,
@@ -331,7 +386,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   });
   if (previews) registerPreviewMetrics(metrics, previews.service, previews.expiry);
   registerMediaPreviewRoutes(http, { auth, previews: previews?.service });
-  const mediaAdmin = new MediaAdminRepository(database);
+  const mediaAdmin = new MediaAdminRepository(database, services.mediaChanges);
   const mediaAdminService = new MediaAdminService({
     serverName,
     // Attached: the homeserver's users are not in mxcd's table (attachedUsers).
@@ -452,6 +507,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
       teeBufferBytes: REMOTE_TEE_BUFFER_BYTES,
     },
     services.media,
+    services.mediaRows,
     store,
     quarantine,
     new FederationMediaFetcher(federation.client, outbound, config.max_upload_size),
@@ -515,6 +571,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     signer,
     federationAuth,
     keyRing,
+    mediaChanges: services.mediaChanges,
     outbound,
     federation: federation.client,
     start() {

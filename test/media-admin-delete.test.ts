@@ -69,7 +69,7 @@ async function localIds(server: TestServer): Promise<string[]> {
 
 function service(server: TestServer, options: { batchSize?: number; store?: BlobStore } = {}) {
   const errors: unknown[] = [];
-  const repo = new MediaAdminRepository(server.app.database);
+  const repo = new MediaAdminRepository(server.app.database, server.app.mediaChanges);
   const deletion = new MediaDeletionService(
     { serverName: "test.local", batchSize: options.batchSize },
     repo,

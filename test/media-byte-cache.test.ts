@@ -130,8 +130,13 @@ forEachEngine("media byte cache", (engine) => {
     const id = await uploadBytes(alice.http, bytes);
     assert.equal((await get(server, alice, id)).status, 200);
     assert.equal((await get(server, alice, id)).status, 200);
+    const before = await held(server);
+    assert.ok(before >= 6000, `the blob is held (${before})`);
     const res = await admin.http.post(`${ADMIN}/media/quarantine/test.local/${id}`);
     assert.equal(res.status, 200, res.text);
+    // The quarantine's announcement (MediaChanges) drops the bytes from
+    // memory before the admin call answers.
+    assert.equal(await held(server), before - 6000);
     const refused = await get(server, alice, id);
     assert.equal(refused.status, 404);
     assert.equal(JSON.parse(refused.bytes.toString()).errcode, "M_NOT_FOUND");

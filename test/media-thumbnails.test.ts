@@ -163,6 +163,8 @@ forEachEngine("thumbnails", (engine) => {
         .set({ quarantined_by: "@admin:test.local" })
         .where("media_id", "=", id)
         .execute();
+      // Written behind the server's back: announce it, as every writer does (its row is cached).
+      server.app.mediaChanges.publish({ kind: "local", mediaId: id });
       const res = await alice.http.get(`${THUMB}/${id}?width=32&height=32`);
       assert.equal(res.status, 404);
       assert.equal(res.body.errcode, "M_NOT_FOUND");

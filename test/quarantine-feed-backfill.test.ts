@@ -6,9 +6,11 @@ import { it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
 import { type App, createApp } from "../src/app.js";
+import { MediaChanges } from "../src/cache/media-changes.js";
 import type { DatabaseConfig } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import { createDatabase, type Database, type Engine, type Tx } from "../src/db/database.js";
+import { InProcessNotificationBus } from "../src/db/in-process-notification-bus.js";
 import { runMigrations } from "../src/db/migrate.js";
 import type { BackgroundJob } from "../src/jobs/background-job.js";
 import { JobRunner } from "../src/jobs/job-runner.js";
@@ -185,6 +187,7 @@ forEachEngine("quarantine feed backfill", (engine: Engine) => {
       database,
       new QuarantineRepository(),
       new QuarantineCandidates(),
+      new MediaChanges(new InProcessNotificationBus()),
     );
     // Released by an admin before the backfill reaches it: the release is recorded, nothing else.
     assert.equal(await quarantine.unquarantine({ local: ["a"], remote: [] }), 1);

@@ -6,6 +6,10 @@
  * Password login follows Synapse: rate limits by address, failed attempts
  * and account (login-rate-limits.ts); one KDF run whether or not the user
  * exists (password-hash.ts), so timing does not tell them apart.
+ *
+ * `authenticate` reads token owners through the token cache
+ * (cache/token-cache.ts); the repositories announce every deletion and user
+ * change, and expiry and deactivation are checked again on every hit.
  */
 import { MatrixError } from "../domain/matrix-error.js";
 import { assertValidNewLocalpart, formatUserId } from "../identifiers/user-id.js";
@@ -56,6 +60,8 @@ export class AccountService {
     private readonly tokens: AccessTokenRepository,
     private readonly passwords: PasswordHasher,
     private readonly loginLimits: LoginRateLimits,
+    /** Token owners, through the token cache. */
+    private readonly owners: Pick<AccessTokenRepository, "findOwner">,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -138,7 +144,8 @@ export class AccountService {
    */
   async authenticate(accessToken: string): Promise<Requester> {
     const tokenHash = hashAccessToken(accessToken);
-    const owner = await this.tokens.findOwner(tokenHash);
+    const owner = await this.owners.findOwner(tokenHash);
+    // Checked on every call, cached owner or not: expiry is a matter of time.
     const expired = owner?.validUntilTs != null && owner.validUntilTs <= this.now();
     if (!owner || owner.deactivated || expired) {
       throw new MatrixError("M_UNKNOWN_TOKEN", "Unrecognised access token", 401, {

@@ -260,15 +260,22 @@ const configObject = z.strictObject({
   media_store: z
     .discriminatedUnion("engine", [filesystemStore, memoryStore, s3Store])
     .default({ engine: "filesystem", path: "./data/media" }),
-  /** In-memory caches of the serving path (docs/deployment.md, "Serving fast path"). */
+  /** The hot path's caches (docs/deployment.md "Caches" and "Serving fast path"). */
   media_cache: z
     .strictObject({
       /** Bytes of small blobs and thumbnails kept in memory; 0 turns the byte cache off. */
       max_bytes: size.default(64 * 1024 * 1024),
       /** Largest blob the byte cache keeps. */
       max_item_bytes: size.default(1024 * 1024),
+      // Metadata and access-token caches (src/cache/): lifetime of an entry
+      // (the backstop for a lost invalidation) and their bounds (0: off).
+      metadata_ttl: duration
+        .refine((ms) => ms >= 1 && ms <= 3_600_000, "must be between 1ms and 1h")
+        .default(10_000),
+      metadata_max_entries: z.number().int().min(0).max(10_000_000).default(10_000),
+      token_max_entries: z.number().int().min(0).max(10_000_000).default(10_000),
     })
-    .default({ max_bytes: 64 * 1024 * 1024, max_item_bytes: 1024 * 1024 }),
+    .prefault({}),
   registration_shared_secret: z.string().min(1).nullable().default(null),
   // Login and password hashing (docs/configuration.md).
   rc_login: rcLogin,

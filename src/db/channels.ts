@@ -15,6 +15,10 @@ export const CHANNELS = [
   "mxcd_thumbnail",
   /** A URL preview fetch ended (cached or failed); payload: SHA-256 of its cache key. */
   "mxcd_url_preview",
+  /** Media rows or thumbnail rows changed (src/cache/media-changes.ts); payload: lines of changes. */
+  "mxcd_media_changed",
+  /** Access tokens deleted or users changed (src/cache/token-changes.ts); payload: one change. */
+  "mxcd_tokens_changed",
 ] as const;
 
 export type Channel = (typeof CHANNELS)[number];

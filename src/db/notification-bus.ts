@@ -39,6 +39,13 @@ export interface NotificationBus {
    * the function that unsubscribes it. Works before `start()`.
    */
   subscribe(channel: Channel, listener: NotificationListener): () => void;
+  /**
+   * Calls `listener` each time this process (re)starts listening to the
+   * other processes (every connection of the PostgreSQL bus): whatever was
+   * published while it was not listening is lost, so caches forget
+   * everything. Absent on the in-process bus, which never misses anything.
+   */
+  onListening?(listener: () => void): () => void;
   /** Starts receiving from other processes; resolves once listening (or retrying). Idempotent. */
   start(): Promise<void>;
   /** Waits for notifications being sent, then disconnects. Idempotent. */

@@ -3,6 +3,7 @@
  * backends (sqlite/, postgres/) need not import the factory in database.ts,
  * which imports them (no import cycle).
  */
+import { transactionWithCallbacks } from "./after-commit.js";
 import type { Database, Db, Engine } from "./database.js";
 
 /** Wraps a Kysely instance as a `Database`. */
@@ -11,7 +12,8 @@ export function wrapKysely(engine: Engine, db: Db): Database {
   return {
     engine,
     db,
-    transaction: (work) => db.transaction().execute(work),
+    // Runs afterCommit callbacks (after-commit.ts) once the commit is done.
+    transaction: (work) => transactionWithCallbacks(db, work),
     async close() {
       if (closed) return;
       closed = true;

@@ -5,8 +5,10 @@
  * no content yet → wait up to `timeout_ms`, then 504 (404 once expired);
  * legacy endpoint and frozen (authenticated) media → 404.
  */
+
+import type { MediaRowReads } from "../cache/media-metadata-cache.js";
 import { MatrixError } from "../domain/matrix-error.js";
-import type { LocalMedia, MediaRepository } from "../repositories/media-repository.js";
+import type { LocalMedia } from "../repositories/media-repository.js";
 import type { PendingUploads } from "./pending-uploads.js";
 
 export interface ResolveOptions {
@@ -30,7 +32,8 @@ export const MAX_TIMEOUT_MS = 60_000;
 export class DownloadService {
   constructor(
     private readonly settings: { authenticatedMedia: boolean; unusedExpirationMs: number },
-    private readonly media: MediaRepository,
+    /** Rows through the metadata cache (cache/media-metadata-cache.ts). */
+    private readonly media: Pick<MediaRowReads, "getLocal">,
     private readonly pending: PendingUploads,
     private readonly now: () => number = Date.now,
   ) {}

@@ -9,7 +9,15 @@
  * moment it is fetched. Batch quarantines (a user's or a room's media) run as
  * a series of bounded transactions, so memory stays bounded and no lock is
  * held for long.
+ *
+ * This service is the one writer of `quarantined_by` and
+ * `safe_from_quarantine` (imports aside, which only insert): every
+ * transition and every protection change is published on MediaChanges after
+ * its commit, before the caller answers, so every cache forgets the item
+ * (docs/deployment.md "Caches").
  */
+import type { MediaChange, MediaChanges } from "../cache/media-changes.js";
+import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type {
@@ -35,6 +43,8 @@ export class QuarantineService {
     private readonly database: Database,
     private readonly repository: QuarantineRepository,
     private readonly candidates: QuarantineCandidates,
+    /** Told every changed row after its commit (cache invalidation). */
+    private readonly changes: MediaChanges,
     /** Told after every commit that added feed records (long-poll wake-up). */
     private readonly feedSignal: { notify(): void } = { notify() {} },
     private readonly now: () => number = Date.now,
@@ -73,8 +83,21 @@ export class QuarantineService {
       await this.repository.lockFeed(tx);
       const changed = await this.repository.updateLocal(tx, { ids: [mediaId] }, by);
       await this.repository.appendChanges(tx, changed, by, this.now());
+      this.#announce(tx, changed);
       return changed.length > 0;
     }, Boolean);
+  }
+
+  /** Publishes the changed rows once `tx` has committed. */
+  #announce(tx: Db, changed: readonly Transition[]): void {
+    if (changed.length === 0) return;
+    const list = changed.map(
+      (t): MediaChange =>
+        t.origin === null
+          ? { kind: "local", mediaId: t.mediaId }
+          : { kind: "remote", origin: t.origin, mediaId: t.mediaId },
+    );
+    afterCommit(tx, () => this.changes.publishMany(list));
   }
 
   /** Splits one mxc into local/remote targets. */
@@ -124,6 +147,7 @@ export class QuarantineService {
     if (Number(result.numUpdatedRows) === 0) {
       throw new MatrixError("M_NOT_FOUND", "Unknown media");
     }
+    this.changes.publish({ kind: "local", mediaId });
   }
 
   /**
@@ -141,6 +165,7 @@ export class QuarantineService {
       if (!(await this.repository.isHashQuarantined(tx, sha256))) return false;
       const changed = await this.repository.updateLocal(tx, { ids: [mediaId] }, SYSTEM);
       await this.repository.appendChanges(tx, changed, SYSTEM, this.now());
+      this.#announce(tx, changed);
       return changed.length > 0;
     }, Boolean);
   }
@@ -171,6 +196,7 @@ export class QuarantineService {
           by,
         );
         await this.repository.appendChanges(tx, changed, by, this.now());
+        this.#announce(tx, changed);
         return by;
       },
       (by) => by !== null,
@@ -200,6 +226,7 @@ export class QuarantineService {
       ...(await this.repository.updateRemote(tx, { hashes }, by)),
     ];
     await this.repository.appendChanges(tx, changed, by, this.now());
+    this.#announce(tx, changed);
     return changed.length;
   }
 

@@ -29,6 +29,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
+import type { MediaRowReads } from "../cache/media-metadata-cache.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import type { MediaRepository, RemoteMedia } from "../repositories/media-repository.js";
@@ -91,6 +92,8 @@ export class RemoteMediaService {
   constructor(
     private readonly settings: RemoteMediaSettings,
     private readonly media: MediaRepository,
+    /** Cached rows for the hot path (cache/media-metadata-cache.ts). */
+    private readonly rows: Pick<MediaRowReads, "getRemote">,
     private readonly store: BlobStore,
     private readonly quarantine: QuarantineService,
     private readonly fetcher: RemoteMediaFetcher,
@@ -129,7 +132,7 @@ export class RemoteMediaService {
   ): Promise<RemoteSource> {
     const notFound = () => new MatrixError("M_NOT_FOUND", "Not found");
     if (this.settings.blockedOrigins.includes(origin)) throw notFound();
-    const cached = await this.media.getRemote(origin, mediaId);
+    const cached = await this.rows.getRemote(origin, mediaId);
     if (cached) return { kind: "cached", media: this.#servable(cached, options, notFound) };
     if (!options.allowRemote) throw notFound();
     if (await this.quarantine.isBlocked(origin, mediaId)) throw notFound();

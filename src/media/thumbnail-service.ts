@@ -29,6 +29,7 @@
  * deletion racing pre-generation leaves neither file nor row.
  */
 import { Readable } from "node:stream";
+import type { MediaRowReads } from "../cache/media-metadata-cache.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import type { LocalThumbnail, MediaRepository } from "../repositories/media-repository.js";
@@ -103,6 +104,8 @@ export class ThumbnailService {
     private readonly settings: ThumbnailSettings,
     private readonly thumbnailer: Thumbnailer,
     private readonly media: MediaRepository,
+    /** Thumbnail rows through the metadata cache (cache/media-metadata-cache.ts). */
+    private readonly rows: Pick<MediaRowReads, "listLocalThumbnails" | "listRemoteThumbnails">,
     private readonly store: BlobStore,
     private readonly logger: Logger,
     /** Generation of one thumbnail across processes (see the note above). */
@@ -151,7 +154,7 @@ export class ThumbnailService {
           t.contentType,
           t.method,
         ),
-      list: () => this.media.listLocalThumbnails(mediaId),
+      list: () => this.rows.listLocalThumbnails(mediaId),
       record: (t) => this.media.insertLocalThumbnail(mediaId, t),
     };
   }
@@ -163,7 +166,7 @@ export class ThumbnailService {
       sourceKey: remoteContentKey(origin, filesystemId),
       thumbnailKey: (t) =>
         remoteThumbnailKey(origin, filesystemId, t.width, t.height, t.contentType, t.method),
-      list: () => this.media.listRemoteThumbnails(origin, mediaId),
+      list: () => this.rows.listRemoteThumbnails(origin, mediaId),
       record: (t) => this.media.insertRemoteThumbnail(origin, mediaId, filesystemId, t),
     };
   }

@@ -1,5 +1,11 @@
-/** Access tokens, stored by hash (see accounts/access-token.ts). */
+/**
+ * Access tokens, stored by hash (see accounts/access-token.ts). Every
+ * deletion publishes a TokenChanges after its commit, so the token caches of
+ * every process forget the token (cache/token-cache.ts).
+ */
+import type { TokenChanges } from "../cache/token-changes.js";
 import type { Database } from "../db/database.js";
+import { CompiledSelect } from "./compiled-select.js";
 
 export interface TokenOwner {
   readonly userId: string;
@@ -10,7 +16,28 @@ export interface TokenOwner {
 }
 
 export class AccessTokenRepository {
-  constructor(private readonly database: Database) {}
+  /** findOwner's query, compiled once (the hot path's cache misses). */
+  readonly #owner = new CompiledSelect(
+    () => this.database.db,
+    (tokenHash: string) =>
+      this.database.db
+        .selectFrom("access_tokens")
+        .innerJoin("users", "users.name", "access_tokens.user_id")
+        .select([
+          "access_tokens.user_id",
+          "access_tokens.device_id",
+          "access_tokens.valid_until_ts",
+          "users.admin",
+          "users.deactivated",
+        ])
+        .where("access_tokens.token_hash", "=", tokenHash),
+    1,
+  );
+
+  constructor(
+    private readonly database: Database,
+    private readonly changes: TokenChanges,
+  ) {}
 
   async insert(token: {
     tokenHash: string;
@@ -33,18 +60,7 @@ export class AccessTokenRepository {
 
   /** The token's user with the flags auth needs, in one indexed lookup. */
   async findOwner(tokenHash: string): Promise<TokenOwner | undefined> {
-    const row = await this.database.db
-      .selectFrom("access_tokens")
-      .innerJoin("users", "users.name", "access_tokens.user_id")
-      .select([
-        "access_tokens.user_id",
-        "access_tokens.device_id",
-        "access_tokens.valid_until_ts",
-        "users.admin",
-        "users.deactivated",
-      ])
-      .where("access_tokens.token_hash", "=", tokenHash)
-      .executeTakeFirst();
+    const [row] = await this.#owner.execute(tokenHash);
     if (!row) return undefined;
     return {
       userId: row.user_id,
@@ -60,6 +76,7 @@ export class AccessTokenRepository {
       .deleteFrom("access_tokens")
       .where("token_hash", "=", tokenHash)
       .execute();
+    this.changes.publish({ kind: "token", tokenHash });
   }
 
   /** Logs a user out everywhere; keeps `exceptHash` when given. */
@@ -67,5 +84,7 @@ export class AccessTokenRepository {
     let query = this.database.db.deleteFrom("access_tokens").where("user_id", "=", userId);
     if (exceptHash) query = query.where("token_hash", "!=", exceptHash);
     await query.execute();
+    // The whole user: `exceptHash` is simply read again on its next use.
+    this.changes.publish({ kind: "user", userId });
   }
 }

@@ -3,6 +3,8 @@
  * endpoints (synapse-media-admin.md A3, A4, A12–A15).
  *
  * Design notes:
+ * - Every row deletion publishes a MediaChanges after its commit, so the
+ *   caches of every process forget the item (docs/deployment.md "Caches").
  * - NULL placement is PostgreSQL's on both engines (last ascending, first
  *   descending), spelled out with NULLS FIRST/LAST on nullable columns only:
  *   on NOT NULL columns the modifier would stop SQLite using the
@@ -12,6 +14,8 @@
  *   memory, each batch an index range scan that starts where the last ended.
  */
 import { type Expression, sql } from "kysely";
+import type { MediaChanges } from "../cache/media-changes.js";
+import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
 import { type LocalMedia, toLocalMedia } from "./media-repository.js";
 
@@ -71,7 +75,10 @@ export interface RemoteCacheItem {
 }
 
 export class MediaAdminRepository {
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    private readonly changes: MediaChanges,
+  ) {}
 
   /** How many local media rows `userId` has (index range on (user_id, created_ts)). */
   async countUserMedia(userId: string): Promise<number> {
@@ -160,6 +167,7 @@ export class MediaAdminRepository {
         .where("media_id", "=", mediaId)
         .execute();
       await tx.deleteFrom("local_media_repository").where("media_id", "=", mediaId).execute();
+      afterCommit(tx, () => this.changes.publish({ kind: "local", mediaId }));
     };
     await (inTx ? work(inTx) : this.database.transaction(work));
   }
@@ -219,6 +227,7 @@ export class MediaAdminRepository {
         .where("media_origin", "=", origin)
         .where("media_id", "=", mediaId)
         .execute();
+      afterCommit(tx, () => this.changes.publish({ kind: "remote", origin, mediaId }));
     });
   }
 }

@@ -8,8 +8,16 @@
  * lock (UploadService), so of two concurrent uploads to one id, in one
  * process or several, exactly one proceeds, and a claim whose process died
  * (its lock gone with it) can be taken over.
+ *
+ * Writes that change a row a cache may hold (a claim completed, a thumbnail
+ * recorded) publish a MediaChanges after their commit (db/after-commit.ts;
+ * docs/deployment.md "Caches"). New rows need none: unknown media is never
+ * cached, and neither are pending rows.
  */
+import type { MediaChanges } from "../cache/media-changes.js";
+import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
+import { CompiledSelect } from "./compiled-select.js";
 
 /** `media_length` of a row whose bytes are being uploaded right now. */
 const CLAIMED = -1;
@@ -61,25 +69,59 @@ export interface LocalThumbnail {
 }
 
 export class MediaRepository {
-  constructor(private readonly database: Database) {}
+  // The hot path's reads (cache misses), compiled once: compiled-select.ts.
+  readonly #local = new CompiledSelect(
+    () => this.database.db,
+    (mediaId: string) =>
+      this.database.db
+        .selectFrom("local_media_repository")
+        .selectAll()
+        .where("media_id", "=", mediaId),
+    1,
+  );
+  readonly #remote = new CompiledSelect(
+    () => this.database.db,
+    (origin: string, mediaId: string) =>
+      this.database.db
+        .selectFrom("remote_media_cache")
+        .selectAll()
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId),
+    2,
+  );
+  readonly #localThumbnails = new CompiledSelect(
+    () => this.database.db,
+    (mediaId: string) =>
+      this.database.db
+        .selectFrom("local_media_repository_thumbnails")
+        .selectAll()
+        .where("media_id", "=", mediaId),
+    1,
+  );
+  readonly #remoteThumbnails = new CompiledSelect(
+    () => this.database.db,
+    (origin: string, mediaId: string) =>
+      this.database.db
+        .selectFrom("remote_media_cache_thumbnails")
+        .selectAll()
+        .where("media_origin", "=", origin)
+        .where("media_id", "=", mediaId),
+    2,
+  );
+
+  constructor(
+    private readonly database: Database,
+    private readonly changes: MediaChanges,
+  ) {}
 
   async getLocal(mediaId: string): Promise<LocalMedia | undefined> {
-    const row = await this.database.db
-      .selectFrom("local_media_repository")
-      .selectAll()
-      .where("media_id", "=", mediaId)
-      .executeTakeFirst();
+    const [row] = await this.#local.execute(mediaId);
     return row && toLocalMedia(row);
   }
 
   /** A cached remote media row, by its origin and remote media id. */
   async getRemote(origin: string, mediaId: string): Promise<RemoteMedia | undefined> {
-    const row = await this.database.db
-      .selectFrom("remote_media_cache")
-      .selectAll()
-      .where("media_origin", "=", origin)
-      .where("media_id", "=", mediaId)
-      .executeTakeFirst();
+    const [row] = await this.#remote.execute(origin, mediaId);
     if (!row) return undefined;
     return {
       origin: row.media_origin,
@@ -242,6 +284,7 @@ export class MediaRepository {
       .where("media_id", "=", mediaId)
       .where("media_length", "=", CLAIMED)
       .executeTakeFirst();
+    afterCommit(db, () => this.changes.publish({ kind: "local", mediaId }));
     return Number(result.numUpdatedRows) === 1;
   }
 
@@ -261,22 +304,11 @@ export class MediaRepository {
   }
 
   async listLocalThumbnails(mediaId: string): Promise<LocalThumbnail[]> {
-    const rows = await this.database.db
-      .selectFrom("local_media_repository_thumbnails")
-      .selectAll()
-      .where("media_id", "=", mediaId)
-      .execute();
-    return rows.map(toThumbnail);
+    return (await this.#localThumbnails.execute(mediaId)).map(toThumbnail);
   }
 
   async listRemoteThumbnails(origin: string, mediaId: string): Promise<LocalThumbnail[]> {
-    const rows = await this.database.db
-      .selectFrom("remote_media_cache_thumbnails")
-      .selectAll()
-      .where("media_origin", "=", origin)
-      .where("media_id", "=", mediaId)
-      .execute();
-    return rows.map(toThumbnail);
+    return (await this.#remoteThumbnails.execute(origin, mediaId)).map(toThumbnail);
   }
 
   /**
@@ -312,6 +344,7 @@ export class MediaRepository {
         })
         .onConflict((oc) => oc.doNothing())
         .execute();
+      afterCommit(tx, () => this.changes.publish({ kind: "remote", origin, mediaId }));
       return true;
     });
   }
@@ -341,6 +374,7 @@ export class MediaRepository {
         })
         .onConflict((oc) => oc.doNothing())
         .execute();
+      afterCommit(tx, () => this.changes.publish({ kind: "local", mediaId }));
       return true;
     });
   }

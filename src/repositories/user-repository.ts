@@ -1,5 +1,10 @@
-/** Local user accounts and their profiles. */
+/**
+ * Local user accounts and their profiles. A change of the flags that access
+ * tokens carry (admin, deactivated, password) publishes a TokenChanges for
+ * the user after its commit (cache/token-cache.ts).
+ */
 import { sql } from "kysely";
+import type { TokenChanges } from "../cache/token-changes.js";
 import type { Database, Db } from "../db/database.js";
 import { parseMxcUri } from "../identifiers/mxc-uri.js";
 import { replaceProfileAvatarReference } from "./media-reference-repository.js";
@@ -86,7 +91,10 @@ const ORDER_COLUMN = {
 export class UserExistsError extends Error {}
 
 export class UserRepository {
-  constructor(private readonly database: Database) {}
+  constructor(
+    private readonly database: Database,
+    private readonly tokenChanges: TokenChanges,
+  ) {}
 
   private selectUsers(db: Db) {
     return db
@@ -147,6 +155,7 @@ export class UserRepository {
     };
     if (Object.keys(values).length === 0) return;
     await this.database.db.updateTable("users").set(values).where("name", "=", userId).execute();
+    this.tokenChanges.publish({ kind: "user", userId });
   }
 
   async setDisplayname(userId: string, displayname: string | null): Promise<void> {

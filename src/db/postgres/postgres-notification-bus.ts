@@ -33,6 +33,8 @@ export class PostgresNotificationBus implements NotificationBus {
   readonly #connection: DedicatedConnection;
   /** NOTIFYs on their way, awaited by stop(). */
   readonly #sending = new Set<Promise<void>>();
+  /** Told after each (re)connection's LISTENs (see NotificationBus.onListening). */
+  readonly #onListening = new Set<() => void>();
 
   constructor(
     url: string,
@@ -66,6 +68,14 @@ export class PostgresNotificationBus implements NotificationBus {
     return this.#local.subscribe(channel, listener);
   }
 
+  onListening(listener: () => void): () => void {
+    const entry = () => listener();
+    this.#onListening.add(entry);
+    return () => {
+      this.#onListening.delete(entry);
+    };
+  }
+
   start(): Promise<void> {
     return this.#connection.start();
   }
@@ -79,6 +89,8 @@ export class PostgresNotificationBus implements NotificationBus {
   async #listen(client: pg.Client): Promise<void> {
     client.on("notification", (message) => this.#receive(message));
     for (const channel of CHANNELS) await client.query(`LISTEN ${channel}`);
+    // Listening again: whatever was sent while we were not is lost.
+    for (const listener of [...this.#onListening]) listener();
   }
 
   /** Hands another process's notification to our subscribers; drops our own echoes. */

@@ -1,0 +1,13 @@
+/**
+ * Hit, miss and invalidation counts of one cache, read by /metrics
+ * (`mxcd_cache_requests_total{cache,result}`,
+ * `mxcd_cache_invalidations_total{cache,source}`; cache-metrics.ts).
+ */
+import type { ChangeSource } from "./media-changes.js";
+
+export class CacheStats {
+  hits = 0;
+  misses = 0;
+  /** Invalidations received, by where the change was made. */
+  readonly invalidations: Record<ChangeSource, number> = { local: 0, remote: 0 };
+}
