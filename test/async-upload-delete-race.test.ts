@@ -8,21 +8,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, readdirSync } from "node:fs";
 import { type IncomingMessage, request } from "node:http";
 import { after, before, it } from "node:test";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, mediaIdOf } from "./support/media.js";
 import { until } from "./support/mxcd-processes.js";
+import { storeTempFiles } from "./support/store-files.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
-
-/** The filesystem store's temp files under `root`. */
-function tempFiles(root: string): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true })
-    .map(String)
-    .filter((f) => /~[0-9a-f]{16}\.tmp$/.test(f));
-}
 
 forEachEngine("admin delete while an async upload streams", (engine) => {
   let server: TestServer;
@@ -82,7 +74,7 @@ forEachEngine("admin delete while an async upload streams", (engine) => {
     assert.equal(row, undefined);
     assert.deepEqual(await allKeys(server.app.store), keysBefore);
     const config = server.app.config.media_store;
-    if (config.engine === "filesystem") assert.deepEqual(tempFiles(config.path), []);
+    if (config.engine === "filesystem") assert.deepEqual(storeTempFiles(config.path), []);
     // The id stays gone: a download answers 404, not "not yet uploaded".
     const got = await alice.http.get(
       `/_matrix/client/v1/media/download/test.local/${mediaId}?timeout_ms=0`,

@@ -9,11 +9,11 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, readdirSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { allKeys } from "./support/media.js";
 import { until } from "./support/mxcd-processes.js";
+import { storeTempFiles } from "./support/store-files.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 const LIMIT = 64 * 1024;
@@ -127,14 +127,6 @@ for i in range(5):
   });
 });
 
-/** Every file under `root` whose name is a filesystem-store temp name. */
-function tempFiles(root: string): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true })
-    .map(String)
-    .filter((f) => /~[0-9a-f]{16}\.tmp$/.test(f));
-}
-
 /** A closing that never comes fails the test instead of hanging the file. */
 const STALL = { timeout: 20_000 };
 
@@ -177,7 +169,7 @@ describe("header and body-idle timeouts (http_timeouts)", () => {
     );
     assert.equal(answer, "", "no answer: the connection was closed");
     const config = server.app.config.media_store;
-    if (config.engine === "filesystem") await until(() => tempFiles(config.path).length === 0);
+    if (config.engine === "filesystem") await until(() => storeTempFiles(config.path).length === 0);
     assert.deepEqual(await allKeys(server.app.store), keys);
   });
 

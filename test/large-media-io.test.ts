@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,8 +19,10 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { FilesystemBlobStore } from "../src/storage/filesystem/filesystem-blob-store.js";
 import { localContentKey } from "../src/storage/media-paths.js";
+import { readAll } from "./storage/blob-store-contract.js";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, download, mediaIdOf } from "./support/media.js";
+import { storeTempFiles } from "./support/store-files.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -32,21 +34,6 @@ const MIB = 1024 * KIB;
 const CHUNK = 256 * KIB;
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
-/** The store's temp files under `root` (writes not finished), as paths. */
-function tempFiles(root: string): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true })
-    .map(String)
-    .filter((f) => /~[0-9a-f]{16}\.tmp$/.test(f))
-    .map((f) => join(root, f));
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 describe("filesystem store: large reads and writes", () => {
   let root: string;
@@ -143,7 +130,7 @@ forEachEngine("large uploads and downloads", (engine) => {
           if (!req.write(chunk)) await new Promise((d) => req.once("drain", d));
           if (options.abortAfter === i + 1) {
             // Only once the server is writing this upload to a temp file.
-            await waitFor(() => tempFiles(mediaRoot).length > 0, "the upload's temp file");
+            await waitFor(() => storeTempFiles(mediaRoot).length > 0, "the upload's temp file");
             req.destroy();
             resolve({ status: 0, body: "aborted" });
             return;
@@ -215,7 +202,7 @@ forEachEngine("large uploads and downloads", (engine) => {
     const res = await chunkedUpload(Array.from({ length: 4 }, () => randomBytes(2 * MIB)));
     assert.equal(res.status, 413, res.body);
     assert.equal((JSON.parse(res.body) as { errcode: string }).errcode, "M_TOO_LARGE");
-    await waitFor(() => tempFiles(mediaRoot).length === 0, "no temp file");
+    await waitFor(() => storeTempFiles(mediaRoot).length === 0, "no temp file");
     assert.deepEqual(await allKeys(server.app.store), before);
   });
 
@@ -225,7 +212,10 @@ forEachEngine("large uploads and downloads", (engine) => {
       Array.from({ length: 4 }, () => randomBytes(MIB)),
       { abortAfter: 2 },
     );
-    await waitFor(() => tempFiles(mediaRoot).length === 0, "the aborted upload's temp file to go");
+    await waitFor(
+      () => storeTempFiles(mediaRoot).length === 0,
+      "the aborted upload's temp file to go",
+    );
     assert.deepEqual(await allKeys(server.app.store), before);
   });
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,15 +21,7 @@ import { HttpClient } from "./support/http-client.js";
 import { download, mediaIdOf } from "./support/media.js";
 import { until } from "./support/mxcd-processes.js";
 import { freePort } from "./support/postgres-cluster.js";
-
-/** The filesystem store's temp files under `root`, as paths. */
-function tempFiles(root: string): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true })
-    .map(String)
-    .filter((f) => /~[0-9a-f]{16}\.tmp$/.test(f))
-    .map((f) => join(root, f));
-}
+import { storeTempFiles } from "./support/store-files.js";
 
 /** Starts a chunked PUT that sends 1 MiB and then waits, never finishing. */
 function startStalledPut(url: string, token: string): Promise<string> {
@@ -99,8 +91,8 @@ forEachEngine("an async upload killed with its process", (engine) => {
       const url = `${base}/_matrix/media/v3/upload/test.local/${mediaId}`;
 
       const put = startStalledPut(url, token);
-      await until(() => tempFiles(mediaPath).some((f) => statSync(f).size > 0));
-      const [temp] = tempFiles(mediaPath);
+      await until(() => storeTempFiles(mediaPath).some((f) => statSync(f).size > 0));
+      const [temp] = storeTempFiles(mediaPath);
       child!.kill("SIGKILL");
       assert.match(await put, /request failed/);
       await until(() => child!.exitCode !== null || child!.signalCode !== null);
@@ -130,7 +122,7 @@ forEachEngine("an async upload killed with its process", (engine) => {
       });
       assert.equal(got.status, 200);
       assert.deepEqual(got.bytes, bytes);
-      assert.deepEqual(tempFiles(mediaPath), []);
+      assert.deepEqual(storeTempFiles(mediaPath), []);
     },
   );
 });
