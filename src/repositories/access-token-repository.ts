@@ -31,7 +31,6 @@ export class AccessTokenRepository {
           "users.deactivated",
         ])
         .where("access_tokens.token_hash", "=", tokenHash),
-    1,
   );
 
   constructor(

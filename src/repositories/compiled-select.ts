@@ -24,8 +24,8 @@ export class CompiledSelect<Args extends readonly string[], R> {
   constructor(
     /** The database to run on (read at each call: the repository sets it after this field). */
     private readonly db: () => Db,
+    /** Builds the query from its arguments; each must be a declared parameter (its `length`). */
     private readonly build: (...args: Args) => Compilable<R>,
-    private readonly arity: Args["length"],
   ) {}
 
   /** The rows of the query for `args`. */
@@ -40,14 +40,15 @@ export class CompiledSelect<Args extends readonly string[], R> {
 
   #compile() {
     if (this.#compiled) return this.#compiled;
-    const sentinels = Array.from({ length: this.arity }, (_, i) => `\u0000mxcd-arg-${i}\u0000`);
+    const arity = this.build.length;
+    const sentinels = Array.from({ length: arity }, (_, i) => `\u0000mxcd-arg-${i}\u0000`);
     const query = this.build(...(sentinels as unknown as Args)).compile();
     const slots = query.parameters.map((value) => {
       const slot = sentinels.indexOf(value as string);
       return slot < 0 ? undefined : slot;
     });
-    if (new Set(slots.filter((s) => s !== undefined)).size !== this.arity) {
-      throw new Error(`compiled query does not use each of its ${this.arity} arguments once`);
+    if (new Set(slots.filter((s) => s !== undefined)).size !== arity) {
+      throw new Error(`compiled query does not use each of its ${arity} arguments once`);
     }
     this.#compiled = { query, slots };
     return this.#compiled;

@@ -77,7 +77,6 @@ export class MediaRepository {
         .selectFrom("local_media_repository")
         .selectAll()
         .where("media_id", "=", mediaId),
-    1,
   );
   readonly #remote = new CompiledSelect(
     () => this.database.db,
@@ -87,7 +86,6 @@ export class MediaRepository {
         .selectAll()
         .where("media_origin", "=", origin)
         .where("media_id", "=", mediaId),
-    2,
   );
   readonly #localThumbnails = new CompiledSelect(
     () => this.database.db,
@@ -96,7 +94,6 @@ export class MediaRepository {
         .selectFrom("local_media_repository_thumbnails")
         .selectAll()
         .where("media_id", "=", mediaId),
-    1,
   );
   readonly #remoteThumbnails = new CompiledSelect(
     () => this.database.db,
@@ -106,7 +103,6 @@ export class MediaRepository {
         .selectAll()
         .where("media_origin", "=", origin)
         .where("media_id", "=", mediaId),
-    2,
   );
 
   constructor(
