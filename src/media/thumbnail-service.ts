@@ -72,7 +72,14 @@ export interface ThumbnailSubject {
   readonly flightKey: string;
   readonly sourceKey: string;
   thumbnailKey(t: Omit<LocalThumbnail, "length">): string;
+  /** The stored thumbnails, through the metadata cache (the request path). */
   list(): Promise<LocalThumbnail[]>;
+  /**
+   * The stored thumbnails read from the database, past the cache: the
+   * single flight's re-check after another process made one, which the cache
+   * may not have heard of yet (a poll woke the waiter, not a notification).
+   */
+  listFresh(): Promise<LocalThumbnail[]>;
   /** Records a stored thumbnail; false (nothing recorded) when the media row is gone. */
   record(t: LocalThumbnail): Promise<boolean>;
 }
@@ -155,6 +162,7 @@ export class ThumbnailService {
           t.method,
         ),
       list: () => this.rows.listLocalThumbnails(mediaId),
+      listFresh: () => this.media.listLocalThumbnails(mediaId),
       record: (t) => this.media.insertLocalThumbnail(mediaId, t),
     };
   }
@@ -167,6 +175,7 @@ export class ThumbnailService {
       thumbnailKey: (t) =>
         remoteThumbnailKey(origin, filesystemId, t.width, t.height, t.contentType, t.method),
       list: () => this.rows.listRemoteThumbnails(origin, mediaId),
+      listFresh: () => this.media.listRemoteThumbnails(origin, mediaId),
       record: (t) => this.media.insertRemoteThumbnail(origin, mediaId, filesystemId, t),
     };
   }
@@ -211,7 +220,7 @@ export class ThumbnailService {
         this.shared.run(flightKey, {
           // Made by another process meanwhile: its row is the exact size asked for.
           find: async () => {
-            const thumbnail = exactMatch(await subject.list(), request);
+            const thumbnail = exactMatch(await subject.listFresh(), request);
             return thumbnail && ({ kind: "stored", thumbnail } as const);
           },
           make: () => this.thumbnailer.withSlot(() => this.#make(subject, request)),
