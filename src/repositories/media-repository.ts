@@ -9,10 +9,10 @@
  * process or several, exactly one proceeds, and a claim whose process died
  * (its lock gone with it) can be taken over.
  *
- * Writes that change a row a cache may hold (a claim completed, a thumbnail
- * recorded) publish a MediaChanges after their commit (db/after-commit.ts;
- * docs/deployment.md "Caches"). New rows need none: unknown media is never
- * cached, and neither are pending rows.
+ * Writes that change what a cache may hold (a thumbnail recorded) publish a
+ * MediaChanges after their commit (db/after-commit.ts; docs/deployment.md
+ * "Caches"). New rows need none: unknown media is never cached, and neither
+ * are pending or claimed rows, so completing a claim needs none either.
  */
 import type { MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
@@ -280,7 +280,6 @@ export class MediaRepository {
       .where("media_id", "=", mediaId)
       .where("media_length", "=", CLAIMED)
       .executeTakeFirst();
-    afterCommit(db, () => this.changes.publish({ kind: "local", mediaId }));
     return Number(result.numUpdatedRows) === 1;
   }
 
