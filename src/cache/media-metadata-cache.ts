@@ -30,8 +30,8 @@ import type { ChangeSource, MediaChange, MediaChanges } from "./media-changes.js
 export interface MediaRowReads {
   getLocal(mediaId: string): Promise<LocalMedia | undefined>;
   getRemote(origin: string, mediaId: string): Promise<RemoteMedia | undefined>;
-  listLocalThumbnails(mediaId: string): Promise<LocalThumbnail[]>;
-  listRemoteThumbnails(origin: string, mediaId: string): Promise<LocalThumbnail[]>;
+  listLocalThumbnails(mediaId: string): Promise<readonly LocalThumbnail[]>;
+  listRemoteThumbnails(origin: string, mediaId: string): Promise<readonly LocalThumbnail[]>;
 }
 
 export interface MediaMetadataCacheOptions {
@@ -72,16 +72,18 @@ export class MediaMetadataCache implements MediaRowReads {
     return this.#read(`r\n${origin}\n${mediaId}`, () => this.rows.getRemote(origin, mediaId));
   }
 
-  async listLocalThumbnails(mediaId: string): Promise<LocalThumbnail[]> {
+  /** Shared with the cache: read-only. */
+  async listLocalThumbnails(mediaId: string): Promise<readonly LocalThumbnail[]> {
     const list = await this.#read(`tl\n${mediaId}`, () => this.rows.listLocalThumbnails(mediaId));
-    return [...(list ?? [])];
+    return list ?? [];
   }
 
-  async listRemoteThumbnails(origin: string, mediaId: string): Promise<LocalThumbnail[]> {
+  /** Shared with the cache: read-only. */
+  async listRemoteThumbnails(origin: string, mediaId: string): Promise<readonly LocalThumbnail[]> {
     const list = await this.#read(`tr\n${origin}\n${mediaId}`, () =>
       this.rows.listRemoteThumbnails(origin, mediaId),
     );
-    return [...(list ?? [])];
+    return list ?? [];
   }
 
   /** The cached value of `key`, else `load()`'s, stored when found and `cacheable`. */

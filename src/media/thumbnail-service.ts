@@ -73,13 +73,13 @@ export interface ThumbnailSubject {
   readonly sourceKey: string;
   thumbnailKey(t: Omit<LocalThumbnail, "length">): string;
   /** The stored thumbnails, through the metadata cache (the request path). */
-  list(): Promise<LocalThumbnail[]>;
+  list(): Promise<readonly LocalThumbnail[]>;
   /**
    * The stored thumbnails read from the database, past the cache: the
    * single flight's re-check after another process made one, which the cache
    * may not have heard of yet (a poll woke the waiter, not a notification).
    */
-  listFresh(): Promise<LocalThumbnail[]>;
+  listFresh(): Promise<readonly LocalThumbnail[]>;
   /** Records a stored thumbnail; false (nothing recorded) when the media row is gone. */
   record(t: LocalThumbnail): Promise<boolean>;
 }
@@ -333,7 +333,7 @@ function answer(subject: ThumbnailSubject, outcome: Outcome): ThumbnailAnswer {
 }
 
 /** With dynamic thumbnails: one made for exactly this request (animated ones only when asked for). */
-function exactMatch(stored: LocalThumbnail[], request: ThumbnailRequest) {
+function exactMatch(stored: readonly LocalThumbnail[], request: ThumbnailRequest) {
   const same = stored.filter(
     (t) => t.width === request.width && t.height === request.height && t.method === request.method,
   );
@@ -344,7 +344,7 @@ function exactMatch(stored: LocalThumbnail[], request: ThumbnailRequest) {
 }
 
 /** Without dynamic thumbnails: the best stored one, if it is at least as large as asked in one dimension. */
-function coveringMatch(stored: LocalThumbnail[], request: ThumbnailRequest) {
+function coveringMatch(stored: readonly LocalThumbnail[], request: ThumbnailRequest) {
   const best = selectThumbnail(stored, request);
   if (best && (best.width >= request.width || best.height >= request.height)) return best;
   return undefined;
