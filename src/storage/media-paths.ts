@@ -76,6 +76,12 @@ export function assertSafePrefix(prefix: string): string {
   return prefix;
 }
 
+/** A store's own key prefix (S3's `prefix`): empty, or a safe prefix ending in `/`. */
+export function assertStorePrefix(prefix: string): string {
+  if (prefix !== "" && !prefix.endsWith("/")) throw new UnsafePathError(prefix);
+  return assertSafePrefix(prefix);
+}
+
 /** The directory pieces of an id: `[id[0:2], id[2:4], id[4:]]`, or `["_short", id]`. */
 function idPieces(id: string): string[] {
   assertSafePathComponent(id);

@@ -17,7 +17,7 @@ import type {
   PresignOptions,
   WriteOptions,
 } from "../blob-store.js";
-import { assertSafePrefix, UnsafePathError } from "../media-paths.js";
+import { assertStorePrefix } from "../media-paths.js";
 import type { S3BlobStore } from "./s3-blob-store.js";
 import type { S3MediaStoreConfig } from "./s3-object-client.js";
 
@@ -28,9 +28,7 @@ export class LazyS3BlobStore implements BlobStore {
   #closed = false;
 
   constructor(config: S3MediaStoreConfig) {
-    const prefix = config.prefix ?? "";
-    if (prefix !== "" && !prefix.endsWith("/")) throw new UnsafePathError(prefix);
-    assertSafePrefix(prefix);
+    assertStorePrefix(config.prefix ?? "");
     this.#config = config;
   }
 

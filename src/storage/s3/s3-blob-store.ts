@@ -45,7 +45,7 @@ import {
   type PresignOptions,
   type WriteOptions,
 } from "../blob-store.js";
-import { assertSafeKey, assertSafePrefix, UnsafePathError } from "../media-paths.js";
+import { assertSafeKey, assertSafePrefix, assertStorePrefix } from "../media-paths.js";
 import { rangeBody } from "./range-body.js";
 import type { S3ObjectClient } from "./s3-object-client.js";
 
@@ -74,7 +74,7 @@ export class S3BlobStore implements BlobStore {
   constructor(client: S3ObjectClient, options: S3BlobStoreOptions) {
     this.#client = client;
     this.bucket = options.bucket;
-    this.prefix = assertKeyPrefix(options.prefix ?? "");
+    this.prefix = assertStorePrefix(options.prefix ?? "");
   }
 
   /** GetObject (ranged when asked); BlobNotFoundError before any stream exists. */
@@ -193,12 +193,6 @@ export class S3BlobStore implements BlobStore {
   #objectKey(key: string): string {
     return this.prefix + assertSafeKey(key);
   }
-}
-
-/** The store's own prefix: empty, or a safe prefix ending in `/`. */
-function assertKeyPrefix(prefix: string): string {
-  if (prefix !== "" && !prefix.endsWith("/")) throw new UnsafePathError(prefix);
-  return assertSafePrefix(prefix);
 }
 
 /** True for object names that are valid blob keys (not `a/`, `a b`, ...). */
