@@ -253,9 +253,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   // Bytes of media that changed in any process (quarantined, deleted,
   // purged) leave the byte cache with its metadata (docs/deployment.md).
   services.mediaChanges.subscribe((change) => {
-    if (change.kind === "local") byteCache.evictLocal(change.mediaId);
-    else if (change.kind === "remote") byteCache.evictRemote(change.origin, change.mediaId);
-    else byteCache.clear();
+    if (change.kind === "all") byteCache.clear();
+    else byteCache.evict(change);
   });
   const locks = createAdvisoryLocks(config.database, logger);
   const pollMs = config.notification_poll_interval;

@@ -259,10 +259,10 @@ describe("MediaByteCache", () => {
       open(Buffer.from("g")),
     );
     assert.equal(cache.bytes, 7);
-    cache.evictLocal("m1");
+    cache.evict({ kind: "local", mediaId: "m1" });
     assert.equal(cache.bytes, 2);
     assert.equal(cache.peek("b")?.toString(), "f");
-    cache.evictRemote("o.example", "m1");
+    cache.evict({ kind: "remote", origin: "o.example", mediaId: "m1" });
     assert.equal(cache.bytes, 1);
     cache.clear();
     assert.equal(cache.bytes, 0);

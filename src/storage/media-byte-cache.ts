@@ -147,14 +147,9 @@ export class MediaByteCache implements MediaByteCacheStats {
     this.#lru?.delete(key);
   }
 
-  /** Drops every blob of a local media item (its content and its thumbnails). */
-  evictLocal(mediaId: string): void {
-    this.#evictTag(tagOf({ kind: "local", mediaId }));
-  }
-
-  /** Drops every blob of a cached remote media item. */
-  evictRemote(origin: string, mediaId: string): void {
-    this.#evictTag(tagOf({ kind: "remote", origin, mediaId }));
+  /** Drops every blob of a media item: its content and its thumbnails. */
+  evict(owner: MediaOwner): void {
+    this.#evictTag(tagOf(owner));
   }
 
   /** Drops everything. */
