@@ -19,7 +19,7 @@ import { integerParam, type Query } from "../query-params.js";
 import {
   findThumbnail,
   type MediaThumbnailRouteDeps,
-  thumbnailHeaders,
+  thumbnailFile,
   thumbnailRequestOf,
 } from "./media-thumbnail-routes.js";
 
@@ -67,12 +67,13 @@ export function registerFederationMediaRoutes(
       timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
       requestPath: request.url.split("?", 1)[0]!,
     });
-    const headers = thumbnailHeaders(found);
+    const { fileName, length } = thumbnailFile(found);
+    const type = found.answer.contentType;
     return sendMultipart(reply, {
-      contentType: String(headers["content-type"]),
-      contentDisposition: String(headers["content-disposition"]),
+      contentType: contentTypeHeader(type),
+      contentDisposition: contentDisposition(type, fileName),
       key: found.answer.key,
-      length: Number(headers["content-length"]),
+      length,
       store: deps.store,
     });
   });

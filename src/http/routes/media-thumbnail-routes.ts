@@ -10,11 +10,6 @@ import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
-import {
-  contentDisposition,
-  contentTypeHeader,
-  downloadSecurityHeaders,
-} from "../../media/media-headers.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-service.js";
 import type { MediaOwner } from "../../storage/media-byte-cache.js";
@@ -144,23 +139,12 @@ export async function findThumbnail(
 }
 
 /**
- * Headers of a thumbnail answer. The type is the one the image bytes have
- * (for the original too: an upload claiming `text/html` whose bytes are a
- * GIF is sent as `image/gif`); the disposition is `inline` only for types on
- * the inline allow-list, so a stored row with any other type is an attachment.
+ * The file name and length a thumbnail answer is sent with. Its type is the
+ * one the image bytes have (for the original too: an upload claiming
+ * `text/html` whose bytes are a GIF is sent as `image/gif`); the disposition
+ * is `inline` only for types on the inline allow-list, so a stored row with
+ * any other type is an attachment.
  */
-export function thumbnailHeaders(found: ThumbnailToSend): Record<string, string | number> {
-  const { answer } = found;
-  const { fileName, length } = thumbnailFile(found);
-  return {
-    ...downloadSecurityHeaders(),
-    "content-type": contentTypeHeader(answer.contentType),
-    "content-disposition": contentDisposition(answer.contentType, fileName),
-    "content-length": length,
-  };
-}
-
-/** The file name and length a thumbnail answer is sent with. */
 export function thumbnailFile(found: ThumbnailToSend): { fileName: string | null; length: number } {
   const { answer } = found;
   if (answer.kind === "original") return { fileName: found.uploadName, length: found.length };
