@@ -88,9 +88,11 @@ const postgresDatabase = z.strictObject({
 });
 
 /** An nginx location prefix: starts and ends with `/`, printable ASCII without spaces. */
+export const NGINX_LOCATION = /^\/[\x21-\x7e]*\/$/;
+
 const accelLocation = z
   .string()
-  .regex(/^\/[\x21-\x7e]*\/$/, 'must start and end with "/", such as "/_mxcd_internal/"');
+  .regex(NGINX_LOCATION, 'must start and end with "/", such as "/_mxcd_internal/"');
 
 const filesystemStore = z.strictObject({
   engine: z.literal("filesystem"),

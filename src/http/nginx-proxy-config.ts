@@ -20,6 +20,7 @@
  * - `client_max_body_size` is mxcd's `max_upload_size`, and uploads stream
  *   through (`proxy_request_buffering off`), as downloads do.
  */
+import { NGINX_LOCATION } from "../config/config-schema.js";
 import { ATTACHED_ROUTE_TABLE } from "./attached-routes.js";
 
 export interface NginxProxyOptions {
@@ -71,7 +72,7 @@ const ACCEL_COPIED_HEADERS = [
  * no Last-Modified), ranges are nginx's.
  */
 function nginxAccelLocation(accel: AccelRedirectLocation): string {
-  if (!/^\/[\x21-\x7e]*\/$/.test(accel.location) || /[;{}"'\\]/.test(accel.location)) {
+  if (!NGINX_LOCATION.test(accel.location) || /[;{}"'\\]/.test(accel.location)) {
     throw new Error(`accel_redirect.location: not a usable nginx location: ${accel.location}`);
   }
   if (!accel.root.startsWith("/") || /[;{}"'\\\s]/.test(accel.root)) {
