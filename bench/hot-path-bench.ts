@@ -34,8 +34,7 @@ import {
   type Target,
   type Throughput,
 } from "./download-bench.js";
-import type { Cleanup } from "./support/cleanup.js";
-import { describeError } from "./support/cleanup.js";
+import { type Cleanup, describeError } from "./support/cleanup.js";
 import { envSeconds } from "./support/env-seconds.js";
 import { tempDir, writeRandomFile } from "./support/files.js";
 import { isMainModule, runMain } from "./support/main.js";
