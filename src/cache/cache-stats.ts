@@ -3,7 +3,7 @@
  * (`mxcd_cache_requests_total{cache,result}`,
  * `mxcd_cache_invalidations_total{cache,source}`; cache-metrics.ts).
  */
-import type { ChangeSource } from "./media-changes.js";
+import type { ChangeSource } from "./change-signal.js";
 
 export class CacheStats {
   hits = 0;

@@ -20,16 +20,14 @@
  *   `{kind: "all"}` as if published here.
  */
 import type { NotificationBus } from "../db/notification-bus.js";
+import { type ChangeListener, ChangeSignal } from "./change-signal.js";
 
 export type MediaChange =
   | { readonly kind: "local"; readonly mediaId: string }
   | { readonly kind: "remote"; readonly origin: string; readonly mediaId: string }
   | { readonly kind: "all" };
 
-/** Where a change came from: this process, or another one through the bus. */
-export type ChangeSource = "local" | "remote";
-
-export type MediaChangeListener = (change: MediaChange, source: ChangeSource) => void;
+export type MediaChangeListener = ChangeListener<MediaChange>;
 
 const CHANNEL = "mxcd_media_changed";
 /** Bytes of payload per notification (PostgreSQL allows under 8000, with our sender prefix). */
@@ -38,17 +36,10 @@ const MAX_PAYLOAD = 7000;
 const MAX_ITEMS = 1000;
 
 export class MediaChanges {
-  readonly #listeners = new Set<MediaChangeListener>();
-  /** True while our own publish is being delivered here (for the `source`). */
-  #publishing = false;
+  readonly #signal: ChangeSignal<MediaChange>;
 
-  constructor(private readonly bus: NotificationBus) {
-    bus.subscribe(CHANNEL, (payload) => {
-      const source = this.#publishing ? "local" : "remote";
-      for (const change of decode(payload)) this.#deliver(change, source);
-    });
-    // A (re)connected listener may have missed changes: forget everything.
-    bus.onListening?.(() => this.#deliver({ kind: "all" }, "remote"));
+  constructor(bus: NotificationBus) {
+    this.#signal = new ChangeSignal(bus, CHANNEL, decode, { kind: "all" });
   }
 
   /** Announces a committed change, here at once and to the other processes. */
@@ -66,34 +57,17 @@ export class MediaChanges {
     let payload = "";
     for (const line of lines) {
       if (payload.length > 0 && payload.length + line.length + 1 > MAX_PAYLOAD) {
-        this.#send(payload);
+        this.#signal.send(payload);
         payload = "";
       }
       payload = payload.length > 0 ? `${payload}\n${line}` : line;
     }
-    this.#send(payload);
+    this.#signal.send(payload);
   }
 
   /** Calls `listener` with every change from now on; returns the unsubscribe function. */
   subscribe(listener: MediaChangeListener): () => void {
-    const entry: MediaChangeListener = (change, source) => listener(change, source);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
-  }
-
-  #send(payload: string): void {
-    this.#publishing = true;
-    try {
-      this.bus.publish(CHANNEL, payload);
-    } finally {
-      this.#publishing = false;
-    }
-  }
-
-  #deliver(change: MediaChange, source: ChangeSource): void {
-    for (const listener of [...this.#listeners]) listener(change, source);
+    return this.#signal.subscribe(listener);
   }
 }
 

@@ -24,7 +24,8 @@
 import { LRUCache } from "lru-cache";
 import type { LocalMedia, LocalThumbnail, RemoteMedia } from "../repositories/media-repository.js";
 import { CacheStats } from "./cache-stats.js";
-import type { ChangeSource, MediaChange, MediaChanges } from "./media-changes.js";
+import type { ChangeSource } from "./change-signal.js";
+import type { MediaChange, MediaChanges } from "./media-changes.js";
 
 /** The reads this cache fronts (MediaRepository's). */
 export interface MediaRowReads {

@@ -20,7 +20,7 @@
 import { LRUCache } from "lru-cache";
 import type { TokenOwner } from "../repositories/access-token-repository.js";
 import { CacheStats } from "./cache-stats.js";
-import type { ChangeSource } from "./media-changes.js";
+import type { ChangeSource } from "./change-signal.js";
 import type { TokenChange, TokenChanges } from "./token-changes.js";
 
 export interface TokenCacheOptions {

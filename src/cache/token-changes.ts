@@ -8,7 +8,7 @@
  * by the listener's reconnect (`{kind: "all"}`), as for media-changes.ts.
  */
 import type { NotificationBus } from "../db/notification-bus.js";
-import type { ChangeSource } from "./media-changes.js";
+import { type ChangeListener, ChangeSignal } from "./change-signal.js";
 
 export type TokenChange =
   /** One token, by its hash (accounts/access-token.ts): never the token itself. */
@@ -20,38 +20,20 @@ export type TokenChange =
 const CHANNEL = "mxcd_tokens_changed";
 
 export class TokenChanges {
-  readonly #listeners = new Set<(change: TokenChange, source: ChangeSource) => void>();
-  #publishing = false;
+  readonly #signal: ChangeSignal<TokenChange>;
 
-  constructor(private readonly bus: NotificationBus) {
-    bus.subscribe(CHANNEL, (payload) => this.#deliver(decode(payload), this.#source()));
-    bus.onListening?.(() => this.#deliver({ kind: "all" }, "remote"));
+  constructor(bus: NotificationBus) {
+    this.#signal = new ChangeSignal(bus, CHANNEL, (payload) => [decode(payload)], { kind: "all" });
   }
 
   /** Announces a committed change, here at once and to the other processes. */
   publish(change: TokenChange): void {
-    this.#publishing = true;
-    try {
-      this.bus.publish(CHANNEL, JSON.stringify(change));
-    } finally {
-      this.#publishing = false;
-    }
+    this.#signal.send(JSON.stringify(change));
   }
 
-  subscribe(listener: (change: TokenChange, source: ChangeSource) => void): () => void {
-    const entry = (change: TokenChange, source: ChangeSource) => listener(change, source);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
-  }
-
-  #source(): ChangeSource {
-    return this.#publishing ? "local" : "remote";
-  }
-
-  #deliver(change: TokenChange, source: ChangeSource): void {
-    for (const listener of [...this.#listeners]) listener(change, source);
+  /** Calls `listener` with every change from now on; returns the unsubscribe function. */
+  subscribe(listener: ChangeListener<TokenChange>): () => void {
+    return this.#signal.subscribe(listener);
   }
 }
 
