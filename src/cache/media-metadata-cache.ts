@@ -17,15 +17,15 @@
  *   `all` forgets everything. A miss that raced with an invalidation (read
  *   the old row, then the change arrived) does not store what it read: every
  *   invalidation bumps a generation, and a read stores only when the
- *   generation it started in is still current.
+ *   generation it started in is still current (read-through-lru.ts).
  * - `last_access_ts` of a cached row may be stale (access times are flushed
  *   in batches and are not announced); the hot path does not read it.
  */
-import { LRUCache } from "lru-cache";
 import type { LocalMedia, LocalThumbnail, RemoteMedia } from "../repositories/media-repository.js";
-import { CacheStats } from "./cache-stats.js";
+import type { CacheStats } from "./cache-stats.js";
 import type { ChangeSource } from "./change-signal.js";
 import type { MediaChange, MediaChanges } from "./media-changes.js";
+import { ReadThroughLru, type ReadThroughLruOptions } from "./read-through-lru.js";
 
 /** The reads this cache fronts (MediaRepository's). */
 export interface MediaRowReads {
@@ -35,34 +35,28 @@ export interface MediaRowReads {
   listRemoteThumbnails(origin: string, mediaId: string): Promise<readonly LocalThumbnail[]>;
 }
 
-export interface MediaMetadataCacheOptions {
-  /** Entries kept at most; 0 turns the cache off (every read goes to the database). */
-  readonly maxEntries: number;
-  /** Lifetime of an entry, from its database read. */
-  readonly ttlMs: number;
-}
+export type MediaMetadataCacheOptions = ReadThroughLruOptions;
 
-type Entry = { readonly value: LocalMedia | RemoteMedia | readonly LocalThumbnail[] };
+type Value = LocalMedia | RemoteMedia | readonly LocalThumbnail[];
 
 export class MediaMetadataCache implements MediaRowReads {
-  readonly stats = new CacheStats();
-  readonly #entries: LRUCache<string, Entry> | undefined;
-  /** Bumped by every invalidation (see the design note). */
-  #generation = 0;
+  readonly #cache: ReadThroughLru<Value>;
 
   constructor(
     private readonly rows: MediaRowReads,
     changes: MediaChanges,
     options: MediaMetadataCacheOptions,
   ) {
-    if (options.maxEntries > 0) {
-      this.#entries = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
-    }
+    this.#cache = new ReadThroughLru(options);
     changes.subscribe((change, source) => this.#forget(change, source));
   }
 
+  get stats(): CacheStats {
+    return this.#cache.stats;
+  }
+
   getLocal(mediaId: string): Promise<LocalMedia | undefined> {
-    return this.#read(
+    return this.#cache.read(
       `l\n${mediaId}`,
       () => this.rows.getLocal(mediaId),
       (row) => row.mediaLength !== null,
@@ -70,59 +64,39 @@ export class MediaMetadataCache implements MediaRowReads {
   }
 
   getRemote(origin: string, mediaId: string): Promise<RemoteMedia | undefined> {
-    return this.#read(`r\n${origin}\n${mediaId}`, () => this.rows.getRemote(origin, mediaId));
+    return this.#cache.read(`r\n${origin}\n${mediaId}`, () => this.rows.getRemote(origin, mediaId));
   }
 
   /** Shared with the cache: read-only. */
   async listLocalThumbnails(mediaId: string): Promise<readonly LocalThumbnail[]> {
-    const list = await this.#read(`tl\n${mediaId}`, () => this.rows.listLocalThumbnails(mediaId));
+    const list = await this.#cache.read(`tl\n${mediaId}`, () =>
+      this.rows.listLocalThumbnails(mediaId),
+    );
     return list ?? [];
   }
 
   /** Shared with the cache: read-only. */
   async listRemoteThumbnails(origin: string, mediaId: string): Promise<readonly LocalThumbnail[]> {
-    const list = await this.#read(`tr\n${origin}\n${mediaId}`, () =>
+    const list = await this.#cache.read(`tr\n${origin}\n${mediaId}`, () =>
       this.rows.listRemoteThumbnails(origin, mediaId),
     );
     return list ?? [];
   }
 
-  /** The cached value of `key`, else `load()`'s, stored when found and `cacheable`. */
-  async #read<T extends Entry["value"]>(
-    key: string,
-    load: () => Promise<T | undefined>,
-    cacheable: (value: T) => boolean = () => true,
-  ): Promise<T | undefined> {
-    if (!this.#entries) return load();
-    const hit = this.#entries.get(key);
-    if (hit) {
-      this.stats.hits += 1;
-      return hit.value as T;
-    }
-    this.stats.misses += 1;
-    const generation = this.#generation;
-    const value = await load();
-    if (value !== undefined && cacheable(value) && generation === this.#generation) {
-      this.#entries.set(key, { value });
-    }
-    return value;
-  }
-
   #forget(change: MediaChange, source: ChangeSource): void {
-    this.#generation += 1;
-    this.stats.invalidations[source] += 1;
-    if (!this.#entries) return;
+    const entries = this.#cache.invalidate(source);
+    if (!entries) return;
     switch (change.kind) {
       case "local":
-        this.#entries.delete(`l\n${change.mediaId}`);
-        this.#entries.delete(`tl\n${change.mediaId}`);
+        entries.delete(`l\n${change.mediaId}`);
+        entries.delete(`tl\n${change.mediaId}`);
         return;
       case "remote":
-        this.#entries.delete(`r\n${change.origin}\n${change.mediaId}`);
-        this.#entries.delete(`tr\n${change.origin}\n${change.mediaId}`);
+        entries.delete(`r\n${change.origin}\n${change.mediaId}`);
+        entries.delete(`tr\n${change.origin}\n${change.mediaId}`);
         return;
       case "all":
-        this.#entries.clear();
+        entries.clear();
         return;
       default: {
         const unknown: never = change;

@@ -14,57 +14,39 @@
  *   every hit: an expired token never authenticates from the cache.
  * - Invalidation (TokenChanges): one token by hash (logout, deletion), every
  *   token of a user (logout-all, deactivation, admin flag, password), or
- *   all; a read that raced with one is not stored (generation, as in
- *   media-metadata-cache.ts).
+ *   all; a read that raced with one is not stored (read-through-lru.ts).
  */
-import { LRUCache } from "lru-cache";
 import type { TokenOwner } from "../repositories/access-token-repository.js";
-import { CacheStats } from "./cache-stats.js";
+import type { CacheStats } from "./cache-stats.js";
 import type { ChangeSource } from "./change-signal.js";
+import { ReadThroughLru, type ReadThroughLruOptions } from "./read-through-lru.js";
 import type { TokenChange, TokenChanges } from "./token-changes.js";
 
-export interface TokenCacheOptions {
-  /** Tokens kept at most; 0 turns the cache off. */
-  readonly maxEntries: number;
-  /** Lifetime of an entry, from its database read. */
-  readonly ttlMs: number;
-}
+export type TokenCacheOptions = ReadThroughLruOptions;
 
 export class TokenCache {
-  readonly stats = new CacheStats();
-  readonly #owners: LRUCache<string, TokenOwner> | undefined;
-  #generation = 0;
+  readonly #cache: ReadThroughLru<TokenOwner>;
 
   constructor(
     private readonly find: (tokenHash: string) => Promise<TokenOwner | undefined>,
     changes: TokenChanges,
     options: TokenCacheOptions,
   ) {
-    if (options.maxEntries > 0) {
-      this.#owners = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
-    }
+    this.#cache = new ReadThroughLru(options);
     changes.subscribe((change, source) => this.#forget(change, source));
   }
 
+  get stats(): CacheStats {
+    return this.#cache.stats;
+  }
+
   /** The token's owner, from the cache or the database. */
-  async findOwner(tokenHash: string): Promise<TokenOwner | undefined> {
-    if (!this.#owners) return this.find(tokenHash);
-    const hit = this.#owners.get(tokenHash);
-    if (hit) {
-      this.stats.hits += 1;
-      return hit;
-    }
-    this.stats.misses += 1;
-    const generation = this.#generation;
-    const owner = await this.find(tokenHash);
-    if (owner && generation === this.#generation) this.#owners.set(tokenHash, owner);
-    return owner;
+  findOwner(tokenHash: string): Promise<TokenOwner | undefined> {
+    return this.#cache.read(tokenHash, () => this.find(tokenHash));
   }
 
   #forget(change: TokenChange, source: ChangeSource): void {
-    this.#generation += 1;
-    this.stats.invalidations[source] += 1;
-    const owners = this.#owners;
+    const owners = this.#cache.invalidate(source);
     if (!owners) return;
     switch (change.kind) {
       case "token":

@@ -1,0 +1,61 @@
+/**
+ * The read-through LRU both hot-path caches are made of (media-metadata-cache.ts,
+ * token-cache.ts): bounded by `maxEntries` (0: off, every read loads), each
+ * entry living `ttlMs` from its load — the backstop for a lost invalidation —
+ * hits and misses counted, and a load that raced with an invalidation not
+ * stored: every invalidation bumps a generation, and a load stores only when
+ * the generation it started in is still current.
+ */
+import { LRUCache } from "lru-cache";
+import { CacheStats } from "./cache-stats.js";
+import type { ChangeSource } from "./change-signal.js";
+
+export interface ReadThroughLruOptions {
+  /** Entries kept at most; 0 turns the cache off (every read loads). */
+  readonly maxEntries: number;
+  /** Lifetime of an entry, from its load. */
+  readonly ttlMs: number;
+}
+
+export class ReadThroughLru<V extends {}> {
+  readonly stats = new CacheStats();
+  readonly #entries: LRUCache<string, V> | undefined;
+  #generation = 0;
+
+  constructor(options: ReadThroughLruOptions) {
+    if (options.maxEntries > 0) {
+      this.#entries = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
+    }
+  }
+
+  /** The cached value of `key`, else `load()`'s, stored when found and `cacheable`. */
+  async read<T extends V>(
+    key: string,
+    load: () => Promise<T | undefined>,
+    cacheable: (value: T) => boolean = () => true,
+  ): Promise<T | undefined> {
+    if (!this.#entries) return load();
+    const hit = this.#entries.get(key);
+    if (hit) {
+      this.stats.hits += 1;
+      return hit as T;
+    }
+    this.stats.misses += 1;
+    const generation = this.#generation;
+    const value = await load();
+    if (value !== undefined && cacheable(value) && generation === this.#generation) {
+      this.#entries.set(key, value);
+    }
+    return value;
+  }
+
+  /**
+   * Starts an invalidation from `source`: counted, and loads in flight are
+   * not stored. Returns the entries to forget from (undefined when off).
+   */
+  invalidate(source: ChangeSource): LRUCache<string, V> | undefined {
+    this.#generation += 1;
+    this.stats.invalidations[source] += 1;
+    return this.#entries;
+  }
+}
