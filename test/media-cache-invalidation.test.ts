@@ -20,9 +20,14 @@ import { type MediaChange, MediaChanges } from "../src/cache/media-changes.js";
 import type { Channel } from "../src/db/channels.js";
 import { InProcessNotificationBus } from "../src/db/in-process-notification-bus.js";
 import type { NotificationBus } from "../src/db/notification-bus.js";
-import { localContentKey, remoteContentKey } from "../src/storage/media-paths.js";
+import {
+  localContentKey,
+  localThumbnailKey,
+  remoteContentKey,
+} from "../src/storage/media-paths.js";
 import { forEachEngine } from "./support/databases.js";
 import type { HttpClient } from "./support/http-client.js";
+import { download } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { startProcessGroup, until } from "./support/mxcd-processes.js";
 import { createRoom, image, send } from "./support/rooms.js";
@@ -231,6 +236,66 @@ forEachEngine("media caches: invalidation in one process", (engine) => {
     assert.ok(res.body.deleted_media.includes(id));
     await putBack(id);
     assert.equal(await status(local(id)), 404);
+  });
+});
+
+forEachEngine("thumbnail cache: the single flight re-reads the database", (engine) => {
+  let server: TestServer;
+  let alice: TestUser;
+  before(async () => {
+    server = await startTestServer(engine, {
+      ...CACHES,
+      dynamic_thumbnails: true,
+      thumbnail_sizes: [],
+    });
+    alice = await server.user("alice");
+  });
+  after(() => server.stop());
+
+  const rendered = () =>
+    metric(server.baseUrl, "mxcd_thumbnails_generated_total", 'trigger="request"');
+  const thumb = (id: string, size: number) =>
+    `/_matrix/client/v1/media/thumbnail/test.local/${id}?width=${size}&height=${size}&method=crop`;
+
+  it("finds a thumbnail another process stored, though the cached list does not show it", async () => {
+    const png = await sharp({
+      create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 9, b: 90 } },
+    })
+      .png()
+      .toBuffer();
+    const id = await upload(alice, png);
+    assert.equal((await alice.http.get(thumb(id, 20))).status, 200);
+    // Served from the stored row; the thumbnail list (one row) is now cached.
+    assert.equal((await alice.http.get(thumb(id, 20))).status, 200);
+    const renders = await rendered();
+    // Another process stores a 24×24 crop: bytes and row, and this process's
+    // cache does not hear of it (no announcement).
+    const made = await sharp({
+      create: { width: 24, height: 24, channels: 3, background: { r: 1, g: 2, b: 3 } },
+    })
+      .png()
+      .toBuffer();
+    await server.app.store.write(
+      localThumbnailKey(id, 24, 24, "image/png", "crop"),
+      Readable.from([made]),
+    );
+    await server.app.database.db
+      .insertInto("local_media_repository_thumbnails")
+      .values({
+        media_id: id,
+        thumbnail_width: 24,
+        thumbnail_height: 24,
+        thumbnail_type: "image/png",
+        thumbnail_method: "crop",
+        thumbnail_length: made.length,
+      })
+      .execute();
+    // The cached list misses it, so the request goes to the single flight,
+    // whose look under the lock must read the database and send those bytes.
+    const answer = await download(server.baseUrl, thumb(id, 24), { token: alice.token });
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.bytes, made);
+    assert.equal(await rendered(), renders, "nothing rendered again");
   });
 });
 
