@@ -7,7 +7,10 @@ import { createApp } from "../app.js";
 import { loadConfigFile } from "../config/load-config.js";
 import { sampleConfig } from "../config/sample-config.js";
 import { createLogger } from "../logging/logger.js";
-import { holdYoungGenerationDuringStartup } from "./startup-young-generation.js";
+import {
+  holdYoungGenerationDuringStartup,
+  releaseOnFirstRequest,
+} from "./startup-young-generation.js";
 
 export async function serveCommand(
   configPath: string,
@@ -40,9 +43,11 @@ export async function serveCommand(
   let address: string;
   try {
     address = await app.start();
-  } finally {
+  } catch (error) {
     releaseYoungGeneration();
+    throw error;
   }
+  releaseOnFirstRequest(app.http.server, releaseYoungGeneration);
   if (!(await app.accounts.hasAdmin())) {
     console.error(
       `mxcd: listening on ${address}. No admin account yet; create one with:\n` +

@@ -7,8 +7,10 @@
  * to their 16 MiB maximum. Nothing shrinks them again while the process is
  * idle, so an idle server kept about 15 MiB of start-up garbage space
  * resident (issue 15, "Memory at rest"; docs/deployment.md). The growth
- * factor is held at 1 during start-up and set to 16 once the server listens
- * (see GROWTH_FACTOR_AFTER_START), so the first growth under load restores
+ * factor is held at 1 during start-up and set to 16 at the server's first
+ * request other than a health check (see GROWTH_FACTOR_AFTER_START; not at
+ * `listen`: the work that still runs after it — background jobs starting,
+ * the admin check — grew it under load), so the first growth under load restores
  * the size an ordinary start leaves and the hot path costs what it did.
  * `v8.setFlagsFromString` after start-up is allowed but unusual; V8 reads
  * this flag each time it grows the young generation.
@@ -16,6 +18,7 @@
  * A `--semi-space-growth-factor` or `--max-semi-space-size` given by the
  * operator (node flags or NODE_OPTIONS) is left alone.
  */
+import type { IncomingMessage, Server } from "node:http";
 import { setFlagsFromString } from "node:v8";
 
 /**
@@ -42,4 +45,18 @@ export function holdYoungGenerationDuringStartup(): () => void {
     restored = true;
     setFlagsFromString(`--semi-space-growth-factor=${GROWTH_FACTOR_AFTER_START}`);
   };
+}
+
+/**
+ * Calls `release` at the first request `server` receives other than
+ * `GET /health` (a load balancer's or supervisor's probe), then stops
+ * looking at requests.
+ */
+export function releaseOnFirstRequest(server: Server, release: () => void): void {
+  const onRequest = (request: IncomingMessage) => {
+    if (request.url === "/health") return;
+    server.off("request", onRequest);
+    release();
+  };
+  server.on("request", onRequest);
 }
