@@ -59,12 +59,14 @@ export async function startProcessGroup(
     ...extra,
   };
   const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+  let stopping = false;
   const processes = await Promise.all(
     ports.map(async (port, i) => {
       const file = `mxcd-${i + 1}.yaml`;
       const config = { ...common, listen: { host: "127.0.0.1", port } };
       writeFileSync(join(dir, file), JSON.stringify(config));
       const child = spawnCli(["serve", "--config", file], dir);
+      reportUnexpectedExit(child, file, () => stopping);
       const base = `http://127.0.0.1:${port}`;
       await waitForHttp(`${base}/health`, child);
       return mxcdProcess(base, child);
@@ -85,6 +87,7 @@ export async function startProcessGroup(
       return (await services.accounts.issueToken(userId, "TESTDEVICE")).accessToken;
     },
     async stop() {
+      stopping = true;
       await Promise.all(
         processes.map(async ({ child }) => {
           if (child.exitCode !== null || child.signalCode !== null) return;
@@ -95,6 +98,25 @@ export async function startProcessGroup(
       await services.database.close();
     },
   };
+}
+
+/**
+ * A process that dies while its test still runs (unless the test killed it)
+ * is a failure the test only sees as refused connections; print how it ended
+ * and the tail of its output so the test log says why.
+ */
+function reportUnexpectedExit(
+  child: MxcdProcess["child"],
+  file: string,
+  stopping: () => boolean,
+): void {
+  child.once("exit", (code, signal) => {
+    if (stopping()) return;
+    const tail = child.output().slice(-8_000);
+    console.error(
+      `mxcd (${file}) exited before its group was stopped: code ${code}, signal ${signal}\n${tail}`,
+    );
+  });
 }
 
 function mxcdProcess(base: string, child: MxcdProcess["child"]): MxcdProcess {
