@@ -21,7 +21,8 @@
  *   sizes, at most 1,024 (800 when no size is configured), so one image is
  *   at most ~1 MiB of raw pixels, built synchronously (one at a time, never a
  *   queue of buffers). Encoded images are kept in an LRU keyed by size,
- *   bounded in bytes (`CACHE_BYTES`, least recently used evicted): a client
+ *   bounded by `PLACEHOLDER_CACHE_ENTRIES` images and `PLACEHOLDER_CACHE_BYTES`
+ *   (least recently used evicted): a client
  *   asking for every size costs CPU per request, never memory.
  */
 import { deflateSync } from "node:zlib";
@@ -36,8 +37,10 @@ const DEFAULT_MAX_SIDE = 800;
 export const DOWNLOAD_PLACEHOLDER_SIDE = 512;
 /** The file name every placeholder is sent with: never the original's. */
 export const PLACEHOLDER_FILE_NAME = "quarantined.png";
-/** Encoded placeholders kept, in bytes (a stripe image compresses to a few KiB). */
-const CACHE_BYTES = 4 * 1024 * 1024;
+/** Encoded placeholders kept at most (the largest compresses to ~4.5 KiB)... */
+export const PLACEHOLDER_CACHE_ENTRIES = 256;
+/** ...and their bytes at most. */
+export const PLACEHOLDER_CACHE_BYTES = 2 * 1024 * 1024;
 
 const BACKGROUND = 0x80;
 const STRIPE = 0xa0;
@@ -67,7 +70,8 @@ export class QuarantinePlaceholders {
   readonly served: Record<PlaceholderKind, number> = { thumbnail: 0, download: 0 };
   readonly #maxSide: number;
   readonly #images = new LRUCache<string, Placeholder>({
-    maxSize: CACHE_BYTES,
+    max: PLACEHOLDER_CACHE_ENTRIES,
+    maxSize: PLACEHOLDER_CACHE_BYTES,
     sizeCalculation: (p) => p.png.length,
   });
 
@@ -140,14 +144,17 @@ export function placeholderSize(
 
 /** A greyscale PNG of `width` × `height`: mid-grey with lighter diagonal stripes. */
 export function stripedPng(width: number, height: number): Buffer {
+  // Pixel (x, y) is a stripe when (x + y) mod period < stripe width: row y
+  // is the same pattern shifted by y, so every row is one copy out of it.
+  const pattern = Buffer.alloc(width + STRIPE_PERIOD);
+  for (let i = 0; i < pattern.length; i++) {
+    pattern[i] = i % STRIPE_PERIOD < STRIPE_WIDTH ? STRIPE : BACKGROUND;
+  }
   const stride = width + 1;
-  const raw = Buffer.alloc(stride * height, BACKGROUND);
+  const raw = Buffer.alloc(stride * height); // each row's filter byte: 0 (None)
   for (let y = 0; y < height; y++) {
-    const row = y * stride;
-    raw[row] = 0; // filter type None
-    for (let x = 0; x < width; x++) {
-      if ((x + y) % STRIPE_PERIOD < STRIPE_WIDTH) raw[row + 1 + x] = STRIPE;
-    }
+    const shift = y % STRIPE_PERIOD;
+    pattern.copy(raw, y * stride + 1, shift, shift + width);
   }
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
