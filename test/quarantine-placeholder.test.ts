@@ -256,7 +256,10 @@ forEachEngine("quarantine_placeholder", (engine) => {
     for (const [w, h, method, width, height] of cases) {
       const res = await get(a, aliceOnA, v1Thumb("a.test", id, w, h, method));
       await assertPlaceholder(res, width, height);
-      assert.ok(!res.bytes.equals(original) && !res.bytes.equals(real.bytes));
+      assert.ok(
+        !res.bytes.equals(original) && !res.bytes.equals(real.bytes),
+        "neither the original nor its thumbnail",
+      );
     }
     // A conditional or range request gets the whole placeholder, never a 304 or 206.
     const conditional = await download(a.baseUrl, v1Thumb("a.test", id, 96, 96, "crop"), {
@@ -289,8 +292,8 @@ forEachEngine("quarantine_placeholder", (engine) => {
       for (const [name, value] of res.headers) {
         assert.ok(!value.includes("secret-holiday"), `${name}: ${value}`);
       }
-      assert.ok(!res.bytes.includes(Buffer.from("secret-holiday")));
-      assert.ok(!res.bytes.equals(original));
+      assert.ok(!res.bytes.includes(Buffer.from("secret-holiday")), "no original name in the body");
+      assert.ok(!res.bytes.equals(original), "not the original");
     }
     assert.equal((await metric(a.baseUrl, SERVED, 'kind="download"')) - before, 2);
   });
@@ -320,7 +323,7 @@ forEachEngine("quarantine_placeholder", (engine) => {
       `${v1Download("a.test", id)}?admin_unsafely_bypass_quarantine=true`,
     );
     assert.equal(res.status, 200);
-    assert.ok(res.bytes.equals(original));
+    assert.ok(res.bytes.equals(original), "the original");
     assert.notEqual(res.headers.get("cache-control"), "no-store");
   });
 
@@ -333,12 +336,12 @@ forEachEngine("quarantine_placeholder", (engine) => {
     await quarantine(adminOnA, "a.test", id, true);
     const file = await get(a, aliceOnA, v1Download("a.test", id));
     assert.equal(file.status, 200);
-    assert.ok(file.bytes.equals(original));
+    assert.ok(file.bytes.equals(original), "the original again");
     assert.equal(file.headers.get("etag"), "1");
     assert.match(file.headers.get("content-disposition") ?? "", /secret-holiday-name\.png/);
     const thumb = await get(a, aliceOnA, v1Thumb("a.test", id, 96, 96, "crop"));
     assert.equal(thumb.status, 200);
-    assert.ok(thumb.bytes.equals(real.bytes));
+    assert.ok(thumb.bytes.equals(real.bytes), "the real thumbnail again");
   });
 
   it("non-quarantined media is served as before with placeholders on", async () => {
@@ -346,7 +349,7 @@ forEachEngine("quarantine_placeholder", (engine) => {
     const before = await metric(a.baseUrl, SERVED, 'kind="download"');
     const res = await get(a, aliceOnA, v1Download("a.test", id));
     assert.equal(res.status, 200);
-    assert.ok(res.bytes.equals(original));
+    assert.ok(res.bytes.equals(original), "the original");
     assert.equal(
       res.headers.get("cache-control"),
       "public,max-age=86400,s-maxage=0,proxy-revalidate",
@@ -396,8 +399,11 @@ forEachEngine("quarantine_placeholder", (engine) => {
       adminOnA,
       `${v1Download("b.test", id)}?admin_unsafely_bypass_quarantine=true`,
     );
-    assert.ok(bypass.bytes.equals(original));
+    assert.ok(bypass.bytes.equals(original), "the original through the bypass");
     // B's copy is not quarantined: B serves it as ever.
-    assert.ok((await get(b, bobOnB, v1Download("b.test", id))).bytes.equals(original));
+    assert.ok(
+      (await get(b, bobOnB, v1Download("b.test", id))).bytes.equals(original),
+      "B serves its own copy",
+    );
   });
 });
