@@ -13,6 +13,7 @@ import {
   DOWNLOAD_PLACEHOLDER_SIDE,
   PLACEHOLDER_CACHE_BYTES,
   PLACEHOLDER_CACHE_ENTRIES,
+  PLACEHOLDER_MAX_SIDE,
   placeholderMaxSide,
   placeholderSize,
   QuarantinePlaceholders,
@@ -99,7 +100,8 @@ describe("quarantine placeholder images", () => {
       ]),
       900,
     );
-    assert.equal(placeholderMaxSide([{ width: 10_000, height: 10_000 }]), 1024);
+    assert.equal(PLACEHOLDER_MAX_SIDE, 1024);
+    assert.equal(placeholderMaxSide([{ width: 10_000, height: 10_000 }]), PLACEHOLDER_MAX_SIDE);
     assert.equal(placeholderMaxSide([]), 800);
   });
 
@@ -405,5 +407,21 @@ forEachEngine("quarantine_placeholder", (engine) => {
       (await get(b, bobOnB, v1Download("b.test", id))).bytes.equals(original),
       "B serves its own copy",
     );
+  });
+
+  it("a remote fetch quarantined on arrival (by hash) gets the placeholder thumbnail", async () => {
+    // The same bytes quarantined on A, then uploaded on B (B knows nothing of it).
+    const { id: local, original } = await uploadOnA();
+    await quarantine(adminOnA, "a.test", local);
+    const id = await uploadBytes(bobOnB.http, original, { contentType: "image/png" });
+    const thumb = await get(a, aliceOnA, v1Thumb("b.test", id, 64, 64, "crop"));
+    await assertPlaceholder(thumb, 64, 64);
+    const row = await a.app.database.db
+      .selectFrom("remote_media_cache")
+      .select("quarantined_by")
+      .where("media_origin", "=", "b.test")
+      .where("media_id", "=", id)
+      .executeTakeFirstOrThrow();
+    assert.equal(row.quarantined_by, "system", "fetched, cached and quarantined on arrival");
   });
 });
