@@ -40,6 +40,7 @@ import {
   createMetricsRegistry,
   registerAccessTokenCacheMetrics,
   registerMediaByteCacheMetrics,
+  registerQuarantinePlaceholderMetrics,
 } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
 import { addMediaNosniff, DownloadHeaderSets } from "./http/media-response.js";
@@ -77,6 +78,7 @@ import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
+import { QuarantinePlaceholders } from "./media/quarantine-placeholder.js";
 import { QuarantineService } from "./media/quarantine-service.js";
 import { RemoteMediaService } from "./media/remote-media-service.js";
 import { ThumbnailService } from "./media/thumbnail-service.js";
@@ -515,6 +517,12 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   );
   registerRemoteFetchMetrics(metrics, remote);
   const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };
+  // Quarantined media on the client routes (docs/trust-and-safety.md).
+  const placeholders = new QuarantinePlaceholders({
+    ...config.quarantine_placeholder,
+    thumbnailSizes: config.thumbnail_sizes,
+  });
+  registerQuarantinePlaceholderMetrics(metrics, placeholders);
   const mediaStore = config.media_store;
   const serving = {
     store,
@@ -527,12 +535,13 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     ...mediaReaders,
     serving,
     auth,
+    placeholders,
     presignedRedirects:
       mediaStore.engine === "s3" && mediaStore.presigned_redirects
         ? { ttlMs: mediaStore.presigned_url_ttl }
         : undefined,
   });
-  registerMediaThumbnailRoutes(http, { ...mediaReaders, serving, auth });
+  registerMediaThumbnailRoutes(http, { ...mediaReaders, serving, auth, placeholders });
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
   // Start-up sweep of temp files left by writes killed with their process

@@ -304,6 +304,13 @@ const configObject = z.strictObject({
   remote_media_failure_ttl: duration.default(30_000),
   remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),
   media_redaction_policy: z.enum(["none", "quarantine", "delete"]).default("none"),
+  /** Placeholder PNGs for quarantined media on client routes (docs/trust-and-safety.md); off: 404. */
+  quarantine_placeholder: z
+    .strictObject({
+      thumbnails: z.boolean().default(false),
+      downloads: z.boolean().default(false),
+    })
+    .prefault({}),
   /** The application-service event feed (docs/attached.md); unset: no transactions route. */
   app_service: z
     .strictObject({

@@ -90,3 +90,25 @@ export function registerMediaByteCacheMetrics(
     },
   });
 }
+
+/**
+ * `mxcd_quarantine_placeholders_served_total{kind}`: quarantined media
+ * answered with a placeholder PNG instead of 404 (`quarantine_placeholder`),
+ * `kind` `thumbnail` or `download`. Read when scraped.
+ */
+export function registerQuarantinePlaceholderMetrics(
+  registry: Registry,
+  placeholders: { readonly served: Readonly<Record<"thumbnail" | "download", number>> },
+): void {
+  new Counter({
+    name: "mxcd_quarantine_placeholders_served_total",
+    help: "Quarantined media answered with a placeholder image instead of 404, by kind",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ kind: "thumbnail" }, placeholders.served.thumbnail);
+      this.inc({ kind: "download" }, placeholders.served.download);
+    },
+  });
+}

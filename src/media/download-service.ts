@@ -1,7 +1,9 @@
 /**
  * Decides whether a media item may be served and waits for pending uploads;
  * the routes then stream the bytes. Order of checks, as in Synapse and the
- * spec: unknown → 404; quarantined (without the admin bypass) → the same 404;
+ * spec: unknown → 404; quarantined (without the admin bypass) → the same 404
+ * (a QuarantinedMediaError, which a client route may answer with a placeholder
+ * when the media is not also hidden as below);
  * no content yet → wait up to `timeout_ms`, then 504 (404 once expired);
  * legacy endpoint and frozen (authenticated) media → 404.
  */
@@ -10,6 +12,7 @@ import type { MediaRowReads } from "../cache/media-metadata-cache.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type { LocalMedia } from "../repositories/media-repository.js";
 import type { PendingUploads } from "./pending-uploads.js";
+import { QuarantinedMediaError } from "./quarantined-media-error.js";
 
 export interface ResolveOptions {
   /** How long to wait for a pending upload. */
@@ -41,9 +44,15 @@ export class DownloadService {
   async resolveLocal(mediaId: string, options: ResolveOptions): Promise<ServableMedia> {
     const notFound = () => new MatrixError("M_NOT_FOUND", `Not found '${options.requestPath}'`);
     let row = await this.media.getLocal(mediaId);
-    if (!row || (row.quarantinedBy !== null && !options.bypassQuarantine)) throw notFound();
+    if (!row) throw notFound();
+    const expired = row.createdTs + this.settings.unusedExpirationMs < this.now();
+    if (row.quarantinedBy !== null && !options.bypassQuarantine) {
+      // Hidden for another reason too: the plain 404, never a placeholder.
+      if (this.#frozen(row, options) || (row.mediaLength === null && expired)) throw notFound();
+      throw new QuarantinedMediaError(`Not found '${options.requestPath}'`);
+    }
     if (row.mediaLength === null) {
-      if (row.createdTs + this.settings.unusedExpirationMs < this.now()) throw notFound();
+      if (expired) throw notFound();
       row = await this.pending.waitFor(
         mediaId,
         options.timeoutMs,
@@ -57,10 +66,18 @@ export class DownloadService {
         throw new MatrixError("M_NOT_YET_UPLOADED", "Media has not been uploaded yet", 504);
       }
       // The bytes may have been quarantined by hash as they arrived.
-      if (row.quarantinedBy !== null && !options.bypassQuarantine) throw notFound();
+      if (row.quarantinedBy !== null && !options.bypassQuarantine) {
+        if (this.#frozen(row, options)) throw notFound();
+        throw new QuarantinedMediaError(`Not found '${options.requestPath}'`);
+      }
     }
-    if (options.legacy && this.settings.authenticatedMedia && row.authenticated) throw notFound();
+    if (this.#frozen(row, options)) throw notFound();
     return row as ServableMedia;
+  }
+
+  /** Authenticated media asked for on a legacy endpoint: hidden there. */
+  #frozen(row: LocalMedia, options: ResolveOptions): boolean {
+    return options.legacy && this.settings.authenticatedMedia && row.authenticated;
   }
 }
 

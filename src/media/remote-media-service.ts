@@ -38,6 +38,7 @@ import { remoteContentKey } from "../storage/media-paths.js";
 import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import { LiveTee } from "./live-tee.js";
 import type { QuarantineService } from "./quarantine-service.js";
+import { QuarantinedMediaError } from "./quarantined-media-error.js";
 import { LogLimiter, RemoteFetchFailures } from "./remote-fetch-failures.js";
 import {
   type FetchedMedia,
@@ -158,7 +159,8 @@ export class RemoteMediaService {
     const done = this.#inFlight.get(`${origin}/${mediaId}`);
     source.bytes.resume();
     const row = done ? await done : await this.media.getRemote(origin, mediaId);
-    if (!row || row.quarantinedBy !== null) throw new MatrixError("M_NOT_FOUND", "Not found");
+    if (!row) throw new MatrixError("M_NOT_FOUND", "Not found");
+    if (row.quarantinedBy !== null) throw new QuarantinedMediaError("Not found");
     return row;
   }
 
@@ -167,8 +169,11 @@ export class RemoteMediaService {
     options: { bypassQuarantine: boolean; legacy: boolean },
     notFound: () => MatrixError,
   ) {
-    if (row.quarantinedBy !== null && !options.bypassQuarantine) throw notFound();
+    // Frozen first: media hidden anyway gets the plain 404, never a placeholder.
     if (options.legacy && this.settings.authenticatedMedia && row.authenticated) throw notFound();
+    if (row.quarantinedBy !== null && !options.bypassQuarantine) {
+      throw new QuarantinedMediaError(notFound().message);
+    }
     return row;
   }
 

@@ -9,6 +9,9 @@
  * instead of proxying the bytes. Only after every check has passed: auth,
  * quarantine (resolveLocal refuses quarantined media) and never with the
  * admin quarantine bypass. Legacy and federation downloads are always proxied.
+ *
+ * Quarantined media is 404, or with `quarantine_placeholder.downloads` a
+ * placeholder PNG (docs/trust-and-safety.md); federation downloads stay 404.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
@@ -16,6 +19,7 @@ import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
 import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
+import type { QuarantinePlaceholders } from "../../media/quarantine-placeholder.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import { localMediaKey, remoteContentKey } from "../../storage/media-paths.js";
 import type { Auth } from "../auth.js";
@@ -25,6 +29,7 @@ import {
   sendStoredMedia,
   setDownloadHeaders,
 } from "../media-response.js";
+import { sendPlaceholder } from "../quarantine-placeholder-reply.js";
 import { booleanParam, firstParam, integerParam, type Query } from "../query-params.js";
 
 export interface MediaDownloadRouteDeps {
@@ -35,6 +40,8 @@ export interface MediaDownloadRouteDeps {
   /** The store, the byte cache and nginx's accel_redirect location. */
   serving: MediaServing;
   accessTimes: AccessTimes;
+  /** Answers for quarantined media (`quarantine_placeholder`); off: the 404. */
+  placeholders: QuarantinePlaceholders;
   /** Set to redirect client v1 local downloads to presigned URLs living `ttlMs`. */
   presignedRedirects?: { readonly ttlMs: number };
 }
@@ -56,11 +63,15 @@ export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDow
       legacy: false,
       bypassQuarantine: bypass,
       allowRemote: true,
-    });
+    }).catch(placeholderOr(deps, reply));
   };
   const legacy = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     const allowRemote = booleanParam(request.query as Query, "allow_remote", true);
-    return serve(deps, request, reply, { legacy: true, bypassQuarantine: false, allowRemote });
+    return serve(deps, request, reply, {
+      legacy: true,
+      bypassQuarantine: false,
+      allowRemote,
+    }).catch(placeholderOr(deps, reply));
   };
 
   for (const suffix of ["", "/:fileName"]) {
@@ -69,6 +80,19 @@ export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDow
       app.get(`/_matrix/media/${version}/download/:serverName/:mediaId${suffix}`, legacy);
     }
   }
+}
+
+/**
+ * Quarantined media (`quarantine_placeholder.downloads`): the placeholder
+ * instead of the 404; any other error goes on. The admin bypass never gets
+ * here (nothing is quarantined for it).
+ */
+function placeholderOr(deps: MediaDownloadRouteDeps, reply: FastifyReply) {
+  return (error: unknown) => {
+    const placeholder = deps.placeholders.forDownload(error);
+    if (!placeholder) throw error;
+    return sendPlaceholder(reply, placeholder);
+  };
 }
 
 async function serve(

@@ -3,19 +3,24 @@
  * and the legacy `GET /_matrix/media/{v3,r0,v1}/thumbnail/...`. Auth comes
  * before parameters (Complement). Quarantine, pending uploads and the freeze
  * behave as for downloads; there is no admin bypass here. Remote media is
- * fetched into the cache first and thumbnailed here.
+ * fetched into the cache first and thumbnailed here. Quarantined media is
+ * 404, or with `quarantine_placeholder.thumbnails` a placeholder PNG of the
+ * requested size (docs/trust-and-safety.md); the federation thumbnail
+ * route, which shares `findThumbnail`, stays 404.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
+import type { QuarantinePlaceholders } from "../../media/quarantine-placeholder.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-service.js";
 import type { MediaOwner } from "../../storage/media-byte-cache.js";
 import type { ThumbnailRequest } from "../../thumbnails/thumbnailer.js";
 import type { Auth } from "../auth.js";
 import { type MediaServing, sendStoredMedia } from "../media-response.js";
+import { sendPlaceholder } from "../quarantine-placeholder-reply.js";
 import {
   booleanParam,
   enumParam,
@@ -33,6 +38,8 @@ export interface MediaThumbnailRouteDeps {
   /** The store, the byte cache and nginx's accel_redirect location. */
   serving: MediaServing;
   accessTimes: AccessTimes;
+  /** Answers for quarantined media (`quarantine_placeholder`); off: the 404. */
+  placeholders: QuarantinePlaceholders;
 }
 
 type Params = { serverName: string; mediaId: string };
@@ -60,12 +67,20 @@ export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaTh
         request.params.mediaId,
       );
       const wanted = thumbnailRequestOf(query);
-      const found = await findThumbnail(deps, serverName, mediaId, wanted, {
-        legacy,
-        allowRemote,
-        timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
-        requestPath: request.url.split("?", 1)[0]!,
-      });
+      let found: ThumbnailToSend;
+      try {
+        found = await findThumbnail(deps, serverName, mediaId, wanted, {
+          legacy,
+          allowRemote,
+          timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
+          requestPath: request.url.split("?", 1)[0]!,
+        });
+      } catch (error) {
+        // Quarantined, with `quarantine_placeholder.thumbnails`: a placeholder.
+        const placeholder = deps.placeholders.forThumbnail(error, wanted);
+        if (!placeholder) throw error;
+        return sendPlaceholder(reply, placeholder);
+      }
       const { fileName, length } = thumbnailFile(found);
       return sendStoredMedia(request, reply, deps.serving, {
         key: found.answer.key,
