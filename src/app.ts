@@ -36,6 +36,7 @@ import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
 import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
+import { createFastPath, type FastPathSlot } from "./http/fast-path.js";
 import {
   createMetricsRegistry,
   registerAccessTokenCacheMetrics,
@@ -332,8 +333,10 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     pool: services.passwordPool,
     loginLimits: services.loginLimits,
   });
+  const fastPath: FastPathSlot = { handler: undefined };
   const http = createHttpServer({
     logger,
+    fastPath,
     metrics,
     trustProxy: config.listen.x_forwarded,
     timeouts: {
@@ -533,6 +536,22 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         : undefined,
   });
   registerMediaThumbnailRoutes(http, { ...mediaReaders, serving, auth });
+  // Cache hits of those two ahead of Fastify (docs/deployment.md); standalone
+  // only: attached mode's tokens are the homeserver's.
+  if (standalone && config.media_cache.fast_path) {
+    fastPath.handler = createFastPath({
+      serverName,
+      accounts: services.accounts,
+      tokenCache: services.tokenCache,
+      rows: services.mediaRows,
+      thumbnails,
+      serving,
+      accessTimes,
+      authenticatedMedia: config.enable_authenticated_media,
+      presignedRedirects: mediaStore.engine === "s3" && mediaStore.presigned_redirects,
+      metrics,
+    });
+  }
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
   // Start-up sweep of temp files left by writes killed with their process
