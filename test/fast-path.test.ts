@@ -432,3 +432,35 @@ describe("serving fast path behind nginx's accel_redirect", () => {
     assert.equal(await fastCount(pair.fastUrl, "download", "answered"), before);
   });
 });
+
+describe("serving fast path with listen.x_forwarded", () => {
+  let pair: Pair;
+  let alice: string;
+  before(async () => {
+    pair = await startPair("sqlite", {
+      listen: { host: "127.0.0.1", port: 0, x_forwarded: true },
+    });
+    alice = await token(pair.fast, "alice");
+  });
+  after(async () => {
+    await pair.fast.stop();
+    await pair.routes.stop();
+  });
+
+  it("leaves requests with X-Forwarded-For to the routes, which log the forwarded address", async () => {
+    const auth = { authorization: `Bearer ${alice}` };
+    const id = await uploadBytes(new HttpClient(pair.fastUrl, alice), Buffer.alloc(64, 3));
+    const path = `${V1}/download/test.local/${id}`;
+    await untilFast(pair.fastUrl, path, "download", auth);
+    const before = await fastCount(pair.fastUrl, "download", "answered");
+    const from = pair.lines.length;
+    const res = await rawGet(pair.fastUrl, path, { ...auth, "x-forwarded-for": "203.0.113.7" });
+    assert.equal(res.status, 200);
+    assert.equal(await fastCount(pair.fastUrl, "download", "answered"), before);
+    const line = pair.lines
+      .slice(from)
+      .map((l) => JSON.parse(l))
+      .find((l) => l.req?.url === path);
+    assert.equal(line?.req.remoteAddress, "203.0.113.7");
+  });
+});

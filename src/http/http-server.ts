@@ -186,8 +186,8 @@ function requestIds(): () => string {
 /**
  * Puts the fast path's handler before Fastify's on the server's `request`
  * event. Requests go straight to Fastify while the server closes (its 503),
- * and whenever client addresses come from X-Forwarded-For (`trustProxy`):
- * the log line's address would be Fastify's to work out.
+ * and when the client address comes from X-Forwarded-For (`trustProxy` and
+ * the header present): the log line's address is Fastify's to work out.
  */
 function serveFastPathFirst(
   app: FastifyInstance,
@@ -209,7 +209,8 @@ function serveFastPathFirst(
   server.removeListener("request", fastify);
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const handler = slot.handler;
-    if (handler === undefined || closing || trustProxy || !handler(req, res, core)) {
+    const forwarded = trustProxy && req.headers["x-forwarded-for"] !== undefined;
+    if (handler === undefined || closing || forwarded || !handler(req, res, core)) {
       fastify(req, res);
     }
   });
