@@ -90,7 +90,8 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 export function createFastPath(deps: FastPathDeps): FastPathHandler {
   const counted = registerFastPathMetrics(deps.metrics);
   // Header set (frozen, shared) → the full answer head minus Content-Length.
-  const heads = new WeakMap<object, Readonly<Record<string, string>>>();
+  // For bytes, and for X-Accel-Redirect (no Accept-Ranges: nginx adds its own).
+  const heads = new WeakMap<object, Heads>();
   const headOf = (
     set: Readonly<Record<string, string>>,
     cors: Readonly<Record<string, string>>,
@@ -99,7 +100,13 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     if (!head) {
       // Insertion order as Fastify sends them: CORS (onRequest), nosniff (the
       // media routes' hook), then the set, whose nosniff keeps its place.
-      head = Object.freeze({ ...cors, ...NOSNIFF, ...set });
+      const bytes: Readonly<Record<string, string>> = Object.freeze({
+        ...cors,
+        ...NOSNIFF,
+        ...set,
+      });
+      const { "accept-ranges": _, ...accel } = bytes;
+      head = { bytes, accel: Object.freeze(accel) };
       heads.set(set, head);
     }
     return head;
@@ -115,15 +122,14 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     counted(request.kind, answer ? "answered" : "passed");
     if (!answer) return false;
     const head = headOf(answer.headers, core.corsHeaders);
-    let status = 200;
+    const status = 200;
     if (answer.accel !== undefined) {
-      const { "accept-ranges": _, ...rest } = head;
-      res.writeHead(200, { ...rest, "x-accel-redirect": answer.accel, "content-length": "0" });
+      const head200 = { ...head.accel, "x-accel-redirect": answer.accel, "content-length": "0" };
+      res.writeHead(status, head200);
       res.end();
     } else {
-      res.writeHead(200, { ...head, "content-length": answer.bytes!.length });
+      res.writeHead(status, { ...head.bytes, "content-length": answer.bytes!.length });
       res.end(answer.bytes);
-      status = 200;
     }
     const ms = performance.now() - start;
     core.record("GET", request.route, status, ms / 1000);
@@ -137,6 +143,11 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     });
     return true;
   };
+}
+
+interface Heads {
+  readonly bytes: Readonly<Record<string, string>>;
+  readonly accel: Readonly<Record<string, string>>;
 }
 
 interface Answer {
