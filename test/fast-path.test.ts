@@ -23,6 +23,7 @@ import type { ConfigInput } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import type { Engine } from "../src/db/database.js";
 import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
+import { parseFastPathRequest } from "../src/http/fast-path-request.js";
 import { createLogger } from "../src/logging/logger.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
@@ -462,5 +463,48 @@ describe("serving fast path with listen.x_forwarded", () => {
       .map((l) => JSON.parse(l))
       .find((l) => l.req?.url === path);
     assert.equal(line?.req.remoteAddress, "203.0.113.7");
+  });
+});
+
+describe("which URLs the fast path reads", () => {
+  it("reads the routes' plain URLs as the router and query parser do", () => {
+    const v1 = parseFastPathRequest("/_matrix/client/v1/media/download/example.org:8448/abc_D-1");
+    assert.equal(v1?.serverName, "example.org:8448");
+    assert.equal(v1?.route, "/_matrix/client/v1/media/download/:serverName/:mediaId");
+    const named = parseFastPathRequest(
+      "/_matrix/media/r0/download/s.org/abc/a.b?allow_remote=true",
+    );
+    assert.equal(named?.route, "/_matrix/media/r0/download/:serverName/:mediaId/:fileName");
+    assert.equal(named?.fileName, "a.b");
+    const thumb = parseFastPathRequest(
+      "/_matrix/client/v1/media/thumbnail/s.org/abc?width=20000&height=7&method=crop&access_token=t",
+    );
+    assert.deepEqual(thumb?.thumbnail, {
+      width: 10_000,
+      height: 7,
+      method: "crop",
+      animated: false,
+    });
+    assert.equal(thumb?.queryToken, "t");
+  });
+
+  it("refuses everything else", () => {
+    for (const url of [
+      "/_matrix/client/v1/media/download/s.org/a:b",
+      "/_matrix/client/v1/media/download/s.org/abc/x:y",
+      "/_matrix/client/v1/media/download/s.org/abc/",
+      "/_matrix/client/v1/media/download/s.org/abc/x/y",
+      "/_matrix/client/v1/media/thumbnail/s.org/abc/x?width=1&height=1",
+      "/_matrix/client/v1/media/thumbnail/s.org/abc?width=1",
+      "/_matrix/client/v1/media/download/s.org/abc?access_token=a+b",
+      "/_matrix/client/v1/media/download/s.org/abc?access_token=a&access_token=b",
+      "/_matrix/client/v1/media/download/s.org/abc?allow_remote=yes",
+      "/_matrix/client/v1/media/download/s.org/abc?x",
+      "/_matrix/client/v1/media/upload/s.org/abc",
+      "/_matrix/media/v4/download/s.org/abc",
+      `/_matrix/client/v1/media/download/s.org/${"a".repeat(256)}`,
+    ]) {
+      assert.equal(parseFastPathRequest(url), undefined, url);
+    }
   });
 });

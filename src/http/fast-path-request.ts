@@ -11,9 +11,9 @@
  *   route: server name, media id (`[A-Za-z0-9_-]{1,255}`, the grammar of
  *   parseMediaAddress) and, for downloads, an optional file name;
  * - characters that no router or query parser decodes or splits on
- *   (`[A-Za-z0-9._~-]` in segments; no `%`, `+`, `;`, `#`, empty segments,
- *   `.` or `..` segments), so the values read here are the values Fastify
- *   would read;
+ *   (`[A-Za-z0-9._~-]` in segments, and `:` in the server name's; no `%`,
+ *   `+`, `;`, `#`, empty segments, `.` or `..` segments), so the values read
+ *   here are the values Fastify would read;
  * - query parameters from a short list, each at most once, with values in
  *   the forms the routes accept (an invalid one is Fastify's 400 to give):
  *   `access_token`, `timeout_ms` (digits), `allow_remote`/`allow_redirect`
@@ -43,6 +43,8 @@ export interface FastPathRequest {
 const CLIENT_V1 = "/_matrix/client/v1/media/";
 const LEGACY = /^\/_matrix\/media\/(v3|r0|v1)\//;
 const SEGMENT = /^[A-Za-z0-9._~-]{1,255}$/;
+/** A server name may carry a port (`example.org:8448`); `:` is no delimiter in a path. */
+const SERVER_NAME = /^[A-Za-z0-9._~:-]{1,255}$/;
 const MEDIA_ID = /^[A-Za-z0-9_-]{1,255}$/;
 const DIGITS = /^[0-9]{1,15}$/;
 const SIZE = /^[0-9]{1,5}$/;
@@ -75,7 +77,8 @@ export function parseFastPathRequest(url: string): FastPathRequest | undefined {
   if (parts < 2 || parts > (kind === "download" ? 3 : 2)) return undefined;
   for (let i = 1; i < segments.length; i++) {
     const segment = segments[i]!;
-    if (!SEGMENT.test(segment) || segment === "." || segment === "..") return undefined;
+    if (!(i === 1 ? SERVER_NAME : SEGMENT).test(segment)) return undefined;
+    if (segment === "." || segment === "..") return undefined;
   }
   const serverName = segments[1]!;
   const mediaId = segments[2]!;
