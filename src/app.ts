@@ -536,7 +536,9 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         : undefined,
   });
   registerMediaThumbnailRoutes(http, { ...mediaReaders, serving, auth });
-  // Cache hits of those two ahead of Fastify (docs/deployment.md); standalone
+  registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
+
+  // Cache hits of downloads and thumbnails ahead of Fastify (docs/deployment.md); standalone
   // only: attached mode's tokens are the homeserver's.
   if (standalone && config.media_cache.fast_path) {
     fastPath.handler = createFastPath({
@@ -552,7 +554,6 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
       metrics,
     });
   }
-  registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
 
   // Start-up sweep of temp files left by writes killed with their process
   // (docs/media.md): in the background, never blocking start-up. A temp file
