@@ -17,6 +17,7 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
 import sharp from "sharp";
 import { type App, createApp } from "../src/app.js";
 import type { ConfigInput } from "../src/config/config-schema.js";
@@ -25,6 +26,8 @@ import type { Engine } from "../src/db/database.js";
 import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
 import { parseFastPathRequest } from "../src/http/fast-path-request.js";
 import { createLogger } from "../src/logging/logger.js";
+import { maskUrlSecrets } from "../src/logging/mask-url-secrets.js";
+import { requestLogWriter } from "../src/logging/request-log-line.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
 import { uploadBytes } from "./support/media.js";
@@ -506,5 +509,57 @@ describe("which URLs the fast path reads", () => {
     ]) {
       assert.equal(parseFastPathRequest(url), undefined, url);
     }
+  });
+});
+
+describe("the fast path's request line", () => {
+  const fields = {
+    id: "req-7",
+    method: "GET",
+    url: "/_matrix/client/v1/media/download/s.org/abc?access_token=secret&timeout_ms=5",
+    remoteAddress: "127.0.0.1",
+    statusCode: 200,
+    responseTime: 0.25,
+  };
+  /** The line pino itself writes for the routes: Fastify's child logger, the same object. */
+  const viaPino = (logger: ReturnType<typeof createLogger>) =>
+    logger.child({ reqId: fields.id }).info(
+      {
+        req: { id: fields.id, method: fields.method, url: fields.url, ip: fields.remoteAddress },
+        res: { statusCode: fields.statusCode },
+        responseTime: fields.responseTime,
+      },
+      "request completed",
+    );
+  const withoutTime = (line: string) => line.replace(/"time":\d+,/, "");
+
+  it("is the line pino writes, with redact, byte for byte but for the time", () => {
+    const lines: string[] = [];
+    const logger = createLogger("info", { write: (l: string) => lines.push(l) });
+    requestLogWriter(logger)(fields);
+    viaPino(logger);
+    assert.equal(lines.length, 2);
+    assert.equal(withoutTime(lines[0]!), withoutTime(lines[1]!));
+    assert.ok(!lines[0]!.includes("secret"), lines[0]);
+    // Nothing at warn.
+    logger.level = "warn";
+    requestLogWriter(logger)(fields);
+    assert.equal(lines.length, 2);
+  });
+
+  it("falls back to pino itself for a logger it cannot reproduce", () => {
+    const lines: string[] = [];
+    const logger = pino(
+      {
+        mixin: () => ({ extra: 1 }),
+        serializers: { req: (r: { url: string }) => ({ url: maskUrlSecrets(r.url) }) },
+      },
+      { write: (l: string) => lines.push(l) },
+    );
+    requestLogWriter(logger)(fields);
+    const line = JSON.parse(lines[0]!);
+    assert.equal(line.extra, 1);
+    assert.equal(line.reqId, "req-7");
+    assert.match(line.req.url, /access_token=<redacted>&timeout_ms=5$/);
   });
 });
