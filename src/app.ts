@@ -36,6 +36,7 @@ import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
 import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
+import { createFastPath, type FastPathSlot } from "./http/fast-path.js";
 import {
   createMetricsRegistry,
   registerAccessTokenCacheMetrics,
@@ -334,8 +335,10 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     pool: services.passwordPool,
     loginLimits: services.loginLimits,
   });
+  const fastPath: FastPathSlot = { handler: undefined };
   const http = createHttpServer({
     logger,
+    fastPath,
     metrics,
     trustProxy: config.listen.x_forwarded,
     timeouts: {
@@ -543,6 +546,23 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   });
   registerMediaThumbnailRoutes(http, { ...mediaReaders, serving, auth, placeholders });
   registerFederationMediaRoutes(http, { ...mediaReaders, federationAuth });
+
+  // Cache hits of downloads and thumbnails ahead of Fastify (docs/deployment.md); standalone
+  // only: attached mode's tokens are the homeserver's.
+  if (standalone && config.media_cache.fast_path) {
+    fastPath.handler = createFastPath({
+      serverName,
+      accounts: services.accounts,
+      tokenCache: services.tokenCache,
+      rows: services.mediaRows,
+      thumbnails,
+      serving,
+      accessTimes,
+      authenticatedMedia: config.enable_authenticated_media,
+      presignedRedirects: mediaStore.engine === "s3" && mediaStore.presigned_redirects,
+      metrics,
+    });
+  }
 
   // Start-up sweep of temp files left by writes killed with their process
   // (docs/media.md): in the background, never blocking start-up. A temp file

@@ -11,9 +11,11 @@
  * (cache/token-cache.ts); the repositories announce every deletion and user
  * change, and expiry and deactivation are checked again on every hit.
  */
+
+import type { TokenCache } from "../cache/token-cache.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import { assertValidNewLocalpart, formatUserId } from "../identifiers/user-id.js";
-import type { AccessTokenRepository } from "../repositories/access-token-repository.js";
+import type { AccessTokenRepository, TokenOwner } from "../repositories/access-token-repository.js";
 import {
   type User,
   type UserChanges,
@@ -61,7 +63,7 @@ export class AccountService {
     private readonly passwords: PasswordHasher,
     private readonly loginLimits: LoginRateLimits,
     /** Token owners, through the token cache. */
-    private readonly owners: Pick<AccessTokenRepository, "findOwner">,
+    private readonly owners: Pick<TokenCache, "findOwner" | "cachedOwner">,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -144,14 +146,31 @@ export class AccountService {
    */
   async authenticate(accessToken: string): Promise<Requester> {
     const tokenHash = hashAccessToken(accessToken);
-    const owner = await this.owners.findOwner(tokenHash);
-    // Checked on every call, cached owner or not: expiry is a matter of time.
-    const expired = owner?.validUntilTs != null && owner.validUntilTs <= this.now();
-    if (!owner || owner.deactivated || expired) {
+    const requester = this.#accept(tokenHash, await this.owners.findOwner(tokenHash));
+    if (!requester) {
       throw new MatrixError("M_UNKNOWN_TOKEN", "Unrecognised access token", 401, {
         soft_logout: false,
       });
     }
+    return requester;
+  }
+
+  /**
+   * The requester behind a token whose owner is in the token cache and who
+   * `authenticate` would accept (the same checks); undefined otherwise — a
+   * cache miss or a refusal, which the caller leaves to `authenticate`. No
+   * load, no count: the serving fast path (http/fast-path.ts) counts the
+   * cache hit itself once it answers.
+   */
+  cachedRequester(tokenHash: string): Requester | undefined {
+    const cached = this.owners.cachedOwner(tokenHash);
+    return cached && this.#accept(tokenHash, cached);
+  }
+
+  #accept(tokenHash: string, owner: TokenOwner | undefined): Requester | undefined {
+    // Checked on every call, cached owner or not: expiry is a matter of time.
+    const expired = owner?.validUntilTs != null && owner.validUntilTs <= this.now();
+    if (!owner || owner.deactivated || expired) return undefined;
     return {
       userId: owner.userId,
       deviceId: owner.deviceId,

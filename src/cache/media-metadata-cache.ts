@@ -83,6 +83,19 @@ export class MediaMetadataCache implements MediaRowReads {
     return list ?? [];
   }
 
+  /**
+   * The cached row of local media, or undefined: no load, nothing counted
+   * (ReadThroughLru.cached). Only complete rows are ever cached.
+   */
+  cachedLocal(mediaId: string): LocalMedia | undefined {
+    return this.#cache.cached(`l\n${mediaId}`) as LocalMedia | undefined;
+  }
+
+  /** The cached thumbnail list of local media, or undefined (as `cachedLocal`). Read-only. */
+  cachedLocalThumbnails(mediaId: string): readonly LocalThumbnail[] | undefined {
+    return this.#cache.cached(`tl\n${mediaId}`) as readonly LocalThumbnail[] | undefined;
+  }
+
   #forget(change: MediaChange, source: ChangeSource): void {
     const entries = this.#cache.invalidate(source);
     if (!entries) return;

@@ -50,6 +50,15 @@ export class ReadThroughLru<V extends {}> {
   }
 
   /**
+   * The cached value of `key`, or undefined — never a load, nothing counted
+   * (the caller counts a hit in `stats` once it uses the value). For the
+   * serving fast path (http/fast-path.ts), which answers only clean hits.
+   */
+  cached(key: string): V | undefined {
+    return this.#entries?.get(key);
+  }
+
+  /**
    * Starts an invalidation from `source`: counted, and loads in flight are
    * not stored. Returns the entries to forget from (undefined when off).
    */

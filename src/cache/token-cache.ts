@@ -45,6 +45,11 @@ export class TokenCache {
     return this.#cache.read(tokenHash, () => this.find(tokenHash));
   }
 
+  /** The cached owner of a token hash, or undefined: no load, nothing counted (ReadThroughLru.cached). */
+  cachedOwner(tokenHash: string): TokenOwner | undefined {
+    return this.#cache.cached(tokenHash);
+  }
+
   #forget(change: TokenChange, source: ChangeSource): void {
     const owners = this.#cache.invalidate(source);
     if (!owners) return;

@@ -276,6 +276,8 @@ const configObject = z.strictObject({
         .default(10_000),
       metadata_max_entries: z.number().int().min(0).max(10_000_000).default(10_000),
       token_max_entries: z.number().int().min(0).max(10_000_000).default(10_000),
+      /** Answer cache hits of downloads and thumbnails before Fastify (http/fast-path.ts). */
+      fast_path: z.boolean().default(true),
     })
     .prefault({}),
   registration_shared_secret: z.string().min(1).nullable().default(null),

@@ -12,8 +12,11 @@ export function createMetricsRegistry(): Registry {
   return registry;
 }
 
-/** Records every response of `app` in `registry`. */
-export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
+/** Counts one answer given outside Fastify (the fast path): method, route pattern, status, seconds. */
+export type HttpRecorder = (method: string, route: string, status: number, seconds: number) => void;
+
+/** Records every response of `app` in `registry`; returns the recorder for answers given outside Fastify. */
+export function instrumentHttp(app: FastifyInstance, registry: Registry): HttpRecorder {
   const labelNames = ["method", "route", "status"] as const;
   const requests = new Counter({
     name: "mxcd_http_requests_total",
@@ -38,6 +41,52 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
     requests.inc(labels);
     duration.observe(labels, reply.elapsedTime / 1000);
   });
+  // The same series, with each (method, route, status) child looked up once.
+  const children = new Map<
+    string,
+    { count: { inc(): void }; time: { observe(v: number): void } }
+  >();
+  return (method, route, status, seconds) => {
+    const key = `${method} ${status} ${route}`;
+    let child = children.get(key);
+    if (!child) {
+      const values = [method, route, String(status)] as const;
+      child = { count: requests.labels(...values), time: duration.labels(...values) };
+      // Bounded: the fast path's few routes × the statuses it answers with.
+      if (children.size < 256) children.set(key, child);
+    }
+    child.count.inc();
+    child.time.observe(seconds);
+  };
+}
+
+/**
+ * `mxcd_fast_path_requests_total{route,result}` (docs/deployment.md, "Fast
+ * path for cached media"): requests of the download and thumbnail routes the
+ * serving fast path looked at, by `route` (`download`, `thumbnail`) and
+ * `result`: `answered` by the fast path, or `passed` on to Fastify's routes.
+ * Returns the counting function.
+ */
+export function registerFastPathMetrics(
+  registry: Registry,
+): (route: "download" | "thumbnail", result: "answered" | "passed") => void {
+  const counter = new Counter({
+    name: "mxcd_fast_path_requests_total",
+    help: "Download and thumbnail requests the serving fast path answered or passed on to the routes",
+    labelNames: ["route", "result"] as const,
+    registers: [registry],
+  });
+  const children = {
+    download: {
+      answered: counter.labels("download", "answered"),
+      passed: counter.labels("download", "passed"),
+    },
+    thumbnail: {
+      answered: counter.labels("thumbnail", "answered"),
+      passed: counter.labels("thumbnail", "passed"),
+    },
+  };
+  return (route, result) => children[route][result].inc();
 }
 
 /**

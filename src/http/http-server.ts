@@ -6,7 +6,14 @@
  * a header timeout (Node's `headersTimeout`), a request-body idle timeout
  * (body-idle-timeout.ts) and a lingering close after an early answer
  * (lingering-close.ts).
+ *
+ * The serving fast path (fast-path.ts) sits in front of Fastify on the same
+ * `http` server: its request listener answers clean cache hits of downloads
+ * and thumbnails and hands every other request to Fastify's handler, with
+ * the request ids, metrics and log line Fastify's answers get.
  */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -19,9 +26,11 @@ import type { Registry } from "prom-client";
 import { exceedsJsonDepth } from "../domain/json-depth.js";
 import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
+import { requestLogWriter } from "../logging/request-log-line.js";
 import { BlobNotFoundError } from "../storage/blob-store.js";
 import { watchBodyIdle } from "./body-idle-timeout.js";
 import { answerClientError } from "./client-error.js";
+import type { FastPathSlot, HttpCore } from "./fast-path.js";
 import { instrumentHttp } from "./http-metrics.js";
 import { DEFAULT_LINGER, type LingerLimits, lingerBeforeClose } from "./lingering-close.js";
 import { addNosniffIfMedia } from "./media-response.js";
@@ -38,6 +47,8 @@ export interface HttpServerOptions {
   timeouts?: HttpTimeouts;
   /** Bounds of the lingering close after an early answer; tests shrink them. */
   linger?: LingerLimits;
+  /** The serving fast path, filled in once the services exist; unset or empty: Fastify only. */
+  fastPath?: FastPathSlot;
 }
 
 export interface HttpTimeouts {
@@ -68,7 +79,10 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const methods = new MethodIndex();
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const linger = options.linger ?? DEFAULT_LINGER;
+  const requestId = requestIds();
   const app = Fastify({
+    // One sequence for Fastify's requests and the fast path's.
+    genReqId: requestId,
     http: {
       headersTimeout: timeouts.headersMs,
       // Fastify turns the whole-request limit off (0) anyway; set it here so
@@ -107,7 +121,16 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       request.log.info({ body_idle_ms: timeouts.bodyIdleMs }, "request body stalled: closing"),
     );
   });
-  instrumentHttp(app, options.metrics);
+  const record = instrumentHttp(app, options.metrics);
+  if (options.fastPath) {
+    const core: HttpCore = {
+      requestId,
+      record,
+      log: requestLogWriter(options.logger),
+      corsHeaders: CORS_HEADERS,
+    };
+    serveFastPathFirst(app, options.fastPath, core, options.trustProxy ?? false);
+  }
 
   // JSON for any content type (many Matrix clients send none); an empty body
   // is "no body" (Synapse's POST admin endpoints ignore bodies).
@@ -149,6 +172,48 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
 
   return app;
+}
+
+/** Request ids as Fastify's default makes them: `req-` and a counter in base 36. */
+function requestIds(): () => string {
+  let next = 0;
+  return () => {
+    next = (next + 1) & 0x7fffffff;
+    return `req-${next.toString(36)}`;
+  };
+}
+
+/**
+ * Puts the fast path's handler before Fastify's on the server's `request`
+ * event. Requests go straight to Fastify while the server closes (its 503),
+ * and when the client address comes from X-Forwarded-For (`trustProxy` and
+ * the header present): the log line's address is Fastify's to work out.
+ */
+function serveFastPathFirst(
+  app: FastifyInstance,
+  slot: FastPathSlot,
+  core: HttpCore,
+  trustProxy: boolean,
+): void {
+  const server = app.server;
+  const [fastify, ...others] = server.listeners("request") as ((
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) => void)[];
+  if (!fastify || others.length > 0) throw new Error("expected Fastify's one request listener");
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+  server.removeListener("request", fastify);
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const handler = slot.handler;
+    const forwarded = trustProxy && req.headers["x-forwarded-for"] !== undefined;
+    if (handler === undefined || closing || forwarded || !handler(req, res, core)) {
+      fastify(req, res);
+    }
+  });
 }
 
 /**

@@ -232,6 +232,27 @@ export class ThumbnailService {
     }
   }
 
+  /**
+   * The stored thumbnail `thumbnail()` would answer with for local media
+   * whose thumbnail list is `stored` (from the metadata cache), decided the
+   * same way, synchronously; undefined when it would do anything else (wait
+   * for a pre-generation, answer the original, render). For the serving fast
+   * path (http/fast-path.ts), which leaves every other case to `thumbnail()`.
+   */
+  storedAnswer(
+    mediaId: string,
+    urlCache: boolean,
+    stored: readonly LocalThumbnail[],
+    request: ThumbnailRequest,
+  ): ThumbnailAnswer | undefined {
+    const subject = this.local(mediaId, urlCache);
+    if (this.#pregenerating.has(subject.flightKey)) return undefined;
+    const usable = this.settings.dynamic
+      ? exactMatch(stored, request)
+      : coveringMatch(stored, request);
+    return usable && answer(subject, { kind: "stored", thumbnail: usable });
+  }
+
   /** Opens a stored thumbnail's bytes. */
   read(key: string): Promise<Readable> {
     return this.store.read(key);
