@@ -1,0 +1,217 @@
+/**
+ * PDQ's blur and decimation (media-gaps.md §5.1 steps 3–4), row by row.
+ *
+ * Design note: the reference blurs a full-resolution float luma image in two
+ * whole-image buffers (two passes of "box along every row, then box along
+ * every column", with Jarosz window sizes), then point-samples 64×64 values.
+ * Here the same arithmetic runs as a pipeline of streaming stages, so memory
+ * is a few rows, not the image:
+ *
+ *   luma row → row box → column box → row box → column box → keep the row if
+ *   it is one of the 64 sampled rows, at the 64 sampled columns.
+ *
+ * A column box keeps, per column, the running sum the reference keeps, fed
+ * one row at a time, plus a ring of the last `window` input rows for the
+ * subtractions. Every column sees exactly the reference's sequence of float32
+ * operations (add the entering value, then subtract the leaving one, then
+ * divide by the current window), so the result is bit-identical to the C++
+ * reference, which works in float32: every intermediate is rounded with
+ * `Math.fround` or by a store into a Float32Array (an IEEE float32 add,
+ * subtract, multiply or divide computed in float64 and rounded once is the
+ * correctly rounded float32 result).
+ */
+
+const fround = Math.fround;
+
+/** The reference's Jarosz window: ceil(dimension / 128) (C++ `computeJaroszFilterWindowSize`). */
+export function jaroszWindow(dimension: number): number {
+  return Math.floor((dimension + 2 * 64 - 1) / (2 * 64));
+}
+
+/**
+ * The reference's 1-D box filter (`box1DFloat`) over a contiguous vector:
+ * a centred running mean whose window shrinks at both ends, in four phases.
+ */
+function box1D(input: Float32Array, output: Float32Array, length: number, window: number): void {
+  const half = (window + 2) >> 1;
+  let sum = 0;
+  let count = 0;
+  let ri = 0;
+  let li = 0;
+  let oi = 0;
+  for (let t = 0; t < half - 1; t++) {
+    sum = fround(sum + (input[ri++] as number));
+    count++;
+  }
+  for (let t = 0; t < window - half + 1; t++) {
+    sum = fround(sum + (input[ri++] as number));
+    count++;
+    output[oi++] = sum / count;
+  }
+  for (let t = 0; t < length - window; t++) {
+    sum = fround(sum + (input[ri++] as number));
+    sum = fround(sum - (input[li++] as number));
+    output[oi++] = sum / count;
+  }
+  for (let t = 0; t < half - 1; t++) {
+    sum = fround(sum - (input[li++] as number));
+    count--;
+    output[oi++] = sum / count;
+  }
+}
+
+/**
+ * The reference's box along every column, fed one row at a time: `push` each
+ * input row in order, then `end`; output rows reach `emit` in order (the
+ * array passed to `emit` is reused, so copy what you keep).
+ */
+class ColumnBox {
+  readonly #cols: number;
+  readonly #rows: number;
+  readonly #window: number;
+  readonly #half: number;
+  readonly #emit: (row: Float32Array, index: number) => void;
+  // Bound: `window` rows of `cols` floats, window = ceil(rows / 128).
+  readonly #ring: Float32Array;
+  readonly #sums: Float32Array;
+  readonly #out: Float32Array;
+  #count = 0;
+  #added = 0;
+  #emitted = 0;
+
+  constructor(
+    rows: number,
+    cols: number,
+    window: number,
+    emit: (row: Float32Array, index: number) => void,
+  ) {
+    this.#rows = rows;
+    this.#cols = cols;
+    this.#window = window;
+    this.#half = (window + 2) >> 1;
+    this.#emit = emit;
+    this.#ring = new Float32Array(window * cols);
+    this.#sums = new Float32Array(cols);
+    this.#out = new Float32Array(cols);
+  }
+
+  push(row: Float32Array): void {
+    const ri = this.#added++;
+    const cols = this.#cols;
+    const sums = this.#sums;
+    const ring = this.#ring;
+    const slot = (ri % this.#window) * cols;
+    if (ri < this.#window) {
+      // Phases 1 and 2: the window grows; nothing leaves it yet.
+      for (let j = 0; j < cols; j++) {
+        const x = row[j] as number;
+        sums[j] = (sums[j] as number) + x;
+        ring[slot + j] = x;
+      }
+      this.#count++;
+      if (ri >= this.#half - 1) this.#write();
+      return;
+    }
+    // Phase 3: row ri enters, row ri - window (held in the same ring slot) leaves.
+    for (let j = 0; j < cols; j++) {
+      const x = row[j] as number;
+      sums[j] = fround((sums[j] as number) + x) - (ring[slot + j] as number);
+      ring[slot + j] = x;
+    }
+    this.#write();
+  }
+
+  end(): void {
+    // Phase 4: the window shrinks over the last rows.
+    const cols = this.#cols;
+    for (let li = this.#rows - this.#window; this.#emitted < this.#rows; li++) {
+      const slot = (li % this.#window) * cols;
+      for (let j = 0; j < cols; j++) {
+        this.#sums[j] = (this.#sums[j] as number) - (this.#ring[slot + j] as number);
+      }
+      this.#count--;
+      this.#write();
+    }
+  }
+
+  #write(): void {
+    const out = this.#out;
+    const sums = this.#sums;
+    const count = this.#count;
+    for (let j = 0; j < this.#cols; j++) out[j] = (sums[j] as number) / count;
+    this.#emit(out, this.#emitted++);
+  }
+}
+
+/**
+ * Blur (two Jarosz passes) and decimate a `rows`×`cols` luma image, given one
+ * row at a time through `pushRow` (which may overwrite the row it is given),
+ * into the 64×64 float32 buffer of `finish()`. Memory: O(cols × (rows/128 + 4))
+ * floats, whatever the image height.
+ */
+export class PdqDownsampler {
+  readonly #cols: number;
+  readonly #rowWindow: number;
+  readonly #scratch: Float32Array;
+  readonly #between: Float32Array;
+  readonly #first: ColumnBox;
+  readonly #second: ColumnBox;
+  readonly #out = new Float32Array(64 * 64);
+  #pushed = 0;
+  readonly #rows: number;
+
+  constructor(rows: number, cols: number) {
+    this.#rows = rows;
+    this.#cols = cols;
+    this.#rowWindow = jaroszWindow(cols);
+    const colWindow = jaroszWindow(rows);
+    this.#scratch = new Float32Array(cols);
+    this.#between = new Float32Array(cols);
+    const sampledCols = Int32Array.from({ length: 64 }, (_, j) => decimationIndex(j, cols));
+    // Which of the 64 output rows each input row feeds (several when rows < 64).
+    const targets = new Map<number, number[]>();
+    for (let i = 0; i < 64; i++) {
+      const at = decimationIndex(i, rows);
+      targets.set(at, [...(targets.get(at) ?? []), i]);
+    }
+    this.#second = new ColumnBox(rows, cols, colWindow, (row, index) => {
+      for (const i of targets.get(index) ?? []) {
+        for (let j = 0; j < 64; j++)
+          this.#out[i * 64 + j] = row[sampledCols[j] as number] as number;
+      }
+    });
+    this.#first = new ColumnBox(rows, cols, colWindow, (row) => {
+      this.#between.set(row);
+      this.#boxRow(this.#between);
+      this.#second.push(this.#between);
+    });
+  }
+
+  /** Feeds the next luma row (`cols` values); the array may be overwritten. */
+  pushRow(row: Float32Array): void {
+    if (row.length !== this.#cols || this.#pushed >= this.#rows) {
+      throw new RangeError("PdqDownsampler: wrong row length or too many rows");
+    }
+    this.#pushed++;
+    this.#boxRow(row);
+    this.#first.push(row);
+  }
+
+  /** The blurred, decimated 64×64 image (row-major), once every row is in. */
+  finish(): Float32Array {
+    if (this.#pushed !== this.#rows) throw new RangeError("PdqDownsampler: rows missing");
+    this.#first.end();
+    this.#second.end();
+    return this.#out;
+  }
+
+  #boxRow(row: Float32Array): void {
+    this.#scratch.set(row);
+    box1D(this.#scratch, row, this.#cols, this.#rowWindow);
+  }
+}
+
+/** The reference's point sample: floor((i + 0.5) × size / 64), in float64. */
+function decimationIndex(i: number, size: number): number {
+  return Math.floor(((i + 0.5) * size) / 64);
+}
