@@ -10,6 +10,11 @@
  *   luma row → row box → column box → row box → column box → keep the row if
  *   it is one of the 64 sampled rows, at the 64 sampled columns.
  *
+ * Only the 64 sampled columns of the last column box are ever read, and a
+ * column box treats each column on its own, so the last column box runs on
+ * those 64 columns alone, and the row box before it keeps its running sum
+ * over the whole row but divides and stores only at those 64 columns.
+ *
  * A column box keeps, per column, the running sum the reference keeps, fed
  * one row at a time, plus a ring of the last `window` input rows for the
  * subtractions. Every column sees exactly the reference's sequence of float32
@@ -61,6 +66,51 @@ function box1D(input: Float32Array, output: Float32Array, length: number, window
 }
 
 /**
+ * `box1D`, but writing only the outputs at `samples` (ascending, repeats
+ * allowed) into `output[0..samples.length)`. The running sum still visits
+ * every input, so each written value is bit-identical to `box1D`'s.
+ */
+function box1DSampled(
+  input: Float32Array,
+  output: Float32Array,
+  length: number,
+  window: number,
+  samples: Int32Array,
+): void {
+  const half = (window + 2) >> 1;
+  const last = samples.length;
+  let sum = 0;
+  let count = 0;
+  let ri = 0;
+  let li = 0;
+  let oi = 0;
+  let s = 0;
+  // No closure here: captured, mutated locals would slow the loop down.
+  for (let t = 0; t < half - 1; t++) {
+    sum = fround(sum + (input[ri++] as number));
+    count++;
+  }
+  for (let t = 0; t < window - half + 1; t++) {
+    sum = fround(sum + (input[ri++] as number));
+    count++;
+    while (s < last && samples[s] === oi) output[s++] = sum / count;
+    oi++;
+  }
+  for (let t = 0; t < length - window; t++) {
+    sum = fround(sum + (input[ri++] as number));
+    sum = fround(sum - (input[li++] as number));
+    while (s < last && samples[s] === oi) output[s++] = sum / count;
+    oi++;
+  }
+  for (let t = 0; t < half - 1; t++) {
+    sum = fround(sum - (input[li++] as number));
+    count--;
+    while (s < last && samples[s] === oi) output[s++] = sum / count;
+    oi++;
+  }
+}
+
+/**
  * The reference's box along every column, fed one row at a time: `push` each
  * input row in order, then `end`; output rows reach `emit` in order (the
  * array passed to `emit` is reused, so copy what you keep).
@@ -79,12 +129,17 @@ class ColumnBox {
   #added = 0;
   #emitted = 0;
 
+  /** `writes`: which output rows to compute and emit (undefined: all). */
+  readonly #writes: Uint8Array | undefined;
+
   constructor(
     rows: number,
     cols: number,
     window: number,
     emit: (row: Float32Array, index: number) => void,
+    writes?: Uint8Array,
   ) {
+    this.#writes = writes;
     this.#rows = rows;
     this.#cols = cols;
     this.#window = window;
@@ -113,12 +168,26 @@ class ColumnBox {
       return;
     }
     // Phase 3: row ri enters, row ri - window (held in the same ring slot) leaves.
+    const index = this.#emitted++;
+    if (this.#writes && this.#writes[index] === 0) {
+      for (let j = 0; j < cols; j++) {
+        const x = row[j] as number;
+        sums[j] = fround((sums[j] as number) + x) - (ring[slot + j] as number);
+        ring[slot + j] = x;
+      }
+      return;
+    }
+    // The same, dividing in the same pass (one walk over the row, not two).
+    const out = this.#out;
+    const count = this.#count;
     for (let j = 0; j < cols; j++) {
       const x = row[j] as number;
-      sums[j] = fround((sums[j] as number) + x) - (ring[slot + j] as number);
+      const sum = fround(fround((sums[j] as number) + x) - (ring[slot + j] as number));
+      sums[j] = sum;
       ring[slot + j] = x;
+      out[j] = sum / count;
     }
-    this.#write();
+    this.#emit(out, index);
   }
 
   end(): void {
@@ -135,6 +204,10 @@ class ColumnBox {
   }
 
   #write(): void {
+    if (this.#writes && this.#writes[this.#emitted] === 0) {
+      this.#emitted++;
+      return;
+    }
     const out = this.#out;
     const sums = this.#sums;
     const count = this.#count;
@@ -145,15 +218,15 @@ class ColumnBox {
 
 /**
  * Blur (two Jarosz passes) and decimate a `rows`×`cols` luma image, given one
- * row at a time through `pushRow` (which may overwrite the row it is given),
+ * row at a time through `pushRow`,
  * into the 64×64 float32 buffer of `finish()`. Memory: O(cols × (rows/128 + 4))
  * floats, whatever the image height.
  */
 export class PdqDownsampler {
   readonly #cols: number;
   readonly #rowWindow: number;
-  readonly #scratch: Float32Array;
-  readonly #between: Float32Array;
+  readonly #rowOut: Float32Array;
+  readonly #sampled = new Float32Array(64);
   readonly #first: ColumnBox;
   readonly #second: ColumnBox;
   readonly #out = new Float32Array(64 * 64);
@@ -165,36 +238,42 @@ export class PdqDownsampler {
     this.#cols = cols;
     this.#rowWindow = jaroszWindow(cols);
     const colWindow = jaroszWindow(rows);
-    this.#scratch = new Float32Array(cols);
-    this.#between = new Float32Array(cols);
+    this.#rowOut = new Float32Array(cols);
     const sampledCols = Int32Array.from({ length: 64 }, (_, j) => decimationIndex(j, cols));
     // Which of the 64 output rows each input row feeds (several when rows < 64).
     const targets = new Map<number, number[]>();
+    const wanted = new Uint8Array(rows);
     for (let i = 0; i < 64; i++) {
       const at = decimationIndex(i, rows);
       targets.set(at, [...(targets.get(at) ?? []), i]);
+      wanted[at] = 1;
     }
-    this.#second = new ColumnBox(rows, cols, colWindow, (row, index) => {
-      for (const i of targets.get(index) ?? []) {
-        for (let j = 0; j < 64; j++)
-          this.#out[i * 64 + j] = row[sampledCols[j] as number] as number;
-      }
-    });
+    // Only the 64 sampled columns of the second pass are ever read, and a
+    // column box treats columns independently: the second column box runs
+    // on those 64 alone, and the second row box only sums the rest.
+    this.#second = new ColumnBox(
+      rows,
+      64,
+      colWindow,
+      (row, index) => {
+        for (const i of targets.get(index) ?? []) this.#out.set(row, i * 64);
+      },
+      wanted,
+    );
     this.#first = new ColumnBox(rows, cols, colWindow, (row) => {
-      this.#between.set(row);
-      this.#boxRow(this.#between);
-      this.#second.push(this.#between);
+      box1DSampled(row, this.#sampled, this.#cols, this.#rowWindow, sampledCols);
+      this.#second.push(this.#sampled);
     });
   }
 
-  /** Feeds the next luma row (`cols` values); the array may be overwritten. */
+  /** Feeds the next luma row (`cols` values; not modified). */
   pushRow(row: Float32Array): void {
     if (row.length !== this.#cols || this.#pushed >= this.#rows) {
       throw new RangeError("PdqDownsampler: wrong row length or too many rows");
     }
     this.#pushed++;
-    this.#boxRow(row);
-    this.#first.push(row);
+    box1D(row, this.#rowOut, this.#cols, this.#rowWindow);
+    this.#first.push(this.#rowOut);
   }
 
   /** The blurred, decimated 64×64 image (row-major), once every row is in. */
@@ -203,11 +282,6 @@ export class PdqDownsampler {
     this.#first.end();
     this.#second.end();
     return this.#out;
-  }
-
-  #boxRow(row: Float32Array): void {
-    this.#scratch.set(row);
-    box1D(this.#scratch, row, this.#cols, this.#rowWindow);
   }
 }
 

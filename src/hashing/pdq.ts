@@ -49,9 +49,12 @@ export interface PdqDihedralResult {
 
 const ZERO_HASH = "0".repeat(64);
 const fround = Math.fround;
-const LUMA_R = fround(0.299);
-const LUMA_G = fround(0.587);
-const LUMA_B = fround(0.114);
+/** coefficient × v for every 8-bit v, as float32: the reference's float products, looked up. */
+const lumaTable = (coefficient: number) =>
+  Float32Array.from({ length: 256 }, (_, v) => fround(coefficient) * v);
+const LUMA_R = lumaTable(0.299);
+const LUMA_G = lumaTable(0.587);
+const LUMA_B = lumaTable(0.114);
 
 /** The PDQ hash of a `rows`×`cols` row-major luma image (values 0–255; float32 is used). */
 export function pdqFromLuma(
@@ -111,9 +114,9 @@ export class PdqPixelHasher {
         luma[j] = pixels[at] as number;
     } else {
       for (let j = 0, at = offset; j < this.#cols; j++, at += channels) {
-        const r = fround(LUMA_R * (pixels[at] as number));
-        const g = fround(LUMA_G * (pixels[at + 1] as number));
-        luma[j] = fround(r + g) + fround(LUMA_B * (pixels[at + 2] as number));
+        const r = LUMA_R[pixels[at] as number] as number;
+        const g = LUMA_G[pixels[at + 1] as number] as number;
+        luma[j] = fround(r + g) + (LUMA_B[pixels[at + 2] as number] as number);
       }
     }
     this.#downsampler.pushRow(luma);
