@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import sharp from "sharp";
 import { hammingDistance, PDQ_MATCH_THRESHOLD } from "../src/hashing/pdq.js";
+import { decodeForPdq, type PdqPixels } from "../src/hashing/pdq-decode.js";
 import { hashImage, type PdqImageResult } from "../src/hashing/pdq-image.js";
 
 const W = 400;
@@ -194,6 +195,32 @@ describe("hashImage decodes as HMA", () => {
     assert.deepEqual(await hashOf(path), greyHash);
   });
 
+  it("keeps the stored values of an ICC-tagged image (no colour management, as PIL)", async () => {
+    const tagged = await fromRaw(raw).withIccProfile("p3").png().toBuffer();
+    assert.ok((await sharp(tagged).metadata()).icc);
+    const untagged = withoutChunk(tagged, "iCCP");
+    assert.equal((await sharp(untagged).metadata()).icc, undefined);
+    const kept = (await decodeForPdq(tagged, OPTIONS.maxImagePixels)) as PdqPixels;
+    assert.deepEqual(
+      kept.data,
+      ((await decodeForPdq(untagged, OPTIONS.maxImagePixels)) as PdqPixels).data,
+    );
+    // The test can tell: libvips' colour-managed decode of the same file differs.
+    assert.notDeepEqual(kept.data, await sharp(tagged).removeAlpha().raw().toBuffer());
+  });
+
+  it("drops alpha at the pixel level: the RGB samples as stored", async () => {
+    const rgba = Buffer.alloc(8 * 8 * 4, 0);
+    for (let p = 0; p < 64; p++) rgba.set([p * 4, 255 - p * 4, p, p % 2 ? 0 : 255], p * 4);
+    const png = await sharp(rgba, { raw: { width: 8, height: 8, channels: 4 } })
+      .png()
+      .toBuffer();
+    const decoded = (await decodeForPdq(png, OPTIONS.maxImagePixels)) as PdqPixels;
+    assert.equal(decoded.channels, 3);
+    for (let p = 0; p < 64; p++)
+      assert.deepEqual([...decoded.data.subarray(p * 3, p * 3 + 3)], [p * 4, 255 - p * 4, p]);
+  });
+
   for (const format of ["gif", "webp"] as const) {
     it(`hashes the first frame of an animated ${format}`, async () => {
       const first = generate("fractal", 5);
@@ -215,6 +242,18 @@ describe("hashImage decodes as HMA", () => {
     });
   }
 });
+
+/** A PNG without its chunks of `type` (e.g. the ICC profile). */
+function withoutChunk(png: Buffer, type: string): Buffer {
+  const parts = [png.subarray(0, 8)];
+  for (let at = 8; at < png.length; ) {
+    const length = png.readUInt32BE(at);
+    const end = at + 12 + length;
+    if (png.toString("latin1", at + 4, at + 8) !== type) parts.push(png.subarray(at, end));
+    at = end;
+  }
+  return Buffer.concat(parts);
+}
 
 /** A PNG whose IHDR claims `width`×`height` (CRC fixed), the IDAT of a tiny image. */
 async function pngClaiming(width: number, height: number): Promise<Buffer> {
