@@ -29,7 +29,7 @@
 const fround = Math.fround;
 
 /** The reference's Jarosz window: ceil(dimension / 128) (C++ `computeJaroszFilterWindowSize`). */
-export function jaroszWindow(dimension: number): number {
+function jaroszWindow(dimension: number): number {
   return Math.floor((dimension + 2 * 64 - 1) / (2 * 64));
 }
 

@@ -4,11 +4,12 @@
  * frame, no colour management). Quality below 50 stores no hash (HMA's
  * `QUALITY_THRESHOLD`).
  *
- * Memory per hash: sharp decodes to one 8-bit buffer of width × height ×
- * channels (3, or 1 for a grey image), at most 3 × max_image_pixels bytes;
+ * Memory per hash (N = max_image_pixels): sharp decodes to one 8-bit buffer
+ * of width × height × channels (3, or 1 for a grey image), at most 3N bytes;
  * the blur then needs only a few rows (pdq-downsample.ts: about
- * (ceil(height/128) + 4) × width × 4 bytes). The reference's two full-size
- * float buffers (8 bytes a pixel) are never made. libvips' own decoder state
+ * (ceil(height/128) + 5) × width × 4 bytes, under 0.2N for an image at least
+ * 128 pixels high, 4N at worst for a 5-pixel strip). The reference's two
+ * full-size float buffers (8N) are never made. libvips' own decoder state
  * comes on top (small for sequential JPEG/PNG reads).
  *
  * The JavaScript part yields to the event loop every ~2^20 pixels, so a large

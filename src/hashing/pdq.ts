@@ -88,7 +88,6 @@ export function pdqDihedralFromLuma(
  * channel, alpha, is ignored), then `finish`. Memory is a few rows.
  */
 export class PdqPixelHasher {
-  readonly #rows: number;
   readonly #cols: number;
   readonly #channels: number;
   readonly #downsampler: PdqDownsampler | undefined;
@@ -96,7 +95,6 @@ export class PdqPixelHasher {
 
   constructor(rows: number, cols: number, channels: number) {
     if (!(channels >= 1 && channels <= 4)) throw new RangeError("PdqPixelHasher: 1 to 4 channels");
-    this.#rows = rows;
     this.#cols = cols;
     this.#channels = channels;
     const hashable = rows >= PDQ_MIN_DIMENSION && cols >= PDQ_MIN_DIMENSION;
@@ -127,11 +125,6 @@ export class PdqPixelHasher {
     if (!this.#downsampler) return { hash: ZERO_HASH, quality: 0 };
     const image = this.#downsampler.finish();
     return { hash: hashFromDct(dct64To16(image)), quality: qualityOf(image) };
-  }
-
-  /** The row count the hasher expects. */
-  get rows(): number {
-    return this.#rows;
   }
 }
 
