@@ -26,88 +26,14 @@
  * correctly rounded float32 result).
  */
 
+import { box1D, box1DSampled, boxFourRows, boxFourRowsSampled } from "./pdq-box-rows.js";
+
 const fround = Math.fround;
+const BATCH = 4;
 
 /** The reference's Jarosz window: ceil(dimension / 128) (C++ `computeJaroszFilterWindowSize`). */
 function jaroszWindow(dimension: number): number {
   return Math.floor((dimension + 2 * 64 - 1) / (2 * 64));
-}
-
-/**
- * The reference's 1-D box filter (`box1DFloat`) over a contiguous vector:
- * a centred running mean whose window shrinks at both ends, in four phases.
- */
-function box1D(input: Float32Array, output: Float32Array, length: number, window: number): void {
-  const half = (window + 2) >> 1;
-  let sum = 0;
-  let count = 0;
-  let ri = 0;
-  let li = 0;
-  let oi = 0;
-  for (let t = 0; t < half - 1; t++) {
-    sum = fround(sum + (input[ri++] as number));
-    count++;
-  }
-  for (let t = 0; t < window - half + 1; t++) {
-    sum = fround(sum + (input[ri++] as number));
-    count++;
-    output[oi++] = sum / count;
-  }
-  for (let t = 0; t < length - window; t++) {
-    sum = fround(sum + (input[ri++] as number));
-    sum = fround(sum - (input[li++] as number));
-    output[oi++] = sum / count;
-  }
-  for (let t = 0; t < half - 1; t++) {
-    sum = fround(sum - (input[li++] as number));
-    count--;
-    output[oi++] = sum / count;
-  }
-}
-
-/**
- * `box1D`, but writing only the outputs at `samples` (ascending, repeats
- * allowed) into `output[0..samples.length)`. The running sum still visits
- * every input, so each written value is bit-identical to `box1D`'s.
- */
-function box1DSampled(
-  input: Float32Array,
-  output: Float32Array,
-  length: number,
-  window: number,
-  samples: Int32Array,
-): void {
-  const half = (window + 2) >> 1;
-  const last = samples.length;
-  let sum = 0;
-  let count = 0;
-  let ri = 0;
-  let li = 0;
-  let oi = 0;
-  let s = 0;
-  // No closure here: captured, mutated locals would slow the loop down.
-  for (let t = 0; t < half - 1; t++) {
-    sum = fround(sum + (input[ri++] as number));
-    count++;
-  }
-  for (let t = 0; t < window - half + 1; t++) {
-    sum = fround(sum + (input[ri++] as number));
-    count++;
-    while (s < last && samples[s] === oi) output[s++] = sum / count;
-    oi++;
-  }
-  for (let t = 0; t < length - window; t++) {
-    sum = fround(sum + (input[ri++] as number));
-    sum = fround(sum - (input[li++] as number));
-    while (s < last && samples[s] === oi) output[s++] = sum / count;
-    oi++;
-  }
-  for (let t = 0; t < half - 1; t++) {
-    sum = fround(sum - (input[li++] as number));
-    count--;
-    while (s < last && samples[s] === oi) output[s++] = sum / count;
-    oi++;
-  }
 }
 
 /**
@@ -224,22 +150,30 @@ class ColumnBox {
  */
 export class PdqDownsampler {
   readonly #cols: number;
+  readonly #rows: number;
   readonly #rowWindow: number;
-  readonly #rowOut: Float32Array;
-  readonly #sampled = new Float32Array(64);
+  readonly #sampledCols: Int32Array;
   readonly #first: ColumnBox;
   readonly #second: ColumnBox;
   readonly #out = new Float32Array(64 * 64);
+  // Rows wait in batches of BATCH for the four-row kernels (pdq-box-rows.ts).
+  readonly #lumaBatch: Float32Array;
+  readonly #boxedBatch: Float32Array;
+  readonly #firstBatch: Float32Array;
+  readonly #sampledBatch = new Float32Array(BATCH * 64);
+  #lumaRows = 0;
+  #firstRows = 0;
   #pushed = 0;
-  readonly #rows: number;
 
   constructor(rows: number, cols: number) {
     this.#rows = rows;
     this.#cols = cols;
     this.#rowWindow = jaroszWindow(cols);
     const colWindow = jaroszWindow(rows);
-    this.#rowOut = new Float32Array(cols);
-    const sampledCols = Int32Array.from({ length: 64 }, (_, j) => decimationIndex(j, cols));
+    this.#lumaBatch = new Float32Array(BATCH * cols);
+    this.#boxedBatch = new Float32Array(BATCH * cols);
+    this.#firstBatch = new Float32Array(BATCH * cols);
+    this.#sampledCols = Int32Array.from({ length: 64 }, (_, j) => decimationIndex(j, cols));
     // Which of the 64 output rows each input row feeds (several when rows < 64).
     const targets = new Map<number, number[]>();
     const wanted = new Uint8Array(rows);
@@ -261,8 +195,8 @@ export class PdqDownsampler {
       wanted,
     );
     this.#first = new ColumnBox(rows, cols, colWindow, (row) => {
-      box1DSampled(row, this.#sampled, this.#cols, this.#rowWindow, sampledCols);
-      this.#second.push(this.#sampled);
+      this.#firstBatch.set(row, this.#firstRows * this.#cols);
+      if (++this.#firstRows === BATCH) this.#flushFirst();
     });
   }
 
@@ -272,16 +206,59 @@ export class PdqDownsampler {
       throw new RangeError("PdqDownsampler: wrong row length or too many rows");
     }
     this.#pushed++;
-    box1D(row, this.#rowOut, this.#cols, this.#rowWindow);
-    this.#first.push(this.#rowOut);
+    this.#lumaBatch.set(row, this.#lumaRows * this.#cols);
+    if (++this.#lumaRows === BATCH) this.#flushLuma();
   }
 
   /** The blurred, decimated 64×64 image (row-major), once every row is in. */
   finish(): Float32Array {
     if (this.#pushed !== this.#rows) throw new RangeError("PdqDownsampler: rows missing");
+    this.#flushLuma();
     this.#first.end();
+    this.#flushFirst();
     this.#second.end();
     return this.#out;
+  }
+
+  /** First row box over the waiting luma rows, then into the first column box. */
+  #flushLuma(): void {
+    const cols = this.#cols;
+    const n = this.#lumaRows;
+    if (n === BATCH) {
+      boxFourRows(this.#lumaBatch, this.#boxedBatch, cols, this.#rowWindow);
+    } else {
+      for (let k = 0; k < n; k++) {
+        const rows = (b: Float32Array) => b.subarray(k * cols, (k + 1) * cols);
+        box1D(rows(this.#lumaBatch), rows(this.#boxedBatch), cols, this.#rowWindow);
+      }
+    }
+    this.#lumaRows = 0;
+    for (let k = 0; k < n; k++)
+      this.#first.push(this.#boxedBatch.subarray(k * cols, (k + 1) * cols));
+  }
+
+  /** Second row box (sampled columns only) over the waiting rows, then into the second column box. */
+  #flushFirst(): void {
+    const cols = this.#cols;
+    const n = this.#firstRows;
+    if (n === BATCH) {
+      boxFourRowsSampled(
+        this.#firstBatch,
+        this.#sampledBatch,
+        cols,
+        this.#rowWindow,
+        this.#sampledCols,
+      );
+    } else {
+      for (let k = 0; k < n; k++) {
+        const input = this.#firstBatch.subarray(k * cols, (k + 1) * cols);
+        const output = this.#sampledBatch.subarray(k * 64, (k + 1) * 64);
+        box1DSampled(input, output, cols, this.#rowWindow, this.#sampledCols);
+      }
+    }
+    this.#firstRows = 0;
+    for (let k = 0; k < n; k++)
+      this.#second.push(this.#sampledBatch.subarray(k * 64, (k + 1) * 64));
   }
 }
 
