@@ -16,7 +16,8 @@
  *     linear scan as the reference.
  *
  * Run: `npm run bench:pdq` (PDQ_BENCH_REPS: hash repetitions, default 5;
- * PDQ_BENCH_QUERIES: queries per distance, default 1000).
+ * PDQ_BENCH_QUERIES: queries per distance, default 1000; PDQ_BENCH_ONLY=hash
+ * or index: one part alone).
  * Run it with the machine as quiet as you can: the load average is printed.
  */
 import { spawnSync } from "node:child_process";
@@ -32,6 +33,8 @@ import { markdownTable } from "./support/markdown.js";
 
 const REPS = Number(process.env.PDQ_BENCH_REPS ?? 5);
 const QUERIES = Number(process.env.PDQ_BENCH_QUERIES ?? 1000);
+/** `hash` or `index` runs that part alone. */
+const ONLY = process.env.PDQ_BENCH_ONLY;
 const MAX_PIXELS = 32 * 1024 * 1024;
 
 /** CPU seconds (all threads) and wall seconds of `fn`, the median over `reps` runs. */
@@ -253,10 +256,15 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(", ");
   const lines = [`# PDQ bench (${new Date().toISOString()}, load average ${load()})`, ""];
-  lines.push(`## Hashing vs a 320×240 thumbnail (median of ${REPS} runs)`, "");
-  lines.push(...(await hashingBench()), "");
-  for (const size of [10_000, 1_000_000])
-    lines.push(`## Index, ${(await indexBench(size)).join("\n")}`, "");
+  if (ONLY !== "index") {
+    lines.push(`## Hashing vs a 320×240 thumbnail (median of ${REPS} runs)`, "");
+    lines.push(...(await hashingBench()), "");
+  }
+  if (ONLY !== "hash") {
+    for (const size of [10_000, 1_000_000]) {
+      lines.push(`## Index, ${(await indexBench(size)).join("\n")}`, "");
+    }
+  }
   lines.push(`Load average at the end: ${load()}`);
   console.log(lines.join("\n"));
 }
