@@ -30,8 +30,11 @@ export interface ImportedLocalMedia {
   readonly urlCache?: string | null;
 }
 
-/** A remote row as imported: the same columns as any cached remote media. */
-export type ImportedRemoteMedia = RemoteMedia;
+/**
+ * A remote row as imported: the same columns as any cached remote media,
+ * without MD5/PDQ (the media-hash backfill computes them).
+ */
+export type ImportedRemoteMedia = Omit<RemoteMedia, "md5" | "pdq" | "pdqQuality">;
 
 export interface ImportedThumbnail {
   /** Null for a local thumbnail. */
