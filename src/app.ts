@@ -76,6 +76,7 @@ import { createMediaHashing } from "./media/create-media-hashing.js";
 import { DownloadService } from "./media/download-service.js";
 import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
+import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
@@ -365,6 +366,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     },
   });
   registerThumbnailMetrics(metrics, thumbnailStats);
+  registerMediaHashMetrics(metrics, hashing.service.stats);
   registerMediaByteCacheMetrics(metrics, byteCache);
   addMediaNosniff(http);
   const serverName = config.server_name;
