@@ -91,8 +91,18 @@ export class MediaHashBackfillJob implements BackgroundJob<MediaHashProgress, Pr
 
   constructor(private readonly deps: MediaHashBackfillDeps) {}
 
-  estimateTotal(db: Db): Promise<number> {
-    return this.deps.hashes.countTodo(db);
+  /**
+   * Items processed so far plus the rows still on the work list (the
+   * runner estimates after the first batch, which already took its items
+   * off the list).
+   */
+  async estimateTotal(db: Db): Promise<number> {
+    const state = await db
+      .selectFrom("background_jobs")
+      .select("processed")
+      .where("name", "=", this.name)
+      .executeTakeFirst();
+    return Number(state?.processed ?? 0) + (await this.deps.hashes.countTodo(db));
   }
 
   /** Reads the next page of the work list and hashes it (outside any transaction). */
