@@ -67,6 +67,7 @@ async function withRunner(
   const database = createDatabase(config.database);
   // Attached with an admin token: the room-history backfill asks the homeserver.
   const source = createRoomHistorySource(config);
+  const store = createBlobStore(config.media_store);
   try {
     await runMigrations(database);
     const logger = createLogger(config.log_level, process.stderr);
@@ -76,7 +77,7 @@ async function withRunner(
     const decodeSlots = new Semaphore(config.max_thumbnail_concurrency);
     const { backfill } = createMediaHashing(config, {
       database,
-      store: createBlobStore(config.media_store),
+      store,
       slots: { withSlot: (fn, signal) => decodeSlots.run(fn, signal) },
       logger,
     });
@@ -88,6 +89,7 @@ async function withRunner(
     await work(runner, database);
   } finally {
     source?.close();
+    await store.close?.();
     await database.close();
   }
 }

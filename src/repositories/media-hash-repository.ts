@@ -21,7 +21,6 @@ export type HashSubject =
 /** A row of the backfill's work list. */
 export interface HashTodo {
   readonly subject: HashSubject;
-  /** The blob store key of the bytes. */
   readonly mediaType: string | null;
   readonly mediaLength: number;
   readonly md5: string | null;
@@ -30,11 +29,6 @@ export interface HashTodo {
   /** Remote media only. */
   readonly filesystemId: string | null;
 }
-
-/** The backfill's position in one table: the last primary key seen. */
-export type HashCursor =
-  | { readonly kind: "local"; readonly mediaId: string }
-  | { readonly kind: "remote"; readonly origin: string; readonly mediaId: string };
 
 export class MediaHashRepository {
   constructor(private readonly database: Database) {}
