@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -345,5 +345,28 @@ describe("md5 of the UploadMeter", () => {
     await done;
     assert.equal(meter.md5(), sumOf("md5sum", bytes));
     assert.equal(meter.sha256(), sumOf("sha256sum", bytes));
+  });
+});
+
+describe("md5 of `mxcd import synapse --copy` (MediaCopier)", () => {
+  it("is computed in the copying pass and agrees with md5sum", async () => {
+    const { MediaCopier } = await import("../src/importer/media-copier.js");
+    const { FilesystemMediaSource } = await import("../src/importer/media-source.js");
+    const { MemoryBlobStore } = await import("../src/storage/memory/memory-blob-store.js");
+    const root = mkdtempSync(join(tmpdir(), "mxcd-copy-md5-"));
+    const bytes = randomBytes(1_000_003);
+    const key = "local_content/ab/cd/efghijklmnop";
+    mkdirSync(join(root, "local_content", "ab", "cd"), { recursive: true });
+    writeFileSync(join(root, key), bytes);
+    const copier = new MediaCopier(new FilesystemMediaSource(root), new MemoryBlobStore());
+    const outcome = await copier.copy(
+      { sourceKey: key, destKey: key, length: bytes.length, sha256: null },
+      false,
+    );
+    assert.deepEqual(outcome, {
+      ok: true,
+      sha256: sumOf("sha256sum", bytes),
+      md5: sumOf("md5sum", bytes),
+    });
   });
 });
