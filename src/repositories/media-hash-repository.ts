@@ -99,11 +99,9 @@ export class MediaHashRepository {
       .selectFrom("remote_media_cache")
       .select(["media_origin", "media_id", "media_type", "media_length", "md5", "filesystem_id"])
       .where("pdq_status", "is", null)
+      // A row-value comparison: one range scan of the (origin, id) todo index.
       .where((eb) =>
-        eb.or([
-          eb("media_origin", ">", after.origin),
-          eb.and([eb("media_origin", "=", after.origin), eb("media_id", ">", after.mediaId)]),
-        ]),
+        eb(eb.refTuple("media_origin", "media_id"), ">", eb.tuple(after.origin, after.mediaId)),
       )
       .where("created_ts", "<=", createdBefore)
       .orderBy("media_origin")
