@@ -74,9 +74,12 @@ import { createBackgroundJobs } from "./jobs/create-background-jobs.js";
 import { JobRunner } from "./jobs/job-runner.js";
 import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
+import { createMediaHashing } from "./media/create-media-hashing.js";
 import { DownloadService } from "./media/download-service.js";
 import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
+import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
+import type { PdqHasher } from "./media/media-hashing-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
 import { QuarantinePlaceholders } from "./media/quarantine-placeholder.js";
@@ -105,6 +108,7 @@ import type { BlobStore } from "./storage/blob-store.js";
 import { CachingBlobStore } from "./storage/caching-blob-store.js";
 import { createBlobStore } from "./storage/create-blob-store.js";
 import { MediaByteCache } from "./storage/media-byte-cache.js";
+import { localContentKey, remoteContentKey, urlCacheKey } from "./storage/media-paths.js";
 import { registerThumbnailMetrics } from "./thumbnails/thumbnail-metrics.js";
 import { ThumbnailStats } from "./thumbnails/thumbnail-stats.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
@@ -238,6 +242,8 @@ export interface AppOptions {
   readonly now?: () => number;
   /** Address resolution of URL-preview fetches (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
+  /** The PDQ image hasher (tests pass a fake); default src/hashing/pdq-image.ts. */
+  readonly pdqHasher?: PdqHasher;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -274,14 +280,15 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     unusedExpirationMs: config.unused_expiration_time,
   };
   const thumbnailStats = new ThumbnailStats();
+  const thumbnailer = new Thumbnailer({
+    maxImagePixels: config.max_image_pixels,
+    concurrency: config.max_thumbnail_concurrency,
+    maxFrames: config.max_thumbnail_frames,
+    timeoutSeconds: config.thumbnail_timeout / 1000,
+  });
   const thumbnails = new ThumbnailService(
     { dynamic: config.dynamic_thumbnails, sizes: config.thumbnail_sizes },
-    new Thumbnailer({
-      maxImagePixels: config.max_image_pixels,
-      concurrency: config.max_thumbnail_concurrency,
-      maxFrames: config.max_thumbnail_frames,
-      timeoutSeconds: config.thumbnail_timeout / 1000,
-    }),
+    thumbnailer,
     services.media,
     services.mediaRows,
     store,
@@ -289,6 +296,15 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     thumbnailFlight,
     thumbnailStats,
   );
+  // MD5/PDQ (docs/trust-and-safety.md "Stored hashes"): PDQ after admission,
+  // sharing the thumbnailer's decode slots; the backfill job for the rest.
+  const hashing = createMediaHashing(config, {
+    database,
+    store,
+    slots: thumbnailer,
+    logger,
+    ...(options.pdqHasher && { hasher: options.pdqHasher }),
+  });
   const feedSignal = new FeedSignal(bus);
   const quarantine = new QuarantineService(
     config.server_name,
@@ -310,7 +326,15 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     pending,
     quarantine,
     locks,
-    (id, content) => thumbnails.pregenerate(id, content.mediaType),
+    (id, content) => {
+      thumbnails.pregenerate(id, content.mediaType);
+      hashing.service.enqueue({
+        subject: { kind: "local", mediaId: id },
+        key: localContentKey(id),
+        mediaType: content.mediaType,
+        mediaLength: content.mediaLength,
+      });
+    },
   );
   const downloads = new DownloadService(mediaSettings, services.mediaRows, pending);
   // Fresh URL-preview fetches: a bounded number at once, a bounded queue.
@@ -347,6 +371,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     },
   });
   registerThumbnailMetrics(metrics, thumbnailStats);
+  registerMediaHashMetrics(metrics, hashing.service.stats);
   registerMediaByteCacheMetrics(metrics, byteCache);
   addMediaNosniff(http);
   const serverName = config.server_name;
@@ -381,7 +406,15 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     fetchSlots: previewFetchSlots,
     ...(options.dns !== undefined && { dns: options.dns }),
     flight: previewFlight,
-    onImage: (id, type) => thumbnails.pregenerate(id, type, true),
+    onImage: (id, type, length) => {
+      thumbnails.pregenerate(id, type, true);
+      hashing.service.enqueue({
+        subject: { kind: "local", mediaId: id },
+        key: urlCacheKey(id),
+        mediaType: type,
+        mediaLength: length,
+      });
+    },
     // Used only once jobs run, after mediaDeletion (below) exists.
     deletion: {
       deleteLocalMediaItemsIn: (tx, items) => mediaDeletion.deleteLocalMediaItemsIn(tx, items),
@@ -410,6 +443,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   const backgroundJobs = createBackgroundJobs({
     feedSignal,
     ...(previews && { urlPreviewExpiry: previews.expiry }),
+    mediaHashBackfill: hashing.backfill,
     ...(roomHistorySource && {
       roomHistory: { history: roomHistorySource.history, database, logger },
     }),
@@ -517,6 +551,13 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     new FederationMediaFetcher(federation.client, outbound, config.max_upload_size),
     logger,
     remoteFlight,
+    (row) =>
+      hashing.service.enqueue({
+        subject: { kind: "remote", origin: row.origin, mediaId: row.mediaId },
+        key: remoteContentKey(row.origin, row.filesystemId),
+        mediaType: row.mediaType,
+        mediaLength: row.mediaLength ?? 0,
+      }),
   );
   registerRemoteFetchMetrics(metrics, remote);
   const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };
@@ -634,6 +675,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         sweepAbort.abort();
         await sweep;
         await thumbnails.drain();
+        await hashing.service.stop();
         await accessTimes.stop();
         outbound.close();
         previews?.close();

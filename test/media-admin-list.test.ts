@@ -144,6 +144,10 @@ forEachEngine("media admin: list user media (A3)", (engine) => {
       user_id: alice.userId,
       authenticated: false,
       sha256: null,
+      // mxcd's extra fields (docs/trust-and-safety.md "Stored hashes").
+      md5: null,
+      pdq: null,
+      pdq_quality: null,
     });
   });
 
@@ -156,7 +160,8 @@ forEachEngine("media admin: list user media (A3)", (engine) => {
     const res = await admin.http.get(userMedia(dave.userId));
     assert.equal(res.status, 200);
     const [media] = res.body.media;
-    assert.equal(Object.keys(media).length, 12);
+    // Synapse's 12 fields plus mxcd's md5, pdq, pdq_quality.
+    assert.equal(Object.keys(media).length, 15);
     assert.equal(media.media_id, id);
     assert.equal(media.media_type, "text/plain");
     assert.equal(media.media_length, 5);
@@ -166,6 +171,8 @@ forEachEngine("media admin: list user media (A3)", (engine) => {
     assert.equal(media.safe_from_quarantine, false);
     assert.equal(typeof media.authenticated, "boolean");
     assert.match(media.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(media.md5, "5d41402abc4b2a76b9719d911017c592");
+    assert.equal(media.pdq, null);
   });
 
   describe("ordering", () => {

@@ -206,6 +206,22 @@ async function assertServed(
   fixture: SynapseFixture,
   mediaStore: NonNullable<ConfigInput["media_store"]>,
 ): Promise<void> {
+  // The MD5 of every file copied is stored by the import itself (before any
+  // server, whose media-hash backfill would compute it too).
+  const imported = createDatabase(database);
+  try {
+    const rows = await imported.db
+      .selectFrom("local_media_repository")
+      .select(["media_id", "md5"])
+      .execute();
+    for (const m of fixture.local) {
+      const row = rows.find((r) => r.media_id === m.media_id);
+      if (!row || !m.file || m.media_id === HASH_MISMATCH) continue;
+      assert.equal(row.md5, createHash("md5").update(m.file).digest("hex"), m.media_id);
+    }
+  } finally {
+    await imported.close();
+  }
   const server = await startTestServer(engine, { database, media_store: mediaStore });
   try {
     const admin = await server.user("admin", { admin: true });

@@ -13,6 +13,9 @@ import { createRoomHistorySource } from "../homeserver/room-history-backfill.js"
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
 import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
 import { createLogger } from "../logging/logger.js";
+import { createMediaHashing } from "../media/create-media-hashing.js";
+import { createBlobStore } from "../storage/create-blob-store.js";
+import { Semaphore } from "../util/semaphore.js";
 
 const BAR_SIZE = 30;
 
@@ -64,15 +67,29 @@ async function withRunner(
   const database = createDatabase(config.database);
   // Attached with an admin token: the room-history backfill asks the homeserver.
   const source = createRoomHistorySource(config);
+  const store = createBlobStore(config.media_store);
   try {
     await runMigrations(database);
     const logger = createLogger(config.log_level, process.stderr);
     const roomHistory = source && { history: source.history, database, logger };
-    const jobs = createBackgroundJobs(roomHistory ? { roomHistory } : {});
+    // The media-hash backfill reads the media store, and decodes no more
+    // images at once than the server's thumbnailer would.
+    const decodeSlots = new Semaphore(config.max_thumbnail_concurrency);
+    const { backfill } = createMediaHashing(config, {
+      database,
+      store,
+      slots: { withSlot: (fn, signal) => decodeSlots.run(fn, signal) },
+      logger,
+    });
+    const jobs = createBackgroundJobs({
+      mediaHashBackfill: backfill,
+      ...(roomHistory && { roomHistory }),
+    });
     const runner = new JobRunner(database, jobs, logger, {}, observer);
     await work(runner, database);
   } finally {
     source?.close();
+    await store.close?.();
     await database.close();
   }
 }

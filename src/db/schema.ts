@@ -63,6 +63,16 @@ export interface LocalMediaTable {
   authenticated: Flag;
   /** Lowercase hex SHA-256 of the bytes; null while pending. */
   sha256: string | null;
+  /** Lowercase hex MD5 of the bytes; null until computed (migration 0010-media-hashes). */
+  md5: string | null;
+  /** PDQ hash, 64 lowercase hex; null unless `pdq_status` is `hashed`. */
+  pdq: string | null;
+  /** PDQ quality (0-100); null when not computed or not decodable. */
+  pdq_quality: number | null;
+  /** Null = not computed yet; `hashed` or `none` (see `pdq_reason`). */
+  pdq_status: string | null;
+  /** Why there is no PDQ hash (`pdq_status` = `none`). */
+  pdq_reason: string | null;
 }
 
 /** One cached remote media item, keyed by its origin and remote media id. */
@@ -78,6 +88,16 @@ export interface RemoteMediaTable {
   quarantined_by: string | null;
   authenticated: Flag;
   sha256: string | null;
+  /** Lowercase hex MD5 of the bytes; null until computed (migration 0010-media-hashes). */
+  md5: string | null;
+  /** PDQ hash, 64 lowercase hex; null unless `pdq_status` is `hashed`. */
+  pdq: string | null;
+  /** PDQ quality (0-100); null when not computed or not decodable. */
+  pdq_quality: number | null;
+  /** Null = not computed yet; `hashed` or `none` (see `pdq_reason`). */
+  pdq_status: string | null;
+  /** Why there is no PDQ hash (`pdq_status` = `none`). */
+  pdq_reason: string | null;
 }
 
 export interface LocalThumbnailsTable {

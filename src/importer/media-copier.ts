@@ -15,7 +15,9 @@
  * - Memory is bounded by the stream chunks in flight (and, on S3, the
  *   store's part buffers): no file is held whole.
  * - A NULL `sha256` (media stored before Synapse hashed, or a schema before
- *   91) is computed from the bytes copied and returned for the mxcd row.
+ *   91) is computed from the bytes copied and returned for the mxcd row;
+ *   so is the MD5 of every file copied (docs/trust-and-safety.md "Stored
+ *   hashes"), in the same pass.
  * - Idempotent: a key is always written whole and the same source gives the
  *   same bytes, so copying again after a crash replaces an object with an
  *   identical one. When the mxcd row already exists (an earlier run), an
@@ -47,7 +49,12 @@ export interface CopyItem {
  * with the row (`mismatched`).
  */
 export type CopyOutcome =
-  | { readonly ok: true; readonly sha256: string | null }
+  | {
+      readonly ok: true;
+      readonly sha256: string | null;
+      /** MD5 of the bytes, when they were copied now (else left to the media-hash backfill). */
+      readonly md5?: string | null;
+    }
   | { readonly ok: false; readonly outcome: "missing" | "mismatched"; readonly problem: string };
 
 /** The bytes disagree with the row: the write is failed so nothing is stored. */
@@ -96,8 +103,9 @@ export class MediaCopier {
       return missing("unreadable");
     }
     const hash = createHash("sha256");
+    const md5 = createHash("md5");
     try {
-      await this.store.write(item.destKey, checked(input, item, hash), { signal });
+      await this.store.write(item.destKey, checked(input, item, hash, md5), { signal });
     } catch (error) {
       if (error instanceof MismatchError) {
         return { ok: false, outcome: "mismatched", problem: error.message };
@@ -106,7 +114,7 @@ export class MediaCopier {
       throw error;
     }
     this.onCopied?.(item.length);
-    return { ok: true, sha256: item.sha256 ?? hash.digest("hex") };
+    return { ok: true, sha256: item.sha256 ?? hash.digest("hex"), md5: md5.digest("hex") };
   }
 
   /** The source's problem (absent, unreadable, other size), or undefined. */
@@ -147,6 +155,7 @@ async function* checked(
   input: Readable,
   item: CopyItem,
   hash: ReturnType<typeof createHash>,
+  md5: ReturnType<typeof createHash>,
 ): AsyncGenerator<Buffer> {
   let size = 0;
   const chunks = input[Symbol.asyncIterator]();
@@ -178,6 +187,7 @@ async function* checked(
         throw new MismatchError(`size differs (more than ${item.length} bytes)`);
       }
       hash.update(next.value);
+      md5.update(next.value);
       yield next.value;
     }
   }

@@ -305,7 +305,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     }
     const sha256 = file.sha256;
     page.addLocal(
-      { ...row, mediaLength: row.mediaLength, sha256 },
+      { ...row, mediaLength: row.mediaLength, sha256, md5: file.md5 ?? null },
       kind,
       missingFromStream(row)
         ? { origin: null, mediaId: row.mediaId, sha256, quarantinedBy: row.quarantinedBy }
@@ -349,6 +349,7 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
         ...row,
         mediaLength: row.mediaLength,
         sha256,
+        md5: file.md5 ?? null,
         // mxcd's column is NOT NULL; Synapse sets it at insert, so NULL is rare.
         lastAccessTs: row.lastAccessTs ?? row.createdTs,
       },

@@ -12,6 +12,7 @@ import { MediaReferenceRepository } from "../repositories/media-reference-reposi
 import { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
 import type { AnyJob } from "./background-job.js";
+import type { MediaHashBackfillJob } from "./media-hash-backfill-job.js";
 import { QuarantineFeedBackfillJob } from "./quarantine-feed-backfill-job.js";
 import { RoomHistoryBackfillJob } from "./room-history-backfill-job.js";
 import type { UrlPreviewExpiryJob } from "./url-preview-expiry-job.js";
@@ -32,6 +33,11 @@ export interface BackgroundJobDeps {
   };
   /** The recurring URL-preview expiry (src/previews/create-url-previews.ts); absent when previews are off. */
   readonly urlPreviewExpiry?: UrlPreviewExpiryJob;
+  /**
+   * The recurring MD5/PDQ backfill (src/media/create-media-hashing.ts); the
+   * server and `mxcd jobs` always pass it, tests building a partial list may not.
+   */
+  readonly mediaHashBackfill?: MediaHashBackfillJob;
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
@@ -56,5 +62,6 @@ export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
     );
   }
   if (deps.urlPreviewExpiry) jobs.push(deps.urlPreviewExpiry);
+  if (deps.mediaHashBackfill) jobs.push(deps.mediaHashBackfill);
   return jobs;
 }

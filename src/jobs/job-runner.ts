@@ -121,9 +121,10 @@ export class JobRunner {
   async states(): Promise<JobState[]> {
     const stored = new Map((await this.#repository.list()).map((s) => [s.name, s]));
     const now = Date.now();
-    const registered = this.#jobs.map(
-      (job) => stored.get(job.name) ?? pendingState(job.name, job.initialProgress, now),
-    );
+    const registered = this.#jobs.map((job) => {
+      const state = stored.get(job.name) ?? pendingState(job.name, job.initialProgress, now);
+      return job.recurring === true ? { ...state, recurring: true } : state;
+    });
     const others = [...stored.values()].filter((s) => !this.#jobs.some((j) => j.name === s.name));
     return [...registered, ...others];
   }

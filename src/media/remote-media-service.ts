@@ -11,7 +11,7 @@
  *   advisory lock fetches, the others wait for its row (NOTIFY, or a poll)
  *   and serve it from the shared cache; if the holder fails or dies, a
  *   waiter takes the lock and fetches itself.
- * - The SHA-256 is computed on the way; the row is written in one transaction
+ * - The SHA-256 and MD5 are computed on the way; the row is written in one transaction
  *   with its quarantine decision (QuarantineService.admitRemote: a block on
  *   the mxc, or a quarantined hash). Because the hash is only known at the
  *   end, the live stream holds back its last chunk until the decision: bytes
@@ -101,6 +101,8 @@ export class RemoteMediaService {
     private readonly logger: Logger,
     /** One fetch per item across processes (see the note above). */
     private readonly shared: CrossProcessFlight,
+    /** Told of every item cached (after its commit, quarantined or not): PDQ hashing. */
+    private readonly onCached: (row: RemoteMedia) => void,
     private readonly now: () => number = Date.now,
   ) {
     this.#failures = new RemoteFetchFailures(
@@ -284,6 +286,10 @@ export class RemoteMediaService {
       quarantinedBy: null,
       authenticated: this.settings.authenticatedMedia,
       sha256,
+      md5: meter.md5(),
+      // Computed after admission (MediaHashingService), off the request path.
+      pdq: null,
+      pdqQuality: null,
     };
     const quarantinedBy = await this.quarantine
       .admitRemote(origin, mediaId, sha256, (tx) => this.media.insertRemote(row, tx))
@@ -296,9 +302,11 @@ export class RemoteMediaService {
         { origin, media_id: mediaId, quarantined_by: quarantinedBy },
         "fetched remote media quarantined on arrival",
       );
+      this.onCached({ ...row, quarantinedBy });
       // Before any byte went out the client gets a plain 404; after, a cut-off response.
       live.destroy(new MatrixError("M_NOT_FOUND", "Not found"));
     } else {
+      this.onCached(row);
       const last = meter.bytes - 1;
       await tee.finish((start) => this.store.read(key, { start, end: last }));
     }

@@ -1,6 +1,6 @@
 /**
- * A pass-through stream that counts and hashes the bytes of an upload as
- * they flow to the blob store, and fails the moment the count exceeds the
+ * A pass-through stream that counts and hashes (SHA-256 and MD5, one pass)
+ * the bytes of an upload as they flow to the blob store, and fails the moment the count exceeds the
  * limit — so `max_upload_size` holds for bodies without a Content-Length and
  * the whole file is never held in memory.
  */
@@ -17,6 +17,8 @@ export class UploadTooLargeError extends Error {
 
 export class UploadMeter extends Transform {
   readonly #hash = createHash("sha256");
+  // HMA's non-image signal is a plain MD5 of the file (docs/trust-and-safety.md).
+  readonly #md5 = createHash("md5");
   #bytes = 0;
 
   constructor(private readonly limit: number) {
@@ -30,6 +32,7 @@ export class UploadMeter extends Transform {
       return;
     }
     this.#hash.update(chunk);
+    this.#md5.update(chunk);
     done(null, chunk);
   }
 
@@ -41,6 +44,11 @@ export class UploadMeter extends Transform {
   /** Lowercase hex SHA-256 of everything seen; call once, after the stream ended. */
   sha256(): string {
     return this.#hash.digest("hex");
+  }
+
+  /** Lowercase hex MD5 of everything seen; call once, after the stream ended. */
+  md5(): string {
+    return this.#md5.digest("hex");
   }
 }
 

@@ -2,8 +2,8 @@
  * Uploads: plain (`POST /upload`: new id, bytes, row) and asynchronous
  * (`POST /create` reserves an id, `PUT /upload/{server}/{id}` fills it).
  *
- * Bytes stream to the blob store through an UploadMeter (size limit and
- * SHA-256 on the fly); the store makes them visible only when complete, and
+ * Bytes stream to the blob store through an UploadMeter (size limit,
+ * SHA-256 and MD5 on the fly); the store makes them visible only when complete, and
  * the row is written after the bytes, so a rejected or crashed upload never
  * leaves a row pointing at nothing nor a visible partial file. New bytes
  * whose hash matches quarantined media are stored quarantined by `system`,
@@ -216,6 +216,7 @@ export class UploadService {
       mediaLength: meter.bytes,
       uploadName: request.uploadName,
       sha256: meter.sha256(),
+      md5: meter.md5(),
     };
   }
 

@@ -44,7 +44,7 @@ export interface UrlPreviewDeps {
   readonly gate: ContentGate;
   readonly logger: Logger;
   /** Called for each stored preview image (thumbnail pre-generation). */
-  readonly onImage?: (mediaId: string, mediaType: string) => void;
+  readonly onImage?: (mediaId: string, mediaType: string, length: number) => void;
   /** Single flight across processes. */
   readonly flight: PreviewFlight;
   /** Address resolution (tests fake DNS); default the system resolver. */

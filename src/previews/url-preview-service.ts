@@ -120,7 +120,11 @@ export class UrlPreviewService {
     private readonly logger: Logger,
     private readonly flight: PreviewFlight,
     /** Called when an image is stored (thumbnail pre-generation). */
-    private readonly onImage: (mediaId: string, mediaType: string) => void = () => {},
+    private readonly onImage: (
+      mediaId: string,
+      mediaType: string,
+      length: number,
+    ) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -336,6 +340,8 @@ export class UrlPreviewService {
     userId: string,
   ): Promise<StoredPreviewImage | undefined> {
     const sha256 = createHash("sha256").update(bytes).digest("hex");
+    // Beside SHA-256 on every admission path (docs/trust-and-safety.md).
+    const md5 = createHash("md5").update(bytes).digest("hex");
     const mediaId = urlCacheMediaId(this.now());
     const key = urlCacheKey(mediaId);
     await this.store.write(key, Readable.from([bytes]));
@@ -349,6 +355,7 @@ export class UrlPreviewService {
             mediaLength: bytes.length,
             uploadName: uploadName ?? null,
             sha256,
+            md5,
             quarantinedBy: null,
             userId,
             createdTs: this.now(),
@@ -363,7 +370,7 @@ export class UrlPreviewService {
       throw error;
     }
     if (quarantined) return undefined;
-    this.onImage(mediaId, mediaType);
+    this.onImage(mediaId, mediaType, bytes.length);
     const image: StoredPreviewImage = {
       mxcUri: `mxc://${this.settings.serverName}/${mediaId}`,
       mediaType,

@@ -26,12 +26,20 @@ export interface ImportedLocalMedia {
   readonly safeFromQuarantine: boolean;
   readonly authenticated: boolean;
   readonly sha256: string | null;
+  /** MD5 computed while copying (`--copy`); absent or null: left to the media-hash backfill. */
+  readonly md5?: string | null;
   /** The previewed URL, for URL-preview media (bytes under `url_cache/`); absent: null. */
   readonly urlCache?: string | null;
 }
 
-/** A remote row as imported: the same columns as any cached remote media. */
-export type ImportedRemoteMedia = RemoteMedia;
+/**
+ * A remote row as imported: the same columns as any cached remote media,
+ * without PDQ (the media-hash backfill computes it) and with the MD5 only
+ * when the file was copied now.
+ */
+export type ImportedRemoteMedia = Omit<RemoteMedia, "md5" | "pdq" | "pdqQuality"> & {
+  readonly md5?: string | null;
+};
 
 export interface ImportedThumbnail {
   /** Null for a local thumbnail. */
@@ -141,6 +149,7 @@ function localValues(m: ImportedLocalMedia) {
     safe_from_quarantine: m.safeFromQuarantine,
     authenticated: m.authenticated,
     sha256: m.sha256,
+    md5: m.md5 ?? null,
   };
 }
 
@@ -157,6 +166,7 @@ function remoteValues(m: ImportedRemoteMedia) {
     quarantined_by: m.quarantinedBy,
     authenticated: m.authenticated,
     sha256: m.sha256,
+    md5: m.md5 ?? null,
   };
 }
 

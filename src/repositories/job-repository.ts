@@ -23,6 +23,11 @@ export interface JobState {
   readonly updatedTs: number;
   readonly completedTs: number | null;
   readonly lastError: string | null;
+  /**
+   * A recurring job (never `done`; set by JobRunner.states for the jobs it
+   * runs): not an "update in progress" for Synapse's background-updates API.
+   */
+  readonly recurring?: boolean;
 }
 
 /** What one committed batch changes. */

@@ -17,12 +17,13 @@
 import type { MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
+import { admissionPdqColumns, type MediaHashes } from "../domain/media-hashes.js";
 import { CompiledSelect } from "./compiled-select.js";
 
 /** `media_length` of a row whose bytes are being uploaded right now. */
 const CLAIMED = -1;
 
-export interface LocalMedia {
+export interface LocalMedia extends MediaHashes {
   readonly mediaId: string;
   readonly mediaType: string | null;
   /** Null while the content has not been uploaded (pending or being uploaded). */
@@ -38,7 +39,7 @@ export interface LocalMedia {
   readonly sha256: string | null;
 }
 
-export interface RemoteMedia {
+export interface RemoteMedia extends MediaHashes {
   readonly origin: string;
   readonly mediaId: string;
   readonly mediaType: string | null;
@@ -57,6 +58,8 @@ export interface StoredContent {
   mediaLength: number;
   uploadName: string | null;
   sha256: string;
+  /** Computed while the bytes streamed (UploadMeter). */
+  md5: string;
   quarantinedBy: string | null;
 }
 
@@ -131,12 +134,15 @@ export class MediaRepository {
       quarantinedBy: row.quarantined_by,
       authenticated: Boolean(row.authenticated),
       sha256: row.sha256,
+      md5: row.md5,
+      pdq: row.pdq,
+      pdqQuality: row.pdq_quality === null ? null : Number(row.pdq_quality),
     };
   }
 
   /** Inserts a freshly cached remote media item (inside the caller's transaction). */
   async insertRemote(
-    media: Omit<RemoteMedia, "lastAccessTs">,
+    media: Omit<RemoteMedia, "lastAccessTs" | "pdq" | "pdqQuality">,
     db: Db = this.database.db,
   ): Promise<void> {
     await db
@@ -153,6 +159,8 @@ export class MediaRepository {
         quarantined_by: media.quarantinedBy,
         authenticated: media.authenticated,
         sha256: media.sha256,
+        md5: media.md5,
+        ...admissionPdqColumns(media.mediaType),
       })
       .execute();
   }
@@ -198,6 +206,8 @@ export class MediaRepository {
         quarantined_by: media.quarantinedBy,
         authenticated: media.authenticated,
         sha256: media.sha256,
+        md5: media.md5,
+        ...admissionPdqColumns(media.mediaType),
         url_cache: media.urlCache ?? null,
       })
       .execute();
@@ -276,6 +286,8 @@ export class MediaRepository {
         media_length: content.mediaLength,
         upload_name: content.uploadName,
         sha256: content.sha256,
+        md5: content.md5,
+        ...admissionPdqColumns(content.mediaType),
       })
       .where("media_id", "=", mediaId)
       .where("media_length", "=", CLAIMED)
@@ -407,6 +419,9 @@ export type LocalRow = {
   safe_from_quarantine: boolean | number;
   authenticated: boolean | number;
   sha256: string | null;
+  md5: string | null;
+  pdq: string | null;
+  pdq_quality: number | null;
 };
 
 /** A row as `LocalMedia`: numbers from bigint text, flags from 0/1, a claimed length as null. */
@@ -425,5 +440,8 @@ export function toLocalMedia(row: LocalRow): LocalMedia {
     safeFromQuarantine: Boolean(row.safe_from_quarantine),
     authenticated: Boolean(row.authenticated),
     sha256: row.sha256,
+    md5: row.md5,
+    pdq: row.pdq,
+    pdqQuality: row.pdq_quality === null ? null : Number(row.pdq_quality),
   };
 }

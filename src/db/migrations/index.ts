@@ -8,6 +8,7 @@ import * as appService from "./0006-app-service.js";
 import * as roomHistoryBackfill from "./0007-room-history-backfill.js";
 import * as urlPreviewCache from "./0008-url-preview-cache.js";
 import * as urlPreviewExpiry from "./0009-url-preview-expiry.js";
+import * as mediaHashes from "./0010-media-hashes.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -20,4 +21,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0007-room-history-backfill", up: roomHistoryBackfill.up },
   { name: "0008-url-preview-cache", up: urlPreviewCache.up },
   { name: "0009-url-preview-expiry", up: urlPreviewExpiry.up },
+  { name: "0010-media-hashes", up: mediaHashes.up },
 ];

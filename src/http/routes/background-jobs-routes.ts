@@ -40,9 +40,13 @@ export function registerBackgroundJobsRoutes(
   });
 }
 
-/** The started, unfinished job most recently worked on. */
+/**
+ * The started, unfinished job most recently worked on. Recurring jobs
+ * (url-preview-expiry, media-hash-backfill) are never finished: they are
+ * maintenance, not an update in progress, and are listed in `jobs` only.
+ */
 function currentJob(states: readonly JobState[]): JobState | undefined {
-  const running = states.filter((s) => s.status === "running");
+  const running = states.filter((s) => s.status === "running" && s.recurring !== true);
   return running.sort((a, b) => b.updatedTs - a.updatedTs)[0];
 }
 

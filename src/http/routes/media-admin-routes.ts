@@ -231,5 +231,9 @@ function mediaObject(m: LocalMedia) {
     user_id: m.userId,
     authenticated: m.authenticated,
     sha256: m.sha256,
+    // mxcd's extra fields (docs/trust-and-safety.md "Stored hashes").
+    md5: m.md5,
+    pdq: m.pdq,
+    pdq_quality: m.pdqQuality,
   };
 }

@@ -7,6 +7,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
+import type { MediaHashes } from "../../domain/media-hashes.js";
 import type { RoomMediaCaller } from "../../homeserver/room-media-source.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { isValidRoomId } from "../../identifiers/room-id.js";
@@ -134,6 +135,7 @@ function mediaInfo(found: MediaInfo) {
       authenticated: m.authenticated,
       safe_from_quarantine: m.safeFromQuarantine,
       sha256: m.sha256,
+      ...hashFields(m),
     };
   }
   const r = found.media;
@@ -152,5 +154,11 @@ function mediaInfo(found: MediaInfo) {
     authenticated: r.authenticated,
     safe_from_quarantine: null,
     sha256: r.sha256,
+    ...hashFields(r),
   };
+}
+
+/** mxcd's extra fields beside `sha256` (docs/trust-and-safety.md "Stored hashes"). */
+function hashFields(m: MediaHashes) {
+  return { md5: m.md5, pdq: m.pdq, pdq_quality: m.pdqQuality };
 }
