@@ -34,11 +34,11 @@ async function picture(): Promise<Buffer> {
     .toBuffer();
 }
 
-forEachEngine("stored hashes with the real PDQ hasher", () => {
+forEachEngine("stored hashes with the real PDQ hasher", (engine) => {
   let server: TestServer;
   let alice: TestUser;
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer(engine);
     alice = await server.user("alice");
   });
   after(() => server?.stop());
