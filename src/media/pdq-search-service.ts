@@ -20,7 +20,7 @@
  * result's `cursor`, so paging is stable while media come and go.
  */
 import { PdqIndex } from "../hashing/pdq-index.js";
-import type { PdqHashLogRepository } from "../repositories/pdq-hash-log-repository.js";
+import type { ExactMatch, PdqHashLogRepository } from "../repositories/pdq-hash-log-repository.js";
 
 /** The largest `maxDistance` accepted (a PDQ hash has 256 bits). */
 export const PDQ_MAX_DISTANCE = 256;
@@ -143,6 +143,35 @@ export class PdqSearchService {
     }
     this.stats.indexed = index.size;
     return results;
+  }
+
+  /**
+   * Media whose `sha256` or `md5` is `hash` (lowercase hex): local first by
+   * media id, then cached remote by (origin, media id); after `after`, at
+   * most `limit`. `origin` null is local media.
+   */
+  findExact(
+    column: "sha256" | "md5",
+    hash: string,
+    after: ExactMatch | null,
+    limit: number,
+  ): Promise<ExactMatch[]> {
+    return this.repository.exact(column, hash, after, limit);
+  }
+
+  /**
+   * The stored PDQ of a media item (`origin` this server's name for local
+   * media): `{ pdq }` or, without a hash, `{ pdq: null, reason }`;
+   * undefined for unknown media.
+   */
+  async pdqOf(
+    origin: string,
+    mediaId: string,
+  ): Promise<{ pdq: string; reason?: undefined } | { pdq: null; reason: string } | undefined> {
+    const row = await this.repository.pdqOf(origin === this.serverName ? null : origin, mediaId);
+    if (row === undefined) return undefined;
+    if (row.pdq !== null) return { pdq: row.pdq };
+    return { pdq: null, reason: row.status === null ? "not computed yet" : (row.reason ?? "none") };
   }
 
   /** Builds the index on first use, then reads the log past `last`. Serialised. */

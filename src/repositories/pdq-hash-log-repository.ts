@@ -178,21 +178,27 @@ export class PdqHashLogRepository {
     return found;
   }
 
-  /** The pdq of one media item (null when it has none); undefined when the item is unknown. */
-  async pdqOf(origin: string | null, mediaId: string): Promise<string | null | undefined> {
+  /**
+   * The PDQ columns of one media item (`origin` null for local); undefined
+   * when the item is unknown.
+   */
+  async pdqOf(
+    origin: string | null,
+    mediaId: string,
+  ): Promise<{ pdq: string | null; status: string | null; reason: string | null } | undefined> {
     const row =
       origin === null
         ? await this.database.db
             .selectFrom("local_media_repository")
-            .select("pdq")
+            .select(["pdq", "pdq_status", "pdq_reason"])
             .where("media_id", "=", mediaId)
             .executeTakeFirst()
         : await this.database.db
             .selectFrom("remote_media_cache")
-            .select("pdq")
+            .select(["pdq", "pdq_status", "pdq_reason"])
             .where("media_origin", "=", origin)
             .where("media_id", "=", mediaId)
             .executeTakeFirst();
-    return row === undefined ? undefined : row.pdq;
+    return row && { pdq: row.pdq, status: row.pdq_status, reason: row.pdq_reason };
   }
 }
