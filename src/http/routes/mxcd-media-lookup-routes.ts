@@ -172,8 +172,8 @@ function pdqToken(cursor: PdqCursor): string {
 }
 
 /**
- * `from` of an exact page: `l_<media id>` (local) or `r_<origin>_<media
- * id>`, base64url-encoded as given in `next_batch`.
+ * `from` of an exact-hash page: the last row's `[origin, media id]` (origin
+ * null for local media) as base64url JSON, as given in `next_batch`.
  */
 function exactCursorParam(query: Query): { origin: string | null; mediaId: string } | null {
   const raw = firstParam(query, "from");
