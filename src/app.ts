@@ -41,6 +41,7 @@ import {
   createMetricsRegistry,
   registerAccessTokenCacheMetrics,
   registerMediaByteCacheMetrics,
+  registerPdqSearchMetrics,
   registerQuarantinePlaceholderMetrics,
 } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -580,6 +581,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     thumbnailSizes: config.thumbnail_sizes,
   });
   registerQuarantinePlaceholderMetrics(metrics, placeholders);
+  registerPdqSearchMetrics(metrics, services.pdqSearch.stats);
   const mediaStore = config.media_store;
   const serving = {
     store,

@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import type { Database } from "../src/db/database.js";
 import { MediaHashRepository } from "../src/repositories/media-hash-repository.js";
 import { forEachEngine } from "./support/databases.js";
+import { metric } from "./support/metrics.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 const V1 = "/_mxcd/admin/v1";
@@ -110,6 +111,14 @@ forEachEngine("media hash look-up API", (engine) => {
   });
 
   describe("lookup", () => {
+    it("the index is built by the first PDQ query, not at start-up or by exact look-ups", async () => {
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 0);
+      assert.equal((await admin.http.get(`${V1}/media/lookup?sha256=${SHA_A}`)).status, 200);
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 0);
+      assert.equal((await admin.http.get(`${V1}/media/lookup?pdq=${BASE}`)).status, 200);
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 6);
+    });
+
     it("by sha256: local then remote, media_info fields, distance 0", async () => {
       const res = await admin.http.get(`${V1}/media/lookup?sha256=${SHA_A}`);
       assert.equal(res.status, 200, res.text);
@@ -181,6 +190,8 @@ forEachEngine("media hash look-up API", (engine) => {
       assert.deepEqual(ids(second.body), ["d05", "r07"]);
       const again = await admin.http.get(`${V1}/media/lookup?pdq=${BASE}&limit=2`);
       assert.deepEqual(ids(again.body), ["d00", "d05"]);
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_dropped_total"), 1);
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 6);
     });
   });
 
@@ -280,6 +291,8 @@ forEachEngine("media hash look-up API", (engine) => {
       });
 
       it("a hash recorded through one is found by the other; a deleted item is not", async () => {
+        // Started on a database full of hashes, it holds none until its first PDQ query.
+        assert.equal(await metric(other.baseUrl, "mxcd_pdq_index_hashes"), 0);
         // The other process's index is loaded before the new hash exists.
         assert.equal(
           (await otherAdmin.http.get(`${V1}/media/lookup?pdq=${BASE}&max_distance=3`)).status,
