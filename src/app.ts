@@ -80,6 +80,8 @@ import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
+import { NearDuplicateQuarantine } from "./media/near-duplicate-quarantine.js";
+import { scanSimilarFinder } from "./media/pdq-scan-finder.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
 import { QuarantinePlaceholders } from "./media/quarantine-placeholder.js";
@@ -96,6 +98,7 @@ import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
 import { MediaStatisticsRepository } from "./repositories/media-statistics-repository.js";
 import { QuarantineFeedRepository } from "./repositories/quarantine-feed-repository.js";
+import { QuarantinePropagationRepository } from "./repositories/quarantine-propagation-repository.js";
 import {
   QuarantineCandidates,
   QuarantineRepository,
@@ -304,15 +307,29 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     slots: thumbnailer,
     logger,
     ...(options.pdqHasher && { hasher: options.pdqHasher }),
+    // Near-duplicate quarantine of newly hashed images (docs/trust-and-safety.md).
+    onPdqRecorded: (subject, pdq) =>
+      quarantine.pdqRecorded(
+        { origin: subject.kind === "local" ? null : subject.origin, mediaId: subject.mediaId },
+        pdq,
+      ),
   });
   const feedSignal = new FeedSignal(bus);
+  const quarantineRows = new QuarantineRepository();
   const quarantine = new QuarantineService(
     config.server_name,
     database,
-    new QuarantineRepository(),
+    quarantineRows,
     new QuarantineCandidates(),
     services.mediaChanges,
     feedSignal,
+    Date.now,
+    new NearDuplicateQuarantine(
+      config.quarantine_similar.pdq_max_distance,
+      scanSimilarFinder(() => database.db),
+      new QuarantinePropagationRepository(),
+      quarantineRows,
+    ),
   );
   const feed = new QuarantineFeedService(
     new QuarantineFeedRepository(database),
