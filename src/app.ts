@@ -41,6 +41,7 @@ import {
   createMetricsRegistry,
   registerAccessTokenCacheMetrics,
   registerMediaByteCacheMetrics,
+  registerPdqSearchMetrics,
   registerQuarantinePlaceholderMetrics,
 } from "./http/http-metrics.js";
 import { createHttpServer } from "./http/http-server.js";
@@ -62,6 +63,7 @@ import { registerMediaPreviewRoutes } from "./http/routes/media-preview-routes.j
 import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
+import { registerMxcdMediaLookupRoutes } from "./http/routes/mxcd-media-lookup-routes.js";
 import { registerProfileRoutes } from "./http/routes/profile-routes.js";
 import { registerQuarantineFeedRoutes } from "./http/routes/quarantine-feed-routes.js";
 import { registerRegistrationAdminRoutes } from "./http/routes/registration-admin-routes.js";
@@ -80,8 +82,8 @@ import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
-import { NearDuplicateQuarantine } from "./media/near-duplicate-quarantine.js";
-import { scanSimilarFinder } from "./media/pdq-scan-finder.js";
+import { NearDuplicateQuarantine, searchFinder } from "./media/near-duplicate-quarantine.js";
+import { PdqSearchService } from "./media/pdq-search-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
 import { QuarantinePlaceholders } from "./media/quarantine-placeholder.js";
@@ -97,6 +99,7 @@ import { AccessTokenRepository } from "./repositories/access-token-repository.js
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
 import { MediaStatisticsRepository } from "./repositories/media-statistics-repository.js";
+import { PdqHashLogRepository } from "./repositories/pdq-hash-log-repository.js";
 import { QuarantineFeedRepository } from "./repositories/quarantine-feed-repository.js";
 import { QuarantinePropagationRepository } from "./repositories/quarantine-propagation-repository.js";
 import {
@@ -168,6 +171,8 @@ export interface Services {
   readonly mediaRows: MediaMetadataCache;
   readonly mediaChanges: MediaChanges;
   readonly tokenCache: TokenCache;
+  /** Stored media by PDQ distance (src/media/pdq-search-service.ts); its index loads on first use. */
+  readonly pdqSearch: PdqSearchService;
 }
 
 /**
@@ -236,6 +241,7 @@ export function createServices(
     mediaRows: new MediaMetadataCache(media, mediaChanges, cacheOptions),
     mediaChanges,
     tokenCache,
+    pdqSearch: new PdqSearchService(new PdqHashLogRepository(database), config.server_name),
   };
 }
 
@@ -326,7 +332,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     Date.now,
     new NearDuplicateQuarantine(
       config.quarantine_similar.pdq_max_distance,
-      scanSimilarFinder(() => database.db),
+      searchFinder(services.pdqSearch),
       new QuarantinePropagationRepository(),
       quarantineRows,
     ),
@@ -521,6 +527,13 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     admin: mediaAdminService,
     rooms: roomMedia ?? quarantine,
   });
+  // mxcd's own admin API: media by hash (docs/trust-and-safety.md).
+  registerMxcdMediaLookupRoutes(http, {
+    serverName,
+    auth,
+    admin: mediaAdminService,
+    search: services.pdqSearch,
+  });
   // Media admin listing and deletion (docs/admin-api.md).
   const mediaDeletion = new MediaDeletionService(
     { serverName },
@@ -584,6 +597,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     thumbnailSizes: config.thumbnail_sizes,
   });
   registerQuarantinePlaceholderMetrics(metrics, placeholders);
+  registerPdqSearchMetrics(metrics, services.pdqSearch.stats);
   const mediaStore = config.media_store;
   const serving = {
     store,

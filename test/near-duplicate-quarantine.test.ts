@@ -20,11 +20,12 @@ import { after, before, describe, it } from "node:test";
 import { createDatabase, type Database, type Db } from "../src/db/database.js";
 import type { PdqOutcome } from "../src/domain/media-hashes.js";
 import { hammingDistance } from "../src/hashing/pdq.js";
-import { NearDuplicateQuarantine } from "../src/media/near-duplicate-quarantine.js";
+import { NearDuplicateQuarantine, searchFinder } from "../src/media/near-duplicate-quarantine.js";
 import { withPdqRecordedHook } from "../src/media/pdq-recorded-hook.js";
-import { scanSimilarFinder } from "../src/media/pdq-scan-finder.js";
+import { PdqSearchService } from "../src/media/pdq-search-service.js";
 import { QuarantineService } from "../src/media/quarantine-service.js";
 import { MediaHashRepository } from "../src/repositories/media-hash-repository.js";
+import { PdqHashLogRepository } from "../src/repositories/pdq-hash-log-repository.js";
 import { QuarantinePropagationRepository } from "../src/repositories/quarantine-propagation-repository.js";
 import {
   QuarantineCandidates,
@@ -202,10 +203,13 @@ forEachEngine("near-duplicate quarantine over HTTP", (engine) => {
         last_access_ts: Date.now(),
         authenticated: true,
         sha256: "ab".repeat(32),
-        pdq: flip(BASE, D, 100),
-        pdq_status: "hashed",
       })
       .execute();
+    // Its hash written as the hashing queue would (and so logged for the search).
+    await new MediaHashRepository(server.app.database).record(
+      { kind: "remote", origin: REMOTE, mediaId: "NearRemote" },
+      { pdq: flip(BASE, D, 100), pdq_status: "hashed", pdq_quality: 90, pdq_reason: null },
+    );
     // Nothing is quarantined yet, so hashing alone changed nothing.
     for (const id of [a, inside, outside, far, guarded]) {
       assert.equal(await quarantinedBy(server, id), null);
@@ -520,7 +524,7 @@ function serviceOn(database: Database, server: TestServer) {
     Date.now,
     new NearDuplicateQuarantine(
       D,
-      scanSimilarFinder(() => database.db),
+      searchFinder(new PdqSearchService(new PdqHashLogRepository(database), "test.local")),
       new QuarantinePropagationRepository(),
       rows,
     ),

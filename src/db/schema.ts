@@ -315,6 +315,21 @@ export interface UrlPreviewCacheTable {
   media_id: string | null;
 }
 
+/** One PDQ hash as recorded (migration 0011-pdq-hash-log); append only. */
+export interface PdqHashLogTable {
+  stream_id: number;
+  /** Null for local media. */
+  media_origin: string | null;
+  media_id: string;
+  pdq: string;
+}
+
+/** The PDQ hash log's single position row (id 1): the highest allocated stream id. */
+export interface PdqHashPositionTable {
+  id: number;
+  position: number;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -338,4 +353,6 @@ export interface DatabaseSchema {
   app_service_events: AppServiceEventsTable;
   room_history_backfill: RoomHistoryBackfillTable;
   url_preview_cache: UrlPreviewCacheTable;
+  pdq_hash_log: PdqHashLogTable;
+  pdq_hash_position: PdqHashPositionTable;
 }

@@ -161,3 +161,33 @@ export function registerQuarantinePlaceholderMetrics(
     },
   });
 }
+
+/**
+ * The PDQ similarity index of this process (docs/trust-and-safety.md "Admin
+ * API: finding media by hash"): `mxcd_pdq_index_hashes`, hashes held in
+ * memory (0 until the first PDQ query builds it), and
+ * `mxcd_pdq_index_dropped_total`, candidates dropped by verification (media
+ * gone or re-hashed). Read when scraped.
+ */
+export function registerPdqSearchMetrics(
+  registry: Registry,
+  stats: { readonly indexed: number; readonly dropped: number },
+): void {
+  new Gauge({
+    name: "mxcd_pdq_index_hashes",
+    help: "PDQ hashes in this process's similarity index (0 until the first PDQ query)",
+    registers: [registry],
+    collect() {
+      this.set(stats.indexed);
+    },
+  });
+  new Counter({
+    name: "mxcd_pdq_index_dropped_total",
+    help: "PDQ index candidates dropped by verification (media gone or re-hashed)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.dropped);
+    },
+  });
+}

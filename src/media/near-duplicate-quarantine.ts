@@ -39,12 +39,22 @@ import type {
   QuarantinePropagationRepository,
 } from "../repositories/quarantine-propagation-repository.js";
 import type { QuarantineRepository, Transition } from "../repositories/quarantine-repository.js";
+import type { PdqSearchService } from "./pdq-search-service.js";
 
 /**
  * Stored images (local and cached remote) whose PDQ is within `maxDistance`
  * of `pdq`, all of them. May be stale: the caller re-checks each.
  */
 export type SimilarFinder = (pdq: string, maxDistance: number) => Promise<readonly MediaKey[]>;
+
+/** The indexed search service (src/media/pdq-search-service.ts) as a SimilarFinder: every match. */
+export function searchFinder(search: Pick<PdqSearchService, "findSimilar">): SimilarFinder {
+  return async (pdq, maxDistance) =>
+    (await search.findSimilar(pdq, maxDistance)).map((m) => ({
+      origin: m.local ? null : m.origin,
+      mediaId: m.mediaId,
+    }));
+}
 
 /** A source found before the transaction: its PDQ then, and the candidates near it. */
 export interface PlannedSource {

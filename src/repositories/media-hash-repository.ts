@@ -12,6 +12,7 @@
 import { sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
 import type { PdqColumns } from "../domain/media-hashes.js";
+import { appendPdqLog, lockPdqLog } from "./pdq-hash-log-repository.js";
 
 /** One media item whose hashes are computed: local (maybe URL-preview) or cached remote. */
 export type HashSubject =
@@ -44,6 +45,11 @@ export class MediaHashRepository {
     md5: string | null = null,
     db: Db = this.database.db,
   ): Promise<boolean> {
+    // A hash is appended to the PDQ hash log in the same transaction
+    // (src/repositories/pdq-hash-log-repository.ts); its lock is taken first.
+    if (!db.isTransaction)
+      return this.database.transaction((tx) => this.record(subject, pdq, md5, tx));
+    await lockPdqLog(db);
     const set = { ...pdq, md5: sql<string | null>`coalesce(md5, ${md5})` };
     const result =
       subject.kind === "local"
@@ -60,7 +66,16 @@ export class MediaHashRepository {
             .where("media_id", "=", subject.mediaId)
             .where("pdq_status", "is", null)
             .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    const written = Number(result.numUpdatedRows) === 1;
+    if (written && pdq.pdq !== null) {
+      await appendPdqLog(
+        db,
+        subject.kind === "local" ? null : subject.origin,
+        subject.mediaId,
+        pdq.pdq,
+      );
+    }
+    return written;
   }
 
   /**

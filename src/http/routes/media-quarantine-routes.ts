@@ -117,7 +117,7 @@ export function registerMediaQuarantineRoutes(
 }
 
 /** Synapse's 14-field `media_info`, for local or cached remote media. */
-function mediaInfo(found: MediaInfo) {
+export function mediaInfo(found: MediaInfo) {
   if (found.local) {
     const m = found.media;
     return {

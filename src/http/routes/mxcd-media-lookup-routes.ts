@@ -1,0 +1,202 @@
+/**
+ * mxcd's own admin API for finding media by hash (docs/trust-and-safety.md
+ * "Admin API: finding media by hash"; docs/api.md), under `/_mxcd/admin/v1/`
+ * — never under Synapse's namespace:
+ *
+ * - `GET /media/lookup?sha256=…` | `md5=…` | `pdq=…&max_distance=31`
+ * - `GET /media/{server_name}/{media_id}/similar?max_distance=31`
+ *
+ * Both need an admin access token (as Synapse's admin API), page with
+ * `from` / `limit` and an opaque `next_batch` (absent on the last page), and
+ * answer rows of Synapse's `media_info` fields plus `distance`.
+ */
+import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
+import { parseMediaAddress } from "../../identifiers/media-id.js";
+import type { MediaAdminService } from "../../media/media-admin-service.js";
+import type { PdqCursor, PdqSearchService } from "../../media/pdq-search-service.js";
+import type { Auth } from "../auth.js";
+import { firstParam, integerParam, type Query } from "../query-params.js";
+import { mediaInfo } from "./media-quarantine-routes.js";
+
+export interface MxcdMediaLookupRouteDeps {
+  serverName: string;
+  auth: Auth;
+  admin: MediaAdminService;
+  search: PdqSearchService;
+}
+
+const V1 = "/_mxcd/admin/v1";
+/** `max_distance` when absent, and its bound (a quarter of PDQ's 256 bits). */
+export const DEFAULT_MAX_DISTANCE = 31;
+export const MAX_DISTANCE_BOUND = 64;
+export const DEFAULT_LIMIT = 100;
+/** A larger `limit` is lowered to this. */
+export const MAX_LIMIT = 1000;
+
+const HEX_LENGTH = { sha256: 64, md5: 32, pdq: 64 } as const;
+type HashParam = keyof typeof HEX_LENGTH;
+
+type MediaParams = { Params: { serverName: string; mediaId: string } };
+
+interface Row {
+  readonly origin: string;
+  readonly mediaId: string;
+  readonly distance: number;
+}
+
+export function registerMxcdMediaLookupRoutes(
+  app: FastifyInstance,
+  deps: MxcdMediaLookupRouteDeps,
+): void {
+  /** Rows as `media_info` + `distance`; a row deleted meanwhile is left out. */
+  const shape = async (rows: readonly Row[]) => {
+    const media = [];
+    for (const row of rows) {
+      const found = await deps.admin.mediaInfo(row.origin, row.mediaId);
+      if (found) media.push({ ...mediaInfo(found), distance: row.distance });
+    }
+    return media;
+  };
+
+  const similarPage = async (pdq: string, query: Query, exclude?: Row) => {
+    const maxDistance = maxDistanceParam(query);
+    const limit = limitParam(query);
+    const after = pdqCursorParam(query);
+    const found = await deps.search.findSimilar(pdq, maxDistance, {
+      limit: limit + 1,
+      ...(after && { after }),
+      ...(exclude && { exclude }),
+    });
+    const page = found.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      media: await shape(page),
+      ...(found.length > limit && last && { next_batch: pdqToken(last.cursor) }),
+    };
+  };
+
+  app.get(`${V1}/media/lookup`, async (request) => {
+    await deps.auth.requireAdmin(request);
+    const query = request.query as Query;
+    const given = (Object.keys(HEX_LENGTH) as HashParam[]).filter(
+      (name) => firstParam(query, name) !== undefined,
+    );
+    if (given.length !== 1) {
+      throw new MatrixError(
+        "M_INVALID_PARAM",
+        "Exactly one of the query parameters sha256, md5 and pdq is required",
+      );
+    }
+    const name = given[0] as HashParam;
+    const hash = hexParam(query, name);
+    if (name === "pdq") return similarPage(hash, query);
+    if (firstParam(query, "max_distance") !== undefined) {
+      throw new MatrixError("M_INVALID_PARAM", "max_distance applies to pdq look-ups only");
+    }
+    const limit = limitParam(query);
+    const after = exactCursorParam(query);
+    const found = await deps.search.findExact(name, hash, after, limit + 1);
+    const page = found.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      media: await shape(
+        page.map((m) => ({ origin: m.origin ?? deps.serverName, mediaId: m.mediaId, distance: 0 })),
+      ),
+      ...(found.length > limit && last && { next_batch: exactToken(last) }),
+    };
+  });
+
+  app.get<MediaParams>(`${V1}/media/:serverName/:mediaId/similar`, async (request) => {
+    await deps.auth.requireAdmin(request);
+    const { serverName, mediaId } = parseMediaAddress(
+      request.params.serverName,
+      request.params.mediaId,
+    );
+    const query = request.query as Query;
+    // Parameters are checked even when the item turns out to have no hash.
+    maxDistanceParam(query);
+    limitParam(query);
+    pdqCursorParam(query);
+    const own = await deps.search.pdqOf(serverName, mediaId);
+    if (own === undefined) throw new MatrixError("M_NOT_FOUND", "Unknown media");
+    if (own.pdq === null) return { media: [], pdq: null, reason: own.reason };
+    const page = await similarPage(own.pdq, query, { origin: serverName, mediaId, distance: 0 });
+    return { ...page, pdq: own.pdq };
+  });
+}
+
+/** A hex hash parameter of the right length; upper case is accepted and lowered. */
+function hexParam(query: Query, name: HashParam): string {
+  const raw = firstParam(query, name) ?? "";
+  const length = HEX_LENGTH[name];
+  if (raw.length !== length || !/^[0-9a-fA-F]+$/.test(raw)) {
+    throw new MatrixError(
+      "M_INVALID_PARAM",
+      `Query parameter ${name} must be ${length} hexadecimal digits`,
+    );
+  }
+  return raw.toLowerCase();
+}
+
+function maxDistanceParam(query: Query): number {
+  const value = integerParam(query, "max_distance", DEFAULT_MAX_DISTANCE);
+  if (value > MAX_DISTANCE_BOUND) {
+    throw new MatrixError(
+      "M_INVALID_PARAM",
+      `Query parameter max_distance must be between 0 and ${MAX_DISTANCE_BOUND}`,
+    );
+  }
+  return value;
+}
+
+function limitParam(query: Query): number {
+  const value = integerParam(query, "limit", DEFAULT_LIMIT);
+  if (value === 0) {
+    throw new MatrixError("M_INVALID_PARAM", "Query parameter limit must be greater than 0");
+  }
+  return Math.min(value, MAX_LIMIT);
+}
+
+/** `from` of a PDQ page: `<distance>_<stream id>` as given in `next_batch`. */
+function pdqCursorParam(query: Query): PdqCursor | undefined {
+  const raw = firstParam(query, "from");
+  if (raw === undefined) return undefined;
+  const match = /^(\d{1,3})_(\d{1,15})$/.exec(raw);
+  if (!match) throw new MatrixError("M_INVALID_PARAM", "Invalid from token");
+  return { distance: Number(match[1]), streamId: Number(match[2]) };
+}
+
+function pdqToken(cursor: PdqCursor): string {
+  return `${cursor.distance}_${cursor.streamId}`;
+}
+
+/**
+ * `from` of an exact-hash page: the last row's `[origin, media id]` (origin
+ * null for local media) as base64url JSON, as given in `next_batch`.
+ */
+function exactCursorParam(query: Query): { origin: string | null; mediaId: string } | null {
+  const raw = firstParam(query, "from");
+  if (raw === undefined) return null;
+  const invalid = new MatrixError("M_INVALID_PARAM", "Invalid from token");
+  if (!/^[A-Za-z0-9_-]{1,2000}$/.test(raw)) throw invalid;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw, "base64url").toString("utf8"));
+  } catch {
+    throw invalid;
+  }
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 2 ||
+    !(parsed[0] === null || typeof parsed[0] === "string") ||
+    typeof parsed[1] !== "string"
+  ) {
+    throw invalid;
+  }
+  return { origin: parsed[0], mediaId: parsed[1] };
+}
+
+function exactToken(m: { origin: string | null; mediaId: string }): string {
+  return Buffer.from(JSON.stringify([m.origin, m.mediaId])).toString("base64url");
+}
