@@ -614,22 +614,34 @@ async function operate(
     model?.admit(item.key);
     return `admit ${item.key}`;
   }
-  // Hash: recorded (once) through the stored-hash repository and the hook, as the queue does.
+  // Hash: recorded (once) through the stored-hash repository and the hook,
+  // as the queue does (no transaction: the hook is awaited) or as the
+  // backfill does (in its batch's transaction: the hook runs after commit).
+  let hook: Promise<unknown> = Promise.resolve();
   const hashes = withPdqRecordedHook(
     new MediaHashRepository(database),
-    (subject, pdq) =>
-      service.pdqRecorded(
+    (subject, pdq) => {
+      hook = service.pdqRecorded(
         { origin: subject.kind === "local" ? null : subject.origin, mediaId: subject.mediaId },
         pdq,
-      ),
+      );
+      return hook;
+    },
     { warn: (e: unknown) => assert.fail(String((e as { err?: unknown }).err)) },
   );
-  await hashes.record(
+  const subject =
     item.origin === null
-      ? { kind: "local", mediaId: item.mediaId }
-      : { kind: "remote", origin: item.origin, mediaId: item.mediaId },
-    { pdq: variant.pdq, pdq_status: "hashed", pdq_quality: 90, pdq_reason: null },
-  );
+      ? ({ kind: "local", mediaId: item.mediaId } as const)
+      : ({ kind: "remote", origin: item.origin, mediaId: item.mediaId } as const);
+  const columns = {
+    pdq: variant.pdq,
+    pdq_status: "hashed" as const,
+    pdq_quality: 90,
+    pdq_reason: null,
+  };
+  if (random() < 0.5) await hashes.record(subject, columns);
+  else await database.transaction((tx) => hashes.record(subject, columns, null, tx));
+  await hook;
   model?.hash(item.key);
   return `hash ${item.key}`;
 }
