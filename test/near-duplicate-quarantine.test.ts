@@ -12,10 +12,15 @@
  *   against a model of the rule (every row, every provenance row), and the
  *   feed replayed (gapless, alternating, ending in the rows' state);
  * - on PostgreSQL, random operations from several independent connection
- *   pools at once keep the feed gapless and exactly-once.
+ *   pools at once, and admin quarantines through a second real `mxcd serve`
+ *   process, keep the feed gapless and exactly-once.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createDatabase, type Database, type Db } from "../src/db/database.js";
 import type { PdqOutcome } from "../src/domain/media-hashes.js";
@@ -31,10 +36,12 @@ import {
   QuarantineCandidates,
   QuarantineRepository,
 } from "../src/repositories/quarantine-repository.js";
+import { spawnCli, waitForHttp } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
-import type { HttpClient } from "./support/http-client.js";
+import { HttpClient } from "./support/http-client.js";
 import { download, quarantinedBy, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
+import { freePort } from "./support/postgres-cluster.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -734,10 +741,42 @@ forEachEngine("near-duplicate quarantine model", (engine) => {
 describe("near-duplicate quarantine, concurrent writers [postgres]", () => {
   if (!process.env.MXCD_TEST_POSTGRES_URL) return;
   let server: TestServer;
+  let second: (ReturnType<typeof spawnCli> & { base: string }) | undefined;
   before(async () => {
     server = await startTestServer("postgres", { thumbnail_sizes: [] });
+    // A second real `mxcd serve` on the same database, quarantining over HTTP.
+    const dir = mkdtempSync(join(tmpdir(), "mxcd-neardup-"));
+    const port = await freePort();
+    const config = server.app.config;
+    writeFileSync(
+      join(dir, "mxcd.yaml"),
+      JSON.stringify({
+        server_name: config.server_name,
+        listen: { host: "127.0.0.1", port },
+        database: config.database,
+        // A parsed S3 store's duration back to config text (as quarantine-feed-model.test.ts).
+        media_store:
+          config.media_store.engine === "s3"
+            ? {
+                ...config.media_store,
+                presigned_url_ttl: `${config.media_store.presigned_url_ttl}ms`,
+              }
+            : config.media_store,
+        quarantine_similar: { pdq_max_distance: D },
+        log_level: "warn",
+      }),
+    );
+    const child = spawnCli(["serve", "--config", "mxcd.yaml"], dir);
+    second = Object.assign(child, { base: `http://127.0.0.1:${port}` });
+    await waitForHttp(`${second.base}/health`, child);
   });
-  after(() => server.stop());
+  after(async () => {
+    if (second && second.exitCode === null) {
+      second.kill("SIGTERM");
+      await once(second, "exit");
+    }
+    await server.stop();
+  });
 
   it("keeps the feed gapless and exactly-once", async () => {
     const items = makeItems("C", 16, 6, prng(99));
@@ -746,9 +785,25 @@ describe("near-duplicate quarantine, concurrent writers [postgres]", () => {
       server.app.database,
       ...[1, 2].map(() => createDatabase(server.app.config.database)),
     ];
+    const admin = await server.user("admin", { admin: true });
+    const viaSecond = new HttpClient(second!.base, admin.token);
+    let overHttp = 0;
     try {
-      await Promise.all(
-        pools.map(async (database, i) => {
+      const overSecond = async () => {
+        const random = prng(700);
+        for (let n = 0; n < 200; n++) {
+          const item = items[Math.floor(random() * items.length)]!;
+          const verb = random() < 0.55 ? "quarantine" : "unquarantine";
+          const res = await viaSecond.post(
+            `${ADMIN}/media/${verb}/${item.origin ?? "test.local"}/${item.mediaId}`,
+          );
+          assert.equal(res.status, 200);
+          overHttp += 1;
+        }
+      };
+      await Promise.all([
+        overSecond(),
+        ...pools.map(async (database, i) => {
           const random = prng(500 + i);
           const service = serviceOn(database, server);
           for (let n = 0; n < 300; n++) {
@@ -760,7 +815,8 @@ describe("near-duplicate quarantine, concurrent writers [postgres]", () => {
             mostEdges = Math.max(mostEdges, Number(edges));
           }
         }),
-      );
+      ]);
+      assert.equal(overHttp, 200);
       await assertFeedMatchesRows(server.app.database.db);
       // Non-transitive: a source is never held; every target is quarantined.
       const db = server.app.database.db;
