@@ -82,6 +82,7 @@ import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
+import { NearDuplicateQuarantine, searchFinder } from "./media/near-duplicate-quarantine.js";
 import { PdqSearchService } from "./media/pdq-search-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
@@ -100,6 +101,7 @@ import { MediaRepository } from "./repositories/media-repository.js";
 import { MediaStatisticsRepository } from "./repositories/media-statistics-repository.js";
 import { PdqHashLogRepository } from "./repositories/pdq-hash-log-repository.js";
 import { QuarantineFeedRepository } from "./repositories/quarantine-feed-repository.js";
+import { QuarantinePropagationRepository } from "./repositories/quarantine-propagation-repository.js";
 import {
   QuarantineCandidates,
   QuarantineRepository,
@@ -311,15 +313,29 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     slots: thumbnailer,
     logger,
     ...(options.pdqHasher && { hasher: options.pdqHasher }),
+    // Near-duplicate quarantine of newly hashed images (docs/trust-and-safety.md).
+    onPdqRecorded: (subject, pdq) =>
+      quarantine.pdqRecorded(
+        { origin: subject.kind === "local" ? null : subject.origin, mediaId: subject.mediaId },
+        pdq,
+      ),
   });
   const feedSignal = new FeedSignal(bus);
+  const quarantineRows = new QuarantineRepository();
   const quarantine = new QuarantineService(
     config.server_name,
     database,
-    new QuarantineRepository(),
+    quarantineRows,
     new QuarantineCandidates(),
     services.mediaChanges,
     feedSignal,
+    Date.now,
+    new NearDuplicateQuarantine(
+      config.quarantine_similar.pdq_max_distance,
+      searchFinder(services.pdqSearch),
+      new QuarantinePropagationRepository(),
+      quarantineRows,
+    ),
   );
   const feed = new QuarantineFeedService(
     new QuarantineFeedRepository(database),

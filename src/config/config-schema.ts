@@ -313,6 +313,15 @@ const configObject = z.strictObject({
       downloads: z.boolean().default(false),
     })
     .prefault({}),
+  /**
+   * Near-duplicate quarantine (docs/trust-and-safety.md): quarantining an
+   * image also takes stored images within this PDQ distance; null: off.
+   */
+  quarantine_similar: z
+    .strictObject({
+      pdq_max_distance: z.number().int().min(0).max(64).nullable().default(null),
+    })
+    .prefault({}),
   /** The application-service event feed (docs/attached.md); unset: no transactions route. */
   app_service: z
     .strictObject({

@@ -226,6 +226,15 @@ export interface QuarantineBlocksTable {
   created_ts: number;
 }
 
+/** A near-duplicate quarantine's provenance (migration 0012); origin `''` = local. */
+export interface QuarantinePropagationsTable {
+  target_origin: string;
+  target_media_id: string;
+  source_origin: string;
+  source_media_id: string;
+  created_ts: number;
+}
+
 /** One background job's persisted state (src/jobs/job-runner.ts, docs/jobs.md). */
 export interface BackgroundJobsTable {
   name: string;
@@ -338,6 +347,7 @@ export interface DatabaseSchema {
   quarantined_media_changes: QuarantinedMediaChangesTable;
   quarantine_stream: QuarantineStreamTable;
   quarantine_blocks: QuarantineBlocksTable;
+  quarantine_propagations: QuarantinePropagationsTable;
   background_jobs: BackgroundJobsTable;
   app_service_transactions: AppServiceTransactionsTable;
   app_service_events: AppServiceEventsTable;

@@ -18,6 +18,7 @@ import {
   PDQ_MAX_SOURCE_BYTES,
   type PdqHasher,
 } from "./media-hashing-service.js";
+import { type PdqRecordedHook, withPdqRecordedHook } from "./pdq-recorded-hook.js";
 
 export interface MediaHashingDeps {
   readonly database: Database;
@@ -27,13 +28,18 @@ export interface MediaHashingDeps {
   readonly logger: Logger;
   /** The PDQ image hasher; default `hashImage` (tests pass a fake). */
   readonly hasher?: PdqHasher;
+  /** Told every recorded PDQ hash after its commit (near-duplicate quarantine). */
+  readonly onPdqRecorded?: PdqRecordedHook;
 }
 
 export function createMediaHashing(
   config: Config,
   deps: MediaHashingDeps,
 ): { service: MediaHashingService; backfill: MediaHashBackfillJob } {
-  const hashes = new MediaHashRepository(deps.database);
+  const repository = new MediaHashRepository(deps.database);
+  const hashes = deps.onPdqRecorded
+    ? withPdqRecordedHook(repository, deps.onPdqRecorded, deps.logger)
+    : repository;
   const service = new MediaHashingService(
     {
       maxImagePixels: config.max_image_pixels,

@@ -15,17 +15,28 @@
  * transition and every protection change is published on MediaChanges after
  * its commit, before the caller answers, so every cache forgets the item
  * (docs/deployment.md "Caches").
+ *
+ * Near-duplicate quarantine (NearDuplicateQuarantine, off unless
+ * `quarantine_similar.pdq_max_distance` is set) runs inside the same
+ * transactions: an admin's quarantine also takes the images near the named
+ * ones, a release frees what it held, and `pdqRecorded` acts when a hash
+ * arrives. Its provenance is kept whatever the setting.
  */
 import type { MediaChange, MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
 import { MatrixError } from "../domain/matrix-error.js";
+import {
+  type MediaKey,
+  QuarantinePropagationRepository,
+} from "../repositories/quarantine-propagation-repository.js";
 import type {
   FoundMedia,
   QuarantineCandidates,
   QuarantineRepository,
   Transition,
 } from "../repositories/quarantine-repository.js";
+import { NearDuplicateQuarantine } from "./near-duplicate-quarantine.js";
 
 export interface MediaTargets {
   readonly local: readonly string[];
@@ -48,6 +59,14 @@ export class QuarantineService {
     /** Told after every commit that added feed records (long-poll wake-up). */
     private readonly feedSignal: { notify(): void } = { notify() {} },
     private readonly now: () => number = Date.now,
+    /** Near-duplicate propagation; default off (provenance still kept). */
+    private readonly near: NearDuplicateQuarantine = new NearDuplicateQuarantine(
+      null,
+      async () => [],
+      new QuarantinePropagationRepository(),
+      repository,
+      now,
+    ),
   ) {}
 
   /** Runs a feed-writing transaction; wakes feed readers when it committed transitions. */
@@ -57,20 +76,60 @@ export class QuarantineService {
     return result;
   }
 
-  /** Quarantines the targets and their hash siblings as `by`; returns the number of transitions. */
-  quarantine(targets: MediaTargets, by: string): Promise<number> {
+  /**
+   * Quarantines the targets and their hash siblings as `by`, and (when
+   * configured) their near duplicates, also as `by`; returns the number of
+   * transitions.
+   */
+  async quarantine(targets: MediaTargets, by: string): Promise<number> {
+    // The search is outside the transaction; propagate() re-checks each candidate.
+    const planned = await this.near.plan(this.database.db, keysOf(targets));
     return this.#write(
-      (tx) => this.#apply(tx, targets, by),
+      async (tx) => {
+        const n = await this.#apply(tx, targets, by);
+        const near = await this.near.propagate(tx, planned, by);
+        await this.#record(tx, near, by);
+        return n + near.length;
+      },
       (n) => n > 0,
     );
   }
 
-  /** Releases the targets and their hash siblings; returns the number of transitions. */
+  /**
+   * Releases the targets and their hash siblings, and whatever near
+   * duplicates only they held; returns the number of transitions.
+   */
   unquarantine(targets: MediaTargets): Promise<number> {
     return this.#write(
       (tx) => this.#apply(tx, targets, null),
       (n) => n > 0,
     );
+  }
+
+  /**
+   * A PDQ hash was recorded for `key` (hashing queue or backfill, after its
+   * commit): near-duplicate quarantine by `system` (see
+   * NearDuplicateQuarantine.hashed). Returns the number of transitions.
+   */
+  async pdqRecorded(key: MediaKey, pdq: string): Promise<number> {
+    if (this.near.maxDistance === null) return 0;
+    const candidates = await this.near.search(pdq);
+    if (candidates.length === 0) return 0;
+    return this.#write(
+      async (tx) => {
+        await this.repository.lockFeed(tx);
+        const changed = await this.near.hashed(tx, key, pdq, candidates);
+        await this.#record(tx, changed, SYSTEM);
+        return changed.length;
+      },
+      (n) => n > 0,
+    );
+  }
+
+  /** Feed records and cache announcements for transitions made in `tx`. */
+  async #record(tx: Db, changed: readonly Transition[], by: string | null): Promise<void> {
+    await this.repository.appendChanges(tx, changed, by, this.now());
+    this.#announce(tx, changed);
   }
 
   /**
@@ -82,6 +141,8 @@ export class QuarantineService {
     return this.#write(async (tx) => {
       await this.repository.lockFeed(tx);
       const changed = await this.repository.updateLocal(tx, { ids: [mediaId] }, by);
+      // Now quarantined for its own sake (if not protected): no longer held by a near duplicate.
+      await this.near.claim(tx, [{ origin: null, mediaId }], []);
       await this.repository.appendChanges(tx, changed, by, this.now());
       this.#announce(tx, changed);
       return changed.length > 0;
@@ -164,6 +225,7 @@ export class QuarantineService {
       await write(tx);
       if (!(await this.repository.isHashQuarantined(tx, sha256))) return false;
       const changed = await this.repository.updateLocal(tx, { ids: [mediaId] }, SYSTEM);
+      if (changed.length > 0) await this.near.inherit(tx, { origin: null, mediaId }, sha256);
       await this.repository.appendChanges(tx, changed, SYSTEM, this.now());
       this.#announce(tx, changed);
       return changed.length > 0;
@@ -189,12 +251,19 @@ export class QuarantineService {
         const blockedBy = await this.repository.findBlock(tx, origin, mediaId);
         const by =
           blockedBy ?? ((await this.repository.isHashQuarantined(tx, sha256)) ? SYSTEM : null);
-        if (!by) return null;
+        if (!by) {
+          // Not quarantined, so it holds and is held by nothing (cached again after a purge).
+          await this.#record(tx, await this.near.release(tx, [{ origin, mediaId }]), null);
+          return null;
+        }
         const changed = await this.repository.updateRemote(
           tx,
           { items: [{ origin, mediaId }] },
           by,
         );
+        // A block is direct; a hash match inherits its copies' provenance.
+        if (changed.length > 0)
+          await this.near.inherit(tx, { origin, mediaId }, blockedBy ? null : sha256);
         await this.repository.appendChanges(tx, changed, by, this.now());
         this.#announce(tx, changed);
         return by;
@@ -227,7 +296,14 @@ export class QuarantineService {
     ];
     await this.repository.appendChanges(tx, changed, by, this.now());
     this.#announce(tx, changed);
-    return changed.length;
+    if (quarantining) {
+      await this.near.claim(tx, found, hashes);
+      return changed.length;
+    }
+    // Releases: what the released items held near them goes too, unless held by another source.
+    const freed = await this.near.release(tx, [...found, ...changed]);
+    await this.#record(tx, freed, null);
+    return changed.length + freed.length;
   }
 
   /** Quarantine of uncached remote media becomes a block; release removes it. */
@@ -241,6 +317,13 @@ export class QuarantineService {
       }
     }
   }
+}
+
+function keysOf(targets: MediaTargets): MediaKey[] {
+  return [
+    ...targets.local.map((mediaId) => ({ origin: null, mediaId })),
+    ...targets.remote.map((r) => ({ origin: r.origin, mediaId: r.mediaId })),
+  ];
 }
 
 function asItem(m: FoundMedia): { origin: string; mediaId: string } {

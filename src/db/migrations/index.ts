@@ -10,6 +10,7 @@ import * as urlPreviewCache from "./0008-url-preview-cache.js";
 import * as urlPreviewExpiry from "./0009-url-preview-expiry.js";
 import * as mediaHashes from "./0010-media-hashes.js";
 import * as pdqHashLog from "./0011-pdq-hash-log.js";
+import * as quarantinePropagations from "./0012-quarantine-propagations.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -24,4 +25,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0009-url-preview-expiry", up: urlPreviewExpiry.up },
   { name: "0010-media-hashes", up: mediaHashes.up },
   { name: "0011-pdq-hash-log", up: pdqHashLog.up },
+  { name: "0012-quarantine-propagations", up: quarantinePropagations.up },
 ];
