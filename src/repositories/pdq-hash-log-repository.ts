@@ -7,6 +7,7 @@
  */
 import { sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
+import { allocateStreamIds, lockStreamPosition } from "../db/stream-position.js";
 
 /** One log record. `origin` is null for local media. */
 export interface PdqLogEntry {
@@ -37,11 +38,7 @@ export interface ExactMatch {
  * media row update, so every writer takes the locks in the same order.
  */
 export async function lockPdqLog(tx: Db): Promise<void> {
-  await tx
-    .updateTable("pdq_hash_position")
-    .set((eb) => ({ position: eb.ref("position") }))
-    .where("id", "=", 1)
-    .execute();
+  await lockStreamPosition(tx, "pdq_hash_position");
 }
 
 /** Appends one recorded hash to the log, in the writer's transaction (after `lockPdqLog`). */
@@ -51,15 +48,10 @@ export async function appendPdqLog(
   mediaId: string,
   pdq: string,
 ): Promise<void> {
-  const { position } = await tx
-    .updateTable("pdq_hash_position")
-    .set((eb) => ({ position: eb("position", "+", 1) }))
-    .where("id", "=", 1)
-    .returning("position")
-    .executeTakeFirstOrThrow();
+  const streamId = await allocateStreamIds(tx, "pdq_hash_position", 1);
   await tx
     .insertInto("pdq_hash_log")
-    .values({ stream_id: Number(position), media_origin: origin, media_id: mediaId, pdq })
+    .values({ stream_id: streamId, media_origin: origin, media_id: mediaId, pdq })
     .execute();
 }
 

@@ -9,6 +9,7 @@
  * a no-op.
  */
 import type { Db } from "../db/database.js";
+import { allocateStreamIds, lockStreamPosition } from "../db/stream-position.js";
 
 /** A media item whose quarantine state changed. `origin` is null for local media. */
 export interface Transition {
@@ -40,11 +41,7 @@ export class QuarantineRepository {
    * hash cannot interleave.
    */
   async lockFeed(tx: Db): Promise<void> {
-    await tx
-      .updateTable("quarantine_stream")
-      .set((eb) => ({ position: eb.ref("position") }))
-      .where("id", "=", 1)
-      .execute();
+    await lockStreamPosition(tx, "quarantine_stream");
   }
 
   /** Local rows among `ids`; protected ones left out when `skipProtected`. */
@@ -203,13 +200,8 @@ export class QuarantineRepository {
     ts: number,
   ): Promise<void> {
     if (transitions.length === 0) return;
-    const { position } = await tx
-      .updateTable("quarantine_stream")
-      .set((eb) => ({ position: eb("position", "+", transitions.length) }))
-      .where("id", "=", 1)
-      .returning("position")
-      .executeTakeFirstOrThrow();
-    const first = Number(position) - transitions.length + 1;
+    const last = await allocateStreamIds(tx, "quarantine_stream", transitions.length);
+    const first = last - transitions.length + 1;
     const records = transitions.map((t, i) => ({
       stream_id: first + i,
       origin: t.origin,
