@@ -21,7 +21,6 @@
  * Run it with the machine as quiet as you can: the load average is printed.
  */
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +29,7 @@ import { hashImage } from "../src/hashing/pdq-image.js";
 import { PdqIndex } from "../src/hashing/pdq-index.js";
 import { Thumbnailer } from "../src/thumbnails/thumbnailer.js";
 import { markdownTable } from "./support/markdown.js";
+import { flip, randomHash } from "./support/pdq-hashes.js";
 
 const REPS = Number(process.env.PDQ_BENCH_REPS ?? 5);
 const QUERIES = Number(process.env.PDQ_BENCH_QUERIES ?? 1000);
@@ -177,18 +177,6 @@ async function hashingBench(): Promise<string[]> {
     header: ["Image", "Work", "CPU ms", "Wall ms", "CPU vs hash"],
     rows,
   });
-}
-
-function randomHash(): string {
-  return randomBytes(32).toString("hex");
-}
-
-function flip(hash: string, bits: number): string {
-  const bytes = Buffer.from(hash, "hex");
-  const chosen = new Set<number>();
-  while (chosen.size < bits) chosen.add(Math.floor(Math.random() * 256));
-  for (const bit of chosen) bytes[bit >> 3] = (bytes[bit >> 3] as number) ^ (1 << (bit & 7));
-  return bytes.toString("hex");
 }
 
 function heapAndBuffers(): number {

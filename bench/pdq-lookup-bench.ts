@@ -19,7 +19,6 @@
  * PDQ_LOOKUP_QUERIES, default 400). The load average is printed: the
  * machine is shared.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,24 +32,12 @@ import { createLogger } from "../src/logging/logger.js";
 import { PdqSearchService } from "../src/media/pdq-search-service.js";
 import { PdqHashLogRepository } from "../src/repositories/pdq-hash-log-repository.js";
 import { markdownTable } from "./support/markdown.js";
+import { flip, randomHash } from "./support/pdq-hashes.js";
 
 const HASHES = Number(process.env.PDQ_LOOKUP_HASHES ?? 1_000_000);
 const QUERIES = Number(process.env.PDQ_LOOKUP_QUERIES ?? 400);
 const DISTANCE = 31;
 const SERVER = "bench.local";
-
-function randomHash(): string {
-  return randomBytes(32).toString("hex");
-}
-
-/** `hash` with `bits` distinct random bits flipped. */
-function flip(hash: string, bits: number): string {
-  const bytes = Buffer.from(hash, "hex");
-  const chosen = new Set<number>();
-  while (chosen.size < bits) chosen.add(Math.floor(Math.random() * 256));
-  for (const bit of chosen) bytes[bit >> 3]! ^= 1 << (bit & 7);
-  return bytes.toString("hex");
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
