@@ -17,10 +17,6 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createDatabase, type Database, type Db } from "../src/db/database.js";
 import type { PdqOutcome } from "../src/domain/media-hashes.js";
@@ -36,12 +32,15 @@ import {
   QuarantineCandidates,
   QuarantineRepository,
 } from "../src/repositories/quarantine-repository.js";
-import { spawnCli, waitForHttp } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
 import { download, quarantinedBy, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
-import { freePort } from "./support/postgres-cluster.js";
+import {
+  type SecondProcess,
+  startSecondProcess,
+  stopSecondProcess,
+} from "./support/second-process.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -741,40 +740,14 @@ forEachEngine("near-duplicate quarantine model", (engine) => {
 describe("near-duplicate quarantine, concurrent writers [postgres]", () => {
   if (!process.env.MXCD_TEST_POSTGRES_URL) return;
   let server: TestServer;
-  let second: (ReturnType<typeof spawnCli> & { base: string }) | undefined;
+  let second: SecondProcess | undefined;
   before(async () => {
     server = await startTestServer("postgres", { thumbnail_sizes: [] });
     // A second real `mxcd serve` on the same database, quarantining over HTTP.
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-neardup-"));
-    const port = await freePort();
-    const config = server.app.config;
-    writeFileSync(
-      join(dir, "mxcd.yaml"),
-      JSON.stringify({
-        server_name: config.server_name,
-        listen: { host: "127.0.0.1", port },
-        database: config.database,
-        // A parsed S3 store's duration back to config text (as quarantine-feed-model.test.ts).
-        media_store:
-          config.media_store.engine === "s3"
-            ? {
-                ...config.media_store,
-                presigned_url_ttl: `${config.media_store.presigned_url_ttl}ms`,
-              }
-            : config.media_store,
-        quarantine_similar: { pdq_max_distance: D },
-        log_level: "warn",
-      }),
-    );
-    const child = spawnCli(["serve", "--config", "mxcd.yaml"], dir);
-    second = Object.assign(child, { base: `http://127.0.0.1:${port}` });
-    await waitForHttp(`${second.base}/health`, child);
+    second = await startSecondProcess(server, { quarantine_similar: { pdq_max_distance: D } });
   });
   after(async () => {
-    if (second && second.exitCode === null) {
-      second.kill("SIGTERM");
-      await once(second, "exit");
-    }
+    await stopSecondProcess(second);
     await server.stop();
   });
 

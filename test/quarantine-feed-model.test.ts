@@ -9,17 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, it } from "node:test";
-import type { Config } from "../src/config/config-schema.js";
-import { spawnCli, waitForHttp } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
 import { mediaIdOf } from "./support/media.js";
-import { freePort } from "./support/postgres-cluster.js";
+import {
+  type SecondProcess,
+  startSecondProcess,
+  stopSecondProcess,
+} from "./support/second-process.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";
 
 const OPERATIONS = Number(process.env.MXCD_MODEL_OPERATIONS ?? 2000);
@@ -136,33 +134,14 @@ async function replay(admin: HttpClient): Promise<Map<string, boolean>> {
 
 forEachEngine("quarantine feed model", (engine) => {
   let server: TestServer;
-  let second: (ReturnType<typeof spawnCli> & { base: string }) | undefined;
+  let second: SecondProcess | undefined;
   before(async () => {
     server = await startTestServer(engine, { max_pending_media_uploads: 1000 });
     if (engine !== "postgres") return;
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-model-"));
-    const port = await freePort();
-    const config = server.app.config;
-    writeFileSync(
-      join(dir, "mxcd.yaml"),
-      JSON.stringify({
-        server_name: config.server_name,
-        listen: { host: "127.0.0.1", port },
-        database: config.database,
-        media_store: asConfigText(config.media_store),
-        max_pending_media_uploads: 1000,
-        log_level: "warn",
-      }),
-    );
-    const child = spawnCli(["serve", "--config", "mxcd.yaml"], dir);
-    second = Object.assign(child, { base: `http://127.0.0.1:${port}` });
-    await waitForHttp(`${second.base}/health`, child);
+    second = await startSecondProcess(server, { max_pending_media_uploads: 1000 });
   });
   after(async () => {
-    if (second && second.exitCode === null) {
-      second.kill("SIGTERM");
-      await once(second, "exit");
-    }
+    await stopSecondProcess(second);
     await server.stop();
   });
 
@@ -238,10 +217,3 @@ forEachEngine("quarantine feed model", (engine) => {
     assert.ok(quarantined > 0 && quarantined < local.length, "a mix of states");
   });
 });
-
-/** A parsed media_store as config text again: its duration back to a string with a unit. */
-function asConfigText(store: Config["media_store"]) {
-  return store.engine === "s3"
-    ? { ...store, presigned_url_ttl: `${store.presigned_url_ttl}ms` }
-    : store;
-}
