@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startTestServer, type TestServer } from "./support/test-server.js";
+import { waitFor } from "./support/wait-for.js";
 
 describe("HTTP core", () => {
   let server: TestServer;
@@ -131,6 +132,10 @@ describe("graceful shutdown", () => {
     const gate = new Promise<void>((r) => {
       release = r;
     });
+    let entered!: () => void;
+    const inRoute = new Promise<void>((r) => {
+      entered = r;
+    });
     const server = await startTestServer(
       "sqlite",
       {},
@@ -138,16 +143,24 @@ describe("graceful shutdown", () => {
         // A slow route for this test only.
         beforeStart: (app) =>
           app.http.get("/test/slow", async () => {
+            entered();
             await gate;
             return { done: true };
           }),
       },
     );
     const inFlight = server.http.get("/test/slow");
-    await new Promise((r) => setTimeout(r, 100));
+    await inRoute;
     const stopping = server.stop();
-    await new Promise((r) => setTimeout(r, 100));
-    await assert.rejects(fetch(`${server.baseUrl}/health`));
+    // The listener closes while the slow request is still held open.
+    await waitFor(
+      () =>
+        fetch(`${server.baseUrl}/health`).then(
+          () => false,
+          () => true,
+        ),
+      "the listener to refuse new connections",
+    );
     release();
     const res = await inFlight;
     assert.equal(res.status, 200);
