@@ -15,13 +15,25 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { localThumbnailPrefix } from "../src/storage/media-paths.js";
-import { pngDimensions, readCheckedFrame } from "../src/thumbnails/video-staging.js";
+import {
+  pngDimensions,
+  readCheckedFrame,
+  sweepStagingFolders,
+} from "../src/thumbnails/video-staging.js";
 import { VideoThumbnailError } from "../src/thumbnails/video-thumbnail-error.js";
 import { forEachEngine } from "./support/databases.js";
 import { allKeys, download, uploadBytes } from "./support/media.js";
@@ -134,6 +146,20 @@ describe("video frame header check (before the frame is read or decoded)", () =>
       return true;
     });
     await assert.rejects(readCheckedFrame(join(work, "missing.png"), 1_000_000), /no frame/);
+  });
+});
+
+describe("video staging sweep at start-up", () => {
+  it("removes only this user's old staging folders", async () => {
+    const root = mkdtempSync(join(work, "sweep-"));
+    const old = new Date(Date.now() - 3_600_000);
+    for (const name of ["mxcd-video-old", "mxcd-video-fresh", "other-old"]) {
+      mkdirSync(join(root, name));
+      writeFileSync(join(root, name, "input"), "x");
+      if (name.endsWith("old")) utimesSync(join(root, name), old, old);
+    }
+    assert.equal(await sweepStagingFolders(root, 600_000), 1);
+    assert.deepEqual(readdirSync(root).sort(), ["mxcd-video-fresh", "other-old"]);
   });
 });
 
@@ -295,6 +321,24 @@ if (!haveFfmpeg) {
       const again = await thumbnail(server, user, id, "width=32&height=32&method=crop");
       assert.equal(again.status, 413);
       assert.equal((await frames(server, "timeout")) - timeouts, 1);
+    });
+
+    it("runs at most `concurrency` (1) commands at once, however many videos arrive", async () => {
+      const timeouts = await frames(server, "timeout");
+      // Three uploads at once: three pre-generations wanting a run each.
+      await Promise.all(
+        [1, 2, 3].map(() =>
+          uploadBytes(user.http, randomBytes(1024), { contentType: "video/mp4" }),
+        ),
+      );
+      await until(async () => (await frames(server, "timeout")) - timeouts === 3);
+      const peak = await metric(
+        server.baseUrl,
+        "mxcd_video_thumbnail_commands_running",
+        'stat="peak"',
+      );
+      assert.equal(peak, 1);
+      await until(() => readdirSync(staging).length === 0);
     });
   });
 }

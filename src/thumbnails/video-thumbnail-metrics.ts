@@ -7,8 +7,9 @@
  *   (the video is over `video_thumbnails.max_source_size`), `timeout` (the
  *   process group was killed), and `remembered` (a recent failure answered
  *   without running anything);
- * - `mxcd_video_thumbnail_commands_running`: runs under way (staging or
- *   running the command), at most `video_thumbnails.concurrency`.
+ * - `mxcd_video_thumbnail_commands_running{stat="now"|"peak"}`: runs under
+ *   way (staging or running the command) now, and the most at once since
+ *   start; at most `video_thumbnails.concurrency`.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { VideoFailureReason } from "./video-thumbnail-error.js";
@@ -24,8 +25,19 @@ export class VideoThumbnailStats {
     timeout: 0,
     remembered: 0,
   };
-  /** Runs under way now. */
+  /** Runs under way now, and the most at once since start. */
   running = 0;
+  runningPeak = 0;
+
+  /** Counts a run that starts; call `finished` when it ends. */
+  started(): void {
+    this.running += 1;
+    this.runningPeak = Math.max(this.runningPeak, this.running);
+  }
+
+  finished(): void {
+    this.running -= 1;
+  }
 }
 
 export function registerVideoThumbnailMetrics(registry: Registry, stats: VideoThumbnailStats) {
@@ -42,10 +54,12 @@ export function registerVideoThumbnailMetrics(registry: Registry, stats: VideoTh
   });
   new Gauge({
     name: "mxcd_video_thumbnail_commands_running",
-    help: "Video thumbnail runs (staging the video or running the command) under way",
+    help: "Video thumbnail runs (staging or command) under way: now, and the most at once since start",
+    labelNames: ["stat"],
     registers,
     collect() {
-      this.set(stats.running);
+      this.set({ stat: "now" }, stats.running);
+      this.set({ stat: "peak" }, stats.runningPeak);
     },
   });
 }

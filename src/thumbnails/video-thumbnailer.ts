@@ -124,7 +124,7 @@ export class VideoThumbnailer {
     const started = Date.now();
     const deadline = AbortSignal.timeout(timeoutMs);
     const folder = await makeStagingFolder(this.options.stagingRoot);
-    this.stats.running += 1;
+    this.stats.started();
     try {
       const input = join(folder, "input");
       const output = join(folder, "frame.png");
@@ -157,7 +157,7 @@ export class VideoThumbnailer {
       }
       throw error;
     } finally {
-      this.stats.running -= 1;
+      this.stats.finished();
       await rm(folder, { recursive: true, force: true });
     }
   }
