@@ -722,6 +722,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         ]);
         sweepAbort.abort();
         await sweep;
+        // Running video commands are killed rather than waited for.
+        videoThumbnailer?.stop();
         await thumbnails.drain();
         await hashing.service.stop();
         await accessTimes.stop();

@@ -272,6 +272,20 @@ if (!haveFfmpeg) {
     });
   });
 
+  /**
+   * A command that records the staged input's folder and file modes, starts
+   * a child that would sleep for ten minutes, records its pid, and waits.
+   */
+  const hangingCommand = (record: string) => {
+    const script = [
+      'stat -c %a "$(dirname "$1")" "$1" > "$3/modes"',
+      "sleep 600 &",
+      'echo $! > "$3/child.pid"',
+      "wait",
+    ].join("\n");
+    return ["sh", "-c", script, "sh", "{input}", "{output}", record];
+  };
+
   forEachEngine("video thumbnails with a hanging command", (engine) => {
     let server: TestServer;
     let user: TestUser;
@@ -281,20 +295,8 @@ if (!haveFfmpeg) {
     before(async () => {
       staging = mkdtempSync(join(work, "staging-"));
       record = mkdtempSync(join(work, "record-"));
-      // Records the staged input's folder and file modes, starts a child
-      // that would sleep for ten minutes, records its pid, and waits.
-      const script = [
-        'stat -c %a "$(dirname "$1")" "$1" > "$3/modes"',
-        "sleep 600 &",
-        'echo $! > "$3/child.pid"',
-        "wait",
-      ].join("\n");
       server = await startTestServer(engine, {
-        video_thumbnails: {
-          command: ["sh", "-c", script, "sh", "{input}", "{output}", record],
-          timeout: "1s",
-          staging_path: staging,
-        },
+        video_thumbnails: { command: hangingCommand(record), timeout: "1s", staging_path: staging },
       });
       user = await server.user("bob");
       markSuiteRan("ffmpeg");
@@ -339,6 +341,29 @@ if (!haveFfmpeg) {
       );
       assert.equal(peak, 1);
       await until(() => readdirSync(staging).length === 0);
+    });
+
+    it("kills the running command at shutdown instead of waiting for its timeout", async () => {
+      const ownRecord = mkdtempSync(join(work, "record-"));
+      const ownStaging = mkdtempSync(join(work, "staging-"));
+      const patient = await startTestServer(engine, {
+        video_thumbnails: {
+          command: hangingCommand(ownRecord),
+          timeout: "1h",
+          staging_path: ownStaging,
+        },
+      });
+      const owner = await patient.user("carol");
+      await uploadBytes(owner.http, randomBytes(1024), { contentType: "video/mp4" });
+      const pidFile = join(ownRecord, "child.pid");
+      await until(() => readdirSync(ownRecord).includes("child.pid"));
+      await until(() => readFileSync(pidFile, "utf8").endsWith("\n"));
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      assert.ok(running(pid));
+      // Resolves only once the pre-generation (and so the command) ended.
+      await patient.stop();
+      await until(() => !running(pid));
+      await until(() => readdirSync(ownStaging).length === 0);
     });
   });
 }

@@ -31,14 +31,17 @@ export interface CommandResult {
  * Runs `argv` (no shell) and resolves when it and its stdio are done.
  * @throws VideoThumbnailError `timeout` after `timeoutMs`, once the process
  *   group was killed and the command has exited; `failed` when it could not
- *   be started (no such program).
+ *   be started (no such program); the reason of `stopping` when it aborts
+ *   (shutdown), again once the group was killed.
  */
 export function runVideoCommand(
   argv: readonly string[],
   timeoutMs: number,
+  stopping: AbortSignal,
 ): Promise<CommandResult> {
   const [program, ...args] = argv;
   if (!program) throw new VideoThumbnailError("failed", "the video thumbnail command is empty");
+  if (stopping.aborted) return Promise.reject(stopping.reason);
   return new Promise((resolve, reject) => {
     const child = spawn(program, args, {
       detached: true,
@@ -61,6 +64,7 @@ export function runVideoCommand(
       timedOut = true;
       killGroup();
     }, timeoutMs);
+    stopping.addEventListener("abort", killGroup, { once: true });
     child.stderr.on("data", (chunk: Buffer) => {
       if (kept >= STDERR_LIMIT) return;
       const part = chunk.subarray(0, STDERR_LIMIT - kept);
@@ -74,7 +78,10 @@ export function runVideoCommand(
     child.on("exit", killGroup);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) {
+      stopping.removeEventListener("abort", killGroup);
+      if (stopping.aborted) {
+        reject(stopping.reason);
+      } else if (timedOut) {
         reject(new VideoThumbnailError("timeout", `the command ran longer than ${timeoutMs} ms`));
       } else if (failedToStart) {
         const message = `the video thumbnail command could not be started: ${failedToStart.message}`;

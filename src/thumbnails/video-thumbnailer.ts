@@ -16,6 +16,8 @@
  *   for FAILURE_TTL_MS in an LRU of FAILURE_ENTRIES keys, so a bad video is
  *   not re-run on every request; errors of the store are not remembered.
  * - The staging folder is removed however the run ends.
+ * - `stop()` (shutdown) kills the process groups of the runs under way, so
+ *   draining does not wait for a slow video up to its timeout.
  */
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -66,6 +68,7 @@ export interface VideoThumbnailerOptions {
 
 export class VideoThumbnailer {
   readonly #slots: Semaphore;
+  readonly #stopping = new AbortController();
   readonly #failures = new LRUCache<string, { readonly error: VideoThumbnailError }>({
     max: FAILURE_ENTRIES,
     ttl: FAILURE_TTL_MS,
@@ -104,6 +107,14 @@ export class VideoThumbnailer {
   }
 
   /**
+   * Kills the runs under way (their process groups) and refuses new ones;
+   * idempotent. Their callers get an error that is not remembered.
+   */
+  stop(): void {
+    this.#stopping.abort(new Error("mxcd is stopping"));
+  }
+
+  /**
    * Removes staging folders left by a process killed mid-run: this user's,
    * older than twice the timeout (at least 10 minutes); resolves to how many.
    */
@@ -123,20 +134,24 @@ export class VideoThumbnailer {
     const { timeoutMs, maxSourceBytes, maxPixels } = this.options;
     const started = Date.now();
     const deadline = AbortSignal.timeout(timeoutMs);
+    const stopping = this.#stopping.signal;
+    stopping.throwIfAborted();
     const folder = await makeStagingFolder(this.options.stagingRoot);
     this.stats.started();
     try {
       const input = join(folder, "input");
       const output = join(folder, "frame.png");
       try {
-        await stageSource(await open(), input, maxSourceBytes, deadline);
+        const signal = AbortSignal.any([deadline, stopping]);
+        await stageSource(await open(), input, maxSourceBytes, signal);
       } catch (error) {
+        if (stopping.aborted) throw stopping.reason;
         if (deadline.aborted) throw timeoutError(timeoutMs, "staging the video");
         throw error;
       }
       const remaining = timeoutMs - (Date.now() - started);
       if (remaining <= 0) throw timeoutError(timeoutMs, "staging the video");
-      const result = await runVideoCommand(this.#argv(input, output), remaining);
+      const result = await runVideoCommand(this.#argv(input, output), remaining, stopping);
       if (result.code !== 0) {
         this.logger.debug({ code: result.code, signal: result.signal, stderr: result.stderr, key });
         const tooLarge = FFMPEG_PIXEL_LIMIT.test(result.stderr);
