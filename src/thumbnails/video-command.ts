@@ -17,7 +17,7 @@ import { spawn } from "node:child_process";
 import { VideoThumbnailError } from "./video-thumbnail-error.js";
 
 /** Bytes of the command's stderr kept; the rest is read and dropped. */
-export const STDERR_LIMIT = 8192;
+const STDERR_LIMIT = 8192;
 
 /** How the command ended (it ended by itself: a timeout throws instead). */
 export interface CommandResult {

@@ -25,7 +25,7 @@ import { pipeline } from "node:stream/promises";
 import { VideoThumbnailError } from "./video-thumbnail-error.js";
 
 /** Name prefix of the staging folders (what the start-up sweep looks for). */
-export const STAGING_PREFIX = "mxcd-video-";
+const STAGING_PREFIX = "mxcd-video-";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Signature, IHDR length and type, width, height. */

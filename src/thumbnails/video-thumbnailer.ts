@@ -47,9 +47,9 @@ import { VideoThumbnailError } from "./video-thumbnail-error.js";
 import type { VideoThumbnailStats } from "./video-thumbnail-metrics.js";
 
 /** How long a video's failure is remembered (as tuwunel). */
-export const FAILURE_TTL_MS = 5 * 60_000;
+const FAILURE_TTL_MS = 5 * 60_000;
 /** Most failures remembered; the least recently used goes first. */
-export const FAILURE_ENTRIES = 1024;
+const FAILURE_ENTRIES = 1024;
 
 /** Output of a command over the decoder's pixel limit (ffmpeg's `-max_pixels`). */
 const FFMPEG_PIXEL_LIMIT = /exceeds specified max pixel count/;
