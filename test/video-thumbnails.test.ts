@@ -225,6 +225,38 @@ if (!haveFfmpeg) {
       await until(stagingIsEmpty);
     });
 
+    it("renders on request with dynamic thumbnails, once per size however many ask", async () => {
+      const dynamic = await startTestServer(engine, {
+        dynamic_thumbnails: true,
+        thumbnail_sizes: [],
+        video_thumbnails: { command: RECOMMENDED_COMMAND, staging_path: staging },
+      });
+      try {
+        const owner = await dynamic.user("dora");
+        const video = clip("valid", "testsrc=s=160x120:r=10:d=1[out0]");
+        const id = await uploadBytes(owner.http, video, { contentType: "video/mp4" });
+        // Nothing pre-generated (no sizes): four requests at once make one run.
+        const answers = await Promise.all(
+          [1, 2, 3, 4].map(() => thumbnail(dynamic, owner, id, "width=64&height=48&method=scale")),
+        );
+        for (const res of answers) {
+          assert.equal(res.status, 200);
+          assert.equal(res.headers.get("content-type"), "image/jpeg");
+          const meta = await sharp(res.bytes).metadata();
+          assert.deepEqual([meta.width, meta.height], [64, 48]);
+        }
+        assert.equal(await frames(dynamic, "extracted"), 1);
+        // Stored and reused: asked again, no new run.
+        const again = await thumbnail(dynamic, owner, id, "width=64&height=48&method=scale");
+        assert.equal(again.status, 200);
+        assert.equal(await frames(dynamic, "extracted"), 1);
+        assert.equal((await thumbnailKeys(dynamic, id)).length, 1);
+      } finally {
+        await dynamic.stop();
+      }
+      await until(stagingIsEmpty);
+    });
+
     it("answers 400 for a corrupt video and remembers the failure", async () => {
       const valid = clip("valid", "testsrc=s=160x120:r=10:d=1[out0]");
       // The container header survives, the rest is noise.
