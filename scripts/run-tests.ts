@@ -8,7 +8,8 @@
  * is a run in which no PostgreSQL suite actually ran. The same holds for the
  * suites that drive nginx (test/deployment-nginx.test.ts,
  * test/attached-e2e.test.ts) and synadm (test/synadm.test.ts,
- * test/attached-e2e.test.ts) whenever those files are part of the run: each suite
+ * test/attached-e2e.test.ts) and ffmpeg (test/video-thumbnails.test.ts)
+ * whenever those files are part of the run: each suite
  * leaves a marker (test/support/run-markers.ts), the summary prints
  * `<tool> suites run: N`, and under CI a count of 0 fails the run.
  *
@@ -54,6 +55,7 @@ const TOOL_SUITES: readonly { kind: MarkerKind; files: readonly string[] }[] = [
     kind: "synadm",
     files: [join("test", "synadm.test.ts"), join("test", "attached-e2e.test.ts")],
   },
+  { kind: "ffmpeg", files: [join("test", "video-thumbnails.test.ts")] },
 ];
 const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
 

@@ -118,6 +118,11 @@ import { localContentKey, remoteContentKey, urlCacheKey } from "./storage/media-
 import { registerThumbnailMetrics } from "./thumbnails/thumbnail-metrics.js";
 import { ThumbnailStats } from "./thumbnails/thumbnail-stats.js";
 import { Thumbnailer } from "./thumbnails/thumbnailer.js";
+import {
+  registerVideoThumbnailMetrics,
+  VideoThumbnailStats,
+} from "./thumbnails/video-thumbnail-metrics.js";
+import { createVideoThumbnailer } from "./thumbnails/video-thumbnailer.js";
 import { CrossProcessFlight } from "./util/cross-process-flight.js";
 import { Semaphore } from "./util/semaphore.js";
 
@@ -295,6 +300,9 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     maxFrames: config.max_thumbnail_frames,
     timeoutSeconds: config.thumbnail_timeout / 1000,
   });
+  // Video thumbnails (docs/media.md "Video thumbnails"): null unless configured.
+  const videoStats = new VideoThumbnailStats();
+  const videoThumbnailer = createVideoThumbnailer(config, videoStats, logger);
   const thumbnails = new ThumbnailService(
     { dynamic: config.dynamic_thumbnails, sizes: config.thumbnail_sizes },
     thumbnailer,
@@ -304,6 +312,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     logger,
     thumbnailFlight,
     thumbnailStats,
+    videoThumbnailer,
   );
   // MD5/PDQ (docs/trust-and-safety.md "Stored hashes"): PDQ after admission,
   // sharing the thumbnailer's decode slots; the backfill job for the rest.
@@ -394,6 +403,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     },
   });
   registerThumbnailMetrics(metrics, thumbnailStats);
+  registerVideoThumbnailMetrics(metrics, videoStats);
   registerMediaHashMetrics(metrics, hashing.service.stats);
   registerMediaByteCacheMetrics(metrics, byteCache);
   addMediaNosniff(http);
@@ -691,6 +701,13 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
           logger.info({ address: metricsAddress }, "metrics listener is listening");
         }
         sweepTemporaryFiles();
+        // Staging folders of video runs killed with a previous process, in the background.
+        videoThumbnailer?.sweepStaging().then(
+          (removed) => {
+            if (removed > 0) logger.info({ removed }, "removed abandoned video staging folders");
+          },
+          (error: unknown) => logger.warn({ err: error }, "sweeping video staging folders failed"),
+        );
         await jobs.start();
         return address;
       })();
@@ -705,6 +722,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         ]);
         sweepAbort.abort();
         await sweep;
+        // Running video commands are killed rather than waited for.
+        videoThumbnailer?.stop();
         await thumbnails.drain();
         await hashing.service.stop();
         await accessTimes.stop();

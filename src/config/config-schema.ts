@@ -73,6 +73,34 @@ export const DEFAULT_THUMBNAIL_SIZES = [
   { width: 800, height: 600, method: "scale" },
 ] as const;
 
+/** The tokens `video_thumbnails.command` must name (docs/media.md "Video thumbnails"). */
+const VIDEO_COMMAND_TOKENS = ["{input}", "{output}"] as const;
+
+const videoThumbnails = z
+  .strictObject({
+    /** The argv that writes one PNG frame of `{input}` to `{output}` (no shell); null: off. */
+    command: z
+      .array(z.string().min(1))
+      .min(1)
+      .refine(
+        (argv) => VIDEO_COMMAND_TOKENS.every((token) => argv.some((arg) => arg.includes(token))),
+        'must name both "{input}" and "{output}"',
+      )
+      .nullable()
+      .default(null),
+    /** Time from taking a slot to the frame: staging the video and running the command. */
+    timeout: duration
+      .refine((ms) => ms >= 100 && ms <= 3_600_000, "must be between 100ms and 1h")
+      .default(30_000),
+    /** Largest video staged for the command; a larger one gets no thumbnail (413). */
+    max_source_size: size.default(128 * 1024 * 1024),
+    /** Commands running at once in one process (separate from the image thumbnail slots). */
+    concurrency: z.number().int().min(1).max(64).default(1),
+    /** Folder of the private staging folders; null: the OS temp folder. */
+    staging_path: z.string().min(1).nullable().default(null),
+  })
+  .prefault({});
+
 const sqliteDatabase = z.strictObject({
   engine: z.literal("sqlite"),
   /** File of the SQLite database; created with its folder when missing. */
@@ -299,6 +327,8 @@ const configObject = z.strictObject({
   thumbnail_timeout: duration
     .refine((ms) => ms >= 1000 && ms <= 3_600_000, "must be between 1s and 1h")
     .default(10_000),
+  /** Image thumbnails of `video/*` media from one frame (docs/media.md "Video thumbnails"); off by default. */
+  video_thumbnails: videoThumbnails,
   enable_authenticated_media: z.boolean().default(true),
   max_pending_media_uploads: z.number().int().min(1).default(5),
   unused_expiration_time: duration.default(24 * 3_600_000),

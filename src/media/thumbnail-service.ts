@@ -23,6 +23,14 @@
  * is remembered (ProbeCache), so "serve the original", "too large" and
  * "not an image" are answered later without reading the original at all.
  *
+ * Videos (`video_thumbnails`, docs/media.md "Video thumbnails"). With a
+ * VideoThumbnailer, media whose type is `video/*` is thumbnailed from one
+ * frame: the VideoThumbnailer stages the video and runs the command under
+ * its own slots, then the frame is rendered like an image (holding an image
+ * slot) and stored as an ordinary thumbnail row, so every serving path
+ * (stored, fast path, federation) answers it. The original is never the
+ * answer for a video, and the image ProbeCache is not used for one.
+ *
  * Deletion. A thumbnail row is recorded only while its media row exists
  * (checked in the inserting transaction); when the media was deleted while
  * its thumbnail was being made, the written file is removed again, so a
@@ -46,6 +54,7 @@ import { ProbeCache, type ProbeOutcome } from "../thumbnails/probe-cache.js";
 import type { GenerationTrigger, ThumbnailStats } from "../thumbnails/thumbnail-stats.js";
 import {
   ANIMATED_THUMBNAIL_TYPE,
+  type ImageInfo,
   ImageTooLargeError,
   NotAnImageError,
   type RenderedThumbnail,
@@ -57,6 +66,8 @@ import {
   type ThumbnailSize,
   ThumbnailTimeoutError,
 } from "../thumbnails/thumbnailer.js";
+import { VideoThumbnailError } from "../thumbnails/video-thumbnail-error.js";
+import { type VideoThumbnailer, videoThumbnailPlan } from "../thumbnails/video-thumbnailer.js";
 import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import { SingleFlight } from "../util/single-flight.js";
 
@@ -71,6 +82,8 @@ export interface ThumbnailSubject {
   /** Distinguishes concurrent work on different items (single flight). */
   readonly flightKey: string;
   readonly sourceKey: string;
+  /** The media's stored content type, when the caller knows it (picks the video path). */
+  readonly mediaType?: string | null;
   thumbnailKey(t: Omit<LocalThumbnail, "length">): string;
   /** The stored thumbnails, through the metadata cache (the request path). */
   list(): Promise<readonly LocalThumbnail[]>;
@@ -119,6 +132,8 @@ export class ThumbnailService {
     private readonly shared: CrossProcessFlight,
     /** Figures for /metrics (thumbnail-metrics.ts). */
     private readonly stats: ThumbnailStats,
+    /** Frames of `video/*` media (`video_thumbnails`); null: videos are not thumbnailed. */
+    private readonly video: VideoThumbnailer | null,
   ) {}
 
   /**
@@ -126,14 +141,22 @@ export class ThumbnailService {
    * a URL-preview image, under `url_cache/`); never throws.
    */
   pregenerate(mediaId: string, mediaType: string, urlCache = false): void {
-    const key = this.local(mediaId, urlCache).flightKey;
-    if (!mediaType.toLowerCase().startsWith("image/") || this.#pregenerating.has(key)) return;
+    const subject = this.local(mediaId, urlCache, mediaType);
+    const key = subject.flightKey;
+    const video = this.#isVideo(subject);
+    if (!(video || mediaType.toLowerCase().startsWith("image/")) || this.#pregenerating.has(key)) {
+      return;
+    }
     // Nothing to make: do not even read the original.
     if (this.settings.sizes.length === 0) return;
     this.stats.pregenerationsRunning += 1;
-    const work = this.#pregenerate(mediaId, urlCache)
+    const work = (video ? this.#pregenerateVideo(subject) : this.#pregenerate(mediaId, urlCache))
       .catch((error: unknown) => {
         if (error instanceof MediaGoneError || error instanceof BlobNotFoundError) return;
+        if (error instanceof VideoThumbnailError) {
+          this.logger.info({ err: error, media_id: mediaId }, "no thumbnail of this video");
+          return;
+        }
         this.logger.warn({ err: error, media_id: mediaId }, "thumbnail pre-generation failed");
       })
       .finally(() => {
@@ -148,11 +171,15 @@ export class ThumbnailService {
     await Promise.all(this.#pregenerating.values());
   }
 
-  /** Local media `mediaId`; `urlCache`: URL-preview media, under `url_cache/`. */
-  local(mediaId: string, urlCache = false): ThumbnailSubject {
+  /**
+   * Local media `mediaId`; `urlCache`: URL-preview media, under `url_cache/`;
+   * `mediaType`: its stored content type (`video/*` takes the video path).
+   */
+  local(mediaId: string, urlCache = false, mediaType?: string | null): ThumbnailSubject {
     return {
       flightKey: `local/${mediaId}`,
       sourceKey: urlCache ? urlCacheKey(mediaId) : localContentKey(mediaId),
+      mediaType,
       thumbnailKey: (t) =>
         (urlCache ? urlCacheThumbnailKey : localThumbnailKey)(
           mediaId,
@@ -167,11 +194,17 @@ export class ThumbnailService {
     };
   }
 
-  /** Cached remote media (origin, mediaId), stored under `filesystemId`. */
-  remote(origin: string, mediaId: string, filesystemId: string): ThumbnailSubject {
+  /** Cached remote media (origin, mediaId), stored under `filesystemId`, of type `mediaType`. */
+  remote(
+    origin: string,
+    mediaId: string,
+    filesystemId: string,
+    mediaType?: string | null,
+  ): ThumbnailSubject {
     return {
       flightKey: `remote/${origin}/${mediaId}`,
       sourceKey: remoteContentKey(origin, filesystemId),
+      mediaType,
       thumbnailKey: (t) =>
         remoteThumbnailKey(origin, filesystemId, t.width, t.height, t.contentType, t.method),
       list: () => this.rows.listRemoteThumbnails(origin, mediaId),
@@ -212,6 +245,8 @@ export class ThumbnailService {
       : coveringMatch(stored, request);
     if (usable) return answer(subject, { kind: "stored", thumbnail: usable });
     try {
+      if (this.#isVideo(subject))
+        return answer(subject, await this.#videoThumbnail(subject, request));
       const known = this.#probes.get(subject.sourceKey);
       const decided = known === undefined ? undefined : this.#decide(known, request, stored);
       if (decided) return answer(subject, decided);
@@ -256,6 +291,71 @@ export class ThumbnailService {
   /** Opens a stored thumbnail's bytes. */
   read(key: string): Promise<Readable> {
     return this.store.read(key);
+  }
+
+  /** True when `subject` is a video and video thumbnails are on. */
+  #isVideo(subject: ThumbnailSubject): boolean {
+    return this.video !== null && (subject.mediaType ?? "").toLowerCase().startsWith("video/");
+  }
+
+  /** A request for a video's thumbnail that nothing stored answers exactly (see `thumbnail`). */
+  #videoThumbnail(subject: ThumbnailSubject, request: ThumbnailRequest): Promise<Outcome> {
+    const flightKey = `${subject.flightKey}/${request.width}x${request.height}/${request.method}/video`;
+    return this.#flights.run(flightKey, () =>
+      this.shared.run(flightKey, {
+        find: async () => {
+          const thumbnail = exactMatch(await subject.listFresh(), { ...request, animated: false });
+          return thumbnail && ({ kind: "stored", thumbnail } as const);
+        },
+        make: async () => {
+          // Without dynamic thumbnails any stored one of the method beats running the command.
+          const stored = this.settings.dynamic ? [] : await subject.list();
+          const fallback = selectThumbnail(stored, request);
+          if (fallback) return { kind: "stored", thumbnail: fallback };
+          return this.#withFrame(subject, async (frame, info) => {
+            const still = { ...request, animated: false };
+            const result = await this.thumbnailer.render(frame, info, still);
+            const thumbnail = await this.#storeRendered(subject, result, request, "request");
+            return { kind: "stored", thumbnail };
+          });
+        },
+      }),
+    );
+  }
+
+  /** Pre-generates the configured sizes of a video from one frame (one command run). */
+  async #pregenerateVideo(subject: ThumbnailSubject): Promise<void> {
+    await this.#withFrame(subject, async (frame, info) => {
+      for (const planned of videoThumbnailPlan(this.settings.sizes, info)) {
+        const result = await this.thumbnailer.render(frame, info, planned.request);
+        await this.#storeRendered(subject, result, planned, "upload");
+      }
+    });
+  }
+
+  /**
+   * Runs `fn` with a video's frame and its header, holding a video slot and
+   * then an image slot. Thumbnails of a frame without alpha are JPEG (a
+   * video frame is photo-like; as PNG it would be several times larger): the
+   * format in `info` only picks the encoder, sharp reads the PNG by its bytes.
+   */
+  #withFrame<T>(
+    subject: ThumbnailSubject,
+    fn: (frame: Buffer, info: ImageInfo) => Promise<T>,
+  ): Promise<T> {
+    const open = () => this.store.read(subject.sourceKey);
+    return this.video!.withFrame(subject.sourceKey, open, (frame) =>
+      this.thumbnailer.withSlot(async () => {
+        const info = await this.thumbnailer.probe(frame);
+        if (!info) throw new NotAnImageError("the video frame is not a readable PNG");
+        this.thumbnailer.assertPixelLimit(info);
+        const still = { ...info, animated: false, pages: 1 };
+        return fn(
+          frame,
+          info.hasAlpha ? still : { ...still, format: "jpeg", contentType: "image/jpeg" },
+        );
+      }),
+    );
   }
 
   /** Decides and, when needed, renders and stores; runs holding a slot. */
@@ -372,6 +472,13 @@ function coveringMatch(stored: readonly LocalThumbnail[], request: ThumbnailRequ
 }
 
 function thumbnailError(error: unknown): unknown {
+  // A video without a usable frame: as an image that cannot be thumbnailed
+  // (400), or over a limit (413, as an image over max_image_pixels).
+  if (error instanceof VideoThumbnailError) {
+    return error.reason === "failed"
+      ? new MatrixError("M_UNKNOWN", "Cannot generate a thumbnail of this video", 400)
+      : new MatrixError("M_TOO_LARGE", "Video too large or too costly to thumbnail", 413);
+  }
   if (error instanceof ImageTooLargeError) {
     return new MatrixError("M_TOO_LARGE", "Image too large to thumbnail", 413);
   }

@@ -128,7 +128,12 @@ export async function findThumbnail(
       source.kind === "cached"
         ? source.media
         : await deps.remote.ensureCached(serverName, mediaId, source);
-    const subject = deps.thumbnails.remote(serverName, mediaId, media.filesystemId);
+    const subject = deps.thumbnails.remote(
+      serverName,
+      mediaId,
+      media.filesystemId,
+      media.mediaType,
+    );
     const answer = await deps.thumbnails.thumbnail(subject, wanted);
     deps.accessTimes.remote(serverName, mediaId);
     const lengthKnown = answer.kind === "stored" || media.mediaLength !== null;
@@ -141,7 +146,7 @@ export async function findThumbnail(
   }
   const media = await deps.downloads.resolveLocal(mediaId, { ...options, bypassQuarantine: false });
   const answer = await deps.thumbnails.thumbnail(
-    deps.thumbnails.local(mediaId, media.urlCache !== null),
+    deps.thumbnails.local(mediaId, media.urlCache !== null, media.mediaType),
     wanted,
   );
   deps.accessTimes.local(mediaId);
