@@ -84,6 +84,8 @@ export interface MediaRetentionStats {
   failed: number;
   /** Committed batches. */
   batches: number;
+  /** Passes finished: every rule walked and every mark deleted. */
+  passes: number;
 }
 
 /** The slice of MediaDeletionService the job uses. */
@@ -142,6 +144,7 @@ export class MediaRetentionJob implements BackgroundJob<MediaRetentionProgress> 
     spared: { avatar: 0, exempt: 0 },
     failed: 0,
     batches: 0,
+    passes: 0,
   };
 
   constructor(private readonly deps: MediaRetentionDeps) {}
@@ -173,7 +176,7 @@ export class MediaRetentionJob implements BackgroundJob<MediaRetentionProgress> 
         progress: { ...next, marked },
         processed,
         done: false,
-        committed: this.#commit(counts),
+        committed: this.#commit(counts, false),
       };
     }
     // Every rule walked and the last marks deleted: the pass is over.
@@ -181,7 +184,7 @@ export class MediaRetentionJob implements BackgroundJob<MediaRetentionProgress> 
       progress: this.initialProgress,
       processed,
       done: false,
-      committed: this.#commit(counts),
+      committed: this.#commit(counts, true),
       idleMs: this.deps.settings.checkIntervalMs,
     };
   }
@@ -221,10 +224,11 @@ export class MediaRetentionJob implements BackgroundJob<MediaRetentionProgress> 
   }
 
   /** The post-commit step: counts into the stats, and one structured log line. */
-  #commit(counts: BatchCounts): () => void {
+  #commit(counts: BatchCounts, passDone: boolean): () => void {
     return () => {
       const { stats } = this;
       stats.batches += 1;
+      if (passDone) stats.passes += 1;
       stats.deleted.local += counts.deletedLocal;
       stats.deleted.remote += counts.deletedRemote;
       stats.bytes.local += counts.bytesLocal;

@@ -6,7 +6,8 @@
  * - `mxcd_media_retention_spared_total{reason="avatar"|"exempt"}`: selected by
  *   age but kept (a current avatar; quarantined or protected after marking);
  * - `mxcd_media_retention_failed_total`: items whose files could not be deleted;
- * - `mxcd_media_retention_batches_total`: committed batches.
+ * - `mxcd_media_retention_batches_total`: committed batches;
+ * - `mxcd_media_retention_passes_total`: passes finished (every rule walked).
  */
 import { Counter, type Registry } from "prom-client";
 import type { MediaRetentionStats } from "./media-retention-job.js";
@@ -65,6 +66,15 @@ export function registerMediaRetentionMetrics(
     collect() {
       this.reset();
       this.inc(stats.batches);
+    },
+  });
+  new Counter({
+    name: "mxcd_media_retention_passes_total",
+    help: "Passes of the media-retention job finished in this process (every rule walked)",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.passes);
     },
   });
 }
