@@ -156,7 +156,7 @@ forEachEngine("media retention: crash and CLI", (engine) => {
     for (const id of marked) {
       assert.match(dry.stdout, new RegExp(`/${id}\\t.*marked by an unfinished batch`));
     }
-    // A read of one marked item after the crash does not save it.
+    // Reads of the marked items after the crash do not save them.
     await server.app.database.db
       .updateTable("local_media_repository")
       .set({ last_access_ts: clock })
