@@ -227,5 +227,9 @@ forEachEngine("media retention: crash and CLI", (engine) => {
     assert.match(run.stdout, /deleted 2 local media \(27 bytes\) and 0 remote media/);
     assert.deepEqual(await localRows([old, stale, kept]), [kept]);
     assert.deepEqual(await storeMismatches(server), []);
+    // `mxcd jobs` shows the job and what it has deleted so far.
+    const jobs = await runCli(["jobs", "--config", configFile]);
+    assert.equal(jobs.code, 0, jobs.stderr);
+    assert.match(jobs.stdout, /^media-retention +running .* \d+\/\?/m);
   });
 });
