@@ -73,7 +73,9 @@ import { registerRoomRoutes } from "./http/routes/room-routes.js";
 import { registerUserAdminRoutes } from "./http/routes/user-admin-routes.js";
 import { registerWaiterMetrics } from "./http/waiter-metrics.js";
 import { createBackgroundJobs } from "./jobs/create-background-jobs.js";
+import { createMediaRetention } from "./jobs/create-media-retention.js";
 import { JobRunner } from "./jobs/job-runner.js";
+import { registerMediaRetentionMetrics } from "./jobs/media-retention-metrics.js";
 import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
 import { createMediaHashing } from "./media/create-media-hashing.js";
@@ -150,6 +152,8 @@ export interface App {
   readonly keyRing: KeyRing;
   /** Invalidation of the media caches, in this process and the others (cache/media-changes.ts). */
   readonly mediaChanges: MediaChanges;
+  /** Coalesced `last_access_ts` writes; `flush()` writes them now (tests, retention). */
+  readonly accessTimes: Pick<AccessTimes, "flush">;
   /** The one outbound HTTP client (address policy, size caps, timeouts). */
   readonly outbound: OutboundHttp;
   /** Signed requests to other homeservers, found by spec §4.5 discovery. */
@@ -252,7 +256,10 @@ export function createServices(
 
 /** Test seams of createApp; production passes none. */
 export interface AppOptions {
-  /** The clock of the URL-preview cache and its expiry job (tests move it); default Date.now. */
+  /**
+   * The clock of the URL-preview cache, its expiry job and the media-retention
+   * job (tests move it); default Date.now.
+   */
   readonly now?: () => number;
   /** Address resolution of URL-preview fetches (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
@@ -285,7 +292,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   const remoteFlight = new CrossProcessFlight(locks, bus, "mxcd_remote_media", pollMs);
   const previewFlight = new CrossProcessFlight(locks, bus, "mxcd_url_preview", pollMs);
   const pending = new PendingUploads(bus, pollMs);
-  const accessTimes = new AccessTimes(services.media, logger);
+  // On the app's clock: media retention compares access times with it.
+  const accessTimes = new AccessTimes(services.media, logger, undefined, options.now);
   const mediaSettings = {
     serverName: config.server_name,
     maxUploadSize: config.max_upload_size,
@@ -473,10 +481,22 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     new RoomHistoryBackfillRepository(database),
     config.app_service !== undefined,
   );
+  // Media retention (docs/media.md "Retention"): registered when a rule is on.
+  const mediaRetention = createMediaRetention(config, {
+    // Used only once jobs run, after mediaDeletion (below) exists.
+    deletion: {
+      deleteLocalMediaItemsIn: (tx, items) => mediaDeletion.deleteLocalMediaItemsIn(tx, items),
+      purgeRemoteItemsIn: (tx, items) => mediaDeletion.purgeRemoteItemsIn(tx, items),
+    },
+    logger,
+    ...(options.now && { now: options.now }),
+  });
+  if (mediaRetention) registerMediaRetentionMetrics(metrics, mediaRetention.stats);
   const backgroundJobs = createBackgroundJobs({
     feedSignal,
     ...(previews && { urlPreviewExpiry: previews.expiry }),
     mediaHashBackfill: hashing.backfill,
+    ...(mediaRetention && { mediaRetention }),
     ...(roomHistorySource && {
       roomHistory: { history: roomHistorySource.history, database, logger },
     }),
@@ -682,6 +702,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     federationAuth,
     keyRing,
     mediaChanges: services.mediaChanges,
+    accessTimes,
     outbound,
     federation: federation.client,
     start() {

@@ -6,9 +6,11 @@
  * from the progress stored in the database.
  */
 import cliProgress from "cli-progress";
+import { MediaChanges } from "../cache/media-changes.js";
 import { loadConfigFile } from "../config/load-config.js";
 import { createDatabase, type Database } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
+import { createNotificationBus } from "../db/notification-bus.js";
 import { createRoomHistorySource } from "../homeserver/room-history-backfill.js";
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
 import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
@@ -16,6 +18,7 @@ import { createLogger } from "../logging/logger.js";
 import { createMediaHashing } from "../media/create-media-hashing.js";
 import { createBlobStore } from "../storage/create-blob-store.js";
 import { Semaphore } from "../util/semaphore.js";
+import { createCliMediaRetention } from "./media-retention-command.js";
 
 const BAR_SIZE = 30;
 
@@ -68,9 +71,10 @@ async function withRunner(
   // Attached with an admin token: the room-history backfill asks the homeserver.
   const source = createRoomHistorySource(config);
   const store = createBlobStore(config.media_store);
+  const logger = createLogger(config.log_level, process.stderr);
+  const bus = createNotificationBus(config.database, logger);
   try {
     await runMigrations(database);
-    const logger = createLogger(config.log_level, process.stderr);
     const roomHistory = source && { history: source.history, database, logger };
     // The media-hash backfill reads the media store, and decodes no more
     // images at once than the server's thumbnailer would.
@@ -81,14 +85,26 @@ async function withRunner(
       slots: { withSlot: (fn, signal) => decodeSlots.run(fn, signal) },
       logger,
     });
+    // Media retention deletes through the server's deletion path; on
+    // PostgreSQL its cache invalidations reach running servers.
+    await bus.start();
+    const mediaChanges = new MediaChanges(bus);
+    const mediaRetention = createCliMediaRetention(config, {
+      database,
+      store,
+      logger,
+      mediaChanges,
+    });
     const jobs = createBackgroundJobs({
       mediaHashBackfill: backfill,
+      ...(mediaRetention && { mediaRetention }),
       ...(roomHistory && { roomHistory }),
     });
     const runner = new JobRunner(database, jobs, logger, {}, observer);
     await work(runner, database);
   } finally {
     source?.close();
+    await bus.stop();
     await store.close?.();
     await database.close();
   }

@@ -94,9 +94,16 @@ jobs
     ),
   );
 
-program
-  .command("media")
-  .description("work with the media store")
+const media = program.command("media").description("work with the media store");
+
+media
+  .command("retention")
+  .description("list (--dry-run) or delete now what media_retention deletes (docs/media.md)")
+  .option("-c, --config <file>", "config file", DEFAULT_CONFIG)
+  .option("--dry-run", "list what would be deleted, with a summary; change nothing")
+  .action(lazy(() => import("./media-retention-command.js"), "mediaRetentionCommand"));
+
+media
   .command("migrate-store")
   .description(
     "copy every media blob to another store (e.g. filesystem to S3), verified, resumable",

@@ -47,6 +47,9 @@ const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return ms;
 });
 
+/** A `media_retention` age: at least a second ("0s" would delete media as it is stored). */
+const retentionSpan = duration.refine((ms) => ms >= 1000, "must be at least 1s");
+
 /** An IP address or CIDR range (`10.0.0.0/8`, `fc00::/7`, `192.168.1.1`). */
 const ipRange = z
   .string()
@@ -332,6 +335,17 @@ const configObject = z.strictObject({
   enable_authenticated_media: z.boolean().default(true),
   max_pending_media_uploads: z.number().int().min(1).default(5),
   unused_expiration_time: duration.default(24 * 3_600_000),
+  /** Synapse's `media_retention` plus `local_media_max_age` (docs/media.md "Retention"). */
+  media_retention: z
+    .strictObject({
+      local_media_lifetime: retentionSpan.nullable().default(null),
+      remote_media_lifetime: retentionSpan.nullable().default(null),
+      local_media_max_age: retentionSpan.nullable().default(null),
+      check_interval: duration
+        .refine((ms) => ms >= 100 && ms <= 86_400_000, "must be between 100ms and 1d")
+        .default(3_600_000),
+    })
+    .prefault({}),
   prevent_media_downloads_from: z.array(serverName).default([]),
   remote_media_failure_ttl: duration.default(30_000),
   remote_media_failure_cache_size: z.number().int().min(1).max(1_000_000).default(10_000),

@@ -13,6 +13,7 @@ import { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
 import type { AnyJob } from "./background-job.js";
 import type { MediaHashBackfillJob } from "./media-hash-backfill-job.js";
+import type { MediaRetentionJob } from "./media-retention-job.js";
 import { QuarantineFeedBackfillJob } from "./quarantine-feed-backfill-job.js";
 import { RoomHistoryBackfillJob } from "./room-history-backfill-job.js";
 import type { UrlPreviewExpiryJob } from "./url-preview-expiry-job.js";
@@ -38,6 +39,8 @@ export interface BackgroundJobDeps {
    * server and `mxcd jobs` always pass it, tests building a partial list may not.
    */
   readonly mediaHashBackfill?: MediaHashBackfillJob;
+  /** The recurring media retention (src/jobs/create-media-retention.ts); absent when every rule is off. */
+  readonly mediaRetention?: MediaRetentionJob;
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
@@ -63,5 +66,6 @@ export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
   }
   if (deps.urlPreviewExpiry) jobs.push(deps.urlPreviewExpiry);
   if (deps.mediaHashBackfill) jobs.push(deps.mediaHashBackfill);
+  if (deps.mediaRetention) jobs.push(deps.mediaRetention);
   return jobs;
 }

@@ -53,6 +53,9 @@ export interface OldMediaCriteria {
   readonly keepProfiles: boolean;
 }
 
+/** What purging a cached remote item needs to know: its key and where its files live. */
+export type RemoteFiles = Pick<RemoteCacheItem, "origin" | "mediaId" | "filesystemId">;
+
 /** The slice of the media-reference index `keep_profiles` needs. */
 export interface AvatarReferences {
   avatarReferenced(origin: string, mediaIds: readonly string[]): Promise<Set<string>>;
@@ -94,6 +97,17 @@ export class MediaDeletionService {
   deleteLocalMediaItemsIn(tx: Db, items: readonly LocalMediaItem[]): Promise<string[]> {
     return this.#forEach(items, async (item) =>
       (await this.#deleteLocalItem(item, tx)) ? item.mediaId : undefined,
+    );
+  }
+
+  /**
+   * The remote purge of `purgeRemoteCache` for a background job's batch (media
+   * retention): each item's files first, then its rows through `tx`, as
+   * `deleteLocalMediaItemsIn`. Returns the items actually purged.
+   */
+  purgeRemoteItemsIn<T extends RemoteFiles>(tx: Db, items: readonly T[]): Promise<T[]> {
+    return this.#forEach(items, async (item) =>
+      (await this.#purgeRemoteItem(item, tx)) ? item : undefined,
     );
   }
 
@@ -206,7 +220,7 @@ export class MediaDeletionService {
     return true;
   }
 
-  async #purgeRemoteItem(item: RemoteCacheItem): Promise<boolean> {
+  async #purgeRemoteItem(item: RemoteFiles, tx?: Db): Promise<boolean> {
     const removed = await this.#removeFiles(() => [
       remoteContentKey(item.origin, item.filesystemId),
       remoteThumbnailPrefix(item.origin, item.filesystemId),
@@ -218,7 +232,7 @@ export class MediaDeletionService {
       );
       return false;
     }
-    await this.repo.deleteRemoteRows(item.origin, item.mediaId);
+    await this.repo.deleteRemoteRows(item.origin, item.mediaId, tx);
     return true;
   }
 

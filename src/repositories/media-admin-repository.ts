@@ -214,9 +214,12 @@ export class MediaAdminRepository {
     }));
   }
 
-  /** Deletes a cached remote media row and its thumbnail rows in one transaction. */
-  async deleteRemoteRows(origin: string, mediaId: string): Promise<void> {
-    await this.database.transaction(async (tx) => {
+  /**
+   * Deletes a cached remote media row and its thumbnail rows in one
+   * transaction: `inTx` when given (a background job's batch), else a new one.
+   */
+  async deleteRemoteRows(origin: string, mediaId: string, inTx?: Db): Promise<void> {
+    const work = async (tx: Db) => {
       await tx
         .deleteFrom("remote_media_cache_thumbnails")
         .where("media_origin", "=", origin)
@@ -228,7 +231,8 @@ export class MediaAdminRepository {
         .where("media_id", "=", mediaId)
         .execute();
       afterCommit(tx, () => this.changes.publish({ kind: "remote", origin, mediaId }));
-    });
+    };
+    await (inTx ? work(inTx) : this.database.transaction(work));
   }
 }
 

@@ -48,7 +48,7 @@ export async function stopSecondProcess(second: SecondProcess | undefined): Prom
 }
 
 /** A parsed media_store as config text again: its duration back to a string with a unit. */
-function asConfigText(store: Config["media_store"]) {
+export function asConfigText(store: Config["media_store"]) {
   return store.engine === "s3"
     ? { ...store, presigned_url_ttl: `${store.presigned_url_ttl}ms` }
     : store;
