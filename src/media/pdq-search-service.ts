@@ -301,6 +301,7 @@ export class PdqSearchService {
       // Loaded on first use: a process with an empty log never holds it.
       const { PdqIndex } = await import("../hashing/pdq-index.js");
       index = new PdqIndex();
+      // Stream ids are gapless from 1 (migration 0011): the newest is the log's length.
       index.reserve(await this.repository.newestStreamId());
       this.#index = index;
     }
