@@ -180,7 +180,7 @@ export interface Services {
   readonly mediaRows: MediaMetadataCache;
   readonly mediaChanges: MediaChanges;
   readonly tokenCache: TokenCache;
-  /** Stored media by PDQ distance (src/media/pdq-search-service.ts); its index loads on first use. */
+  /** Stored media by PDQ distance (src/media/pdq-search-service.ts); its index builds after start-up. */
   readonly pdqSearch: PdqSearchService;
 }
 
@@ -558,12 +558,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     rooms: roomMedia ?? quarantine,
   });
   // mxcd's own admin API: media by hash (docs/trust-and-safety.md).
-  registerMxcdMediaLookupRoutes(http, {
-    serverName,
-    auth,
-    admin: mediaAdminService,
-    search: services.pdqSearch,
-  });
+  registerMxcdMediaLookupRoutes(http, { auth, search: services.pdqSearch });
   // Media admin listing and deletion (docs/admin-api.md).
   const mediaDeletion = new MediaDeletionService(
     { serverName },
@@ -687,6 +682,23 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     );
   };
 
+  // The PDQ index builds in the background once the server listens, when
+  // the log has hashes (src/media/pdq-search-service.ts); stop() aborts it.
+  const pdqWarmUpAbort = new AbortController();
+  let pdqWarmUp: Promise<void> = Promise.resolve();
+  const warmUpPdqIndex = () => {
+    pdqWarmUp = services.pdqSearch.warmUp(pdqWarmUpAbort.signal).then(
+      (built) => {
+        if (built)
+          logger.info({ hashes: built.hashes, ms: Math.round(built.ms) }, "built the PDQ index");
+      },
+      (error: unknown) => {
+        if (!pdqWarmUpAbort.signal.aborted)
+          logger.warn({ err: error }, "building the PDQ index failed");
+      },
+    );
+  };
+
   let started: Promise<string> | undefined;
   let stopped: Promise<void> | undefined;
 
@@ -730,6 +742,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
           (error: unknown) => logger.warn({ err: error }, "sweeping video staging folders failed"),
         );
         await jobs.start();
+        warmUpPdqIndex();
         return address;
       })();
       return started;
@@ -742,7 +755,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
           jobs.stop(),
         ]);
         sweepAbort.abort();
-        await sweep;
+        pdqWarmUpAbort.abort();
+        await Promise.all([sweep, pdqWarmUp]);
         // Running video commands are killed rather than waited for.
         videoThumbnailer?.stop();
         await thumbnails.drain();

@@ -5,7 +5,9 @@
  * Rows are seeded through the repositories with known hashes, so every
  * distance is known. Admins only; hostile parameters get 400 M_INVALID_PARAM,
  * never a 500; paging is stable. On PostgreSQL a second server on the same
- * database stands for a second process.
+ * database stands for a second process. A server started on a log with
+ * hashes builds its index in the background, with no query (the
+ * `mxcd_pdq_index_state` gauge); one started on an empty log builds nothing.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -14,6 +16,7 @@ import { MediaHashRepository } from "../src/repositories/media-hash-repository.j
 import { forEachEngine } from "./support/databases.js";
 import { metric } from "./support/metrics.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { waitFor } from "./support/wait-for.js";
 
 const V1 = "/_mxcd/admin/v1";
 const HERE = "test.local";
@@ -111,12 +114,15 @@ forEachEngine("media hash look-up API", (engine) => {
   });
 
   describe("lookup", () => {
-    it("the index is built by the first PDQ query, not at start-up or by exact look-ups", async () => {
+    it("started on an empty log, the index is built by the first PDQ query, not by exact look-ups", async () => {
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_state"), 0);
       assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 0);
       assert.equal((await admin.http.get(`${V1}/media/lookup?sha256=${SHA_A}`)).status, 200);
       assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 0);
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_state"), 0);
       assert.equal((await admin.http.get(`${V1}/media/lookup?pdq=${BASE}`)).status, 200);
       assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_hashes"), 6);
+      assert.equal(await metric(server.baseUrl, "mxcd_pdq_index_state"), 2);
     });
 
     it("by sha256: local then remote, media_info fields, distance 0", async () => {
@@ -291,13 +297,12 @@ forEachEngine("media hash look-up API", (engine) => {
       });
 
       it("a hash recorded through one is found by the other; a deleted item is not", async () => {
-        // Started on a database full of hashes, it holds none until its first PDQ query.
-        assert.equal(await metric(other.baseUrl, "mxcd_pdq_index_hashes"), 0);
-        // The other process's index is loaded before the new hash exists.
-        assert.equal(
-          (await otherAdmin.http.get(`${V1}/media/lookup?pdq=${BASE}&max_distance=3`)).status,
-          200,
+        // Started on a database full of hashes, it builds its index with no query.
+        await waitFor(
+          async () => (await metric(other.baseUrl, "mxcd_pdq_index_state")) === 2,
+          "the other process's background build",
         );
+        assert.ok((await metric(other.baseUrl, "mxcd_pdq_index_hashes")) >= 7);
         await seedLocal(server.app.database, "late2", { pdq: flipped(2) });
         const seen = await otherAdmin.http.get(`${V1}/media/lookup?pdq=${BASE}&max_distance=3`);
         assert.deepEqual(ids(seen.body), ["d00", "late2"]);
@@ -310,4 +315,34 @@ forEachEngine("media hash look-up API", (engine) => {
       });
     });
   }
+
+  describe("background build after start-up", () => {
+    let first: TestServer | undefined;
+    let second: TestServer | undefined;
+    after(async () => {
+      await first?.stop();
+      await second?.stop();
+    });
+
+    it("a server started on a log with hashes builds its index without any query", async () => {
+      first = await startTestServer(engine);
+      const db = first.app.database;
+      for (let i = 0; i < 20; i++) await seedLocal(db, `bg${i}`, { pdq: flipped(i) });
+      const database = first.app.config.database;
+      await first.stop();
+      first = undefined;
+      second = await startTestServer(engine, { database } as never);
+      const { baseUrl } = second;
+      await waitFor(
+        async () => (await metric(baseUrl, "mxcd_pdq_index_state")) === 2,
+        "the background build",
+      );
+      assert.equal(await metric(baseUrl, "mxcd_pdq_index_hashes"), 20);
+      assert.equal(await metric(baseUrl, "mxcd_pdq_index_dropped_total"), 0);
+      assert.ok((await metric(baseUrl, "mxcd_pdq_index_build_seconds")) > 0);
+      const admin2 = await second.user("admin", { admin: true });
+      const res = await admin2.http.get(`${V1}/media/lookup?pdq=${BASE}&max_distance=3`);
+      assert.deepEqual(ids(res.body), ["bg0", "bg1", "bg2", "bg3"]);
+    });
+  });
 });

@@ -167,6 +167,42 @@ describe("PdqIndex against a brute-force model", () => {
     assert.equal(index.has(6), false);
   });
 
+  it("the id table: churn of sequential and scattered ids, with and without a reserve", () => {
+    const rand = prng(99);
+    for (const reserved of [0, 30_000]) {
+      const index = new PdqIndex();
+      index.reserve(reserved);
+      const model = new Map<number, string>();
+      const ids = [
+        ...Array.from({ length: 20_000 }, (_, i) => i + 1),
+        ...Array.from({ length: 2_000 }, () => Math.floor(rand() * 2 ** 52) - 2 ** 51),
+      ];
+      for (const id of ids) {
+        const hash = randomHash(rand);
+        index.add(id, hash);
+        model.set(id, hash);
+      }
+      for (const [n, id] of ids.entries()) {
+        if (n % 3 === 0) {
+          index.remove(id);
+          model.delete(id);
+        }
+      }
+      assert.equal(index.size, model.size);
+      for (const id of ids) assert.equal(index.has(id), model.has(id), `id ${id}`);
+      // Every stored id still finds its own hash (the slot the table names is right).
+      for (const [id, hash] of [...model].slice(0, 2_000)) {
+        assert.ok(
+          index.search(hash, 0).some((m) => m.id === id),
+          `id ${id}`,
+        );
+      }
+      for (const id of ids) index.remove(id);
+      assert.equal(index.size, 0);
+      assert.deepEqual(index.search(randomHash(rand), 256), []);
+    }
+  });
+
   it("packs the hex most significant digit first", () => {
     const words = packHash(`${"0".repeat(63)}1`);
     assert.equal(words[0], 1);

@@ -4,16 +4,29 @@
  * services on two separate connections (pools) to one database stand for
  * two processes: a hash recorded through one is found by the other's next
  * query (the catch-up), and media deleted or re-hashed is never returned
- * (the verification).
+ * (the verification). The background build (`warmUp`): nothing with an
+ * empty log; built without any query; a query during it waits and sees the
+ * whole log, including a hash another process records meanwhile; a stopped
+ * build is continued by the next query. A page's media rows cost one query.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { KyselyPlugin } from "kysely";
 import { createDatabase, type Database } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
-import { PdqSearchService } from "../src/media/pdq-search-service.js";
+import {
+  PDQ_INDEX_BUILDING,
+  PDQ_INDEX_BUILT,
+  PDQ_INDEX_IDLE,
+  PdqSearchService,
+} from "../src/media/pdq-search-service.js";
 import { MediaHashRepository } from "../src/repositories/media-hash-repository.js";
-import { PdqHashLogRepository } from "../src/repositories/pdq-hash-log-repository.js";
+import {
+  type LoggedHash,
+  PdqHashLogRepository,
+} from "../src/repositories/pdq-hash-log-repository.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
+import { waitFor } from "./support/wait-for.js";
 
 const SERVER = "here.test";
 const BASE = "0".repeat(64);
@@ -54,6 +67,43 @@ async function insertRemote(database: Database, origin: string, mediaId: string)
       authenticated: false,
     })
     .execute();
+}
+
+/** A log repository whose `gatedRead`-th read waits for `open()` (a build held in the middle). */
+class GatedLogRepository extends PdqHashLogRepository {
+  reads = 0;
+  #open!: () => void;
+  readonly #gate = new Promise<void>((resolve) => {
+    this.#open = resolve;
+  });
+  constructor(
+    database: Database,
+    private readonly gatedRead: number,
+  ) {
+    super(database);
+  }
+  open(): void {
+    this.#open();
+  }
+  override async hashesAfter(after: number, limit: number): Promise<LoggedHash[]> {
+    this.reads += 1;
+    if (this.reads === this.gatedRead) await this.#gate;
+    return super.hashesAfter(after, limit);
+  }
+}
+
+/** `database` with every SELECT counted in `counter.selects`. */
+function countingSelects(database: Database, counter: { selects: number }): Database {
+  const plugin: KyselyPlugin = {
+    transformQuery(args) {
+      if (args.node.kind === "SelectQueryNode") counter.selects += 1;
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
+  return { ...database, db: database.db.withPlugin(plugin) };
 }
 
 const hashed = (pdq: string) => ({
@@ -237,6 +287,118 @@ forEachEngine("PDQ search service", (engine) => {
       );
       const found = await searchOne.findSimilar(flipped(40), 0);
       assert.deepEqual(found.map((f) => f.mediaId).sort(), [...ids].sort());
+    });
+  });
+
+  describe("background build", () => {
+    let writer: Database;
+    let reader: Database;
+    let writes: MediaHashRepository;
+    /** Every log record seeded here: media id → distance from BASE. */
+    const expected = new Map<string, number>();
+
+    const seed = async (mediaId: string, bits: number) => {
+      await insertLocal(writer, mediaId);
+      await writes.record({ kind: "local", mediaId }, hashed(flipped(bits)));
+      expected.set(mediaId, bits);
+    };
+    const all = () =>
+      [...expected].sort((x, y) => x[1] - y[1] || 0).map(([id, bits]) => [id, bits]);
+    const answer = (found: Awaited<ReturnType<PdqSearchService["findSimilar"]>>) =>
+      found.map((f) => [f.mediaId, f.distance]);
+
+    before(async () => {
+      const config = await freshDatabaseConfig(engine);
+      writer = createDatabase(config);
+      await runMigrations(writer);
+      reader = createDatabase(config);
+      writes = new MediaHashRepository(writer);
+    });
+    after(async () => {
+      await writer?.close();
+      await reader?.close();
+    });
+
+    it("with an empty log builds nothing", async () => {
+      const search = new PdqSearchService(new PdqHashLogRepository(reader), SERVER);
+      assert.equal(await search.warmUp(), undefined);
+      assert.equal(search.stats.state, PDQ_INDEX_IDLE);
+      assert.equal(search.stats.indexed, 0);
+      assert.equal(search.stats.logRead, 0);
+    });
+
+    it("builds without a query; a query during the build waits and sees the whole log", async () => {
+      // Distinct distances (1–12), so the expected order is unique.
+      for (let i = 1; i <= 12; i++) await seed(`w${i}`, i);
+      const log = new GatedLogRepository(reader, 3);
+      const search = new PdqSearchService(log, SERVER, { batchSize: 3 });
+      const built = search.warmUp();
+      // Two reads done, the third held: the build is half way, no query sent.
+      await waitFor(
+        () => search.stats.state === PDQ_INDEX_BUILDING && search.stats.indexed === 6,
+        "the build to load two batches",
+      );
+      let answered = false;
+      const during = search.findSimilar(BASE, 31).then((found) => {
+        answered = true;
+        return found;
+      });
+      // Another process records a hash while the build is held.
+      await seed("meanwhile", 13);
+      assert.equal(answered, false, "the query waits for the build");
+      log.open();
+      assert.deepEqual(answer(await during), all());
+      assert.deepEqual(await built, { hashes: 13, ms: search.stats.buildMs });
+      assert.equal(search.stats.state, PDQ_INDEX_BUILT);
+      assert.equal(search.loaded, true);
+      assert.equal(search.stats.logRead, 13);
+    });
+
+    it("finds a hash recorded after the build; drops a deleted item from answer and index", async () => {
+      const search = new PdqSearchService(new PdqHashLogRepository(reader), SERVER);
+      await search.warmUp();
+      assert.equal(search.stats.indexed, 13);
+      await seed("later", 14);
+      assert.deepEqual(answer(await search.findSimilar(BASE, 31)), all());
+      await writer.db.deleteFrom("local_media_repository").where("media_id", "=", "w4").execute();
+      expected.delete("w4");
+      assert.deepEqual(answer(await search.findSimilar(BASE, 31)), all());
+      assert.equal(search.stats.dropped, 1);
+      assert.equal(search.stats.indexed, 13);
+    });
+
+    it("a build stopped by its signal is continued, not restarted, by the next query", async () => {
+      const log = new GatedLogRepository(reader, 2);
+      const search = new PdqSearchService(log, SERVER, { batchSize: 5 });
+      const stop = new AbortController();
+      const built = search.warmUp(stop.signal);
+      await waitFor(() => search.stats.indexed === 5, "the first batch");
+      stop.abort();
+      log.open();
+      await assert.rejects(built, { name: "AbortError" });
+      assert.equal(search.stats.state, PDQ_INDEX_BUILDING);
+      assert.deepEqual(answer(await search.findSimilar(BASE, 31)), all());
+      assert.equal(search.stats.state, PDQ_INDEX_BUILT);
+      // 14 log records, each read once.
+      assert.equal(search.stats.logRead, 14);
+    });
+
+    it("a page's media rows cost one query, not one per row", async () => {
+      const counter = { selects: 0 };
+      const counted = countingSelects(reader, counter);
+      const search = new PdqSearchService(new PdqHashLogRepository(counted), SERVER);
+      await search.warmUp();
+      counter.selects = 0;
+      const page = await search.findSimilarPage(BASE, 31, { limit: 10 });
+      assert.deepEqual(
+        page.rows.map((r) => [r.mediaId, r.distance, r.media.media.mediaId]),
+        all()
+          .slice(0, 10)
+          .map(([id, bits]) => [id, bits, id]),
+      );
+      assert.ok(page.next);
+      // The catch-up, the verification, the rows: three, whatever the page size.
+      assert.equal(counter.selects, 3);
     });
   });
 });

@@ -59,7 +59,8 @@ export class PdqIndex {
   readonly #heads: Int32Array[] = Array.from({ length: CHUNKS }, () =>
     new Int32Array(KEYS).fill(NONE),
   );
-  readonly #slotOf = new Map<number, number>();
+  #table = new Int32Array(0); // id → slot, open addressing (NONE = empty)
+  #count = 0;
   #free: number[] = [];
   #used = 0; // slots ever handed out (the high-water mark)
 
@@ -69,12 +70,21 @@ export class PdqIndex {
 
   /** The number of stored hashes. */
   get size(): number {
-    return this.#slotOf.size;
+    return this.#count;
   }
 
   /** True when `id` is stored. */
   has(id: number): boolean {
-    return this.#slotOf.has(id);
+    return Number.isSafeInteger(id) && this.#slotOf(id) !== NONE;
+  }
+
+  /**
+   * Makes room for `count` hashes in all (stored ones included) plus 1/8,
+   * so that loading that many copies no array; never shrinks.
+   */
+  reserve(count: number): void {
+    const wanted = Math.ceil(count + count / 8) + 1024;
+    if (wanted > this.#capacity) this.#grow(wanted);
   }
 
   /** Stores `hash` under `id`, replacing the hash `id` had. Throws RangeError on a malformed hash or id. */
@@ -86,7 +96,7 @@ export class PdqIndex {
     this.#words.set(words, slot * 8);
     this.#ids[slot] = id;
     this.#live[slot] = 1;
-    this.#slotOf.set(id, slot);
+    this.#insertId(slot);
     for (let c = 0; c < CHUNKS; c++) {
       const key = chunkOf(words, c);
       const heads = this.#heads[c] as Int32Array;
@@ -97,9 +107,9 @@ export class PdqIndex {
 
   /** Forgets `id` (nothing happens when it is not stored). */
   remove(id: number): void {
-    const slot = this.#slotOf.get(id);
-    if (slot === undefined) return;
-    this.#slotOf.delete(id);
+    if (!Number.isSafeInteger(id)) return;
+    const slot = this.#deleteId(id);
+    if (slot === NONE) return;
     const words = this.#words.subarray(slot * 8, slot * 8 + 8);
     for (let c = 0; c < CHUNKS; c++) {
       const key = chunkOf(words, c);
@@ -198,6 +208,75 @@ export class PdqIndex {
     return distance;
   }
 
+  /** The slot holding `id`, or NONE. */
+  #slotOf(id: number): number {
+    const table = this.#table;
+    if (table.length === 0) return NONE;
+    const mask = table.length - 1;
+    for (let at = hashId(id) & mask; ; at = (at + 1) & mask) {
+      const slot = table[at] as number;
+      if (slot === NONE || this.#ids[slot] === id) return slot;
+    }
+  }
+
+  /** Enters `slot` (whose id is not stored) in the id table. */
+  #insertId(slot: number): void {
+    if ((this.#count + 1) * 10 > this.#table.length * 7) {
+      this.#rehash(Math.max(this.#table.length * 2, 2048));
+    }
+    const table = this.#table;
+    const mask = table.length - 1;
+    let at = hashId(this.#ids[slot] as number) & mask;
+    while (table[at] !== NONE) at = (at + 1) & mask;
+    table[at] = slot;
+    this.#count += 1;
+  }
+
+  /**
+   * Takes `id` out of the id table and returns its slot (NONE when absent).
+   * Linear-probing deletion: later entries of the run that could sit in the
+   * freed place move back into it, so a probe never stops early.
+   */
+  #deleteId(id: number): number {
+    const table = this.#table;
+    if (table.length === 0) return NONE;
+    const mask = table.length - 1;
+    let hole = hashId(id) & mask;
+    for (;;) {
+      const slot = table[hole] as number;
+      if (slot === NONE) return NONE;
+      if (this.#ids[slot] === id) break;
+      hole = (hole + 1) & mask;
+    }
+    const found = table[hole] as number;
+    for (let at = (hole + 1) & mask; table[at] !== NONE; at = (at + 1) & mask) {
+      const home = hashId(this.#ids[table[at] as number] as number) & mask;
+      // The entry at `at` may fill the hole unless its home lies cyclically in (hole, at].
+      const stays = hole <= at ? hole < home && home <= at : hole < home || home <= at;
+      if (stays) continue;
+      table[hole] = table[at] as number;
+      hole = at;
+    }
+    table[hole] = NONE;
+    this.#count -= 1;
+    return found;
+  }
+
+  /** A new id table of `size` (a power of two) holding every stored slot. */
+  #rehash(size: number): void {
+    const old = this.#table;
+    const table = new Int32Array(size).fill(NONE);
+    const mask = size - 1;
+    for (let i = 0; i < old.length; i++) {
+      const slot = old[i] as number;
+      if (slot === NONE) continue;
+      let at = hashId(this.#ids[slot] as number) & mask;
+      while (table[at] !== NONE) at = (at + 1) & mask;
+      table[at] = slot;
+    }
+    this.#table = table;
+  }
+
   #nextStamp(): number {
     this.#stamp = (this.#stamp + 1) >>> 0;
     if (this.#stamp === 0) {
@@ -208,7 +287,9 @@ export class PdqIndex {
   }
 
   #newSlot(): number {
-    if (this.#used === this.#capacity) this.#grow(Math.max(1024, this.#capacity * 2));
+    if (this.#used === this.#capacity) {
+      this.#grow(Math.max(1024, this.#capacity + (this.#capacity >> 1)));
+    }
     return this.#used++;
   }
 
@@ -228,6 +309,10 @@ export class PdqIndex {
     this.#next = grown(this.#next, (n) => new Int32Array(n), CHUNKS);
     this.#seen = grown(this.#seen, (n) => new Uint32Array(n), 1);
     this.#capacity = capacity;
+    // The id table keeps its load ≤ 0.7 at full capacity: no rehash while filling.
+    let size = 2048;
+    while (size * 7 < capacity * 10) size *= 2;
+    if (size > this.#table.length) this.#rehash(size);
   }
 }
 
@@ -249,6 +334,16 @@ export function packHash(hash: string): Uint32Array {
 
 function notPdq(): RangeError {
   return new RangeError("not a PDQ hash (64 lowercase hex)");
+}
+
+/** A 32-bit mix of a safe integer id (both halves), for the id table. */
+function hashId(id: number): number {
+  const low = id >>> 0;
+  const high = Math.floor(id / 0x1_0000_0000) | 0;
+  let h = Math.imul(low ^ Math.imul(high, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 function chunkOf(words: Uint32Array, c: number): number {

@@ -171,14 +171,35 @@ export function registerQuarantinePlaceholderMetrics(
  */
 export function registerPdqSearchMetrics(
   registry: Registry,
-  stats: { readonly indexed: number; readonly dropped: number },
+  stats: {
+    readonly indexed: number;
+    readonly dropped: number;
+    readonly state: number;
+    readonly buildMs: number;
+  },
 ): void {
   new Gauge({
     name: "mxcd_pdq_index_hashes",
-    help: "PDQ hashes in this process's similarity index (0 until the first PDQ query)",
+    help: "PDQ hashes in this process's similarity index (grows while it builds; 0 with an empty log)",
     registers: [registry],
     collect() {
       this.set(stats.indexed);
+    },
+  });
+  new Gauge({
+    name: "mxcd_pdq_index_state",
+    help: "This process's PDQ similarity index: 0 not built (empty log), 1 building, 2 built",
+    registers: [registry],
+    collect() {
+      this.set(stats.state);
+    },
+  });
+  new Gauge({
+    name: "mxcd_pdq_index_build_seconds",
+    help: "How long this process's PDQ index build took (0 until built)",
+    registers: [registry],
+    collect() {
+      this.set(stats.buildMs / 1000);
     },
   });
   new Counter({

@@ -3,10 +3,19 @@
  * Hamming distance of a given hash, correct across processes
  * (docs/trust-and-safety.md "Admin API: finding media by hash").
  *
- * - Each process keeps one in-memory PdqIndex (multi-index hashing, ~100
- *   bytes a hash) keyed by the PDQ hash log's stream ids. It is built on
- *   the first query, never at start-up, so a process that never searches
- *   holds nothing.
+ * - Each process keeps one in-memory PdqIndex (multi-index hashing, ~120
+ *   bytes a hash, all typed arrays) keyed by the PDQ hash log's stream ids.
+ *   `warmUp()` (called by the app once it is listening) builds it in the
+ *   background when the log has records; with an empty log nothing is
+ *   loaded — not even the index module — until the first query.
+ * - Building is the catch-up from stream id 0: the log is read in
+ *   primary-key batches and added in slices of a few milliseconds, each
+ *   followed by a turn of the event loop, so requests keep being served
+ *   while 10⁶ hashes load (bench/README.md "PDQ index build").
+ * - Queries and the build are serialised: a query arriving during the build
+ *   waits for the rest of it (so it is answered from the whole log, never a
+ *   part), and a build stopped by an error or `stop` is continued by the
+ *   next query from where it stopped.
  * - Before every query the index catches up with the log: a primary-key
  *   range scan `stream_id > last`. Log ids become visible in commit order
  *   (migration 0011-pdq-hash-log.ts), so a hash committed by any process
@@ -19,8 +28,11 @@
  * Results are ordered by (distance, stream id); `after` continues after a
  * result's `cursor`, so paging is stable while media come and go.
  */
-import { PdqIndex } from "../hashing/pdq-index.js";
-import type { ExactMatch, PdqHashLogRepository } from "../repositories/pdq-hash-log-repository.js";
+import { performance } from "node:perf_hooks";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import type { PdqIndex } from "../hashing/pdq-index.js";
+import type { MediaKey, PdqHashLogRepository } from "../repositories/pdq-hash-log-repository.js";
+import type { MediaInfo } from "./media-admin-service.js";
 
 /** The largest `maxDistance` accepted (a PDQ hash has 256 bits). */
 export const PDQ_MAX_DISTANCE = 256;
@@ -50,32 +62,80 @@ export interface FindSimilarOptions {
   readonly exclude?: { readonly origin: string; readonly mediaId: string };
 }
 
+/** `PdqSearchStats.state`: no index yet (empty log at start, or not started). */
+export const PDQ_INDEX_IDLE = 0;
+/** `PdqSearchStats.state`: the index is loading the log. */
+export const PDQ_INDEX_BUILDING = 1;
+/** `PdqSearchStats.state`: the index has read the whole log once. */
+export const PDQ_INDEX_BUILT = 2;
+
 export interface PdqSearchStats {
-  /** Hashes in this process's index (0 until the first query). */
+  /** Hashes in this process's index (0 before the build; grows while it loads). */
   indexed: number;
+  /** PDQ_INDEX_IDLE, PDQ_INDEX_BUILDING or PDQ_INDEX_BUILT. */
+  state: number;
+  /** How long the build took, from its start to the end of the log (0 before). */
+  buildMs: number;
   /** Log records read (load and catch-up). */
   logRead: number;
   /** Candidates dropped by verification (media gone or re-hashed). */
   dropped: number;
 }
 
+/** A result with its media row (admin media info). */
+export type PdqSimilarMediaRow = PdqSimilarMedia & { readonly media: MediaInfo };
+
+/** One page of the admin API: `next` is set when more rows follow. */
+export interface SearchPage<Row, Cursor> {
+  readonly rows: readonly Row[];
+  readonly next?: Cursor;
+}
+
 const PDQ_HEX = /^[0-9a-f]{64}$/;
+/** Log records per read (on SQLite a read is synchronous: it is part of a slice). */
+const DEFAULT_BATCH = 1000;
+/** A slice of loading runs about this long before it lets the event loop turn. */
+const SLICE_MS = 4;
 
 export class PdqSearchService {
-  readonly stats: PdqSearchStats = { indexed: 0, logRead: 0, dropped: 0 };
+  readonly stats: PdqSearchStats = {
+    indexed: 0,
+    state: PDQ_INDEX_IDLE,
+    buildMs: 0,
+    logRead: 0,
+    dropped: 0,
+  };
   #index: PdqIndex | undefined;
+  #buildStarted = 0;
   #last = 0;
   #sync: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repository: PdqHashLogRepository,
     private readonly serverName: string,
-    private readonly options: { readonly batchSize?: number } = {},
+    private readonly options: {
+      /** Log records per read (tests use a small one to loop). */
+      readonly batchSize?: number;
+    } = {},
   ) {}
 
-  /** True once the index has been built (the first query). */
+  /** True once the index has read the whole log (built). */
   get loaded(): boolean {
-    return this.#index !== undefined;
+    return this.stats.state === PDQ_INDEX_BUILT;
+  }
+
+  /**
+   * Builds the index now, in slices that yield to the event loop, when the
+   * log has records; does nothing (and loads nothing) when it is empty or
+   * the index exists. Resolves with the size and the build's duration, or
+   * undefined when nothing was built; rejects when `signal` aborts (the next
+   * query continues the build) or the database fails.
+   */
+  async warmUp(signal?: AbortSignal): Promise<{ hashes: number; ms: number } | undefined> {
+    if (this.#index !== undefined) return undefined;
+    if ((await this.repository.newestStreamId()) === 0) return undefined;
+    await this.#catchUp(signal);
+    return { hashes: this.stats.indexed, ms: this.stats.buildMs };
   }
 
   /**
@@ -146,17 +206,57 @@ export class PdqSearchService {
   }
 
   /**
-   * Media whose `sha256` or `md5` is `hash` (lowercase hex): local first by
-   * media id, then cached remote by (origin, media id); after `after`, at
-   * most `limit`. `origin` null is local media.
+   * One page of `findSimilar` with each row's media (one query per page for
+   * the rows, not one per row); a row deleted meanwhile is left out, and
+   * `next` still continues after the page.
    */
-  findExact(
+  async findSimilarPage(
+    pdq: string,
+    maxDistance: number,
+    options: FindSimilarOptions & { readonly limit: number },
+  ): Promise<SearchPage<PdqSimilarMediaRow, PdqCursor>> {
+    const found = await this.findSimilar(pdq, maxDistance, {
+      ...options,
+      limit: options.limit + 1,
+    });
+    const page = found.slice(0, options.limit);
+    const rows = new Map(
+      (await this.repository.media(page.map((m) => this.#key(m)))).map((row) => [
+        keyText(row.local ? null : row.media.origin, row.media.mediaId),
+        row,
+      ]),
+    );
+    const withMedia: PdqSimilarMediaRow[] = [];
+    for (const m of page) {
+      const media = rows.get(keyText(this.#key(m).origin, m.mediaId));
+      if (media !== undefined) withMedia.push({ ...m, media });
+    }
+    const last = page.at(-1);
+    return { rows: withMedia, ...(found.length > options.limit && last && { next: last.cursor }) };
+  }
+
+  /**
+   * One page of the media whose `sha256` or `md5` is `hash` (lowercase
+   * hex), with their rows: local first by media id, then cached remote by
+   * (origin, media id), after `after` (`origin` null: local). One or two
+   * queries a page.
+   */
+  async findExactPage(
     column: "sha256" | "md5",
     hash: string,
-    after: ExactMatch | null,
+    after: MediaKey | null,
     limit: number,
-  ): Promise<ExactMatch[]> {
-    return this.repository.exact(column, hash, after, limit);
+  ): Promise<SearchPage<MediaInfo, MediaKey>> {
+    const found = await this.repository.exact(column, hash, after, limit + 1);
+    const rows = found.slice(0, limit);
+    const last = rows.at(-1);
+    return {
+      rows,
+      ...(found.length > limit &&
+        last && {
+          next: { origin: last.local ? null : last.media.origin, mediaId: last.media.mediaId },
+        }),
+    };
   }
 
   /**
@@ -174,27 +274,69 @@ export class PdqSearchService {
     return { pdq: null, reason: row.status === null ? "not computed yet" : (row.reason ?? "none") };
   }
 
+  #key(m: PdqSimilarMedia): MediaKey {
+    return { origin: m.local ? null : m.origin, mediaId: m.mediaId };
+  }
+
   /** Builds the index on first use, then reads the log past `last`. Serialised. */
-  #catchUp(): Promise<PdqIndex> {
-    const run = this.#sync.then(async () => {
-      this.#index ??= new PdqIndex();
-      const batch = this.options.batchSize ?? 10_000;
-      for (;;) {
-        const rows = await this.repository.after(this.#last, batch);
-        for (const row of rows) {
-          this.#index.add(row.streamId, row.pdq);
-          this.#last = row.streamId;
-        }
-        this.stats.logRead += rows.length;
-        if (rows.length < batch) break;
-      }
-      this.stats.indexed = this.#index.size;
-      return this.#index;
-    });
+  #catchUp(signal?: AbortSignal): Promise<PdqIndex> {
+    const run = this.#sync.then(() => this.#load(signal));
     this.#sync = run.then(
       () => undefined,
       () => undefined,
     );
     return run;
   }
+
+  /**
+   * Reads the log past `last` into the index (creating it first), in slices
+   * of about SLICE_MS with a turn of the event loop between them. Whatever
+   * it has added when it stops (abort, error) stays consistent with `last`.
+   */
+  async #load(signal: AbortSignal | undefined): Promise<PdqIndex> {
+    let index = this.#index;
+    if (index === undefined) {
+      this.stats.state = PDQ_INDEX_BUILDING;
+      this.#buildStarted = performance.now();
+      // Loaded on first use: a process with an empty log never holds it.
+      const { PdqIndex } = await import("../hashing/pdq-index.js");
+      index = new PdqIndex();
+      // Stream ids are gapless from 1 (migration 0011): the newest is the log's length.
+      index.reserve(await this.repository.newestStreamId());
+      this.#index = index;
+    }
+    const batch = this.options.batchSize ?? DEFAULT_BATCH;
+    let sliceStart = performance.now();
+    const breathe = async () => {
+      this.stats.indexed = index.size;
+      if (performance.now() - sliceStart < SLICE_MS) return;
+      await nextTurn();
+      signal?.throwIfAborted();
+      sliceStart = performance.now();
+    };
+    for (;;) {
+      signal?.throwIfAborted();
+      const rows = await this.repository.hashesAfter(this.#last, batch);
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] as (typeof rows)[number];
+        index.add(row.streamId, row.pdq);
+        this.#last = row.streamId;
+        if ((i & 127) === 127) await breathe();
+      }
+      this.stats.logRead += rows.length;
+      if (rows.length < batch) break;
+      await breathe();
+    }
+    this.stats.indexed = index.size;
+    if (this.stats.state !== PDQ_INDEX_BUILT) {
+      this.stats.state = PDQ_INDEX_BUILT;
+      this.stats.buildMs = performance.now() - this.#buildStarted;
+    }
+    return index;
+  }
+}
+
+/** A media key as one string (origin null: local). */
+function keyText(origin: string | null, mediaId: string): string {
+  return `${origin ?? ""}/${mediaId}`;
 }

@@ -14,9 +14,12 @@
  * "Caches"). New rows need none: unknown media is never cached, and neither
  * are pending or claimed rows, so completing a claim needs none either.
  */
+
+import type { Selectable } from "kysely";
 import type { MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
+import type { RemoteMediaTable } from "../db/schema.js";
 import { admissionPdqColumns, type MediaHashes } from "../domain/media-hashes.js";
 import { CompiledSelect } from "./compiled-select.js";
 
@@ -121,23 +124,7 @@ export class MediaRepository {
   /** A cached remote media row, by its origin and remote media id. */
   async getRemote(origin: string, mediaId: string): Promise<RemoteMedia | undefined> {
     const [row] = await this.#remote.execute(origin, mediaId);
-    if (!row) return undefined;
-    return {
-      origin: row.media_origin,
-      mediaId: row.media_id,
-      mediaType: row.media_type,
-      mediaLength: row.media_length === null ? null : Number(row.media_length),
-      createdTs: Number(row.created_ts),
-      uploadName: row.upload_name,
-      filesystemId: row.filesystem_id,
-      lastAccessTs: Number(row.last_access_ts),
-      quarantinedBy: row.quarantined_by,
-      authenticated: Boolean(row.authenticated),
-      sha256: row.sha256,
-      md5: row.md5,
-      pdq: row.pdq,
-      pdqQuality: row.pdq_quality === null ? null : Number(row.pdq_quality),
-    };
+    return row && toRemoteMedia(row);
   }
 
   /** Inserts a freshly cached remote media item (inside the caller's transaction). */
@@ -438,6 +425,29 @@ export function toLocalMedia(row: LocalRow): LocalMedia {
     urlCache: row.url_cache,
     lastAccessTs: row.last_access_ts === null ? null : Number(row.last_access_ts),
     safeFromQuarantine: Boolean(row.safe_from_quarantine),
+    authenticated: Boolean(row.authenticated),
+    sha256: row.sha256,
+    md5: row.md5,
+    pdq: row.pdq,
+    pdqQuality: row.pdq_quality === null ? null : Number(row.pdq_quality),
+  };
+}
+
+/** A `remote_media_cache` row as read (flags may be 0/1 on SQLite). */
+export type RemoteRow = Omit<Selectable<RemoteMediaTable>, "pdq_status" | "pdq_reason">;
+
+/** A row as `RemoteMedia`: numbers from bigint text, flags from 0/1. */
+export function toRemoteMedia(row: RemoteRow): RemoteMedia {
+  return {
+    origin: row.media_origin,
+    mediaId: row.media_id,
+    mediaType: row.media_type,
+    mediaLength: row.media_length === null ? null : Number(row.media_length),
+    createdTs: Number(row.created_ts),
+    uploadName: row.upload_name,
+    filesystemId: row.filesystem_id,
+    lastAccessTs: Number(row.last_access_ts),
+    quarantinedBy: row.quarantined_by,
     authenticated: Boolean(row.authenticated),
     sha256: row.sha256,
     md5: row.md5,

@@ -8,21 +8,19 @@
  *
  * Both need an admin access token (as Synapse's admin API), page with
  * `from` / `limit` and an opaque `next_batch` (absent on the last page), and
- * answer rows of Synapse's `media_info` fields plus `distance`.
+ * answer rows of Synapse's `media_info` fields plus `distance`. The service
+ * reads a page's media rows in one query, not one per row.
  */
 import type { FastifyInstance } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
-import type { MediaAdminService } from "../../media/media-admin-service.js";
 import type { PdqCursor, PdqSearchService } from "../../media/pdq-search-service.js";
 import type { Auth } from "../auth.js";
 import { firstParam, integerParam, type Query } from "../query-params.js";
 import { mediaInfo } from "./media-quarantine-routes.js";
 
 export interface MxcdMediaLookupRouteDeps {
-  serverName: string;
   auth: Auth;
-  admin: MediaAdminService;
   search: PdqSearchService;
 }
 
@@ -39,40 +37,24 @@ type HashParam = keyof typeof HEX_LENGTH;
 
 type MediaParams = { Params: { serverName: string; mediaId: string } };
 
-interface Row {
-  readonly origin: string;
-  readonly mediaId: string;
-  readonly distance: number;
-}
-
 export function registerMxcdMediaLookupRoutes(
   app: FastifyInstance,
   deps: MxcdMediaLookupRouteDeps,
 ): void {
-  /** Rows as `media_info` + `distance`; a row deleted meanwhile is left out. */
-  const shape = async (rows: readonly Row[]) => {
-    const media = [];
-    for (const row of rows) {
-      const found = await deps.admin.mediaInfo(row.origin, row.mediaId);
-      if (found) media.push({ ...mediaInfo(found), distance: row.distance });
-    }
-    return media;
-  };
-
-  const similarPage = async (pdq: string, query: Query, exclude?: Row) => {
-    const maxDistance = maxDistanceParam(query);
-    const limit = limitParam(query);
+  const similarPage = async (
+    pdq: string,
+    query: Query,
+    exclude?: { origin: string; mediaId: string },
+  ) => {
     const after = pdqCursorParam(query);
-    const found = await deps.search.findSimilar(pdq, maxDistance, {
-      limit: limit + 1,
+    const page = await deps.search.findSimilarPage(pdq, maxDistanceParam(query), {
+      limit: limitParam(query),
       ...(after && { after }),
       ...(exclude && { exclude }),
     });
-    const page = found.slice(0, limit);
-    const last = page.at(-1);
     return {
-      media: await shape(page),
-      ...(found.length > limit && last && { next_batch: pdqToken(last.cursor) }),
+      media: page.rows.map((row) => ({ ...mediaInfo(row.media), distance: row.distance })),
+      ...(page.next && { next_batch: pdqToken(page.next) }),
     };
   };
 
@@ -94,16 +76,15 @@ export function registerMxcdMediaLookupRoutes(
     if (firstParam(query, "max_distance") !== undefined) {
       throw new MatrixError("M_INVALID_PARAM", "max_distance applies to pdq look-ups only");
     }
-    const limit = limitParam(query);
-    const after = exactCursorParam(query);
-    const found = await deps.search.findExact(name, hash, after, limit + 1);
-    const page = found.slice(0, limit);
-    const last = page.at(-1);
+    const page = await deps.search.findExactPage(
+      name,
+      hash,
+      exactCursorParam(query),
+      limitParam(query),
+    );
     return {
-      media: await shape(
-        page.map((m) => ({ origin: m.origin ?? deps.serverName, mediaId: m.mediaId, distance: 0 })),
-      ),
-      ...(found.length > limit && last && { next_batch: exactToken(last) }),
+      media: page.rows.map((row) => ({ ...mediaInfo(row), distance: 0 })),
+      ...(page.next && { next_batch: exactToken(page.next) }),
     };
   });
 
@@ -121,7 +102,7 @@ export function registerMxcdMediaLookupRoutes(
     const own = await deps.search.pdqOf(serverName, mediaId);
     if (own === undefined) throw new MatrixError("M_NOT_FOUND", "Unknown media");
     if (own.pdq === null) return { media: [], pdq: null, reason: own.reason };
-    const page = await similarPage(own.pdq, query, { origin: serverName, mediaId, distance: 0 });
+    const page = await similarPage(own.pdq, query, { origin: serverName, mediaId });
     return { ...page, pdq: own.pdq };
   });
 }
