@@ -30,6 +30,8 @@ export type PdqImageResult =
 /** `maxImagePixels`: the config's `max_image_pixels`; larger images are not decoded. */
 export interface PdqImageOptions {
   readonly maxImagePixels: number;
+  /** See `PdqDecodeOptions.minSide` (pdq-decode.ts); unset: full resolution, as HMA. */
+  readonly decodeMinSide?: number | null;
 }
 
 const YIELD_EVERY_PIXELS = 1 << 20;
@@ -39,7 +41,9 @@ export async function hashImage(
   input: Buffer | string,
   options: PdqImageOptions,
 ): Promise<PdqImageResult> {
-  const pixels = await decodeForPdq(input, options.maxImagePixels);
+  const pixels = await decodeForPdq(input, options.maxImagePixels, {
+    minSide: options.decodeMinSide,
+  });
   if ("reason" in pixels) {
     return { hash: null, quality: pixels.tooSmall ? 0 : null, reason: pixels.reason };
   }
