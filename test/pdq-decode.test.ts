@@ -8,7 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import sharp from "sharp";
 import { hammingDistance } from "../src/hashing/pdq.js";
 import { decodeForPdq, shrinkOnLoad } from "../src/hashing/pdq-decode.js";
 import { hashImage } from "../src/hashing/pdq-image.js";
@@ -48,11 +47,16 @@ describe("decodeForPdq with minSide", () => {
     assert.deepEqual([eighth.width, eighth.height], [126, 94]);
   });
 
-  it("a PNG stays at full resolution", async () => {
-    const png = await (await photoLike(600, 400, 2)).png().toBuffer();
-    const decoded = await decodeForPdq(png, MAX, { minSide: 100 });
-    assert.ok(!("reason" in decoded));
-    assert.deepEqual([decoded.width, decoded.height], [600, 400]);
+  it("a PNG and a progressive JPEG stay at full resolution", async () => {
+    const image = await photoLike(600, 400, 2);
+    for (const bytes of [
+      await image.png().toBuffer(),
+      await image.jpeg({ progressive: true }).toBuffer(),
+    ]) {
+      const decoded = await decodeForPdq(bytes, MAX, { minSide: 100 });
+      assert.ok(!("reason" in decoded));
+      assert.deepEqual([decoded.width, decoded.height], [600, 400]);
+    }
   });
 
   it("max_image_pixels bounds the full size, not the shrunk one", async () => {

@@ -33,9 +33,10 @@ export interface PdqDecodeFailure {
 const MAGIC_BYTES = 64;
 
 /**
- * `minSide`: when set, a JPEG or WebP is decoded at the smallest of 1/2, 1/4,
- * 1/8 scale (the decoder's own shrink-on-load) whose shorter side is still at
- * least `minSide`; other formats and smaller images stay at full resolution.
+ * `minSide`: when set, a baseline JPEG or a WebP is decoded at the smallest
+ * of 1/2, 1/4, 1/8 scale (the decoder's own shrink-on-load) whose shorter side
+ * is still at least `minSide`; other formats (progressive JPEG included) and
+ * smaller images stay at full resolution.
  * Unset (the default): full resolution, as HMA. The header bound
  * (`maxImagePixels`) is on the full size either way.
  */
@@ -67,7 +68,10 @@ export async function decodeForPdq(
     width = meta.width ?? 0;
     height = meta.pageHeight ?? meta.height ?? 0;
     grey = meta.channels !== undefined && meta.channels <= 2;
-    format = meta.format;
+    // A progressive JPEG is entropy-decoded in full whatever the scale:
+    // measured, its shrink-on-load saves nothing and can cost more
+    // (bench/README.md "PDQ decode trade-off"), so it stays exact.
+    format = meta.format === "jpeg" && meta.isProgressive ? "jpeg-progressive" : meta.format;
   } catch (error) {
     return { reason: `undecodable header: ${describe(error)}` };
   }
