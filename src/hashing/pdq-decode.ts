@@ -1,6 +1,7 @@
 /**
  * Decoding an image for PDQ the way HMA does (media-gaps.md §5.2: `pdqhash`
- * over PIL): full resolution, no EXIF rotation, alpha dropped (not
+ * over PIL): full resolution (unless the caller sets a `minSide` floor, the
+ * config's `pdq_decode_min_side`), no EXIF rotation, alpha dropped (not
  * composited), the first frame or page only, and the stored sample values as
  * they are — no ICC colour management (PIL applies none; libvips would
  * otherwise convert a tagged image, e.g. Display P3, to sRGB).
