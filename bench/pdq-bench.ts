@@ -15,9 +15,14 @@
  *     match nothing and near-duplicates of stored hashes; plus the forced
  *     linear scan as the reference.
  *
+ * (c) The decode trade-off (bench/pdq-tradeoff.ts): per real photo and
+ *     synthetic image, the distance from cheaper decodes (JPEG/WebP
+ *     shrink-on-load, the C++ CLI's 512×512 squash) to the exact hash, the
+ *     effect on matching edits, and the CPU of each against the thumbnail.
+ *
  * Run: `npm run bench:pdq` (PDQ_BENCH_REPS: hash repetitions, default 5;
- * PDQ_BENCH_QUERIES: queries per distance, default 1000; PDQ_BENCH_ONLY=hash
- * or index: one part alone).
+ * PDQ_BENCH_QUERIES: queries per distance, default 1000; PDQ_BENCH_ONLY=hash,
+ * tradeoff or index: one part alone).
  * Run it with the machine as quiet as you can: the load average is printed.
  */
 import { spawnSync } from "node:child_process";
@@ -28,12 +33,13 @@ import sharp from "sharp";
 import { hashImage } from "../src/hashing/pdq-image.js";
 import { PdqIndex } from "../src/hashing/pdq-index.js";
 import { Thumbnailer } from "../src/thumbnails/thumbnailer.js";
+import { tradeoffBench } from "./pdq-tradeoff.js";
 import { markdownTable } from "./support/markdown.js";
 import { flip, randomHash } from "./support/pdq-hashes.js";
 
 const REPS = Number(process.env.PDQ_BENCH_REPS ?? 5);
 const QUERIES = Number(process.env.PDQ_BENCH_QUERIES ?? 1000);
-/** `hash` or `index` runs that part alone. */
+/** `hash`, `tradeoff` or `index` runs that part alone. */
 const ONLY = process.env.PDQ_BENCH_ONLY;
 const MAX_PIXELS = 32 * 1024 * 1024;
 
@@ -244,11 +250,20 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(", ");
   const lines = [`# PDQ bench (${new Date().toISOString()}, load average ${load()})`, ""];
-  if (ONLY !== "index") {
+  if (ONLY === undefined || ONLY === "hash") {
     lines.push(`## Hashing vs a 320×240 thumbnail (median of ${REPS} runs)`, "");
     lines.push(...(await hashingBench()), "");
   }
-  if (ONLY !== "hash") {
+  if (ONLY === undefined || ONLY === "tradeoff") {
+    lines.push(`## Decode trade-off: exact vs shrink-on-load (median of ${REPS} runs)`, "");
+    const synthetic = [
+      { name: "synthetic", jpeg: await photo(1024, 768) },
+      { name: "synthetic", jpeg: await photo(4000, 3000) },
+    ];
+    lines.push(...(await tradeoffBench((fn) => measure(REPS, fn), synthetic)), "");
+    lines.push(`Load average after the trade-off: ${load()}`, "");
+  }
+  if (ONLY === undefined || ONLY === "index") {
     for (const size of [10_000, 1_000_000]) {
       lines.push(`## Index, ${(await indexBench(size)).join("\n")}`, "");
     }

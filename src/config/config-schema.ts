@@ -321,6 +321,12 @@ const configObject = z.strictObject({
   log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   max_upload_size: size.default(50 * 1024 * 1024),
   max_image_pixels: size.default(32 * 1024 * 1024),
+  /**
+   * PDQ decode floor (docs/trust-and-safety.md "PDQ decode cost"): null (the
+   * default) hashes at full resolution as HMA; a number lets JPEG/WebP decode
+   * at 1/2–1/8 scale while the shorter side stays at least that many pixels.
+   */
+  pdq_decode_min_side: z.number().int().min(512).max(65_536).nullable().default(null),
   dynamic_thumbnails: z.boolean().default(false),
   thumbnail_sizes: z.array(thumbnailSize).default(DEFAULT_THUMBNAIL_SIZES.map((t) => ({ ...t }))),
   max_thumbnail_concurrency: z.number().int().min(1).max(64).default(2),

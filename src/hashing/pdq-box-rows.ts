@@ -93,12 +93,20 @@ export function box1DSampled(
   }
 }
 
-/** `box1D` of four rows stored one after another in `input` (4 × length), into `output`. */
+/**
+ * `box1D` of four rows stored one after another in `input` (4 × length);
+ * row r's output goes to `output` from offset `or` (the rows of a column
+ * box's ring, pdq-downsample.ts, need not be adjacent).
+ */
 export function boxFourRows(
   input: Float32Array,
   output: Float32Array,
   length: number,
   window: number,
+  o0: number,
+  o1: number,
+  o2: number,
+  o3: number,
 ): void {
   const half = (window + 2) >> 1;
   const l1 = length;
@@ -125,20 +133,20 @@ export function boxFourRows(
     s2 = fround(s2 + (input[ri + l2] as number));
     s3 = fround(s3 + (input[ri + l3] as number));
     count++;
-    output[oi] = s0 / count;
-    output[oi + l1] = s1 / count;
-    output[oi + l2] = s2 / count;
-    output[oi + l3] = s3 / count;
+    output[o0 + oi] = s0 / count;
+    output[o1 + oi] = s1 / count;
+    output[o2 + oi] = s2 / count;
+    output[o3 + oi] = s3 / count;
   }
   for (let t = 0; t < length - window; t++, ri++, li++, oi++) {
     s0 = fround(fround(s0 + (input[ri] as number)) - (input[li] as number));
     s1 = fround(fround(s1 + (input[ri + l1] as number)) - (input[li + l1] as number));
     s2 = fround(fround(s2 + (input[ri + l2] as number)) - (input[li + l2] as number));
     s3 = fround(fround(s3 + (input[ri + l3] as number)) - (input[li + l3] as number));
-    output[oi] = s0 / count;
-    output[oi + l1] = s1 / count;
-    output[oi + l2] = s2 / count;
-    output[oi + l3] = s3 / count;
+    output[o0 + oi] = s0 / count;
+    output[o1 + oi] = s1 / count;
+    output[o2 + oi] = s2 / count;
+    output[o3 + oi] = s3 / count;
   }
   for (let t = 0; t < half - 1; t++, li++, oi++) {
     s0 = fround(s0 - (input[li] as number));
@@ -146,10 +154,10 @@ export function boxFourRows(
     s2 = fround(s2 - (input[li + l2] as number));
     s3 = fround(s3 - (input[li + l3] as number));
     count--;
-    output[oi] = s0 / count;
-    output[oi + l1] = s1 / count;
-    output[oi + l2] = s2 / count;
-    output[oi + l3] = s3 / count;
+    output[o0 + oi] = s0 / count;
+    output[o1 + oi] = s1 / count;
+    output[o2 + oi] = s2 / count;
+    output[o3 + oi] = s3 / count;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Decoding an image for PDQ the way HMA does (media-gaps.md §5.2: `pdqhash`
- * over PIL): full resolution, no EXIF rotation, alpha dropped (not
+ * over PIL): full resolution (unless the caller sets a `minSide` floor, the
+ * config's `pdq_decode_min_side`), no EXIF rotation, alpha dropped (not
  * composited), the first frame or page only, and the stored sample values as
  * they are — no ICC colour management (PIL applies none; libvips would
  * otherwise convert a tagged image, e.g. Display P3, to sRGB).
@@ -32,10 +33,23 @@ export interface PdqDecodeFailure {
 
 const MAGIC_BYTES = 64;
 
+/**
+ * `minSide`: when set, a baseline JPEG or a WebP is decoded at the smallest
+ * of 1/2, 1/4, 1/8 scale (the decoder's own shrink-on-load) whose shorter side
+ * is still at least `minSide`; other formats (progressive JPEG included) and
+ * smaller images stay at full resolution.
+ * Unset (the default): full resolution, as HMA. The header bound
+ * (`maxImagePixels`) is on the full size either way.
+ */
+export interface PdqDecodeOptions {
+  readonly minSide?: number | null;
+}
+
 /** The pixels PDQ hashes, or why there are none. */
 export async function decodeForPdq(
   input: Buffer | string,
   maxImagePixels: number,
+  options: PdqDecodeOptions = {},
 ): Promise<PdqPixels | PdqDecodeFailure> {
   let head: Uint8Array;
   try {
@@ -48,12 +62,17 @@ export async function decodeForPdq(
   let width: number;
   let height: number;
   let grey: boolean;
+  let format: string | undefined;
   try {
     // The header only (the first frame's size for an animation).
     const meta = await sharp(input, { limitInputPixels: false }).metadata();
     width = meta.width ?? 0;
     height = meta.pageHeight ?? meta.height ?? 0;
     grey = meta.channels !== undefined && meta.channels <= 2;
+    // A progressive JPEG is entropy-decoded in full whatever the scale:
+    // measured, its shrink-on-load saves nothing and can cost more
+    // (bench/README.md "PDQ decode trade-off"), so it stays exact.
+    format = meta.format === "jpeg" && meta.isProgressive ? "jpeg-progressive" : meta.format;
   } catch (error) {
     return { reason: `undecodable header: ${describe(error)}` };
   }
@@ -63,13 +82,23 @@ export async function decodeForPdq(
   if (width < PDQ_MIN_DIMENSION || height < PDQ_MIN_DIMENSION) {
     return { reason: `too small: ${width}x${height} (PDQ needs 5x5)`, tooSmall: true };
   }
+  const shrink = shrinkOnLoad(format, width, height, options.minSide);
   try {
-    const { data, info } = await sharp(input, {
+    let pipeline = sharp(input, {
       limitInputPixels: maxImagePixels,
       sequentialRead: true,
       pages: 1,
       page: 0,
-    })
+    });
+    // Exactly the decoder's scaled size, so the resize is the shrink-on-load
+    // alone (libjpeg's scaled IDCT, libwebp's scaled decode), no resampling.
+    if (shrink > 1) {
+      pipeline = pipeline.resize(Math.ceil(width / shrink), Math.ceil(height / shrink), {
+        fit: "fill",
+        kernel: "nearest",
+      });
+    }
+    const { data, info } = await pipeline
       .keepIccProfile()
       .removeAlpha()
       .toColourspace(grey ? "b-w" : "srgb")
@@ -84,6 +113,19 @@ export async function decodeForPdq(
     if (/pixel limit/i.test(String(error))) return { reason: "too large: over max_image_pixels" };
     return { reason: `undecodable: ${describe(error)}` };
   }
+}
+
+/** 1, 2, 4 or 8: the largest decoder shrink that keeps the shorter side >= minSide. */
+export function shrinkOnLoad(
+  format: string | undefined,
+  width: number,
+  height: number,
+  minSide: number | null | undefined,
+): number {
+  if (!minSide || (format !== "jpeg" && format !== "webp")) return 1;
+  let shrink = 1;
+  while (shrink < 8 && Math.floor(Math.min(width, height) / (shrink * 2)) >= minSide) shrink *= 2;
+  return shrink;
 }
 
 async function readHead(path: string): Promise<Uint8Array> {

@@ -37,32 +37,37 @@ function jaroszWindow(dimension: number): number {
 }
 
 /**
- * The reference's box along every column, fed one row at a time: `push` each
- * input row in order, then `end`; output rows reach `emit` in order (the
- * array passed to `emit` is reused, so copy what you keep).
+ * The reference's box along every column, fed one row at a time. The input
+ * rows live in the box's own ring (`ring`, `window + BATCH` rows): the
+ * producer writes the next rows straight into it at `inputOffset(k)` — up to
+ * BATCH rows ahead, which never overwrites a row still to leave the window —
+ * then calls `commit()` once per row in order, and `end()` after the last.
+ * Output row `index` is written into `output(index)` (or skipped when
+ * `writes[index]` is 0) and announced by `emit(index)`.
  */
 class ColumnBox {
   readonly #cols: number;
   readonly #rows: number;
   readonly #window: number;
   readonly #half: number;
-  readonly #emit: (row: Float32Array, index: number) => void;
-  // Bound: `window` rows of `cols` floats, window = ceil(rows / 128).
-  readonly #ring: Float32Array;
+  readonly #slots: number;
+  readonly #output: (index: number) => Float32Array;
+  readonly #emit: (index: number) => void;
+  /** `window + BATCH` rows of `cols` floats, window = ceil(rows / 128). */
+  readonly ring: Float32Array;
   readonly #sums: Float32Array;
-  readonly #out: Float32Array;
+  /** Which output rows to compute and emit (undefined: all). */
+  readonly #writes: Uint8Array | undefined;
   #count = 0;
   #added = 0;
   #emitted = 0;
-
-  /** `writes`: which output rows to compute and emit (undefined: all). */
-  readonly #writes: Uint8Array | undefined;
 
   constructor(
     rows: number,
     cols: number,
     window: number,
-    emit: (row: Float32Array, index: number) => void,
+    output: (index: number) => Float32Array,
+    emit: (index: number) => void,
     writes?: Uint8Array,
   ) {
     this.#writes = writes;
@@ -70,59 +75,62 @@ class ColumnBox {
     this.#cols = cols;
     this.#window = window;
     this.#half = (window + 2) >> 1;
+    this.#slots = window + BATCH;
+    this.#output = output;
     this.#emit = emit;
-    this.#ring = new Float32Array(window * cols);
+    this.ring = new Float32Array(this.#slots * cols);
     this.#sums = new Float32Array(cols);
-    this.#out = new Float32Array(cols);
   }
 
-  push(row: Float32Array): void {
+  /** Where in `ring` the k-th row after the committed ones goes (k < BATCH). */
+  inputOffset(k: number): number {
+    return ((this.#added + k) % this.#slots) * this.#cols;
+  }
+
+  /** Takes in the next row, already written at `inputOffset(0)`. */
+  commit(): void {
     const ri = this.#added++;
     const cols = this.#cols;
     const sums = this.#sums;
-    const ring = this.#ring;
-    const slot = (ri % this.#window) * cols;
+    const ring = this.ring;
+    const enter = (ri % this.#slots) * cols;
     if (ri < this.#window) {
       // Phases 1 and 2: the window grows; nothing leaves it yet.
-      for (let j = 0; j < cols; j++) {
-        const x = row[j] as number;
-        sums[j] = (sums[j] as number) + x;
-        ring[slot + j] = x;
-      }
+      for (let j = 0; j < cols; j++) sums[j] = (sums[j] as number) + (ring[enter + j] as number);
       this.#count++;
       if (ri >= this.#half - 1) this.#write();
       return;
     }
-    // Phase 3: row ri enters, row ri - window (held in the same ring slot) leaves.
+    // Phase 3: row ri enters, row ri - window leaves.
+    const leave = ((ri - this.#window) % this.#slots) * cols;
     const index = this.#emitted++;
     if (this.#writes && this.#writes[index] === 0) {
       for (let j = 0; j < cols; j++) {
-        const x = row[j] as number;
-        sums[j] = fround((sums[j] as number) + x) - (ring[slot + j] as number);
-        ring[slot + j] = x;
+        sums[j] =
+          fround((sums[j] as number) + (ring[enter + j] as number)) - (ring[leave + j] as number);
       }
       return;
     }
     // The same, dividing in the same pass (one walk over the row, not two).
-    const out = this.#out;
+    const out = this.#output(index);
     const count = this.#count;
     for (let j = 0; j < cols; j++) {
-      const x = row[j] as number;
-      const sum = fround(fround((sums[j] as number) + x) - (ring[slot + j] as number));
+      const sum = fround(
+        fround((sums[j] as number) + (ring[enter + j] as number)) - (ring[leave + j] as number),
+      );
       sums[j] = sum;
-      ring[slot + j] = x;
       out[j] = sum / count;
     }
-    this.#emit(out, index);
+    this.#emit(index);
   }
 
   end(): void {
-    // Phase 4: the window shrinks over the last rows.
+    // Phase 4: the window shrinks over the last rows (still in the ring).
     const cols = this.#cols;
     for (let li = this.#rows - this.#window; this.#emitted < this.#rows; li++) {
-      const slot = (li % this.#window) * cols;
+      const leave = (li % this.#slots) * cols;
       for (let j = 0; j < cols; j++) {
-        this.#sums[j] = (this.#sums[j] as number) - (this.#ring[slot + j] as number);
+        this.#sums[j] = (this.#sums[j] as number) - (this.ring[leave + j] as number);
       }
       this.#count--;
       this.#write();
@@ -130,23 +138,26 @@ class ColumnBox {
   }
 
   #write(): void {
-    if (this.#writes && this.#writes[this.#emitted] === 0) {
-      this.#emitted++;
-      return;
-    }
-    const out = this.#out;
+    const index = this.#emitted++;
+    if (this.#writes && this.#writes[index] === 0) return;
+    const out = this.#output(index);
     const sums = this.#sums;
     const count = this.#count;
     for (let j = 0; j < this.#cols; j++) out[j] = (sums[j] as number) / count;
-    this.#emit(out, this.#emitted++);
+    this.#emit(index);
   }
 }
 
 /**
  * Blur (two Jarosz passes) and decimate a `rows`×`cols` luma image, given one
- * row at a time through `pushRow`,
- * into the 64×64 float32 buffer of `finish()`. Memory: O(cols × (rows/128 + 4))
- * floats, whatever the image height.
+ * row at a time — `pushRow`, or `rowBuffer()` filled in place then
+ * `commitRow()` — into the 64×64 float32 buffer of `finish()`.
+ * Memory: O(cols × (rows/128 + 12)) floats, whatever the image height.
+ *
+ * Data flow per batch of BATCH rows: luma rows (`rowBuffer`) → four-row row
+ * box written straight into the first column box's ring → its output rows
+ * straight into the second row box's batch → sampled four-row row box
+ * written into the second column box's ring → the 64 sampled rows.
  */
 export class PdqDownsampler {
   readonly #cols: number;
@@ -156,11 +167,12 @@ export class PdqDownsampler {
   readonly #first: ColumnBox;
   readonly #second: ColumnBox;
   readonly #out = new Float32Array(64 * 64);
-  // Rows wait in batches of BATCH for the four-row kernels (pdq-box-rows.ts).
   readonly #lumaBatch: Float32Array;
-  readonly #boxedBatch: Float32Array;
+  readonly #lumaViews: Float32Array[];
   readonly #firstBatch: Float32Array;
+  readonly #firstViews: Float32Array[];
   readonly #sampledBatch = new Float32Array(BATCH * 64);
+  readonly #secondOut = new Float32Array(64);
   #lumaRows = 0;
   #firstRows = 0;
   #pushed = 0;
@@ -171,8 +183,11 @@ export class PdqDownsampler {
     this.#rowWindow = jaroszWindow(cols);
     const colWindow = jaroszWindow(rows);
     this.#lumaBatch = new Float32Array(BATCH * cols);
-    this.#boxedBatch = new Float32Array(BATCH * cols);
     this.#firstBatch = new Float32Array(BATCH * cols);
+    const views = (b: Float32Array) =>
+      Array.from({ length: BATCH }, (_, k) => b.subarray(k * cols, (k + 1) * cols));
+    this.#lumaViews = views(this.#lumaBatch);
+    this.#firstViews = views(this.#firstBatch);
     this.#sampledCols = Int32Array.from({ length: 64 }, (_, j) => decimationIndex(j, cols));
     // Which of the 64 output rows each input row feeds (several when rows < 64).
     const targets = new Map<number, number[]>();
@@ -189,25 +204,40 @@ export class PdqDownsampler {
       rows,
       64,
       colWindow,
-      (row, index) => {
-        for (const i of targets.get(index) ?? []) this.#out.set(row, i * 64);
+      () => this.#secondOut,
+      (index) => {
+        for (const i of targets.get(index) ?? []) this.#out.set(this.#secondOut, i * 64);
       },
       wanted,
     );
-    this.#first = new ColumnBox(rows, cols, colWindow, (row) => {
-      this.#firstBatch.set(row, this.#firstRows * this.#cols);
-      if (++this.#firstRows === BATCH) this.#flushFirst();
-    });
+    this.#first = new ColumnBox(
+      rows,
+      cols,
+      colWindow,
+      () => this.#firstViews[this.#firstRows] as Float32Array,
+      () => {
+        if (++this.#firstRows === BATCH) this.#flushFirst();
+      },
+    );
+  }
+
+  /** The buffer to fill with the next luma row (`cols` values), then `commitRow()`. */
+  rowBuffer(): Float32Array {
+    return this.#lumaViews[this.#lumaRows] as Float32Array;
+  }
+
+  /** Takes in the row written into `rowBuffer()`. */
+  commitRow(): void {
+    if (this.#pushed >= this.#rows) throw new RangeError("PdqDownsampler: too many rows");
+    this.#pushed++;
+    if (++this.#lumaRows === BATCH) this.#flushLuma();
   }
 
   /** Feeds the next luma row (`cols` values; not modified). */
   pushRow(row: Float32Array): void {
-    if (row.length !== this.#cols || this.#pushed >= this.#rows) {
-      throw new RangeError("PdqDownsampler: wrong row length or too many rows");
-    }
-    this.#pushed++;
-    this.#lumaBatch.set(row, this.#lumaRows * this.#cols);
-    if (++this.#lumaRows === BATCH) this.#flushLuma();
+    if (row.length !== this.#cols) throw new RangeError("PdqDownsampler: wrong row length");
+    this.rowBuffer().set(row);
+    this.commitRow();
   }
 
   /** The blurred, decimated 64×64 image (row-major), once every row is in. */
@@ -220,27 +250,38 @@ export class PdqDownsampler {
     return this.#out;
   }
 
-  /** First row box over the waiting luma rows, then into the first column box. */
+  /** First row box over the waiting luma rows, into the first column box's ring. */
   #flushLuma(): void {
     const cols = this.#cols;
     const n = this.#lumaRows;
+    const first = this.#first;
     if (n === BATCH) {
-      boxFourRows(this.#lumaBatch, this.#boxedBatch, cols, this.#rowWindow);
+      boxFourRows(
+        this.#lumaBatch,
+        first.ring,
+        cols,
+        this.#rowWindow,
+        first.inputOffset(0),
+        first.inputOffset(1),
+        first.inputOffset(2),
+        first.inputOffset(3),
+      );
     } else {
       for (let k = 0; k < n; k++) {
-        const rows = (b: Float32Array) => b.subarray(k * cols, (k + 1) * cols);
-        box1D(rows(this.#lumaBatch), rows(this.#boxedBatch), cols, this.#rowWindow);
+        const at = first.inputOffset(k);
+        const output = first.ring.subarray(at, at + cols);
+        box1D(this.#lumaViews[k] as Float32Array, output, cols, this.#rowWindow);
       }
     }
     this.#lumaRows = 0;
-    for (let k = 0; k < n; k++)
-      this.#first.push(this.#boxedBatch.subarray(k * cols, (k + 1) * cols));
+    for (let k = 0; k < n; k++) first.commit();
   }
 
-  /** Second row box (sampled columns only) over the waiting rows, then into the second column box. */
+  /** Second row box (sampled columns only) over the waiting rows, into the second column box. */
   #flushFirst(): void {
     const cols = this.#cols;
     const n = this.#firstRows;
+    const second = this.#second;
     if (n === BATCH) {
       boxFourRowsSampled(
         this.#firstBatch,
@@ -251,14 +292,21 @@ export class PdqDownsampler {
       );
     } else {
       for (let k = 0; k < n; k++) {
-        const input = this.#firstBatch.subarray(k * cols, (k + 1) * cols);
         const output = this.#sampledBatch.subarray(k * 64, (k + 1) * 64);
-        box1DSampled(input, output, cols, this.#rowWindow, this.#sampledCols);
+        box1DSampled(
+          this.#firstViews[k] as Float32Array,
+          output,
+          cols,
+          this.#rowWindow,
+          this.#sampledCols,
+        );
       }
     }
     this.#firstRows = 0;
-    for (let k = 0; k < n; k++)
-      this.#second.push(this.#sampledBatch.subarray(k * 64, (k + 1) * 64));
+    for (let k = 0; k < n; k++) {
+      second.ring.set(this.#sampledBatch.subarray(k * 64, (k + 1) * 64), second.inputOffset(0));
+      second.commit();
+    }
   }
 }
 

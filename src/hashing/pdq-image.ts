@@ -2,14 +2,14 @@
  * The PDQ hash of an image file, decoded the way HMA decodes it
  * (pdq-decode.ts: full resolution, no EXIF rotation, alpha dropped, first
  * frame, no colour management). Quality below 50 stores no hash (HMA's
- * `QUALITY_THRESHOLD`).
+ * `QUALITY_THRESHOLD`). `decodeMinSide` opts into a cheaper, bounded
+ * shrink-on-load decode (docs/trust-and-safety.md "PDQ decode cost").
  *
  * Memory per hash (N = max_image_pixels): sharp decodes to one 8-bit buffer
  * of width × height × channels (3, or 1 for a grey image), at most 3N bytes;
  * the blur then needs only a few rows (pdq-downsample.ts: about
- * (ceil(height/128) + 5) × width × 4 bytes, under 0.2N for an image at least
- * 128 pixels high, 4N at worst for a 5-pixel strip). The reference's two
- * full-size float buffers (8N) are never made. libvips' own decoder state
+ * (ceil(height/128) + 13) × width × 4 bytes, under 0.5N for an image at least
+ * 128 pixels high, about 11N at worst for a 5-pixel strip). libvips' own decoder state
  * comes on top (small for sequential JPEG/PNG reads).
  *
  * The JavaScript part yields to the event loop every ~2^20 pixels, so a large
@@ -30,6 +30,8 @@ export type PdqImageResult =
 /** `maxImagePixels`: the config's `max_image_pixels`; larger images are not decoded. */
 export interface PdqImageOptions {
   readonly maxImagePixels: number;
+  /** See `PdqDecodeOptions.minSide` (pdq-decode.ts); unset: full resolution, as HMA. */
+  readonly decodeMinSide?: number | null;
 }
 
 const YIELD_EVERY_PIXELS = 1 << 20;
@@ -39,7 +41,9 @@ export async function hashImage(
   input: Buffer | string,
   options: PdqImageOptions,
 ): Promise<PdqImageResult> {
-  const pixels = await decodeForPdq(input, options.maxImagePixels);
+  const pixels = await decodeForPdq(input, options.maxImagePixels, {
+    minSide: options.decodeMinSide,
+  });
   if ("reason" in pixels) {
     return { hash: null, quality: pixels.tooSmall ? 0 : null, reason: pixels.reason };
   }

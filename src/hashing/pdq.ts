@@ -91,7 +91,6 @@ export class PdqPixelHasher {
   readonly #cols: number;
   readonly #channels: number;
   readonly #downsampler: PdqDownsampler | undefined;
-  readonly #luma: Float32Array;
 
   constructor(rows: number, cols: number, channels: number) {
     if (!(channels >= 1 && channels <= 4)) throw new RangeError("PdqPixelHasher: 1 to 4 channels");
@@ -99,25 +98,17 @@ export class PdqPixelHasher {
     this.#channels = channels;
     const hashable = rows >= PDQ_MIN_DIMENSION && cols >= PDQ_MIN_DIMENSION;
     this.#downsampler = hashable ? new PdqDownsampler(rows, cols) : undefined;
-    this.#luma = new Float32Array(hashable ? cols : 0);
   }
 
   /** Feeds the next row: `cols × channels` samples from `offset` in `pixels`. */
   pushRow(pixels: Uint8Array, offset: number): void {
-    if (!this.#downsampler) return;
-    const luma = this.#luma;
-    const channels = this.#channels;
-    if (channels < 3) {
-      for (let j = 0, at = offset; j < this.#cols; j++, at += channels)
-        luma[j] = pixels[at] as number;
-    } else {
-      for (let j = 0, at = offset; j < this.#cols; j++, at += channels) {
-        const r = LUMA_R[pixels[at] as number] as number;
-        const g = LUMA_G[pixels[at + 1] as number] as number;
-        luma[j] = fround(r + g) + (LUMA_B[pixels[at + 2] as number] as number);
-      }
-    }
-    this.#downsampler.pushRow(luma);
+    const downsampler = this.#downsampler;
+    if (!downsampler) return;
+    // Luma goes straight into the downsampler's batch (no row copy).
+    const luma = downsampler.rowBuffer();
+    if (this.#channels < 3) greyRow(pixels, offset, luma, this.#cols, this.#channels);
+    else rgbRow(pixels, offset, luma, this.#cols, this.#channels);
+    downsampler.commitRow();
   }
 
   /** The hash, once all `rows` rows are in (all zeros, quality 0, below 5×5). */
@@ -125,6 +116,39 @@ export class PdqPixelHasher {
     if (!this.#downsampler) return { hash: ZERO_HASH, quality: 0 };
     const image = this.#downsampler.finish();
     return { hash: hashFromDct(dct64To16(image)), quality: qualityOf(image) };
+  }
+}
+
+/** A grey row's luma is its value (a second channel, alpha, is skipped). */
+function greyRow(
+  pixels: Uint8Array,
+  offset: number,
+  luma: Float32Array,
+  cols: number,
+  stride: number,
+): void {
+  for (let j = 0, at = offset; j < cols; j++, at += stride) luma[j] = pixels[at] as number;
+}
+
+/**
+ * An RGB(A) row's luma, float32 as the reference: (R·0.299 + G·0.587) + B·0.114,
+ * each product looked up, the sum rounded after each add (the store rounds the
+ * last). Kept to one small loop so V8 compiles it for one shape.
+ */
+function rgbRow(
+  pixels: Uint8Array,
+  offset: number,
+  luma: Float32Array,
+  cols: number,
+  stride: number,
+): void {
+  const lr = LUMA_R;
+  const lg = LUMA_G;
+  const lb = LUMA_B;
+  for (let j = 0, at = offset; j < cols; j++, at += stride) {
+    const r = lr[pixels[at] as number] as number;
+    const g = lg[pixels[at + 1] as number] as number;
+    luma[j] = fround(r + g) + (lb[pixels[at + 2] as number] as number);
   }
 }
 

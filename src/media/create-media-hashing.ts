@@ -50,7 +50,9 @@ export function createMediaHashing(
     },
     deps.store,
     deps.slots,
-    deps.hasher ?? hashImage,
+    deps.hasher ??
+      ((input, options) =>
+        hashImage(input, { ...options, decodeMinSide: config.pdq_decode_min_side })),
     hashes,
     deps.logger,
   );
