@@ -90,9 +90,8 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 export function createFastPath(deps: FastPathDeps): FastPathHandler {
   const counted = registerFastPathMetrics(deps.metrics);
   // Header set (frozen, shared) → the full answer head minus Content-Length,
-  // as flat [name, value, ...] arrays (Node's writeHead takes them as they
-  // are; a fresh object spread from the set per answer cost ~8 µs of the
-  // ~10 µs its header block took, bench/README.md, "The hot path's last
+  // as flat [name, value, ...] lists that writeHead takes as they are (no
+  // object spread per answer; bench/README.md, "The hot path's last
   // microseconds"). For bytes, and for X-Accel-Redirect (no Accept-Ranges:
   // nginx adds its own).
   const heads = new WeakMap<object, Heads>();
