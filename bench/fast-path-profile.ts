@@ -8,13 +8,15 @@
  * `MXCD_PROFILE_CONFIG` (JSON) adds config keys, e.g.
  * `{"media_cache":{"fast_path":false}}` or `{"log_level":"warn"}`; with
  * `MXCD_PROFILE_TOP=0` no profile is taken.
+ * The shares are of the samples taken during the measured run only.
  * Run: `npm run build && npx tsx bench/fast-path-profile.ts`. Nothing here
  * asserts a time.
  */
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import sharp from "sharp";
 import { Cleanup } from "./support/cleanup.js";
 import { cpuSeconds } from "./support/cpu-time.js";
@@ -22,7 +24,8 @@ import { tempDir } from "./support/files.js";
 import { startMxcd } from "./support/mxcd-server.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(REPO, "dist", "src", "cli", "main.js");
+/** `MXCD_PROFILE_ROOT`: another build's root (a copy of `dist/` inside the repository), for an A/B. */
+const CLI = join(process.env.MXCD_PROFILE_ROOT ?? REPO, "dist", "src", "cli", "main.js");
 const duration = process.env.MXCD_BENCH_DURATION ?? "5s";
 const leg = process.env.MXCD_PROFILE_LEG ?? "download";
 const extraConfig = JSON.parse(process.env.MXCD_PROFILE_CONFIG ?? "{}") as Record<string, unknown>;
@@ -35,6 +38,8 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   samples: number[];
+  timeDeltas: number[];
+  endTime: number;
 }
 
 const cleanup = new Cleanup();
@@ -82,9 +87,15 @@ try {
   ) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  execFileSync("wrk", ["-t2", "-c32", "-d2s", "-H", header, url]);
+  // wrk runs asynchronously so that this process keeps draining mxcd's stdout: a
+  // blocked parent fills the pipe, and mxcd's log lines then pile up in memory.
+  const wrk = async (seconds: string) =>
+    (await promisify(execFile)("wrk", ["-t2", "-c32", `-d${seconds}`, "-H", header, url])).stdout;
+  await wrk("2s");
   const before = cpuSeconds(mxcd.pid);
-  const out = execFileSync("wrk", ["-t2", "-c32", `-d${duration}`, "-H", header, url]).toString();
+  const loadStart = performance.now();
+  const out = await wrk(duration);
+  const loadEnd = performance.now();
   const spent = cpuSeconds(mxcd.pid) - before;
   const requests = Number(/(\d+) requests in/.exec(out)![1]);
   const rate = /Requests\/sec:\s+([\d.]+)/.exec(out)![1];
@@ -93,25 +104,69 @@ try {
     .split("\n")
     .filter((line) => line.startsWith("mxcd_fast_path_requests_total{"));
   await mxcd.stop();
+  const stopped = performance.now();
+  // The measured run's window on the profile's clock (µs before its end):
+  // start-up, uploads and shutdown are left out of the shares.
+  const window = { from: (stopped - loadStart) * 1000, to: (stopped - loadEnd) * 1000 };
   console.log(`${leg}: ${rate} req/s, ${((spent * 1e6) / requests).toFixed(1)} µs CPU per request`);
   console.log(fast.join("\n"));
   const file =
     top === 0 ? undefined : readdirSync(profDir).find((name) => name.endsWith(".cpuprofile"));
-  if (file) summarise(JSON.parse(readFileSync(join(profDir, file), "utf8")) as Profile);
+  if (file) summarise(JSON.parse(readFileSync(join(profDir, file), "utf8")) as Profile, window);
 } finally {
   await cleanup.run();
 }
 
-function summarise(profile: Profile): void {
+/** Where a sample's self time belongs, by its function's file. */
+function categoryOf(frame: ProfileNode["callFrame"]): string {
+  const { url, functionName } = frame;
+  if (url === "") {
+    if (
+      functionName === "writev" ||
+      functionName === "writeBuffer" ||
+      functionName === "writeString"
+    )
+      return "socket and pipe writes (system calls)";
+    return functionName.startsWith("(") ? functionName : "other native code";
+  }
+  if (url.includes("/dist/src/logging/")) return "mxcd: log line";
+  if (url.includes("/dist/src/")) return "mxcd: fast path and caches (JavaScript)";
+  if (url.includes("prom-client")) return "prom-client";
+  if (url.includes("pino") || url.includes("sonic-boom")) return "pino / sonic-boom";
+  if (/node:_http|node:_http_common|node:internal\/http/.test(url) || url === "node:_http_server")
+    return "Node http (parser, headers, response)";
+  if (url.includes("node:internal/crypto")) return "SHA-256 of the token";
+  if (url.startsWith("node:")) return "other Node internals (streams, events, timers)";
+  return "other";
+}
+
+function summarise(profile: Profile, window: { from: number; to: number }): void {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  // Sample times, counted back from the profile's end.
+  const times: number[] = [];
+  let at = profile.endTime;
+  for (let i = profile.samples.length - 1; i >= 0; i--) {
+    times[i] = profile.endTime - at;
+    at -= profile.timeDeltas[i] ?? 0;
+  }
   const self = new Map<string, number>();
-  for (const id of profile.samples) {
+  const categories = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const before = times[i]!;
+    if (before > window.from || before < window.to) return;
+    total += 1;
     const frame = byId.get(id)!.callFrame;
     const where = frame.url.replace(/^.*node_modules\//, "").replace(/^.*\/dist\//, "dist/");
     const key = `${frame.functionName || "(anonymous)"} ${where}:${frame.lineNumber + 1}`;
     self.set(key, (self.get(key) ?? 0) + 1);
-  }
-  const total = profile.samples.length;
+    const category = categoryOf(frame);
+    categories.set(category, (categories.get(category) ?? 0) + 1);
+  });
+  console.log(`\n${total} samples in the measured run; by kind:`);
+  for (const [name, count] of [...categories.entries()].sort((a, b) => b[1] - a[1]))
+    console.log(`${((100 * count) / total).toFixed(1).padStart(5)} %  ${name}`);
+  console.log("\nby function (self time):");
   const heaviest = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
   for (const [key, count] of heaviest)
     console.log(`${((100 * count) / total).toFixed(1).padStart(5)} %  ${key}`);

@@ -156,6 +156,11 @@ program
   .option("--mxcd <url>", "mxcd's internal address, e.g. http://127.0.0.1:8009")
   .option("--homeserver <url>", "the homeserver's internal address, e.g. http://127.0.0.1:8008")
   .option("--max-upload-size <size>", "mxcd's max_upload_size, e.g. 50M (default: the config's)")
+  .option(
+    "--upstream-keepalive",
+    "pass to upstream blocks with kept-alive connections (print them with --upstreams)",
+  )
+  .option("--upstreams", "print only the http-level upstream blocks (for nginx's http block)")
   .action(lazy(() => import("./proxy-config-command.js"), "nginxProxyConfigCommand"));
 
 const signingKey = program

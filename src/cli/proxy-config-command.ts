@@ -7,13 +7,17 @@
 import { resolve } from "node:path";
 import { loadConfigFile, validateConfig } from "../config/load-config.js";
 import { parseSize } from "../config/units.js";
-import { nginxProxyConfig } from "../http/nginx-proxy-config.js";
+import { nginxProxyConfig, nginxUpstreamConfig } from "../http/nginx-proxy-config.js";
 
 export interface ProxyConfigOptions {
   config?: string;
   mxcd?: string;
   homeserver?: string;
   maxUploadSize?: string;
+  /** Pass to the upstream blocks of `--upstreams` (kept-alive connections). */
+  upstreamKeepalive?: boolean;
+  /** Print only the http-level upstream blocks. */
+  upstreams?: boolean;
 }
 
 /** Hosts that mean "every interface": nginx must be given a real address. */
@@ -52,7 +56,17 @@ export function nginxProxyConfigCommand(options: ProxyConfigOptions): void {
     store.engine === "filesystem" && store.accel_redirect
       ? { location: store.accel_redirect.location, root: resolve(store.path) }
       : undefined;
+  if (options.upstreams) {
+    process.stdout.write(nginxUpstreamConfig({ mxcd, homeserver }));
+    return;
+  }
   process.stdout.write(
-    nginxProxyConfig({ mxcd, homeserver, maxUploadSize, ...(accel && { accelRedirect: accel }) }),
+    nginxProxyConfig({
+      mxcd,
+      homeserver,
+      maxUploadSize,
+      ...(accel && { accelRedirect: accel }),
+      ...(options.upstreamKeepalive && { upstreamKeepalive: true }),
+    }),
   );
 }

@@ -6,6 +6,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { createApp } from "../app.js";
 import { loadConfigFile } from "../config/load-config.js";
 import { sampleConfig } from "../config/sample-config.js";
+import { createLogDestination } from "../logging/log-destination.js";
 import { createLogger } from "../logging/logger.js";
 import {
   holdYoungGenerationDuringStartup,
@@ -21,7 +22,7 @@ export async function serveCommand(
     console.error(`mxcd: no config at ${configPath}; wrote a default one (embedded: ./data).`);
   }
   const config = loadConfigFile(configPath);
-  const logger = createLogger(config.log_level);
+  const logger = createLogger(config.log_level, createLogDestination());
   const app = createApp(config, logger);
 
   let stopping = false;

@@ -32,7 +32,21 @@ export interface NginxProxyOptions {
   readonly maxUploadSize: number;
   /** `media_store.accel_redirect` with the store's absolute path: adds the internal location. */
   readonly accelRedirect?: AccelRedirectLocation;
+  /**
+   * Keep connections to mxcd and the homeserver open between requests: the
+   * locations pass to the `upstream` blocks of {@link nginxUpstreamConfig}
+   * (which must then be in the `http` block) with `Connection ""`. Without
+   * it, `proxy_pass` names the addresses and nginx opens a new connection
+   * to mxcd for every request.
+   */
+  readonly upstreamKeepalive?: boolean;
 }
+
+/** The `upstream` names of {@link nginxUpstreamConfig}. */
+export const MXCD_UPSTREAM = "mxcd_media";
+export const HOMESERVER_UPSTREAM = "mxcd_homeserver";
+/** Idle connections each nginx worker keeps open to an upstream (nginx's `keepalive`). */
+export const UPSTREAM_KEEPALIVE = 32;
 
 /** Where nginx finds the files mxcd names in `X-Accel-Redirect`. */
 export interface AccelRedirectLocation {
@@ -155,8 +169,35 @@ const HEADER = `# mxcd in front of a homeserver: written by \`mxcd proxy-config 
 # above the include, or a ^~ or = location), nor the directives below.
 `;
 
+/**
+ * The `http`-level part of the proxy config with `upstreamKeepalive`: one
+ * `upstream` block for mxcd and one for the homeserver, each keeping up to
+ * {@link UPSTREAM_KEEPALIVE} idle HTTP/1.1 connections per nginx worker, so
+ * a request does not pay a TCP connection set-up (and its TIME_WAIT) to
+ * reach mxcd. nginx accepts `upstream` only in the `http` block, not in the
+ * `server` blocks that include the rest.
+ */
+export function nginxUpstreamConfig(
+  options: Pick<NginxProxyOptions, "mxcd" | "homeserver">,
+): string {
+  const block = (name: string, label: string, url: string) => {
+    const origin = new URL(upstreamOrigin(label, url));
+    const port = origin.port || (origin.protocol === "https:" ? "443" : "80");
+    return `upstream ${name} {
+  server ${origin.hostname}:${port};
+  keepalive ${UPSTREAM_KEEPALIVE};
+}
+`;
+  };
+  return `# mxcd in front of a homeserver, the http-level part: written by \`mxcd
+# proxy-config nginx --upstreams\`. Include it in nginx's http block (once),
+# and the server-level part in the server blocks.
+${block(MXCD_UPSTREAM, "--mxcd", options.mxcd)}
+${block(HOMESERVER_UPSTREAM, "--homeserver", options.homeserver)}`;
+}
+
 /** The server-level directives every location inherits. */
-function common(maxUploadSize: number): string {
+function common(maxUploadSize: number, keepalive: boolean): string {
   return `
 # mxcd's max_upload_size (mxcd checks it again while the body streams).
 client_max_body_size ${nginxSize(maxUploadSize)};
@@ -165,7 +206,13 @@ proxy_request_buffering off;
 proxy_buffering off;
 # Long-polls (quarantine_changes?timeout=, timeout_ms) and remote fetches.
 proxy_read_timeout 300s;
-proxy_http_version 1.1;
+proxy_http_version 1.1;${
+    keepalive
+      ? `
+# Keep the upstream connections (upstream blocks with keepalive) open.
+proxy_set_header Connection "";`
+      : ""
+  }
 proxy_set_header Host $host:$server_port;
 # Replace, not append: mxcd and Synapse (x_forwarded) take the left-most
 # entry, which a client could otherwise forge.
@@ -185,8 +232,13 @@ proxy_set_header X-Forwarded-Proto $scheme;
  * homeserver's location.
  */
 export function nginxProxyConfig(options: NginxProxyOptions): string {
-  const mxcd = upstreamOrigin("--mxcd", options.mxcd);
-  const homeserver = upstreamOrigin("--homeserver", options.homeserver);
+  const keepalive = options.upstreamKeepalive === true;
+  const target = (label: string, url: string, upstream: string) => {
+    const origin = upstreamOrigin(label, url);
+    return keepalive ? `${new URL(origin).protocol}//${upstream}` : origin;
+  };
+  const mxcd = target("--mxcd", options.mxcd, MXCD_UPSTREAM);
+  const homeserver = target("--homeserver", options.homeserver, HOMESERVER_UPSTREAM);
   const locations = ATTACHED_ROUTE_TABLE.filter((route) => route.via === "proxy").map(
     (route) =>
       `# mxcd: ${route.what}\nlocation ~ ${nginxRegex(route.pattern)} { proxy_pass ${mxcd}; }\n`,
@@ -198,5 +250,5 @@ export function nginxProxyConfig(options: NginxProxyOptions): string {
     `# the homeserver: the rest of /_matrix, and /_synapse/client\nlocation ${HOMESERVER_LOCATION} { proxy_pass ${homeserver}; }\n`,
   );
   if (options.accelRedirect) locations.push(nginxAccelLocation(options.accelRedirect));
-  return `${HEADER}${common(options.maxUploadSize)}\n${locations.join("\n")}`;
+  return `${HEADER}${common(options.maxUploadSize, keepalive)}\n${locations.join("\n")}`;
 }
