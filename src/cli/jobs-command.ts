@@ -9,8 +9,10 @@ import cliProgress from "cli-progress";
 import { loadConfigFile } from "../config/load-config.js";
 import { createDatabase, type Database } from "../db/database.js";
 import { runMigrations } from "../db/migrate.js";
+import { createNotificationBus } from "../db/notification-bus.js";
 import { createRoomHistorySource } from "../homeserver/room-history-backfill.js";
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
+import { createDetachedNearDuplicateCheck } from "../jobs/create-near-duplicate-check.js";
 import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
 import { createLogger } from "../logging/logger.js";
 import { createMediaHashing } from "../media/create-media-hashing.js";
@@ -68,9 +70,11 @@ async function withRunner(
   // Attached with an admin token: the room-history backfill asks the homeserver.
   const source = createRoomHistorySource(config);
   const store = createBlobStore(config.media_store);
+  const logger = createLogger(config.log_level, process.stderr);
+  const bus = createNotificationBus(config.database, logger);
   try {
     await runMigrations(database);
-    const logger = createLogger(config.log_level, process.stderr);
+    await bus.start();
     const roomHistory = source && { history: source.history, database, logger };
     // The media-hash backfill reads the media store, and decodes no more
     // images at once than the server's thumbnailer would.
@@ -81,14 +85,19 @@ async function withRunner(
       slots: { withSlot: (fn, signal) => decodeSlots.run(fn, signal) },
       logger,
     });
+    // Checks what the backfill recorded against quarantined images, as the
+    // server does; its feed wake-ups and cache invalidations reach servers by the bus.
+    const nearCheck = createDetachedNearDuplicateCheck(config, { database, bus, logger });
     const jobs = createBackgroundJobs({
       mediaHashBackfill: backfill,
+      nearDuplicateCheck: nearCheck.job,
       ...(roomHistory && { roomHistory }),
     });
     const runner = new JobRunner(database, jobs, logger, {}, observer);
     await work(runner, database);
   } finally {
     source?.close();
+    await bus.stop();
     await store.close?.();
     await database.close();
   }

@@ -13,6 +13,7 @@ import { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
 import type { AnyJob } from "./background-job.js";
 import type { MediaHashBackfillJob } from "./media-hash-backfill-job.js";
+import type { NearDuplicateCheckJob } from "./near-duplicate-check-job.js";
 import { QuarantineFeedBackfillJob } from "./quarantine-feed-backfill-job.js";
 import { RoomHistoryBackfillJob } from "./room-history-backfill-job.js";
 import type { UrlPreviewExpiryJob } from "./url-preview-expiry-job.js";
@@ -38,6 +39,12 @@ export interface BackgroundJobDeps {
    * server and `mxcd jobs` always pass it, tests building a partial list may not.
    */
   readonly mediaHashBackfill?: MediaHashBackfillJob;
+  /**
+   * The recurring near-duplicate check over the PDQ hash log
+   * (src/jobs/create-near-duplicate-check.ts), after the backfill so that
+   * `mxcd jobs run` checks what the backfill recorded.
+   */
+  readonly nearDuplicateCheck?: NearDuplicateCheckJob;
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
@@ -63,5 +70,6 @@ export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
   }
   if (deps.urlPreviewExpiry) jobs.push(deps.urlPreviewExpiry);
   if (deps.mediaHashBackfill) jobs.push(deps.mediaHashBackfill);
+  if (deps.nearDuplicateCheck) jobs.push(deps.nearDuplicateCheck);
   return jobs;
 }
