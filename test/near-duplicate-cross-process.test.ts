@@ -15,6 +15,7 @@ import { hashImage } from "../src/hashing/pdq-image.js";
 import { MediaHashRepository } from "../src/repositories/media-hash-repository.js";
 import { HttpClient } from "./support/http-client.js";
 import { uploadBytes } from "./support/media.js";
+import { metric } from "./support/metrics.js";
 import {
   ADMIN,
   assertFeedMatchesRows,
@@ -128,9 +129,15 @@ describe("near-duplicate quarantine, across processes [postgres]", () => {
     const id = await uploadBytes(new HttpClient(second!.base, admin.token), png, {
       contentType: "image/png",
     });
-    // Its queue records the hash and drains the check job at once (the
-    // job's own pass is 30 s away, beyond this wait).
-    await waitFor(async () => (await byOf(database, id)) === "system", "checked in the second");
+    // Its queue counts the item hashed only once the check job has been
+    // drained past its hash: quarantined by then, whenever the job's own
+    // 30 s pass comes.
+    await waitFor(
+      async () =>
+        (await metric(second!.base, "mxcd_media_hash_outcomes_total", 'outcome="hashed"')) >= 1,
+      "hashed in the second",
+    );
+    assert.equal(await byOf(database, id), "system", "checked in the second");
     assert.deepEqual(await feedOf(database.db, id), [[true, "system"]]);
     await assertFeedMatchesRows(database.db);
   });
