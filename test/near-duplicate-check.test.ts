@@ -188,7 +188,6 @@ forEachEngine("near-duplicate check job", (engine) => {
     );
     const run = await runCli(["jobs", "run", "-c", config], { cwd: dir });
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /near-duplicate-check\s+running/);
     const check = createDatabase(a.app.config.database);
     try {
       assert.equal(await byOf(check, "cliNear"), "system");
@@ -198,6 +197,7 @@ forEachEngine("near-duplicate check job", (engine) => {
     } finally {
       await check.close();
     }
+    assert.match(run.stdout, /near-duplicate-check\s+running/);
   });
 
   it("drops a deleted item's provenance; a deleted source's targets stay held", async () => {
