@@ -20,9 +20,11 @@
  *   source is held by this one too; one quarantined directly is left alone.
  * - Releasing items: their own provenance rows go; every target they held
  *   loses that row and is released if no source holds it any more.
- * - A new image whose PDQ arrives (hashing queue, backfill) is quarantined
- *   by `system` and held by every source within the distance; a source
- *   whose PDQ arrives after its quarantine propagates then, by `system`.
+ * - A new image whose PDQ arrives (checked once by the near-duplicate-check
+ *   job, which reads the PDQ hash log) is quarantined by `system` and held
+ *   by every source within the distance; a source whose PDQ arrives after
+ *   its quarantine propagates then, by `system`. When the distance is
+ *   raised, the job's sweep propagates from every source beyond the old one.
  * - An upload or fetch quarantined for matching a quarantined SHA-256
  *   inherits its copies' provenance: held by their sources when every
  *   quarantined copy is held, direct otherwise.
