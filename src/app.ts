@@ -74,6 +74,7 @@ import { registerUserAdminRoutes } from "./http/routes/user-admin-routes.js";
 import { registerWaiterMetrics } from "./http/waiter-metrics.js";
 import { createBackgroundJobs } from "./jobs/create-background-jobs.js";
 import { createMediaRetention } from "./jobs/create-media-retention.js";
+import { createNearDuplicateCheck } from "./jobs/create-near-duplicate-check.js";
 import { JobRunner } from "./jobs/job-runner.js";
 import { registerMediaRetentionMetrics } from "./jobs/media-retention-metrics.js";
 import type { Logger } from "./logging/logger.js";
@@ -330,15 +331,18 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     slots: thumbnailer,
     logger,
     ...(options.pdqHasher && { hasher: options.pdqHasher }),
-    // Near-duplicate quarantine of newly hashed images (docs/trust-and-safety.md).
-    onPdqRecorded: (subject, pdq) =>
-      quarantine.pdqRecorded(
-        { origin: subject.kind === "local" ? null : subject.origin, mediaId: subject.mediaId },
-        pdq,
-      ),
+    // Near-duplicate quarantine of newly hashed images (docs/trust-and-safety.md):
+    // the check job reads the hash log; this only makes it run at once.
+    onPdqRecorded: () => nearCheck.drain.drain(),
   });
   const feedSignal = new FeedSignal(bus);
   const quarantineRows = new QuarantineRepository();
+  const near = new NearDuplicateQuarantine(
+    config.quarantine_similar.pdq_max_distance,
+    searchFinder(services.pdqSearch),
+    new QuarantinePropagationRepository(),
+    quarantineRows,
+  );
   const quarantine = new QuarantineService(
     config.server_name,
     database,
@@ -347,13 +351,9 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     services.mediaChanges,
     feedSignal,
     Date.now,
-    new NearDuplicateQuarantine(
-      config.quarantine_similar.pdq_max_distance,
-      searchFinder(services.pdqSearch),
-      new QuarantinePropagationRepository(),
-      quarantineRows,
-    ),
+    near,
   );
+  const nearCheck = createNearDuplicateCheck({ database, near, quarantine, logger });
   const feed = new QuarantineFeedService(
     new QuarantineFeedRepository(database),
     feedSignal,
@@ -496,6 +496,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     feedSignal,
     ...(previews && { urlPreviewExpiry: previews.expiry }),
     mediaHashBackfill: hashing.backfill,
+    nearDuplicateCheck: nearCheck.job,
     ...(mediaRetention && { mediaRetention }),
     ...(roomHistorySource && {
       roomHistory: { history: roomHistorySource.history, database, logger },

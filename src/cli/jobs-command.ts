@@ -13,6 +13,7 @@ import { runMigrations } from "../db/migrate.js";
 import { createNotificationBus } from "../db/notification-bus.js";
 import { createRoomHistorySource } from "../homeserver/room-history-backfill.js";
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
+import { createDetachedNearDuplicateCheck } from "../jobs/create-near-duplicate-check.js";
 import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
 import { createLogger } from "../logging/logger.js";
 import { createMediaHashing } from "../media/create-media-hashing.js";
@@ -75,6 +76,7 @@ async function withRunner(
   const bus = createNotificationBus(config.database, logger);
   try {
     await runMigrations(database);
+    await bus.start();
     const roomHistory = source && { history: source.history, database, logger };
     // The media-hash backfill reads the media store, and decodes no more
     // images at once than the server's thumbnailer would.
@@ -87,7 +89,6 @@ async function withRunner(
     });
     // Media retention deletes through the server's deletion path; on
     // PostgreSQL its cache invalidations reach running servers.
-    await bus.start();
     const mediaChanges = new MediaChanges(bus);
     const mediaRetention = createCliMediaRetention(config, {
       database,
@@ -95,8 +96,12 @@ async function withRunner(
       logger,
       mediaChanges,
     });
+    // Checks what the backfill recorded against quarantined images, as the
+    // server does; its feed wake-ups and cache invalidations reach servers by the bus.
+    const nearCheck = createDetachedNearDuplicateCheck(config, { database, bus, logger });
     const jobs = createBackgroundJobs({
       mediaHashBackfill: backfill,
+      nearDuplicateCheck: nearCheck.job,
       ...(mediaRetention && { mediaRetention }),
       ...(roomHistory && { roomHistory }),
     });

@@ -14,6 +14,7 @@ import { RoomHistoryBackfillRepository } from "../repositories/room-history-back
 import type { AnyJob } from "./background-job.js";
 import type { MediaHashBackfillJob } from "./media-hash-backfill-job.js";
 import type { MediaRetentionJob } from "./media-retention-job.js";
+import type { NearDuplicateCheckJob } from "./near-duplicate-check-job.js";
 import { QuarantineFeedBackfillJob } from "./quarantine-feed-backfill-job.js";
 import { RoomHistoryBackfillJob } from "./room-history-backfill-job.js";
 import type { UrlPreviewExpiryJob } from "./url-preview-expiry-job.js";
@@ -41,6 +42,12 @@ export interface BackgroundJobDeps {
   readonly mediaHashBackfill?: MediaHashBackfillJob;
   /** The recurring media retention (src/jobs/create-media-retention.ts); absent when every rule is off. */
   readonly mediaRetention?: MediaRetentionJob;
+  /**
+   * The recurring near-duplicate check over the PDQ hash log
+   * (src/jobs/create-near-duplicate-check.ts), after the backfill so that
+   * `mxcd jobs run` checks what the backfill recorded.
+   */
+  readonly nearDuplicateCheck?: NearDuplicateCheckJob;
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
@@ -66,6 +73,7 @@ export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
   }
   if (deps.urlPreviewExpiry) jobs.push(deps.urlPreviewExpiry);
   if (deps.mediaHashBackfill) jobs.push(deps.mediaHashBackfill);
+  if (deps.nearDuplicateCheck) jobs.push(deps.nearDuplicateCheck);
   if (deps.mediaRetention) jobs.push(deps.mediaRetention);
   return jobs;
 }

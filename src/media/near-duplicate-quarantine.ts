@@ -20,9 +20,11 @@
  *   source is held by this one too; one quarantined directly is left alone.
  * - Releasing items: their own provenance rows go; every target they held
  *   loses that row and is released if no source holds it any more.
- * - A new image whose PDQ arrives (hashing queue, backfill) is quarantined
- *   by `system` and held by every source within the distance; a source
- *   whose PDQ arrives after its quarantine propagates then, by `system`.
+ * - A new image whose PDQ arrives (checked once by the near-duplicate-check
+ *   job, which reads the PDQ hash log) is quarantined by `system` and held
+ *   by every source within the distance; a source whose PDQ arrives after
+ *   its quarantine propagates then, by `system`. When the distance is
+ *   raised, the job's sweep propagates from every source beyond the old one.
  * - An upload or fetch quarantined for matching a quarantined SHA-256
  *   inherits its copies' provenance: held by their sources when every
  *   quarantined copy is held, direct otherwise.
@@ -175,12 +177,33 @@ export class NearDuplicateQuarantine {
     return changed;
   }
 
-  async #fromSource(tx: Db, source: PlannedSource, by: string): Promise<Transition[]> {
+  /**
+   * The sweep after `pdq_max_distance` was raised (or turned on): when
+   * `source` is still a source with this PDQ, propagates from it by
+   * `system` to the candidates farther than `beyond` (the distance every
+   * older hash was already checked at; null: none was). Nearer ones were
+   * considered then, and one an admin released since stays released.
+   */
+  async sweep(tx: Db, source: PlannedSource, beyond: number | null): Promise<Transition[]> {
+    if (this.maxDistance === null) return [];
+    const row = await this.provenance.read(tx, source.key);
+    if (!row || row.quarantinedBy === null || row.protected || row.pdq !== source.pdq) return [];
+    if (await this.provenance.isHeld(tx, source.key)) return [];
+    return this.#fromSource(tx, source, SYSTEM, beyond);
+  }
+
+  async #fromSource(
+    tx: Db,
+    source: PlannedSource,
+    by: string,
+    beyond: number | null = null,
+  ): Promise<Transition[]> {
     const changed: Transition[] = [];
     for (const c of source.candidates) {
       if (same(c, source.key)) continue;
       const r = await this.provenance.read(tx, c);
       if (!r || r.protected || !this.#near(r.pdq, source.pdq)) continue;
+      if (beyond !== null && hammingDistance(r.pdq!, source.pdq) <= beyond) continue;
       if (r.quarantinedBy === null) {
         const now = await this.#set(tx, [c], by);
         if (now.length > 0) await this.provenance.add(tx, c, source.key, this.now());

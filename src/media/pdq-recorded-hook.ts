@@ -2,13 +2,15 @@
  * "Tell me when a PDQ hash is recorded" for near-duplicate quarantine
  * (docs/trust-and-safety.md): wraps the stored-hash repository's `record`,
  * used by both the hashing queue and the backfill job, so every recorded
- * hash reaches `hook` once, after its commit.
+ * hash reaches `hook` once, after its commit. The server's hook drains the
+ * `near-duplicate-check` job, which reads the hash from the PDQ hash log:
+ * the hook only makes the check prompt; the log makes it certain.
  *
  * Outside a transaction (the queue) the hook is awaited, so a queued item
  * is finished only once its quarantine decision has committed. Inside one
- * (the backfill's batch) it runs after that commit, not awaited: a
- * process that dies in between leaves that one item unchecked until an
- * admin quarantine near it or a later upload of it (docs: known limit).
+ * (the backfill's batch) it runs after that commit, not awaited: a process
+ * that dies in between leaves the hash to the job's next pass (its
+ * position in the log is only saved with its checks).
  */
 import { afterCommit } from "../db/after-commit.js";
 import type { Db } from "../db/database.js";

@@ -107,23 +107,42 @@ export class QuarantineService {
   }
 
   /**
-   * A PDQ hash was recorded for `key` (hashing queue or backfill, after its
-   * commit): near-duplicate quarantine by `system` (see
-   * NearDuplicateQuarantine.hashed). Returns the number of transitions.
+   * In `tx` (a batch of the `near-duplicate-check` job, which reads the PDQ
+   * hash log): the near-duplicate check of one recorded hash, by `system`
+   * (see NearDuplicateQuarantine.hashed); `candidates` were searched before
+   * the transaction. Returns the number of transitions.
    */
-  async pdqRecorded(key: MediaKey, pdq: string): Promise<number> {
-    if (this.near.maxDistance === null) return 0;
-    const candidates = await this.near.search(pdq);
-    if (candidates.length === 0) return 0;
-    return this.#write(
-      async (tx) => {
-        await this.repository.lockFeed(tx);
-        const changed = await this.near.hashed(tx, key, pdq, candidates);
-        await this.#record(tx, changed, SYSTEM);
-        return changed.length;
-      },
-      (n) => n > 0,
-    );
+  async checkHashed(
+    tx: Db,
+    key: MediaKey,
+    pdq: string,
+    candidates: readonly MediaKey[],
+  ): Promise<number> {
+    await this.repository.lockFeed(tx);
+    return this.#recordNear(tx, await this.near.hashed(tx, key, pdq, candidates));
+  }
+
+  /**
+   * In `tx` (the same job's sweep after the distance was raised): propagates
+   * from `key` when it is a source, to candidates farther than `beyond` (see
+   * NearDuplicateQuarantine.sweep). Returns the number of transitions.
+   */
+  async sweepSource(
+    tx: Db,
+    key: MediaKey,
+    pdq: string,
+    candidates: readonly MediaKey[],
+    beyond: number | null,
+  ): Promise<number> {
+    await this.repository.lockFeed(tx);
+    return this.#recordNear(tx, await this.near.sweep(tx, { key, pdq, candidates }, beyond));
+  }
+
+  /** Records `system`'s near-duplicate transitions in `tx`; wakes feed readers after its commit. */
+  async #recordNear(tx: Db, changed: readonly Transition[]): Promise<number> {
+    await this.#record(tx, changed, SYSTEM);
+    if (changed.length > 0) afterCommit(tx, () => this.feedSignal.notify());
+    return changed.length;
   }
 
   /** Feed records and cache announcements for transitions made in `tx`. */
@@ -244,6 +263,7 @@ export class QuarantineService {
     sha256: string,
     write: (tx: Db) => Promise<void>,
   ): Promise<string | null> {
+    let released = 0;
     return this.#write(
       async (tx) => {
         await this.repository.lockFeed(tx);
@@ -252,8 +272,11 @@ export class QuarantineService {
         const by =
           blockedBy ?? ((await this.repository.isHashQuarantined(tx, sha256)) ? SYSTEM : null);
         if (!by) {
-          // Not quarantined, so it holds and is held by nothing (cached again after a purge).
-          await this.#record(tx, await this.near.release(tx, [{ origin, mediaId }]), null);
+          // Not quarantined, so it holds and is held by nothing (cached again after a purge):
+          // the targets it held are released, records that must wake feed readers too.
+          const freed = await this.near.release(tx, [{ origin, mediaId }]);
+          await this.#record(tx, freed, null);
+          released = freed.length;
           return null;
         }
         const changed = await this.repository.updateRemote(
@@ -268,7 +291,7 @@ export class QuarantineService {
         this.#announce(tx, changed);
         return by;
       },
-      (by) => by !== null,
+      (by) => by !== null || released > 0,
     );
   }
 

@@ -13,11 +13,16 @@
  *   timestamp and then the unique key, so a purge of any size runs in bounded
  *   memory, each batch an index range scan that starts where the last ended.
  */
+
 import { type Expression, sql } from "kysely";
 import type { MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
 import { type LocalMedia, toLocalMedia } from "./media-repository.js";
+import { QuarantinePropagationRepository } from "./quarantine-propagation-repository.js";
+
+/** Stateless: the provenance rows a deletion drops. */
+const propagations = new QuarantinePropagationRepository();
 
 /** `media_length` of a row whose upload is streaming now (see media-repository.ts). */
 const CLAIMED = -1;
@@ -167,6 +172,8 @@ export class MediaAdminRepository {
         .where("media_id", "=", mediaId)
         .execute();
       await tx.deleteFrom("local_media_repository").where("media_id", "=", mediaId).execute();
+      // Near-duplicate provenance where it is the target goes with it (docs/trust-and-safety.md).
+      await propagations.forgetTarget(tx, { origin: null, mediaId });
       afterCommit(tx, () => this.changes.publish({ kind: "local", mediaId }));
     };
     await (inTx ? work(inTx) : this.database.transaction(work));
@@ -230,6 +237,7 @@ export class MediaAdminRepository {
         .where("media_origin", "=", origin)
         .where("media_id", "=", mediaId)
         .execute();
+      await propagations.forgetTarget(tx, { origin, mediaId });
       afterCommit(tx, () => this.changes.publish({ kind: "remote", origin, mediaId }));
     };
     await (inTx ? work(inTx) : this.database.transaction(work));

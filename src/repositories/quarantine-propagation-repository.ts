@@ -6,6 +6,7 @@
  * Keys use the quarantine algorithm's convention (`origin` null = local);
  * the table stores local as `''`.
  */
+import { sql } from "kysely";
 import type { Db } from "../db/database.js";
 
 /** A media item: `origin` null for local media (as `Transition`). */
@@ -21,6 +22,19 @@ export interface PdqRow {
   readonly quarantinedBy: string | null;
   /** Local media marked safe from quarantine (remote media never is). */
   readonly protected: boolean;
+}
+
+/**
+ * One PDQ hash log record (migration 0011) with its media row now:
+ * `current` is the row's PDQ (null when gone or unhashed), `quarantined`
+ * whether the row is quarantined.
+ */
+export interface LoggedHash {
+  readonly streamId: number;
+  readonly key: MediaKey;
+  readonly pdq: string;
+  readonly current: string | null;
+  readonly quarantined: boolean;
 }
 
 const LOCAL = "";
@@ -149,6 +163,62 @@ export class QuarantinePropagationRepository {
       for (const r of remote) keys.push({ origin: r.media_origin, mediaId: r.media_id });
     }
     return keys;
+  }
+
+  /**
+   * A media item was deleted: it no longer needs its own provenance (rows
+   * where it is the target). Rows where it is the source stay: they keep
+   * its targets held, never sources (docs/trust-and-safety.md, rule 8).
+   */
+  async forgetTarget(db: Db, key: MediaKey): Promise<void> {
+    await this.dropTargets(db, [key]);
+  }
+
+  /** The PDQ hash log's newest stream id (0 when empty): what has committed so far. */
+  async logEnd(db: Db): Promise<number> {
+    const row = await db
+      .selectFrom("pdq_hash_position")
+      .select("position")
+      .where("id", "=", 1)
+      .executeTakeFirst();
+    return Number(row?.position ?? 0);
+  }
+
+  /**
+   * Log records with `after < stream_id <= upTo`, oldest first, at most
+   * `limit`, each with its media row now (one range scan, two joins).
+   */
+  async logPage(db: Db, after: number, upTo: number, limit: number): Promise<LoggedHash[]> {
+    const rows = await db
+      .selectFrom("pdq_hash_log as g")
+      .leftJoin("local_media_repository as l", (join) =>
+        join.on("g.media_origin", "is", null).onRef("l.media_id", "=", "g.media_id"),
+      )
+      .leftJoin("remote_media_cache as r", (join) =>
+        join.onRef("r.media_origin", "=", "g.media_origin").onRef("r.media_id", "=", "g.media_id"),
+      )
+      .select((eb) => [
+        "g.stream_id",
+        "g.media_origin",
+        "g.media_id",
+        "g.pdq",
+        eb.fn.coalesce("l.pdq", "r.pdq").as("current"),
+        sql<number>`case when coalesce(l.quarantined_by, r.quarantined_by) is null then 0 else 1 end`.as(
+          "quarantined",
+        ),
+      ])
+      .where("g.stream_id", ">", after)
+      .where("g.stream_id", "<=", upTo)
+      .orderBy("g.stream_id")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      streamId: Number(r.stream_id),
+      key: { origin: r.media_origin, mediaId: r.media_id },
+      pdq: r.pdq,
+      current: r.current ?? null,
+      quarantined: Number(r.quarantined) === 1,
+    }));
   }
 
   /** Quarantined copies (same SHA-256) of an image, for inheriting provenance. */
