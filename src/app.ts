@@ -78,6 +78,8 @@ import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
 import { createMediaHashing } from "./media/create-media-hashing.js";
 import { DownloadService } from "./media/download-service.js";
+import { registerMd5WorkerMetrics } from "./media/md5-worker-metrics.js";
+import { Md5WorkerPool } from "./media/md5-worker-pool.js";
 import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
@@ -281,12 +283,15 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   const previewFlight = new CrossProcessFlight(locks, bus, "mxcd_url_preview", pollMs);
   const pending = new PendingUploads(bus, pollMs);
   const accessTimes = new AccessTimes(services.media, logger);
+  const md5Workers = new Md5WorkerPool();
   const mediaSettings = {
     serverName: config.server_name,
     maxUploadSize: config.max_upload_size,
     authenticatedMedia: config.enable_authenticated_media,
     maxPendingUploads: config.max_pending_media_uploads,
     unusedExpirationMs: config.unused_expiration_time,
+    // MD5 of large uploads and fetches on worker threads, started on first use.
+    md5: md5Workers,
   };
   const thumbnailStats = new ThumbnailStats();
   const thumbnailer = new Thumbnailer({
@@ -395,6 +400,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   });
   registerThumbnailMetrics(metrics, thumbnailStats);
   registerMediaHashMetrics(metrics, hashing.service.stats);
+  registerMd5WorkerMetrics(metrics, md5Workers);
   registerMediaByteCacheMetrics(metrics, byteCache);
   addMediaNosniff(http);
   const serverName = config.server_name;
@@ -573,6 +579,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
       failureTtlMs: config.remote_media_failure_ttl,
       failureCacheSize: config.remote_media_failure_cache_size,
       teeBufferBytes: REMOTE_TEE_BUFFER_BYTES,
+      md5: md5Workers,
     },
     services.media,
     services.mediaRows,
@@ -713,7 +720,12 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         tenant?.close();
         roomHistorySource?.close();
         await store.close?.();
-        await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);
+        await Promise.all([
+          bus.stop(),
+          locks.stop(),
+          services.passwordPool.close(),
+          md5Workers.close(),
+        ]);
         await database.close();
       })();
       return stopped;
