@@ -96,7 +96,7 @@ import { UploadService } from "./media/upload-service.js";
 import type { Dns } from "./net/dns.js";
 import { addressPolicy } from "./net/ip-ranges.js";
 import { OutboundHttp } from "./net/outbound-http.js";
-import { createUrlPreviews } from "./previews/create-url-previews.js";
+import type { UrlPreviewsFactory } from "./previews/load-url-previews.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
@@ -255,6 +255,11 @@ export interface AppOptions {
   readonly dns?: Pick<Dns, "lookup">;
   /** The PDQ image hasher (tests pass a fake); default src/hashing/pdq-image.ts. */
   readonly pdqHasher?: PdqHasher;
+  /**
+   * `createUrlPreviews`, required when `url_preview_enabled` (`loadUrlPreviews`
+   * gives it): with previews off their modules are never loaded (memory at rest).
+   */
+  readonly urlPreviews?: UrlPreviewsFactory;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -426,7 +431,10 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
   // URL previews (docs/previews.md): off unless url_preview_enabled.
-  const previews = createUrlPreviews(config, {
+  if (config.url_preview_enabled && !options.urlPreviews) {
+    throw new Error("url_preview_enabled: createApp needs options.urlPreviews (loadUrlPreviews)");
+  }
+  const previews = options.urlPreviews?.(config, {
     database,
     media: services.media,
     store,

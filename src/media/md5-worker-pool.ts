@@ -18,7 +18,11 @@
  * - **Copied, never detached.** A chunk also goes to the blob store (and to a
  *   live download of remote media) and may be a slice of a pooled buffer, so
  *   it cannot be transferred. Chunks are copied into a batch of `batchBytes`
- *   (one memcpy per byte), and the batch's fresh buffer is transferred.
+ *   (one memcpy per byte); the batch's own buffer is transferred to the
+ *   worker and back with its acknowledgement, and reused: an upload
+ *   allocates at most `maxInFlightBytes / batchBytes + 1` batches, however
+ *   large it is (fresh buffers per batch grew a 1 GiB upload's RSS by
+ *   ~100 MiB: bench/README.md).
  * - **Bounded.** At most `maxInFlightBytes` per upload are posted and not yet
  *   hashed; past that `update` says "wait" and `drained()` resolves on the
  *   worker's acknowledgement, so the UploadMeter holds the stream back. The
@@ -82,6 +86,8 @@ export interface Md5WorkerPoolStats {
   readonly mainThreadUploads: number;
   /** Workers that died with uploads or without, since start. */
   readonly workerFailures: number;
+  /** Batch buffers allocated, since start (reused while an upload lasts). */
+  readonly batchesAllocated: number;
 }
 
 /** The upload's MD5 worker died or the pool closed before its digest. */
@@ -115,7 +121,9 @@ parentPort.on("message", (message) => {
     let hash = states.get(id);
     if (!hash) states.set(id, (hash = createHash("md5")));
     hash.update(message.bytes);
-    parentPort.postMessage({ id, acked: message.bytes.byteLength });
+    // The batch's buffer goes back with the acknowledgement, to be reused.
+    const back = message.bytes.buffer;
+    parentPort.postMessage({ id, acked: message.bytes.byteLength, back }, [back]);
   } else if (message.end) {
     const hash = states.get(id) || createHash("md5");
     states.delete(id);
@@ -126,7 +134,7 @@ parentPort.on("message", (message) => {
 });
 `;
 
-type Reply = { id: number; acked: number } | { id: number; digest: string };
+type Reply = { id: number; acked: number; back?: ArrayBuffer } | { id: number; digest: string };
 
 export class Md5WorkerPool implements Md5Hashers {
   readonly #maxWorkers: number;
@@ -140,6 +148,7 @@ export class Md5WorkerPool implements Md5Hashers {
   #offloaded = 0;
   #mainThread = 0;
   #failures = 0;
+  #batches = 0;
   #closed = false;
 
   constructor(options: Md5WorkerPoolOptions = {}) {
@@ -165,6 +174,7 @@ export class Md5WorkerPool implements Md5Hashers {
       offloadedBytes: this.#offloaded,
       mainThreadUploads: this.#mainThread,
       workerFailures: this.#failures,
+      batchesAllocated: this.#batches,
     };
   }
 
@@ -201,6 +211,10 @@ export class Md5WorkerPool implements Md5Hashers {
       post: (message, transfer) => worker.postMessage({ id, ...message }, transfer),
       acked: (bytes) => {
         this.#offloaded += bytes;
+      },
+      allocate: (bytes) => {
+        this.#batches++;
+        return Buffer.allocUnsafeSlow(bytes);
       },
       done: () => {
         if (served.delete(id) && served.size === 0) worker.unref();
@@ -285,6 +299,8 @@ class DeferredMd5 implements Md5Hasher {
 interface SessionLink {
   post(message: object, transfer: ArrayBuffer[]): void;
   acked(bytes: number): void;
+  /** A new batch buffer (counted). */
+  allocate(bytes: number): Buffer;
   /** The session needs the worker no more. */
   done(): void;
 }
@@ -292,6 +308,8 @@ interface SessionLink {
 /** One upload's MD5 on a worker: batches copied out, acknowledgements counted. */
 class WorkerSession implements Md5Hasher {
   #batch: Buffer;
+  /** Batches back from the worker, for reuse. */
+  readonly #spare: Buffer[] = [];
   #filled = 0;
   #inFlight = 0;
   #failed: Error | undefined;
@@ -305,7 +323,7 @@ class WorkerSession implements Md5Hasher {
     private readonly maxInFlight: number,
     private readonly link: SessionLink,
   ) {
-    this.#batch = Buffer.allocUnsafeSlow(batchBytes);
+    this.#batch = link.allocate(batchBytes);
   }
 
   update(chunk: Buffer): boolean {
@@ -330,6 +348,7 @@ class WorkerSession implements Md5Hasher {
     if (this.#failed) return Promise.reject(this.#failed);
     if (this.#finished) return Promise.reject(new Md5WorkerError("MD5 digest asked twice"));
     this.#finished = true;
+    this.#spare.length = 0;
     if (this.#filled > 0) this.#send();
     return new Promise((resolve, reject) => {
       this.#digest = { resolve, reject };
@@ -348,6 +367,9 @@ class WorkerSession implements Md5Hasher {
   receive(reply: Reply): void {
     if ("acked" in reply) {
       this.#inFlight -= reply.acked;
+      if (reply.back?.byteLength === this.batchBytes && !this.#finished && !this.#failed) {
+        this.#spare.push(Buffer.from(reply.back));
+      }
       this.link.acked(reply.acked);
       if (this.#inFlight <= this.maxInFlight) {
         for (const waiter of this.#waiters.splice(0)) waiter.resolve();
@@ -375,7 +397,9 @@ class WorkerSession implements Md5Hasher {
     this.#inFlight += this.#filled;
     this.link.post({ bytes: view }, [bytes.buffer as ArrayBuffer]);
     this.#filled = 0;
-    this.#batch = this.#finished ? Buffer.alloc(0) : Buffer.allocUnsafeSlow(this.batchBytes);
+    this.#batch = this.#finished
+      ? Buffer.alloc(0)
+      : (this.#spare.pop() ?? this.link.allocate(this.batchBytes));
   }
 
   /** Fails waiters and the digest with the stored error, and lets go of the worker. */
@@ -385,6 +409,7 @@ class WorkerSession implements Md5Hasher {
     this.#digest?.reject(error);
     this.#digest = undefined;
     this.#batch = Buffer.alloc(0);
+    this.#spare.length = 0;
     this.link.done();
   }
 }
