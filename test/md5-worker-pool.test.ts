@@ -5,7 +5,8 @@
  * a worker (large ones, many chunks, several at once); the bytes in flight
  * to a worker are bounded (a worker that never answers stops the stream, it
  * does not buffer it); a worker that dies fails its uploads cleanly and is
- * replaced; aborted and over-limit uploads let go of their worker state; a
+ * replaced; one that cannot start (or a closed pool) leaves the MD5 to the
+ * main thread; aborted and over-limit uploads let go of their worker state; a
  * closed pool leaves no thread. Then through the server: /metrics counts the
  * bytes hashed off the main thread, and the stored md5 is md5sum's.
  * No timings: every check is a count or a digest.
@@ -178,6 +179,25 @@ describe("MD5 worker pool", () => {
       await assert.rejects(meter(pool, randomBytes(2 * MiB)), Md5WorkerError);
       assert.deepEqual([pool.stats.sessions, pool.stats.workers], [0, 0]);
       assert.ok(pool.stats.workerFailures >= 1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("a worker that cannot start (or a closed pool): the MD5 falls back to the main thread, same digest", async () => {
+    const pool = new Md5WorkerPool({
+      ...SMALL,
+      spawn: () => {
+        throw new Error("no thread for you");
+      },
+    });
+    try {
+      const bytes = randomBytes(MiB + 1);
+      assert.equal((await meter(pool, bytes)).md5, sumOf("md5sum", bytes));
+      assert.deepEqual([pool.stats.workers, pool.stats.mainThreadUploads], [0, 1]);
+      await pool.close();
+      assert.equal((await meter(pool, bytes)).md5, sumOf("md5sum", bytes));
+      assert.equal(pool.stats.mainThreadUploads, 2);
     } finally {
       await pool.close();
     }

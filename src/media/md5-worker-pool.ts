@@ -32,7 +32,9 @@
  *   the worker with the fewest).
  * - **Failure.** A worker that dies (crash, exit) fails every upload it
  *   served with Md5WorkerError — the upload then fails and leaves nothing, as
- *   any store failure does — and is replaced on the next large upload. A
+ *   any store failure does — and is replaced on the next large upload. When
+ *   no worker can be had (a thread fails to start, the pool closed) the
+ *   upload's held bytes are hashed on the main thread and it goes on there. A
  *   destroyed upload drops its state on the worker. `close()` stops every
  *   worker and fails what is in flight; idle workers are unref'd, so they
  *   never keep a process (or a test runner) alive.
@@ -269,7 +271,15 @@ class DeferredMd5 implements Md5Hasher {
     this.#held.push(chunk);
     this.#heldBytes += chunk.length;
     if (this.#heldBytes < this.threshold) return true;
-    const session = this.pool.open();
+    let session: Md5Hasher;
+    try {
+      session = this.pool.open();
+    } catch {
+      // No worker (the pool closed, or a thread could not start): every byte
+      // so far is still held, so the MD5 goes on here instead.
+      this.pool.mainThread();
+      session = MAIN_THREAD_MD5.create();
+    }
     this.#session = session;
     let goOn = true;
     for (const held of this.#held.splice(0)) goOn = session.update(held);

@@ -45,7 +45,14 @@ export class UploadMeter extends Transform {
       return;
     }
     this.#hash.update(chunk);
-    if (this.#md5.update(chunk)) {
+    let goOn: boolean;
+    try {
+      goOn = this.#md5.update(chunk);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (goOn) {
       done(null, chunk);
       return;
     }
