@@ -103,8 +103,8 @@ export class Md5WorkerError extends Error {
 /** Measured in bench/README.md "MD5 on a worker thread". */
 const DEFAULTS = {
   thresholdBytes: 1024 ** 2,
-  batchBytes: 256 * 1024,
-  maxInFlightBytes: 4 * 1024 ** 2,
+  batchBytes: 1024 ** 2,
+  maxInFlightBytes: 8 * 1024 ** 2,
 };
 
 /**
