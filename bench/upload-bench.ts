@@ -1,24 +1,25 @@
 /**
  * Upload throughput and memory: a large random file streamed to mxcd, timed
- * against `sha256sum` of the same file (mxcd hashes every upload, so hashing
- * is the floor), while the server's RSS is sampled every 50 ms.
+ * against `sha256sum` and `md5sum` of the same file (mxcd computes both hashes
+ * of every upload, SHA-256 on its main thread and MD5 on a worker, so the
+ * slower of the two is the floor), while the server's RSS is sampled every 50 ms.
  *
- * Both read the file from the page cache: sha256sum runs once untimed first
- * (the warm-up read), then timed. The new file is synced to disk before, so
+ * All read the file from the page cache: sha256sum runs once untimed first
+ * (the warm-up read), then md5sum and sha256sum timed, back to back. The new file is synced to disk before, so
  * its write-back overlaps neither timing. The stored copy is hashed
  * afterwards to check that the upload arrived intact.
  *
  * On its own (`npx tsx bench/upload-bench.ts`, after `npm run build`) it
  * starts one mxcd from `dist/` and runs `MXCD_BENCH_UPLOAD_ROUNDS` (3)
  * uploads of `MXCD_BENCH_UPLOAD_MIB` (1024) MiB, each timed against a fresh
- * `sha256sum`, and prints one line per round: a quick check of the upload
+ * `md5sum` and `sha256sum`, and prints one line per round: a quick check of the upload
  * leg without the full `npm run bench`.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cpuSeconds } from "./support/cpu-time.js";
-import { sha256sum, syncDisks, tempDir, writeRandomFile } from "./support/files.js";
+import { md5sum, sha256sum, syncDisks, tempDir, writeRandomFile } from "./support/files.js";
 import { isMainModule, runMain } from "./support/main.js";
 import { type MxcdServer, startMxcd, storedPath, uploadFile } from "./support/mxcd-server.js";
 import { RssSampler, type RssSummary } from "./support/rss-sampler.js";
@@ -34,6 +35,7 @@ export interface UploadResult {
   readonly bytes: number;
   readonly uploadSeconds: number;
   readonly sha256Seconds: number;
+  readonly md5Seconds: number;
   /** CPU seconds (user + system) the server used during the upload. */
   readonly uploadCpuSeconds: number;
   readonly rss: RssSummary;
@@ -58,8 +60,9 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
     await writeRandomFile(tools, file, bytes);
     await syncDisks(tools);
   }
-  console.error("upload: sha256sum (warm-up read, then timed)");
+  console.error("upload: sha256sum (warm-up read), then md5sum and sha256sum timed");
   await sha256sum(tools, file);
+  const md5ed = await md5sum(tools, file);
   const hashed = await sha256sum(tools, file);
 
   console.error("upload: streaming to mxcd");
@@ -70,6 +73,7 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
     bytes,
     uploadSeconds: upload.seconds,
     sha256Seconds: hashed.seconds,
+    md5Seconds: md5ed.seconds,
     uploadCpuSeconds: upload.cpuSeconds,
     rss: upload.rss,
   };
@@ -104,9 +108,12 @@ if (isMainModule(import.meta.url)) {
       const existingFile = round > 1 ? file : undefined;
       const result = await benchUpload({ tools, mxcd, dir, bytes, existingFile });
       const mibPerSecond = bytes / 1024 ** 2 / result.uploadSeconds;
+      const floor = Math.max(result.md5Seconds, result.sha256Seconds);
       console.log(
         `round ${round}: upload ${result.uploadSeconds.toFixed(2)} s (${mibPerSecond.toFixed(0)} MiB/s), ` +
-          `sha256sum ${result.sha256Seconds.toFixed(2)} s, ratio ${(result.sha256Seconds / result.uploadSeconds).toFixed(2)}×, ` +
+          `md5sum ${result.md5Seconds.toFixed(2)} s, sha256sum ${result.sha256Seconds.toFixed(2)} s, ` +
+          `ratio to the slower ${(floor / result.uploadSeconds).toFixed(2)}×, ` +
+          `to sha256sum ${(result.sha256Seconds / result.uploadSeconds).toFixed(2)}×, ` +
           `mxcd CPU ${result.uploadCpuSeconds.toFixed(2)} s, RSS growth ${((result.rss.peak - result.rss.baseline) / 1024 ** 2).toFixed(1)} MiB`,
       );
     }

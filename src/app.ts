@@ -81,6 +81,8 @@ import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
 import { createMediaHashing } from "./media/create-media-hashing.js";
 import { DownloadService } from "./media/download-service.js";
+import { registerMd5WorkerMetrics } from "./media/md5-worker-metrics.js";
+import { Md5WorkerPool } from "./media/md5-worker-pool.js";
 import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
@@ -97,7 +99,7 @@ import { UploadService } from "./media/upload-service.js";
 import type { Dns } from "./net/dns.js";
 import { addressPolicy } from "./net/ip-ranges.js";
 import { OutboundHttp } from "./net/outbound-http.js";
-import { createUrlPreviews } from "./previews/create-url-previews.js";
+import type { UrlPreviewsFactory } from "./previews/load-url-previews.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
@@ -266,6 +268,11 @@ export interface AppOptions {
   readonly dns?: Pick<Dns, "lookup">;
   /** The PDQ image hasher (tests pass a fake); default src/hashing/pdq-image.ts. */
   readonly pdqHasher?: PdqHasher;
+  /**
+   * `createUrlPreviews`, required when `url_preview_enabled` (`loadUrlPreviews`
+   * gives it): with previews off their modules are never loaded (memory at rest).
+   */
+  readonly urlPreviews?: UrlPreviewsFactory;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -295,12 +302,15 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   const pending = new PendingUploads(bus, pollMs);
   // On the app's clock: media retention compares access times with it.
   const accessTimes = new AccessTimes(services.media, logger, undefined, options.now);
+  const md5Workers = new Md5WorkerPool();
   const mediaSettings = {
     serverName: config.server_name,
     maxUploadSize: config.max_upload_size,
     authenticatedMedia: config.enable_authenticated_media,
     maxPendingUploads: config.max_pending_media_uploads,
     unusedExpirationMs: config.unused_expiration_time,
+    // MD5 of large uploads and fetches on worker threads, started on first use.
+    md5: md5Workers,
   };
   const thumbnailStats = new ThumbnailStats();
   const thumbnailer = new Thumbnailer({
@@ -413,6 +423,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   registerThumbnailMetrics(metrics, thumbnailStats);
   registerVideoThumbnailMetrics(metrics, videoStats);
   registerMediaHashMetrics(metrics, hashing.service.stats);
+  registerMd5WorkerMetrics(metrics, md5Workers);
   registerMediaByteCacheMetrics(metrics, byteCache);
   addMediaNosniff(http);
   const serverName = config.server_name;
@@ -438,7 +449,10 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   registerMediaUploadRoutes(http, { auth, uploads });
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
   // URL previews (docs/previews.md): off unless url_preview_enabled.
-  const previews = createUrlPreviews(config, {
+  if (config.url_preview_enabled && !options.urlPreviews) {
+    throw new Error("url_preview_enabled: createApp needs options.urlPreviews (loadUrlPreviews)");
+  }
+  const previews = options.urlPreviews?.(config, {
     database,
     media: services.media,
     store,
@@ -599,6 +613,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
       failureTtlMs: config.remote_media_failure_ttl,
       failureCacheSize: config.remote_media_failure_cache_size,
       teeBufferBytes: REMOTE_TEE_BUFFER_BYTES,
+      md5: md5Workers,
     },
     services.media,
     services.mediaRows,
@@ -768,7 +783,12 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         tenant?.close();
         roomHistorySource?.close();
         await store.close?.();
-        await Promise.all([bus.stop(), locks.stop(), services.passwordPool.close()]);
+        await Promise.all([
+          bus.stop(),
+          locks.stop(),
+          services.passwordPool.close(),
+          md5Workers.close(),
+        ]);
         await database.close();
       })();
       return stopped;

@@ -106,6 +106,9 @@ async function startRecorded(dir: string, config: string, port: number): Promise
 
 const isSharp = (url: string) => /\/node_modules\/sharp\//.test(url);
 const isAwsSdk = (url: string) => /\/node_modules\/@aws-sdk\//.test(url);
+/** The URL-preview stack (off by default): its HTML tokenizer and its own modules. */
+const isPreviewStack = (url: string) =>
+  /\/node_modules\/(htmlparser2|entities)\//.test(url) || /\/src\/previews\//.test(url);
 
 /** Registers `alice` through the CLI and logs in over HTTP; returns her token. */
 async function aliceToken(dir: string, config: string, base: string): Promise<string> {
@@ -167,6 +170,15 @@ describe("memory at rest", { skip: process.platform !== "linux" && "reads /proc"
       assert.deepEqual(server.modules().filter(isSharp), [], "sharp loaded at rest");
       assert.deepEqual(server.modules().filter(isAwsSdk), [], "the AWS SDK loaded at rest");
       assert.equal(server.mapsLibvips(), false, "libvips mapped at rest");
+      // Previews are off in the generated config: none of their modules is loaded
+      // but the few lines that decide so (load-url-previews.ts).
+      assert.deepEqual(
+        server
+          .modules()
+          .filter((url) => isPreviewStack(url) && !url.endsWith("/load-url-previews.js")),
+        [],
+        "the URL-preview stack loaded with previews off",
+      );
 
       const png = await sharp({
         create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 90 } },

@@ -1,4 +1,4 @@
-/** Test files: temporary folders, random content, and hashing with sha256sum. */
+/** Test files: temporary folders, random content, and hashing with sha256sum and md5sum. */
 
 import { spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
@@ -53,4 +53,15 @@ export async function sha256sum(
   if (!/^[0-9a-f]{64}$/.test(sha256))
     throw new Error(`unexpected sha256sum output: ${result.stdout}`);
   return { sha256, seconds: result.seconds };
+}
+
+/** Runs `md5sum path`; returns the digest and the wall-clock seconds it took. */
+export async function md5sum(
+  tools: Tools,
+  path: string,
+): Promise<{ md5: string; seconds: number }> {
+  const result = await runChecked(tools.md5sum, [path]);
+  const md5 = result.stdout.split(/\s/, 1)[0] ?? "";
+  if (!/^[0-9a-f]{32}$/.test(md5)) throw new Error(`unexpected md5sum output: ${result.stdout}`);
+  return { md5, seconds: result.seconds };
 }

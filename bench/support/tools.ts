@@ -11,6 +11,8 @@ export interface Tools {
   readonly wrk: string;
   readonly curl: string;
   readonly sha256sum: string;
+  /** The upload's other floor: it computes MD5 beside SHA-256 (issue 16). */
+  readonly md5sum: string;
   readonly head: string;
   readonly sync: string;
   readonly vipsthumbnail: string;
@@ -32,7 +34,16 @@ const EXTRA_DIRS = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
 /** Finds every required program or throws MissingToolsError naming all that are absent. */
 export function findTools(): Tools {
-  const names = ["nginx", "wrk", "curl", "sha256sum", "head", "sync", "vipsthumbnail"] as const;
+  const names = [
+    "nginx",
+    "wrk",
+    "curl",
+    "sha256sum",
+    "md5sum",
+    "head",
+    "sync",
+    "vipsthumbnail",
+  ] as const;
   const found = new Map(names.map((name) => [name, findExecutable(name)]));
   const missing = names.filter((name) => found.get(name) === undefined);
   if (missing.length > 0) throw new MissingToolsError(missing);
@@ -42,6 +53,7 @@ export function findTools(): Tools {
     wrk: path("wrk"),
     curl: path("curl"),
     sha256sum: path("sha256sum"),
+    md5sum: path("md5sum"),
     head: path("head"),
     sync: path("sync"),
     vipsthumbnail: path("vipsthumbnail"),

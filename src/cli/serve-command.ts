@@ -8,6 +8,7 @@ import { loadConfigFile } from "../config/load-config.js";
 import { sampleConfig } from "../config/sample-config.js";
 import { createLogDestination } from "../logging/log-destination.js";
 import { createLogger } from "../logging/logger.js";
+import { loadUrlPreviews } from "../previews/load-url-previews.js";
 import {
   holdYoungGenerationDuringStartup,
   releaseOnFirstRequest,
@@ -23,7 +24,8 @@ export async function serveCommand(
   }
   const config = loadConfigFile(configPath);
   const logger = createLogger(config.log_level, createLogDestination());
-  const app = createApp(config, logger);
+  // The URL-preview modules load only when previews are on (memory at rest).
+  const app = createApp(config, logger, { urlPreviews: await loadUrlPreviews(config) });
 
   let stopping = false;
   const shutdown = (signal: string) => {

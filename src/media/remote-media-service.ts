@@ -37,6 +37,7 @@ import type { BlobStore } from "../storage/blob-store.js";
 import { remoteContentKey } from "../storage/media-paths.js";
 import type { CrossProcessFlight } from "../util/cross-process-flight.js";
 import { LiveTee } from "./live-tee.js";
+import type { Md5Hashers } from "./md5-worker-pool.js";
 import type { QuarantineService } from "./quarantine-service.js";
 import { QuarantinedMediaError } from "./quarantined-media-error.js";
 import { LogLimiter, RemoteFetchFailures } from "./remote-fetch-failures.js";
@@ -58,6 +59,8 @@ export interface RemoteMediaSettings {
   readonly failureCacheSize: number;
   /** Most bytes buffered for a live client before it is served from the cache instead. */
   readonly teeBufferBytes: number;
+  /** Where the fetched bytes' MD5 runs (md5-worker-pool.ts). */
+  readonly md5: Md5Hashers;
 }
 
 /** Figures for /metrics (remote-fetch-metrics.ts). */
@@ -250,7 +253,7 @@ export class RemoteMediaService {
   ) {
     const filesystemId = randomLetters(24);
     const key = remoteContentKey(origin, filesystemId);
-    const meter = new UploadMeter(this.settings.maxSize);
+    const meter = new UploadMeter(this.settings.maxSize, this.settings.md5);
     const toStore = new PassThrough();
     // The store sees a failure through its own listener; this one only keeps
     // an error emitted after the store gave up from crashing the process.

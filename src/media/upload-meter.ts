@@ -3,9 +3,16 @@
  * the bytes of an upload as they flow to the blob store, and fails the moment the count exceeds the
  * limit — so `max_upload_size` holds for bodies without a Content-Length and
  * the whole file is never held in memory.
+ *
+ * SHA-256 runs here, on the calling thread; the MD5 goes to an Md5Hasher —
+ * in the server a worker thread for large uploads (md5-worker-pool.ts). The
+ * meter waits for that hasher when it has too many bytes in flight (the
+ * stream is held back, not buffered), and it ends only once the MD5 is
+ * known, so `md5()` is ready whenever the stream's consumer is done.
  */
 import { createHash } from "node:crypto";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { MAIN_THREAD_MD5, type Md5Hasher, type Md5Hashers } from "./md5-worker-pool.js";
 
 /** The upload went past its size limit while streaming. */
 export class UploadTooLargeError extends Error {
@@ -18,11 +25,17 @@ export class UploadTooLargeError extends Error {
 export class UploadMeter extends Transform {
   readonly #hash = createHash("sha256");
   // HMA's non-image signal is a plain MD5 of the file (docs/trust-and-safety.md).
-  readonly #md5 = createHash("md5");
+  readonly #md5: Md5Hasher;
+  #md5Hex: string | undefined;
   #bytes = 0;
 
-  constructor(private readonly limit: number) {
+  /** `md5`: where the MD5 runs; default this thread. */
+  constructor(
+    private readonly limit: number,
+    md5: Md5Hashers = MAIN_THREAD_MD5,
+  ) {
     super();
+    this.#md5 = md5.create();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
@@ -32,8 +45,38 @@ export class UploadMeter extends Transform {
       return;
     }
     this.#hash.update(chunk);
-    this.#md5.update(chunk);
-    done(null, chunk);
+    let goOn: boolean;
+    try {
+      goOn = this.#md5.update(chunk);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (goOn) {
+      done(null, chunk);
+      return;
+    }
+    // Too much of this upload is waiting for its MD5 worker: hold the stream back.
+    this.#md5.drained().then(
+      () => done(null, chunk),
+      (error: Error) => done(error),
+    );
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.#md5.digest().then(
+      (hex) => {
+        this.#md5Hex = hex;
+        done();
+      },
+      (error: Error) => done(error),
+    );
+  }
+
+  override _destroy(error: Error | null, done: (error: Error | null) => void): void {
+    // An aborted or refused upload lets go of its MD5 state (and its worker).
+    this.#md5.destroy();
+    done(error);
   }
 
   /** Bytes seen so far. */
@@ -46,9 +89,10 @@ export class UploadMeter extends Transform {
     return this.#hash.digest("hex");
   }
 
-  /** Lowercase hex MD5 of everything seen; call once, after the stream ended. */
+  /** Lowercase hex MD5 of everything seen; known once the stream ended. */
   md5(): string {
-    return this.#md5.digest("hex");
+    if (this.#md5Hex === undefined) throw new Error("the upload's MD5 is known only after its end");
+    return this.#md5Hex;
   }
 }
 

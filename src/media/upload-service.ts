@@ -26,6 +26,7 @@ import { newMediaId } from "../identifiers/media-id.js";
 import type { MediaRepository, StoredContent } from "../repositories/media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { localContentKey } from "../storage/media-paths.js";
+import type { Md5Hashers } from "./md5-worker-pool.js";
 import type { PendingUploads } from "./pending-uploads.js";
 import { feedMeter, UploadMeter, UploadTooLargeError } from "./upload-meter.js";
 
@@ -36,6 +37,8 @@ export interface UploadSettings {
   readonly authenticatedMedia: boolean;
   readonly maxPendingUploads: number;
   readonly unusedExpirationMs: number;
+  /** Where uploads' MD5 runs (md5-worker-pool.ts: a worker thread for large ones). */
+  readonly md5: Md5Hashers;
 }
 
 export interface UploadRequest {
@@ -193,7 +196,7 @@ export class UploadService {
 
   /** Streams the body to the store; returns what the row needs. Nothing is left on failure. */
   private async storeBytes(mediaId: string, request: UploadRequest): Promise<NewContent> {
-    const meter = new UploadMeter(this.settings.maxUploadSize);
+    const meter = new UploadMeter(this.settings.maxUploadSize, this.settings.md5);
     const key = localContentKey(mediaId);
     // A failing side fails the meter, and the store drops its temp file when
     // its source errors; a failing store destroys the meter in turn, so

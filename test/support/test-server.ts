@@ -11,6 +11,7 @@ import { validateConfig } from "../../src/config/load-config.js";
 import type { Engine } from "../../src/db/database.js";
 import { formatSigningKeyFile, generateSigningKey } from "../../src/federation/signing-key.js";
 import { createLogger } from "../../src/logging/logger.js";
+import { createUrlPreviews } from "../../src/previews/create-url-previews.js";
 import { freshDatabaseConfig } from "./databases.js";
 import { HttpClient } from "./http-client.js";
 import { markStoreUsed } from "./run-markers.js";
@@ -73,7 +74,11 @@ export async function startTestServer(
     shutdown_grace_period: "2s",
     ...overrides,
   });
-  const app = createApp(config, createLogger(config.log_level), hooks.appOptions);
+  // The server loads the preview stack only when on (loadUrlPreviews); tests always pass it.
+  const app = createApp(config, createLogger(config.log_level), {
+    urlPreviews: createUrlPreviews,
+    ...hooks.appOptions,
+  });
   hooks.beforeStart?.(app);
   let baseUrl: string;
   try {
