@@ -16,15 +16,13 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, it } from "node:test";
 import sharp from "sharp";
-import { createDatabase, type Database, type Engine } from "../src/db/database.js";
+import { createDatabase, type Database } from "../src/db/database.js";
 import { hashImage } from "../src/hashing/pdq-image.js";
 import { NEAR_DUPLICATE_CHECK } from "../src/jobs/near-duplicate-check-job.js";
 import { MediaHashRepository } from "../src/repositories/media-hash-repository.js";
 import { localContentKey } from "../src/storage/media-paths.js";
 import { runCli } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
-import { uploadBytes } from "./support/media.js";
-import { metric } from "./support/metrics.js";
 import {
   ADMIN,
   assertFeedMatchesRows,
@@ -33,66 +31,16 @@ import {
   feedOf,
   flip,
   INSIDE,
-  image,
   WrittenPdqHasher,
 } from "./support/near-duplicate-model.js";
-import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import {
+  quarantinedByOf,
+  serverOn,
+  sourcesOf,
+  uploadHashed,
+} from "./support/near-duplicate-servers.js";
+import type { TestServer } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
-
-const _FEED = `${ADMIN}/media/quarantine_changes`;
-const _WOKEN = { timeout: 40_000 };
-
-/** A server on `shared`'s database and store (a restart), or a fresh one. */
-function serverOn(
-  engine: Engine,
-  shared: TestServer | undefined,
-  distance: number | null,
-  hasher: WrittenPdqHasher,
-): Promise<TestServer> {
-  return startTestServer(
-    engine,
-    {
-      thumbnail_sizes: [],
-      quarantine_similar: { pdq_max_distance: distance },
-      ...(shared && {
-        database: shared.app.config.database,
-        media_store: shared.app.config.media_store,
-      }),
-    },
-    { appOptions: { pdqHasher: hasher.hash } },
-  );
-}
-
-/** Uploads an image with this fake PDQ; resolves once the queue has hashed it (and checked it). */
-async function upload(server: TestServer, user: TestUser, pdq: string): Promise<string> {
-  const before = await metric(server.baseUrl, "mxcd_media_hash_outcomes_total", 'outcome="hashed"');
-  const id = await uploadBytes(user.http, image(pdq), { contentType: "image/png" });
-  await waitFor(
-    async () =>
-      (await metric(server.baseUrl, "mxcd_media_hash_outcomes_total", 'outcome="hashed"')) > before,
-    `PDQ of ${id}`,
-  );
-  return id;
-}
-
-async function byOf(database: Database, mediaId: string): Promise<string | null> {
-  const row = await database.db
-    .selectFrom("local_media_repository")
-    .select("quarantined_by")
-    .where("media_id", "=", mediaId)
-    .executeTakeFirstOrThrow();
-  return row.quarantined_by;
-}
-
-async function sourcesOf(database: Database, mediaId: string): Promise<string[]> {
-  const rows = await database.db
-    .selectFrom("quarantine_propagations")
-    .select("source_media_id")
-    .where("target_media_id", "=", mediaId)
-    .orderBy("source_media_id")
-    .execute();
-  return rows.map((r) => r.source_media_id);
-}
 
 /** A local media row as stored before its hashes (old, so the backfill takes it). */
 async function insertUnhashed(database: Database, mediaId: string, length: number): Promise<void> {
@@ -121,7 +69,7 @@ forEachEngine("near-duplicate check job", (engine) => {
     const a = await serverOn(engine, undefined, D, hasher);
     servers.push(a);
     const admin = await a.user("admin", { admin: true });
-    const source = await upload(a, admin, BASE);
+    const source = await uploadHashed(a, admin, BASE);
     assert.equal(
       (await admin.http.post(`${ADMIN}/media/quarantine/test.local/${source}`)).status,
       200,
@@ -136,14 +84,17 @@ forEachEngine("near-duplicate check job", (engine) => {
         { kind: "local", mediaId: "crashedNear" },
         { pdq: INSIDE, pdq_status: "hashed", pdq_quality: 90, pdq_reason: null },
       );
-      assert.equal(await byOf(database, "crashedNear"), null);
+      assert.equal(await quarantinedByOf(database, "crashedNear"), null);
     } finally {
       await database.close();
     }
     const b = await serverOn(engine, a, D, hasher);
     servers.push(b);
     const db = b.app.database;
-    await waitFor(async () => (await byOf(db, "crashedNear")) === "system", "checked at start");
+    await waitFor(
+      async () => (await quarantinedByOf(db, "crashedNear")) === "system",
+      "checked at start",
+    );
     assert.deepEqual(await sourcesOf(db, "crashedNear"), [source]);
     assert.deepEqual(await feedOf(db.db, "crashedNear"), [[true, "system"]]);
     await assertFeedMatchesRows(db.db);
@@ -164,7 +115,7 @@ forEachEngine("near-duplicate check job", (engine) => {
     const a = await serverOn(engine, undefined, D, hasher);
     servers.push(a);
     const admin = await a.user("admin", { admin: true });
-    const source = await upload(a, admin, flip(real.hash!, 3));
+    const source = await uploadHashed(a, admin, flip(real.hash!, 3));
     assert.equal(
       (await admin.http.post(`${ADMIN}/media/quarantine/test.local/${source}`)).status,
       200,
@@ -190,7 +141,7 @@ forEachEngine("near-duplicate check job", (engine) => {
     assert.equal(run.code, 0, run.stderr);
     const check = createDatabase(a.app.config.database);
     try {
-      assert.equal(await byOf(check, "cliNear"), "system");
+      assert.equal(await quarantinedByOf(check, "cliNear"), "system");
       assert.deepEqual(await sourcesOf(check, "cliNear"), [source]);
       assert.deepEqual(await feedOf(check.db, "cliNear"), [[true, "system"]]);
       await assertFeedMatchesRows(check.db);
@@ -204,16 +155,16 @@ forEachEngine("near-duplicate check job", (engine) => {
     const a = await serverOn(engine, undefined, D, hasher);
     servers.push(a);
     const admin = await a.user("admin", { admin: true });
-    const source = await upload(a, admin, BASE);
-    const target = await upload(a, admin, INSIDE);
-    const other = await upload(a, admin, flip(BASE, 5, 100));
+    const source = await uploadHashed(a, admin, BASE);
+    const target = await uploadHashed(a, admin, INSIDE);
+    const other = await uploadHashed(a, admin, flip(BASE, 5, 100));
     await admin.http.post(`${ADMIN}/media/quarantine/test.local/${source}`);
     assert.deepEqual(await sourcesOf(a.app.database, target), [source]);
     assert.equal((await admin.http.delete(`${ADMIN}/media/test.local/${target}`)).status, 200);
     assert.deepEqual(await sourcesOf(a.app.database, target), [], "no row for a deleted target");
     // Deleting the source is no release (rule 8): its other target stays held, not a source.
     assert.equal((await admin.http.delete(`${ADMIN}/media/test.local/${source}`)).status, 200);
-    assert.equal(await byOf(a.app.database, other), admin.userId);
+    assert.equal(await quarantinedByOf(a.app.database, other), admin.userId);
     assert.deepEqual(await sourcesOf(a.app.database, other), [source]);
     await stopAll();
   });

@@ -25,6 +25,7 @@ import {
   flip,
   serviceOn,
 } from "./support/near-duplicate-model.js";
+import { quarantinedByOf } from "./support/near-duplicate-servers.js";
 import {
   type SecondProcess,
   startSecondProcess,
@@ -48,15 +49,6 @@ async function insertLocal(database: Database, mediaId: string): Promise<void> {
       sha256: randomBytes(32).toString("hex"),
     })
     .execute();
-}
-
-async function byOf(database: Database, mediaId: string): Promise<string | null> {
-  const row = await database.db
-    .selectFrom("local_media_repository")
-    .select("quarantined_by")
-    .where("media_id", "=", mediaId)
-    .executeTakeFirstOrThrow();
-  return row.quarantined_by;
 }
 
 describe("near-duplicate quarantine, across processes [postgres]", () => {
@@ -104,7 +96,7 @@ describe("near-duplicate quarantine, across processes [postgres]", () => {
       await drain.drain();
       const res = await viaSecond.post(`${ADMIN}/media/quarantine/test.local/X${k}source`);
       assert.equal(res.status, 200);
-      assert.equal(await byOf(database, `X${k}near`), admin.userId, `X${k}near taken`);
+      assert.equal(await quarantinedByOf(database, `X${k}near`), admin.userId, `X${k}near taken`);
     }
     await assertFeedMatchesRows(database.db);
   });
@@ -137,7 +129,7 @@ describe("near-duplicate quarantine, across processes [postgres]", () => {
         (await metric(second!.base, "mxcd_media_hash_outcomes_total", 'outcome="hashed"')) >= 1,
       "hashed in the second",
     );
-    assert.equal(await byOf(database, id), "system", "checked in the second");
+    assert.equal(await quarantinedByOf(database, id), "system", "checked in the second");
     assert.deepEqual(await feedOf(database.db, id), [[true, "system"]]);
     await assertFeedMatchesRows(database.db);
   });

@@ -7,9 +7,8 @@
  * exactly-once. The cross-process catch-ups: near-duplicate-cross-process.test.ts.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { createDatabase, type Database } from "../src/db/database.js";
+import { createDatabase } from "../src/db/database.js";
 import { HttpClient } from "./support/http-client.js";
 import {
   ADMIN,
@@ -27,32 +26,6 @@ import {
   stopSecondProcess,
 } from "./support/second-process.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";
-
-const _hashed = (pdq: string) =>
-  ({ pdq, pdq_status: "hashed", pdq_quality: 90, pdq_reason: null }) as const;
-
-async function _insertLocal(database: Database, mediaId: string): Promise<void> {
-  await database.db
-    .insertInto("local_media_repository")
-    .values({
-      media_id: mediaId,
-      media_type: "image/png",
-      media_length: 1,
-      created_ts: Date.now(),
-      user_id: "@u:test.local",
-      sha256: randomBytes(32).toString("hex"),
-    })
-    .execute();
-}
-
-async function _byOf(database: Database, mediaId: string): Promise<string | null> {
-  const row = await database.db
-    .selectFrom("local_media_repository")
-    .select("quarantined_by")
-    .where("media_id", "=", mediaId)
-    .executeTakeFirstOrThrow();
-  return row.quarantined_by;
-}
 
 describe("near-duplicate quarantine, concurrent writers [postgres]", () => {
   if (!process.env.MXCD_TEST_POSTGRES_URL) return;

@@ -5,86 +5,18 @@
  * here, so only the wake-up ends the poll before the test's time limit.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, it } from "node:test";
-import type { Database, Engine } from "../src/db/database.js";
 import { forEachEngine } from "./support/databases.js";
 import { uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { ADMIN, BASE, D, INSIDE, image, WrittenPdqHasher } from "./support/near-duplicate-model.js";
+import { quarantinedByOf, uploadHashed } from "./support/near-duplicate-servers.js";
 import { freePort } from "./support/postgres-cluster.js";
-import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
 const FEED = `${ADMIN}/media/quarantine_changes`;
 const WOKEN = { timeout: 40_000 };
-
-/** A server on `shared`'s database and store (a restart), or a fresh one. */
-function _serverOn(
-  engine: Engine,
-  shared: TestServer | undefined,
-  distance: number | null,
-  hasher: WrittenPdqHasher,
-): Promise<TestServer> {
-  return startTestServer(
-    engine,
-    {
-      thumbnail_sizes: [],
-      quarantine_similar: { pdq_max_distance: distance },
-      ...(shared && {
-        database: shared.app.config.database,
-        media_store: shared.app.config.media_store,
-      }),
-    },
-    { appOptions: { pdqHasher: hasher.hash } },
-  );
-}
-
-/** Uploads an image with this fake PDQ; resolves once the queue has hashed it (and checked it). */
-async function upload(server: TestServer, user: TestUser, pdq: string): Promise<string> {
-  const before = await metric(server.baseUrl, "mxcd_media_hash_outcomes_total", 'outcome="hashed"');
-  const id = await uploadBytes(user.http, image(pdq), { contentType: "image/png" });
-  await waitFor(
-    async () =>
-      (await metric(server.baseUrl, "mxcd_media_hash_outcomes_total", 'outcome="hashed"')) > before,
-    `PDQ of ${id}`,
-  );
-  return id;
-}
-
-async function byOf(database: Database, mediaId: string): Promise<string | null> {
-  const row = await database.db
-    .selectFrom("local_media_repository")
-    .select("quarantined_by")
-    .where("media_id", "=", mediaId)
-    .executeTakeFirstOrThrow();
-  return row.quarantined_by;
-}
-
-async function _sourcesOf(database: Database, mediaId: string): Promise<string[]> {
-  const rows = await database.db
-    .selectFrom("quarantine_propagations")
-    .select("source_media_id")
-    .where("target_media_id", "=", mediaId)
-    .orderBy("source_media_id")
-    .execute();
-  return rows.map((r) => r.source_media_id);
-}
-
-/** A local media row as stored before its hashes (old, so the backfill takes it). */
-async function _insertUnhashed(database: Database, mediaId: string, length: number): Promise<void> {
-  await database.db
-    .insertInto("local_media_repository")
-    .values({
-      media_id: mediaId,
-      media_type: "image/png",
-      media_length: length,
-      created_ts: 1,
-      user_id: "@alice:test.local",
-      sha256: randomBytes(32).toString("hex"),
-    })
-    .execute();
-}
 
 forEachEngine("near-duplicate release on a remote item cached again", (engine) => {
   const hasher = new WrittenPdqHasher();
@@ -132,9 +64,9 @@ forEachEngine("near-duplicate release on a remote item cached again", (engine) =
         (await metric(a.baseUrl, "mxcd_media_hash_outcomes_total", 'outcome="hashed"')) >= 1,
       "remote PDQ",
     );
-    const target = await upload(a, admin, INSIDE);
+    const target = await uploadHashed(a, admin, INSIDE);
     await admin.http.post(`${ADMIN}/media/quarantine/b.test/${remote}`);
-    assert.equal(await byOf(a.app.database, target), admin.userId);
+    assert.equal(await quarantinedByOf(a.app.database, target), admin.userId);
     // The cached copy goes (as a purge that ignored quarantine would), then is fetched again.
     await a.app.database.db
       .deleteFrom("remote_media_cache")
