@@ -39,7 +39,8 @@ import {
   sourcesOf,
   uploadHashed,
 } from "./support/near-duplicate-servers.js";
-import type { TestServer } from "./support/test-server.js";
+import { asConfigText } from "./support/second-process.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
 /** A local media row as stored before its hashes (old, so the backfill takes it). */
@@ -112,7 +113,20 @@ forEachEngine("near-duplicate check job", (engine) => {
       .toBuffer();
     const real = await hashImage(png, { maxImagePixels: 1e8 });
     assert.ok(real.hash, "the test image has a PDQ");
-    const a = await serverOn(engine, undefined, D, hasher);
+    // On a media folder whatever the suite's store: the CLI runs after the
+    // server (and an s3rver of its own) has stopped.
+    const a = await startTestServer(
+      engine,
+      {
+        thumbnail_sizes: [],
+        quarantine_similar: { pdq_max_distance: D },
+        media_store: {
+          engine: "filesystem",
+          path: mkdtempSync(join(tmpdir(), "mxcd-neardup-cli-media-")),
+        },
+      },
+      { appOptions: { pdqHasher: hasher.hash } },
+    );
     servers.push(a);
     const admin = await a.user("admin", { admin: true });
     const source = await uploadHashed(a, admin, flip(real.hash!, 3));
@@ -132,7 +146,7 @@ forEachEngine("near-duplicate check job", (engine) => {
       JSON.stringify({
         server_name: "test.local",
         database: a.app.config.database,
-        media_store: a.app.config.media_store,
+        media_store: asConfigText(a.app.config.media_store),
         quarantine_similar: { pdq_max_distance: D },
         log_level: "warn",
       }),

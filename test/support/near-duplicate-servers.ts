@@ -7,6 +7,7 @@ import type { Database, Engine } from "../../src/db/database.js";
 import { uploadBytes } from "./media.js";
 import { metric } from "./metrics.js";
 import { image, type WrittenPdqHasher } from "./near-duplicate-model.js";
+import { asConfigText } from "./second-process.js";
 import { startTestServer, type TestServer, type TestUser } from "./test-server.js";
 import { waitFor } from "./wait-for.js";
 
@@ -24,7 +25,7 @@ export function serverOn(
       quarantine_similar: { pdq_max_distance: distance },
       ...(shared && {
         database: shared.app.config.database,
-        media_store: shared.app.config.media_store,
+        media_store: asConfigText(shared.app.config.media_store),
       }),
     },
     { appOptions: { pdqHasher: hasher.hash } },
