@@ -14,7 +14,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { ConfigInput } from "../src/config/config-schema.js";
-import { forEachEngine } from "./support/databases.js";
+import { createDatabase, type Database } from "../src/db/database.js";
+import { runMigrations } from "../src/db/migrate.js";
+import { RateLimitBucketRepository } from "../src/repositories/rate-limit-bucket-repository.js";
+import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { download } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import {
@@ -113,6 +116,37 @@ function assertLimited(
   assert.ok(Math.abs(body.retry_after_ms - retryAfterMs) <= 1, `retry ${body.retry_after_ms}`);
   assert.equal(res.headers.get("retry-after"), String(Math.ceil(body.retry_after_ms / 1000)));
 }
+
+forEachEngine("shared bucket charges", (engine) => {
+  let database: Database;
+  before(async () => {
+    database = createDatabase(await freshDatabaseConfig(engine));
+    await runMigrations(database);
+  });
+  after(() => database.close());
+
+  it("lets exactly what fits through when many charges race on one key", async () => {
+    const buckets = new RateLimitBucketRepository(database);
+    const nowMs = 1_000_000;
+    // Room for 10 charges of 100 ms in a 1000 ms window; 40 race for it.
+    const results = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        buckets.charge("race", "k", { costMs: 100, windowMs: 1000, nowMs, force: false }),
+      ),
+    );
+    assert.equal(results.filter(Boolean).length, 10);
+    assert.equal(await buckets.emptyAt("race", "k"), nowMs + 1000);
+    // A forced charge goes past the window; nothing fits until it leaked back.
+    assert.ok(
+      await buckets.charge("race", "k", { costMs: 50, windowMs: 1000, nowMs, force: true }),
+    );
+    const later = { costMs: 100, windowMs: 1000, force: false };
+    assert.equal(await buckets.charge("race", "k", { ...later, nowMs: nowMs + 149 }), false);
+    assert.ok(await buckets.charge("race", "k", { ...later, nowMs: nowMs + 150 }));
+    assert.equal(await buckets.prune(nowMs + 1150), 0);
+    assert.equal(await buckets.prune(nowMs + 1151), 1);
+  });
+});
 
 forEachEngine("remote download rate limit", (engine) => {
   let origin: CountingOrigin;
