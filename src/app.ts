@@ -48,6 +48,7 @@ import { createHttpServer } from "./http/http-server.js";
 import { addMediaNosniff, DownloadHeaderSets } from "./http/media-response.js";
 import { createMetricsServer } from "./http/metrics-server.js";
 import { registerPreviewMetrics } from "./http/preview-metrics.js";
+import { registerRateLimitMetrics } from "./http/rate-limit-metrics.js";
 import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerAppServiceRoutes } from "./http/routes/app-service-routes.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
@@ -84,6 +85,7 @@ import { DownloadService } from "./media/download-service.js";
 import { registerMd5WorkerMetrics } from "./media/md5-worker-metrics.js";
 import { Md5WorkerPool } from "./media/md5-worker-pool.js";
 import { MediaAdminService } from "./media/media-admin-service.js";
+import { MediaCreateRateLimit } from "./media/media-create-rate-limit.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
@@ -93,6 +95,7 @@ import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
 import { QuarantinePlaceholders } from "./media/quarantine-placeholder.js";
 import { QuarantineService } from "./media/quarantine-service.js";
+import { RemoteDownloadLimiter } from "./media/remote-download-limiter.js";
 import { RemoteMediaService } from "./media/remote-media-service.js";
 import { ThumbnailService } from "./media/thumbnail-service.js";
 import { UploadService } from "./media/upload-service.js";
@@ -111,6 +114,7 @@ import {
   QuarantineCandidates,
   QuarantineRepository,
 } from "./repositories/quarantine-repository.js";
+import { RateLimitBucketRepository } from "./repositories/rate-limit-bucket-repository.js";
 import { RegistrationNonceRepository } from "./repositories/registration-nonce-repository.js";
 import { RoomHistoryBackfillRepository } from "./repositories/room-history-backfill-repository.js";
 import { UserRepository } from "./repositories/user-repository.js";
@@ -129,6 +133,7 @@ import {
 } from "./thumbnails/video-thumbnail-metrics.js";
 import { createVideoThumbnailer } from "./thumbnails/video-thumbnailer.js";
 import { CrossProcessFlight } from "./util/cross-process-flight.js";
+import { RateLimitRefusals } from "./util/rate-limit-refusals.js";
 import { Semaphore } from "./util/semaphore.js";
 
 /** Most bytes buffered for a slow first client of a remote fetch (docs/federation.md). */
@@ -303,6 +308,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   // On the app's clock: media retention compares access times with it.
   const accessTimes = new AccessTimes(services.media, logger, undefined, options.now);
   const md5Workers = new Md5WorkerPool();
+  // Refusals of the media rate limits (docs/media.md "Rate limits"), for /metrics.
+  const rateRefusals = new RateLimitRefusals();
   const mediaSettings = {
     serverName: config.server_name,
     maxUploadSize: config.max_upload_size,
@@ -311,6 +318,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     unusedExpirationMs: config.unused_expiration_time,
     // MD5 of large uploads and fetches on worker threads, started on first use.
     md5: md5Workers,
+    refusals: rateRefusals,
   };
   const thumbnailStats = new ThumbnailStats();
   const thumbnailer = new Thumbnailer({
@@ -446,7 +454,16 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     registerRegistrationAdminRoutes(http, { serverName, registration: services.registration });
     registerUserAdminRoutes(http, { serverName, auth, userAdmin: services.userAdmin });
   }
-  registerMediaUploadRoutes(http, { auth, uploads });
+  const createRate = new MediaCreateRateLimit(
+    {
+      perSecond: config.rc_media_create.per_second,
+      burstCount: config.rc_media_create.burst_count,
+    },
+    rateRefusals,
+    options.now,
+  );
+  registerMediaUploadRoutes(http, { auth, uploads, createRate });
+  registerRateLimitMetrics(metrics, rateRefusals);
   registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
   // URL previews (docs/previews.md): off unless url_preview_enabled.
   if (config.url_preview_enabled && !options.urlPreviews) {
@@ -629,6 +646,16 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         mediaType: row.mediaType,
         mediaLength: row.mediaLength ?? 0,
       }),
+    new RemoteDownloadLimiter(
+      {
+        burstBytes: config.remote_media_download_burst_count,
+        bytesPerSecond: config.remote_media_download_per_second,
+      },
+      new RateLimitBucketRepository(database),
+      rateRefusals,
+      logger,
+      options.now,
+    ),
   );
   registerRemoteFetchMetrics(metrics, remote);
   const mediaReaders = { serverName, downloads, remote, thumbnails, store, accessTimes };

@@ -340,6 +340,15 @@ const configObject = z.strictObject({
   video_thumbnails: videoThumbnails,
   enable_authenticated_media: z.boolean().default(true),
   max_pending_media_uploads: z.number().int().min(1).default(5),
+  /** `POST /create` per user (docs/media.md "Rate limits"), Synapse's defaults. */
+  rc_media_create: rateLimit(10, 50),
+  /** Leaky bucket of uncached remote fetches, by user or IP (docs/media.md "Rate limits"). */
+  remote_media_download_burst_count: size
+    .refine((bytes) => bytes >= 1, "must be at least 1 byte")
+    .default(500 * 1024 * 1024),
+  remote_media_download_per_second: size
+    .refine((bytes) => bytes >= 1, "must be at least 1 byte per second")
+    .default(87 * 1024),
   unused_expiration_time: duration.default(24 * 3_600_000),
   /** Synapse's `media_retention` plus `local_media_max_age` (docs/media.md "Retention"). */
   media_retention: z

@@ -330,6 +330,13 @@ export interface PdqHashPositionTable {
   position: number;
 }
 
+/** A shared leaky bucket (migration 0014): when it will have leaked empty, in ms. */
+export interface RateLimitBucketsTable {
+  limiter: string;
+  bucket_key: string;
+  empty_at: number;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -355,4 +362,5 @@ export interface DatabaseSchema {
   url_preview_cache: UrlPreviewCacheTable;
   pdq_hash_log: PdqHashLogTable;
   pdq_hash_position: PdqHashPositionTable;
+  rate_limit_buckets: RateLimitBucketsTable;
 }

@@ -71,10 +71,12 @@ export class FederationMediaFetcher implements RemoteMediaFetcher {
     }
     const part = await parseMultipartMedia(response.body, boundary);
     if (part.kind === "bytes") {
+      const contentLength = declaredLength(response);
       return {
         contentType: part.contentType,
         uploadName: filenameFromDisposition(part.contentDisposition),
         bytes: part.bytes,
+        ...(contentLength !== undefined && { contentLength }),
       };
     }
     // A Location part: fetch that URL (not cached: it may expire).
@@ -96,11 +98,20 @@ function header(response: OutboundResponse, name: string): string | undefined {
 }
 
 function fromHeaders(response: OutboundResponse): FetchedMedia {
+  const contentLength = declaredLength(response);
   return {
     contentType: header(response, "content-type"),
     uploadName: filenameFromDisposition(header(response, "content-disposition")),
     bytes: response.body,
+    ...(contentLength !== undefined && { contentLength }),
   };
+}
+
+/** The response's Content-Length when it is a plain decimal number; else undefined. */
+function declaredLength(response: OutboundResponse): number | undefined {
+  const value = header(response, "content-length");
+  if (value === undefined || !/^\d{1,15}$/.test(value.trim())) return undefined;
+  return Number(value.trim());
 }
 
 /** Reads (at most 64 KiB of) an error body and discards the rest. */

@@ -10,6 +10,12 @@ export interface FetchedMedia {
   /** From the remote's Content-Disposition (`filename*` first, then `filename`). */
   readonly uploadName: string | null;
   readonly bytes: Readable;
+  /**
+   * Bytes the remote declared (Content-Length) before sending them, when it
+   * did: charged to the download rate limit before the body is read. For a
+   * multipart answer, the whole body's length (the media plus its framing).
+   */
+  readonly contentLength?: number;
 }
 
 /** The remote server says the media does not exist. */

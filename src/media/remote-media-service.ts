@@ -26,6 +26,11 @@
  *   memory; the warnings they log are rate-limited (remote-fetch-failures.ts).
  *   Every other per-item table (`#inFlight`, `#tees`) loses its entry on
  *   every outcome: success, failure, quarantine, client gone.
+ * - Only a fetch is rate limited (remote-download-limiter.ts), charged to the
+ *   downloader of the request that starts it: headroom before the request,
+ *   the declared length before the body, the rest after. Cached media and
+ *   requests joining a fetch under way are never charged. A refusal (429)
+ *   is not remembered as a failure: it is about the downloader, not the item.
  */
 import { randomBytes } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
@@ -40,6 +45,7 @@ import { LiveTee } from "./live-tee.js";
 import type { Md5Hashers } from "./md5-worker-pool.js";
 import type { QuarantineService } from "./quarantine-service.js";
 import { QuarantinedMediaError } from "./quarantined-media-error.js";
+import type { DownloaderKey, RemoteDownloadCharges } from "./remote-download-limiter.js";
 import { LogLimiter, RemoteFetchFailures } from "./remote-fetch-failures.js";
 import {
   type FetchedMedia,
@@ -106,6 +112,8 @@ export class RemoteMediaService {
     private readonly shared: CrossProcessFlight,
     /** Told of every item cached (after its commit, quarantined or not): PDQ hashing. */
     private readonly onCached: (row: RemoteMedia) => void,
+    /** The download rate limit of fetches (see the note above). */
+    private readonly limits: RemoteDownloadCharges,
     private readonly now: () => number = Date.now,
   ) {
     this.#failures = new RemoteFetchFailures(
@@ -129,12 +137,18 @@ export class RemoteMediaService {
   /**
    * The cached row, or a live stream of a fresh fetch; 404 when the media is
    * unknown remotely, blocked, quarantined (unless `bypassQuarantine`) or not
-   * cached and `allowRemote` is false; 502 when the fetch fails.
+   * cached and `allowRemote` is false; 502 when the fetch fails; 429 when a
+   * fetch would exceed the `downloader`'s download rate limit.
    */
   async open(
     origin: string,
     mediaId: string,
-    options: { allowRemote: boolean; bypassQuarantine: boolean; legacy: boolean },
+    options: {
+      allowRemote: boolean;
+      bypassQuarantine: boolean;
+      legacy: boolean;
+      downloader: DownloaderKey;
+    },
   ): Promise<RemoteSource> {
     const notFound = () => new MatrixError("M_NOT_FOUND", "Not found");
     if (this.settings.blockedOrigins.includes(origin)) throw notFound();
@@ -148,7 +162,7 @@ export class RemoteMediaService {
       return { kind: "cached", media: this.#servable(await pending, options, notFound) };
     }
     this.#assertNotFailedRecently(key);
-    const source = await this.#startFetch(origin, mediaId, key);
+    const source = await this.#startFetch(origin, mediaId, key, options.downloader);
     // "cached": another process fetched it while we waited for its lock.
     if (source.kind === "live") return source;
     return { kind: "cached", media: this.#servable(source.media, options, notFound) };
@@ -193,7 +207,12 @@ export class RemoteMediaService {
    * stream when the remote starts sending, or with the cached row when
    * another process fetched it.
    */
-  #startFetch(origin: string, mediaId: string, key: string): Promise<RemoteSource> {
+  #startFetch(
+    origin: string,
+    mediaId: string,
+    key: string,
+    downloader: DownloaderKey,
+  ): Promise<RemoteSource> {
     let streaming!: (source: RemoteSource) => void;
     const started = new Promise<RemoteSource>((resolve) => {
       streaming = resolve;
@@ -201,7 +220,7 @@ export class RemoteMediaService {
     const done = (async () => {
       const row = await this.shared.run(key, {
         find: () => this.media.getRemote(origin, mediaId),
-        make: () => this.#fetch(origin, mediaId, key, streaming),
+        make: () => this.#fetch(origin, mediaId, key, downloader, streaming),
       });
       // A no-op when this process streamed it live (`started` already resolved).
       streaming({ kind: "cached", media: row });
@@ -217,13 +236,25 @@ export class RemoteMediaService {
     origin: string,
     mediaId: string,
     key: string,
+    downloader: DownloaderKey,
     streaming: (source: RemoteSource) => void,
   ): Promise<RemoteMedia> {
+    // Refused before any connection is made.
+    await this.limits.checkHeadroom(downloader);
     let fetched: FetchedMedia;
     try {
       fetched = await this.fetcher.fetch(origin, mediaId, new AbortController().signal);
     } catch (error) {
       throw this.#remember(key, error);
+    }
+    const charged = fetched.contentLength ?? 0;
+    if (charged > 0) {
+      try {
+        await this.limits.charge(downloader, charged);
+      } catch (error) {
+        fetched.bytes.destroy();
+        throw error;
+      }
     }
     const live = new PassThrough();
     live.on("error", () => {});
@@ -233,7 +264,7 @@ export class RemoteMediaService {
     const contentType = fetched.contentType || "application/octet-stream";
     streaming({ kind: "live", contentType, uploadName: fetched.uploadName, bytes: live });
     try {
-      return await this.#cache(origin, mediaId, fetched, live, tee);
+      return await this.#cache(origin, mediaId, fetched, live, tee, { downloader, charged });
     } catch (error) {
       // Fail the live stream with the client's error: sent as the answer
       // when no byte went out yet, else the response is cut off.
@@ -250,6 +281,7 @@ export class RemoteMediaService {
     fetched: FetchedMedia,
     live: PassThrough,
     tee: LiveTee,
+    charge: { downloader: DownloaderKey; charged: number },
   ) {
     const filesystemId = randomLetters(24);
     const key = remoteContentKey(origin, filesystemId);
@@ -275,6 +307,8 @@ export class RemoteMediaService {
     } catch (error) {
       fetched.bytes.destroy();
       throw error instanceof UploadTooLargeError ? new RemoteTooLargeError() : error;
+    } finally {
+      await this.#recordArrived(charge.downloader, meter.bytes - charge.charged);
     }
     const sha256 = meter.sha256();
     const row: RemoteMedia = {
@@ -314,6 +348,14 @@ export class RemoteMediaService {
       await tee.finish((start) => this.store.read(key, { start, end: last }));
     }
     return { ...row, quarantinedBy };
+  }
+
+  /** Charges bytes that arrived beyond the declared length; a database failure is only logged. */
+  async #recordArrived(downloader: DownloaderKey, bytes: number): Promise<void> {
+    if (bytes <= 0) return;
+    await this.limits.record(downloader, bytes).catch((error: unknown) => {
+      this.logger.warn({ err: error }, "charging a remote download to its rate limit failed");
+    });
   }
 
   /** Maps a fetch failure to the client's error and remembers it for a while. */

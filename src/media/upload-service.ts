@@ -26,6 +26,7 @@ import { newMediaId } from "../identifiers/media-id.js";
 import type { MediaRepository, StoredContent } from "../repositories/media-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { localContentKey } from "../storage/media-paths.js";
+import type { RateLimitRefusals } from "../util/rate-limit-refusals.js";
 import type { Md5Hashers } from "./md5-worker-pool.js";
 import type { PendingUploads } from "./pending-uploads.js";
 import { feedMeter, UploadMeter, UploadTooLargeError } from "./upload-meter.js";
@@ -39,6 +40,8 @@ export interface UploadSettings {
   readonly unusedExpirationMs: number;
   /** Where uploads' MD5 runs (md5-worker-pool.ts: a worker thread for large ones). */
   readonly md5: Md5Hashers;
+  /** Counts `max_pending_media_uploads` refusals (`mxcd_rate_limited_total`). */
+  readonly refusals: Pick<RateLimitRefusals, "count">;
 }
 
 export interface UploadRequest {
@@ -110,11 +113,7 @@ export class UploadService {
   async create(userId: string): Promise<{ contentUri: string; unusedExpiresAt: number }> {
     const now = this.now();
     const pending = await this.media.countPending(userId, now - this.settings.unusedExpirationMs);
-    if (pending >= this.settings.maxPendingUploads) {
-      throw new MatrixError("M_LIMIT_EXCEEDED", "Too many pending media uploads", 429, {
-        retry_after_ms: this.settings.unusedExpirationMs,
-      });
-    }
+    if (pending >= this.settings.maxPendingUploads) throw await this.pendingLimit(userId, now);
     const mediaId = newMediaId();
     await this.media.insertPending({
       mediaId,
@@ -126,6 +125,20 @@ export class UploadService {
       contentUri: this.mxc(mediaId),
       unusedExpiresAt: now + this.settings.unusedExpirationMs,
     };
+  }
+
+  /**
+   * 429 M_LIMIT_EXCEEDED for `max_pending_media_uploads`, retry after the
+   * first pending id expires (Synapse: first pending expiry − now), at least 1 ms.
+   */
+  private async pendingLimit(userId: string, now: number): Promise<MatrixError> {
+    this.settings.refusals.count("max_pending_media_uploads");
+    const expiry = this.settings.unusedExpirationMs;
+    const oldest = await this.media.oldestPendingCreatedTs(userId, now - expiry);
+    const retryAfterMs = Math.max(1, (oldest ?? now) + expiry - now);
+    return new MatrixError("M_LIMIT_EXCEEDED", "Too many pending media uploads", 429, {
+      retry_after_ms: retryAfterMs,
+    });
   }
 
   /**

@@ -231,6 +231,21 @@ export class MediaRepository {
   }
 
   /**
+   * The creation time of `userId`'s oldest pending id created at or after
+   * `sinceTs` (the one that expires first), or undefined when none is.
+   */
+  async oldestPendingCreatedTs(userId: string, sinceTs: number): Promise<number | undefined> {
+    const row = await this.database.db
+      .selectFrom("local_media_repository")
+      .select((eb) => eb.fn.min<number>("created_ts").as("oldest"))
+      .where("user_id", "=", userId)
+      .where("created_ts", ">=", sinceTs)
+      .where((eb) => eb.or([eb("media_length", "is", null), eb("media_length", "=", CLAIMED)]))
+      .executeTakeFirst();
+    return row?.oldest == null ? undefined : Number(row.oldest);
+  }
+
+  /**
    * Claims a pending id for one upload; false when it has content (or is
    * gone). Call only while holding the id's upload lock: an existing claim is
    * then one whose upload died with its process, and is taken over.

@@ -12,6 +12,7 @@ import { multipartBody, newBoundary } from "../../federation/multipart.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import { clampTimeout } from "../../media/download-service.js";
 import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
+import { downloaderKey } from "../../media/remote-download-limiter.js";
 import type { BlobStore } from "../../storage/blob-store.js";
 import { localMediaKey } from "../../storage/media-paths.js";
 import { requireFederationOrigin } from "../federation-auth-hook.js";
@@ -64,6 +65,8 @@ export function registerFederationMediaRoutes(
     const found = await findThumbnail(deps, deps.serverName, mediaId, thumbnailRequestOf(query), {
       legacy: false,
       allowRemote: false,
+      // Never used: only local media is served over federation.
+      downloader: downloaderKey(undefined, request.ip),
       timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
       requestPath: request.url.split("?", 1)[0]!,
     });

@@ -20,6 +20,7 @@ import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
 import { contentDisposition, contentTypeHeader } from "../../media/media-headers.js";
 import type { QuarantinePlaceholders } from "../../media/quarantine-placeholder.js";
+import { type DownloaderKey, downloaderKey } from "../../media/remote-download-limiter.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import { localMediaKey, remoteContentKey } from "../../storage/media-paths.js";
 import type { Auth } from "../auth.js";
@@ -47,7 +48,13 @@ export interface MediaDownloadRouteDeps {
 }
 
 type Params = { serverName: string; mediaId: string; fileName?: string };
-type Mode = { legacy: boolean; bypassQuarantine: boolean; allowRemote: boolean };
+type Mode = {
+  legacy: boolean;
+  bypassQuarantine: boolean;
+  allowRemote: boolean;
+  /** Whose download rate limit a fetch is charged to: the user, else the client address. */
+  downloader: DownloaderKey;
+};
 
 export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDownloadRouteDeps) {
   const clientV1 = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
@@ -63,6 +70,7 @@ export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDow
       legacy: false,
       bypassQuarantine: bypass,
       allowRemote: true,
+      downloader: downloaderKey(requester.userId, request.ip),
     }).catch(placeholderOr(deps, reply));
   };
   const legacy = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
@@ -71,6 +79,8 @@ export function registerMediaDownloadRoutes(app: FastifyInstance, deps: MediaDow
       legacy: true,
       bypassQuarantine: false,
       allowRemote,
+      // Legacy downloads carry no token: keyed by the client address.
+      downloader: downloaderKey(undefined, request.ip),
     }).catch(placeholderOr(deps, reply));
   };
 

@@ -14,6 +14,7 @@ import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { AccessTimes } from "../../media/access-times.js";
 import { clampTimeout, type DownloadService } from "../../media/download-service.js";
 import type { QuarantinePlaceholders } from "../../media/quarantine-placeholder.js";
+import { type DownloaderKey, downloaderKey } from "../../media/remote-download-limiter.js";
 import type { RemoteMediaService } from "../../media/remote-media-service.js";
 import type { ThumbnailAnswer, ThumbnailService } from "../../media/thumbnail-service.js";
 import type { MediaOwner } from "../../storage/media-byte-cache.js";
@@ -60,7 +61,7 @@ export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaTh
     async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
       const query = request.query as Query;
       // Legacy: no token, `allow_remote` checked first; v1: the token first.
-      if (!legacy) await deps.auth.requireUser(request);
+      const requester = legacy ? undefined : await deps.auth.requireUser(request);
       const allowRemote = legacy ? booleanParam(query, "allow_remote", true) : true;
       const { serverName, mediaId } = parseMediaAddress(
         request.params.serverName,
@@ -72,6 +73,8 @@ export function registerMediaThumbnailRoutes(app: FastifyInstance, deps: MediaTh
         found = await findThumbnail(deps, serverName, mediaId, wanted, {
           legacy,
           allowRemote,
+          // Whose download rate limit a fetch is charged to (docs/media.md "Rate limits").
+          downloader: downloaderKey(requester?.userId, request.ip),
           timeoutMs: clampTimeout(integerParam(query, "timeout_ms")),
           requestPath: request.url.split("?", 1)[0]!,
         });
@@ -117,7 +120,13 @@ export async function findThumbnail(
   serverName: string,
   mediaId: string,
   wanted: ThumbnailRequest,
-  options: { legacy: boolean; allowRemote: boolean; timeoutMs: number; requestPath: string },
+  options: {
+    legacy: boolean;
+    allowRemote: boolean;
+    downloader: DownloaderKey;
+    timeoutMs: number;
+    requestPath: string;
+  },
 ): Promise<ThumbnailToSend> {
   if (serverName !== deps.serverName) {
     const source = await deps.remote.open(serverName, mediaId, {

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
+import type { MediaCreateRateLimit } from "../../media/media-create-rate-limit.js";
 import type { UploadRequest, UploadService } from "../../media/upload-service.js";
 import type { Auth } from "../auth.js";
 import { strictQueryParam } from "../raw-query.js";
@@ -13,6 +14,8 @@ import { strictQueryParam } from "../raw-query.js";
 export interface MediaUploadRouteDeps {
   auth: Auth;
   uploads: UploadService;
+  /** `rc_media_create`, checked before the pending-uploads limit (Synapse's order). */
+  createRate: MediaCreateRateLimit;
 }
 
 const VERSIONS = ["v3", "r0", "v1"] as const;
@@ -20,6 +23,7 @@ const VERSIONS = ["v3", "r0", "v1"] as const;
 export function registerMediaUploadRoutes(app: FastifyInstance, deps: MediaUploadRouteDeps): void {
   app.post("/_matrix/media/v1/create", async (request) => {
     const requester = await deps.auth.requireNonGuest(request);
+    deps.createRate.check(requester.userId);
     const created = await deps.uploads.create(requester.userId);
     return { content_uri: created.contentUri, unused_expires_at: created.unusedExpiresAt };
   });
