@@ -330,6 +330,16 @@ export interface PdqHashPositionTable {
   position: number;
 }
 
+/** Bytes reserved by one streaming upload against its user's quota (migration 0013). */
+export interface MediaUploadReservationsTable {
+  reservation_id: string;
+  user_id: string;
+  bytes: number;
+  /** The process holding it; it renews `expires_ts` while the upload streams. */
+  owner: string;
+  expires_ts: number;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   profiles: ProfilesTable;
@@ -355,4 +365,5 @@ export interface DatabaseSchema {
   url_preview_cache: UrlPreviewCacheTable;
   pdq_hash_log: PdqHashLogTable;
   pdq_hash_position: PdqHashPositionTable;
+  media_upload_reservations: MediaUploadReservationsTable;
 }
