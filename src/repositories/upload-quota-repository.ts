@@ -101,8 +101,8 @@ export class UploadQuotaRepository {
 
   /**
    * Stored bytes of `userId` after each of `sinces` and their reservations
-   * alive at `now` (but `exclude`), in one statement: one index range scan
-   * of `local_media_user_created` from the oldest `since`.
+   * alive at `now` (but `exclude`), in one statement: one index-only range
+   * scan of `local_media_upload_quota` (migration 0013) from the oldest `since`.
    */
   async usage(
     userId: string,

@@ -8,8 +8,11 @@
  * upload fails; one left by a crashed process stops counting at
  * `expires_ts` (its process renews it while the upload lives).
  *
- * A new, empty table: the migration rewrites nothing and is O(1). The
- * window sums use the existing `local_media_user_created` index.
+ * The table is new and empty. The window sums read a new partial index,
+ * `local_media_upload_quota` (user_id, created_ts, media_length) over
+ * uploads (`url_cache IS NULL`): one index-only range scan per check, no
+ * table row visited. Building it reads `local_media_repository` once, at
+ * this upgrade (a few seconds per million rows).
  */
 import type { Kysely } from "kysely";
 import type { MigrationContext } from "./migration.js";
@@ -28,6 +31,13 @@ export async function up(db: Kysely<unknown>, _context: MigrationContext): Promi
     .createIndex("media_upload_reservations_user")
     .on("media_upload_reservations")
     .columns(["user_id", "expires_ts"])
+    .execute();
+  await db.schema
+    .createIndex("local_media_upload_quota")
+    .on("local_media_repository")
+    // `url_cache` (always null here) only so SQLite sees the index as covering.
+    .columns(["user_id", "created_ts", "media_length", "url_cache"])
+    .where("url_cache", "is", null)
     .execute();
   await db.schema
     .createIndex("media_upload_reservations_owner")
