@@ -155,7 +155,7 @@ export class UploadQuotaService {
   /** Starts renewing this process's reservations. Idempotent. */
   start(): void {
     if (this.#timer) return;
-    this.#timer = setInterval(() => void this.#renew(), LEASE_MS / 3);
+    this.#timer = setInterval(() => void this.renew(), LEASE_MS / 3);
     this.#timer.unref();
   }
 
@@ -202,7 +202,8 @@ export class UploadQuotaService {
     });
   }
 
-  async #renew(): Promise<void> {
+  /** Pushes the expiry of this process's live reservations to now + LEASE_MS (the timer's work). */
+  async renew(): Promise<void> {
     if (this.#live.size === 0) return;
     // A failed renewal is retried at the next tick; the lease outlasts two of them.
     await this.repository.renew(this.#owner, this.now() + LEASE_MS).catch(() => {});
