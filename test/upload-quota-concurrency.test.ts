@@ -136,6 +136,7 @@ forEachEngine("upload quota races", (engine) => {
   });
 });
 
+// Two processes share a database only on PostgreSQL (SQLite's is one process).
 forEachEngine("upload quota races across processes", (engine) => {
   if (engine !== "postgres") return;
   let server: TestServer;

@@ -365,6 +365,11 @@ forEachEngine("upload quotas", (engine) => {
     );
     assert.deepEqual(usage.body.pending, { uploads: 1, bytes: 1000 });
     clock += LEASE_MS;
+    const lapsed = await admin.http.request(
+      "GET",
+      `/_mxcd/admin/v1/users/${encodeURIComponent(user.userId)}/media_usage`,
+    );
+    assert.deepEqual(lapsed.body.pending, { uploads: 0, bytes: 0 }, "a lapsed lease holds nothing");
     assert.equal((await upload(user, 1000)).status, 200);
     assert.equal(await reservationsOf(server, user.userId), 0, "the expired row was removed");
   });
