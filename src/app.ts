@@ -65,6 +65,7 @@ import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-ro
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
 import { registerMxcdMediaLookupRoutes } from "./http/routes/mxcd-media-lookup-routes.js";
+import { registerUploadUsageRoutes } from "./http/routes/mxcd-upload-usage-routes.js";
 import { registerProfileRoutes } from "./http/routes/profile-routes.js";
 import { registerQuarantineFeedRoutes } from "./http/routes/quarantine-feed-routes.js";
 import { registerRegistrationAdminRoutes } from "./http/routes/registration-admin-routes.js";
@@ -81,6 +82,7 @@ import { registerMediaRetentionMetrics } from "./jobs/media-retention-metrics.js
 import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
 import { createMediaHashing } from "./media/create-media-hashing.js";
+import { createUploadQuota } from "./media/create-upload-quota.js";
 import { DownloadService } from "./media/download-service.js";
 import { registerMd5WorkerMetrics } from "./media/md5-worker-metrics.js";
 import { Md5WorkerPool } from "./media/md5-worker-pool.js";
@@ -269,6 +271,8 @@ export interface AppOptions {
    * job (tests move it); default Date.now.
    */
   readonly now?: () => number;
+  /** The clock of uploads' `created_ts` and of the upload quota windows (tests move it); default Date.now. */
+  readonly uploadNow?: () => number;
   /** Address resolution of URL-preview fetches (tests fake DNS); default the system resolver. */
   readonly dns?: Pick<Dns, "lookup">;
   /** The PDQ image hasher (tests pass a fake); default src/hashing/pdq-image.ts. */
@@ -377,6 +381,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     feedSignal,
     pollMs,
   );
+  const uploadQuota = createUploadQuota(config, database, options.uploadNow);
   const uploads = new UploadService(
     mediaSettings,
     services.media,
@@ -384,6 +389,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     pending,
     quarantine,
     locks,
+    uploadQuota,
     (id, content) => {
       thumbnails.pregenerate(id, content.mediaType);
       hashing.service.enqueue({
@@ -393,6 +399,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         mediaLength: content.mediaLength,
       });
     },
+    options.uploadNow,
   );
   const downloads = new DownloadService(mediaSettings, services.mediaRows, pending);
   // Fresh URL-preview fetches: a bounded number at once, a bounded queue.
@@ -462,9 +469,10 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     rateRefusals,
     options.now,
   );
-  registerMediaUploadRoutes(http, { auth, uploads, createRate });
   registerRateLimitMetrics(metrics, rateRefusals);
-  registerMediaConfigRoutes(http, { auth, maxUploadSize: config.max_upload_size });
+  registerMediaUploadRoutes(http, { auth, uploads, createRate });
+  registerMediaConfigRoutes(http, { auth, limits: uploadQuota });
+  registerUploadUsageRoutes(http, { auth, quota: uploadQuota });
   // URL previews (docs/previews.md): off unless url_preview_enabled.
   if (config.url_preview_enabled && !options.urlPreviews) {
     throw new Error("url_preview_enabled: createApp needs options.urlPreviews (loadUrlPreviews)");
@@ -769,6 +777,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         // Listening for other processes before the first request is taken.
         await Promise.all([bus.start(), locks.start()]);
         accessTimes.start();
+        uploadQuota.start();
         const address = await http.listen({ host: config.listen.host, port: config.listen.port });
         logger.info({ address, server_name: serverName }, "mxcd is listening");
         if (metricsServer && config.metrics_listen) {
@@ -805,6 +814,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
         await thumbnails.drain();
         await hashing.service.stop();
         await accessTimes.stop();
+        uploadQuota.stop();
         outbound.close();
         previews?.close();
         tenant?.close();

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { isValidServerName } from "../identifiers/server-name.js";
+import { userGlobProblem } from "../identifiers/user-glob.js";
 import { parseCidr, SYNAPSE_DEFAULT_IP_RANGE_BLACKLIST } from "../net/ip-ranges.js";
 import { assertSafeKey } from "../storage/media-paths.js";
 import { parseDuration, parseSize } from "./units.js";
@@ -49,6 +50,27 @@ const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
 
 /** A `media_retention` age: at least a second ("0s" would delete media as it is stored). */
 const retentionSpan = duration.refine((ms) => ms >= 1000, "must be at least 1s");
+
+/**
+ * One `media_upload_limits` window (Synapse's shape): at most `max_size`
+ * bytes uploaded by a user within any `time_period` (docs/media.md "Upload limits").
+ */
+const uploadLimit = z.strictObject({
+  time_period: duration.refine((ms) => ms >= 1000, "must be at least 1s"),
+  max_size: size,
+});
+
+/** A `media_upload_limit_overrides` entry: the first whose glob matches a user applies. */
+const uploadLimitOverride = z.strictObject({
+  user_glob: z.string().superRefine((glob, ctx) => {
+    const problem = userGlobProblem(glob);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }),
+  /** Absent: the global windows; null or []: no window applies. */
+  media_upload_limits: z.array(uploadLimit).nullable().optional(),
+  /** Absent: the global `max_upload_size`. */
+  max_upload_size: size.optional(),
+});
 
 /** An IP address or CIDR range (`10.0.0.0/8`, `fc00::/7`, `192.168.1.1`). */
 const ipRange = z
@@ -350,6 +372,14 @@ const configObject = z.strictObject({
     .refine((bytes) => bytes >= 1, "must be at least 1 byte per second")
     .default(87 * 1024),
   unused_expiration_time: duration.default(24 * 3_600_000),
+  /** Per-user upload quotas (docs/media.md "Upload limits"); [] : none. */
+  media_upload_limits: z.array(uploadLimit).default([]),
+  media_upload_limit_overrides: z.array(uploadLimitOverride).default([]),
+  /** `info_uri` of 403 M_USER_LIMIT_EXCEEDED; null: mxcd's page at https://<server_name>/_mxcd/media_upload_limit. */
+  media_upload_limit_info_uri: z
+    .url({ protocol: /^https?$/ })
+    .nullable()
+    .default(null),
   /** Synapse's `media_retention` plus `local_media_max_age` (docs/media.md "Retention"). */
   media_retention: z
     .strictObject({

@@ -330,6 +330,16 @@ export interface PdqHashPositionTable {
   position: number;
 }
 
+/** Bytes reserved by one streaming upload against its user's quota (migration 0013). */
+export interface MediaUploadReservationsTable {
+  reservation_id: string;
+  user_id: string;
+  bytes: number;
+  /** The process holding it; it renews `expires_ts` while the upload streams. */
+  owner: string;
+  expires_ts: number;
+}
+
 /** A shared leaky bucket (migration 0014): when it will have leaked empty, in ms. */
 export interface RateLimitBucketsTable {
   limiter: string;
@@ -363,4 +373,5 @@ export interface DatabaseSchema {
   pdq_hash_log: PdqHashLogTable;
   pdq_hash_position: PdqHashPositionTable;
   rate_limit_buckets: RateLimitBucketsTable;
+  media_upload_reservations: MediaUploadReservationsTable;
 }

@@ -29,6 +29,7 @@ export type Errcode =
   | "M_UNRECOGNIZED"
   | "M_USER_DEACTIVATED"
   | "M_USER_IN_USE"
+  | "M_USER_LIMIT_EXCEEDED"
   | "M_USER_LOCKED";
 
 const DEFAULT_STATUS: { readonly [K in Errcode]: number } = {
@@ -53,6 +54,8 @@ const DEFAULT_STATUS: { readonly [K in Errcode]: number } = {
   M_UNRECOGNIZED: 404,
   M_USER_DEACTIVATED: 403,
   M_USER_IN_USE: 400,
+  // Spec v1.18 (MSC4335): a per-user limit such as an upload quota; MUST carry `info_uri`.
+  M_USER_LIMIT_EXCEEDED: 403,
   M_USER_LOCKED: 401,
 };
 

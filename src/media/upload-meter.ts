@@ -22,6 +22,16 @@ export class UploadTooLargeError extends Error {
   }
 }
 
+/**
+ * The room an upload holds against its user's quota (upload-quota-service.ts):
+ * the meter asks for more, holding the body back, when the bytes outgrow it.
+ */
+export interface UploadAllowance {
+  readonly granted: number;
+  /** Grows the room to at least `total` bytes; rejects when it does not fit. */
+  ensure(total: number): Promise<number>;
+}
+
 export class UploadMeter extends Transform {
   readonly #hash = createHash("sha256");
   // HMA's non-image signal is a plain MD5 of the file (docs/trust-and-safety.md).
@@ -29,10 +39,11 @@ export class UploadMeter extends Transform {
   #md5Hex: string | undefined;
   #bytes = 0;
 
-  /** `md5`: where the MD5 runs; default this thread. */
+  /** `md5`: where the MD5 runs; default this thread. `allowance`: the upload's quota room, if any. */
   constructor(
     private readonly limit: number,
     md5: Md5Hashers = MAIN_THREAD_MD5,
+    private readonly allowance?: UploadAllowance,
   ) {
     super();
     this.#md5 = md5.create();
@@ -44,6 +55,18 @@ export class UploadMeter extends Transform {
       done(new UploadTooLargeError(this.limit));
       return;
     }
+    if (this.allowance && this.#bytes > this.allowance.granted) {
+      // Past the quota room held: wait for more (the body waits too), or fail.
+      this.allowance.ensure(this.#bytes).then(
+        () => this.#pass(chunk, done),
+        (error: Error) => done(error),
+      );
+      return;
+    }
+    this.#pass(chunk, done);
+  }
+
+  #pass(chunk: Buffer, done: TransformCallback): void {
     this.#hash.update(chunk);
     let goOn: boolean;
     try {

@@ -17,6 +17,13 @@
  * SIGKILL mid-upload no longer leaves the id "being uploaded" forever.
  * A row deleted while its bytes stream (admin delete) makes the PUT fail
  * with 404 and remove the bytes it wrote.
+ *
+ * Both kinds of upload are held to the user's limits (UploadQuotaService):
+ * their `max_upload_size` (413) and quota windows (403
+ * M_USER_LIMIT_EXCEEDED), checked against the declared length before a
+ * byte is read and against the bytes while they stream. The quota
+ * reservation is dropped in the transaction that writes the row, or when
+ * the upload fails.
  */
 import type { Readable } from "node:stream";
 import type { AdvisoryLocks } from "../db/advisory-locks.js";
@@ -30,6 +37,11 @@ import type { RateLimitRefusals } from "../util/rate-limit-refusals.js";
 import type { Md5Hashers } from "./md5-worker-pool.js";
 import type { PendingUploads } from "./pending-uploads.js";
 import { feedMeter, UploadMeter, UploadTooLargeError } from "./upload-meter.js";
+import type {
+  QuotaReservation,
+  UploadQuotaService,
+  UserUploadLimits,
+} from "./upload-quota-service.js";
 
 export interface UploadSettings {
   readonly serverName: string;
@@ -78,31 +90,41 @@ export class UploadService {
     private readonly pending: PendingUploads,
     private readonly gate: ContentGate,
     private readonly locks: Pick<AdvisoryLocks, "tryAcquire">,
+    private readonly quota: Pick<UploadQuotaService, "limitsFor" | "reserve">,
     private readonly onContent: ContentListener = () => {},
     private readonly now: () => number = Date.now,
   ) {}
 
   /** `POST /upload`: stores the body under a new id; returns the mxc URI. */
   async upload(request: UploadRequest): Promise<string> {
-    this.assertDeclaredSize(request.contentLength);
+    const limits = this.quota.limitsFor(request.userId);
+    assertDeclaredSize(request.contentLength, limits);
+    const reservation = await this.quota.reserve(limits, request.userId, request.contentLength);
     const mediaId = newMediaId();
-    const content = await this.storeBytes(mediaId, request);
+    let content: NewContent;
     try {
-      await this.gate.admitLocal(mediaId, content.sha256, (tx) =>
-        this.media.insertLocal(
-          {
-            ...content,
-            quarantinedBy: null,
-            mediaId,
-            userId: request.userId,
-            createdTs: this.now(),
-            authenticated: this.settings.authenticatedMedia,
-          },
-          tx,
-        ),
-      );
+      content = await this.storeBytes(mediaId, request, limits, reservation);
+      try {
+        await this.gate.admitLocal(mediaId, content.sha256, async (tx) => {
+          await this.media.insertLocal(
+            {
+              ...content,
+              quarantinedBy: null,
+              mediaId,
+              userId: request.userId,
+              createdTs: this.now(),
+              authenticated: this.settings.authenticatedMedia,
+            },
+            tx,
+          );
+          await reservation?.settle(tx);
+        });
+      } catch (error) {
+        await this.store.delete(localContentKey(mediaId));
+        throw error;
+      }
     } catch (error) {
-      await this.store.delete(localContentKey(mediaId));
+      await reservation?.release();
       throw error;
     }
     this.onContent(mediaId, content);
@@ -162,16 +184,23 @@ export class UploadService {
     if (row.createdTs + this.settings.unusedExpirationMs < this.now()) {
       throw new MatrixError("M_NOT_FOUND", "Media ID has expired");
     }
-    this.assertDeclaredSize(request.contentLength);
-    // Held until the row is complete or given back; see the module note.
-    const lease = await this.locks.tryAcquire(uploadLockName(mediaId));
-    if (!lease) throw cannotOverwrite();
+    const limits = this.quota.limitsFor(request.userId);
+    assertDeclaredSize(request.contentLength, limits);
+    const reservation = await this.quota.reserve(limits, request.userId, request.contentLength);
     let content: NewContent;
     try {
-      if (!(await this.media.claimPending(mediaId))) throw cannotOverwrite();
-      content = await this.fillClaim(mediaId, request);
-    } finally {
-      await lease.release();
+      // Held until the row is complete or given back; see the module note.
+      const lease = await this.locks.tryAcquire(uploadLockName(mediaId));
+      if (!lease) throw cannotOverwrite();
+      try {
+        if (!(await this.media.claimPending(mediaId))) throw cannotOverwrite();
+        content = await this.fillClaim(mediaId, request, limits, reservation);
+      } finally {
+        await lease.release();
+      }
+    } catch (error) {
+      await reservation?.release();
+      throw error;
     }
     this.pending.notify(mediaId);
     this.onContent(mediaId, content);
@@ -184,11 +213,17 @@ export class UploadService {
    * if this one's lock vanished with its database session — whose bytes
    * then share the key and are left alone.
    */
-  private async fillClaim(mediaId: string, request: UploadRequest): Promise<NewContent> {
+  private async fillClaim(
+    mediaId: string,
+    request: UploadRequest,
+    limits: UserUploadLimits,
+    reservation: QuotaReservation | undefined,
+  ): Promise<NewContent> {
     try {
-      const content = await this.storeBytes(mediaId, request);
+      const content = await this.storeBytes(mediaId, request, limits, reservation);
       await this.gate.admitLocal(mediaId, content.sha256, async (tx) => {
         if (!(await this.media.completeClaim(mediaId, content, tx))) throw new ClaimLostError();
+        await reservation?.settle(tx);
       });
       return content;
     } catch (error) {
@@ -201,15 +236,14 @@ export class UploadService {
     }
   }
 
-  private assertDeclaredSize(contentLength: number | undefined): void {
-    if (contentLength !== undefined && contentLength > this.settings.maxUploadSize) {
-      throw tooLarge();
-    }
-  }
-
   /** Streams the body to the store; returns what the row needs. Nothing is left on failure. */
-  private async storeBytes(mediaId: string, request: UploadRequest): Promise<NewContent> {
-    const meter = new UploadMeter(this.settings.maxUploadSize, this.settings.md5);
+  private async storeBytes(
+    mediaId: string,
+    request: UploadRequest,
+    limits: UserUploadLimits,
+    reservation: QuotaReservation | undefined,
+  ): Promise<NewContent> {
+    const meter = new UploadMeter(limits.maxUploadSize, this.settings.md5, reservation);
     const key = localContentKey(mediaId);
     // A failing side fails the meter, and the store drops its temp file when
     // its source errors; a failing store destroys the meter in turn, so
@@ -225,7 +259,7 @@ export class UploadService {
     if (errors.length > 0) {
       await this.store.delete(key).catch(() => {});
       if (errors.some((e) => e instanceof UploadTooLargeError)) throw tooLarge();
-      throw errors[0];
+      throw errors.find(isQuotaError) ?? errors[0];
     }
     return {
       mediaType: request.contentType || DEFAULT_TYPE,
@@ -256,6 +290,19 @@ function uploadLockName(mediaId: string): string {
 
 function cannotOverwrite(): MatrixError {
   return new MatrixError("M_CANNOT_OVERWRITE_MEDIA", "Media ID cannot be overwritten");
+}
+
+/**
+ * 413 before a byte is read when the declared length is over the user's
+ * `max_upload_size`; a limit of 0 refuses every upload, an empty one included.
+ */
+function assertDeclaredSize(contentLength: number | undefined, limits: UserUploadLimits): void {
+  if (limits.maxUploadSize === 0) throw tooLarge();
+  if (contentLength !== undefined && contentLength > limits.maxUploadSize) throw tooLarge();
+}
+
+function isQuotaError(error: unknown): boolean {
+  return error instanceof MatrixError && error.errcode === "M_USER_LIMIT_EXCEEDED";
 }
 
 function tooLarge(): MatrixError {

@@ -11,6 +11,7 @@ import * as urlPreviewExpiry from "./0009-url-preview-expiry.js";
 import * as mediaHashes from "./0010-media-hashes.js";
 import * as pdqHashLog from "./0011-pdq-hash-log.js";
 import * as quarantinePropagations from "./0012-quarantine-propagations.js";
+import * as uploadQuota from "./0013-upload-quota.js";
 import * as rateLimitBuckets from "./0014-rate-limit-buckets.js";
 import type { SchemaMigration } from "./migration.js";
 
@@ -27,5 +28,6 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0010-media-hashes", up: mediaHashes.up },
   { name: "0011-pdq-hash-log", up: pdqHashLog.up },
   { name: "0012-quarantine-propagations", up: quarantinePropagations.up },
+  { name: "0013-upload-quota", up: uploadQuota.up },
   { name: "0014-rate-limit-buckets", up: rateLimitBuckets.up },
 ];

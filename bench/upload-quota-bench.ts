@@ -1,0 +1,216 @@
+/**
+ * `npm run bench:quota`: what the upload quota check costs a 1 MiB upload
+ * (issue 17; docs/media.md "Upload limits").
+ *
+ * One in-process mxcd per engine (SQLite, and PostgreSQL when its binaries
+ * are installed), filesystem store, two users on the same server:
+ * `@off` matches an override with no window (the path of a server without
+ * quotas: no reservation, no query), `@on` has three windows (1h, 1d, 30d,
+ * large enough never to refuse) and `MXCD_BENCH_QUOTA_PRIOR` (10,000) prior
+ * uploads inside all of them, so every check sums 10,000 rows.
+ *
+ * `MXCD_BENCH_QUOTA_ROUNDS` (5) rounds; in each, `MXCD_BENCH_QUOTA_UPLOADS`
+ * (10) uploads of 1 MiB (with Content-Length) as `@off`, then as `@on`, the
+ * order alternating from round to round. A leg's figure is the process's CPU
+ * time (user + system, client and worker threads included — the same for
+ * both legs) per upload, and its wall time per upload. The report gives
+ * each round's on/off ratio, their mean and spread (min–max), and the time
+ * of the quota's usage query alone (the window sums), for scale.
+ *
+ * The section replaces "## Upload quota" in bench/RESULTS.md
+ * (MXCD_BENCH_RESULTS). Nothing here asserts a time.
+ */
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { sql } from "kysely";
+import { createApp } from "../src/app.js";
+import type { DatabaseConfig } from "../src/config/config-schema.js";
+import { validateConfig } from "../src/config/load-config.js";
+import { createDatabase } from "../src/db/database.js";
+import { runMigrations } from "../src/db/migrate.js";
+import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
+import { createLogger } from "../src/logging/logger.js";
+import { UploadQuotaRepository } from "../src/repositories/upload-quota-repository.js";
+import type { Cleanup } from "./support/cleanup.js";
+import { type EngineFactory, standaloneEngines } from "./support/engines.js";
+import { tempDir } from "./support/files.js";
+import { isMainModule, runMain } from "./support/main.js";
+import { count, markdownTable, times } from "./support/markdown.js";
+import { writeSection } from "./support/results-file.js";
+
+const ROUNDS = Number(process.env.MXCD_BENCH_QUOTA_ROUNDS ?? 5);
+const UPLOADS = Number(process.env.MXCD_BENCH_QUOTA_UPLOADS ?? 10);
+const PRIOR = Number(process.env.MXCD_BENCH_QUOTA_PRIOR ?? 10_000);
+const SIZE = 1024 * 1024;
+const ON = "@on:bench.local";
+const HOUR = 3_600_000;
+
+interface Leg {
+  cpuMs: number;
+  wallMs: number;
+}
+
+interface EngineResult {
+  engine: string;
+  rounds: { off: Leg; on: Leg }[];
+  usageQueryMs: number;
+}
+
+/** `PRIOR` rows of `@on`, spread over the last half hour (inside every window). */
+async function seed(config: DatabaseConfig): Promise<void> {
+  const database = createDatabase(config);
+  try {
+    await runMigrations(database);
+    const now = Date.now();
+    const series =
+      config.engine === "postgres"
+        ? sql`select generate_series(1, ${PRIOR}::integer) as n`
+        : sql`with recursive s(n) as (select 1 union all select n + 1 from s where n < ${PRIOR}) select n from s`;
+    await sql`
+      insert into local_media_repository (media_id, media_type, media_length, created_ts, user_id, safe_from_quarantine, authenticated, sha256)
+      select 'prior' || n, 'application/octet-stream', 1000 + n, cast(${now - HOUR / 2} as bigint) + n * 100, ${ON}, ${false}, ${true}, 'x'
+      from (${series}) as ids`.execute(database.db);
+    if (config.engine === "postgres") await sql`analyze`.execute(database.db);
+  } finally {
+    await database.close();
+  }
+}
+
+/** Median time of the usage query (three window sums) for `@on`. */
+async function timeUsageQuery(config: DatabaseConfig): Promise<number> {
+  const database = createDatabase(config);
+  try {
+    const repo = new UploadQuotaRepository(database);
+    const now = Date.now();
+    const sinces = [now - HOUR, now - 24 * HOUR, now - 30 * 24 * HOUR];
+    const samples: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const started = performance.now();
+      await repo.usage(ON, sinces, now);
+      samples.push(performance.now() - started);
+    }
+    return samples.sort((a, b) => a - b)[samples.length >> 1]!;
+  } finally {
+    await database.close();
+  }
+}
+
+async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup) {
+  const database = await engine.database("quota");
+  await seed(database);
+  const keyPath = join(dir, `${engine.name}.key`);
+  writeFileSync(keyPath, formatSigningKeyFile([generateSigningKey()]), { mode: 0o600 });
+  const config = validateConfig({
+    server_name: "bench.local",
+    listen: { host: "127.0.0.1", port: 0 },
+    database,
+    media_store: { engine: "filesystem", path: join(dir, `media-${engine.name}`) },
+    log_level: "silent",
+    signing_key_path: keyPath,
+    max_upload_size: "2M",
+    media_upload_limits: [
+      { time_period: "1h", max_size: "100G" },
+      { time_period: "1d", max_size: "100G" },
+      { time_period: "30d", max_size: "1T" },
+    ],
+    media_upload_limit_overrides: [{ user_glob: "@off:bench.local", media_upload_limits: [] }],
+  });
+  const app = createApp(config, createLogger("silent"));
+  cleanup.add("stop the quota bench server", () => app.stop());
+  const base = await app.start();
+  const tokens: Record<"off" | "on", string> = { off: "", on: "" };
+  for (const who of ["off", "on"] as const) {
+    const userId = await app.accounts.register({ localpart: who, password: "x", admin: false });
+    tokens[who] = (await app.accounts.issueToken(userId, null)).accessToken;
+  }
+  const body = randomBytes(SIZE);
+  const upload = async (token: string) => {
+    const res = await fetch(`${base}/_matrix/media/v3/upload`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" },
+      body,
+    });
+    if (res.status !== 200) throw new Error(`upload: ${res.status} ${await res.text()}`);
+  };
+  const leg = async (token: string): Promise<Leg> => {
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    for (let i = 0; i < UPLOADS; i++) await upload(token);
+    const used = process.cpuUsage(cpu);
+    return {
+      cpuMs: (used.user + used.system) / 1000 / UPLOADS,
+      wallMs: (performance.now() - started) / UPLOADS,
+    };
+  };
+  // Warm-up: both paths compiled and cached before the first timed round.
+  for (let i = 0; i < 3; i++) {
+    await upload(tokens.off);
+    await upload(tokens.on);
+  }
+  const rounds: EngineResult["rounds"] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    let off: Leg;
+    let on: Leg;
+    if (r % 2 === 0) {
+      off = await leg(tokens.off);
+      on = await leg(tokens.on);
+    } else {
+      on = await leg(tokens.on);
+      off = await leg(tokens.off);
+    }
+    rounds.push({ off, on });
+    console.error(
+      `quota: ${engine.name} round ${r + 1}: off ${off.cpuMs.toFixed(2)} ms CPU, on ${on.cpuMs.toFixed(2)} ms CPU per upload`,
+    );
+  }
+  await app.stop();
+  return { engine: engine.name, rounds, usageQueryMs: await timeUsageQuery(database) };
+}
+
+function summary(values: readonly number[]) {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  return `${times(mean)} (${times(Math.min(...values))}–${times(Math.max(...values))})`;
+}
+
+function report(results: readonly EngineResult[]): string[] {
+  const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
+  return [
+    `${ROUNDS} rounds × ${UPLOADS} uploads of 1 MiB per leg, legs interleaved; \`@on\` has 3 windows and ${count(PRIOR)} prior uploads in them.`,
+    "",
+    ...markdownTable({
+      header: [
+        "engine",
+        "CPU per upload, off",
+        "CPU per upload, on",
+        "CPU on/off: mean (min–max)",
+        "wall on/off: mean (min–max)",
+        "usage query alone",
+      ],
+      numeric: [1, 2, 3, 4, 5],
+      rows: results.map((r) => [
+        r.engine,
+        `${median(r.rounds.map((x) => x.off.cpuMs)).toFixed(2)} ms`,
+        `${median(r.rounds.map((x) => x.on.cpuMs)).toFixed(2)} ms`,
+        summary(r.rounds.map((x) => x.on.cpuMs / x.off.cpuMs)),
+        summary(r.rounds.map((x) => x.on.wallMs / x.off.wallMs)),
+        `${r.usageQueryMs.toFixed(2)} ms`,
+      ]),
+    }),
+  ];
+}
+
+if (isMainModule(import.meta.url)) {
+  await runMain(async (cleanup) => {
+    const dir = tempDir(cleanup, "mxcd-quota-bench-");
+    const results: EngineResult[] = [];
+    for (const engine of await standaloneEngines(cleanup, dir)) {
+      results.push(await benchEngine(engine, dir, cleanup));
+    }
+    const lines = report(results);
+    console.log(lines.join("\n"));
+    const file = process.env.MXCD_BENCH_RESULTS ?? join(import.meta.dirname, "RESULTS.md");
+    writeSection(file, "## Upload quota", lines);
+  });
+}
