@@ -36,6 +36,7 @@ import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
 import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
+import { defaultConsoleDir, loadConsoleAssets } from "./http/console-assets.js";
 import { createFastPath, type FastPathSlot } from "./http/fast-path.js";
 import {
   createMetricsRegistry,
@@ -52,6 +53,7 @@ import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerAppServiceRoutes } from "./http/routes/app-service-routes.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
+import { registerConsoleRoutes } from "./http/routes/console-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
 import { registerHealthRoutes } from "./http/routes/health-routes.js";
 import { registerKeyServerRoutes } from "./http/routes/key-server-routes.js";
@@ -273,6 +275,8 @@ export interface AppOptions {
    * gives it): with previews off their modules are never loaded (memory at rest).
    */
   readonly urlPreviews?: UrlPreviewsFactory;
+  /** The built moderation console's folder (tests); default `dist/console/` of this package. */
+  readonly consoleDir?: string;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -572,6 +576,13 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     admin: mediaAdminService,
     rooms: roomMedia ?? quarantine,
   });
+  // The moderation console (docs/console.md), unless `console.enabled: false`.
+  if (config.console.enabled) {
+    const consoleDir = options.consoleDir ?? defaultConsoleDir();
+    const assets = loadConsoleAssets(consoleDir);
+    if (!assets) logger.warn({ dir: consoleDir }, "moderation console not built: npm run build");
+    registerConsoleRoutes(http, { assets, mode: config.mode, serverName });
+  }
   // mxcd's own admin API: media by hash (docs/trust-and-safety.md).
   registerMxcdMediaLookupRoutes(http, { auth, search: services.pdqSearch });
   // Media admin listing and deletion (docs/admin-api.md).
