@@ -65,6 +65,7 @@ import { registerMediaPreviewRoutes } from "./http/routes/media-preview-routes.j
 import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
+import { registerMxcdMediaListRoutes } from "./http/routes/mxcd-media-list-routes.js";
 import { registerMxcdMediaLookupRoutes } from "./http/routes/mxcd-media-lookup-routes.js";
 import { registerProfileRoutes } from "./http/routes/profile-routes.js";
 import { registerQuarantineFeedRoutes } from "./http/routes/quarantine-feed-routes.js";
@@ -89,6 +90,7 @@ import { MediaAdminService } from "./media/media-admin-service.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
+import { MediaListingService } from "./media/media-listing-service.js";
 import { NearDuplicateQuarantine, searchFinder } from "./media/near-duplicate-quarantine.js";
 import { PdqSearchService } from "./media/pdq-search-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
@@ -104,6 +106,7 @@ import { OutboundHttp } from "./net/outbound-http.js";
 import type { UrlPreviewsFactory } from "./previews/load-url-previews.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
+import { MediaListingRepository } from "./repositories/media-listing-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
 import { MediaStatisticsRepository } from "./repositories/media-statistics-repository.js";
 import { PdqHashLogRepository } from "./repositories/pdq-hash-log-repository.js";
@@ -585,6 +588,13 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   }
   // mxcd's own admin API: media by hash (docs/trust-and-safety.md).
   registerMxcdMediaLookupRoutes(http, { auth, search: services.pdqSearch });
+  // mxcd's own admin API: the server-wide media listing (docs/admin-api.md).
+  const listing = new MediaListingService({
+    listing: new MediaListingRepository(database, serverName),
+    references: roomServices.references,
+    mediaInfo: (origin, mediaId) => mediaAdminService.mediaInfo(origin, mediaId),
+  });
+  registerMxcdMediaListRoutes(http, { serverName, auth, listing });
   // Media admin listing and deletion (docs/admin-api.md).
   const mediaDeletion = new MediaDeletionService(
     { serverName },

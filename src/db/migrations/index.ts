@@ -11,6 +11,7 @@ import * as urlPreviewExpiry from "./0009-url-preview-expiry.js";
 import * as mediaHashes from "./0010-media-hashes.js";
 import * as pdqHashLog from "./0011-pdq-hash-log.js";
 import * as quarantinePropagations from "./0012-quarantine-propagations.js";
+import * as mediaListing from "./0015-media-listing.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -26,4 +27,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0010-media-hashes", up: mediaHashes.up },
   { name: "0011-pdq-hash-log", up: pdqHashLog.up },
   { name: "0012-quarantine-propagations", up: quarantinePropagations.up },
+  { name: "0015-media-listing", up: mediaListing.up },
 ];
