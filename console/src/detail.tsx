@@ -285,6 +285,7 @@ export function Detail(props: { origin: string; mediaId: string }) {
         source={exactSource}
         sourceKey={`exact ${at} ${version}`}
         label="Exact duplicates"
+        compact
         empty="No other copy."
       />
 
@@ -301,6 +302,7 @@ export function Detail(props: { origin: string; mediaId: string }) {
         source={nearSource}
         sourceKey={`near ${at} ${version}`}
         label="Near duplicates"
+        compact
         empty="No near duplicate (or no PDQ hash)."
       />
       {confirm.dialog}

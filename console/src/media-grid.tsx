@@ -10,7 +10,7 @@
  * Tiles use a roving tabindex: one tile (the focused one) is in the tab
  * order, so Tab leaves the grid instead of walking every tile.
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { isAbort, messageOf } from "./api";
 import { useConfirm } from "./confirm";
 import { useConsole } from "./context";
@@ -52,6 +52,8 @@ export function MediaGrid(props: {
   onChanged?: () => void;
   /** Shown when the source has no media. */
   empty?: string;
+  /** A secondary grid (detail's duplicates): no key help line. */
+  compact?: boolean;
 }) {
   const { api, serverName, announce } = useConsole();
   const [rows, setRows] = useState<MediaRow[]>([]);
@@ -93,8 +95,9 @@ export function MediaGrid(props: {
   }, [props.sourceKey]);
 
   // Keep DOM focus on the focused tile once the grid has focus (or asked for it).
+  // A layout effect: focus moves in the same task as the key press's render.
   const wantFocus = useRef(props.autoFocus ?? false);
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!wantFocus.current || rows.length === 0) return;
     const tile = listRef.current?.querySelector<HTMLElement>(`[data-index="${focus}"]`);
     tile?.focus();
@@ -257,17 +260,24 @@ export function MediaGrid(props: {
           </button>
         )}
       </div>
-      <p id="grid-help" class="help">
-        Keys: <kbd>j</kbd>/<kbd>k</kbd> or arrows move, <kbd>x</kbd> select, <kbd>Enter</kbd>{" "}
-        details, <kbd>b</kbd> unblur, <kbd>q</kbd> quarantine, <kbd>u</kbd> unquarantine,{" "}
-        <kbd>p</kbd> protect, <kbd>d</kbd> delete.
-      </p>
+      {!props.compact && (
+        <p id="grid-help" class="help">
+          Keys: <kbd>j</kbd>/<kbd>k</kbd> or arrows move, <kbd>x</kbd> select, <kbd>Enter</kbd>{" "}
+          details, <kbd>b</kbd> unblur, <kbd>q</kbd> quarantine, <kbd>u</kbd> unquarantine,{" "}
+          <kbd>p</kbd> protect, <kbd>d</kbd> delete.
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}
         </p>
       )}
-      <ul class="grid" ref={listRef} onKeyDown={onKeyDown} aria-describedby="grid-help">
+      <ul
+        class="grid"
+        ref={listRef}
+        onKeyDown={onKeyDown}
+        aria-describedby={props.compact ? undefined : "grid-help"}
+      >
         {rows.map((row, index) => {
           const key = keyFor(row);
           const origin = originOf(row, serverName);
