@@ -141,6 +141,23 @@ describe("console serving options", () => {
     }
   });
 
+  it("is served in the attached shape too, which the app learns from config.json", async () => {
+    // No request here reaches the homeserver: nothing listens at its address.
+    const server = await startTestServer("sqlite", {
+      mode: "attached",
+      homeserver: { base_url: "http://127.0.0.1:9", admin_api: "synapse" },
+    });
+    try {
+      const index = await fetch(`${server.baseUrl}/_mxcd/console/user/%40a%3Atest.local`);
+      assert.equal(index.status, 200);
+      assert.equal(await index.text(), INDEX);
+      const config = await fetch(`${server.baseUrl}/_mxcd/console/config.json`);
+      assert.deepEqual(await config.json(), { mode: "attached", server_name: "test.local" });
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("an unbuilt console answers 404 saying how to build it", async () => {
     const empty = mkdtempSync(join(tmpdir(), "mxcd-console-"));
     const server = await startTestServer("sqlite", {}, { appOptions: { consoleDir: empty } });
