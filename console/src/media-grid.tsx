@@ -109,9 +109,16 @@ export function MediaGrid(props: {
     return row ? [row] : [];
   };
 
-  const act = async (action: MediaAction) => {
+  // Actions run one after another, each on the tiles chosen when its key was
+  // pressed: a fast triager's keys are queued, never dropped.
+  const queue = useRef<Promise<void>>(Promise.resolve());
+  const act = (action: MediaAction) => {
     const chosen = targets();
-    if (chosen.length === 0 || busy) return;
+    if (chosen.length === 0) return;
+    queue.current = queue.current.then(() => perform(action, chosen)).catch(() => {});
+  };
+
+  const perform = async (action: MediaAction, chosen: MediaRow[]) => {
     if (action === "delete") {
       const names = chosen.slice(0, 5).map((r) => r.upload_name || r.media_id);
       const yes = await confirm.ask(
