@@ -215,6 +215,19 @@ if (reason) {
         "bulk quarantine",
       );
       await screenshot(page, "grid-triaged");
+
+      // Filters go to the listing API: only quarantined media, as many as it counts.
+      await page.getByLabel("Quarantine", { exact: true }).selectOption("true");
+      await page.getByRole("button", { name: "Apply filters" }).click();
+      await page.waitForURL(/\?quarantined=true$/);
+      const summary = await admin.http.get("/_mxcd/admin/v1/media/summary?quarantined=true");
+      assert.ok(summary.body.count >= 2);
+      await page.getByText(new RegExp(`^${summary.body.count} media,`)).waitFor();
+      await waitFor(
+        async () => (await page.locator("li.tile").count()) === summary.body.count,
+        "the filtered grid",
+      );
+      assert.equal(await page.locator("li.tile:not(.quarantined)").count(), 0);
     });
 
     it("quarantines the near duplicates from a media's detail", async () => {
