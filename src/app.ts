@@ -36,6 +36,7 @@ import { registerAccountMetrics } from "./http/account-metrics.js";
 import { gateAttachedRoutes } from "./http/attached-routes.js";
 import { Auth, type Authenticator, homeserverAuthenticator } from "./http/auth.js";
 import { closeWithGrace } from "./http/close-with-grace.js";
+import { defaultConsoleDir, loadConsoleAssets } from "./http/console-assets.js";
 import { createFastPath, type FastPathSlot } from "./http/fast-path.js";
 import {
   createMetricsRegistry,
@@ -53,6 +54,7 @@ import { registerRemoteFetchMetrics } from "./http/remote-fetch-metrics.js";
 import { registerAppServiceRoutes } from "./http/routes/app-service-routes.js";
 import { registerBackgroundJobsRoutes } from "./http/routes/background-jobs-routes.js";
 import { registerClientVersionsRoutes } from "./http/routes/client-versions-routes.js";
+import { registerConsoleRoutes } from "./http/routes/console-routes.js";
 import { registerFederationMediaRoutes } from "./http/routes/federation-media-routes.js";
 import { registerHealthRoutes } from "./http/routes/health-routes.js";
 import { registerKeyServerRoutes } from "./http/routes/key-server-routes.js";
@@ -64,6 +66,7 @@ import { registerMediaPreviewRoutes } from "./http/routes/media-preview-routes.j
 import { registerMediaQuarantineRoutes } from "./http/routes/media-quarantine-routes.js";
 import { registerMediaThumbnailRoutes } from "./http/routes/media-thumbnail-routes.js";
 import { registerMediaUploadRoutes } from "./http/routes/media-upload-routes.js";
+import { registerMxcdMediaListRoutes } from "./http/routes/mxcd-media-list-routes.js";
 import { registerMxcdMediaLookupRoutes } from "./http/routes/mxcd-media-lookup-routes.js";
 import { registerUploadUsageRoutes } from "./http/routes/mxcd-upload-usage-routes.js";
 import { registerProfileRoutes } from "./http/routes/profile-routes.js";
@@ -91,6 +94,7 @@ import { MediaCreateRateLimit } from "./media/media-create-rate-limit.js";
 import { MediaDeletionService } from "./media/media-deletion-service.js";
 import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
+import { MediaListingService } from "./media/media-listing-service.js";
 import { NearDuplicateQuarantine, searchFinder } from "./media/near-duplicate-quarantine.js";
 import { PdqSearchService } from "./media/pdq-search-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
@@ -107,6 +111,7 @@ import { OutboundHttp } from "./net/outbound-http.js";
 import type { UrlPreviewsFactory } from "./previews/load-url-previews.js";
 import { AccessTokenRepository } from "./repositories/access-token-repository.js";
 import { MediaAdminRepository } from "./repositories/media-admin-repository.js";
+import { MediaListingRepository } from "./repositories/media-listing-repository.js";
 import { MediaRepository } from "./repositories/media-repository.js";
 import { MediaStatisticsRepository } from "./repositories/media-statistics-repository.js";
 import { PdqHashLogRepository } from "./repositories/pdq-hash-log-repository.js";
@@ -282,6 +287,8 @@ export interface AppOptions {
    * gives it): with previews off their modules are never loaded (memory at rest).
    */
   readonly urlPreviews?: UrlPreviewsFactory;
+  /** The built moderation console's folder (tests); default `dist/console/` of this package. */
+  readonly consoleDir?: string;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -597,8 +604,22 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     admin: mediaAdminService,
     rooms: roomMedia ?? quarantine,
   });
+  // The moderation console (docs/console.md), unless `console.enabled: false`.
+  if (config.console.enabled) {
+    const consoleDir = options.consoleDir ?? defaultConsoleDir();
+    const assets = loadConsoleAssets(consoleDir);
+    if (!assets) logger.warn({ dir: consoleDir }, "moderation console not built: npm run build");
+    registerConsoleRoutes(http, { assets, mode: config.mode, serverName });
+  }
   // mxcd's own admin API: media by hash (docs/trust-and-safety.md).
   registerMxcdMediaLookupRoutes(http, { auth, search: services.pdqSearch });
+  // mxcd's own admin API: the server-wide media listing (docs/admin-api.md).
+  const listing = new MediaListingService({
+    listing: new MediaListingRepository(database, serverName),
+    references: roomServices.references,
+    mediaInfo: (origin, mediaId) => mediaAdminService.mediaInfo(origin, mediaId),
+  });
+  registerMxcdMediaListRoutes(http, { serverName, auth, listing });
   // Media admin listing and deletion (docs/admin-api.md).
   const mediaDeletion = new MediaDeletionService(
     { serverName },

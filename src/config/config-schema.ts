@@ -411,6 +411,8 @@ const configObject = z.strictObject({
       pdq_max_distance: z.number().int().min(0).max(64).nullable().default(null),
     })
     .prefault({}),
+  /** The moderation console at /_mxcd/console/ (docs/console.md); `enabled: false`: 404. */
+  console: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   /** The application-service event feed (docs/attached.md); unset: no transactions route. */
   app_service: z
     .strictObject({

@@ -70,6 +70,11 @@ export const ATTACHED_ROUTE_TABLE: readonly AttachedRoute[] = [
     via: "proxy",
   },
   {
+    pattern: /^\/_mxcd\//,
+    what: "mxcd's own admin API and the moderation console",
+    via: "proxy",
+  },
+  {
     pattern: /^\/_matrix\/app\//,
     what: "application-service API (the homeserver's pushes)",
     via: "homeserver",

@@ -34,6 +34,18 @@ export function integerParam(query: Query, name: string, fallback?: number): num
   return value;
 }
 
+/**
+ * A page size `limit`: absent → `fallback`; 0 is refused (a client paging
+ * with it would loop forever, docs/compatibility.md); above `max` → `max`.
+ */
+export function pageLimitParam(query: Query, fallback: number, max: number): number {
+  const value = integerParam(query, "limit", fallback);
+  if (value === 0) {
+    throw new MatrixError("M_INVALID_PARAM", "Query parameter limit must be greater than 0");
+  }
+  return Math.min(value, max);
+}
+
 /** A required non-negative integer parameter. */
 export function requiredIntegerParam(query: Query, name: string): number {
   const value = integerParam(query, name);

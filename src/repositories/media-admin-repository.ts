@@ -18,6 +18,7 @@ import { type Expression, sql } from "kysely";
 import type { MediaChanges } from "../cache/media-changes.js";
 import { afterCommit } from "../db/after-commit.js";
 import type { Database, Db } from "../db/database.js";
+import { keysetPage } from "./keyset.js";
 import { type LocalMedia, toLocalMedia } from "./media-repository.js";
 import { QuarantinePropagationRepository } from "./quarantine-propagation-repository.js";
 
@@ -137,21 +138,20 @@ export class MediaAdminRepository {
     limit: number,
   ): Promise<OldLocalCandidate[]> {
     const ts = rule === "accessed" ? "last_access_ts" : "created_ts";
-    const rows = await this.database.db
+    const candidates = this.database.db
       .selectFrom("local_media_repository")
       .select((eb) => ["media_id", "url_cache", eb.ref(ts).as("ts")])
       .where(ts, "<", criteria.beforeTs)
       .$if(rule === "never_accessed", (q) => q.where("last_access_ts", "is", null))
       .where("media_length", ">", criteria.sizeGt)
       .where("quarantined_by", "is", null)
-      .where("safe_from_quarantine", "=", false)
-      .$if(after !== undefined, (q) =>
-        q
-          .where(ts, ">=", after!.ts)
-          .where((eb) => eb.or([eb(ts, ">", after!.ts), eb("media_id", ">", after!.mediaId)])),
-      )
-      .orderBy(ts)
-      .orderBy("media_id")
+      .where("safe_from_quarantine", "=", false);
+    const rows = await keysetPage(
+      candidates,
+      [ts, "media_id"],
+      after && [after.ts, after.mediaId],
+      "asc",
+    )
       .limit(limit)
       .execute();
     return rows.map((r) => ({
@@ -189,28 +189,17 @@ export class MediaAdminRepository {
     after: Cursor | undefined,
     limit: number,
   ): Promise<RemoteCacheItem[]> {
-    const rows = await this.database.db
+    const candidates = this.database.db
       .selectFrom("remote_media_cache")
       .select(["media_origin", "media_id", "filesystem_id", "last_access_ts"])
       .where("last_access_ts", "<", beforeTs)
-      .where("quarantined_by", "is", null)
-      .$if(after !== undefined, (q) =>
-        q
-          .where("last_access_ts", ">=", after!.ts)
-          .where((eb) =>
-            eb.or([
-              eb("last_access_ts", ">", after!.ts),
-              eb("media_origin", ">", after!.origin!),
-              eb.and([
-                eb("media_origin", "=", after!.origin!),
-                eb("media_id", ">", after!.mediaId),
-              ]),
-            ]),
-          ),
-      )
-      .orderBy("last_access_ts")
-      .orderBy("media_origin")
-      .orderBy("media_id")
+      .where("quarantined_by", "is", null);
+    const rows = await keysetPage(
+      candidates,
+      ["last_access_ts", "media_origin", "media_id"],
+      after && [after.ts, after.origin ?? "", after.mediaId],
+      "asc",
+    )
       .limit(limit)
       .execute();
     return rows.map((r) => ({

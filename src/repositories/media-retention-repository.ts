@@ -17,6 +17,7 @@
  *   dry run the plain connection.
  */
 import type { Db } from "../db/database.js";
+import { keysetPage } from "./keyset.js";
 
 /** The rules, in the order a pass walks them (docs/media.md "Retention"). */
 export const RETENTION_RULES = [
@@ -70,7 +71,7 @@ export class MediaRetentionRepository {
   ): Promise<RetentionCandidate[]> {
     if (rule === "remote_last_access") return this.#remote(db, cutoff, after, limit);
     const ts = rule === "local_last_access" ? "last_access_ts" : "created_ts";
-    const rows = await db
+    const candidates = db
       .selectFrom("local_media_repository")
       .select((eb) => ["media_id", "media_length", eb.ref(ts).as("ts")])
       .where(ts, "<", cutoff)
@@ -79,14 +80,13 @@ export class MediaRetentionRepository {
       .where("media_length", ">", CLAIMED)
       .where("url_cache", "is", null)
       .where("quarantined_by", "is", null)
-      .where("safe_from_quarantine", "=", false)
-      .$if(after !== null, (q) =>
-        q
-          .where(ts, ">=", after!.ts)
-          .where((eb) => eb.or([eb(ts, ">", after!.ts), eb("media_id", ">", after!.mediaId)])),
-      )
-      .orderBy(ts)
-      .orderBy("media_id")
+      .where("safe_from_quarantine", "=", false);
+    const rows = await keysetPage(
+      candidates,
+      [ts, "media_id"],
+      after && [after.ts, after.mediaId],
+      "asc",
+    )
       .limit(limit)
       .execute();
     return rows.map((r) => ({
@@ -106,25 +106,17 @@ export class MediaRetentionRepository {
     after: RetentionCursor | null,
     limit: number,
   ): Promise<RetentionCandidate[]> {
-    const rows = await db
+    const candidates = db
       .selectFrom("remote_media_cache")
       .select(["media_origin", "media_id", "filesystem_id", "media_length", "last_access_ts"])
       .where("last_access_ts", "<", cutoff)
-      .where("quarantined_by", "is", null)
-      .$if(after !== null, (q) =>
-        q
-          .where("last_access_ts", ">=", after!.ts)
-          .where((eb) =>
-            eb.or([
-              eb("last_access_ts", ">", after!.ts),
-              eb("media_origin", ">", after!.origin),
-              eb.and([eb("media_origin", "=", after!.origin), eb("media_id", ">", after!.mediaId)]),
-            ]),
-          ),
-      )
-      .orderBy("last_access_ts")
-      .orderBy("media_origin")
-      .orderBy("media_id")
+      .where("quarantined_by", "is", null);
+    const rows = await keysetPage(
+      candidates,
+      ["last_access_ts", "media_origin", "media_id"],
+      after && [after.ts, after.origin, after.mediaId],
+      "asc",
+    )
       .limit(limit)
       .execute();
     return rows.map((r) => ({

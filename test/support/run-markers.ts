@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** The tools whose suites are counted. */
-export const MARKER_KINDS = ["postgres", "nginx", "synadm", "ffmpeg"] as const;
+export const MARKER_KINDS = ["postgres", "nginx", "synadm", "ffmpeg", "chromium"] as const;
 export type MarkerKind = (typeof MARKER_KINDS)[number];
 
 /** Records that a `kind` suite ran (a no-op outside scripts/run-tests.ts). */

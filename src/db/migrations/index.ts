@@ -13,6 +13,7 @@ import * as pdqHashLog from "./0011-pdq-hash-log.js";
 import * as quarantinePropagations from "./0012-quarantine-propagations.js";
 import * as uploadQuota from "./0013-upload-quota.js";
 import * as rateLimitBuckets from "./0014-rate-limit-buckets.js";
+import * as mediaListing from "./0015-media-listing.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -30,4 +31,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0012-quarantine-propagations", up: quarantinePropagations.up },
   { name: "0013-upload-quota", up: uploadQuota.up },
   { name: "0014-rate-limit-buckets", up: rateLimitBuckets.up },
+  { name: "0015-media-listing", up: mediaListing.up },
 ];

@@ -16,7 +16,7 @@ import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { PdqCursor, PdqSearchService } from "../../media/pdq-search-service.js";
 import type { Auth } from "../auth.js";
-import { firstParam, integerParam, type Query } from "../query-params.js";
+import { firstParam, integerParam, pageLimitParam, type Query } from "../query-params.js";
 import { mediaInfo } from "./media-quarantine-routes.js";
 
 export interface MxcdMediaLookupRouteDeps {
@@ -132,11 +132,7 @@ function maxDistanceParam(query: Query): number {
 }
 
 function limitParam(query: Query): number {
-  const value = integerParam(query, "limit", DEFAULT_LIMIT);
-  if (value === 0) {
-    throw new MatrixError("M_INVALID_PARAM", "Query parameter limit must be greater than 0");
-  }
-  return Math.min(value, MAX_LIMIT);
+  return pageLimitParam(query, DEFAULT_LIMIT, MAX_LIMIT);
 }
 
 /** `from` of a PDQ page: `<distance>_<stream id>` as given in `next_batch`. */

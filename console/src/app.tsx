@@ -1,0 +1,179 @@
+/** The console's shell: sign-in, then the header, navigation and the current view. */
+import { useEffect, useState } from "preact/hooks";
+import { Api, messageOf } from "./api";
+import { type ConsoleContext, Ctx } from "./context";
+import { Detail } from "./detail";
+import { Feed } from "./feed";
+import { Login } from "./login";
+import { Owner } from "./owner";
+import { Review } from "./review";
+import { BASE, hrefOf, linkClick, navigate, useRoute } from "./router";
+import {
+  type ConsoleSettings,
+  endSession,
+  LoginRefused,
+  openSession,
+  type Session,
+  saveSession,
+  storedToken,
+} from "./session";
+
+export function App() {
+  const [settings, setSettings] = useState<ConsoleSettings | undefined>();
+  const [session, setSession] = useState<Session | undefined>();
+  const [notice, setNotice] = useState<string | undefined>();
+  const [ready, setReady] = useState(false);
+  const [status, setStatus] = useState<{ text: string; kind: "info" | "error" } | undefined>();
+
+  useEffect(() => {
+    const boot = async () => {
+      setSettings(await new Api(undefined).get<ConsoleSettings>(`${BASE}config.json`));
+      const stored = storedToken();
+      if (stored) {
+        try {
+          setSession(await openSession(stored.token, stored.owned));
+        } catch (e) {
+          sessionStorage.clear();
+          setNotice(e instanceof LoginRefused ? e.message : messageOf(e));
+        }
+      }
+    };
+    boot()
+      .catch((e) => setNotice(messageOf(e)))
+      .finally(() => setReady(true));
+  }, []);
+
+  if (!ready) return <p aria-live="polite">Loading…</p>;
+  if (!settings) return <p role="alert">{notice}</p>;
+  if (!session) {
+    return (
+      <Login
+        settings={settings}
+        notice={notice}
+        onSession={(s) => {
+          saveSession(s.api.token ?? "", s.owned);
+          setNotice(undefined);
+          setSession(s);
+        }}
+      />
+    );
+  }
+  const ctx: ConsoleContext = {
+    session,
+    settings,
+    announce: (text, kind = "info") => setStatus({ text, kind }),
+  };
+  return (
+    <Ctx.Provider value={ctx}>
+      <Shell
+        status={status}
+        onLogout={async () => {
+          await endSession(session);
+          setSession(undefined);
+          setNotice("Signed out.");
+          navigate(BASE, true);
+        }}
+      />
+    </Ctx.Provider>
+  );
+}
+
+function Shell(props: {
+  status: { text: string; kind: "info" | "error" } | undefined;
+  onLogout: () => void;
+}) {
+  const route = useRoute();
+  const [jump, setJump] = useState("");
+  const nav = (name: "grid" | "feed", text: string) => (
+    <a
+      href={hrefOf({ name, query: new URLSearchParams() })}
+      onClick={linkClick}
+      aria-current={route.name === name ? "page" : undefined}
+    >
+      {text}
+    </a>
+  );
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <span class="brand">mxcd console</span>
+        <nav aria-label="Main">
+          {nav("grid", "Review")}
+          {nav("feed", "Quarantine feed")}
+        </nav>
+        <form
+          class="jump"
+          aria-label="Open a user, room or media"
+          onSubmit={(event) => {
+            event.preventDefault();
+            const id = jump.trim();
+            if (id.startsWith("@")) navigate(hrefOf({ name: "user", userId: id }));
+            else if (id.startsWith("!")) navigate(hrefOf({ name: "room", roomId: id }));
+            else {
+              const mxc = /^mxc:\/\/([^/]+)\/([^/]+)$/.exec(id);
+              if (mxc) navigate(hrefOf({ name: "media", origin: mxc[1]!, mediaId: mxc[2]! }));
+            }
+          }}
+        >
+          <label for="jump">Open user, room or mxc</label>
+          <input
+            id="jump"
+            value={jump}
+            placeholder="@user:server, !room:server, mxc://…"
+            onInput={(e) => setJump(e.currentTarget.value)}
+          />
+        </form>
+        <UserBox onLogout={props.onLogout} />
+      </header>
+      <output
+        class={props.status?.kind === "error" ? "status status-error" : "status"}
+        aria-live="polite"
+      >
+        {props.status?.text ?? ""}
+      </output>
+      <main id="main" tabIndex={-1}>
+        <View />
+      </main>
+    </>
+  );
+}
+
+function UserBox(props: { onLogout: () => void }) {
+  return (
+    <Ctx.Consumer>
+      {(ctx) => (
+        <div class="userbox">
+          <span class="whoami">{ctx?.session.userId}</span>
+          <button type="button" onClick={props.onLogout}>
+            Sign out
+          </button>
+        </div>
+      )}
+    </Ctx.Consumer>
+  );
+}
+
+function View() {
+  const route = useRoute();
+  switch (route.name) {
+    case "grid":
+      return <Review query={route.query} />;
+    case "media":
+      return (
+        <Detail
+          key={`${route.origin}/${route.mediaId}`}
+          origin={route.origin}
+          mediaId={route.mediaId}
+        />
+      );
+    case "feed":
+      return <Feed query={route.query} />;
+    case "user":
+      return <Owner key={route.userId} kind="user" id={route.userId} />;
+    case "room":
+      return <Owner key={route.roomId} kind="room" id={route.roomId} />;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * The SQL of mxcd's server-wide media listing (`GET /_mxcd/admin/v1/media`,
+ * docs/admin-api.md "Server-wide media listing"): pages of local and of
+ * cached remote media, newest first, and the count and size of a filter.
+ *
+ * Design notes:
+ * - The order is (created_ts, then local before remote, then origin, then
+ *   media_id), all descending, so each table is walked down one index that
+ *   holds its part of the key (migration 0015): `local_media_created_id`
+ *   (created_ts, media_id), `remote_media_created_id` (created_ts,
+ *   media_origin, media_id), and for the filters that pin a leading column
+ *   `local_media_user_created_id`, `remote_media_origin_created_id`, and the
+ *   partial `..._quarantined_created` indexes. The service merges a page of
+ *   each table; neither query sorts or counts its table.
+ * - Comparing a local row with a remote one never compares text ("local
+ *   first" on equal timestamps), so the order needs no agreement between
+ *   JavaScript and a database collation: all text comparisons happen in SQL,
+ *   in the same collation as the index that orders them.
+ * - The other filters (type, size, protection, quarantine state) filter the
+ *   walk: a page costs the rows the walk passes until `limit` match.
+ * - `room_id` reads the room's references (`media_references_room`) and
+ *   sorts that room's media: its cost grows with the room, not the table.
+ */
+import { type Expression, type ExpressionBuilder, type SqlBool, sql } from "kysely";
+import type { Database } from "../db/database.js";
+import type { DatabaseSchema } from "../db/schema.js";
+import { keysetPage, orderByKey } from "./keyset.js";
+import {
+  type LocalMedia,
+  type RemoteMedia,
+  toLocalMedia,
+  toRemoteMedia,
+} from "./media-repository.js";
+
+/** What the listing selects; every field optional, all combined with AND. */
+export interface MediaListFilter {
+  /** Uploader (local media only). */
+  readonly userId?: string;
+  /** Media an event of this room references. */
+  readonly roomId?: string;
+  /** `local`: this server's media; `remote`: the cache of that server's media. */
+  readonly origin?: { readonly local: true } | { readonly local: false; readonly name: string };
+  /** `media_type` equal to `exact`, or starting with `prefix`. */
+  readonly mediaType?: { readonly exact: string } | { readonly prefix: string };
+  /** Bytes, inclusive. */
+  readonly minSize?: number;
+  readonly maxSize?: number;
+  readonly quarantined?: boolean;
+  /** Protected from quarantine (`safe_from_quarantine`); remote media never is. */
+  readonly protected?: boolean;
+}
+
+/** The position of the last item of a page; `origin` null for local media. */
+export interface MediaListCursor {
+  readonly ts: number;
+  readonly origin: string | null;
+  readonly mediaId: string;
+}
+
+/** How many media a filter selects and their bytes (unknown lengths count 0). */
+export interface MediaListSummary {
+  readonly count: number;
+  readonly totalBytes: number;
+}
+
+/** `media_length` of a row whose upload is streaming now (media-repository.ts). */
+const CLAIMED = -1;
+
+type LocalEb = ExpressionBuilder<DatabaseSchema, "local_media_repository">;
+type RemoteEb = ExpressionBuilder<DatabaseSchema, "remote_media_cache">;
+
+export class MediaListingRepository {
+  constructor(
+    private readonly database: Database,
+    private readonly serverName: string,
+  ) {}
+
+  /** Whether `filter` can select local media / cached remote media at all. */
+  sides(filter: MediaListFilter): { local: boolean; remote: boolean } {
+    return {
+      local: filter.origin?.local !== false,
+      remote: filter.origin?.local !== true && filter.userId === undefined && !filter.protected,
+    };
+  }
+
+  /** Up to `limit` local media after `after`, newest first. */
+  async localPage(
+    filter: MediaListFilter,
+    after: MediaListCursor | null,
+    limit: number,
+  ): Promise<LocalMedia[]> {
+    const rows = await this.localQuery(filter, after, limit).execute();
+    return rows.map(toLocalMedia);
+  }
+
+  /** The query of `localPage` (built, not run: test/mxcd-media-list-plan.test.ts explains it). */
+  localQuery(filter: MediaListFilter, after: MediaListCursor | null, limit: number) {
+    const base = this.database.db
+      .selectFrom("local_media_repository")
+      .selectAll()
+      .where((eb) => eb.and(this.#localTerms(eb, filter)));
+    // After a remote item, every local item of its millisecond came before it.
+    const query =
+      after === null || after.origin === null
+        ? keysetPage(base, ["created_ts", "media_id"], after && [after.ts, after.mediaId], "desc")
+        : orderByKey(base.where("created_ts", "<", after.ts), ["created_ts", "media_id"], "desc");
+    return query.limit(limit);
+  }
+
+  /** Up to `limit` cached remote media after `after`, newest first. */
+  async remotePage(
+    filter: MediaListFilter,
+    after: MediaListCursor | null,
+    limit: number,
+  ): Promise<RemoteMedia[]> {
+    const rows = await this.remoteQuery(filter, after, limit).execute();
+    return rows.map(toRemoteMedia);
+  }
+
+  /** The query of `remotePage` (built, not run). */
+  remoteQuery(filter: MediaListFilter, after: MediaListCursor | null, limit: number) {
+    const base = this.database.db
+      .selectFrom("remote_media_cache")
+      .selectAll()
+      .where((eb) => eb.and(this.#remoteTerms(eb, filter)));
+    const key = ["created_ts", "media_origin", "media_id"] as const;
+    // After a local item, every remote item of its millisecond comes after it.
+    const query =
+      after === null || after.origin !== null
+        ? keysetPage(base, key, after && [after.ts, after.origin as string, after.mediaId], "desc")
+        : orderByKey(base.where("created_ts", "<=", after.ts), key, "desc");
+    return query.limit(limit);
+  }
+
+  /** The count and bytes of the media `filter` selects (two COUNT/SUM over an index range). */
+  async summary(filter: MediaListFilter): Promise<MediaListSummary> {
+    const sides = this.sides(filter);
+    const bytes = sql<
+      number | string | null
+    >`sum(case when media_length > 0 then media_length else 0 end)`.as("bytes");
+    let count = 0;
+    let totalBytes = 0;
+    if (sides.local) {
+      const row = await this.database.db
+        .selectFrom("local_media_repository")
+        .select((eb) => [eb.fn.countAll<number | string>().as("n"), bytes])
+        .where((eb) => eb.and(this.#localTerms(eb, filter)))
+        .executeTakeFirstOrThrow();
+      count += Number(row.n);
+      totalBytes += Number(row.bytes ?? 0);
+    }
+    if (sides.remote) {
+      const row = await this.database.db
+        .selectFrom("remote_media_cache")
+        .select((eb) => [eb.fn.countAll<number | string>().as("n"), bytes])
+        .where((eb) => eb.and(this.#remoteTerms(eb, filter)))
+        .executeTakeFirstOrThrow();
+      count += Number(row.n);
+      totalBytes += Number(row.bytes ?? 0);
+    }
+    return { count, totalBytes };
+  }
+
+  #localTerms(eb: LocalEb, filter: MediaListFilter): Expression<SqlBool>[] {
+    const terms: Expression<SqlBool>[] = [...this.#commonTerms(eb, filter)];
+    if (filter.userId !== undefined) terms.push(eb("user_id", "=", filter.userId));
+    if (filter.protected !== undefined) {
+      terms.push(eb("safe_from_quarantine", "=", filter.protected));
+    }
+    if (filter.roomId !== undefined) {
+      terms.push(
+        eb(
+          "media_id",
+          "in",
+          eb
+            .selectFrom("media_references")
+            .select("media_references.media_id")
+            .where("media_references.room_id", "=", filter.roomId)
+            .where("media_references.media_origin", "=", this.serverName),
+        ),
+      );
+    }
+    return terms;
+  }
+
+  #remoteTerms(eb: RemoteEb, filter: MediaListFilter): Expression<SqlBool>[] {
+    const terms: Expression<SqlBool>[] = [...this.#commonTerms(eb, filter)];
+    if (filter.origin?.local === false) terms.push(eb("media_origin", "=", filter.origin.name));
+    if (filter.roomId !== undefined) {
+      terms.push(
+        eb(
+          eb.refTuple("media_origin", "media_id"),
+          "in",
+          eb
+            .selectFrom("media_references")
+            .select(["media_references.media_origin", "media_references.media_id"])
+            .where("media_references.room_id", "=", filter.roomId)
+            .$asTuple("media_origin", "media_id"),
+        ),
+      );
+    }
+    return terms;
+  }
+
+  /** The terms on columns both tables have. */
+  #commonTerms(eb: LocalEb | RemoteEb, filter: MediaListFilter): Expression<SqlBool>[] {
+    // The two builders differ only in their table; these columns are in both.
+    const e = eb as LocalEb;
+    const terms: Expression<SqlBool>[] = [];
+    const type = filter.mediaType;
+    if (type && "exact" in type) terms.push(e("media_type", "=", type.exact));
+    if (type && "prefix" in type) {
+      // substr, not LIKE: no wildcards to escape, and it keeps the planner on
+      // the created_ts walk rather than a media_type range that must be sorted.
+      terms.push(e(sql`substr(media_type, 1, ${sql.lit(type.prefix.length)})`, "=", type.prefix));
+    }
+    if (filter.minSize !== undefined) terms.push(e("media_length", ">=", filter.minSize));
+    if (filter.maxSize !== undefined) {
+      terms.push(e("media_length", "<=", filter.maxSize), e("media_length", ">", CLAIMED));
+    }
+    if (filter.quarantined === true) terms.push(e("quarantined_by", "is not", null));
+    if (filter.quarantined === false) terms.push(e("quarantined_by", "is", null));
+    return terms;
+  }
+}
