@@ -97,6 +97,19 @@ const DEFAULT_BATCH = 1000;
 /** A slice of loading runs about this long before it lets the event loop turn. */
 const SLICE_MS = 4;
 
+/** `pdq_index.warm_up` (docs/configuration.md). */
+export type PdqIndexWarmUp = "auto" | "always" | "never";
+
+/**
+ * Whether a server builds the index in the background once it listens:
+ * `always`; `auto` only when near-duplicate quarantine is on (its checks
+ * search at every new hash and every quarantine); `never` not. Otherwise
+ * the first look-up builds it (and waits for it).
+ */
+export function warmsUpAtStart(warmUp: PdqIndexWarmUp, nearDuplicateOn: boolean): boolean {
+  return warmUp === "always" || (warmUp === "auto" && nearDuplicateOn);
+}
+
 export class PdqSearchService {
   readonly stats: PdqSearchStats = {
     indexed: 0,
