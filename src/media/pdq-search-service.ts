@@ -313,9 +313,8 @@ export class PdqSearchService {
       this.#buildStarted = performance.now();
       // Loaded on first use: a process with an empty log never holds it.
       const { PdqIndex } = await import("../hashing/pdq-index.js");
+      // It grows a page at a time as the log is read: no step sized by the whole log.
       index = new PdqIndex();
-      // Stream ids are gapless from 1 (migration 0011): the newest is the log's length.
-      index.reserve(await this.repository.newestStreamId());
       this.#index = index;
     }
     const batch = this.options.batchSize ?? DEFAULT_BATCH;
