@@ -53,9 +53,26 @@ import { waitFor } from "./support/wait-for.js";
 /** A second source far from BASE, and an image just inside the distance of it. */
 const OTHER = FAR;
 const OTHER_INSIDE = flip(FAR, D, 120);
+/** A third source, far from both, and an image near it. */
+const THIRD = flip(BASE, 100, 150);
+const THIRD_INSIDE = flip(THIRD, D, 20);
 
 /** Stores a local image row and records its PDQ (and log record), as the hashing queue does. */
 async function admitHashed(database: Database, mediaId: string, pdq: string): Promise<void> {
+  await admitUnhashed(database, mediaId);
+  await recordPdq(database, mediaId, pdq);
+}
+
+/** Records the PDQ of a stored local image (and its log record), as the hashing queue does. */
+async function recordPdq(database: Database, mediaId: string, pdq: string): Promise<void> {
+  await new MediaHashRepository(database).record(
+    { kind: "local", mediaId },
+    { pdq, pdq_status: "hashed", pdq_quality: 90, pdq_reason: null },
+  );
+}
+
+/** Stores a local image row whose hashes are not computed yet. */
+async function admitUnhashed(database: Database, mediaId: string): Promise<void> {
   await database.db
     .insertInto("local_media_repository")
     .values({
@@ -67,21 +84,22 @@ async function admitHashed(database: Database, mediaId: string, pdq: string): Pr
       sha256: randomBytes(32).toString("hex"),
     })
     .execute();
-  await new MediaHashRepository(database).record(
-    { kind: "local", mediaId },
-    { pdq, pdq_status: "hashed", pdq_quality: 90, pdq_reason: null },
-  );
 }
 
 /**
  * The quarantine service and check job over `server`'s database, with hooks:
  * `afterSearch` runs once after the next similarity search returns (the
  * admin's plan), `inTransaction` once after the quarantine's first read of
- * the log's end inside its transaction (after the feed lock).
+ * the log's end inside its transaction (after the feed lock), `afterPlanRead`
+ * once after the next read of a media row (the plan's read of the named one).
  */
 function racingService(server: TestServer) {
   const database = server.app.database;
-  const hooks: { afterSearch?: () => Promise<void>; inTransaction?: () => Promise<void> } = {};
+  const hooks: {
+    afterSearch?: () => Promise<void>;
+    inTransaction?: () => Promise<void>;
+    afterPlanRead?: () => Promise<void>;
+  } = {};
   const search = searchFinder(new PdqSearchService(new PdqHashLogRepository(database), "x"));
   const find: SimilarFinder = async (pdq, d) => {
     const found = await search(pdq, d);
@@ -102,6 +120,14 @@ function racingService(server: TestServer) {
       await hook();
     }
     return end;
+  };
+  const read = provenance.read.bind(provenance);
+  provenance.read = async (db, key) => {
+    const row = await read(db, key);
+    const hook = hooks.afterPlanRead;
+    hooks.afterPlanRead = undefined;
+    await hook?.();
+    return row;
   };
   const rows = new QuarantineRepository();
   const near = new NearDuplicateQuarantine(D, find, provenance, rows);
@@ -162,6 +188,27 @@ forEachEngine("near-duplicate quarantine racing a new hash", (engine) => {
     assert.equal(await quarantinedByOf(database, "lateNear"), admin.userId);
     assert.deepEqual(await sourcesOf(database, "lateNear"), [source]);
     assert.deepEqual(await feedOf(database.db, "lateNear"), [[true, admin.userId]]);
+    await assertFeedMatchesRows(database.db);
+  });
+
+  it("takes the images near a named image whose own hash arrived during the quarantine", async () => {
+    const admin = await server.user("admin3", { admin: true });
+    const database = server.app.database;
+    await admitHashed(database, "thirdNear", THIRD_INSIDE);
+    await admitUnhashed(database, "thirdSource");
+    const { service, drain, hooks } = racingService(server);
+    hooks.afterPlanRead = async () => {
+      // The plan found no PDQ; now it arrives and is checked while the image is still free.
+      await recordPdq(database, "thirdSource", THIRD);
+      await drain.drain();
+      const logged = await new QuarantinePropagationRepository().logEnd(database.db);
+      assert.ok((await checkedUpTo(database)) >= logged, "the job checked the late hash");
+    };
+    assert.equal(await service.quarantine({ local: ["thirdSource"], remote: [] }, admin.userId), 2);
+    assert.equal(hooks.afterPlanRead, undefined, "the hook ran");
+    assert.equal(await quarantinedByOf(database, "thirdNear"), admin.userId);
+    assert.deepEqual(await sourcesOf(database, "thirdNear"), ["thirdSource"]);
+    assert.deepEqual(await feedOf(database.db, "thirdNear"), [[true, admin.userId]]);
     await assertFeedMatchesRows(database.db);
   });
 

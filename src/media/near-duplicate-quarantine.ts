@@ -107,6 +107,25 @@ export class NearDuplicateQuarantine {
     return planned;
   }
 
+  /**
+   * The keys among `targets` that `planned` left out for want of a PDQ and
+   * that have one now (none when off): their hash arrived during the quarantine.
+   */
+  async hashedSince(
+    db: Db,
+    targets: readonly MediaKey[],
+    planned: readonly PlannedSource[],
+  ): Promise<MediaKey[]> {
+    if (this.maxDistance === null) return [];
+    const searched = new Set(planned.map((p) => keyText(p.key)));
+    const late: MediaKey[] = [];
+    for (const key of targets) {
+      if (searched.has(keyText(key))) continue;
+      if ((await this.provenance.read(db, key))?.pdq) late.push(key);
+    }
+    return late;
+  }
+
   /** A direct quarantine claims these items and their SHA-256 copies. */
   async claim(tx: Db, keys: readonly MediaKey[], hashes: readonly string[]): Promise<void> {
     await this.provenance.dropTargets(tx, keys);
