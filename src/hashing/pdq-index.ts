@@ -51,15 +51,40 @@ const SHARD_SHIFT = 26;
 const SHARDS = 1 << (32 - SHARD_SHIFT);
 const SHARD_MIN = 64;
 
-/** Every 16-bit mask, ordered by popcount; MASKS_UP_TO[r] = how many have popcount ≤ r. */
-const { MASKS, MASKS_UP_TO } = (() => {
-  const byPopcount: number[][] = Array.from({ length: 17 }, () => []);
-  for (let m = 0; m < KEYS; m++) byPopcount[popcount32(m)]?.push(m);
-  const upTo = new Int32Array(17);
-  for (let r = 0; r <= 16; r++)
-    upTo[r] = (r > 0 ? (upTo[r - 1] as number) : 0) + (byPopcount[r]?.length ?? 0);
-  return { MASKS: Uint16Array.from(byPopcount.flat()), MASKS_UP_TO: upTo };
+/** WITHIN[r]: how many 16-bit masks have popcount ≤ r (Σ_{t≤r} C(16, t)). */
+const WITHIN = (() => {
+  const within = new Int32Array(17);
+  let binomial = 1; // C(16, t)
+  for (let t = 0; t <= 16; t++) {
+    within[t] = (t > 0 ? (within[t - 1] as number) : 0) + binomial;
+    binomial = (binomial * (16 - t)) / (t + 1);
+  }
+  return within;
 })();
+
+/**
+ * The 16-bit masks of popcount ≤ r, by popcount (ascending within one),
+ * generated on first need per radius (Gosper's hack enumerates each
+ * popcount's masks): a d ≤ 31 query needs 17 of them, so loading the module
+ * does not pay for all 65,536 (that cost ~20–80 ms of CPU at import).
+ */
+let masks = new Uint16Array(1); // popcount 0: the mask 0
+function masksWithin(r: number): Uint16Array {
+  for (let k = 1; k <= r && masks.length < (WITHIN[r] as number); k++) {
+    if (masks.length >= (WITHIN[k] as number)) continue;
+    const grown = new Uint16Array(WITHIN[k] as number);
+    grown.set(masks);
+    let at = WITHIN[k - 1] as number;
+    for (let v = (1 << k) - 1; v < KEYS; ) {
+      grown[at++] = v;
+      const low = v & -v;
+      const ripple = v + low;
+      v = Math.floor(((ripple ^ v) >>> 2) / low) | ripple;
+    }
+    masks = grown;
+  }
+  return masks;
+}
 
 /**
  * How `search` finds candidates: `auto` (the default) picks by the cost
@@ -193,14 +218,16 @@ export class PdqIndex {
     if (this.#strategy !== "auto") return this.#strategy === "scan";
     const radius = d >> 4;
     if (radius >= 16) return true;
-    const probes = CHUNKS * (MASKS_UP_TO[radius] as number);
+    const probes = CHUNKS * (WITHIN[radius] as number);
     const candidates = (probes * this.size) / KEYS;
     return 4 * probes + 32 * candidates >= this.#used;
   }
 
   #probe(query: Uint32Array, d: number): PdqMatch[] {
     const stamp = this.#nextStamp();
-    const count = MASKS_UP_TO[Math.min(d >> 4, 16)] as number;
+    const radius = Math.min(d >> 4, 16);
+    const count = WITHIN[radius] as number;
+    const flips = masksWithin(radius);
     const found: PdqMatch[] = [];
     const words = this.#words;
     const next = this.#next;
@@ -209,7 +236,7 @@ export class PdqIndex {
       const key = chunkOf(query, c);
       const heads = this.#heads[c] as Int32Array;
       for (let m = 0; m < count; m++) {
-        for (let link = heads[key ^ (MASKS[m] as number)] as number; link !== 0; ) {
+        for (let link = heads[key ^ (flips[m] as number)] as number; link !== 0; ) {
           const page = (link - 1) >>> PAGE_SHIFT;
           const at = (link - 1) & PAGE_MASK;
           const stamps = seen[page] as Uint32Array;
