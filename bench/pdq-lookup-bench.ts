@@ -221,6 +221,8 @@ async function benchHttp(path: string, dir: string, queries: readonly string[]) 
     media_store: { engine: "memory" },
     log_level: "silent",
     signing_key_path: join(dir, "signing.key"),
+    // Built at start (the default builds it at the first look-up unless near-duplicate quarantine is on).
+    pdq_index: { warm_up: "always" },
   });
   const app = createApp(config, createLogger("silent"));
   const s0 = performance.now();

@@ -96,7 +96,7 @@ import { registerMediaHashMetrics } from "./media/media-hash-metrics.js";
 import type { PdqHasher } from "./media/media-hashing-service.js";
 import { MediaListingService } from "./media/media-listing-service.js";
 import { NearDuplicateQuarantine, searchFinder } from "./media/near-duplicate-quarantine.js";
-import { PdqSearchService } from "./media/pdq-search-service.js";
+import { PdqSearchService, warmsUpAtStart } from "./media/pdq-search-service.js";
 import { PendingUploads } from "./media/pending-uploads.js";
 import { FeedSignal, QuarantineFeedService } from "./media/quarantine-feed-service.js";
 import { QuarantinePlaceholders } from "./media/quarantine-placeholder.js";
@@ -173,6 +173,11 @@ export interface App {
   readonly outbound: OutboundHttp;
   /** Signed requests to other homeservers, found by spec §4.5 discovery. */
   readonly federation: FederationClient;
+  /**
+   * Resolves when the PDQ index's background build (`pdq_index.warm_up`)
+   * is over, at once when start() began none.
+   */
+  pdqWarmUp(): Promise<void>;
   /** Migrates the database and starts listening; resolves to the base URL. Idempotent. */
   start(): Promise<string>;
   /** Stops accepting requests, drains in-flight ones (up to the grace period), closes the database. Idempotent. */
@@ -195,7 +200,7 @@ export interface Services {
   readonly mediaRows: MediaMetadataCache;
   readonly mediaChanges: MediaChanges;
   readonly tokenCache: TokenCache;
-  /** Stored media by PDQ distance (src/media/pdq-search-service.ts); its index builds after start-up. */
+  /** Stored media by PDQ distance (src/media/pdq-search-service.ts); its index builds after start-up or on first use. */
   readonly pdqSearch: PdqSearchService;
 }
 
@@ -755,7 +760,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   };
 
   // The PDQ index builds in the background once the server listens, when
-  // the log has hashes (src/media/pdq-search-service.ts); stop() aborts it.
+  // the log has hashes and `pdq_index.warm_up` asks for it (else on the
+  // first look-up; src/media/pdq-search-service.ts); stop() aborts it.
   const pdqWarmUpAbort = new AbortController();
   let pdqWarmUp: Promise<void> = Promise.resolve();
   const warmUpPdqIndex = () => {
@@ -789,6 +795,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     accessTimes,
     outbound,
     federation: federation.client,
+    pdqWarmUp: () => pdqWarmUp,
     start() {
       started ??= (async () => {
         const signingKey = await federation.loadSigningKey();
@@ -815,7 +822,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
           (error: unknown) => logger.warn({ err: error }, "sweeping video staging folders failed"),
         );
         await jobs.start();
-        warmUpPdqIndex();
+        const nearOn = config.quarantine_similar.pdq_max_distance !== null;
+        if (warmsUpAtStart(config.pdq_index.warm_up, nearOn)) warmUpPdqIndex();
         return address;
       })();
       return started;

@@ -413,6 +413,17 @@ const configObject = z.strictObject({
     .prefault({}),
   /** The moderation console at /_mxcd/console/ (docs/console.md); `enabled: false`: 404. */
   console: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+  /**
+   * The in-memory PDQ similarity index (docs/trust-and-safety.md "How a PDQ
+   * look-up works"): `auto` builds it at start only when near-duplicate
+   * quarantine is on, else on the first look-up; `always` at start; `never`
+   * on first use only.
+   */
+  pdq_index: z
+    .strictObject({
+      warm_up: z.enum(["auto", "always", "never"]).default("auto"),
+    })
+    .prefault({}),
   /** The application-service event feed (docs/attached.md); unset: no transactions route. */
   app_service: z
     .strictObject({

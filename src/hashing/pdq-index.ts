@@ -10,35 +10,81 @@
  *   r bits of its own chunk (Σ_{t≤r} C(16, t) keys: 17 for d ≤ 31), and
  *   verifies each candidate by its full distance.
  * - Each chunk's table is 65,536 bucket heads plus one "next" link per stored
- *   hash (singly linked lists through the slot array), so a hash costs 32
- *   bytes of packed words + 64 bytes of links + its id: about 100 bytes, and
- *   no per-bucket objects at all.
+ *   hash (singly linked lists through the slots), so a hash costs 32 bytes of
+ *   packed words + 64 bytes of links + its id: about 110 bytes, and no
+ *   per-bucket objects at all.
  * - When the enumeration would cost more than reading everything (large d,
- *   or few hashes), the query scans the packed Uint32Array words instead.
- *   Both paths return exactly the same rows.
+ *   or few hashes), the query scans the packed words instead. Both paths
+ *   return exactly the same rows.
  * - Removal unlinks the slot from its 16 buckets (a walk of each bucket) and
  *   puts it on a free list for reuse.
+ *
+ * Bounded steps (loading 10⁶ hashes must not hold the event loop): slots
+ * live in pages of PAGE_SLOTS, allocated one at a time as slots are handed
+ * out, so the index never allocates, zeroes or copies an array sized by its
+ * whole content; the id → slot table is 64 shards (by the id's hash) that
+ * each double on their own, so a rehash moves ~1/64 of the ids. Links and
+ * table entries hold slot + 1 (0: none), so fresh arrays need no fill.
  */
-
 /** One search result: the caller's id and the Hamming distance to the query. */
 export interface PdqMatch {
   readonly id: number;
   readonly distance: number;
 }
 
+/** `PdqIndex.steps`: the largest single steps the index has taken (tests, benchmarks). */
+export interface PdqIndexSteps {
+  /** Bytes of the largest typed array it allocated. */
+  readonly largestAllocationBytes: number;
+  /** Ids moved by the largest single rehash of an id-table shard. */
+  readonly largestRehash: number;
+}
+
 const CHUNKS = 16;
 const KEYS = 1 << 16;
-const NONE = -1;
+/** Slots per page: a page's largest array (the links) is 16 × 4 B × 32 Ki = 2 MiB. */
+const PAGE_SHIFT = 15;
+export const PAGE_SLOTS = 1 << PAGE_SHIFT;
+const PAGE_MASK = PAGE_SLOTS - 1;
+/** Id-table shards (by the top bits of the id's hash) and a shard's first size. */
+const SHARD_SHIFT = 26;
+const SHARDS = 1 << (32 - SHARD_SHIFT);
+const SHARD_MIN = 64;
 
-/** Every 16-bit mask, ordered by popcount; MASKS_UP_TO[r] = how many have popcount ≤ r. */
-const { MASKS, MASKS_UP_TO } = (() => {
-  const byPopcount: number[][] = Array.from({ length: 17 }, () => []);
-  for (let m = 0; m < KEYS; m++) byPopcount[popcount32(m)]?.push(m);
-  const upTo = new Int32Array(17);
-  for (let r = 0; r <= 16; r++)
-    upTo[r] = (r > 0 ? (upTo[r - 1] as number) : 0) + (byPopcount[r]?.length ?? 0);
-  return { MASKS: Uint16Array.from(byPopcount.flat()), MASKS_UP_TO: upTo };
+/** WITHIN[r]: how many 16-bit masks have popcount ≤ r (Σ_{t≤r} C(16, t)). */
+const WITHIN = (() => {
+  const within = new Int32Array(17);
+  let binomial = 1; // C(16, t)
+  for (let t = 0; t <= 16; t++) {
+    within[t] = (t > 0 ? (within[t - 1] as number) : 0) + binomial;
+    binomial = (binomial * (16 - t)) / (t + 1);
+  }
+  return within;
 })();
+
+/**
+ * The 16-bit masks of popcount ≤ r, by popcount (ascending within one),
+ * generated on first need per radius (Gosper's hack enumerates each
+ * popcount's masks): a d ≤ 31 query needs 17 of them, so loading the module
+ * does not pay for all 65,536 (that cost ~20–80 ms of CPU at import).
+ */
+let masks = new Uint16Array(1); // popcount 0: the mask 0
+function masksWithin(r: number): Uint16Array {
+  for (let k = 1; k <= r && masks.length < (WITHIN[r] as number); k++) {
+    if (masks.length >= (WITHIN[k] as number)) continue;
+    const grown = new Uint16Array(WITHIN[k] as number);
+    grown.set(masks);
+    let at = WITHIN[k - 1] as number;
+    for (let v = (1 << k) - 1; v < KEYS; ) {
+      grown[at++] = v;
+      const low = v & -v;
+      const ripple = v + low;
+      v = Math.floor(((ripple ^ v) >>> 2) / low) | ripple;
+    }
+    masks = grown;
+  }
+  return masks;
+}
 
 /**
  * How `search` finds candidates: `auto` (the default) picks by the cost
@@ -49,23 +95,26 @@ export type PdqIndexStrategy = "auto" | "probe" | "scan";
 
 export class PdqIndex {
   readonly #strategy: PdqIndexStrategy;
-  #capacity = 0;
-  #words = new Uint32Array(0); // 8 words per slot
-  #ids = new Float64Array(0); // the caller's id per slot
-  #live = new Uint8Array(0);
-  #next = new Int32Array(0); // CHUNKS links per slot
-  #seen = new Uint32Array(0); // query stamp per slot (dedupes candidates)
+  // Per page of PAGE_SLOTS slots:
+  readonly #words: Uint32Array[] = []; // 8 words per slot
+  readonly #ids: Float64Array[] = []; // the caller's id per slot
+  readonly #live: Uint8Array[] = [];
+  readonly #next: Int32Array[] = []; // CHUNKS links per slot (slot + 1; 0: end)
+  readonly #seen: Uint32Array[] = []; // query stamp per slot (dedupes candidates)
   #stamp = 0;
-  readonly #heads: Int32Array[] = Array.from({ length: CHUNKS }, () =>
-    new Int32Array(KEYS).fill(NONE),
-  );
-  #table = new Int32Array(0); // id → slot, open addressing (NONE = empty)
+  readonly #heads: Int32Array[]; // per chunk, per key: the first slot + 1 (0: empty)
+  readonly #tables: Int32Array[]; // id → slot + 1 (0: empty), open addressing, per shard
+  readonly #shardCounts = new Int32Array(SHARDS);
   #count = 0;
   #free: number[] = [];
   #used = 0; // slots ever handed out (the high-water mark)
+  #largestAllocation = 0;
+  #largestRehash = 0;
 
   constructor(options: { readonly strategy?: PdqIndexStrategy } = {}) {
     this.#strategy = options.strategy ?? "auto";
+    this.#heads = Array.from({ length: CHUNKS }, () => this.#int32(KEYS));
+    this.#tables = Array.from({ length: SHARDS }, () => this.#int32(SHARD_MIN));
   }
 
   /** The number of stored hashes. */
@@ -73,18 +122,17 @@ export class PdqIndex {
     return this.#count;
   }
 
-  /** True when `id` is stored. */
-  has(id: number): boolean {
-    return Number.isSafeInteger(id) && this.#slotOf(id) !== NONE;
+  /** The largest single allocation and rehash so far: bounded whatever the size. */
+  get steps(): PdqIndexSteps {
+    return {
+      largestAllocationBytes: this.#largestAllocation,
+      largestRehash: this.#largestRehash,
+    };
   }
 
-  /**
-   * Makes room for `count` hashes in all (stored ones included) plus 1/8,
-   * so that loading that many copies no array; never shrinks.
-   */
-  reserve(count: number): void {
-    const wanted = Math.ceil(count + count / 8) + 1024;
-    if (wanted > this.#capacity) this.#grow(wanted);
+  /** True when `id` is stored. */
+  has(id: number): boolean {
+    return Number.isSafeInteger(id) && this.#slotOf(id) !== -1;
   }
 
   /** Stores `hash` under `id`, replacing the hash `id` had. Throws RangeError on a malformed hash or id. */
@@ -93,15 +141,18 @@ export class PdqIndex {
     const words = packHash(hash);
     this.remove(id);
     const slot = this.#free.pop() ?? this.#newSlot();
-    this.#words.set(words, slot * 8);
-    this.#ids[slot] = id;
-    this.#live[slot] = 1;
-    this.#insertId(slot);
+    const page = slot >>> PAGE_SHIFT;
+    const at = slot & PAGE_MASK;
+    (this.#words[page] as Uint32Array).set(words, at * 8);
+    (this.#ids[page] as Float64Array)[at] = id;
+    (this.#live[page] as Uint8Array)[at] = 1;
+    this.#insertId(slot, id);
+    const next = this.#next[page] as Int32Array;
     for (let c = 0; c < CHUNKS; c++) {
       const key = chunkOf(words, c);
       const heads = this.#heads[c] as Int32Array;
-      this.#next[slot * CHUNKS + c] = heads[key] as number;
-      heads[key] = slot;
+      next[at * CHUNKS + c] = heads[key] as number;
+      heads[key] = slot + 1;
     }
   }
 
@@ -109,27 +160,33 @@ export class PdqIndex {
   remove(id: number): void {
     if (!Number.isSafeInteger(id)) return;
     const slot = this.#deleteId(id);
-    if (slot === NONE) return;
-    const words = this.#words.subarray(slot * 8, slot * 8 + 8);
+    if (slot === -1) return;
+    const page = slot >>> PAGE_SHIFT;
+    const at = slot & PAGE_MASK;
+    const own = this.#next[page] as Int32Array;
+    const words = (this.#words[page] as Uint32Array).subarray(at * 8, at * 8 + 8);
     for (let c = 0; c < CHUNKS; c++) {
       const key = chunkOf(words, c);
       const heads = this.#heads[c] as Int32Array;
-      let at = heads[key] as number;
-      if (at === slot) {
-        heads[key] = this.#next[slot * CHUNKS + c] as number;
+      const after = own[at * CHUNKS + c] as number;
+      let link = heads[key] as number;
+      if (link === slot + 1) {
+        heads[key] = after;
         continue;
       }
-      while (at !== NONE) {
-        const link = at * CHUNKS + c;
-        const following = this.#next[link] as number;
-        if (following === slot) {
-          this.#next[link] = this.#next[slot * CHUNKS + c] as number;
+      while (link !== 0) {
+        const prev = link - 1;
+        const links = this.#next[prev >>> PAGE_SHIFT] as Int32Array;
+        const i = (prev & PAGE_MASK) * CHUNKS + c;
+        const following = links[i] as number;
+        if (following === slot + 1) {
+          links[i] = after;
           break;
         }
-        at = following;
+        link = following;
       }
     }
-    this.#live[slot] = 0;
+    (this.#live[page] as Uint8Array)[at] = 0;
     this.#free.push(slot);
   }
 
@@ -161,26 +218,36 @@ export class PdqIndex {
     if (this.#strategy !== "auto") return this.#strategy === "scan";
     const radius = d >> 4;
     if (radius >= 16) return true;
-    const probes = CHUNKS * (MASKS_UP_TO[radius] as number);
+    const probes = CHUNKS * (WITHIN[radius] as number);
     const candidates = (probes * this.size) / KEYS;
     return 4 * probes + 32 * candidates >= this.#used;
   }
 
   #probe(query: Uint32Array, d: number): PdqMatch[] {
     const stamp = this.#nextStamp();
-    const count = MASKS_UP_TO[Math.min(d >> 4, 16)] as number;
+    const radius = Math.min(d >> 4, 16);
+    const count = WITHIN[radius] as number;
+    const flips = masksWithin(radius);
     const found: PdqMatch[] = [];
+    const words = this.#words;
+    const next = this.#next;
+    const seen = this.#seen;
     for (let c = 0; c < CHUNKS; c++) {
       const key = chunkOf(query, c);
       const heads = this.#heads[c] as Int32Array;
       for (let m = 0; m < count; m++) {
-        for (let at = heads[key ^ (MASKS[m] as number)] as number; at !== NONE; ) {
-          if (this.#seen[at] !== stamp) {
-            this.#seen[at] = stamp;
-            const distance = this.#distance(query, at, d);
-            if (distance <= d) found.push({ id: this.#ids[at] as number, distance });
+        for (let link = heads[key ^ (flips[m] as number)] as number; link !== 0; ) {
+          const page = (link - 1) >>> PAGE_SHIFT;
+          const at = (link - 1) & PAGE_MASK;
+          const stamps = seen[page] as Uint32Array;
+          if (stamps[at] !== stamp) {
+            stamps[at] = stamp;
+            const distance = distanceAt(query, words[page] as Uint32Array, at * 8, d);
+            if (distance <= d) {
+              found.push({ id: (this.#ids[page] as Float64Array)[at] as number, distance });
+            }
           }
-          at = this.#next[at * CHUNKS + c] as number;
+          link = (next[page] as Int32Array)[at * CHUNKS + c] as number;
         }
       }
     }
@@ -189,131 +256,143 @@ export class PdqIndex {
 
   #scan(query: Uint32Array, d: number): PdqMatch[] {
     const found: PdqMatch[] = [];
-    for (let slot = 0; slot < this.#used; slot++) {
-      if (this.#live[slot] === 0) continue;
-      const distance = this.#distance(query, slot, d);
-      if (distance <= d) found.push({ id: this.#ids[slot] as number, distance });
+    for (let page = 0; page < this.#words.length; page++) {
+      const words = this.#words[page] as Uint32Array;
+      const live = this.#live[page] as Uint8Array;
+      const ids = this.#ids[page] as Float64Array;
+      const end = Math.min(PAGE_SLOTS, this.#used - page * PAGE_SLOTS);
+      for (let at = 0; at < end; at++) {
+        if (live[at] === 0) continue;
+        const distance = distanceAt(query, words, at * 8, d);
+        if (distance <= d) found.push({ id: ids[at] as number, distance });
+      }
     }
     return found;
   }
 
-  /** The distance from `query` to `slot`, or some value > d as soon as it exceeds d. */
-  #distance(query: Uint32Array, slot: number, d: number): number {
-    const words = this.#words;
-    let distance = 0;
-    for (let w = 0, at = slot * 8; w < 8; w++, at++) {
-      distance += popcount32(((query[w] as number) ^ (words[at] as number)) >>> 0);
-      if (distance > d) return distance;
-    }
-    return distance;
+  #idOf(slot: number): number {
+    return (this.#ids[slot >>> PAGE_SHIFT] as Float64Array)[slot & PAGE_MASK] as number;
   }
 
-  /** The slot holding `id`, or NONE. */
+  /** The slot holding `id`, or -1. */
   #slotOf(id: number): number {
-    const table = this.#table;
-    if (table.length === 0) return NONE;
+    const h = hashId(id);
+    const table = this.#tables[h >>> SHARD_SHIFT] as Int32Array;
     const mask = table.length - 1;
-    for (let at = hashId(id) & mask; ; at = (at + 1) & mask) {
-      const slot = table[at] as number;
-      if (slot === NONE || this.#ids[slot] === id) return slot;
+    for (let at = h & mask; ; at = (at + 1) & mask) {
+      const entry = table[at] as number;
+      if (entry === 0) return -1;
+      if (this.#idOf(entry - 1) === id) return entry - 1;
     }
   }
 
-  /** Enters `slot` (whose id is not stored) in the id table. */
-  #insertId(slot: number): void {
-    if ((this.#count + 1) * 10 > this.#table.length * 7) {
-      this.#rehash(Math.max(this.#table.length * 2, 2048));
-    }
-    const table = this.#table;
+  /** Enters `slot` (holding `id`, which is not stored) in the id table. */
+  #insertId(slot: number, id: number): void {
+    const h = hashId(id);
+    const shard = h >>> SHARD_SHIFT;
+    const count = this.#shardCounts[shard] as number;
+    if ((count + 1) * 10 > (this.#tables[shard] as Int32Array).length * 7) this.#rehash(shard);
+    const table = this.#tables[shard] as Int32Array;
     const mask = table.length - 1;
-    let at = hashId(this.#ids[slot] as number) & mask;
-    while (table[at] !== NONE) at = (at + 1) & mask;
-    table[at] = slot;
+    let at = h & mask;
+    while (table[at] !== 0) at = (at + 1) & mask;
+    table[at] = slot + 1;
+    this.#shardCounts[shard] = count + 1;
     this.#count += 1;
   }
 
   /**
-   * Takes `id` out of the id table and returns its slot (NONE when absent).
+   * Takes `id` out of the id table and returns its slot (-1 when absent).
    * Linear-probing deletion: later entries of the run that could sit in the
    * freed place move back into it, so a probe never stops early.
    */
   #deleteId(id: number): number {
-    const table = this.#table;
-    if (table.length === 0) return NONE;
+    const h = hashId(id);
+    const shard = h >>> SHARD_SHIFT;
+    const table = this.#tables[shard] as Int32Array;
     const mask = table.length - 1;
-    let hole = hashId(id) & mask;
+    let hole = h & mask;
     for (;;) {
-      const slot = table[hole] as number;
-      if (slot === NONE) return NONE;
-      if (this.#ids[slot] === id) break;
+      const entry = table[hole] as number;
+      if (entry === 0) return -1;
+      if (this.#idOf(entry - 1) === id) break;
       hole = (hole + 1) & mask;
     }
-    const found = table[hole] as number;
-    for (let at = (hole + 1) & mask; table[at] !== NONE; at = (at + 1) & mask) {
-      const home = hashId(this.#ids[table[at] as number] as number) & mask;
+    const found = (table[hole] as number) - 1;
+    for (let at = (hole + 1) & mask; table[at] !== 0; at = (at + 1) & mask) {
+      const home = hashId(this.#idOf((table[at] as number) - 1)) & mask;
       // The entry at `at` may fill the hole unless its home lies cyclically in (hole, at].
       const stays = hole <= at ? hole < home && home <= at : hole < home || home <= at;
       if (stays) continue;
       table[hole] = table[at] as number;
       hole = at;
     }
-    table[hole] = NONE;
+    table[hole] = 0;
+    this.#shardCounts[shard] = (this.#shardCounts[shard] as number) - 1;
     this.#count -= 1;
     return found;
   }
 
-  /** A new id table of `size` (a power of two) holding every stored slot. */
-  #rehash(size: number): void {
-    const old = this.#table;
-    const table = new Int32Array(size).fill(NONE);
-    const mask = size - 1;
+  /** Doubles one shard of the id table (~1/64 of the ids move). */
+  #rehash(shard: number): void {
+    const old = this.#tables[shard] as Int32Array;
+    const table = this.#int32(old.length * 2);
+    const mask = table.length - 1;
     for (let i = 0; i < old.length; i++) {
-      const slot = old[i] as number;
-      if (slot === NONE) continue;
-      let at = hashId(this.#ids[slot] as number) & mask;
-      while (table[at] !== NONE) at = (at + 1) & mask;
-      table[at] = slot;
+      const entry = old[i] as number;
+      if (entry === 0) continue;
+      let at = hashId(this.#idOf(entry - 1)) & mask;
+      while (table[at] !== 0) at = (at + 1) & mask;
+      table[at] = entry;
     }
-    this.#table = table;
+    this.#tables[shard] = table;
+    this.#largestRehash = Math.max(this.#largestRehash, this.#shardCounts[shard] as number);
   }
 
   #nextStamp(): number {
     this.#stamp = (this.#stamp + 1) >>> 0;
     if (this.#stamp === 0) {
-      this.#seen.fill(0);
+      for (const stamps of this.#seen) stamps.fill(0);
       this.#stamp = 1;
     }
     return this.#stamp;
   }
 
+  /** A slot never used before; its page is allocated when it is the page's first. */
   #newSlot(): number {
-    if (this.#used === this.#capacity) {
-      this.#grow(Math.max(1024, this.#capacity + (this.#capacity >> 1)));
+    if (this.#used === this.#words.length * PAGE_SLOTS) {
+      this.#words.push(this.#typed(PAGE_SLOTS * 8, Uint32Array));
+      this.#ids.push(this.#typed(PAGE_SLOTS, Float64Array));
+      this.#live.push(this.#typed(PAGE_SLOTS, Uint8Array));
+      this.#next.push(this.#int32(PAGE_SLOTS * CHUNKS));
+      this.#seen.push(this.#typed(PAGE_SLOTS, Uint32Array));
     }
     return this.#used++;
   }
 
-  #grow(capacity: number): void {
-    const grown = <T extends Uint32Array | Float64Array | Uint8Array | Int32Array>(
-      old: T,
-      make: (n: number) => T,
-      per: number,
-    ): T => {
-      const bigger = make(capacity * per);
-      bigger.set(old as never);
-      return bigger;
-    };
-    this.#words = grown(this.#words, (n) => new Uint32Array(n), 8);
-    this.#ids = grown(this.#ids, (n) => new Float64Array(n), 1);
-    this.#live = grown(this.#live, (n) => new Uint8Array(n), 1);
-    this.#next = grown(this.#next, (n) => new Int32Array(n), CHUNKS);
-    this.#seen = grown(this.#seen, (n) => new Uint32Array(n), 1);
-    this.#capacity = capacity;
-    // The id table keeps its load ≤ 0.7 at full capacity: no rehash while filling.
-    let size = 2048;
-    while (size * 7 < capacity * 10) size *= 2;
-    if (size > this.#table.length) this.#rehash(size);
+  #int32(length: number): Int32Array {
+    return this.#typed(length, Int32Array);
   }
+
+  /** Every array of the index comes from here: the largest is recorded (`steps`). */
+  #typed<T extends { readonly byteLength: number }>(
+    length: number,
+    make: new (length: number) => T,
+  ): T {
+    const array = new make(length);
+    this.#largestAllocation = Math.max(this.#largestAllocation, array.byteLength);
+    return array;
+  }
+}
+
+/** The distance from `query` to the 8 words at `words[at..]`, or some value > d once it exceeds d. */
+function distanceAt(query: Uint32Array, words: Uint32Array, at: number, d: number): number {
+  let distance = 0;
+  for (let w = 0; w < 8; w++, at++) {
+    distance += popcount32(((query[w] as number) ^ (words[at] as number)) >>> 0);
+    if (distance > d) return distance;
+  }
+  return distance;
 }
 
 /** A PDQ hex string as 8 little-endian 32-bit words: word w holds bits 32w..32w+31. */

@@ -63,7 +63,16 @@ export interface PlannedSource {
   readonly key: MediaKey;
   readonly pdq: string;
   readonly candidates: readonly MediaKey[];
+  /**
+   * The PDQ hash log's end before the search (an admin's quarantine): the
+   * search saw every record up to it, and the transaction reads the later
+   * ones itself (see `propagate`).
+   */
+  readonly loggedUpTo?: number;
 }
+
+/** Log records read per query when a quarantine reads the records its search missed. */
+const LATE_PAGE = 1000;
 
 /** `quarantined_by` of automatic quarantine. */
 const SYSTEM = "system";
@@ -91,9 +100,30 @@ export class NearDuplicateQuarantine {
     for (const key of targets) {
       const row = await this.provenance.read(db, key);
       if (!row?.pdq) continue;
-      planned.push({ key, pdq: row.pdq, candidates: await this.search(row.pdq) });
+      // Before the search: log ids are visible in commit order, so the search sees all up to it.
+      const loggedUpTo = await this.provenance.logEnd(db);
+      planned.push({ key, pdq: row.pdq, candidates: await this.search(row.pdq), loggedUpTo });
     }
     return planned;
+  }
+
+  /**
+   * The keys among `targets` that `planned` left out for want of a PDQ and
+   * that have one now (none when off): their hash arrived during the quarantine.
+   */
+  async hashedSince(
+    db: Db,
+    targets: readonly MediaKey[],
+    planned: readonly PlannedSource[],
+  ): Promise<MediaKey[]> {
+    if (this.maxDistance === null) return [];
+    const searched = new Set(planned.map((p) => keyText(p.key)));
+    const late: MediaKey[] = [];
+    for (const key of targets) {
+      if (searched.has(keyText(key))) continue;
+      if ((await this.provenance.read(db, key))?.pdq) late.push(key);
+    }
+    return late;
   }
 
   /** A direct quarantine claims these items and their SHA-256 copies. */
@@ -102,16 +132,43 @@ export class NearDuplicateQuarantine {
     await this.provenance.dropTargets(tx, await this.provenance.withHashes(tx, hashes));
   }
 
-  /** Propagates from each planned source still a source; returns the transitions (by `by`). */
+  /**
+   * Propagates from each planned source still a source; returns the
+   * transitions (by `by`). Called after the feed lock: images whose hash was
+   * logged after the plan's search are read from the log here, because the
+   * check job may have checked them before this transaction quarantined
+   * their source (docs/trust-and-safety.md "A quarantine racing a new hash").
+   */
   async propagate(tx: Db, planned: readonly PlannedSource[], by: string): Promise<Transition[]> {
     const changed: Transition[] = [];
+    const since = Math.min(...planned.flatMap((p) => p.loggedUpTo ?? []));
+    const late = Number.isFinite(since) ? await this.#loggedSince(tx, since) : [];
     for (const source of planned) {
       const row = await this.provenance.read(tx, source.key);
       if (!row || row.quarantinedBy === null || row.protected || row.pdq !== source.pdq) continue;
       if (await this.provenance.isHeld(tx, source.key)) continue;
-      changed.push(...(await this.#fromSource(tx, source, by)));
+      const candidates = new Map(source.candidates.map((c) => [keyText(c), c]));
+      for (const l of late) {
+        if (this.#near(l.pdq, source.pdq)) candidates.set(keyText(l.key), l.key);
+      }
+      changed.push(
+        ...(await this.#fromSource(tx, { ...source, candidates: [...candidates.values()] }, by)),
+      );
     }
     return changed;
+  }
+
+  /** Stored images logged after `after` whose current PDQ is the logged one. */
+  async #loggedSince(tx: Db, after: number): Promise<{ key: MediaKey; pdq: string }[]> {
+    const end = await this.provenance.logEnd(tx);
+    const found: { key: MediaKey; pdq: string }[] = [];
+    for (let from = after; from < end; ) {
+      const page = await this.provenance.logPage(tx, from, end, LATE_PAGE);
+      for (const e of page) if (e.current === e.pdq) found.push({ key: e.key, pdq: e.pdq });
+      if (page.length < LATE_PAGE) break;
+      from = page[page.length - 1]!.streamId;
+    }
+    return found;
   }
 
   /**
@@ -232,6 +289,10 @@ export class NearDuplicateQuarantine {
       ...(await this.rows.updateRemote(tx, { items: remote }, by)),
     ];
   }
+}
+
+function keyText(k: MediaKey): string {
+  return `${k.origin ?? ""}/${k.mediaId}`;
 }
 
 function same(a: MediaKey, b: MediaKey): boolean {

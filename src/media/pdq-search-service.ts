@@ -97,6 +97,19 @@ const DEFAULT_BATCH = 1000;
 /** A slice of loading runs about this long before it lets the event loop turn. */
 const SLICE_MS = 4;
 
+/** `pdq_index.warm_up` (docs/configuration.md). */
+export type PdqIndexWarmUp = "auto" | "always" | "never";
+
+/**
+ * Whether a server builds the index in the background once it listens:
+ * `always`; `auto` only when near-duplicate quarantine is on (its checks
+ * search at every new hash and every quarantine); `never` not. Otherwise
+ * the first look-up builds it (and waits for it).
+ */
+export function warmsUpAtStart(warmUp: PdqIndexWarmUp, nearDuplicateOn: boolean): boolean {
+  return warmUp === "always" || (warmUp === "auto" && nearDuplicateOn);
+}
+
 export class PdqSearchService {
   readonly stats: PdqSearchStats = {
     indexed: 0,
@@ -300,9 +313,8 @@ export class PdqSearchService {
       this.#buildStarted = performance.now();
       // Loaded on first use: a process with an empty log never holds it.
       const { PdqIndex } = await import("../hashing/pdq-index.js");
+      // It grows a page at a time as the log is read: no step sized by the whole log.
       index = new PdqIndex();
-      // Stream ids are gapless from 1 (migration 0011): the newest is the log's length.
-      index.reserve(await this.repository.newestStreamId());
       this.#index = index;
     }
     const batch = this.options.batchSize ?? DEFAULT_BATCH;
@@ -321,7 +333,8 @@ export class PdqSearchService {
         const row = rows[i] as (typeof rows)[number];
         index.add(row.streamId, row.pdq);
         this.#last = row.streamId;
-        if ((i & 127) === 127) await breathe();
+        // Often: the first adds touch fresh pages of the bucket heads (a page fault each).
+        if ((i & 15) === 15) await breathe();
       }
       this.stats.logRead += rows.length;
       if (rows.length < batch) break;

@@ -36,7 +36,7 @@ import type {
   QuarantineRepository,
   Transition,
 } from "../repositories/quarantine-repository.js";
-import { NearDuplicateQuarantine } from "./near-duplicate-quarantine.js";
+import { NearDuplicateQuarantine, type PlannedSource } from "./near-duplicate-quarantine.js";
 
 export interface MediaTargets {
   readonly local: readonly string[];
@@ -82,17 +82,38 @@ export class QuarantineService {
    * transitions.
    */
   async quarantine(targets: MediaTargets, by: string): Promise<number> {
+    const keys = keysOf(targets);
     // The search is outside the transaction; propagate() re-checks each candidate.
-    const planned = await this.near.plan(this.database.db, keysOf(targets));
-    return this.#write(
-      async (tx) => {
-        const n = await this.#apply(tx, targets, by);
-        const near = await this.near.propagate(tx, planned, by);
-        await this.#record(tx, near, by);
-        return n + near.length;
-      },
+    const planned = await this.near.plan(this.database.db, keys);
+    const n = await this.#write(
+      async (tx) => (await this.#apply(tx, targets, by)) + (await this.#propagate(tx, planned, by)),
       (n) => n > 0,
     );
+    // A named image whose PDQ was computed meanwhile was not searched, and the
+    // check job may have checked its hash before it was quarantined: its near
+    // images are taken now (docs/trust-and-safety.md "A quarantine racing a new hash").
+    const late = await this.near.plan(
+      this.database.db,
+      await this.near.hashedSince(this.database.db, keys, planned),
+    );
+    if (late.length === 0) return n;
+    return (
+      n +
+      (await this.#write(
+        async (tx) => {
+          await this.repository.lockFeed(tx);
+          return this.#propagate(tx, late, by);
+        },
+        (m) => m > 0,
+      ))
+    );
+  }
+
+  /** Propagates from the planned sources in `tx` (after the feed lock) and records the transitions. */
+  async #propagate(tx: Db, planned: readonly PlannedSource[], by: string): Promise<number> {
+    const near = await this.near.propagate(tx, planned, by);
+    await this.#record(tx, near, by);
+    return near.length;
   }
 
   /**
