@@ -25,7 +25,8 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
-import { join, normalize, resolve } from "node:path";
+import { join, normalize, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   findPostgresBin,
   type PostgresCluster,
@@ -95,7 +96,9 @@ async function main(): Promise<number> {
         continue;
       }
       const tapFile = join(scratch, `results-${store}.tap`);
+      const started = performance.now();
       const code = await runNodeTests(cluster?.adminUrl, store, tapFile, passFiles);
+      printSlowestFiles(store, `${tapFile}.timings`, performance.now() - started);
       passes.push({ code, tap: readFileSync(tapFile, "utf8") });
     }
     return summarize(passes, cluster !== undefined);
@@ -110,6 +113,24 @@ function filesUsingTheStore(): string[] {
   const users = new Set(storeUsers(markers).map((file) => resolve(file)));
   return files.filter((file) => users.has(resolve(file)));
 }
+
+/** The pass's wall time and its slowest files (scripts/file-timing-reporter.mjs). */
+function printSlowestFiles(store: string, timingsFile: string, passMs: number): void {
+  const timings = readFileSync(timingsFile, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as { file: string; ms: number; tests: number })
+    .sort((a, b) => b.ms - a.ms);
+  const seconds = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
+  const fileSum = timings.reduce((sum, t) => sum + t.ms, 0);
+  console.log(
+    `\n${store} pass: ${seconds(passMs).trim()} s wall, ${seconds(fileSum).trim()} s in files; slowest:`,
+  );
+  for (const t of timings.slice(0, SLOWEST_SHOWN)) {
+    console.log(`${seconds(t.ms)} s  ${relative(process.cwd(), t.file)} (${t.tests} tests)`);
+  }
+}
+const SLOWEST_SHOWN = 25;
 
 function runNodeTests(
   postgresUrl: string | undefined,
@@ -129,6 +150,8 @@ function runNodeTests(
     "--test-reporter-destination=stdout",
     "--test-reporter=tap",
     `--test-reporter-destination=${tapFile}`,
+    `--test-reporter=${fileURLToPath(new URL("file-timing-reporter.mjs", import.meta.url))}`,
+    `--test-reporter-destination=${tapFile}.timings`,
     ...passFiles,
   ];
   const env: NodeJS.ProcessEnv = {
