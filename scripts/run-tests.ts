@@ -119,7 +119,7 @@ function printSlowestFiles(store: string, timingsFile: string, passMs: number): 
   const timings = readFileSync(timingsFile, "utf8")
     .split("\n")
     .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line) as { file: string; ms: number; tests: number })
+    .map((line) => JSON.parse(line) as { file: string; ms: number })
     .sort((a, b) => b.ms - a.ms);
   const seconds = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
   const fileSum = timings.reduce((sum, t) => sum + t.ms, 0);
@@ -127,7 +127,7 @@ function printSlowestFiles(store: string, timingsFile: string, passMs: number): 
     `\n${store} pass: ${seconds(passMs).trim()} s wall, ${seconds(fileSum).trim()} s in files; slowest:`,
   );
   for (const t of timings.slice(0, SLOWEST_SHOWN)) {
-    console.log(`${seconds(t.ms)} s  ${relative(process.cwd(), t.file)} (${t.tests} tests)`);
+    console.log(`${seconds(t.ms)} s  ${relative(process.cwd(), t.file)}`);
   }
 }
 const SLOWEST_SHOWN = 25;
