@@ -273,6 +273,8 @@ export interface AppOptions {
    * gives it): with previews off their modules are never loaded (memory at rest).
    */
   readonly urlPreviews?: UrlPreviewsFactory;
+  /** Wraps the media store every service uses (tests watch it); default none. */
+  readonly wrapStore?: (store: BlobStore) => BlobStore;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -283,7 +285,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     maxBytes: config.media_cache.max_bytes,
     maxItemBytes: config.media_cache.max_item_bytes,
   });
-  const store: BlobStore = new CachingBlobStore(createBlobStore(config.media_store), byteCache);
+  const cached = new CachingBlobStore(createBlobStore(config.media_store), byteCache);
+  const store: BlobStore = options.wrapStore?.(cached) ?? cached;
   // Cross-process signals and single flight (docs/deployment.md): on
   // PostgreSQL LISTEN/NOTIFY and advisory locks, on SQLite in-process.
   const bus = createNotificationBus(config.database, logger);
