@@ -16,14 +16,16 @@
  * The suite runs once per media store: the filesystem (the embedded default),
  * then S3 (every test server on its own s3rver, MXCD_TEST_MEDIA_STORE=s3).
  * MXCD_TEST_STORES=filesystem (or s3) runs one pass only, for quick local runs.
- * After a filesystem pass, the S3 pass runs only the files that started a
- * server on the store under test (test/support/run-markers.ts,
- * `markStoreUsed`): the others do exactly the same thing in both passes.
+ * After a filesystem pass, the S3 pass runs only the files whose test servers
+ * reached the store under test (test/support/run-markers.ts, `markStoreUsed`
+ * through `watchStoreUse` and `watchStoreConfig`): the others do exactly the
+ * same thing in both passes. Each pass prints its wall time and its slowest
+ * files (scripts/file-timing-reporter.mjs).
  *
  * Usage: tsx scripts/run-tests.ts [test files...]
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, normalize, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -116,6 +118,7 @@ function filesUsingTheStore(): string[] {
 
 /** The pass's wall time and its slowest files (scripts/file-timing-reporter.mjs). */
 function printSlowestFiles(store: string, timingsFile: string, passMs: number): void {
+  if (!existsSync(timingsFile)) return;
   const timings = readFileSync(timingsFile, "utf8")
     .split("\n")
     .filter((line) => line.trim() !== "")
