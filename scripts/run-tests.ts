@@ -151,16 +151,16 @@ function runNodeTests(
     `--test-timeout=${process.env.MXCD_TEST_TIMEOUT_MS ?? 180_000}`,
     "--test-reporter=spec",
     "--test-reporter-destination=stdout",
-    "--test-reporter=tap",
-    `--test-reporter-destination=${tapFile}`,
+    // TAP, and each file's duration in ${tapFile}.timings.
     `--test-reporter=${fileURLToPath(new URL("file-timing-reporter.mjs", import.meta.url))}`,
-    `--test-reporter-destination=${tapFile}.timings`,
+    `--test-reporter-destination=${tapFile}`,
     ...passFiles,
   ];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     MXCD_TEST_MARKERS: markers,
     MXCD_TEST_MEDIA_STORE: store,
+    MXCD_TEST_TIMINGS: `${tapFile}.timings`,
   };
   if (postgresUrl) env.MXCD_TEST_POSTGRES_URL = postgresUrl;
   else delete env.MXCD_TEST_POSTGRES_URL;
