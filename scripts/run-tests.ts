@@ -16,16 +16,19 @@
  * The suite runs once per media store: the filesystem (the embedded default),
  * then S3 (every test server on its own s3rver, MXCD_TEST_MEDIA_STORE=s3).
  * MXCD_TEST_STORES=filesystem (or s3) runs one pass only, for quick local runs.
- * After a filesystem pass, the S3 pass runs only the files that started a
- * server on the store under test (test/support/run-markers.ts,
- * `markStoreUsed`): the others do exactly the same thing in both passes.
+ * After a filesystem pass, the S3 pass runs only the files whose test servers
+ * reached the store under test (test/support/run-markers.ts, `markStoreUsed`
+ * through `watchStoreUse` and `watchStoreConfig`): the others do exactly the
+ * same thing in both passes. Each pass prints its wall time and its slowest
+ * files (scripts/file-timing-reporter.mjs).
  *
  * Usage: tsx scripts/run-tests.ts [test files...]
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
-import { join, normalize, resolve } from "node:path";
+import { join, normalize, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   findPostgresBin,
   type PostgresCluster,
@@ -96,7 +99,9 @@ async function main(): Promise<number> {
         continue;
       }
       const tapFile = join(scratch, `results-${store}.tap`);
+      const started = performance.now();
       const code = await runNodeTests(cluster?.adminUrl, store, tapFile, passFiles);
+      printSlowestFiles(store, `${tapFile}.timings`, performance.now() - started);
       passes.push({ code, tap: readFileSync(tapFile, "utf8") });
     }
     return summarize(passes, cluster !== undefined);
@@ -111,6 +116,25 @@ function filesUsingTheStore(): string[] {
   const users = new Set(storeUsers(markers).map((file) => resolve(file)));
   return files.filter((file) => users.has(resolve(file)));
 }
+
+/** The pass's wall time and its slowest files (scripts/file-timing-reporter.mjs). */
+function printSlowestFiles(store: string, timingsFile: string, passMs: number): void {
+  if (!existsSync(timingsFile)) return;
+  const timings = readFileSync(timingsFile, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as { file: string; ms: number })
+    .sort((a, b) => b.ms - a.ms);
+  const seconds = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
+  const fileSum = timings.reduce((sum, t) => sum + t.ms, 0);
+  console.log(
+    `\n${store} pass: ${seconds(passMs).trim()} s wall, ${seconds(fileSum).trim()} s in files; slowest:`,
+  );
+  for (const t of timings.slice(0, SLOWEST_SHOWN)) {
+    console.log(`${seconds(t.ms)} s  ${relative(process.cwd(), t.file)}`);
+  }
+}
+const SLOWEST_SHOWN = 25;
 
 function runNodeTests(
   postgresUrl: string | undefined,
@@ -128,7 +152,8 @@ function runNodeTests(
     `--test-timeout=${process.env.MXCD_TEST_TIMEOUT_MS ?? 180_000}`,
     "--test-reporter=spec",
     "--test-reporter-destination=stdout",
-    "--test-reporter=tap",
+    // TAP, and each file's duration in ${tapFile}.timings.
+    `--test-reporter=${fileURLToPath(new URL("file-timing-reporter.mjs", import.meta.url))}`,
     `--test-reporter-destination=${tapFile}`,
     ...passFiles,
   ];
@@ -136,6 +161,7 @@ function runNodeTests(
     ...process.env,
     MXCD_TEST_MARKERS: markers,
     MXCD_TEST_MEDIA_STORE: store,
+    MXCD_TEST_TIMINGS: `${tapFile}.timings`,
   };
   if (postgresUrl) env.MXCD_TEST_POSTGRES_URL = postgresUrl;
   else delete env.MXCD_TEST_POSTGRES_URL;

@@ -294,6 +294,8 @@ export interface AppOptions {
   readonly urlPreviews?: UrlPreviewsFactory;
   /** The built moderation console's folder (tests); default `dist/console/` of this package. */
   readonly consoleDir?: string;
+  /** Wraps the media store every service uses (tests watch it); default none. */
+  readonly wrapStore?: (store: BlobStore) => BlobStore;
 }
 
 export function createApp(config: Config, logger: Logger, options: AppOptions = {}): App {
@@ -304,7 +306,8 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     maxBytes: config.media_cache.max_bytes,
     maxItemBytes: config.media_cache.max_item_bytes,
   });
-  const store: BlobStore = new CachingBlobStore(createBlobStore(config.media_store), byteCache);
+  const cached = new CachingBlobStore(createBlobStore(config.media_store), byteCache);
+  const store: BlobStore = options.wrapStore?.(cached) ?? cached;
   // Cross-process signals and single flight (docs/deployment.md): on
   // PostgreSQL LISTEN/NOTIFY and advisory locks, on SQLite in-process.
   const bus = createNotificationBus(config.database, logger);

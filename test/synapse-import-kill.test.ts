@@ -1,10 +1,13 @@
 /**
  * `mxcd import synapse` killed at any moment and re-run (docs/import.md), on
  * SQLite and PostgreSQL: the real CLI, as a child process, importing a bulk
- * Synapse fixture (test/support/synapse-bulk-fixture.ts, 30,000 rows: 42
- * pages of local media, 6 of remote), is killed with SIGKILL after its
- * first committed page, in the local phase and in the remote phase (each
- * point seen in the job's stored progress, never after a fixed sleep).
+ * Synapse fixture (test/support/synapse-bulk-fixture.ts, 6,000 rows, every
+ * kind of row the 100,000-row one has; pages of 100 rows: 42 pages of local
+ * media, 6 of remote), is killed with SIGKILL after its first committed
+ * page, in the local phase, and after the first page of the remote phase
+ * (five pages before the end; each point seen in the job's stored progress,
+ * never after a fixed sleep, and each kill shown to land before the import
+ * finished).
  * After every kill mxcd's rows are exactly what the stored tally counts
  * (no page half done); the re-run to completion reports the fixture's
  * counts with no duplicate and nothing missing, the quarantine feed has one
@@ -39,7 +42,9 @@ import {
   withDatabase,
 } from "./support/synapse-bulk-checks.js";
 
-const ROWS = 30_000;
+const ROWS = 6_000;
+/** Small pages: as many pages (and kill points) as the default 500 gives 30,000 rows. */
+const BATCH_SIZE = 100;
 
 forEachEngine("Synapse import killed and re-run", (engine: Engine) => {
   let scale: Scale;
@@ -74,10 +79,12 @@ forEachEngine("Synapse import killed and re-run", (engine: Engine) => {
           : ["--database", location.postgres]),
         "--media-store",
         fixture.mediaStore,
+        "--batch-size",
+        String(BATCH_SIZE),
       ];
       const sourceRows = fixture.localCount + fixture.remoteCount;
-      // After the first committed page; in the local phase; in the remote phase.
-      const killAt = [1, Math.round(sourceRows * 0.4), Math.round(sourceRows * 0.9)];
+      // After the first committed page; in the local phase; after the first remote page.
+      const killAt = [1, Math.round(sourceRows * 0.4), fixture.localCount + 1];
       const seen: number[] = [];
       // One connection watches the job's stored progress while the CLI runs.
       const watcher = createDatabase(config);

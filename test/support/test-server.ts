@@ -14,7 +14,7 @@ import { createLogger } from "../../src/logging/logger.js";
 import { createUrlPreviews } from "../../src/previews/create-url-previews.js";
 import { freshDatabaseConfig } from "./databases.js";
 import { HttpClient } from "./http-client.js";
-import { markStoreUsed } from "./run-markers.js";
+import { watchStoreConfig, watchStoreUse } from "./run-markers.js";
 import { startS3rver } from "./s3rver.js";
 
 export const TEST_SERVER_NAME = "test.local";
@@ -51,12 +51,11 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-server-"));
   // MXCD_TEST_MEDIA_STORE=s3 runs every test server on its own s3rver
-  // instead of a media folder (npm test runs the suite both ways).
-  if (overrides.media_store === undefined) markStoreUsed();
+  // instead of a media folder (npm test runs the suite both ways; the S3
+  // pass only the files whose servers used the store, see watchStoreUse).
+  const storeUnderTest = overrides.media_store === undefined;
   const s3 =
-    process.env.MXCD_TEST_MEDIA_STORE === "s3" && overrides.media_store === undefined
-      ? await startS3rver()
-      : undefined;
+    process.env.MXCD_TEST_MEDIA_STORE === "s3" && storeUnderTest ? await startS3rver() : undefined;
   // A key file made beforehand, as an admin would (attached mode refuses to
   // create one: the homeserver must publish it).
   writeFileSync(join(dir, "signing.key"), formatSigningKeyFile([generateSigningKey()]), {
@@ -75,10 +74,14 @@ export async function startTestServer(
     ...overrides,
   });
   // The server loads the preview stack only when on (loadUrlPreviews); tests always pass it.
-  const app = createApp(config, createLogger(config.log_level), {
+  const watchedConfig = storeUnderTest ? watchStoreConfig(config) : undefined;
+  const app = createApp(watchedConfig?.config ?? config, createLogger(config.log_level), {
     urlPreviews: createUrlPreviews,
+    ...(storeUnderTest ? { wrapStore: watchStoreUse } : {}),
     ...hooks.appOptions,
   });
+  // The app has read its store config; a test that reads it uses the store.
+  watchedConfig?.arm();
   hooks.beforeStart?.(app);
   let baseUrl: string;
   try {

@@ -12,6 +12,9 @@
  * TCP keep-alive makes a vanished server (or host) show up as a broken
  * connection instead of a silent one. Users must tolerate `client` being
  * undefined: the bus then relies on polls, the locks on idempotent work.
+ * Its users share the one client, so they send statements through `query`,
+ * which runs them one after another: pg 8 queues a statement sent while
+ * another runs (deprecated, with a warning) and pg 9 will refuse it.
  */
 import pg from "pg";
 import type { Logger } from "../../logging/logger.js";
@@ -39,6 +42,8 @@ export class DedicatedConnection {
   #started?: Promise<void>;
   /** Clients already given up on, so their late `error`/`end` events are ignored. */
   readonly #dead = new WeakSet<pg.Client>();
+  /** Per client, the end of its last statement sent through `query`. */
+  readonly #last = new WeakMap<pg.Client, Promise<unknown>>();
 
   constructor(private readonly options: DedicatedConnectionOptions) {}
 
@@ -50,6 +55,24 @@ export class DedicatedConnection {
   /** How many connections have been made; changes when the session is replaced. */
   get generation(): number {
     return this.#generation;
+  }
+
+  /**
+   * Runs a statement on `client` (this connection's, possibly already lost)
+   * once the statements sent before it have finished, whatever their outcome.
+   */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    client: pg.Client,
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const previous = this.#last.get(client) ?? Promise.resolve();
+    const result = previous.then(() => client.query<R>(text, values));
+    this.#last.set(
+      client,
+      result.catch(() => {}),
+    );
+    return result;
   }
 
   /** Makes the first connection attempt (retried in the background if it fails). Idempotent. */

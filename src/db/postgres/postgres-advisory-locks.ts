@@ -54,7 +54,8 @@ export class PostgresAdvisoryLocks implements AdvisoryLocks {
     const key = advisoryLockKey(name);
     let locked: boolean;
     try {
-      const { rows } = await client.query<{ locked: boolean }>(
+      const { rows } = await this.#connection.query<{ locked: boolean }>(
+        client,
         "select pg_try_advisory_lock(cast($1 as bigint)) as locked",
         [key],
       );
@@ -72,8 +73,8 @@ export class PostgresAdvisoryLocks implements AdvisoryLocks {
         if (released) return;
         released = true;
         if (this.#connection.client === client && this.#connection.generation === generation) {
-          await client
-            .query("select pg_advisory_unlock(cast($1 as bigint))", [key])
+          await this.#connection
+            .query(client, "select pg_advisory_unlock(cast($1 as bigint))", [key])
             .catch(() => this.#connection.recycle(client));
         }
         await local.release();

@@ -9,7 +9,9 @@
  *   is down nothing is sent or received, and the waiters' polls keep every
  *   answer right (a notification is a hint, never the data).
  * - `publish` delivers to this process's subscribers first, synchronously,
- *   then sends `pg_notify` on its own (autocommit) statement. Publishers call
+ *   then sends `pg_notify` on its own (autocommit) statement, after the
+ *   NOTIFYs sent before it (one statement at a time on the connection, in
+ *   publish order). Publishers call
  *   it after their commit, so a receiver that re-reads sees the change:
  *   PostgreSQL delivers a NOTIFY only after the sending transaction commits,
  *   and this one starts after the announced commit finished.
@@ -52,8 +54,8 @@ export class PostgresNotificationBus implements NotificationBus {
     this.#local.publish(channel, payload);
     const client = this.#connection.client;
     if (!client) return; // Disconnected: the other processes' polls will see the change.
-    const sent: Promise<void> = client
-      .query("select pg_notify($1, $2)", [channel, `${this.#sender}:${payload}`])
+    const sent: Promise<void> = this.#connection
+      .query(client, "select pg_notify($1, $2)", [channel, `${this.#sender}:${payload}`])
       .then(
         () => {},
         (error: unknown) => {
