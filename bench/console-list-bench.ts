@@ -18,7 +18,9 @@
  * CPU time per request of this process (server and client both live in it).
  * The load average is printed: the machine is shared.
  *
- * Run: `npm run bench:console-list`.
+ * Run: `npm run bench:console-list`. CONSOLE_LIST_WITHOUT_INDEXES=1 drops
+ * migration 0015's indexes after seeding (the A/B: what a page costs when
+ * the table must be sorted).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -38,6 +40,16 @@ const REQUESTS = Number(process.env.CONSOLE_LIST_REQUESTS ?? 40);
 const SERVER = "bench.local";
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 const TYPES = ["image/jpeg", "image/png", "video/mp4", "application/pdf"];
+const WITHOUT_INDEXES = process.env.CONSOLE_LIST_WITHOUT_INDEXES === "1";
+/** Migration 0015's indexes (dropped for the A/B run). */
+const LISTING_INDEXES = [
+  "local_media_created_id",
+  "local_media_user_created_id",
+  "local_media_quarantined_created",
+  "remote_media_created_id",
+  "remote_media_origin_created_id",
+  "remote_media_quarantined_created",
+];
 
 /** A small deterministic generator, so every run seeds the same rows. */
 function rng(seed: number) {
@@ -89,6 +101,7 @@ function seed(path: string): void {
       reference.run(origin, mediaId, `!room${r % 200}:${SERVER}`, `$e${r}`, r + 1);
     }
   })();
+  if (WITHOUT_INDEXES) for (const name of LISTING_INDEXES) sqlite.exec(`drop index ${name}`);
   sqlite.close();
 }
 
@@ -183,7 +196,7 @@ async function main(): Promise<void> {
         ]);
       }
       console.log(
-        `\n${MEDIA} media, ${ROUNDS} rounds × ${REQUESTS} requests; load average ${f(Math.min(...loads))}–${f(Math.max(...loads))}\n`,
+        `\n${MEDIA} media${WITHOUT_INDEXES ? " WITHOUT the 0015 indexes" : ""}, ${ROUNDS} rounds × ${REQUESTS} requests; load average ${f(Math.min(...loads))}–${f(Math.max(...loads))}\n`,
       );
       const header = ["query", "p50 ms (median round)", "round p50s", "p99 ms (worst round)"];
       console.log(
