@@ -173,8 +173,8 @@ forEachEngine("mxcd media listing", (engine) => {
     assert.deepEqual(
       res.body.references.map((r: Record<string, unknown>) => [r.kind, r.room_id, r.event_id]),
       [
-        ["content", ROOM, "$e3"],
-        ["content", ROOM, "$e2"],
+        ["url", ROOM, "$e3"],
+        ["url", ROOM, "$e2"],
       ],
     );
     assert.ok("user_id" in res.body.references[0]);
@@ -196,7 +196,7 @@ forEachEngine("mxcd media listing", (engine) => {
 
   it("references: more than 1000 are cut at 1000 and marked truncated", async () => {
     const values = Array.from({ length: 1001 }, (_, i) => ({
-      kind: "content",
+      kind: "url",
       media_origin: HERE,
       media_id: "L0020",
       room_id: "!many:test.local",

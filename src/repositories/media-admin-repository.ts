@@ -8,7 +8,7 @@
  * - NULL placement is PostgreSQL's on both engines (last ascending, first
  *   descending), spelled out with NULLS FIRST/LAST on nullable columns only:
  *   on NOT NULL columns the modifier would stop SQLite using the
- *   (user_id, created_ts) index for the default newest-first order.
+ *   (user_id, created_ts, media_id) index for the default newest-first order.
  * - Deletion candidates are read in keyset batches ordered by an indexed
  *   timestamp and then the unique key, so a purge of any size runs in bounded
  *   memory, each batch an index range scan that starts where the last ended.
@@ -86,7 +86,7 @@ export class MediaAdminRepository {
     private readonly changes: MediaChanges,
   ) {}
 
-  /** How many local media rows `userId` has (index range on (user_id, created_ts)). */
+  /** How many local media rows `userId` has (index range on (user_id, created_ts, media_id)). */
   async countUserMedia(userId: string): Promise<number> {
     const row = await this.database.db
       .selectFrom("local_media_repository")

@@ -18,10 +18,16 @@
  *   in the same collation as the index that orders them.
  * - The other filters (type, size, protection, quarantine state) filter the
  *   walk: a page costs the rows the walk passes until `limit` match.
- * - `room_id` reads the room's references (`media_references_room`) and
- *   sorts that room's media: its cost grows with the room, not the table.
+ * - `room_id` reads the room's references (`media_references_room`) first
+ *   and sorts that room's media: its cost grows with the room, not the table.
  */
-import { type Expression, type ExpressionBuilder, type SqlBool, sql } from "kysely";
+import {
+  type Expression,
+  type ExpressionBuilder,
+  type SelectQueryBuilder,
+  type SqlBool,
+  sql,
+} from "kysely";
 import type { Database } from "../db/database.js";
 import type { DatabaseSchema } from "../db/schema.js";
 import { keysetPage, orderByKey } from "./keyset.js";
@@ -68,6 +74,11 @@ const CLAIMED = -1;
 
 type LocalEb = ExpressionBuilder<DatabaseSchema, "local_media_repository">;
 type RemoteEb = ExpressionBuilder<DatabaseSchema, "remote_media_cache">;
+/** A FROM with nothing selected yet (`#localFrom`, `#remoteFrom`). */
+// biome-ignore lint/complexity/noBannedTypes: Kysely's own type for "no columns selected"
+type LocalSelect = SelectQueryBuilder<DatabaseSchema, "local_media_repository", {}>;
+// biome-ignore lint/complexity/noBannedTypes: as above
+type RemoteSelect = SelectQueryBuilder<DatabaseSchema, "remote_media_cache", {}>;
 
 export class MediaListingRepository {
   constructor(
@@ -95,15 +106,15 @@ export class MediaListingRepository {
 
   /** The query of `localPage` (built, not run: test/mxcd-media-list-plan.test.ts explains it). */
   localQuery(filter: MediaListFilter, after: MediaListCursor | null, limit: number) {
-    const base = this.database.db
-      .selectFrom("local_media_repository")
-      .selectAll()
+    const base = this.#localFrom(filter)
+      .selectAll("local_media_repository")
       .where((eb) => eb.and(this.#localTerms(eb, filter)));
+    const key = ["local_media_repository.created_ts", "local_media_repository.media_id"] as const;
     // After a remote item, every local item of its millisecond came before it.
     const query =
       after === null || after.origin === null
-        ? keysetPage(base, ["created_ts", "media_id"], after && [after.ts, after.mediaId], "desc")
-        : orderByKey(base.where("created_ts", "<", after.ts), ["created_ts", "media_id"], "desc");
+        ? keysetPage(base, key, after && [after.ts, after.mediaId], "desc")
+        : orderByKey(base.where(key[0], "<", after.ts), key, "desc");
     return query.limit(limit);
   }
 
@@ -119,17 +130,67 @@ export class MediaListingRepository {
 
   /** The query of `remotePage` (built, not run). */
   remoteQuery(filter: MediaListFilter, after: MediaListCursor | null, limit: number) {
-    const base = this.database.db
-      .selectFrom("remote_media_cache")
-      .selectAll()
+    const base = this.#remoteFrom(filter)
+      .selectAll("remote_media_cache")
       .where((eb) => eb.and(this.#remoteTerms(eb, filter)));
-    const key = ["created_ts", "media_origin", "media_id"] as const;
+    const key = [
+      "remote_media_cache.created_ts",
+      "remote_media_cache.media_origin",
+      "remote_media_cache.media_id",
+    ] as const;
     // After a local item, every remote item of its millisecond comes after it.
     const query =
       after === null || after.origin !== null
         ? keysetPage(base, key, after && [after.ts, after.origin as string, after.mediaId], "desc")
-        : orderByKey(base.where("created_ts", "<=", after.ts), key, "desc");
+        : orderByKey(base.where(key[0], "<=", after.ts), key, "desc");
     return query.limit(limit);
+  }
+
+  /**
+   * `local_media_repository`, or with `room_id` the room's distinct local
+   * media joined to it. The CROSS JOIN makes SQLite read the room's
+   * references first (its planner would otherwise walk the whole created_ts
+   * index, testing each row against the room); PostgreSQL plans it as any
+   * inner join. The joined query is typed as the plain table's: the room
+   * side adds only `room.media_id`, and every column read below the FROM is
+   * either unique to the media table or qualified with its name.
+   */
+  #localFrom(filter: MediaListFilter): LocalSelect {
+    const db = this.database.db;
+    const table = db.selectFrom("local_media_repository");
+    if (filter.roomId === undefined) return table;
+    const room = db
+      .selectFrom("media_references")
+      .select("media_id")
+      .distinct()
+      .where("room_id", "=", filter.roomId)
+      .where("media_origin", "=", this.serverName)
+      .as("room");
+    const joined = db
+      .selectFrom(room)
+      .crossJoin("local_media_repository")
+      .whereRef("local_media_repository.media_id", "=", "room.media_id");
+    return joined as unknown as LocalSelect;
+  }
+
+  /** `remote_media_cache`, or the room's distinct remote media joined to it (see `#localFrom`). */
+  #remoteFrom(filter: MediaListFilter): RemoteSelect {
+    const db = this.database.db;
+    const table = db.selectFrom("remote_media_cache");
+    if (filter.roomId === undefined) return table;
+    const room = db
+      .selectFrom("media_references")
+      .select(["media_origin", "media_id"])
+      .distinct()
+      .where("room_id", "=", filter.roomId)
+      .where("media_origin", "!=", this.serverName)
+      .as("room");
+    const joined = db
+      .selectFrom(room)
+      .crossJoin("remote_media_cache")
+      .whereRef("remote_media_cache.media_origin", "=", "room.media_origin")
+      .whereRef("remote_media_cache.media_id", "=", "room.media_id");
+    return joined as unknown as RemoteSelect;
   }
 
   /** The count and bytes of the media `filter` selects (two COUNT/SUM over an index range). */
@@ -141,8 +202,7 @@ export class MediaListingRepository {
     let count = 0;
     let totalBytes = 0;
     if (sides.local) {
-      const row = await this.database.db
-        .selectFrom("local_media_repository")
+      const row = await this.#localFrom(filter)
         .select((eb) => [eb.fn.countAll<number | string>().as("n"), bytes])
         .where((eb) => eb.and(this.#localTerms(eb, filter)))
         .executeTakeFirstOrThrow();
@@ -150,8 +210,7 @@ export class MediaListingRepository {
       totalBytes += Number(row.bytes ?? 0);
     }
     if (sides.remote) {
-      const row = await this.database.db
-        .selectFrom("remote_media_cache")
+      const row = await this.#remoteFrom(filter)
         .select((eb) => [eb.fn.countAll<number | string>().as("n"), bytes])
         .where((eb) => eb.and(this.#remoteTerms(eb, filter)))
         .executeTakeFirstOrThrow();
@@ -167,37 +226,13 @@ export class MediaListingRepository {
     if (filter.protected !== undefined) {
       terms.push(eb("safe_from_quarantine", "=", filter.protected));
     }
-    if (filter.roomId !== undefined) {
-      terms.push(
-        eb(
-          "media_id",
-          "in",
-          eb
-            .selectFrom("media_references")
-            .select("media_references.media_id")
-            .where("media_references.room_id", "=", filter.roomId)
-            .where("media_references.media_origin", "=", this.serverName),
-        ),
-      );
-    }
     return terms;
   }
 
   #remoteTerms(eb: RemoteEb, filter: MediaListFilter): Expression<SqlBool>[] {
     const terms: Expression<SqlBool>[] = [...this.#commonTerms(eb, filter)];
-    if (filter.origin?.local === false) terms.push(eb("media_origin", "=", filter.origin.name));
-    if (filter.roomId !== undefined) {
-      terms.push(
-        eb(
-          eb.refTuple("media_origin", "media_id"),
-          "in",
-          eb
-            .selectFrom("media_references")
-            .select(["media_references.media_origin", "media_references.media_id"])
-            .where("media_references.room_id", "=", filter.roomId)
-            .$asTuple("media_origin", "media_id"),
-        ),
-      );
+    if (filter.origin?.local === false) {
+      terms.push(eb("remote_media_cache.media_origin", "=", filter.origin.name));
     }
     return terms;
   }

@@ -5,8 +5,8 @@
  *
  * Design notes:
  * - Each rule is a keyset walk over an indexed timestamp, then the unique
- *   key: `local_media_last_access`, `local_media_created` and
- *   `remote_media_last_access` (migration 0002), so a batch is one index
+ *   key: `local_media_last_access`, `remote_media_last_access` (migration
+ *   0002) and `local_media_created_id` (migration 0015), so a batch is one index
  *   range scan that starts where the last one ended, whatever the size of
  *   the table. The exemptions that are columns (quarantined, protected,
  *   pending, URL-cache) are filters on that scan.

@@ -65,7 +65,7 @@ export async function seedReference(
   await database.db
     .insertInto("media_references")
     .values({
-      kind: "content",
+      kind: "url",
       media_origin: ref.origin,
       media_id: ref.mediaId,
       room_id: ref.roomId,

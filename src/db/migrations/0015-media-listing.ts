@@ -14,14 +14,24 @@
  *   the same keys over quarantined rows only (partial), for
  *   `quarantined=true`, which is rare and so would otherwise walk far.
  *
- * Building them reads each table once (no rewrite); new, nullable-free
- * indexes, nothing else changes.
+ * `local_media_created_id` and `local_media_user_created_id` replace
+ * 0002's `local_media_created` (created_ts) and `local_media_user_created`
+ * (user_id, created_ts), which are their prefixes: every query those served
+ * (retention and purge walks by created_ts then media_id, a user's media)
+ * is served as well by the longer index, and PostgreSQL would otherwise
+ * pick the shorter one and sort each millisecond's rows (an incremental
+ * sort). Dropping them keeps the index count per upload the same plus the
+ * two remote-cache indexes and the small partial ones.
+ *
+ * Building them reads each table once (no rewrite); nothing else changes.
  */
 import { type Kysely, sql } from "kysely";
 import type { MigrationContext } from "./migration.js";
 
 export async function up(db: Kysely<unknown>, _context: MigrationContext): Promise<void> {
   const quarantined = sql.ref("quarantined_by");
+  await db.schema.dropIndex("local_media_created").execute();
+  await db.schema.dropIndex("local_media_user_created").execute();
   await db.schema
     .createIndex("local_media_created_id")
     .on("local_media_repository")
