@@ -191,6 +191,8 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       id: core.requestId(),
       method: "GET",
       url,
+      // parseFastPathRequest read every parameter: only access_token is a secret.
+      urlHasNoSecrets: request.queryToken === undefined,
       remoteAddress: req.socket.remoteAddress,
       statusCode: status,
       responseTime: ms,
