@@ -11,12 +11,14 @@
  * {route,result}` counts `answered` and `passed`.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { request as httpRequest, type OutgoingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { hashAccessToken } from "../src/accounts/access-token.js";
 import { type App, createApp } from "../src/app.js";
 import { validateConfig } from "../src/config/load-config.js";
 import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
@@ -82,6 +84,14 @@ describe("authorizationOf (the fast path's reading of rawHeaders)", () => {
       ["Authorization", "Bearer a", "authorization", "Bearer b"],
     ]) {
       assert.equal(authorizationOf(refused), null, refused.join(": "));
+    }
+  });
+});
+
+describe("hashAccessToken (one-shot SHA-256)", () => {
+  it("is the hex SHA-256 of the token's UTF-8 bytes, as stored hashes were made", () => {
+    for (const token of ["mxcd_abc", "syt_dG9rZW4_x", "ünïcødé-token", ""]) {
+      assert.equal(hashAccessToken(token), createHash("sha256").update(token).digest("hex"));
     }
   });
 });
