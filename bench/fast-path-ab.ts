@@ -35,7 +35,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Cleanup } from "./support/cleanup.js";
-import { cpuSeconds } from "./support/cpu-time.js";
+import { cpuSeconds, threadCpuSeconds } from "./support/cpu-time.js";
 import { tempDir } from "./support/files.js";
 import { localContentPath, startMxcd } from "./support/mxcd-server.js";
 import { freePort, waitForHttp } from "./support/network.js";
@@ -55,15 +55,33 @@ const ALL = [
   "mxcd-before",
   "nginx",
 ] as const;
-type Leg = (typeof ALL)[number];
+/**
+ * `MXCD_AB_VARIANTS` (JSON): more mxcd legs, `{"name": {"root": "<a copy of the
+ * repository's root with another dist/>", "config": {...}, "nodeFlags": [...]}}`,
+ * each a leg of its own name (a scratch A/B of one change at a time).
+ */
+interface Variant {
+  readonly root?: string;
+  readonly config?: Record<string, unknown>;
+  readonly nodeFlags?: string[];
+  /** Environment variables of the server process. */
+  readonly env?: Record<string, string>;
+}
+const variants = JSON.parse(process.env.MXCD_AB_VARIANTS ?? "{}") as Record<string, Variant>;
+type Leg = (typeof ALL)[number] | `variant:${string}`;
 
 const seconds = Number.parseFloat(process.env.MXCD_BENCH_DURATION ?? "5");
 const rounds = Number(process.env.MXCD_AB_ROUNDS ?? 3);
 const before = process.env.MXCD_AB_BEFORE;
-const legs = (process.env.MXCD_AB_LEGS?.split(",") ?? ALL).filter(
-  (leg): leg is Leg =>
-    (ALL as readonly string[]).includes(leg) && (leg !== "mxcd-before" || !!before),
-);
+const legs = [
+  ...(process.env.MXCD_AB_LEGS?.split(",") ?? ALL).filter(
+    (leg): leg is Leg =>
+      (ALL as readonly string[]).includes(leg) && (leg !== "mxcd-before" || !!before),
+  ),
+  ...Object.keys(variants).map((name): Leg => `variant:${name}`),
+];
+/** `MXCD_AB_THREADS=1`: also each leg's user and system CPU per request by thread name. */
+const byThread = process.env.MXCD_AB_THREADS === "1";
 
 interface Target {
   readonly url: string;
@@ -79,10 +97,18 @@ try {
   const body = Buffer.alloc(4096, 7);
   const targets = new Map<Leg, Target>();
 
-  const mxcdLeg = async (name: string, cli: string, extraConfig: Record<string, unknown>) => {
-    const legDir = join(dir, name);
+  const mxcdLeg = async (
+    name: string,
+    cli: string,
+    extraConfig: Record<string, unknown>,
+    nodeFlags: string[] = [],
+  ) => {
+    const legDir = join(dir, name.replace(/\W/g, "-"));
     mkdirSync(legDir);
-    const mxcd = await startMxcd({ cli, dir: legDir, shippedDefaults: true, extraConfig }, cleanup);
+    const mxcd = await startMxcd(
+      { cli, dir: legDir, shippedDefaults: true, extraConfig, nodeFlags },
+      cleanup,
+    );
     const res = await fetch(`${mxcd.baseUrl}/_matrix/media/v3/upload`, {
       method: "POST",
       headers: { ...mxcd.authHeaders, "content-type": "application/octet-stream" },
@@ -115,6 +141,22 @@ try {
     const old = await mxcdLeg("mxcd-before", cli(before), {});
     targets.set("mxcd-before", { url: old.url, headers: old.mxcd.authHeaders, pid: old.mxcd.pid });
   }
+  for (const [name, variant] of Object.entries(variants)) {
+    const leg: Leg = `variant:${name}`;
+    const saved = { ...process.env };
+    Object.assign(process.env, variant.env ?? {});
+    const v = await mxcdLeg(
+      leg,
+      cli(variant.root ?? REPO),
+      variant.config ?? {},
+      variant.nodeFlags,
+    );
+    for (const name of Object.keys(variant.env ?? {})) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+    targets.set(leg, { url: v.url, headers: v.mxcd.authHeaders, pid: v.mxcd.pid });
+  }
   if (legs.includes("nginx")) {
     const nginxDir = join(dir, "nginx");
     mkdirSync(nginxDir);
@@ -145,6 +187,7 @@ try {
 
   const load = { threads: 2, connections: 32, seconds };
   const results = new Map<Leg, { cpu: number; rate: number }[]>();
+  const threads = new Map<Leg, Map<string, { user: number; system: number }>[]>();
   const startLoad = loadavg()[0]!;
   for (let round = 0; round < rounds; round++) {
     const order = legs.map((_, i) => legs[(i + round) % legs.length]!);
@@ -152,8 +195,18 @@ try {
       const target = targets.get(leg)!;
       await runWrk(tools.wrk, script, target.url, target.headers, { ...load, seconds: 1 });
       const cpuBefore = cpuSeconds(target.pid);
+      const threadsBefore = threadCpuSeconds(target.pid);
       const run = await runWrk(tools.wrk, script, target.url, target.headers, load);
       const cpu = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / run.requests;
+      const perThread = new Map<string, { user: number; system: number }>();
+      for (const [name, after] of threadCpuSeconds(target.pid)) {
+        const was = threadsBefore.get(name) ?? { user: 0, system: 0 };
+        perThread.set(name, {
+          user: ((after.user - was.user) * 1e6) / run.requests,
+          system: ((after.system - was.system) * 1e6) / run.requests,
+        });
+      }
+      threads.set(leg, [...(threads.get(leg) ?? []), perThread]);
       const rate = run.requests / run.seconds;
       console.error(
         `round ${round + 1} ${leg}: ${cpu.toFixed(1)} µs/request, ${rate.toFixed(0)} req/s`,
@@ -177,6 +230,25 @@ try {
     console.log(
       `| ${leg} | ${median(cpus).toFixed(1)} (${cpus[0]!.toFixed(1)}–${cpus.at(-1)!.toFixed(1)}) | ${Math.round(median(rates))} |`,
     );
+  }
+  if (byThread) {
+    console.log("\nCPU µs per request by thread name, user + system (median over the rounds):\n");
+    console.log("| leg | thread | user | system |");
+    console.log("| --- | --- | --- | --- |");
+    for (const leg of legs) {
+      const runs = threads.get(leg) ?? [];
+      const names = new Set(runs.flatMap((run) => [...run.keys()]));
+      for (const name of [...names].sort()) {
+        const med = (pick: (t: { user: number; system: number }) => number) => {
+          const xs = runs.map((run) => pick(run.get(name) ?? { user: 0, system: 0 }));
+          return xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+        };
+        const user = med((t) => t.user);
+        const system = med((t) => t.system);
+        if (user + system < 0.05) continue;
+        console.log(`| ${leg} | ${name} | ${user.toFixed(1)} | ${system.toFixed(1)} |`);
+      }
+    }
   }
   if (process.env.MXCD_AB_STRACE === "1") {
     console.log("\nSystem calls per request (strace -c -f, wrk -t1 -c8 -d2s):\n");

@@ -3,7 +3,7 @@
  * /proc. Throughput depends on what else the machine is doing; CPU spent per
  * file served is a steadier measure of a server's own cost.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc's times: 100 on every mainstream Linux. */
 const CLOCK_TICKS = 100;
@@ -40,4 +40,34 @@ export function reapedChildrenCpuSeconds(): number {
   // cutime and cstime are fields 16 and 17.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
+
+/**
+ * User and system CPU seconds of one process's threads (/proc/PID/task): the
+ * main thread as `main`, the others summed by thread name.
+ */
+export function threadCpuSeconds(pid: number): Map<string, { user: number; system: number }> {
+  const byName = new Map<string, { user: number; system: number }>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // The thread ended.
+    }
+    const name =
+      tid === String(pid) ? "main" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const sum = byName.get(name) ?? { user: 0, system: 0 };
+    sum.user += Number(fields[11]) / CLOCK_TICKS;
+    sum.system += Number(fields[12]) / CLOCK_TICKS;
+    byName.set(name, sum);
+  }
+  return byName;
 }

@@ -48,6 +48,25 @@ const SERVER_NAME = /^[A-Za-z0-9._~:-]{1,255}$/;
 const MEDIA_ID = /^[A-Za-z0-9_-]{1,255}$/;
 const DIGITS = /^[0-9]{1,15}$/;
 const SIZE = /^[0-9]{1,5}$/;
+const LEGACY_PREFIXES = {
+  v3: "/_matrix/media/v3/",
+  r0: "/_matrix/media/r0/",
+  v1: "/_matrix/media/v1/",
+} as const;
+/**
+ * The route patterns (metrics labels), built once: a pattern built per
+ * request is a new string to hash at every metrics look-up.
+ */
+const ROUTES = new Map(
+  [CLIENT_V1, ...Object.values(LEGACY_PREFIXES)].map((prefix) => {
+    const of = (kind: string) =>
+      [
+        `${prefix}${kind}/:serverName/:mediaId`,
+        `${prefix}${kind}/:serverName/:mediaId/:fileName`,
+      ] as const;
+    return [prefix, { download: of("download"), thumbnail: of("thumbnail") }] as const;
+  }),
+);
 /** Longer URLs are left to Fastify (ids are at most 255 characters). */
 const MAX_URL = 1024;
 
@@ -61,13 +80,13 @@ export function parseFastPathRequest(url: string): FastPathRequest | undefined {
   let prefix: string;
   if (path.startsWith(CLIENT_V1)) {
     legacy = false;
-    prefix = "/_matrix/client/v1/media/";
+    prefix = CLIENT_V1;
     rest = path.slice(CLIENT_V1.length);
   } else {
     const version = LEGACY.exec(path);
     if (!version) return undefined;
     legacy = true;
-    prefix = version[0];
+    prefix = LEGACY_PREFIXES[version[1] as keyof typeof LEGACY_PREFIXES];
     rest = path.slice(prefix.length);
   }
   const segments = rest.split("/");
@@ -94,7 +113,7 @@ export function parseFastPathRequest(url: string): FastPathRequest | undefined {
   return {
     kind,
     legacy,
-    route: `${prefix}${kind}/:serverName/:mediaId${fileName === undefined ? "" : "/:fileName"}`,
+    route: ROUTES.get(prefix)![kind][fileName === undefined ? 0 : 1],
     serverName,
     mediaId,
     fileName,

@@ -41,6 +41,7 @@ import type { RequestLogWriter } from "../logging/request-log-line.js";
 import type { AccessTimes } from "../media/access-times.js";
 import type { ThumbnailService } from "../media/thumbnail-service.js";
 import { localMediaKey } from "../storage/media-paths.js";
+import type { ThumbnailRequest } from "../thumbnails/thumbnailer.js";
 import { type FastPathRequest, parseFastPathRequest } from "./fast-path-request.js";
 import { registerFastPathMetrics } from "./http-metrics.js";
 import type { MediaServing } from "./media-response.js";
@@ -51,7 +52,7 @@ export interface FastPathDeps {
   readonly accounts: Pick<AccountService, "cachedRequester">;
   readonly tokenCache: Pick<TokenCache, "stats">;
   readonly rows: Pick<MediaMetadataCache, "cachedLocal" | "cachedLocalThumbnails" | "stats">;
-  readonly thumbnails: Pick<ThumbnailService, "storedAnswer">;
+  readonly thumbnails: Pick<ThumbnailService, "storedAnswer" | "isPregeneratingLocal">;
   readonly serving: MediaServing;
   readonly accessTimes: Pick<AccessTimes, "local">;
   /** `enable_authenticated_media`: frozen media is hidden on legacy paths. */
@@ -87,6 +88,28 @@ export interface FastPathSlot {
 const NOSNIFF = { "x-content-type-options": "nosniff" } as const;
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
+/**
+ * An answer worked out once per cached row (downloads) or per cached
+ * thumbnail list and request (thumbnails), reused while the cache holds the
+ * same object: the store key and the whole answer head, Content-Length (or
+ * X-Accel-Redirect) included. Rows and lists are read-only and replaced, never
+ * changed, when the media changes; every per-request check (token,
+ * quarantine, pre-generation, bytes) still runs on every hit.
+ */
+interface Prepared {
+  readonly mediaId: string;
+  readonly urlCache: boolean;
+  readonly key: string;
+  readonly length: number;
+  /** The answer head without Content-Length, flat `[name, value, ...]`. */
+  readonly base: readonly string[];
+  /** The whole head for a body of `length` bytes (or the X-Accel-Redirect answer). */
+  readonly head: readonly string[];
+}
+
+/** Most distinct thumbnail requests remembered per cached list. */
+const MAX_PREPARED_PER_LIST = 32;
+
 export function createFastPath(deps: FastPathDeps): FastPathHandler {
   const counted = registerFastPathMetrics(deps.metrics);
   // Header set (frozen, shared) → the full answer head minus Content-Length,
@@ -113,6 +136,31 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     }
     return head;
   };
+  const prepare = (
+    mediaId: string,
+    urlCache: boolean,
+    key: string,
+    length: number,
+    set: Readonly<Record<string, string>>,
+    cors: Readonly<Record<string, string>>,
+  ): Prepared => {
+    const head = headOf(set, cors);
+    const { accelLocation } = deps.serving;
+    const base = accelLocation === null ? head.bytes : head.accel;
+    return {
+      mediaId,
+      urlCache,
+      key,
+      length,
+      base,
+      head: Object.freeze(
+        accelLocation === null
+          ? [...base, "content-length", String(length)]
+          : [...base, "x-accel-redirect", accelLocation + key, "content-length", "0"],
+      ),
+    };
+  };
+  const memo: Memo = { downloads: new WeakMap(), thumbnails: new WeakMap(), prepare };
 
   return (req, res, core) => {
     if (req.method !== "GET") return false;
@@ -120,24 +168,22 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
     const request = parseFastPathRequest(url);
     if (!request) return false;
     const start = performance.now();
-    const answer = hit(deps, request, req);
+    const answer = hit(deps, request, req.rawHeaders, memo, core.corsHeaders);
     counted(request.kind, answer ? "answered" : "passed");
     if (!answer) return false;
-    const head = headOf(answer.headers, core.corsHeaders);
     const status = 200;
-    if (answer.accel !== undefined) {
-      res.writeHead(status, [
-        ...head.accel,
-        "x-accel-redirect",
-        answer.accel,
-        "content-length",
-        "0",
-      ]);
+    if (answer.bytes === undefined) {
+      res.writeHead(status, answer.prepared.head as string[]);
       res.end();
     } else {
-      const length = String(answer.bytes!.length);
-      res.writeHead(status, [...head.bytes, "content-length", length]);
-      res.end(answer.bytes);
+      const { prepared, bytes } = answer;
+      // The cached bytes are the row's length; anything else is sent as it is.
+      const head =
+        bytes.length === prepared.length
+          ? prepared.head
+          : [...prepared.base, "content-length", String(bytes.length)];
+      res.writeHead(status, head as string[]);
+      res.end(bytes);
     }
     const ms = performance.now() - start;
     core.record("GET", request.route, status, ms / 1000);
@@ -145,6 +191,8 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       id: core.requestId(),
       method: "GET",
       url,
+      // parseFastPathRequest read every parameter: only access_token is a secret.
+      urlHasNoSecrets: request.queryToken === undefined,
       remoteAddress: req.socket.remoteAddress,
       statusCode: status,
       responseTime: ms,
@@ -159,73 +207,144 @@ interface Heads {
   readonly accel: readonly string[];
 }
 
+interface Memo {
+  /** Cached row → its download answer (without a file name segment). */
+  readonly downloads: WeakMap<object, Prepared>;
+  /** Cached thumbnail list → request key → its stored thumbnail's answer, or null (none). */
+  readonly thumbnails: WeakMap<object, Map<number, Prepared | null>>;
+  readonly prepare: (
+    mediaId: string,
+    urlCache: boolean,
+    key: string,
+    length: number,
+    set: Readonly<Record<string, string>>,
+    cors: Readonly<Record<string, string>>,
+  ) => Prepared;
+}
+
 interface Answer {
-  readonly headers: Readonly<Record<string, string>>;
-  /** The X-Accel-Redirect target; else `bytes` are sent. */
-  readonly accel?: string;
-  readonly bytes?: Buffer;
+  readonly prepared: Prepared;
+  /** The bytes to send; undefined: the X-Accel-Redirect answer. */
+  readonly bytes: Buffer | undefined;
+}
+
+/**
+ * The Authorization header, read from `rawHeaders` (names in any case), or
+ * undefined when there is none; null when a header makes the request
+ * Fastify's: Range, If-None-Match, Transfer-Encoding, a Content-Length other
+ * than 0, or more than one Authorization header. Reading `req.headers` instead
+ * would build Node's header object for every hit (bench/README.md, "Fourth
+ * session: where the fast path's CPU goes"); when the request goes on to
+ * Fastify, Node builds it then, from the same raw list.
+ */
+export function authorizationOf(raw: readonly string[]): string | undefined | null {
+  let authorization: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    switch (name.length) {
+      case 5:
+        if (name.toLowerCase() === "range") return null;
+        break;
+      case 13: {
+        const lower = name.toLowerCase();
+        if (lower === "authorization") {
+          if (authorization !== undefined) return null;
+          authorization = raw[i + 1] ?? "";
+        } else if (lower === "if-none-match") return null;
+        break;
+      }
+      case 14:
+        if (name.toLowerCase() === "content-length" && raw[i + 1] !== "0") return null;
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") return null;
+        break;
+    }
+  }
+  return authorization;
+}
+
+/** A thumbnail request as a number (width and height are at most 10,000). */
+function thumbnailKey(t: ThumbnailRequest): number {
+  return (
+    ((t.width * 10_001 + t.height) * 2 + (t.method === "crop" ? 1 : 0)) * 2 + (t.animated ? 1 : 0)
+  );
 }
 
 /** The answer when everything is a clean hit; undefined (nothing counted) otherwise. */
 function hit(
   deps: FastPathDeps,
   request: FastPathRequest,
-  req: IncomingMessage,
+  rawHeaders: readonly string[],
+  memo: Memo,
+  cors: Readonly<Record<string, string>>,
 ): Answer | undefined {
-  const headers = req.headers;
-  if (headers.range !== undefined || headers["if-none-match"] !== undefined) return undefined;
-  if (headers["content-length"] !== undefined && headers["content-length"] !== "0")
-    return undefined;
-  if (headers["transfer-encoding"] !== undefined) return undefined;
+  const authorization = authorizationOf(rawHeaders);
+  if (authorization === null) return undefined;
   if (request.serverName !== deps.serverName) return undefined;
   if (!request.legacy) {
     if (request.kind === "download" && deps.presignedRedirects) return undefined;
     // As accessTokenOf (auth.ts): a Bearer header, else the query parameter.
-    const bearer = headers.authorization === undefined ? null : BEARER.exec(headers.authorization);
+    const bearer = authorization === undefined ? null : BEARER.exec(authorization);
     const token = bearer ? bearer[1]! : request.queryToken;
     if (!token || !deps.accounts.cachedRequester(hashAccessToken(token))) return undefined;
   }
-  const row = deps.rows.cachedLocal(request.mediaId);
+  const { mediaId } = request;
+  const row = deps.rows.cachedLocal(mediaId);
   // As DownloadService.resolveLocal: quarantined, pending or (legacy) frozen media is the route's 404/wait.
   if (!row || row.quarantinedBy !== null || row.mediaLength === null) return undefined;
   if (request.legacy && deps.authenticatedMedia && row.authenticated) return undefined;
   const { serving } = deps;
-  let key: string;
-  let length: number;
-  let headerSet: Readonly<Record<string, string>>;
+  const urlCache = row.urlCache !== null;
+  let prepared: Prepared | undefined;
   if (request.kind === "download") {
-    key = localMediaKey(request.mediaId, row.urlCache);
-    length = row.mediaLength;
-    headerSet = serving.headers.of(row.mediaType, request.fileName || row.uploadName);
+    if (request.fileName === undefined) prepared = memo.downloads.get(row);
+    if (prepared === undefined || prepared.mediaId !== mediaId || prepared.urlCache !== urlCache) {
+      const headerSet = serving.headers.of(row.mediaType, request.fileName || row.uploadName);
+      const key = localMediaKey(mediaId, row.urlCache);
+      prepared = memo.prepare(mediaId, urlCache, key, row.mediaLength, headerSet, cors);
+      if (request.fileName === undefined) memo.downloads.set(row, prepared);
+    }
   } else {
-    const list = deps.rows.cachedLocalThumbnails(request.mediaId);
+    const list = deps.rows.cachedLocalThumbnails(mediaId);
     if (!list) return undefined;
-    const found = deps.thumbnails.storedAnswer(
-      request.mediaId,
-      row.urlCache !== null,
-      list,
-      request.thumbnail!,
-    );
-    if (!found || found.kind !== "stored") return undefined;
-    key = found.key;
-    length = found.length;
-    // As thumbnailFile (media-thumbnail-routes.ts): `thumbnail.<subtype>`.
-    const extension = found.contentType.split("/")[1] ?? "bin";
-    headerSet = serving.headers.of(found.contentType, `thumbnail.${extension}`);
+    // As storedAnswer: a pre-generation under way is the route's to wait for.
+    if (deps.thumbnails.isPregeneratingLocal(mediaId)) return undefined;
+    const wanted = thumbnailKey(request.thumbnail!);
+    let answers = memo.thumbnails.get(list);
+    let known = answers?.get(wanted);
+    if (known !== undefined && known !== null) {
+      if (known.mediaId !== mediaId || known.urlCache !== urlCache) known = undefined;
+    }
+    if (known === undefined) {
+      const found = deps.thumbnails.storedAnswer(mediaId, urlCache, list, request.thumbnail!);
+      if (found !== undefined && found.kind !== "stored") return undefined;
+      known = null;
+      if (found !== undefined) {
+        // As thumbnailFile (media-thumbnail-routes.ts): `thumbnail.<subtype>`.
+        const extension = found.contentType.split("/")[1] ?? "bin";
+        const headerSet = serving.headers.of(found.contentType, `thumbnail.${extension}`);
+        known = memo.prepare(mediaId, urlCache, found.key, found.length, headerSet, cors);
+      }
+      if (!answers) {
+        answers = new Map();
+        memo.thumbnails.set(list, answers);
+      }
+      if (answers.size < MAX_PREPARED_PER_LIST) answers.set(wanted, known);
+    }
+    if (known === null) return undefined;
+    prepared = known;
   }
-  let answer: Answer;
-  if (serving.accelLocation !== null) {
-    answer = { headers: headerSet, accel: serving.accelLocation + key };
-  } else {
-    if (!serving.cache.accepts(length)) return undefined;
+  let bytes: Buffer | undefined;
+  if (serving.accelLocation === null) {
+    if (!serving.cache.accepts(prepared.length)) return undefined;
     // Last: a peek that finds the bytes counts the byte cache's hit.
-    const bytes = serving.cache.peek(key);
+    bytes = serving.cache.peek(prepared.key);
     if (!bytes) return undefined;
-    answer = { headers: headerSet, bytes };
   }
   // The hits Fastify's answer would have counted.
   if (!request.legacy) deps.tokenCache.stats.hits += 1;
   deps.rows.stats.hits += request.kind === "thumbnail" ? 2 : 1;
-  deps.accessTimes.local(request.mediaId);
-  return answer;
+  deps.accessTimes.local(mediaId);
+  return { prepared, bytes };
 }

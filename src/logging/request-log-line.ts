@@ -27,6 +27,11 @@ export interface RequestLogFields {
   readonly method: string;
   /** The raw URL; secret query values are masked here. */
   readonly url: string;
+  /**
+   * The caller read every query parameter of `url` and none is a secret:
+   * no masking pass (the fast path's thumbnails have three parameters).
+   */
+  readonly urlHasNoSecrets?: boolean;
   readonly remoteAddress: string | undefined;
   readonly statusCode: number;
   /** Milliseconds, as Fastify's `reply.elapsedTime`. */
@@ -93,7 +98,7 @@ export function requestLogWriter(logger: Logger): RequestLogWriter {
       fields.remoteAddress === undefined
         ? ""
         : `,"remoteAddress":${JSON.stringify(fields.remoteAddress)}`;
-    const url = JSON.stringify(maskUrlSecrets(fields.url));
+    const url = JSON.stringify(fields.urlHasNoSecrets ? fields.url : maskUrlSecrets(fields.url));
     const responseTime = Number.isFinite(fields.responseTime) ? fields.responseTime : null;
     stream.write(
       `${start}${time}${internals[chindingsSym] as string},"reqId":${id}` +

@@ -288,6 +288,14 @@ export class ThumbnailService {
     return usable && answer(subject, { kind: "stored", thumbnail: usable });
   }
 
+  /**
+   * Whether a pre-generation of local media `mediaId` is under way (the
+   * check `storedAnswer` makes first), without building a key when none is.
+   */
+  isPregeneratingLocal(mediaId: string): boolean {
+    return this.#pregenerating.size > 0 && this.#pregenerating.has(`local/${mediaId}`);
+  }
+
   /** Opens a stored thumbnail's bytes. */
   read(key: string): Promise<Readable> {
     return this.store.read(key);
