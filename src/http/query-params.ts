@@ -81,3 +81,28 @@ export function enumParam<T extends string>(
   const list = allowed.map((v) => `'${v}'`).join(", ");
   throw new MatrixError("M_INVALID_PARAM", `Query parameter '${name}' must be one of [${list}]`);
 }
+
+/** An opaque paging token: a JSON array as base64url (`next_batch` of mxcd's own APIs). */
+export function jsonToken(values: readonly unknown[]): string {
+  return Buffer.from(JSON.stringify(values)).toString("base64url");
+}
+
+/**
+ * The array inside a `jsonToken` given as `name` (`from`), or null when the
+ * parameter is absent; anything that is not such a token of `length` values
+ * is 400 `M_INVALID_PARAM` "Invalid from token". The caller checks the values.
+ */
+export function jsonTokenParam(query: Query, name: string, length: number): unknown[] | null {
+  const raw = firstParam(query, name);
+  if (raw === undefined) return null;
+  const invalid = new MatrixError("M_INVALID_PARAM", `Invalid ${name} token`);
+  if (!/^[A-Za-z0-9_-]{1,2000}$/.test(raw)) throw invalid;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw, "base64url").toString("utf8"));
+  } catch {
+    throw invalid;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== length) throw invalid;
+  return parsed;
+}

@@ -26,6 +26,8 @@ import {
   booleanParam,
   firstParam,
   integerParam,
+  jsonToken,
+  jsonTokenParam,
   pageLimitParam,
   type Query,
 } from "../query-params.js";
@@ -139,18 +141,9 @@ function filterParams(query: Query, serverName: string): MediaListFilter {
  * Opaque to clients; anything else is 400.
  */
 function cursorParam(query: Query): MediaListCursor | null {
-  const raw = firstParam(query, "from");
-  if (raw === undefined) return null;
-  const invalid = new MatrixError("M_INVALID_PARAM", "Invalid from token");
-  if (!/^[A-Za-z0-9_-]{1,2000}$/.test(raw)) throw invalid;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(raw, "base64url").toString("utf8"));
-  } catch {
-    throw invalid;
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 3) throw invalid;
-  const [ts, origin, mediaId] = parsed as unknown[];
+  const parsed = jsonTokenParam(query, "from", 3);
+  if (parsed === null) return null;
+  const [ts, origin, mediaId] = parsed;
   if (
     typeof ts !== "number" ||
     !Number.isSafeInteger(ts) ||
@@ -159,13 +152,11 @@ function cursorParam(query: Query): MediaListCursor | null {
     mediaId.length === 0 ||
     mediaId.length > 255
   ) {
-    throw invalid;
+    throw new MatrixError("M_INVALID_PARAM", "Invalid from token");
   }
   return { ts, origin, mediaId };
 }
 
 function cursorToken(cursor: MediaListCursor): string {
-  return Buffer.from(JSON.stringify([cursor.ts, cursor.origin, cursor.mediaId])).toString(
-    "base64url",
-  );
+  return jsonToken([cursor.ts, cursor.origin, cursor.mediaId]);
 }

@@ -16,7 +16,14 @@ import { MatrixError } from "../../domain/matrix-error.js";
 import { parseMediaAddress } from "../../identifiers/media-id.js";
 import type { PdqCursor, PdqSearchService } from "../../media/pdq-search-service.js";
 import type { Auth } from "../auth.js";
-import { firstParam, integerParam, pageLimitParam, type Query } from "../query-params.js";
+import {
+  firstParam,
+  integerParam,
+  jsonToken,
+  jsonTokenParam,
+  pageLimitParam,
+  type Query,
+} from "../query-params.js";
 import { mediaInfo } from "./media-quarantine-routes.js";
 
 export interface MxcdMediaLookupRouteDeps {
@@ -153,27 +160,14 @@ function pdqToken(cursor: PdqCursor): string {
  * null for local media) as base64url JSON, as given in `next_batch`.
  */
 function exactCursorParam(query: Query): { origin: string | null; mediaId: string } | null {
-  const raw = firstParam(query, "from");
-  if (raw === undefined) return null;
-  const invalid = new MatrixError("M_INVALID_PARAM", "Invalid from token");
-  if (!/^[A-Za-z0-9_-]{1,2000}$/.test(raw)) throw invalid;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(raw, "base64url").toString("utf8"));
-  } catch {
-    throw invalid;
-  }
-  if (
-    !Array.isArray(parsed) ||
-    parsed.length !== 2 ||
-    !(parsed[0] === null || typeof parsed[0] === "string") ||
-    typeof parsed[1] !== "string"
-  ) {
-    throw invalid;
+  const parsed = jsonTokenParam(query, "from", 2);
+  if (parsed === null) return null;
+  if (!(parsed[0] === null || typeof parsed[0] === "string") || typeof parsed[1] !== "string") {
+    throw new MatrixError("M_INVALID_PARAM", "Invalid from token");
   }
   return { origin: parsed[0], mediaId: parsed[1] };
 }
 
 function exactToken(m: { origin: string | null; mediaId: string }): string {
-  return Buffer.from(JSON.stringify([m.origin, m.mediaId])).toString("base64url");
+  return jsonToken([m.origin, m.mediaId]);
 }
