@@ -287,8 +287,10 @@ forEachEngine("media hash look-up API", (engine) => {
       let other: TestServer;
       let otherAdmin: TestUser;
       before(async () => {
+        // warm_up "always": built at start although near-duplicate quarantine is off.
         other = await startTestServer(engine, {
           database: server.app.config.database,
+          pdq_index: { warm_up: "always" },
         } as never);
         otherAdmin = await other.user("admin2", { admin: true });
       });
@@ -324,14 +326,17 @@ forEachEngine("media hash look-up API", (engine) => {
       await second?.stop();
     });
 
-    it("a server started on a log with hashes builds its index without any query", async () => {
+    it("with warm_up always, a server started on a log with hashes builds its index without any query", async () => {
       first = await startTestServer(engine);
       const db = first.app.database;
       for (let i = 0; i < 20; i++) await seedLocal(db, `bg${i}`, { pdq: flipped(i) });
       const database = first.app.config.database;
       await first.stop();
       first = undefined;
-      second = await startTestServer(engine, { database } as never);
+      second = await startTestServer(engine, {
+        database,
+        pdq_index: { warm_up: "always" },
+      } as never);
       const { baseUrl } = second;
       await waitFor(
         async () => (await metric(baseUrl, "mxcd_pdq_index_state")) === 2,
