@@ -13,9 +13,9 @@
  *    photo-like JPEGs (800×600) is uploaded through the API: the newest
  *    media, so every tile of the grid's first page has a real thumbnail to
  *    load. Headless Chromium (Debian's, through playwright-core) signs in
- *    once through the console's login form as an admin (made with
- *    `mxcd register-user -a`); then for CONSOLE_BENCH_ROUNDS rounds (default
- *    5) `/_mxcd/console/` is loaded in a new page:
+ *    once through the console's login form as an admin (the bench
+ *    user, made with `mxcd register-user -a` before the server starts);
+ *    then for CONSOLE_BENCH_ROUNDS rounds (default 5) `/_mxcd/console/` is loaded in a new page:
  *    - cold: a new browser context each round (empty HTTP cache);
  *    - warm: one context for every round (after one unmeasured load).
  *    The session token is put in the page's sessionStorage before its
@@ -28,6 +28,9 @@
  *
  * Printed: per measure p50 and min–max over the rounds, the load average
  * around each round (the machine is shared), as Markdown for bench/README.md.
+ * Also per load: when the listing request was sent (it waits for the
+ * bundle and the session check), the requests the page made, and the CPU
+ * time mxcd used (steadier than wall-clock time on a busy machine).
  *
  * Run: `npm run bench:console` (builds first). CONSOLE_BENCH_MEDIA=5000 for
  * a quick trial.
@@ -44,19 +47,17 @@ import { runMigrations } from "../src/db/migrate.js";
 import { CHROMIUM_PATH, chromiumMissing } from "../test/support/chromium.js";
 import { photoLike } from "../test/support/photo-like.js";
 import type { Cleanup } from "./support/cleanup.js";
+import { cpuSeconds } from "./support/cpu-time.js";
 import { tempDir } from "./support/files.js";
 import { seedListingMedia } from "./support/listing-seed.js";
 import { runMain } from "./support/main.js";
 import { markdownTable } from "./support/markdown.js";
-import { startMxcd } from "./support/mxcd-server.js";
-import { runChecked } from "./support/processes.js";
+import { BENCH_PASSWORD, BENCH_USER, startMxcd } from "./support/mxcd-server.js";
 
 const MEDIA = Number(process.env.CONSOLE_BENCH_MEDIA ?? 100_000);
 const ROUNDS = Number(process.env.CONSOLE_BENCH_ROUNDS ?? 5);
 /** The review grid's page size (console/src/review.tsx `PAGE`). */
 const PAGE = 60;
-const ADMIN = "admin";
-const ADMIN_PASSWORD = "admin-password";
 const TOKEN_KEY = "mxcd-console-token";
 const GRID_TIMEOUT_MS = 30_000;
 
@@ -150,6 +151,7 @@ const READ_SAMPLE = `(() => {
   return {
     grid: window.__mxcdGridAt,
     thumbs: window.__mxcdThumbsAt,
+    listingSent: listing ? listing.startTime : NaN,
     listing: listing ? listing.responseEnd : NaN,
     domContentLoaded: nav.domContentLoadedEventEnd,
     load: nav.loadEventEnd,
@@ -159,8 +161,16 @@ const READ_SAMPLE = `(() => {
 interface Sample {
   grid: number;
   thumbs: number;
+  /** The listing request's startTime (Resource Timing), ms since navigation start. */
+  listingSent: number;
   /** The listing request's responseEnd (Resource Timing), ms since navigation start. */
   listing: number;
+  /** Requests the page made until its thumbnails had loaded. */
+  requests: number;
+  /** CPU ms the mxcd process used during the load. */
+  serverCpu: number;
+  /** Requests by path (media ids elided). */
+  kinds: Map<string, number>;
   domContentLoaded: number;
   load: number;
 }
@@ -169,10 +179,23 @@ async function prepare(context: BrowserContext, token: string, expected: number)
   await context.addInitScript({ content: initScript(token, expected) });
 }
 
-async function loadGrid(context: BrowserContext, url: string): Promise<Sample> {
+async function loadGrid(context: BrowserContext, url: string, serverPid: number): Promise<Sample> {
   const page = await context.newPage();
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
+  let requests = 0;
+  const kinds = new Map<string, number>();
+  page.on("request", (request) => {
+    // Network requests only: the tiles' blob: URLs are the thumbnails already fetched.
+    if (request.url().startsWith("blob:")) return;
+    requests += 1;
+    const kind = new URL(request.url()).pathname.replace(
+      /\/(media|thumbnail|download)\/.*$/,
+      "/$1/…",
+    );
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  });
+  const cpu0 = cpuSeconds(serverPid);
   try {
     await page.goto(url, { waitUntil: "commit" });
     try {
@@ -188,7 +211,10 @@ async function loadGrid(context: BrowserContext, url: string): Promise<Sample> {
         `the grid's first page never showed (${tiles} tiles, ${imgs} pictures after ${GRID_TIMEOUT_MS} ms; page errors: ${errors.join("; ") || "none"}): ${(error as Error).message}`,
       );
     }
-    return await page.evaluate<Sample>(READ_SAMPLE);
+    const serverCpu = (cpuSeconds(serverPid) - cpu0) * 1000;
+    const marks =
+      await page.evaluate<Omit<Sample, "requests" | "serverCpu" | "kinds">>(READ_SAMPLE);
+    return { ...marks, requests, serverCpu, kinds };
   } finally {
     await page.close();
   }
@@ -197,9 +223,12 @@ async function loadGrid(context: BrowserContext, url: string): Promise<Sample> {
 function summarize(label: string, samples: readonly Sample[]): string[][] {
   const measures: [string, (s: Sample) => number][] = [
     ["DOMContentLoaded", (s) => s.domContentLoaded],
+    ["listing request sent", (s) => s.listingSent],
     ["listing response received", (s) => s.listing],
     [`all ${PAGE} tiles in the DOM`, (s) => s.grid],
     ["all their thumbnails loaded", (s) => s.thumbs],
+    ["(network requests made by then)", (s) => s.requests],
+    ["(mxcd CPU ms during the load)", (s) => s.serverCpu],
   ];
   return measures.map(([name, pick]) => {
     const values = samples.map(pick).sort((a, b) => a - b);
@@ -224,20 +253,9 @@ async function main(cleanup: Cleanup): Promise<void> {
   console.log(`seeded ${seeded} media rows in ${f((performance.now() - s0) / 1000)} s`);
 
   const server = await startMxcd(
-    { cli: CLI, dir, shippedDefaults: true, database: { engine: "sqlite", path } },
+    { cli: CLI, dir, shippedDefaults: true, admin: true, database: { engine: "sqlite", path } },
     cleanup,
   );
-  await runChecked(process.execPath, [
-    CLI,
-    "register-user",
-    "-c",
-    join(dir, "mxcd.yaml"),
-    "-u",
-    ADMIN,
-    "-p",
-    ADMIN_PASSWORD,
-    "-a",
-  ]);
   const u0 = performance.now();
   for (let i = 0; i < PAGE; i++) {
     const bytes = await (await photoLike(800, 600, 1000 + i)).jpeg({ quality: 85 }).toBuffer();
@@ -268,10 +286,13 @@ async function main(cleanup: Cleanup): Promise<void> {
   const loginContext = await browser.newContext({ viewport });
   const loginPage = await loginContext.newPage();
   await loginPage.goto(url);
-  await loginPage.getByLabel("User name").fill(ADMIN);
-  await loginPage.getByLabel("Password").fill(ADMIN_PASSWORD);
+  await loginPage.getByLabel("User name").fill(BENCH_USER);
+  await loginPage.getByLabel("Password").fill(BENCH_PASSWORD);
   await loginPage.getByRole("button", { name: "Sign in" }).click();
-  await loginPage.getByText(`@${ADMIN}:${server.serverName}`).waitFor({ timeout: GRID_TIMEOUT_MS });
+  await loginPage
+    .getByRole("banner")
+    .getByText(`@${BENCH_USER}:${server.serverName}`)
+    .waitFor({ timeout: GRID_TIMEOUT_MS });
   const token = await loginPage.evaluate<string | null>(
     `sessionStorage.getItem(${JSON.stringify(TOKEN_KEY)})`,
   );
@@ -284,10 +305,11 @@ async function main(cleanup: Cleanup): Promise<void> {
   {
     const context = await browser.newContext({ viewport });
     await prepare(context, token, expected);
-    const first = await loadGrid(context, url);
+    const first = await loadGrid(context, url, server.pid);
     console.log(
       `first load (unmeasured): tiles ${f(first.grid)} ms, thumbnails ${f(first.thumbs)} ms`,
     );
+    console.log(`its requests: ${[...first.kinds].map(([k, n]) => `${n}× ${k}`).join(", ")}`);
     await context.close();
   }
 
@@ -296,16 +318,16 @@ async function main(cleanup: Cleanup): Promise<void> {
     loads.push(loadavg()[0] ?? 0);
     const context = await browser.newContext({ viewport });
     await prepare(context, token, expected);
-    cold.push(await loadGrid(context, url));
+    cold.push(await loadGrid(context, url, server.pid));
     await context.close();
   }
   const warm: Sample[] = [];
   const context = await browser.newContext({ viewport });
   await prepare(context, token, expected);
-  await loadGrid(context, url);
+  await loadGrid(context, url, server.pid);
   for (let round = 0; round < ROUNDS; round++) {
     loads.push(loadavg()[0] ?? 0);
-    warm.push(await loadGrid(context, url));
+    warm.push(await loadGrid(context, url, server.pid));
   }
   loads.push(loadavg()[0] ?? 0);
   await context.close();
