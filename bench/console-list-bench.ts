@@ -32,14 +32,13 @@ import { validateConfig } from "../src/config/load-config.js";
 import { createDatabase } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
 import { createLogger } from "../src/logging/logger.js";
+import { seedListingMedia } from "./support/listing-seed.js";
 import { markdownTable } from "./support/markdown.js";
 
 const MEDIA = Number(process.env.CONSOLE_LIST_MEDIA ?? 100_000);
 const ROUNDS = Number(process.env.CONSOLE_LIST_ROUNDS ?? 5);
 const REQUESTS = Number(process.env.CONSOLE_LIST_REQUESTS ?? 40);
 const SERVER = "bench.local";
-const YEAR_MS = 365 * 24 * 3600 * 1000;
-const TYPES = ["image/jpeg", "image/png", "video/mp4", "application/pdf"];
 const WITHOUT_INDEXES = process.env.CONSOLE_LIST_WITHOUT_INDEXES === "1";
 /** Migration 0015's indexes (dropped for the A/B run). */
 const LISTING_INDEXES = [
@@ -51,57 +50,12 @@ const LISTING_INDEXES = [
   "remote_media_quarantined_created",
 ];
 
-/** A small deterministic generator, so every run seeds the same rows. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
+/** Seeds the media rows, then drops the 0015 indexes for the A/B run. */
 function seed(path: string): void {
+  seedListingMedia(path, MEDIA, SERVER);
+  if (!WITHOUT_INDEXES) return;
   const sqlite = new SqliteDriver(path);
-  const random = rng(18);
-  const now = Date.now();
-  const local = sqlite.prepare(
-    `insert into local_media_repository (media_id, media_type, media_length, created_ts,
-       upload_name, user_id, quarantined_by, safe_from_quarantine, authenticated)
-     values (?, ?, ?, ?, ?, ?, ?, 0, 1)`,
-  );
-  const remote = sqlite.prepare(
-    `insert into remote_media_cache (media_origin, media_id, media_type, media_length,
-       created_ts, upload_name, filesystem_id, last_access_ts, quarantined_by, authenticated)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-  );
-  const reference = sqlite.prepare(
-    `insert into media_references (kind, media_origin, media_id, room_id, event_id, stream_ordering)
-     values ('content', ?, ?, ?, ?, ?)`,
-  );
-  const ids: [string, string][] = [];
-  sqlite.transaction(() => {
-    for (let i = 0; i < MEDIA; i++) {
-      const ts = Math.floor(now - random() * YEAR_MS);
-      const type = TYPES[Math.floor(random() * TYPES.length)] as string;
-      const length = Math.floor(1000 + random() * 5_000_000);
-      const quarantined = random() < 0.01 ? "@mod:bench.local" : null;
-      const mediaId = `m${String(i).padStart(7, "0")}${Math.floor(random() * 1e6)}`;
-      if (i % 5 === 4) {
-        const origin = `remote${i % 20}.example`;
-        remote.run(origin, mediaId, type, length, ts, null, `fs${i}`, ts, quarantined);
-        ids.push([origin, mediaId]);
-      } else {
-        const user = `@user${i % 50}:${SERVER}`;
-        local.run(mediaId, type, length, ts, `${mediaId}.bin`, user, quarantined);
-        ids.push([SERVER, mediaId]);
-      }
-    }
-    for (let r = 0; r < 20_000; r++) {
-      const [origin, mediaId] = ids[Math.floor(random() * ids.length)] as [string, string];
-      reference.run(origin, mediaId, `!room${r % 200}:${SERVER}`, `$e${r}`, r + 1);
-    }
-  })();
-  if (WITHOUT_INDEXES) for (const name of LISTING_INDEXES) sqlite.exec(`drop index ${name}`);
+  for (const name of LISTING_INDEXES) sqlite.exec(`drop index ${name}`);
   sqlite.close();
 }
 

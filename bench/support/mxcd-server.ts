@@ -18,6 +18,9 @@ const SERVER_NAME = "bench.local";
 const USER = "bench";
 const PASSWORD = "bench-password";
 
+/** The bench user's name and password (e.g. for a login form). */
+export { PASSWORD as BENCH_PASSWORD, USER as BENCH_USER };
+
 /** A running mxcd with a logged-in user. */
 export interface MxcdServer {
   readonly baseUrl: string;
@@ -53,6 +56,8 @@ export interface MxcdOptions {
   readonly extraConfig?: Record<string, unknown>;
   /** Register the bench user first (default); false when another process already did. */
   readonly registerUser?: boolean;
+  /** Register the bench user as a server admin (`register-user -a`). */
+  readonly admin?: boolean;
   /**
    * Start from the config `mxcd generate-config` ships (log_level info and
    * every other default), changing only the port, paths and server name;
@@ -74,6 +79,7 @@ export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise
   writeFileSync(configPath, stringify(benchConfig(options, port, mediaStore)));
   if (options.registerUser !== false) {
     const register = ["register-user", "-c", configPath, "-u", USER, "-p", PASSWORD];
+    if (options.admin) register.push("-a");
     await runChecked(process.execPath, [options.cli, ...register]);
   }
 

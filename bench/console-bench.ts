@@ -1,0 +1,350 @@
+/**
+ * The moderation console's bundle size and first-grid time (issue 18: "the
+ * grid's first page shows in under 1 s with 100,000 media on the embedded
+ * default"); nothing asserted, but the run fails (exit 1) when the grid never
+ * shows.
+ *
+ * 1. Bundle: every file of dist/console/ (what `npm run build` made), its
+ *    bytes raw and gzipped (node:zlib, default level 6), and the total.
+ * 2. First grid: a fresh SQLite database gets CONSOLE_BENCH_MEDIA media rows
+ *    (default 100,000, bench/support/listing-seed.ts: rows only, no files),
+ *    then `mxcd serve` starts on it with the config `mxcd generate-config`
+ *    ships (only port, paths and server name changed) and one page of real
+ *    photo-like JPEGs (800×600) is uploaded through the API: the newest
+ *    media, so every tile of the grid's first page has a real thumbnail to
+ *    load. Headless Chromium (Debian's, through playwright-core) signs in
+ *    once through the console's login form as an admin (the bench
+ *    user, made with `mxcd register-user -a` before the server starts);
+ *    then for CONSOLE_BENCH_ROUNDS rounds (default 5) `/_mxcd/console/` is loaded in a new page:
+ *    - cold: a new browser context each round (empty HTTP cache);
+ *    - warm: one context for every round (after one unmeasured load).
+ *    The session token is put in the page's sessionStorage before its
+ *    scripts run (as a reload of a signed-in tab has it). A MutationObserver
+ *    and a capturing `load` listener, installed before the page's scripts,
+ *    record `performance.now()` (ms since navigation start) when the first
+ *    page's tiles are all in the DOM, and when every one of their `<img>`s
+ *    has loaded (`complete`, `naturalWidth > 0`); the bench waits on those
+ *    marks (`waitForFunction`, 30 s), no sleeps.
+ *
+ * Printed: per measure p50 and min–max over the rounds, the load average
+ * around each round (the machine is shared), as Markdown for bench/README.md.
+ * Also per load: when the listing request was sent (it waits for the
+ * bundle and the session check), the requests the page made, and the CPU
+ * time mxcd used (steadier than wall-clock time on a busy machine).
+ *
+ * Run: `npm run bench:console` (builds first). CONSOLE_BENCH_MEDIA=5000 for
+ * a quick trial.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join, relative } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { type Browser, type BrowserContext, chromium } from "playwright-core";
+import { createDatabase } from "../src/db/database.js";
+import { runMigrations } from "../src/db/migrate.js";
+import { CHROMIUM_PATH, chromiumMissing } from "../test/support/chromium.js";
+import { photoLike } from "../test/support/photo-like.js";
+import type { Cleanup } from "./support/cleanup.js";
+import { cpuSeconds } from "./support/cpu-time.js";
+import { tempDir } from "./support/files.js";
+import { seedListingMedia } from "./support/listing-seed.js";
+import { runMain } from "./support/main.js";
+import { markdownTable } from "./support/markdown.js";
+import { BENCH_PASSWORD, BENCH_USER, startMxcd } from "./support/mxcd-server.js";
+
+const MEDIA = Number(process.env.CONSOLE_BENCH_MEDIA ?? 100_000);
+const ROUNDS = Number(process.env.CONSOLE_BENCH_ROUNDS ?? 5);
+/** The review grid's page size (console/src/review.tsx `PAGE`). */
+const PAGE = 60;
+const TOKEN_KEY = "mxcd-console-token";
+const GRID_TIMEOUT_MS = 30_000;
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DIST_CONSOLE = join(ROOT, "dist", "console");
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+
+const f = (n: number) => (n >= 10 ? n.toFixed(0) : n.toFixed(2));
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+/** dist/console/: bytes raw and gzipped per file, and the total. */
+function bundleTable(): string[] {
+  let files: string[];
+  try {
+    files = filesUnder(DIST_CONSOLE).sort();
+  } catch {
+    throw new Error(`${DIST_CONSOLE} is missing: run \`npm run build\` first`);
+  }
+  if (files.length === 0) throw new Error(`${DIST_CONSOLE} is empty`);
+  let raw = 0;
+  let gzipped = 0;
+  const rows = files.map((path) => {
+    const bytes = readFileSync(path);
+    const gz = gzipSync(bytes).length;
+    raw += bytes.length;
+    gzipped += gz;
+    return [
+      relative(DIST_CONSOLE, path),
+      String(bytes.length),
+      kib(bytes.length),
+      String(gz),
+      kib(gz),
+    ];
+  });
+  rows.push(["**total**", String(raw), kib(raw), String(gzipped), kib(gzipped)]);
+  return markdownTable({
+    header: ["file (dist/console/)", "bytes", "", "gzipped bytes", ""],
+    rows,
+    numeric: [1, 2, 3, 4],
+  });
+}
+
+/**
+ * Installed before the page's own scripts (browser code, as text: this
+ * project's TypeScript has no DOM types): the session token in
+ * sessionStorage, and marks (ms since navigation start) for when the grid's
+ * first `expected` tiles are in the DOM (`__mxcdGridAt`) and when all their
+ * pictures have loaded (`__mxcdThumbsAt`).
+ */
+function initScript(token: string, expected: number): string {
+  return `
+sessionStorage.setItem(${JSON.stringify(TOKEN_KEY)}, ${JSON.stringify(token)});
+sessionStorage.setItem("mxcd-console-owned", "0");
+(() => {
+  const expected = ${expected};
+  const check = () => {
+    const tiles = document.querySelectorAll("ul.grid > li.tile");
+    if (tiles.length < expected) return;
+    if (window.__mxcdGridAt === undefined) {
+      window.__mxcdGridAt = performance.now();
+      document.documentElement.setAttribute("data-mxcd-grid-at", String(window.__mxcdGridAt));
+    }
+    if (window.__mxcdThumbsAt !== undefined) return;
+    for (let i = 0; i < expected; i++) {
+      const img = tiles[i].querySelector("img");
+      if (!img || !img.complete || img.naturalWidth === 0) return;
+    }
+    window.__mxcdThumbsAt = performance.now();
+    document.documentElement.setAttribute("data-mxcd-thumbs-at", String(window.__mxcdThumbsAt));
+  };
+  new MutationObserver(check).observe(document, {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["src"],
+  });
+  // "load" does not bubble; a capturing listener sees every <img> load.
+  document.addEventListener("load", check, true);
+})();`;
+}
+
+/** The marks and timings of a loaded page (browser code, as text). */
+const READ_SAMPLE = `(() => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const listing = performance.getEntriesByType("resource")
+    .find((entry) => entry.name.includes("/_mxcd/admin/v1/media?"));
+  return {
+    grid: window.__mxcdGridAt,
+    thumbs: window.__mxcdThumbsAt,
+    listingSent: listing ? listing.startTime : NaN,
+    listing: listing ? listing.responseEnd : NaN,
+    domContentLoaded: nav.domContentLoadedEventEnd,
+    load: nav.loadEventEnd,
+  };
+})()`;
+
+interface Sample {
+  grid: number;
+  thumbs: number;
+  /** The listing request's startTime (Resource Timing), ms since navigation start. */
+  listingSent: number;
+  /** The listing request's responseEnd (Resource Timing), ms since navigation start. */
+  listing: number;
+  /** Requests the page made until its thumbnails had loaded. */
+  requests: number;
+  /** CPU ms the mxcd process used during the load. */
+  serverCpu: number;
+  /** Requests by path (media ids elided). */
+  kinds: Map<string, number>;
+  domContentLoaded: number;
+  load: number;
+}
+
+async function prepare(context: BrowserContext, token: string, expected: number): Promise<void> {
+  await context.addInitScript({ content: initScript(token, expected) });
+}
+
+async function loadGrid(context: BrowserContext, url: string, serverPid: number): Promise<Sample> {
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  let requests = 0;
+  const kinds = new Map<string, number>();
+  page.on("request", (request) => {
+    // Network requests only: the tiles' blob: URLs are the thumbnails already fetched.
+    if (request.url().startsWith("blob:")) return;
+    requests += 1;
+    const kind = new URL(request.url()).pathname.replace(
+      /\/(media|thumbnail|download)\/.*$/,
+      "/$1/…",
+    );
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  });
+  const cpu0 = cpuSeconds(serverPid);
+  try {
+    await page.goto(url, { waitUntil: "commit" });
+    try {
+      // A locator, not waitForFunction: the console's CSP forbids eval in the page.
+      await page.locator("html[data-mxcd-thumbs-at]").waitFor({
+        state: "attached",
+        timeout: GRID_TIMEOUT_MS,
+      });
+    } catch (error) {
+      const tiles = await page.locator("ul.grid > li.tile").count();
+      const imgs = await page.locator("ul.grid > li.tile img").count();
+      throw new Error(
+        `the grid's first page never showed (${tiles} tiles, ${imgs} pictures after ${GRID_TIMEOUT_MS} ms; page errors: ${errors.join("; ") || "none"}): ${(error as Error).message}`,
+      );
+    }
+    const serverCpu = (cpuSeconds(serverPid) - cpu0) * 1000;
+    const marks =
+      await page.evaluate<Omit<Sample, "requests" | "serverCpu" | "kinds">>(READ_SAMPLE);
+    return { ...marks, requests, serverCpu, kinds };
+  } finally {
+    await page.close();
+  }
+}
+
+function summarize(label: string, samples: readonly Sample[]): string[][] {
+  const measures: [string, (s: Sample) => number][] = [
+    ["DOMContentLoaded", (s) => s.domContentLoaded],
+    ["listing request sent", (s) => s.listingSent],
+    ["listing response received", (s) => s.listing],
+    [`all ${PAGE} tiles in the DOM`, (s) => s.grid],
+    ["all their thumbnails loaded", (s) => s.thumbs],
+    ["(network requests made by then)", (s) => s.requests],
+    ["(mxcd CPU ms during the load)", (s) => s.serverCpu],
+  ];
+  return measures.map(([name, pick]) => {
+    const values = samples.map(pick).sort((a, b) => a - b);
+    const p50 = values[Math.floor((values.length - 1) / 2)] ?? Number.NaN;
+    return [label, name, f(p50), `${f(values[0] ?? 0)}–${f(values.at(-1) ?? 0)}`];
+  });
+}
+
+async function main(cleanup: Cleanup): Promise<void> {
+  const missing = chromiumMissing();
+  if (missing) throw new Error(missing);
+  const bundle = bundleTable();
+
+  const dir = tempDir(cleanup, "mxcd-console-bench-");
+  const path = join(dir, "mxcd.sqlite");
+  const database = createDatabase({ engine: "sqlite", path });
+  await runMigrations(database);
+  await database.close();
+  const seeded = Math.max(0, MEDIA - PAGE);
+  const s0 = performance.now();
+  seedListingMedia(path, seeded, "bench.local");
+  console.log(`seeded ${seeded} media rows in ${f((performance.now() - s0) / 1000)} s`);
+
+  const server = await startMxcd(
+    { cli: CLI, dir, shippedDefaults: true, admin: true, database: { engine: "sqlite", path } },
+    cleanup,
+  );
+  const u0 = performance.now();
+  for (let i = 0; i < PAGE; i++) {
+    const bytes = await (await photoLike(800, 600, 1000 + i)).jpeg({ quality: 85 }).toBuffer();
+    const res = await fetch(`${server.baseUrl}/_matrix/media/v3/upload?filename=photo-${i}.jpg`, {
+      method: "POST",
+      headers: { ...server.authHeaders, "content-type": "image/jpeg" },
+      body: bytes,
+    });
+    if (res.status !== 200) throw new Error(`upload ${i}: ${res.status} ${await res.text()}`);
+  }
+  console.log(`uploaded ${PAGE} photos in ${f((performance.now() - u0) / 1000)} s`);
+
+  const browser: Browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  cleanup.add("close chromium", () => browser.close());
+  const viewport = { width: 1366, height: 860 };
+  const url = `${server.baseUrl}/_mxcd/console/`;
+
+  // Sign in once, through the form.
+  const loginContext = await browser.newContext({ viewport });
+  const loginPage = await loginContext.newPage();
+  await loginPage.goto(url);
+  await loginPage.getByLabel("User name").fill(BENCH_USER);
+  await loginPage.getByLabel("Password").fill(BENCH_PASSWORD);
+  await loginPage.getByRole("button", { name: "Sign in" }).click();
+  await loginPage
+    .getByRole("banner")
+    .getByText(`@${BENCH_USER}:${server.serverName}`)
+    .waitFor({ timeout: GRID_TIMEOUT_MS });
+  const token = await loginPage.evaluate<string | null>(
+    `sessionStorage.getItem(${JSON.stringify(TOKEN_KEY)})`,
+  );
+  if (!token) throw new Error("no session token after signing in");
+  await loginContext.close();
+
+  const loads: number[] = [];
+  const expected = Math.min(PAGE, MEDIA);
+  // One unmeasured load: the server's first thumbnail reads and statement caches.
+  {
+    const context = await browser.newContext({ viewport });
+    await prepare(context, token, expected);
+    const first = await loadGrid(context, url, server.pid);
+    console.log(
+      `first load (unmeasured): tiles ${f(first.grid)} ms, thumbnails ${f(first.thumbs)} ms`,
+    );
+    console.log(`its requests: ${[...first.kinds].map(([k, n]) => `${n}× ${k}`).join(", ")}`);
+    await context.close();
+  }
+
+  const cold: Sample[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    loads.push(loadavg()[0] ?? 0);
+    const context = await browser.newContext({ viewport });
+    await prepare(context, token, expected);
+    cold.push(await loadGrid(context, url, server.pid));
+    await context.close();
+  }
+  const warm: Sample[] = [];
+  const context = await browser.newContext({ viewport });
+  await prepare(context, token, expected);
+  await loadGrid(context, url, server.pid);
+  for (let round = 0; round < ROUNDS; round++) {
+    loads.push(loadavg()[0] ?? 0);
+    warm.push(await loadGrid(context, url, server.pid));
+  }
+  loads.push(loadavg()[0] ?? 0);
+  await context.close();
+
+  const date = new Date().toISOString().slice(0, 16).replace("T", " ");
+  console.log(`\n${date} UTC; bundle (dist/console/, gzip level 6):\n`);
+  console.log(bundle.join("\n"));
+  console.log(
+    `\nFirst grid: ${MEDIA} media (${seeded} rows + ${PAGE} uploaded photos), ${ROUNDS} rounds each, ms since navigation start; 1-min load average ${f(Math.min(...loads))}–${f(Math.max(...loads))}\n`,
+  );
+  console.log(
+    markdownTable({
+      header: ["load", "measure", "p50 ms", "min–max ms"],
+      rows: [...summarize("cold", cold), ...summarize("warm", warm)],
+      numeric: [2],
+    }).join("\n"),
+  );
+}
+
+await runMain(main);
