@@ -27,11 +27,14 @@ export function App() {
 
   useEffect(() => {
     const boot = async () => {
-      setSettings(await new Api(undefined).get<ConsoleSettings>(`${BASE}config.json`));
+      // The settings and a stored token's check at once: one round trip, not two.
       const stored = storedToken();
-      if (stored) {
+      const opening = stored ? openSession(stored.token, stored.owned) : undefined;
+      opening?.catch(() => {}); // judged below, after the settings
+      setSettings(await new Api(undefined).get<ConsoleSettings>(`${BASE}config.json`));
+      if (opening) {
         try {
-          setSession(await openSession(stored.token, stored.owned));
+          setSession(await opening);
         } catch (e) {
           sessionStorage.clear();
           setNotice(e instanceof LoginRefused ? e.message : messageOf(e));

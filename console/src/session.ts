@@ -27,21 +27,26 @@ export class LoginRefused extends Error {}
 
 const NO_HASH = "0".repeat(64);
 
-/** Checks `token`: whose it is, and that they are a server admin. */
+/**
+ * Checks `token`: whose it is, and that they are a server admin. Both
+ * questions are asked at once (one round trip before the grid, not two).
+ */
 export async function openSession(token: string, owned: boolean): Promise<Session> {
   const api = new Api(token);
-  let userId: string;
-  try {
-    userId = (await api.get<{ user_id: string }>("/_matrix/client/v3/account/whoami")).user_id;
-  } catch (error) {
+  const [who, admin] = await Promise.allSettled([
+    api.get<{ user_id: string }>("/_matrix/client/v3/account/whoami"),
+    api.get(`/_mxcd/admin/v1/media/lookup?sha256=${NO_HASH}&limit=1`),
+  ]);
+  if (who.status === "rejected") {
+    const error = who.reason;
     if (error instanceof ApiError && error.status === 401) {
       throw new LoginRefused("This access token is not valid (unknown, expired or logged out).");
     }
     throw error;
   }
-  try {
-    await api.get(`/_mxcd/admin/v1/media/lookup?sha256=${NO_HASH}&limit=1`);
-  } catch (error) {
+  const userId = who.value.user_id;
+  if (admin.status === "rejected") {
+    const error = admin.reason;
     if (error instanceof ApiError && error.status === 403) {
       throw new LoginRefused(
         `${userId} is not a server admin. The moderation console needs the access token of a server admin.`,
