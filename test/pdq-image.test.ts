@@ -14,21 +14,11 @@ import sharp from "sharp";
 import { hammingDistance, PDQ_MATCH_THRESHOLD } from "../src/hashing/pdq.js";
 import { decodeForPdq, type PdqPixels } from "../src/hashing/pdq-decode.js";
 import { hashImage, type PdqImageResult } from "../src/hashing/pdq-image.js";
+import { prng } from "./support/seeded-random.js";
 
 const W = 400;
 const H = 300;
 const OPTIONS = { maxImagePixels: 32 * 1024 * 1024 };
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bilinear value noise on a g×g grid over the unit square, values in [-1, 1]. */
 function valueNoise(rand: () => number, g: number): (u: number, v: number) => number {

@@ -8,24 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { hammingDistance } from "../src/hashing/pdq.js";
 import { PdqIndex, type PdqIndexStrategy, packHash } from "../src/hashing/pdq-index.js";
-
-/** A small seeded PRNG (mulberry32), so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomHash(rand: () => number): string {
-  let hex = "";
-  for (let k = 0; k < 64; k++) hex += Math.floor(rand() * 16).toString(16);
-  return hex;
-}
+import { prng, randomHash } from "./support/seeded-random.js";
 
 /** `hash` with exactly `bits` distinct bits flipped. */
 function flip(hash: string, bits: number, rand: () => number): string {
