@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { request as httpRequest, type OutgoingHttpHeaders } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -27,39 +27,10 @@ import { createLogger } from "../src/logging/logger.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
 import { uploadBytes } from "./support/media.js";
+import { rawGet } from "./support/raw-get.js";
 import { waitFor } from "./support/wait-for.js";
 
 const V1 = "/_matrix/client/v1/media";
-
-interface Answer {
-  status: number;
-  headers: [string, string][];
-  body: Buffer;
-}
-
-/** GET with header names sent exactly as given (arrays: one line per value). */
-function get(baseUrl: string, path: string, headers: OutgoingHttpHeaders): Promise<Answer> {
-  const url = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: url.hostname, port: url.port, path, headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (d: Buffer) => chunks.push(d));
-        res.on("end", () => {
-          const pairs: [string, string][] = [];
-          for (let i = 0; i < res.rawHeaders.length; i += 2) {
-            const name = res.rawHeaders[i]!.toLowerCase();
-            if (name !== "date") pairs.push([name, res.rawHeaders[i + 1]!]);
-          }
-          resolve({ status: res.statusCode ?? 0, headers: pairs, body: Buffer.concat(chunks) });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 async function answered(baseUrl: string, route: string): Promise<number> {
   const text = await (await fetch(new URL("/metrics", baseUrl))).text();
@@ -153,7 +124,7 @@ forEachEngine("serving fast path, headers and prepared answers", (engine) => {
   const untilFast = (path: string, route: string) =>
     waitFor(async () => {
       const before = await answered(fastUrl, route);
-      assert.equal((await get(fastUrl, path, { Authorization: `Bearer ${alice}` })).status, 200);
+      assert.equal((await rawGet(fastUrl, path, { Authorization: `Bearer ${alice}` })).status, 200);
       return (await answered(fastUrl, route)) === before + 1;
     }, "the fast path answers");
 
@@ -167,15 +138,15 @@ forEachEngine("serving fast path, headers and prepared answers", (engine) => {
       { "IF-NONE-MATCH": "1" },
     ] as OutgoingHttpHeaders[]) {
       const headers = { AUTHORIZATION: `Bearer ${alice}`, ...extra };
-      const answer = await get(fastUrl, path, headers);
+      const answer = await rawGet(fastUrl, path, headers);
       assert.ok([206, 304].includes(answer.status), `${JSON.stringify(extra)}: ${answer.status}`);
-      assert.deepEqual(answer, await get(routesUrl, path, headers));
+      assert.deepEqual(answer, await rawGet(routesUrl, path, headers));
     }
     assert.equal(await answered(fastUrl, "download"), before);
     // An Authorization header in capitals is still the fast path's.
-    const caps = await get(fastUrl, path, { AUTHORIZATION: `Bearer ${alice}` });
+    const caps = await rawGet(fastUrl, path, { AUTHORIZATION: `Bearer ${alice}` });
     assert.equal(await answered(fastUrl, "download"), before + 1);
-    assert.deepEqual(caps, await get(routesUrl, path, { authorization: `Bearer ${alice}` }));
+    assert.deepEqual(caps, await rawGet(routesUrl, path, { authorization: `Bearer ${alice}` }));
   });
 
   it("leaves two Authorization headers to the routes", async () => {
@@ -183,9 +154,9 @@ forEachEngine("serving fast path, headers and prepared answers", (engine) => {
     await untilFast(path, "download");
     const before = await answered(fastUrl, "download");
     const headers = { Authorization: [`Bearer ${alice}`, "Bearer nonsense"] };
-    const answer = await get(fastUrl, path, headers);
+    const answer = await rawGet(fastUrl, path, headers);
     assert.equal(await answered(fastUrl, "download"), before);
-    assert.deepEqual(answer, await get(routesUrl, path, headers));
+    assert.deepEqual(answer, await rawGet(routesUrl, path, headers));
   });
 
   it("answers each thumbnail size with its own stored thumbnail, as the routes do", async () => {
@@ -201,9 +172,9 @@ forEachEngine("serving fast path, headers and prepared answers", (engine) => {
       const path = `${V1}/thumbnail/test.local/${imageId}?${query}`;
       await untilFast(path, "thumbnail");
       const before = await answered(fastUrl, "thumbnail");
-      const answer = await get(fastUrl, path, { Authorization: `Bearer ${alice}` });
+      const answer = await rawGet(fastUrl, path, { Authorization: `Bearer ${alice}` });
       assert.equal(await answered(fastUrl, "thumbnail"), before + 1, query);
-      assert.deepEqual(answer, await get(routesUrl, path, { Authorization: `Bearer ${alice}` }));
+      assert.deepEqual(answer, await rawGet(routesUrl, path, { Authorization: `Bearer ${alice}` }));
     }
   });
 });

@@ -13,7 +13,6 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -31,42 +30,12 @@ import { requestLogWriter } from "../src/logging/request-log-line.js";
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 import { HttpClient } from "./support/http-client.js";
 import { uploadBytes } from "./support/media.js";
+import { rawGet } from "./support/raw-get.js";
 import { waitFor } from "./support/wait-for.js";
 
 const V1 = "/_matrix/client/v1/media";
 const ADMIN = "/_synapse/admin/v1";
 const FAST = "mxcd_fast_path_requests_total";
-
-interface Raw {
-  status: number;
-  /** Every header in the order sent, name lower-cased, except Date. */
-  headers: [string, string][];
-  body: Buffer;
-}
-
-/** GET with the path sent exactly as given; the whole answer, headers in order. */
-function rawGet(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<Raw> {
-  const url = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: url.hostname, port: url.port, path, headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (d: Buffer) => chunks.push(d));
-        res.on("end", () => {
-          const pairs: [string, string][] = [];
-          for (let i = 0; i < res.rawHeaders.length; i += 2) {
-            const name = res.rawHeaders[i]!.toLowerCase();
-            if (name !== "date") pairs.push([name, res.rawHeaders[i + 1]!]);
-          }
-          resolve({ status: res.statusCode ?? 0, headers: pairs, body: Buffer.concat(chunks) });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 /** Every sample of /metrics, by its full name with labels. */
 async function samples(baseUrl: string): Promise<Map<string, number>> {
