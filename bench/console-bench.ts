@@ -60,8 +60,16 @@ const ROUNDS = Number(process.env.CONSOLE_BENCH_ROUNDS ?? 5);
 const PAGE = 60;
 const TOKEN_KEY = "mxcd-console-token";
 const GRID_TIMEOUT_MS = 30_000;
+const JOBS_TIMEOUT_MS = 120_000;
+/** Extra node flags for mxcd, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+const NODE_FLAGS = (process.env.CONSOLE_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/**
+ * The build to measure: this checkout, or CONSOLE_BENCH_ROOT (a folder with
+ * package.json, node_modules and a built dist/ — e.g. main's build, for an
+ * A/B run back to back).
+ */
+const ROOT = process.env.CONSOLE_BENCH_ROOT ?? fileURLToPath(new URL("..", import.meta.url));
 const DIST_CONSOLE = join(ROOT, "dist", "console");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 
@@ -169,6 +177,8 @@ interface Sample {
   requests: number;
   /** CPU ms the mxcd process used during the load. */
   serverCpu: number;
+  /** CPU ms Chromium's processes used during the load (/proc, live processes). */
+  browserCpu: number;
   /** Requests by path (media ids elided). */
   kinds: Map<string, number>;
   domContentLoaded: number;
@@ -196,6 +206,7 @@ async function loadGrid(context: BrowserContext, url: string, serverPid: number)
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   });
   const cpu0 = cpuSeconds(serverPid);
+  const browser0 = browserCpuSeconds(serverPid);
   try {
     await page.goto(url, { waitUntil: "commit" });
     try {
@@ -212,12 +223,24 @@ async function loadGrid(context: BrowserContext, url: string, serverPid: number)
       );
     }
     const serverCpu = (cpuSeconds(serverPid) - cpu0) * 1000;
+    const browserCpu = (browserCpuSeconds(serverPid) - browser0) * 1000;
     const marks =
-      await page.evaluate<Omit<Sample, "requests" | "serverCpu" | "kinds">>(READ_SAMPLE);
-    return { ...marks, requests, serverCpu, kinds };
+      await page.evaluate<Omit<Sample, "requests" | "serverCpu" | "browserCpu" | "kinds">>(
+        READ_SAMPLE,
+      );
+    return { ...marks, requests, serverCpu, browserCpu, kinds };
   } finally {
     await page.close();
   }
+}
+
+/**
+ * CPU seconds of Chromium's live processes: every descendant of this process
+ * but mxcd (the other child) and this process itself.
+ */
+function browserCpuSeconds(serverPid: number): number {
+  const own = process.cpuUsage();
+  return cpuSeconds(process.pid) - cpuSeconds(serverPid) - (own.user + own.system) / 1e6;
 }
 
 function summarize(label: string, samples: readonly Sample[]): string[][] {
@@ -229,6 +252,7 @@ function summarize(label: string, samples: readonly Sample[]): string[][] {
     ["all their thumbnails loaded", (s) => s.thumbs],
     ["(network requests made by then)", (s) => s.requests],
     ["(mxcd CPU ms during the load)", (s) => s.serverCpu],
+    ["(Chromium CPU ms during the load)", (s) => s.browserCpu],
   ];
   return measures.map(([name, pick]) => {
     const values = samples.map(pick).sort((a, b) => a - b);
@@ -249,11 +273,20 @@ async function main(cleanup: Cleanup): Promise<void> {
   await database.close();
   const seeded = Math.max(0, MEDIA - PAGE);
   const s0 = performance.now();
-  seedListingMedia(path, seeded, "bench.local");
+  // Settled rows (hashes recorded): a server that has run for a while, not
+  // one backfilling hashes of 100,000 missing files during the measurement.
+  seedListingMedia(path, seeded, "bench.local", { settled: true });
   console.log(`seeded ${seeded} media rows in ${f((performance.now() - s0) / 1000)} s`);
 
   const server = await startMxcd(
-    { cli: CLI, dir, shippedDefaults: true, admin: true, database: { engine: "sqlite", path } },
+    {
+      cli: CLI,
+      dir,
+      shippedDefaults: true,
+      admin: true,
+      database: { engine: "sqlite", path },
+      nodeFlags: NODE_FLAGS,
+    },
     cleanup,
   );
   const u0 = performance.now();
@@ -267,6 +300,9 @@ async function main(cleanup: Cleanup): Promise<void> {
     if (res.status !== 200) throw new Error(`upload ${i}: ${res.status} ${await res.text()}`);
   }
   console.log(`uploaded ${PAGE} photos in ${f((performance.now() - u0) / 1000)} s`);
+  const j0 = performance.now();
+  const jobs = await settleJobs(server.baseUrl, server.authHeaders);
+  console.log(`background jobs settled in ${f((performance.now() - j0) / 1000)} s: ${jobs}`);
 
   const browser: Browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
@@ -331,6 +367,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   }
   loads.push(loadavg()[0] ?? 0);
   await context.close();
+  const counters = await serverCounters(server.baseUrl);
 
   const date = new Date().toISOString().slice(0, 16).replace("T", " ");
   console.log(`\n${date} UTC; bundle (dist/console/, gzip level 6):\n`);
@@ -345,6 +382,51 @@ async function main(cleanup: Cleanup): Promise<void> {
       numeric: [2],
     }).join("\n"),
   );
+  console.log(`\nmxcd's counters after every load (/metrics):\n${counters}`);
+}
+
+/**
+ * Waits (polling the background-jobs status, at most JOBS_TIMEOUT_MS) until
+ * no one-off job is pending or in progress — on a fresh database the
+ * quarantine-feed backfill scans every row once — so the loads measure the
+ * console, not a start-up backfill sharing mxcd's one thread. Returns the
+ * jobs' states as a line for the output.
+ */
+async function settleJobs(baseUrl: string, headers: Record<string, string>): Promise<string> {
+  const url = `${baseUrl}/_synapse/admin/v1/background_updates/status`;
+  const deadline = performance.now() + JOBS_TIMEOUT_MS;
+  for (;;) {
+    const body = (await (await fetch(url, { headers })).json()) as {
+      current_updates: Record<string, unknown>;
+      jobs: { name: string; status: string; processed: number }[];
+    };
+    const states = body.jobs.map((j) => `${j.name} ${j.status} (${j.processed})`).join(", ");
+    const busy =
+      Object.keys(body.current_updates).length > 0 || body.jobs.some((j) => j.status === "pending");
+    if (!busy) return states;
+    if (performance.now() > deadline) return `NOT SETTLED after ${JOBS_TIMEOUT_MS} ms: ${states}`;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
+ * The counters that say which path the loads' requests took: answered by
+ * the fast path or passed to Fastify, thumbnails generated, cache hits and
+ * misses, and Fastify's requests by route.
+ */
+async function serverCounters(baseUrl: string): Promise<string> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return text
+    .split("\n")
+    .filter(
+      (line) =>
+        /^(mxcd_fast_path_requests_total|mxcd_thumbnails_generated_total|mxcd_cache_requests_total)\{/.test(
+          line,
+        ) ||
+        (/^mxcd_http_requests_total\{/.test(line) && /media|console|whoami/.test(line)),
+    )
+    .map((line) => `    ${line}`)
+    .join("\n");
 }
 
 await runMain(main);

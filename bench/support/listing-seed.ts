@@ -6,6 +6,13 @@
  * over the past year, 1 % quarantined, four media types; and 20,000 room
  * references over 200 rooms. Deterministic: every run seeds the same rows.
  * Rows only: no media files exist for them.
+ *
+ * With `settled`, every row also carries what a server that has run for a
+ * while has: its SHA-256 and MD5 and a PDQ outcome (`pdq_status` "none"),
+ * so the media-hash backfill finds no work. Without it (the listing bench,
+ * which starts no server) the rows are as an import would leave them, and a
+ * server started on them spends its first minutes backfilling hashes of
+ * 100,000 files that do not exist (bench/README.md, "Console: thumbnails").
  */
 import SqliteDriver from "better-sqlite3";
 
@@ -22,7 +29,12 @@ function rng(seed: number) {
 }
 
 /** Seeds `count` media rows (all older than now) into the SQLite database at `path`. */
-export function seedListingMedia(path: string, count: number, server: string): void {
+export function seedListingMedia(
+  path: string,
+  count: number,
+  server: string,
+  options: { settled?: boolean } = {},
+): void {
   const sqlite = new SqliteDriver(path);
   const random = rng(18);
   const now = Date.now();
@@ -40,6 +52,17 @@ export function seedListingMedia(path: string, count: number, server: string): v
     `insert into media_references (kind, media_origin, media_id, room_id, event_id, stream_ordering)
      values ('content', ?, ?, ?, ?, ?)`,
   );
+  const settle = {
+    local: sqlite.prepare(
+      `update local_media_repository set sha256 = ?, md5 = ?, pdq_status = 'none',
+         pdq_reason = 'seeded' where media_id = ?`,
+    ),
+    remote: sqlite.prepare(
+      `update remote_media_cache set sha256 = ?, md5 = ?, pdq_status = 'none',
+         pdq_reason = 'seeded' where media_origin = ? and media_id = ?`,
+    ),
+  };
+  const hex = (i: number, length: number) => i.toString(16).padStart(length, "0");
   const ids: [string, string][] = [];
   try {
     sqlite.transaction(() => {
@@ -52,10 +75,12 @@ export function seedListingMedia(path: string, count: number, server: string): v
         if (i % 5 === 4) {
           const origin = `remote${i % 20}.example`;
           remote.run(origin, mediaId, type, length, ts, null, `fs${i}`, ts, quarantined);
+          if (options.settled) settle.remote.run(hex(i, 64), hex(i, 32), origin, mediaId);
           ids.push([origin, mediaId]);
         } else {
           const user = `@user${i % 50}:${server}`;
           local.run(mediaId, type, length, ts, `${mediaId}.bin`, user, quarantined);
+          if (options.settled) settle.local.run(hex(i, 64), hex(i, 32), mediaId);
           ids.push([server, mediaId]);
         }
       }

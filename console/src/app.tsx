@@ -6,8 +6,8 @@ import { Detail } from "./detail";
 import { Feed } from "./feed";
 import { Login } from "./login";
 import { Owner } from "./owner";
-import { Review } from "./review";
-import { BASE, hrefOf, linkClick, navigate, useRoute } from "./router";
+import { listingPath, Review, summaryPath } from "./review";
+import { BASE, hrefOf, linkClick, navigate, parseRoute, type Route, useRoute } from "./router";
 import {
   type ConsoleSettings,
   endSession,
@@ -18,7 +18,52 @@ import {
   storedToken,
 } from "./session";
 
-export function App() {
+/** What start-up found: the settings, and the stored token's session or why it was refused. */
+export interface Boot {
+  settings?: ConsoleSettings;
+  session?: Session;
+  notice?: string;
+}
+
+/**
+ * Start-up's requests, all in one round trip (main.tsx calls this before
+ * the first render): the settings, a stored token's check (whoami and the
+ * admin check) and, on the review grid, the grid's first page and its
+ * summary — the listing answers a non-admin 403 itself, so it need not wait
+ * for the check; a refused session drops it unread.
+ */
+export async function startBoot(): Promise<Boot> {
+  const stored = storedToken();
+  const opening = stored ? openSession(stored.token, stored.owned) : undefined;
+  opening?.catch(() => {}); // judged below, after the settings
+  if (stored) prefetchView(new Api(stored.token), parseRoute(location));
+  const boot: Boot = {};
+  try {
+    boot.settings = await new Api(undefined).get<ConsoleSettings>(`${BASE}config.json`);
+    if (opening) {
+      try {
+        boot.session = await opening;
+      } catch (e) {
+        sessionStorage.clear();
+        Api.dropPrefetched();
+        boot.notice = e instanceof LoginRefused ? e.message : messageOf(e);
+      }
+    }
+  } catch (e) {
+    boot.notice = messageOf(e);
+  }
+  return boot;
+}
+
+/** Starts the first requests `route`'s view will make (only the grid's are worth it). */
+function prefetchView(api: Api, route: Route): void {
+  if (route.name !== "grid") return;
+  const filters = Object.fromEntries(route.query.entries());
+  api.prefetch(listingPath(filters));
+  api.prefetch(summaryPath(filters));
+}
+
+export function App(props: { boot: Promise<Boot> }) {
   const [settings, setSettings] = useState<ConsoleSettings | undefined>();
   const [session, setSession] = useState<Session | undefined>();
   const [notice, setNotice] = useState<string | undefined>();
@@ -26,24 +71,12 @@ export function App() {
   const [status, setStatus] = useState<{ text: string; kind: "info" | "error" } | undefined>();
 
   useEffect(() => {
-    const boot = async () => {
-      // The settings and a stored token's check at once: one round trip, not two.
-      const stored = storedToken();
-      const opening = stored ? openSession(stored.token, stored.owned) : undefined;
-      opening?.catch(() => {}); // judged below, after the settings
-      setSettings(await new Api(undefined).get<ConsoleSettings>(`${BASE}config.json`));
-      if (opening) {
-        try {
-          setSession(await opening);
-        } catch (e) {
-          sessionStorage.clear();
-          setNotice(e instanceof LoginRefused ? e.message : messageOf(e));
-        }
-      }
-    };
-    boot()
-      .catch((e) => setNotice(messageOf(e)))
-      .finally(() => setReady(true));
+    void props.boot.then((boot) => {
+      setSettings(boot.settings);
+      setSession(boot.session);
+      setNotice(boot.notice);
+      setReady(true);
+    });
   }, []);
 
   if (!ready) return <p aria-live="polite">Loading…</p>;
@@ -71,6 +104,7 @@ export function App() {
       <Shell
         status={status}
         onLogout={async () => {
+          Api.dropPrefetched();
           await endSession(session);
           setSession(undefined);
           setNotice("Signed out.");

@@ -1,6 +1,8 @@
 /** Entry point of the moderation console (docs/console.md). */
 import { render } from "preact";
-import { App } from "./app";
+import { App, startBoot } from "./app";
 import "./styles.css";
 
-render(<App />, document.getElementById("app")!);
+// Start-up's requests leave before the first render (a render's effects wait for a frame).
+const boot = startBoot();
+render(<App boot={boot} />, document.getElementById("app")!);

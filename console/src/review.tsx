@@ -10,6 +10,14 @@ import { hrefOf, navigate } from "./router";
 const LISTING = "/_mxcd/admin/v1/media";
 const PAGE = 60;
 
+/** The listing's page after `from` (the first page without it). */
+export const listingPath = (filters: Record<string, string>, from?: string) =>
+  `${LISTING}${queryString({ ...filters, limit: PAGE, from })}`;
+
+/** The count and bytes of what `filters` match. */
+export const summaryPath = (filters: Record<string, string>) =>
+  `${LISTING}/summary${queryString(filters)}`;
+
 /** Count and bytes of what filters match (`/media/summary`). */
 export function useSummary(filters: Record<string, string>, version: number) {
   const { api } = useConsole();
@@ -19,10 +27,7 @@ export function useSummary(filters: Record<string, string>, version: number) {
     const abort = new AbortController();
     setSummary(undefined);
     api
-      .get<{ count: number; total_bytes: number }>(
-        `${LISTING}/summary${queryString(filters)}`,
-        abort.signal,
-      )
+      .get<{ count: number; total_bytes: number }>(summaryPath(filters), abort.signal)
       .then(setSummary, () => {});
     return () => abort.abort();
   }, [key, version]);
@@ -33,7 +38,7 @@ export function useSummary(filters: Record<string, string>, version: number) {
 export function useListingSource(filters: Record<string, string>) {
   const { api } = useConsole();
   return (from: string | undefined, signal: AbortSignal) =>
-    api.get<MediaPage>(`${LISTING}${queryString({ ...filters, limit: PAGE, from })}`, signal);
+    api.get<MediaPage>(listingPath(filters, from), signal);
 }
 
 export function Review(props: { query: URLSearchParams }) {
