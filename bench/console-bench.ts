@@ -185,8 +185,25 @@ interface Sample {
   load: number;
 }
 
+/**
+ * A diagnostic, not the console as shipped: CONSOLE_BENCH_NO_BLUR=1 adds a
+ * style sheet that turns the tiles' blur filter off (the context bypasses
+ * the CSP for it), to see what the blur costs Chromium.
+ */
+const NO_BLUR = process.env.CONSOLE_BENCH_NO_BLUR === "1";
+const contextOptions = { viewport: { width: 1366, height: 860 }, bypassCSP: NO_BLUR };
+
 async function prepare(context: BrowserContext, token: string, expected: number): Promise<void> {
   await context.addInitScript({ content: initScript(token, expected) });
+  if (NO_BLUR) {
+    await context.addInitScript({
+      content: `document.addEventListener("DOMContentLoaded", () => {
+        const style = document.createElement("style");
+        style.textContent = ".thumb.blurred img { filter: none !important; transform: none !important; }";
+        document.head.append(style);
+      });`,
+    });
+  }
 }
 
 async function loadGrid(context: BrowserContext, url: string, serverPid: number): Promise<Sample> {
@@ -339,7 +356,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   const expected = Math.min(PAGE, MEDIA);
   // One unmeasured load: the server's first thumbnail reads and statement caches.
   {
-    const context = await browser.newContext({ viewport });
+    const context = await browser.newContext(contextOptions);
     await prepare(context, token, expected);
     const first = await loadGrid(context, url, server.pid);
     console.log(
@@ -352,13 +369,13 @@ async function main(cleanup: Cleanup): Promise<void> {
   const cold: Sample[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     loads.push(loadavg()[0] ?? 0);
-    const context = await browser.newContext({ viewport });
+    const context = await browser.newContext(contextOptions);
     await prepare(context, token, expected);
     cold.push(await loadGrid(context, url, server.pid));
     await context.close();
   }
   const warm: Sample[] = [];
-  const context = await browser.newContext({ viewport });
+  const context = await browser.newContext(contextOptions);
   await prepare(context, token, expected);
   await loadGrid(context, url, server.pid);
   for (let round = 0; round < ROUNDS; round++) {
@@ -373,7 +390,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   console.log(`\n${date} UTC; bundle (dist/console/, gzip level 6):\n`);
   console.log(bundle.join("\n"));
   console.log(
-    `\nFirst grid: ${MEDIA} media (${seeded} rows + ${PAGE} uploaded photos), ${ROUNDS} rounds each, ms since navigation start; 1-min load average ${f(Math.min(...loads))}–${f(Math.max(...loads))}\n`,
+    `\nFirst grid: ${MEDIA} media (${seeded} rows + ${PAGE} uploaded photos), ${ROUNDS} rounds each, ms since navigation start${NO_BLUR ? " (DIAGNOSTIC: blur off)" : ""}; 1-min load average ${f(Math.min(...loads))}–${f(Math.max(...loads))}\n`,
   );
   console.log(
     markdownTable({

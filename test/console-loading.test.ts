@@ -1,0 +1,190 @@
+/**
+ * How the moderation console loads the review grid (docs/console.md "How the
+ * grid loads"), in headless Chromium against a real server:
+ * - the grid's first page is requested with the session check, not after it
+ *   (the check's `whoami` is held until the listing request has left);
+ * - thumbnails load at most four at a time, first tiles first (every
+ *   thumbnail request is held until the test releases it);
+ * - a second load of the grid fetches no thumbnail again (the browser's HTTP
+ *   cache answers), but does fetch a quarantined picture again through the
+ *   admin bypass (never cached).
+ * Requests are observed where they happen (Playwright's request routing, the
+ * server's /metrics), never timed.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { Browser, BrowserContext, Route } from "playwright-core";
+import { chromiumMissing, launchChromium } from "./support/chromium.js";
+import { uploadBytes } from "./support/media.js";
+import { metric } from "./support/metrics.js";
+import { photoLike } from "./support/photo-like.js";
+import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { waitFor } from "./support/wait-for.js";
+
+const HERE = "test.local";
+const TOKEN_KEY = "mxcd-console-token";
+const PICTURES = 9;
+const THUMBNAILS = "**/_matrix/client/v1/media/thumbnail/**";
+const THUMBNAIL_ROUTE = "/_matrix/client/v1/media/thumbnail/:serverName/:mediaId";
+const DOWNLOAD_ROUTE = "/_matrix/client/v1/media/download/:serverName/:mediaId";
+
+/** GETs of `route` the server answered 200 (its fast path counts its answers here too). */
+function served(server: TestServer, route: string): Promise<number> {
+  return metric(
+    server.baseUrl,
+    "mxcd_http_requests_total",
+    `method="GET",route="${route}",status="200"`,
+  );
+}
+
+const reason = chromiumMissing();
+if (reason) {
+  describe("console loading", { skip: `!!! SKIPPED: ${reason}` }, () => {});
+} else {
+  describe("console loading", () => {
+    let server: TestServer;
+    let admin: TestUser;
+    let browser: Browser;
+    /** Media ids, newest first: the grid's order. */
+    const newestFirst: string[] = [];
+    let quarantined: string;
+
+    /** A context whose pages start signed in as the admin (a reloaded tab). */
+    const signedIn = async (): Promise<BrowserContext> => {
+      const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+      await context.addInitScript({
+        content: `sessionStorage.setItem(${JSON.stringify(TOKEN_KEY)}, ${JSON.stringify(admin.token)});`,
+      });
+      return context;
+    };
+
+    const url = () => `${server.baseUrl}/_mxcd/console/`;
+
+    before(async () => {
+      server = await startTestServer("sqlite");
+      admin = await server.user("admin", { admin: true });
+      const alice = await server.user("alice");
+      for (let i = 0; i < PICTURES; i++) {
+        const bytes = await (await photoLike(800, 600, 500 + i)).jpeg({ quality: 80 }).toBuffer();
+        const id = await uploadBytes(alice.http, bytes, {
+          contentType: "image/jpeg",
+          filename: `p${i}.jpg`,
+        });
+        newestFirst.unshift(id);
+      }
+      // The oldest picture is quarantined: the grid shows it through the bypass.
+      quarantined = newestFirst.at(-1)!;
+      const q = await admin.http.post(`/_synapse/admin/v1/media/quarantine/${HERE}/${quarantined}`);
+      assert.equal(q.status, 200);
+      browser = await launchChromium();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    it("requests the grid's first page with the session check, not after it", async () => {
+      const context = await signedIn();
+      let listingSent!: () => void;
+      const listing = new Promise<void>((resolve) => {
+        listingSent = resolve;
+      });
+      context.on("request", (request) => {
+        if (request.url().includes("/_mxcd/admin/v1/media?")) listingSent();
+      });
+      // The session check's whoami answers only once the listing has left:
+      // a console that waits for the check before listing never shows the grid.
+      await context.route("**/_matrix/client/v3/account/whoami", async (route) => {
+        await listing;
+        await route.continue();
+      });
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        await page
+          .locator("ul.grid > li.tile")
+          .nth(PICTURES - 1)
+          .waitFor({ state: "attached", timeout: 20_000 });
+      } finally {
+        listingSent(); // never leave the route hanging
+        await context.close();
+      }
+    });
+
+    it("loads thumbnails at most four at a time, first tiles first", async () => {
+      const context = await signedIn();
+      const held: { route: Route; mediaId: string }[] = [];
+      const order: string[] = [];
+      let most = 0;
+      await context.route(THUMBNAILS, (route) => {
+        const mediaId = new URL(route.request().url()).pathname.split("/").at(-1)!;
+        order.push(mediaId);
+        held.push({ route, mediaId });
+        most = Math.max(most, held.length);
+      });
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        // The quarantined picture comes through the download, not the thumbnail.
+        const thumbnails = PICTURES - 1;
+        for (let released = 0; released < thumbnails; released++) {
+          const expected = Math.min(4, thumbnails - released);
+          await waitFor(() => held.length >= expected, `${expected} thumbnail requests`);
+          await held.shift()!.route.continue();
+        }
+        await waitFor(
+          async () => (await page.locator("ul.grid img").count()) === PICTURES,
+          "every picture shown",
+        );
+        assert.ok(most <= 4, `at most four thumbnails in flight (saw ${most})`);
+        assert.equal(most, 4);
+        const grid = newestFirst.filter((id) => id !== quarantined);
+        assert.deepEqual(new Set(order.slice(0, 4)), new Set(grid.slice(0, 4)));
+        assert.deepEqual(new Set(order), new Set(grid));
+      } finally {
+        for (const { route } of held) await route.continue().catch(() => {});
+        await context.close();
+      }
+    });
+
+    it("loads thumbnails once per browser session, a quarantined picture every time", async () => {
+      const context = await signedIn();
+      try {
+        const load = async () => {
+          const page = await context.newPage();
+          await page.goto(url());
+          await waitFor(
+            async () =>
+              (await page.locator("ul.grid img").count()) === PICTURES &&
+              (await page.evaluate<boolean>(
+                `[...document.querySelectorAll("ul.grid img")].every((i) => i.complete && i.naturalWidth > 0)`,
+              )),
+            "every picture loaded",
+          );
+          await page.close();
+        };
+        const thumbnails0 = await served(server, THUMBNAIL_ROUTE);
+        const bypass0 = await served(server, DOWNLOAD_ROUTE);
+        await load();
+        const thumbnails1 = await served(server, THUMBNAIL_ROUTE);
+        const bypass1 = await served(server, DOWNLOAD_ROUTE);
+        assert.equal(thumbnails1 - thumbnails0, PICTURES - 1, "first load fetches each thumbnail");
+        assert.equal(bypass1 - bypass0, 1, "first load fetches the quarantined picture");
+        await load();
+        assert.equal(
+          (await served(server, THUMBNAIL_ROUTE)) - thumbnails1,
+          0,
+          "second load: thumbnails from the browser's cache",
+        );
+        assert.equal(
+          (await served(server, DOWNLOAD_ROUTE)) - bypass1,
+          1,
+          "second load: the quarantined picture fetched again (no-store)",
+        );
+      } finally {
+        await context.close();
+      }
+    });
+  });
+}
