@@ -32,8 +32,19 @@
  * bundle and the session check), the requests the page made, and the CPU
  * time mxcd used (steadier than wall-clock time on a busy machine).
  *
+ * Also per load: the CPU time of Chromium's processes (the browser's side
+ * of each picture: fetch, Blob, blob: URL, decode, blur), and after every
+ * load mxcd's counters that say which path the requests took (fast path
+ * answered or passed, thumbnails generated on request, cache hits).
+ * The seeded rows are "settled" (hashes recorded) and the bench waits for
+ * start-up's one-off background jobs before the first load, so the loads
+ * measure the console, not a backfill sharing mxcd's thread.
+ *
  * Run: `npm run bench:console` (builds first). CONSOLE_BENCH_MEDIA=5000 for
- * a quick trial.
+ * a quick trial; CONSOLE_BENCH_ROOT=<folder with a built dist/> measures
+ * another build (A/B); CONSOLE_BENCH_NODE_FLAGS="--cpu-prof
+ * --cpu-prof-dir=/tmp/p" profiles mxcd; CONSOLE_BENCH_NO_BLUR=1 turns the
+ * tiles' blur off (a diagnostic).
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -256,8 +267,35 @@ async function loadGrid(context: BrowserContext, url: string, serverPid: number)
  * but mxcd (the other child) and this process itself.
  */
 function browserCpuSeconds(serverPid: number): number {
-  const own = process.cpuUsage();
-  return cpuSeconds(process.pid) - cpuSeconds(serverPid) - (own.user + own.system) / 1e6;
+  let total = 0;
+  for (const child of childPids(process.pid)) {
+    if (child !== serverPid) total += treeCpuSeconds(child);
+  }
+  return total;
+}
+
+/** CPU seconds of `pid` and its live descendants; a process that just exited counts 0. */
+function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // utime and stime: fields 14 and 15, counted after the parenthesised command name.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total = (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0; // Chromium ends helper processes at any time.
+  }
+  for (const child of childPids(pid)) total += treeCpuSeconds(child);
+  return total;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8");
+    return text.split(" ").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 function summarize(label: string, samples: readonly Sample[]): string[][] {
