@@ -396,7 +396,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     feedSignal,
     pollMs,
   );
-  const uploadQuota = createUploadQuota(config, database, options.uploadNow);
+  const uploadQuota = createUploadQuota(config, database, logger, options.uploadNow);
   const uploads = new UploadService(
     mediaSettings,
     services.media,
