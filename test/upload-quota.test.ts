@@ -441,6 +441,12 @@ forEachEngine("upload quotas", (engine) => {
     const bad = await admin.http.request("GET", path("usage"));
     assert.equal(bad.status, 400);
     assert.equal(bad.body.errcode, "M_INVALID_PARAM");
+    const remote = await admin.http.request("GET", path("@usage:elsewhere.example"));
+    assert.equal(remote.status, 400, "a user of another server");
+    assert.equal(remote.body.errcode, "M_INVALID_PARAM");
+    const unknown = await admin.http.request("GET", path("@nobody-here:test.local"));
+    assert.equal(unknown.status, 404, "a local user without an account");
+    assert.equal(unknown.body.errcode, "M_NOT_FOUND");
     const res = await admin.http.request("GET", path(user.userId));
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, {
