@@ -7,15 +7,19 @@
  * `@off` matches an override with no window (the path of a server without
  * quotas: no reservation, no query), `@on` has three windows (1h, 1d, 30d,
  * large enough never to refuse) and `MXCD_BENCH_QUOTA_PRIOR` (10,000) prior
- * uploads inside all of them, so every check sums 10,000 rows.
+ * uploads inside all of them, so every check sums 10,000 rows, and `@fresh`
+ * has the same windows and no prior upload (the check's fixed cost: its
+ * statements and commits, without the window sums).
  *
  * `MXCD_BENCH_QUOTA_ROUNDS` (5) rounds; in each, `MXCD_BENCH_QUOTA_UPLOADS`
- * (10) uploads of 1 MiB (with Content-Length) as `@off`, then as `@on`, the
- * order alternating from round to round. A leg's figure is the process's CPU
- * time (user + system, client and worker threads included — the same for
- * both legs) per upload, and its wall time per upload. The report gives
- * each round's on/off ratio, their mean and spread (min–max), and the time
- * of the quota's usage query alone (the window sums), for scale.
+ * (10) uploads of 1 MiB (with Content-Length) as each user, the order of the
+ * three legs rotating from round to round. A leg's figure is the process's
+ * CPU time (user + system, client and worker threads included — the same for
+ * every leg) per upload, and its wall time per upload. The report gives each
+ * round's on/off and fresh/off ratios, their mean and spread (min–max), the
+ * SQL statements and commits per upload of each leg (counted in Kysely's
+ * executor and driver, outside the timed rounds), and the time of the
+ * quota's usage query alone (the window sums), for scale.
  *
  * The section replaces "## Upload quota" in bench/RESULTS.md
  * (MXCD_BENCH_RESULTS). Nothing here asserts a time.
@@ -24,12 +28,13 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { sql } from "kysely";
+import { DefaultQueryExecutor, PostgresDriver, SqliteDriver, sql } from "kysely";
 import { createApp } from "../src/app.js";
 import type { DatabaseConfig } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import { createDatabase } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
+import { NOT_AN_IMAGE } from "../src/domain/media-hashes.js";
 import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
 import { createLogger } from "../src/logging/logger.js";
 import { UploadQuotaRepository } from "../src/repositories/upload-quota-repository.js";
@@ -45,6 +50,8 @@ const UPLOADS = Number(process.env.MXCD_BENCH_QUOTA_UPLOADS ?? 10);
 const PRIOR = Number(process.env.MXCD_BENCH_QUOTA_PRIOR ?? 10_000);
 const SIZE = 1024 * 1024;
 const ON = "@on:bench.local";
+const LEGS = ["off", "on", "fresh"] as const;
+type LegName = (typeof LEGS)[number];
 const HOUR = 3_600_000;
 
 interface Leg {
@@ -54,11 +61,46 @@ interface Leg {
 
 interface EngineResult {
   engine: string;
-  rounds: { off: Leg; on: Leg }[];
+  rounds: Record<LegName, Leg>[];
+  /** Statements and commits per upload of each leg. */
+  sql: Record<LegName, { statements: number; commits: number }>;
   usageQueryMs: number;
 }
 
-/** `PRIOR` rows of `@on`, spread over the last half hour (inside every window). */
+/** Statements run and transactions committed in this process, by every Kysely instance. */
+const counted = { statements: 0, commits: 0 };
+/** With MXCD_BENCH_QUOTA_SQL=1: statements by their SQL's start, printed per leg. */
+const traced = process.env.MXCD_BENCH_QUOTA_SQL === "1" ? new Map<string, number>() : undefined;
+
+/**
+ * Counts every statement (Kysely's executor, inside transactions too; BEGIN
+ * and COMMIT not included) and every explicit commit (the drivers'
+ * `commitTransaction`; a write outside a transaction commits on its own and
+ * is not in this count). The figures to compare are the legs' differences.
+ */
+function countStatements(): void {
+  const executor = DefaultQueryExecutor.prototype;
+  const execute = executor.executeQuery;
+  executor.executeQuery = function (this: DefaultQueryExecutor, ...args) {
+    counted.statements++;
+    const text = args[0].sql.slice(0, 70);
+    traced?.set(text, (traced.get(text) ?? 0) + 1);
+    return execute.apply(this, args);
+  } as typeof execute;
+  for (const driver of [SqliteDriver.prototype, PostgresDriver.prototype]) {
+    const commit = driver.commitTransaction;
+    driver.commitTransaction = function (this: typeof driver, ...args) {
+      counted.commits++;
+      return commit.apply(this, args);
+    } as typeof commit;
+  }
+}
+
+/**
+ * `PRIOR` rows of `@on`, spread over the last half hour (inside every
+ * window), with their hashes settled: a hash backfill working through them
+ * would otherwise run beside the timed rounds (it did until 2026-12-02).
+ */
 async function seed(config: DatabaseConfig): Promise<void> {
   const database = createDatabase(config);
   try {
@@ -69,8 +111,8 @@ async function seed(config: DatabaseConfig): Promise<void> {
         ? sql`select generate_series(1, ${PRIOR}::integer) as n`
         : sql`with recursive s(n) as (select 1 union all select n + 1 from s where n < ${PRIOR}) select n from s`;
     await sql`
-      insert into local_media_repository (media_id, media_type, media_length, created_ts, user_id, safe_from_quarantine, authenticated, sha256)
-      select 'prior' || n, 'application/octet-stream', 1000 + n, cast(${now - HOUR / 2} as bigint) + n * 100, ${ON}, ${false}, ${true}, 'x'
+      insert into local_media_repository (media_id, media_type, media_length, created_ts, user_id, safe_from_quarantine, authenticated, sha256, md5, pdq_status, pdq_reason)
+      select 'prior' || n, 'application/octet-stream', 1000 + n, cast(${now - HOUR / 2} as bigint) + n * 100, ${ON}, ${false}, ${true}, 'x', 'x', 'none', ${NOT_AN_IMAGE}
       from (${series}) as ids`.execute(database.db);
     if (config.engine === "postgres") await sql`analyze`.execute(database.db);
   } finally {
@@ -120,8 +162,8 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
   const app = createApp(config, createLogger("silent"));
   cleanup.add("stop the quota bench server", () => app.stop());
   const base = await app.start();
-  const tokens: Record<"off" | "on", string> = { off: "", on: "" };
-  for (const who of ["off", "on"] as const) {
+  const tokens: Record<LegName, string> = { off: "", on: "", fresh: "" };
+  for (const who of LEGS) {
     const userId = await app.accounts.register({ localpart: who, password: "x", admin: false });
     tokens[who] = (await app.accounts.issueToken(userId, null)).accessToken;
   }
@@ -144,29 +186,40 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
       wallMs: (performance.now() - started) / UPLOADS,
     };
   };
-  // Warm-up: both paths compiled and cached before the first timed round.
-  for (let i = 0; i < 3; i++) {
-    await upload(tokens.off);
-    await upload(tokens.on);
+  // Warm-up: every path compiled and cached before the first timed round.
+  for (let i = 0; i < 3; i++) for (const who of LEGS) await upload(tokens[who]);
+  // Statements and commits per upload, each leg on its own (no timing).
+  const perUpload = {} as EngineResult["sql"];
+  for (const who of LEGS) {
+    const before = { ...counted };
+    traced?.clear();
+    for (let i = 0; i < 5; i++) await upload(tokens[who]);
+    if (traced) console.error(`quota: ${engine.name} ${who}, 5 uploads:`, traced);
+    perUpload[who] = {
+      statements: (counted.statements - before.statements) / 5,
+      commits: (counted.commits - before.commits) / 5,
+    };
   }
   const rounds: EngineResult["rounds"] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    let off: Leg;
-    let on: Leg;
-    if (r % 2 === 0) {
-      off = await leg(tokens.off);
-      on = await leg(tokens.on);
-    } else {
-      on = await leg(tokens.on);
-      off = await leg(tokens.off);
+    const round = {} as Record<LegName, Leg>;
+    // Each leg goes first, second and third in turn.
+    for (let i = 0; i < LEGS.length; i++) {
+      const who = LEGS[(r + i) % LEGS.length]!;
+      round[who] = await leg(tokens[who]);
     }
-    rounds.push({ off, on });
+    rounds.push(round);
     console.error(
-      `quota: ${engine.name} round ${r + 1}: off ${off.cpuMs.toFixed(2)} ms CPU, on ${on.cpuMs.toFixed(2)} ms CPU per upload`,
+      `quota: ${engine.name} round ${r + 1}: CPU per upload ${LEGS.map((w) => `${w} ${round[w].cpuMs.toFixed(2)} ms`).join(", ")}`,
     );
   }
   await app.stop();
-  return { engine: engine.name, rounds, usageQueryMs: await timeUsageQuery(database) };
+  return {
+    engine: engine.name,
+    rounds,
+    sql: perUpload,
+    usageQueryMs: await timeUsageQuery(database),
+  };
 }
 
 function summary(values: readonly number[]) {
@@ -176,25 +229,33 @@ function summary(values: readonly number[]) {
 
 function report(results: readonly EngineResult[]): string[] {
   const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
+  const sqlOf = (r: EngineResult, who: LegName) =>
+    `${r.sql[who].statements} / ${r.sql[who].commits}`;
   return [
-    `${ROUNDS} rounds × ${UPLOADS} uploads of 1 MiB per leg, legs interleaved; \`@on\` has 3 windows and ${count(PRIOR)} prior uploads in them.`,
+    `${ROUNDS} rounds × ${UPLOADS} uploads of 1 MiB per leg, legs interleaved; \`@on\` has 3 windows and ${count(PRIOR)} prior uploads in them, \`@fresh\` the same windows and none.`,
     "",
     ...markdownTable({
       header: [
         "engine",
-        "CPU per upload, off",
-        "CPU per upload, on",
+        "CPU per upload: off / on / fresh",
+        "CPU fresh/off",
         "CPU on/off: mean (min–max)",
+        "wall fresh/off",
         "wall on/off: mean (min–max)",
+        "statements / commits per upload: off, on, fresh",
         "usage query alone",
       ],
-      numeric: [1, 2, 3, 4, 5],
+      numeric: [1, 2, 3, 4, 5, 7],
       rows: results.map((r) => [
         r.engine,
-        `${median(r.rounds.map((x) => x.off.cpuMs)).toFixed(2)} ms`,
-        `${median(r.rounds.map((x) => x.on.cpuMs)).toFixed(2)} ms`,
+        LEGS.map((w) => median(r.rounds.map((x) => x[w].cpuMs)).toFixed(2))
+          .join(" / ")
+          .replace(/^(.*)$/, "$1 ms"),
+        summary(r.rounds.map((x) => x.fresh.cpuMs / x.off.cpuMs)),
         summary(r.rounds.map((x) => x.on.cpuMs / x.off.cpuMs)),
+        summary(r.rounds.map((x) => x.fresh.wallMs / x.off.wallMs)),
         summary(r.rounds.map((x) => x.on.wallMs / x.off.wallMs)),
+        `${sqlOf(r, "off")}, ${sqlOf(r, "on")}, ${sqlOf(r, "fresh")}`,
         `${r.usageQueryMs.toFixed(2)} ms`,
       ]),
     }),
@@ -204,8 +265,11 @@ function report(results: readonly EngineResult[]): string[] {
 if (isMainModule(import.meta.url)) {
   await runMain(async (cleanup) => {
     const dir = tempDir(cleanup, "mxcd-quota-bench-");
+    countStatements();
     const results: EngineResult[] = [];
+    const only = process.env.MXCD_BENCH_QUOTA_ENGINE;
     for (const engine of await standaloneEngines(cleanup, dir)) {
+      if (only && engine.name !== only) continue;
       results.push(await benchEngine(engine, dir, cleanup));
     }
     const lines = report(results);

@@ -396,7 +396,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     feedSignal,
     pollMs,
   );
-  const uploadQuota = createUploadQuota(config, database, options.uploadNow);
+  const uploadQuota = createUploadQuota(config, database, logger, options.uploadNow);
   const uploads = new UploadService(
     mediaSettings,
     services.media,
@@ -487,7 +487,6 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
   registerRateLimitMetrics(metrics, rateRefusals);
   registerMediaUploadRoutes(http, { auth, uploads, createRate });
   registerMediaConfigRoutes(http, { auth, limits: uploadQuota });
-  registerUploadUsageRoutes(http, { auth, quota: uploadQuota });
   // URL previews (docs/previews.md): off unless url_preview_enabled.
   if (config.url_preview_enabled && !options.urlPreviews) {
     throw new Error("url_preview_enabled: createApp needs options.urlPreviews (loadUrlPreviews)");
@@ -526,6 +525,12 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     media: services.media,
     admin: mediaAdmin,
     statistics: new MediaStatisticsRepository(database),
+  });
+  registerUploadUsageRoutes(http, {
+    auth,
+    serverName,
+    quota: uploadQuota,
+    users: mediaAdminService,
   });
   registerQuarantineFeedRoutes(http, { serverName, auth, feed });
   // Background jobs (docs/jobs.md): started after listening, never awaited.

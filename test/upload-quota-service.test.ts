@@ -1,7 +1,8 @@
 /**
  * UploadQuotaService on a real database of each engine: a reservation
  * renewed by its process keeps counting past its first lease, one that is
- * not renewed stops counting, and a released one frees its bytes at once.
+ * not renewed stops counting (and the timer removes it), a released one
+ * frees its bytes at once, and a failed renewal is logged.
  */
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
@@ -13,6 +14,18 @@ import { UploadQuotaRepository } from "../src/repositories/upload-quota-reposito
 import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
 
 const USER = "@alice:test.local";
+
+/** A logger that keeps its warnings. */
+function warnings() {
+  const seen: { fields: Record<string, unknown>; message: string }[] = [];
+  return {
+    seen,
+    logger: {
+      warn: (fields: object, message: string) =>
+        seen.push({ fields: fields as Record<string, unknown>, message }),
+    },
+  };
+}
 
 forEachEngine("upload quota leases", (engine) => {
   let database: Database;
@@ -30,10 +43,15 @@ forEachEngine("upload quota leases", (engine) => {
         infoUri: "https://example.org/",
       },
       new UploadQuotaRepository(database),
+      warnings().logger,
       () => clock,
     );
   });
   after(() => database.close());
+
+  const reservationRows = async () =>
+    (await database.db.selectFrom("media_upload_reservations").select("reservation_id").execute())
+      .length;
 
   const refused = (promise: Promise<unknown>) =>
     assert.rejects(promise, (error: unknown) => {
@@ -58,6 +76,50 @@ forEachEngine("upload quota leases", (engine) => {
     const after = await service.reserve(limits, USER, 500);
     assert.ok(after, "the lapsed reservation no longer counts");
     await after.release();
+    await held.release();
+  });
+
+  it("removes lapsed reservations on the timer's tick, not before", async () => {
+    await database.db
+      .insertInto("media_upload_reservations")
+      .values({
+        reservation_id: "dead",
+        user_id: USER,
+        bytes: 1,
+        owner: "gone",
+        expires_ts: clock + 10,
+      })
+      .execute();
+    await service.renew();
+    assert.equal(await reservationRows(), 1, "a live lease stays");
+    clock += 10;
+    await service.renew();
+    assert.equal(await reservationRows(), 0, "a lapsed lease is removed");
+  });
+
+  it("logs a failed renewal as a warning, without the statement's values, and keeps going", async () => {
+    const log = warnings();
+    const failing = new UploadQuotaRepository(database);
+    failing.renew = () => Promise.reject(new Error("connection terminated"));
+    const broken = new UploadQuotaService(
+      {
+        maxUploadSize: 4096,
+        windows: [{ periodMs: 86_400_000, maxBytes: 1000 }],
+        overrides: [],
+        infoUri: "https://example.org/",
+      },
+      failing,
+      log.logger,
+      () => clock,
+    );
+    const held = await broken.reserve(broken.limitsFor(USER), USER, 10);
+    assert.ok(held);
+    await broken.renew();
+    assert.equal(log.seen.length, 1, "one warning per failed tick");
+    assert.match(log.seen[0]!.message, /renew/);
+    assert.equal(log.seen[0]!.fields.error, "connection terminated");
+    assert.equal(log.seen[0]!.fields.reservations, 1);
+    assert.ok(!JSON.stringify(log.seen).includes(USER), "no user id in the log line");
     await held.release();
   });
 

@@ -371,7 +371,8 @@ forEachEngine("upload quotas", (engine) => {
     );
     assert.deepEqual(lapsed.body.pending, { uploads: 0, bytes: 0 }, "a lapsed lease holds nothing");
     assert.equal((await upload(user, 1000)).status, 200);
-    assert.equal(await reservationsOf(server, user.userId), 0, "the expired row was removed");
+    // The lapsed row itself goes on the service's timer (upload-quota-service.test.ts).
+    assert.equal(await reservationsOf(server, user.userId), 1, "only the lapsed row is left");
   });
 
   it("applies the first matching override; null or [] windows mean no quota", async () => {
@@ -440,6 +441,12 @@ forEachEngine("upload quotas", (engine) => {
     const bad = await admin.http.request("GET", path("usage"));
     assert.equal(bad.status, 400);
     assert.equal(bad.body.errcode, "M_INVALID_PARAM");
+    const remote = await admin.http.request("GET", path("@usage:elsewhere.example"));
+    assert.equal(remote.status, 400, "a user of another server");
+    assert.equal(remote.body.errcode, "M_INVALID_PARAM");
+    const unknown = await admin.http.request("GET", path("@nobody-here:test.local"));
+    assert.equal(unknown.status, 404, "a local user without an account");
+    assert.equal(unknown.body.errcode, "M_NOT_FOUND");
     const res = await admin.http.request("GET", path(user.userId));
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, {

@@ -1,6 +1,7 @@
 /** Builds the UploadQuotaService from the config (docs/media.md "Upload limits"). */
 import type { Config } from "../config/config-schema.js";
 import type { Database } from "../db/database.js";
+import type { Logger } from "../logging/logger.js";
 import { UploadQuotaRepository } from "../repositories/upload-quota-repository.js";
 import { type UploadLimitSettings, UploadQuotaService } from "./upload-quota-service.js";
 
@@ -30,11 +31,13 @@ export function uploadLimitSettingsOf(config: Config): UploadLimitSettings {
 export function createUploadQuota(
   config: Config,
   database: Database,
+  logger: Logger,
   now: () => number = Date.now,
 ): UploadQuotaService {
   return new UploadQuotaService(
     uploadLimitSettingsOf(config),
     new UploadQuotaRepository(database),
+    logger,
     now,
   );
 }

@@ -13,7 +13,10 @@
  * uploads racing one quota land at most the allowed bytes. The reservation
  * is deleted in the transaction that stores the media row, or when the
  * upload fails. A process renews the expiry of the reservations it holds
- * every LEASE_MS / 3; a crashed process's stop counting after LEASE_MS.
+ * every LEASE_MS / 3; a crashed process's stop counting after LEASE_MS,
+ * and the same timer removes them (never the upload's path: an upload
+ * with a quota costs one statement before its body and one `DELETE` by
+ * primary key in its row's transaction).
  *
  * A user with no window pays nothing: no reservation, no query.
  */
@@ -63,6 +66,11 @@ export interface UploadUsage {
   readonly reservations: number;
 }
 
+/** The slice of the logger the service uses (pino's Logger fits). */
+export interface QuotaLogger {
+  warn(fields: object, message: string): void;
+}
+
 /** How long a reservation counts without its process renewing it. */
 export const LEASE_MS = 5 * 60_000;
 /** Bytes reserved at a time for a body without a Content-Length. */
@@ -82,6 +90,7 @@ export class UploadQuotaService {
   constructor(
     private readonly settings: UploadLimitSettings,
     private readonly repository: UploadQuotaRepository,
+    private readonly logger: QuotaLogger,
     private readonly now: () => number = Date.now,
   ) {
     this.#global = {
@@ -202,11 +211,24 @@ export class UploadQuotaService {
     });
   }
 
-  /** Pushes the expiry of this process's live reservations to now + LEASE_MS (the timer's work). */
+  /**
+   * The timer's work: pushes the expiry of this process's live reservations
+   * to now + LEASE_MS, and removes every reservation whose lease has ended
+   * (a crashed process's; they already count no more). Never throws: a
+   * failure is logged and retried at the next tick (the lease outlasts two).
+   */
   async renew(): Promise<void> {
-    if (this.#live.size === 0) return;
-    // A failed renewal is retried at the next tick; the lease outlasts two of them.
-    await this.repository.renew(this.#owner, this.now() + LEASE_MS).catch(() => {});
+    const now = this.now();
+    try {
+      if (this.#live.size > 0) await this.repository.renew(this.#owner, now + LEASE_MS);
+      await this.repository.dropExpired(now);
+    } catch (error) {
+      // The message only: a driver error may quote the statement's parameters (user ids).
+      this.logger.warn(
+        { reservations: this.#live.size, error: (error as Error).message },
+        "upload quota: renewing the reservations failed; retrying at the next tick",
+      );
+    }
   }
 }
 

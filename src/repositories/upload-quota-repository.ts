@@ -3,12 +3,16 @@
  * window and their live reservations (`media_upload_reservations`).
  *
  * Design note. The check and the reservation are one atomic step per user:
- * on PostgreSQL a transaction-scoped advisory lock keyed by the user id
- * serialises the steps of every process (and dies with the transaction,
- * never leaked); on SQLite the one connection runs one transaction at a
- * time. Usage is read in ONE statement, so it sees one snapshot: an upload
- * committing its row (and deleting its reservation in the same
- * transaction) is counted once, before or after, never zero times.
+ * ONE statement reads the window sums and the live reservations and inserts
+ * the reservation only if it fits. On SQLite that statement is the whole
+ * step (the one connection runs one statement at a time, and no
+ * transaction is needed: one commit per reservation); on PostgreSQL a
+ * transaction-scoped advisory lock keyed by the user id, taken by the
+ * statement before it in one transaction, serialises the steps of every
+ * process (and dies with the transaction, never leaked). One statement sees
+ * one snapshot: an upload committing its row (and deleting its reservation
+ * in the same transaction) is counted once, before or after, never zero
+ * times.
  *
  * What counts (as Synapse): every local row of the user whose bytes are
  * stored (`media_length > 0`) and whose `created_ts` is inside the window,
@@ -54,49 +58,66 @@ export class UploadQuotaRepository {
   /**
    * Sets the reservation's total to as much of `atMost` as every window
    * allows, if that is at least `atLeast`; returns the total granted, or
-   * undefined (nothing changed) when it is not. Expired reservations of
-   * the user (a crashed process's) are removed on the way.
+   * undefined (nothing changed) when it is not.
+   *
+   * The check and the insert are ONE statement (see the module note): on
+   * SQLite it runs on its own, atomic on the one connection; on PostgreSQL
+   * after the user's advisory lock in the same transaction (a statement
+   * that took the lock itself would read a snapshot older than the lock).
+   * Expired reservations are not counted here and are removed by
+   * `dropExpired` (the service's timer), off the upload's path.
    */
   async reserve(request: ReserveRequest): Promise<number | undefined> {
+    if (this.database.engine === "sqlite") return this.reserveStatement(request, this.database.db);
     return this.database.transaction(async (tx) => {
-      if (this.database.engine === "postgres") {
-        await sql`select pg_advisory_xact_lock(cast(${quotaLockKey(request.userId)} as bigint))`.execute(
-          tx,
-        );
-      }
-      await tx
-        .deleteFrom("media_upload_reservations")
-        .where("user_id", "=", request.userId)
-        .where("expires_ts", "<=", request.now)
-        .execute();
-      const usage = await this.usage(
-        request.userId,
-        request.windows.map((w) => w.sinceTs),
-        request.now,
+      await sql`select pg_advisory_xact_lock(cast(${quotaLockKey(request.userId)} as bigint))`.execute(
         tx,
-        request.reservationId,
       );
-      let room = Number.POSITIVE_INFINITY;
-      request.windows.forEach((window, i) => {
-        room = Math.min(room, window.maxBytes - usage.used[i]! - usage.reservedBytes);
-      });
-      if (room < request.atLeast) return undefined;
-      const bytes = Math.min(request.atMost, room);
-      await tx
-        .insertInto("media_upload_reservations")
-        .values({
-          reservation_id: request.reservationId,
-          user_id: request.userId,
-          bytes,
-          owner: request.owner,
-          expires_ts: request.expiresTs,
-        })
-        .onConflict((oc) =>
-          oc.column("reservation_id").doUpdateSet({ bytes, expires_ts: request.expiresTs }),
-        )
-        .execute();
-      return bytes;
+      return this.reserveStatement(request, tx);
     });
+  }
+
+  /** The check-and-insert of `reserve`, one statement. */
+  private async reserveStatement(request: ReserveRequest, db: Db): Promise<number | undefined> {
+    const { windows } = request;
+    if (windows.length === 0) throw new Error("reserve needs at least one window");
+    const oldest = Math.min(...windows.map((w) => w.sinceTs));
+    const sums = windows.map(
+      (w, i) =>
+        sql`coalesce(sum(case when created_ts > ${w.sinceTs} then media_length end), 0) as ${sql.ref(`u${i}`)}`,
+    );
+    const lefts = windows.map((w, i) => sql`${w.maxBytes} - ${sql.ref(`u${i}`)}`);
+    // The smallest room of all windows: least() on PostgreSQL, min() of
+    // several arguments on SQLite (min() of one argument is the aggregate).
+    const least =
+      lefts.length === 1
+        ? lefts[0]!
+        : this.database.engine === "postgres"
+          ? sql`least(${sql.join(lefts)})`
+          : sql`min(${sql.join(lefts)})`;
+    const smaller =
+      this.database.engine === "postgres"
+        ? sql`least(cast(${request.atMost} as bigint), room)`
+        : sql`min(${request.atMost}, room)`;
+    const result = await sql<{ bytes: string | number }>`
+      with used as (
+        select ${sql.join(sums)} from local_media_repository
+        where user_id = ${request.userId} and created_ts > ${oldest}
+          and url_cache is null and media_length > 0
+      ), held as (
+        select coalesce(sum(bytes), 0) as held_bytes from media_upload_reservations
+        where user_id = ${request.userId} and expires_ts > ${request.now}
+          and reservation_id <> ${request.reservationId}
+      ), free as (
+        select ${least} - held_bytes as room from used, held
+      )
+      insert into media_upload_reservations (reservation_id, user_id, bytes, owner, expires_ts)
+      select ${request.reservationId}, ${request.userId}, ${smaller}, ${request.owner}, cast(${request.expiresTs} as bigint)
+      from free where room >= ${request.atLeast}
+      on conflict (reservation_id) do update set bytes = excluded.bytes, expires_ts = excluded.expires_ts
+      returning bytes`.execute(db);
+    const row = result.rows[0];
+    return row === undefined ? undefined : Number(row.bytes);
   }
 
   /**
@@ -150,6 +171,15 @@ export class UploadQuotaRepository {
       .set({ expires_ts: expiresTs })
       .where("owner", "=", owner)
       .execute();
+  }
+
+  /** Removes the reservations whose lease ended before `now` (they count no more); returns how many. */
+  async dropExpired(now: number): Promise<number> {
+    const result = await this.database.db
+      .deleteFrom("media_upload_reservations")
+      .where("expires_ts", "<=", now)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   /** Drops a reservation: its upload failed, or (with the upload's `tx`) its row now counts. */

@@ -3,18 +3,25 @@
  *
  * - `GET /_mxcd/admin/v1/users/{userId}/media_usage` (admin token): a
  *   user's bytes per `media_upload_limits` window, the limit, what remains,
- *   and the bytes their uploads in flight hold reserved.
+ *   and the bytes their uploads in flight hold reserved. As Synapse's
+ *   per-user media admin API: 400 for a user of another server, 404 for a
+ *   local user with no account (attached: every local user exists — the
+ *   homeserver owns the accounts, docs/attached.md).
  * - `GET /_mxcd/media_upload_limit`: the page the default `info_uri` of 403
  *   M_USER_LIMIT_EXCEEDED points at (no token: a browser opens it).
  */
 import type { FastifyInstance } from "fastify";
+import { MatrixError } from "../../domain/matrix-error.js";
 import { parseUserId } from "../../identifiers/user-id.js";
+import type { MediaAdminService } from "../../media/media-admin-service.js";
 import type { UploadQuotaService } from "../../media/upload-quota-service.js";
 import type { Auth } from "../auth.js";
 
 export interface UploadUsageRouteDeps {
   auth: Auth;
+  serverName: string;
   quota: Pick<UploadQuotaService, "usage">;
+  users: Pick<MediaAdminService, "userExists">;
 }
 
 /** The path of the default `info_uri` page. */
@@ -34,7 +41,11 @@ export function registerUploadUsageRoutes(app: FastifyInstance, deps: UploadUsag
     async (request) => {
       await deps.auth.requireAdmin(request);
       const userId = request.params.userId;
-      parseUserId(userId);
+      if (parseUserId(userId).domain !== deps.serverName) {
+        throw new MatrixError("M_INVALID_PARAM", "Can only look up local users");
+      }
+      if (!(await deps.users.userExists(userId)))
+        throw new MatrixError("M_NOT_FOUND", "Unknown user");
       const usage = await deps.quota.usage(userId);
       return {
         user_id: userId,
