@@ -16,6 +16,14 @@
  *   default destination on stdout (a pipe this process drains);
  * - `node+headers+log-buffered`: the same through `createLogDestination`
  *   (dist/src/logging/logger.js), when this build has it;
+ * - `limit`: the least a correct cached answer needs, in Node's bare `http`
+ *   (bench/README.md, "Fifth session"): the Authorization header read from
+ *   `rawHeaders`, the token's SHA-256 (`hashAccessToken`) looked up in a Map,
+ *   the media id cut from the URL and looked up in a second Map, the answer's
+ *   real head (flat list, as the fast path sends it) and 4 KiB from memory,
+ *   the HTTP metrics and the fast-path counter through this build's own
+ *   recorders (http-metrics.js) and the same request line through this build's
+ *   writer and buffered destination; a wrong token or id is a 404;
  * - `mxcd`: this build (`dist/`), shipped config (`log_level: info`);
  * - `mxcd-warn`: this build with `log_level: warn` (no request line);
  * - `mxcd-before`: the build in `MXCD_AB_BEFORE` (a copy of an older `dist/`,
@@ -50,6 +58,7 @@ const ALL = [
   "node+headers",
   "node+headers+log",
   "node+headers+log-buffered",
+  "limit",
   "mxcd",
   "mxcd-warn",
   "mxcd-before",
@@ -68,7 +77,7 @@ interface Variant {
   readonly env?: Record<string, string>;
 }
 const variants = JSON.parse(process.env.MXCD_AB_VARIANTS ?? "{}") as Record<string, Variant>;
-type Leg = (typeof ALL)[number] | `variant:${string}`;
+type Leg = (typeof ALL)[number] | `variant:${string}` | `limit-${string}`;
 
 const seconds = Number.parseFloat(process.env.MXCD_BENCH_DURATION ?? "5");
 const rounds = Number(process.env.MXCD_AB_ROUNDS ?? 3);
@@ -76,7 +85,8 @@ const before = process.env.MXCD_AB_BEFORE;
 const legs = [
   ...(process.env.MXCD_AB_LEGS?.split(",") ?? ALL).filter(
     (leg): leg is Leg =>
-      (ALL as readonly string[]).includes(leg) && (leg !== "mxcd-before" || !!before),
+      ((ALL as readonly string[]).includes(leg) || leg.startsWith("limit-")) &&
+      (leg !== "mxcd-before" || !!before),
   ),
   ...Object.keys(variants).map((name): Leg => `variant:${name}`),
 ];
@@ -171,18 +181,30 @@ try {
     });
   }
   for (const leg of legs) {
-    if (!leg.startsWith("node")) continue;
+    if (!leg.startsWith("node") && !leg.startsWith("limit")) continue;
     const port = await freePort();
     const file = join(dir, `${leg.replace(/\W/g, "-")}.mjs`);
-    writeFileSync(file, nodeServer(leg, port, headerSet));
+    const token = /^Bearer (.+)$/.exec(main.mxcd.authHeaders.Authorization ?? "")?.[1] ?? "";
+    writeFileSync(file, nodeServer(leg, port, headerSet, { token, mediaId: main.mediaId }));
     const child: ChildProcess = spawn(process.execPath, [file], {
       stdio: ["ignore", "pipe", "inherit"],
+      // `limit-<parts>`: the limit without the parts named (see limitServer).
+      env: { ...process.env, MXCD_LIMIT_WITHOUT: leg.startsWith("limit-") ? leg.slice(6) : "" },
     });
     child.stdout!.resume();
     cleanup.add(`stop ${leg}`, () => stopChild(child, "SIGTERM", 5_000));
-    const url = `http://127.0.0.1:${port}/x`;
-    await waitForHttp(url, 10_000, () => child.exitCode === null);
-    targets.set(leg, { url, headers: {}, pid: child.pid! });
+    const limit = leg.startsWith("limit");
+    const url = limit
+      ? `http://127.0.0.1:${port}${new URL(main.url).pathname}`
+      : `http://127.0.0.1:${port}/x`;
+    await waitForHttp(`http://127.0.0.1:${port}/x`, 10_000, () => child.exitCode === null);
+    const headers = limit ? main.mxcd.authHeaders : {};
+    // The limit must answer what mxcd answers, byte for byte in the body.
+    const check = await fetch(url, { headers });
+    const got = Buffer.from(await check.arrayBuffer());
+    if (check.status !== 200 || !got.equals(body))
+      throw new Error(`${leg} answered ${check.status}`);
+    targets.set(leg, { url, headers, pid: child.pid! });
   }
 
   const load = { threads: 2, connections: 32, seconds };
@@ -293,7 +315,13 @@ try {
 }
 
 /** The source of one node leg's server (ESM, run from a temporary file). */
-function nodeServer(leg: Leg, port: number, headerSet: Record<string, string>): string {
+function nodeServer(
+  leg: Leg,
+  port: number,
+  headerSet: Record<string, string>,
+  media: { token: string; mediaId: string },
+): string {
+  if (leg.startsWith("limit")) return limitServer(port, headerSet, media);
   const dist = (path: string) =>
     JSON.stringify(pathToFileURL(join(REPO, "dist", "src", path)).href);
   const withHeaders = leg !== "node";
@@ -320,6 +348,75 @@ createServer((req, res) => {
   res.writeHead(200, head);
   res.end(body);
   write(req);
+}).listen(${port}, "127.0.0.1");
+`;
+}
+
+/**
+ * The `limit` leg's server: the least a correct cached answer needs (see the
+ * legs above). A leg `limit-<parts>` (parts joined by `+`) leaves parts out,
+ * to see what each costs: `metrics` (the recorders), `defaults` (prom-client's
+ * default process metrics), `log` (the request line), `hash` (the token's
+ * SHA-256 and its Map), `arrayhead` (the head as an object instead of a flat list).
+ */
+function limitServer(
+  port: number,
+  headerSet: Record<string, string>,
+  media: { token: string; mediaId: string },
+): string {
+  const dist = (path: string) =>
+    JSON.stringify(pathToFileURL(join(REPO, "dist", "src", path)).href);
+  const head = Object.entries({ ...headerSet, "content-length": "4096" }).flat();
+  return `
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { performance } from "node:perf_hooks";
+const { hashAccessToken } = await import(${dist("accounts/access-token.js")});
+const { requestLogWriter } = await import(${dist("logging/request-log-line.js")});
+const { createLogger } = await import(${dist("logging/logger.js")});
+const { createLogDestination } = await import(${dist("logging/log-destination.js")});
+const { createMetricsRegistry, instrumentHttp, registerFastPathMetrics } = await import(${dist("http/http-metrics.js")});
+const without = new Set((process.env.MXCD_LIMIT_WITHOUT ?? "").split("+"));
+const { Registry } = createRequire(${JSON.stringify(join(REPO, "package.json"))})("prom-client");
+const registry = without.has("defaults") ? new Registry() : createMetricsRegistry();
+// instrumentHttp's Fastify hook is not used here: no Fastify.
+const record = instrumentHttp({ addHook() {} }, registry);
+const counted = registerFastPathMetrics(registry);
+const line = without.has("log") ? () => {} : requestLogWriter(createLogger("info", createLogDestination()));
+const route = "/_matrix/client/v1/media/download/:serverName/:mediaId";
+const tokens = new Map([[hashAccessToken(${JSON.stringify(media.token)}), { userId: "@bench:bench.local" }]]);
+const head = ${JSON.stringify(head)};
+const headObject = {};
+for (let i = 0; i < head.length; i += 2) headObject[head[i]] = head[i + 1];
+const rows = new Map([[${JSON.stringify(media.mediaId)}, { head: without.has("arrayhead") ? headObject : head, body: Buffer.alloc(4096, 7) }]]);
+const BEARER = /^Bearer\\s+(\\S+)\\s*$/i;
+let n = 0;
+createServer((req, res) => {
+  const url = req.url;
+  if (url === "/x") return res.end("ready");
+  const start = performance.now();
+  const raw = req.rawHeaders;
+  let authorization;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 13 && raw[i].toLowerCase() === "authorization") authorization = raw[i + 1];
+  }
+  const bearer = authorization === undefined ? null : BEARER.exec(authorization);
+  const known = without.has("hash") ? bearer : bearer && tokens.get(hashAccessToken(bearer[1]));
+  const row = known ? rows.get(url.slice(url.lastIndexOf("/") + 1)) : undefined;
+  if (!row) {
+    res.writeHead(404);
+    res.end();
+    return;
+  }
+  res.writeHead(200, row.head);
+  res.end(row.body);
+  const ms = performance.now() - start;
+  if (!without.has("metrics")) {
+    counted("download", "answered");
+    record("GET", route, 200, ms / 1000);
+  }
+  n = (n + 1) & 0x7fffffff;
+  line({ id: "req-" + n.toString(36), method: "GET", url, urlHasNoSecrets: true, remoteAddress: req.socket.remoteAddress, statusCode: 200, responseTime: ms });
 }).listen(${port}, "127.0.0.1");
 `;
 }
