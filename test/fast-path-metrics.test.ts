@@ -16,7 +16,7 @@ import { instrumentHttp, registerFastPathMetrics } from "../src/http/http-metric
 const ROUTE = "/_matrix/client/v1/media/download/:serverName/:mediaId";
 
 /** The value of the one line starting with `series` (e.g. `name{labels}`), or undefined. */
-async function valueOf(registry: Registry, series: string): Promise<number | undefined> {
+async function scraped(registry: Registry, series: string): Promise<number | undefined> {
   const line = (await registry.metrics()).split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
@@ -48,19 +48,19 @@ describe("the fast path's counters, counted in plain numbers", () => {
     const record = instrumentHttp(app, registry);
     const series = `mxcd_http_requests_total{method="GET",route="${ROUTE}",status="200"}`;
     const count = `mxcd_http_request_duration_seconds_count{method="GET",route="${ROUTE}",status="200"}`;
-    assert.equal(await valueOf(registry, series), undefined, "no series before a request");
+    assert.equal(await scraped(registry, series), undefined, "no series before a request");
     await answer(ROUTE, 200); // the first request: Fastify's route
     for (let i = 0; i < 7; i++) record("GET", ROUTE, 200, 0.001);
-    assert.equal(await valueOf(registry, series), 8);
-    assert.equal(await valueOf(registry, series), 8, "a second scrape counts nothing twice");
+    assert.equal(await scraped(registry, series), 8);
+    assert.equal(await scraped(registry, series), 8, "a second scrape counts nothing twice");
     for (let i = 0; i < 5; i++) record("GET", ROUTE, 200, 0.001);
     await answer(ROUTE, 200);
-    assert.equal(await valueOf(registry, series), 14);
-    assert.equal(await valueOf(registry, series), 14);
-    assert.equal(await valueOf(registry, count), 14, "the histogram counts the same answers");
+    assert.equal(await scraped(registry, series), 14);
+    assert.equal(await scraped(registry, series), 14);
+    assert.equal(await scraped(registry, count), 14, "the histogram counts the same answers");
     record("GET", ROUTE, 404, 0.001);
     const missing = `mxcd_http_requests_total{method="GET",route="${ROUTE}",status="404"}`;
-    assert.equal(await valueOf(registry, missing), 1);
+    assert.equal(await scraped(registry, missing), 1);
   });
 
   it("counts answered and passed requests per route, from their first one", async () => {
@@ -68,15 +68,15 @@ describe("the fast path's counters, counted in plain numbers", () => {
     const counted = registerFastPathMetrics(registry);
     const line = (route: string, result: string) =>
       `mxcd_fast_path_requests_total{route="${route}",result="${result}"}`;
-    assert.equal(await valueOf(registry, line("download", "answered")), undefined);
+    assert.equal(await scraped(registry, line("download", "answered")), undefined);
     for (let i = 0; i < 3; i++) counted("download", "answered");
     counted("thumbnail", "passed");
     for (let scrape = 0; scrape < 2; scrape++) {
-      assert.equal(await valueOf(registry, line("download", "answered")), 3);
-      assert.equal(await valueOf(registry, line("thumbnail", "passed")), 1);
-      assert.equal(await valueOf(registry, line("download", "passed")), undefined);
+      assert.equal(await scraped(registry, line("download", "answered")), 3);
+      assert.equal(await scraped(registry, line("thumbnail", "passed")), 1);
+      assert.equal(await scraped(registry, line("download", "passed")), undefined);
     }
     counted("download", "answered");
-    assert.equal(await valueOf(registry, line("download", "answered")), 4);
+    assert.equal(await scraped(registry, line("download", "answered")), 4);
   });
 });
