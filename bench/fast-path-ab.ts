@@ -42,6 +42,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { limitServerSource } from "./fast-path-limit.js";
 import { Cleanup } from "./support/cleanup.js";
 import { cpuSeconds, threadCpuSeconds } from "./support/cpu-time.js";
 import { tempDir } from "./support/files.js";
@@ -321,7 +322,10 @@ function nodeServer(
   headerSet: Record<string, string>,
   media: { token: string; mediaId: string },
 ): string {
-  if (leg.startsWith("limit")) return limitServer(port, headerSet, media);
+  if (leg.startsWith("limit")) {
+    const head = Object.entries({ ...headerSet, "content-length": "4096" }).flat();
+    return limitServerSource(REPO, port, head, media);
+  }
   const dist = (path: string) =>
     JSON.stringify(pathToFileURL(join(REPO, "dist", "src", path)).href);
   const withHeaders = leg !== "node";
@@ -348,75 +352,6 @@ createServer((req, res) => {
   res.writeHead(200, head);
   res.end(body);
   write(req);
-}).listen(${port}, "127.0.0.1");
-`;
-}
-
-/**
- * The `limit` leg's server: the least a correct cached answer needs (see the
- * legs above). A leg `limit-<parts>` (parts joined by `+`) leaves parts out,
- * to see what each costs: `metrics` (the recorders), `defaults` (prom-client's
- * default process metrics), `log` (the request line), `hash` (the token's
- * SHA-256 and its Map), `arrayhead` (the head as an object instead of a flat list).
- */
-function limitServer(
-  port: number,
-  headerSet: Record<string, string>,
-  media: { token: string; mediaId: string },
-): string {
-  const dist = (path: string) =>
-    JSON.stringify(pathToFileURL(join(REPO, "dist", "src", path)).href);
-  const head = Object.entries({ ...headerSet, "content-length": "4096" }).flat();
-  return `
-import { createServer } from "node:http";
-import { createRequire } from "node:module";
-import { performance } from "node:perf_hooks";
-const { hashAccessToken } = await import(${dist("accounts/access-token.js")});
-const { requestLogWriter } = await import(${dist("logging/request-log-line.js")});
-const { createLogger } = await import(${dist("logging/logger.js")});
-const { createLogDestination } = await import(${dist("logging/log-destination.js")});
-const { createMetricsRegistry, instrumentHttp, registerFastPathMetrics } = await import(${dist("http/http-metrics.js")});
-const without = new Set((process.env.MXCD_LIMIT_WITHOUT ?? "").split("+"));
-const { Registry } = createRequire(${JSON.stringify(join(REPO, "package.json"))})("prom-client");
-const registry = without.has("defaults") ? new Registry() : createMetricsRegistry();
-// instrumentHttp's Fastify hook is not used here: no Fastify.
-const record = instrumentHttp({ addHook() {} }, registry);
-const counted = registerFastPathMetrics(registry);
-const line = without.has("log") ? () => {} : requestLogWriter(createLogger("info", createLogDestination()));
-const route = "/_matrix/client/v1/media/download/:serverName/:mediaId";
-const tokens = new Map([[hashAccessToken(${JSON.stringify(media.token)}), { userId: "@bench:bench.local" }]]);
-const head = ${JSON.stringify(head)};
-const headObject = {};
-for (let i = 0; i < head.length; i += 2) headObject[head[i]] = head[i + 1];
-const rows = new Map([[${JSON.stringify(media.mediaId)}, { head: without.has("arrayhead") ? headObject : head, body: Buffer.alloc(4096, 7) }]]);
-const BEARER = /^Bearer\\s+(\\S+)\\s*$/i;
-let n = 0;
-createServer((req, res) => {
-  const url = req.url;
-  if (url === "/x") return res.end("ready");
-  const start = performance.now();
-  const raw = req.rawHeaders;
-  let authorization;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 13 && raw[i].toLowerCase() === "authorization") authorization = raw[i + 1];
-  }
-  const bearer = authorization === undefined ? null : BEARER.exec(authorization);
-  const known = without.has("hash") ? bearer : bearer && tokens.get(hashAccessToken(bearer[1]));
-  const row = known ? rows.get(url.slice(url.lastIndexOf("/") + 1)) : undefined;
-  if (!row) {
-    res.writeHead(404);
-    res.end();
-    return;
-  }
-  res.writeHead(200, row.head);
-  res.end(row.body);
-  const ms = performance.now() - start;
-  if (!without.has("metrics")) {
-    counted("download", "answered");
-    record("GET", route, 200, ms / 1000);
-  }
-  n = (n + 1) & 0x7fffffff;
-  line({ id: "req-" + n.toString(36), method: "GET", url, urlHasNoSecrets: true, remoteAddress: req.socket.remoteAddress, statusCode: 200, responseTime: ms });
 }).listen(${port}, "127.0.0.1");
 `;
 }
