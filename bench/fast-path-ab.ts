@@ -16,6 +16,14 @@
  *   default destination on stdout (a pipe this process drains);
  * - `node+headers+log-buffered`: the same through `createLogDestination`
  *   (dist/src/logging/logger.js), when this build has it;
+ * - `limit`: the least a correct cached answer needs, in Node's bare `http`
+ *   (bench/README.md, "Fifth session"): the Authorization header read from
+ *   `rawHeaders`, the token's SHA-256 (`hashAccessToken`) looked up in a Map,
+ *   the media id cut from the URL and looked up in a second Map, the answer's
+ *   real head (flat list, as the fast path sends it) and 4 KiB from memory,
+ *   the HTTP metrics and the fast-path counter through this build's own
+ *   recorders (http-metrics.js) and the same request line through this build's
+ *   writer and buffered destination; a wrong token or id is a 404;
  * - `mxcd`: this build (`dist/`), shipped config (`log_level: info`);
  * - `mxcd-warn`: this build with `log_level: warn` (no request line);
  * - `mxcd-before`: the build in `MXCD_AB_BEFORE` (a copy of an older `dist/`,
@@ -34,6 +42,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { limitServerSource } from "./fast-path-limit.js";
 import { Cleanup } from "./support/cleanup.js";
 import { cpuSeconds, threadCpuSeconds } from "./support/cpu-time.js";
 import { tempDir } from "./support/files.js";
@@ -50,6 +59,7 @@ const ALL = [
   "node+headers",
   "node+headers+log",
   "node+headers+log-buffered",
+  "limit",
   "mxcd",
   "mxcd-warn",
   "mxcd-before",
@@ -68,7 +78,7 @@ interface Variant {
   readonly env?: Record<string, string>;
 }
 const variants = JSON.parse(process.env.MXCD_AB_VARIANTS ?? "{}") as Record<string, Variant>;
-type Leg = (typeof ALL)[number] | `variant:${string}`;
+type Leg = (typeof ALL)[number] | `variant:${string}` | `limit-${string}`;
 
 const seconds = Number.parseFloat(process.env.MXCD_BENCH_DURATION ?? "5");
 const rounds = Number(process.env.MXCD_AB_ROUNDS ?? 3);
@@ -76,7 +86,8 @@ const before = process.env.MXCD_AB_BEFORE;
 const legs = [
   ...(process.env.MXCD_AB_LEGS?.split(",") ?? ALL).filter(
     (leg): leg is Leg =>
-      (ALL as readonly string[]).includes(leg) && (leg !== "mxcd-before" || !!before),
+      ((ALL as readonly string[]).includes(leg) || leg.startsWith("limit-")) &&
+      (leg !== "mxcd-before" || !!before),
   ),
   ...Object.keys(variants).map((name): Leg => `variant:${name}`),
 ];
@@ -171,18 +182,30 @@ try {
     });
   }
   for (const leg of legs) {
-    if (!leg.startsWith("node")) continue;
+    if (!leg.startsWith("node") && !leg.startsWith("limit")) continue;
     const port = await freePort();
     const file = join(dir, `${leg.replace(/\W/g, "-")}.mjs`);
-    writeFileSync(file, nodeServer(leg, port, headerSet));
+    const token = /^Bearer (.+)$/.exec(main.mxcd.authHeaders.Authorization ?? "")?.[1] ?? "";
+    writeFileSync(file, nodeServer(leg, port, headerSet, { token, mediaId: main.mediaId }));
     const child: ChildProcess = spawn(process.execPath, [file], {
       stdio: ["ignore", "pipe", "inherit"],
+      // `limit-<parts>`: the limit without the parts named (see limitServer).
+      env: { ...process.env, MXCD_LIMIT_WITHOUT: leg.startsWith("limit-") ? leg.slice(6) : "" },
     });
     child.stdout!.resume();
     cleanup.add(`stop ${leg}`, () => stopChild(child, "SIGTERM", 5_000));
-    const url = `http://127.0.0.1:${port}/x`;
-    await waitForHttp(url, 10_000, () => child.exitCode === null);
-    targets.set(leg, { url, headers: {}, pid: child.pid! });
+    const limit = leg.startsWith("limit");
+    const url = limit
+      ? `http://127.0.0.1:${port}${new URL(main.url).pathname}`
+      : `http://127.0.0.1:${port}/x`;
+    await waitForHttp(`http://127.0.0.1:${port}/x`, 10_000, () => child.exitCode === null);
+    const headers = limit ? main.mxcd.authHeaders : {};
+    // The limit must answer what mxcd answers, byte for byte in the body.
+    const check = await fetch(url, { headers });
+    const got = Buffer.from(await check.arrayBuffer());
+    if (check.status !== 200 || !got.equals(body))
+      throw new Error(`${leg} answered ${check.status}`);
+    targets.set(leg, { url, headers, pid: child.pid! });
   }
 
   const load = { threads: 2, connections: 32, seconds };
@@ -293,7 +316,16 @@ try {
 }
 
 /** The source of one node leg's server (ESM, run from a temporary file). */
-function nodeServer(leg: Leg, port: number, headerSet: Record<string, string>): string {
+function nodeServer(
+  leg: Leg,
+  port: number,
+  headerSet: Record<string, string>,
+  media: { token: string; mediaId: string },
+): string {
+  if (leg.startsWith("limit")) {
+    const head = Object.entries({ ...headerSet, "content-length": "4096" }).flat();
+    return limitServerSource(REPO, port, head, media);
+  }
   const dist = (path: string) =>
     JSON.stringify(pathToFileURL(join(REPO, "dist", "src", path)).href);
   const withHeaders = leg !== "node";

@@ -18,11 +18,23 @@ export type HttpRecorder = (method: string, route: string, status: number, secon
 /** Records every response of `app` in `registry`; returns the recorder for answers given outside Fastify. */
 export function instrumentHttp(app: FastifyInstance, registry: Registry): HttpRecorder {
   const labelNames = ["method", "route", "status"] as const;
+  // The fast path's answers are counted in plain numbers and added to the
+  // counter when it is read (collect): prom-client's labelled `inc` re-hashes
+  // its labels into a key string on every call (bench/README.md, "Fifth
+  // session"). A scrape sees every answer given before it.
+  const pending: { labels: Record<string, string>; count: number }[] = [];
   const requests = new Counter({
     name: "mxcd_http_requests_total",
     help: "HTTP requests answered, by method, route pattern and status",
     labelNames,
     registers: [registry],
+    collect() {
+      for (const child of pending) {
+        if (child.count === 0) continue;
+        this.inc(child.labels, child.count);
+        child.count = 0;
+      }
+    },
   });
   const duration = new Histogram({
     name: "mxcd_http_request_duration_seconds",
@@ -44,25 +56,33 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): HttpRe
   // The same series, with each (method, route, status) child looked up once,
   // in nested maps: no key string is built per answer (bench/README.md,
   // "Fourth session: where the fast path's CPU goes").
-  type Child = { count: { inc(): void }; time: { observe(v: number): void } };
+  type Child = {
+    counted: { labels: Record<string, string>; count: number };
+    time: { observe(v: number): void };
+  };
   const children = new Map<string, Map<string, Map<number, Child>>>();
-  let size = 0;
   return (method, route, status, seconds) => {
     let child = children.get(method)?.get(route)?.get(status);
     if (!child) {
-      const values = [method, route, String(status)] as const;
-      child = { count: requests.labels(...values), time: duration.labels(...values) };
-      // Bounded: the fast path's few routes × the statuses it answers with.
-      if (size < 256) {
-        size += 1;
+      const labels = { method, route, status: String(status) };
+      const counted = { labels, count: 0 };
+      child = { counted, time: duration.labels(labels) };
+      // Bounded: the fast path's few routes × the statuses it answers with;
+      // past the bound, answers are counted at once (the plain counter's).
+      if (pending.length < 256) {
+        pending.push(counted);
         const routes = children.get(method) ?? new Map<string, Map<number, Child>>();
         children.set(method, routes);
         const statuses = routes.get(route) ?? new Map<number, Child>();
         routes.set(route, statuses);
         statuses.set(status, child);
+      } else {
+        requests.inc(labels);
+        child.time.observe(seconds);
+        return;
       }
     }
-    child.count.inc();
+    child.counted.count += 1;
     child.time.observe(seconds);
   };
 }
@@ -72,28 +92,35 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): HttpRe
  * path for cached media"): requests of the download and thumbnail routes the
  * serving fast path looked at, by `route` (`download`, `thumbnail`) and
  * `result`: `answered` by the fast path, or `passed` on to Fastify's routes.
- * Returns the counting function.
+ * Returns the counting function; the counts are plain numbers added to the
+ * counter when it is read.
  */
 export function registerFastPathMetrics(
   registry: Registry,
 ): (route: "download" | "thumbnail", result: "answered" | "passed") => void {
-  const counter = new Counter({
+  const counts = {
+    download: { answered: 0, passed: 0 },
+    thumbnail: { answered: 0, passed: 0 },
+  };
+  new Counter({
     name: "mxcd_fast_path_requests_total",
     help: "Download and thumbnail requests the serving fast path answered or passed on to the routes",
     labelNames: ["route", "result"] as const,
     registers: [registry],
+    collect() {
+      // The totals so far; as before, a series appears at its first request.
+      this.reset();
+      for (const route of ["download", "thumbnail"] as const) {
+        for (const result of ["answered", "passed"] as const) {
+          const count = counts[route][result];
+          if (count > 0) this.inc({ route, result }, count);
+        }
+      }
+    },
   });
-  const children = {
-    download: {
-      answered: counter.labels("download", "answered"),
-      passed: counter.labels("download", "passed"),
-    },
-    thumbnail: {
-      answered: counter.labels("thumbnail", "answered"),
-      passed: counter.labels("thumbnail", "passed"),
-    },
+  return (route, result) => {
+    counts[route][result] += 1;
   };
-  return (route, result) => children[route][result].inc();
 }
 
 /**
