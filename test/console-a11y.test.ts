@@ -12,7 +12,13 @@
  *   list): no
  *   serious or critical violation (contrast included).
  * - laptop screens (1280×720, 1366×768, and 1024×768): no horizontal
- *   scrolling on any view; a screenshot of each in a temporary folder.
+ *   scrolling on any view; a screenshot of each in a temporary folder (with
+ *   MXCD_UPDATE_CONSOLE_SCREENSHOTS=1 the 1280×720 ones are also copied to
+ *   docs/console/laptop-<view>.png).
+ * - the room list's search leading to a room's media; pictures' alt text.
+ * - the engine-dependent core steps of the e2e suite: the live feed woken by
+ *   a quarantine made through the API, a user's media deleted after the
+ *   preview.
  *
  * axe-core is injected through the DevTools protocol into an isolated world
  * of the page (`Page.createIsolatedWorld`): it sees the same DOM, but the
@@ -21,7 +27,7 @@
  * so the test checks the console as it is served.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,6 +49,7 @@ const VIEWPORTS = [
 ] as const;
 const axeSource = (createRequire(import.meta.url)("axe-core") as { source: string }).source;
 const shotsDir = mkdtempSync(join(tmpdir(), "mxcd-console-a11y-"));
+const docsDir = new URL("../docs/console/", import.meta.url);
 
 /** PostgreSQL when the test runner started a cluster; SQLite (said loudly) otherwise. */
 const engine = process.env.MXCD_TEST_POSTGRES_URL ? "postgres" : "sqlite";
@@ -156,7 +163,13 @@ async function noHorizontalScroll(page: Page, view: string, size: string): Promi
     scrollWidth <= clientWidth,
     `${view} at ${size}: scrollWidth ${scrollWidth} > clientWidth ${clientWidth}`,
   );
-  await page.screenshot({ path: join(shotsDir, `${view}-${size}.png`) });
+  const file = join(shotsDir, `${view}-${size}.png`);
+  await page.screenshot({ path: file });
+  // The docs show each view on the smallest supported laptop screen.
+  if (process.env.MXCD_UPDATE_CONSOLE_SCREENSHOTS === "1" && size === "1280x720") {
+    mkdirSync(docsDir, { recursive: true });
+    copyFileSync(file, new URL(`laptop-${view}.png`, docsDir));
+  }
 }
 
 async function png(seed: number, size = 320): Promise<Buffer> {
@@ -354,6 +367,39 @@ if (reason) {
         (await picture.getAttribute("alt")) ?? "",
         /^holiday-photo-with-a-long-descriptive-name-\d\.png \(image\/png\)$/,
       );
+    });
+
+    // The core steps that depend on the engine, once on PostgreSQL too: the
+    // feed's long poll woken by a quarantine committed elsewhere, and a
+    // user's media deleted page by page after the preview.
+    it("shows a quarantine made through the API in the live feed", async () => {
+      await page.goto(`${server.baseUrl}/_mxcd/console/feed`);
+      await page.getByText("Live: waiting for changes").waitFor();
+      const target = captioned();
+      assert.equal(await page.locator(`ol.feed a[href$="/${target}"]`).count(), 0);
+      const res = await admin.http.post(`${ADMIN_API}/media/quarantine/${HERE}/${target}`, {});
+      assert.equal(res.status, 200);
+      await page.locator(`ol.feed a[href$="/${target}"]`).waitFor();
+    });
+
+    it("deletes a user's media after the preview", async () => {
+      await page.goto(`${server.baseUrl}/_mxcd/console/user/${encodeURIComponent(alice.userId)}`);
+      await page.locator("li.tile").first().waitFor();
+      const before = await admin.http.get(`${ADMIN_API}/users/${alice.userId}/media`);
+      const count: number = before.body.total;
+      assert.ok(count >= 2);
+      await page.getByRole("button", { name: "Delete all…" }).focus();
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog");
+      await dialog.getByText(`This affects ${count} media`).waitFor();
+      await page.keyboard.press("Enter"); // focus starts on the confirm button
+      await waitFor(
+        async () =>
+          (await admin.http.get(`${ADMIN_API}/users/${alice.userId}/media`)).body.total === 0,
+        "alice's media deleted",
+      );
+      await page.getByText(`Deleted ${count} media`).waitFor();
+      assert.deepEqual(pageErrors, [], "no script error and no CSP violation");
     });
   });
 }
