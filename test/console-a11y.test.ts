@@ -281,9 +281,13 @@ if (reason) {
         assert.ok(f?.ring, "a visible focus ring in the dialog");
       }
       await page.keyboard.press("Escape");
-      await dialog.waitFor({ state: "detached" });
-      const back = await focused(page);
-      assert.equal(back?.text, "Delete", "Escape gives focus back to the button that opened it");
+      // The dialog leaves the DOM after the console put focus back (a closed
+      // <dialog> stops matching the "dialog" role a moment earlier).
+      await page.locator("dialog").waitFor({ state: "detached" });
+      await waitFor(
+        async () => (await focused(page))?.text === "Delete",
+        "Escape gives focus back to the button that opened it",
+      );
       assert.notEqual(await info(third), undefined, "Escape deleted nothing");
       // Space opens it again; Enter on the focused "Delete" confirms.
       await page.keyboard.press(" ");
