@@ -59,7 +59,10 @@ const TOOL_SUITES: readonly { kind: MarkerKind; files: readonly string[] }[] = [
     files: [join("test", "synadm.test.ts"), join("test", "attached-e2e.test.ts")],
   },
   { kind: "ffmpeg", files: [join("test", "video-thumbnails.test.ts")] },
-  { kind: "chromium", files: [join("test", "console-e2e.test.ts")] },
+  {
+    kind: "chromium",
+    files: [join("test", "console-e2e.test.ts"), join("test", "console-a11y.test.ts")],
+  },
 ];
 const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
 

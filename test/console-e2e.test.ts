@@ -5,7 +5,8 @@
  * a non-admin is refused; the admin signs in; triages the grid with the
  * keyboard; quarantines near duplicates from a media's detail; watches the
  * feed show a quarantine made through the API; deletes a user's media after
- * the preview; hostile file names and user ids render as text; signing out
+ * the preview; hostile file names, captions, user ids and room ids render
+ * as text; signing out
  * ends the session. Every step checks its effect through the API, and saves
  * a screenshot in a temporary folder (printed as a diagnostic); with
  * MXCD_UPDATE_CONSOLE_SCREENSHOTS=1 they are also copied to docs/console/.
@@ -21,6 +22,7 @@ import { chromiumMissing, launchChromium } from "./support/chromium.js";
 import { uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { photoLike } from "./support/photo-like.js";
+import { createRoom, join as joinRoom, send } from "./support/rooms.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -28,6 +30,8 @@ const ADMIN_API = "/_synapse/admin/v1";
 const HERE = "test.local";
 const HOSTILE_NAME = `<img src=x onerror="window.__xss=1">"><script>window.__xss=2</script>.png`;
 const HOSTILE_USER = `@<img src=x onerror="window.__xss=3">:${HERE}`;
+const HOSTILE_CAPTION = `<img src=x onerror="window.__xss=4"><b>bold</b> caption`;
+const HOSTILE_ROOM = `!<img src=x onerror="window.__xss=5">:${HERE}`;
 
 const shotsDir = mkdtempSync(join(tmpdir(), "mxcd-console-e2e-"));
 const docsDir = new URL("../docs/console/", import.meta.url);
@@ -300,10 +304,20 @@ if (reason) {
       await screenshot(page, "user-deleted");
     });
 
-    it("renders hostile file names and user ids as text", async () => {
+    it("renders hostile file names, captions, user ids and room ids as text", async () => {
       const hostile = await uploadBytes(alice.http, await png(4242, 120), {
         contentType: "image/png",
         filename: HOSTILE_NAME,
+      });
+      // A room event captions it with markup (the admin is in the room, so
+      // the console can read the event's text).
+      const roomId = await createRoom(alice, { preset: "public_chat" });
+      await joinRoom(admin, roomId);
+      await send(alice, roomId, {
+        msgtype: "m.image",
+        body: HOSTILE_CAPTION,
+        filename: HOSTILE_NAME,
+        url: `mxc://${HERE}/${hostile}`,
       });
       await page.goto(`${server.baseUrl}/_mxcd/console/`);
       const tile = page.locator(`li.tile[data-media-id="${hostile}"]`);
@@ -311,6 +325,18 @@ if (reason) {
       assert.equal(await tile.locator(".tile-name").innerText(), HOSTILE_NAME);
       await page.goto(`${server.baseUrl}/_mxcd/console/media/${HERE}/${hostile}`);
       await page.getByRole("heading", { name: HOSTILE_NAME }).waitFor();
+      const caption = page.locator("table.refs .caption");
+      await caption.waitFor();
+      assert.equal(await caption.innerText(), `caption: ${HOSTILE_CAPTION}`);
+      assert.equal(await page.locator("table.refs b").count(), 0, "no markup from the caption");
+      await page.goto(`${server.baseUrl}/_mxcd/console/room/${encodeURIComponent(HOSTILE_ROOM)}`);
+      await page.locator(".owner-id").filter({ hasText: HOSTILE_ROOM }).waitFor();
+      await page.goto(
+        `${server.baseUrl}/_mxcd/console/?room_id=${encodeURIComponent(HOSTILE_ROOM)}`,
+      );
+      // The listing finds nothing for it (or refuses it): either way, as text.
+      await page.locator(".empty, [role=alert]").first().waitFor();
+      assert.equal(await page.getByLabel("Room", { exact: true }).inputValue(), HOSTILE_ROOM);
       await page.goto(`${server.baseUrl}/_mxcd/console/user/${encodeURIComponent(HOSTILE_USER)}`);
       await page.locator(".owner-id").filter({ hasText: HOSTILE_USER }).waitFor();
       await page.goto(

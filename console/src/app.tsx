@@ -7,6 +7,7 @@ import { Feed } from "./feed";
 import { Login } from "./login";
 import { Owner } from "./owner";
 import { listingPath, Review, summaryPath } from "./review";
+import { Rooms } from "./rooms";
 import { BASE, hrefOf, linkClick, navigate, parseRoute, type Route, useRoute } from "./router";
 import {
   type ConsoleSettings,
@@ -121,7 +122,7 @@ function Shell(props: {
 }) {
   const route = useRoute();
   const [jump, setJump] = useState("");
-  const nav = (name: "grid" | "feed", text: string) => (
+  const nav = (name: "grid" | "feed" | "rooms", text: string) => (
     <a
       href={hrefOf({ name, query: new URLSearchParams() })}
       onClick={linkClick}
@@ -140,6 +141,7 @@ function Shell(props: {
         <nav aria-label="Main">
           {nav("grid", "Review")}
           {nav("feed", "Quarantine feed")}
+          {nav("rooms", "Rooms")}
         </nav>
         <form
           class="jump"
@@ -212,5 +214,7 @@ function View() {
       return <Owner key={route.userId} kind="user" id={route.userId} />;
     case "room":
       return <Owner key={route.roomId} kind="room" id={route.roomId} />;
+    case "rooms":
+      return <Rooms query={route.query} />;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * A confirmation dialog (native `<dialog>`, modal: focus stays inside and
  * Escape cancels). `useConfirm()` gives `ask(...)`, a promise of the answer.
+ * Focus goes to the confirm button when it opens and back to what had it
+ * (the button or tile that asked) when it closes.
  */
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -49,6 +51,7 @@ function ConfirmDialog(props: { question: Question; answer: (yes: boolean) => vo
         event.preventDefault();
         answer(false);
       }}
+      onKeyDown={trapTab}
     >
       <h2 id="confirm-title">{question.title}</h2>
       <div class="confirm-body">{question.body}</div>
@@ -67,4 +70,27 @@ function ConfirmDialog(props: { question: Question; answer: (yes: boolean) => vo
       </div>
     </dialog>
   );
+}
+
+/**
+ * Tab and Shift+Tab wrap around inside the dialog. A modal `<dialog>` makes
+ * the page behind it inert, but the browser may still move focus out to its
+ * own toolbar; wrapping keeps a keyboard user in the question.
+ */
+function trapTab(event: KeyboardEvent): void {
+  if (event.key !== "Tab") return;
+  const dialog = event.currentTarget as HTMLDialogElement;
+  const stops = [...dialog.querySelectorAll<HTMLElement>("button, [href], input, select")].filter(
+    (el) => !el.hasAttribute("disabled"),
+  );
+  const first = stops[0];
+  const last = stops[stops.length - 1];
+  if (!first || !last) return;
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
 }

@@ -3,8 +3,9 @@
  * every hash, where it is referenced, exact duplicates (same SHA-256) and
  * near duplicates (PDQ, with the distance), and "quarantine all of these".
  */
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { isAbort, messageOf, queryString, seg } from "./api";
+import { Caption } from "./caption";
 import { useConfirm } from "./confirm";
 import { useConsole } from "./context";
 import { formatBytes, formatTime } from "./format";
@@ -21,6 +22,8 @@ interface Reference {
 }
 
 const MXCD = "/_mxcd/admin/v1/media";
+/** Events whose text (caption or body) the references table reads, at most. */
+const MAX_CAPTIONS = 20;
 
 export function Detail(props: { origin: string; mediaId: string }) {
   const { api, announce, serverName } = useConsole();
@@ -33,6 +36,16 @@ export function Detail(props: { origin: string; mediaId: string }) {
   const [version, setVersion] = useState(0);
   const [near, setNear] = useState<MediaRow[]>([]);
   const confirm = useConfirm();
+  // Opening a detail (Enter on a tile, a link) removes what had focus: the
+  // title takes it once, so keyboard users start at the top of the new view.
+  const titleRef = useRef<HTMLHeadingElement>(null);
+  const titled = useRef(false);
+  useEffect(() => {
+    if (row && !titled.current && titleRef.current) {
+      titled.current = true;
+      titleRef.current.focus();
+    }
+  }, [row]);
 
   useEffect(() => {
     const abort = new AbortController();
@@ -141,7 +154,9 @@ export function Detail(props: { origin: string; mediaId: string }) {
   const name = row.upload_name || row.media_id;
   return (
     <article class="detail">
-      <h1>{name}</h1>
+      <h1 ref={titleRef} tabIndex={-1}>
+        {name}
+      </h1>
       <div class="detail-top">
         <div class="detail-picture">
           <Thumb
@@ -242,6 +257,7 @@ export function Detail(props: { origin: string; mediaId: string }) {
                 <th scope="col">Room</th>
                 <th scope="col">Event</th>
                 <th scope="col">User</th>
+                <th scope="col">Caption or body</th>
               </tr>
             </thead>
             <tbody>
@@ -269,11 +285,18 @@ export function Detail(props: { origin: string; mediaId: string }) {
                       "—"
                     )}
                   </td>
+                  <td>
+                    {r.room_id && r.event_id && i < MAX_CAPTIONS ? (
+                      <Caption roomId={r.room_id} eventId={r.event_id} />
+                    ) : (
+                      "—"
+                    )}
+                  </td>
                 </tr>
               ))}
               {refs.truncated && (
                 <tr>
-                  <td colSpan={4}>… more references not shown</td>
+                  <td colSpan={5}>… more references not shown</td>
                 </tr>
               )}
             </tbody>

@@ -28,3 +28,23 @@ export function parseSize(text: string): number | undefined {
   const scale = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase()] ?? 1;
   return Math.round(Number(match[1]) * scale);
 }
+
+/** Longest media name used in a description. */
+const MAX_NAME = 80;
+
+/**
+ * A short plain-text description of a media item for `alt` text and labels:
+ * its name (control characters dropped, cut to 80 characters, the media id
+ * when it has none) and its type. Names come from uploaders: this is only
+ * ever used as text or an attribute value, which Preact escapes.
+ */
+export function describeMedia(row: {
+  upload_name?: string | null;
+  media_id: string;
+  media_type?: string | null;
+}): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  const name = (row.upload_name || row.media_id).replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
+  const short = name.length > MAX_NAME ? `${name.slice(0, MAX_NAME)}…` : name;
+  return `${short} (${row.media_type || "unknown type"})`;
+}

@@ -8,6 +8,7 @@
  *   /feed                 the quarantine change feed
  *   /user/{userId}        a user's media
  *   /room/{roomId}        a room's media
+ *   /rooms                the room list (`?search=` a name, alias or id)
  */
 import { useEffect, useState } from "preact/hooks";
 
@@ -18,7 +19,8 @@ export type Route =
   | { name: "media"; origin: string; mediaId: string }
   | { name: "feed"; query: URLSearchParams }
   | { name: "user"; userId: string }
-  | { name: "room"; roomId: string };
+  | { name: "room"; roomId: string }
+  | { name: "rooms"; query: URLSearchParams };
 
 export function parseRoute(location: Location): Route {
   const rest = location.pathname.startsWith(BASE) ? location.pathname.slice(BASE.length) : "";
@@ -33,6 +35,7 @@ export function parseRoute(location: Location): Route {
   if (parts[0] === "feed") return { name: "feed", query };
   if (parts[0] === "user" && parts[1]) return { name: "user", userId: parts[1] };
   if (parts[0] === "room" && parts[1]) return { name: "room", roomId: parts[1] };
+  if (parts[0] === "rooms") return { name: "rooms", query };
   return { name: "grid", query };
 }
 
@@ -54,6 +57,10 @@ export function hrefOf(route: Route): string {
       return `${BASE}user/${e(route.userId)}`;
     case "room":
       return `${BASE}room/${e(route.roomId)}`;
+    case "rooms": {
+      const q = route.query.toString();
+      return q ? `${BASE}rooms?${q}` : `${BASE}rooms`;
+    }
   }
 }
 

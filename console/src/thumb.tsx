@@ -14,6 +14,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { type Api, isAbort, seg } from "./api";
+import { describeMedia } from "./format";
 import type { MediaKey, MediaRow } from "./media";
 
 /** Pictures fetched at once: two of the browser's six connections stay free for the API. */
@@ -121,12 +122,12 @@ export function Thumb(props: {
     <button
       type="button"
       class={blurred ? "thumb blurred" : "thumb"}
-      aria-label={blurred ? "Show the picture (unblur)" : "Picture shown"}
+      aria-label={`Show the picture of ${describeMedia(row)}`}
       aria-pressed={!blurred}
       tabIndex={-1}
       onClick={props.onUnblur}
     >
-      <img src={src} alt="" draggable={false} />
+      <img src={src} alt={describeMedia(row)} draggable={false} />
     </button>
   );
 }
