@@ -60,6 +60,7 @@ import { stopChild } from "./support/processes.js";
 import { writeSection } from "./support/results-file.js";
 import { readRss } from "./support/rss-sampler.js";
 import { findTools, type Tools } from "./support/tools.js";
+import { startUploadFloor } from "./support/upload-floor-server.js";
 import { writeWrkScript } from "./support/wrk.js";
 import { benchUpload } from "./upload-bench.js";
 
@@ -144,6 +145,9 @@ export interface HotResult {
     sha256Seconds: number;
     bytes: number;
     cpuSeconds: number;
+    /** The measured limit's leg (support/upload-floor-server.ts), same file, same round. */
+    floorSeconds: number | undefined;
+    floorCpuSeconds: number | undefined;
   }[];
 }
 
@@ -231,6 +235,8 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
       { cli: CLI, dir: uploadDir, shippedDefaults: true, maxUploadSize: "2G" },
       cleanup,
     );
+    const floor = await startUploadFloor(uploadDir, cleanup);
+    const file = join(uploadDir, "upload.bin");
     for (let round = 0; round < settings.rounds; round++) {
       console.error(`hot: upload, round ${round + 1}`);
       const result = await benchUpload({
@@ -238,6 +244,9 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
         mxcd: server,
         dir: uploadDir,
         bytes: settings.uploadBytes,
+        ...(round > 0 && { existingFile: file }),
+        floor,
+        floorFirst: round % 2 === 1,
       });
       upload.push({
         ratio: Math.max(result.md5Seconds, result.sha256Seconds) / result.uploadSeconds,
@@ -247,6 +256,8 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
         sha256Seconds: result.sha256Seconds,
         bytes: result.bytes,
         cpuSeconds: result.uploadCpuSeconds,
+        floorSeconds: result.floor?.seconds,
+        floorCpuSeconds: result.floor?.cpuSeconds,
       });
     }
   }
@@ -509,6 +520,18 @@ function uploadRows(upload: HotResult["upload"], summary: string[][], rounds: st
     "≥ 0.8×",
     mean(floor) >= 0.8 ? "yes" : "**no**",
   ]);
+  const byFloor = upload.flatMap((u) => (u.floorSeconds ? [u.floorSeconds / u.uploadSeconds] : []));
+  if (byFloor.length > 0) {
+    summary.push([
+      `${mib(bytes)} upload vs the measured limit`,
+      "a minimal Node server reading, hashing (both) and writing the same upload (bench/support/upload-floor-server.ts)",
+      meanRate((u) => u.uploadSeconds),
+      meanRate((u) => u.floorSeconds ?? Number.NaN),
+      `${ratio(mean(byFloor))} (${spread(byFloor, ratio)})`,
+      "—",
+      "—",
+    ]);
+  }
   summary.push([
     `${mib(bytes)} upload, for continuity`,
     "`sha256sum` of the file",
@@ -526,7 +549,9 @@ function uploadRows(upload: HotResult["upload"], summary: string[][], rounds: st
       `md5sum ${u.md5Seconds.toFixed(2)} s, sha256sum ${u.sha256Seconds.toFixed(2)} s`,
       `${ratio(u.ratio)} (sha256sum ${ratio(u.sha256Ratio)})`,
       `${u.cpuSeconds.toFixed(2)} s per upload`,
-      "",
+      u.floorSeconds && u.floorCpuSeconds
+        ? `floor ${u.floorSeconds.toFixed(2)} s, ${u.floorCpuSeconds.toFixed(2)} s CPU`
+        : "",
     ]);
   });
 }

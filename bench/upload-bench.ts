@@ -9,13 +9,24 @@
  * its write-back overlaps neither timing. The stored copy is hashed
  * afterwards to check that the upload arrived intact.
  *
+ * The measured limit (bench/support/upload-floor-server.ts): a minimal Node
+ * server that reads the same upload from a socket, SHA-256s and MD5s it and
+ * writes it to a file, sent the same file by the same curl in the same round
+ * (before mxcd in odd rounds, after it in even ones). `mxcd ÷ floor` is the
+ * part of the gap that is mxcd's own; the rest is what Node, curl and the
+ * kernel cost on this machine. CPU per GiB is reported for both, with the
+ * 1-minute load average, because wall time on a shared 2-core machine moves
+ * with whatever else runs.
+ *
  * On its own (`npx tsx bench/upload-bench.ts`, after `npm run build`) it
- * starts one mxcd from `dist/` and runs `MXCD_BENCH_UPLOAD_ROUNDS` (3)
- * uploads of `MXCD_BENCH_UPLOAD_MIB` (1024) MiB, each timed against a fresh
- * `md5sum` and `sha256sum`, and prints one line per round: a quick check of the upload
- * leg without the full `npm run bench`.
+ * starts one mxcd from `dist/` and the floor server and runs
+ * `MXCD_BENCH_UPLOAD_ROUNDS` (3) uploads of `MXCD_BENCH_UPLOAD_MIB` (1024)
+ * MiB, each timed against a fresh `md5sum` and `sha256sum`, and prints one
+ * line per round: a quick check of the upload leg without the full `npm run
+ * bench`. `MXCD_BENCH_UPLOAD_FLOOR=0` leaves the floor leg out.
  */
 import { rmSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cpuSeconds } from "./support/cpu-time.js";
@@ -24,6 +35,11 @@ import { isMainModule, runMain } from "./support/main.js";
 import { type MxcdServer, startMxcd, storedPath, uploadFile } from "./support/mxcd-server.js";
 import { RssSampler, type RssSummary } from "./support/rss-sampler.js";
 import { findTools, type Tools } from "./support/tools.js";
+import {
+  startUploadFloor,
+  type UploadFloorServer,
+  uploadToFloor,
+} from "./support/upload-floor-server.js";
 
 /** Sampling period of the server's RSS. */
 const RSS_INTERVAL_MS = 50;
@@ -39,6 +55,10 @@ export interface UploadResult {
   /** CPU seconds (user + system) the server used during the upload. */
   readonly uploadCpuSeconds: number;
   readonly rss: RssSummary;
+  /** The floor server's leg of the same round, when it ran. */
+  readonly floor?: { readonly seconds: number; readonly cpuSeconds: number };
+  /** 1-minute load average when the round started. */
+  readonly loadAverage: number;
 }
 
 export interface UploadBenchContext {
@@ -49,6 +69,10 @@ export interface UploadBenchContext {
   readonly bytes: number;
   /** Reuse this file of `bytes` random bytes (written by an earlier round). */
   readonly existingFile?: string;
+  /** The measured limit, uploaded the same file in the same round. */
+  readonly floor?: UploadFloorServer;
+  /** Upload to the floor before mxcd (alternate between rounds). */
+  readonly floorFirst?: boolean;
 }
 
 /** Generates the file, times sha256sum, then times the upload while sampling RSS. */
@@ -65,11 +89,29 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
   const md5ed = await md5sum(tools, file);
   const hashed = await sha256sum(tools, file);
 
+  const loadAverage = loadavg()[0] ?? 0;
+  const floorLeg = async () => {
+    if (!context.floor) return undefined;
+    console.error("upload: streaming to the floor server");
+    await syncDisks(tools);
+    const result = await floorUpload(context.floor, tools.curl, file);
+    if (result.sha256 !== hashed.sha256 || result.md5 !== md5ed.md5) {
+      throw new Error("the floor server's hashes differ from sha256sum's and md5sum's");
+    }
+    return result;
+  };
+  const floorBefore = context.floorFirst ? await floorLeg() : undefined;
   console.error("upload: streaming to mxcd");
+  await syncDisks(tools);
   const upload = await sampledUpload(mxcd, tools.curl, file);
   const stored = await sha256sum(tools, storedPath(mxcd, upload.mediaId));
   if (stored.sha256 !== hashed.sha256) throw new Error("the stored upload differs from the file");
+  // The stored copy goes at once: the next round's page cache and disk are the same for both legs.
+  rmSync(storedPath(mxcd, upload.mediaId), { force: true });
+  const floor = floorBefore ?? (context.floorFirst ? undefined : await floorLeg());
   return {
+    loadAverage,
+    ...(floor && { floor: { seconds: floor.seconds, cpuSeconds: floor.cpuSeconds } }),
     bytes,
     uploadSeconds: upload.seconds,
     sha256Seconds: hashed.seconds,
@@ -94,6 +136,15 @@ async function sampledUpload(mxcd: MxcdServer, curl: string, file: string) {
   }
 }
 
+/** One upload to the floor server, with the CPU it used. */
+async function floorUpload(floor: UploadFloorServer, curl: string, file: string) {
+  const cpuBefore = cpuSeconds(floor.pid);
+  const result = await uploadToFloor(floor, curl, file);
+  const cpu = cpuSeconds(floor.pid) - cpuBefore;
+  rmSync(floor.storedPath, { force: true });
+  return { ...result, cpuSeconds: cpu };
+}
+
 if (isMainModule(import.meta.url)) {
   await runMain(async (cleanup) => {
     const cli = join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
@@ -103,18 +154,32 @@ if (isMainModule(import.meta.url)) {
     const rounds = Math.max(1, Math.round(Number(process.env.MXCD_BENCH_UPLOAD_ROUNDS ?? 3)));
     const maxUploadSize = bytes > 2 * 1024 ** 3 ? String(bytes) : "2G";
     const mxcd = await startMxcd({ cli, dir, maxUploadSize }, cleanup);
+    const floorServer =
+      process.env.MXCD_BENCH_UPLOAD_FLOOR === "0"
+        ? undefined
+        : await startUploadFloor(dir, cleanup);
     const file = join(dir, "upload.bin");
+    const gib = bytes / 1024 ** 3;
     for (let round = 1; round <= rounds; round++) {
       const existingFile = round > 1 ? file : undefined;
-      const result = await benchUpload({ tools, mxcd, dir, bytes, existingFile });
+      const floorFirst = round % 2 === 1;
+      const context = { tools, mxcd, dir, bytes, existingFile, floor: floorServer, floorFirst };
+      const result = await benchUpload(context);
       const mibPerSecond = bytes / 1024 ** 2 / result.uploadSeconds;
-      const floor = Math.max(result.md5Seconds, result.sha256Seconds);
+      const slower = Math.max(result.md5Seconds, result.sha256Seconds);
+      const floor = result.floor
+        ? `; floor server ${result.floor.seconds.toFixed(2)} s, CPU ${(result.floor.cpuSeconds / gib).toFixed(2)} s/GiB, ` +
+          `mxcd ÷ floor ${(result.floor.seconds / result.uploadSeconds).toFixed(2)}× (wall), ` +
+          `${(result.uploadCpuSeconds / result.floor.cpuSeconds).toFixed(2)}× (CPU), ` +
+          `floor to the slower hash ${(slower / result.floor.seconds).toFixed(2)}×`
+        : "";
       console.log(
-        `round ${round}: upload ${result.uploadSeconds.toFixed(2)} s (${mibPerSecond.toFixed(0)} MiB/s), ` +
+        `round ${round} (load ${result.loadAverage.toFixed(1)}): upload ${result.uploadSeconds.toFixed(2)} s (${mibPerSecond.toFixed(0)} MiB/s), ` +
           `md5sum ${result.md5Seconds.toFixed(2)} s, sha256sum ${result.sha256Seconds.toFixed(2)} s, ` +
-          `ratio to the slower ${(floor / result.uploadSeconds).toFixed(2)}×, ` +
+          `ratio to the slower ${(slower / result.uploadSeconds).toFixed(2)}×, ` +
           `to sha256sum ${(result.sha256Seconds / result.uploadSeconds).toFixed(2)}×, ` +
-          `mxcd CPU ${result.uploadCpuSeconds.toFixed(2)} s, RSS growth ${((result.rss.peak - result.rss.baseline) / 1024 ** 2).toFixed(1)} MiB`,
+          `mxcd CPU ${(result.uploadCpuSeconds / gib).toFixed(2)} s/GiB, RSS growth ${((result.rss.peak - result.rss.baseline) / 1024 ** 2).toFixed(1)} MiB` +
+          floor,
       );
     }
     rmSync(file, { force: true });
