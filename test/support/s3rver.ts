@@ -32,7 +32,14 @@ type S3rverConstructor = new (options: {
 }) => S3rverServer;
 
 // s3rver is CommonJS without type declarations; require keeps tsc out of it.
-const S3rver = createRequire(import.meta.url)("s3rver") as S3rverConstructor;
+// Loaded on the first start, not at import: every test file imports this
+// module through test-server.ts, and loading s3rver costs ~0.6 s of CPU,
+// which the filesystem pass would pay ~150 times for nothing.
+let s3rverConstructor: S3rverConstructor | undefined;
+function loadS3rver(): S3rverConstructor {
+  s3rverConstructor ??= createRequire(import.meta.url)("s3rver") as S3rverConstructor;
+  return s3rverConstructor;
+}
 
 /** s3rver checks signatures against this fixed key pair. */
 export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -51,6 +58,7 @@ export interface TestS3 {
 /** Starts s3rver with the bucket `mxcd-test` (or `bucket`). */
 export async function startS3rver(bucket = "mxcd-test"): Promise<TestS3> {
   const directory = mkdtempSync(join(tmpdir(), "mxcd-s3rver-"));
+  const S3rver = loadS3rver();
   const server = new S3rver({
     port: 0,
     address: "127.0.0.1",
