@@ -26,9 +26,10 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, normalize, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { prepareDatabaseTemplates } from "../test/support/databases.js";
 import {
   findPostgresBin,
   type PostgresCluster,
@@ -65,6 +66,10 @@ const TOOL_SUITES: readonly { kind: MarkerKind; files: readonly string[] }[] = [
   },
 ];
 const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
+/** Test files run at once; MXCD_TEST_CONCURRENCY overrides (README, "Test suite run time"). */
+const CONCURRENCY =
+  Number(process.env.MXCD_TEST_CONCURRENCY) || Math.max(2, availableParallelism());
+const STORE_PASS_ENGINES = process.env.MXCD_TEST_STORE_PASS_ENGINES ?? "sqlite";
 
 interface PassResult {
   readonly code: number;
@@ -86,6 +91,8 @@ async function main(): Promise<number> {
     if (requirePostgres) return 1;
   }
   try {
+    // Test servers copy these instead of migrating a database each (test/support/databases.ts).
+    const templates = await prepareDatabaseTemplates(scratch, cluster?.adminUrl);
     const passes: PassResult[] = [];
     for (const [index, store] of STORES.entries()) {
       const passFiles = index === 0 ? files : filesUsingTheStore();
@@ -103,7 +110,12 @@ async function main(): Promise<number> {
       }
       const tapFile = join(scratch, `results-${store}.tap`);
       const started = performance.now();
-      const code = await runNodeTests(cluster?.adminUrl, store, tapFile, passFiles);
+      // A later pass tests the store, not the database: suites written for
+      // both engines run on one (MXCD_TEST_STORE_PASS_ENGINES, default
+      // sqlite); PostgreSQL ran each of them in the first pass.
+      const engines = index === 0 ? undefined : STORE_PASS_ENGINES;
+      const env = { ...templates, ...(engines ? { MXCD_TEST_ENGINES: engines } : {}) };
+      const code = await runNodeTests(cluster?.adminUrl, store, tapFile, passFiles, env);
       printSlowestFiles(store, `${tapFile}.timings`, performance.now() - started);
       passes.push({ code, tap: readFileSync(tapFile, "utf8") });
     }
@@ -120,37 +132,59 @@ function filesUsingTheStore(): string[] {
   return files.filter((file) => users.has(resolve(file)));
 }
 
-/** The pass's wall time and its slowest files (scripts/file-timing-reporter.mjs). */
+/**
+ * The pass's wall time and its slowest files (scripts/file-timing-reporter.mjs),
+ * each with the CPU time of its own process (scripts/file-cpu-usage.mjs): a
+ * file whose CPU is far below its wall time waits (on timers, PostgreSQL,
+ * child processes) and leaves a core idle at this concurrency.
+ */
 function printSlowestFiles(store: string, timingsFile: string, passMs: number): void {
   if (!existsSync(timingsFile)) return;
-  const timings = readFileSync(timingsFile, "utf8")
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line) as { file: string; ms: number })
-    .sort((a, b) => b.ms - a.ms);
-  const seconds = (ms: number) => (ms / 1000).toFixed(1).padStart(7);
+  const timings = jsonLines<{ file: string; ms: number }>(timingsFile).sort((a, b) => b.ms - a.ms);
+  const cpu = new Map(
+    jsonLines<{ file: string; cpuMs: number }>(`${timingsFile}.cpu`).map((c) => [
+      resolve(c.file),
+      c.cpuMs,
+    ]),
+  );
+  const seconds = (ms: number | undefined) =>
+    (ms === undefined ? "?" : (ms / 1000).toFixed(1)).padStart(7);
   const fileSum = timings.reduce((sum, t) => sum + t.ms, 0);
+  const cpuSum = [...cpu.values()].reduce((sum, ms) => sum + ms, 0);
   console.log(
-    `\n${store} pass: ${seconds(passMs).trim()} s wall, ${seconds(fileSum).trim()} s in files; slowest:`,
+    `\n${store} pass: ${seconds(passMs).trim()} s wall, ${seconds(fileSum).trim()} s in files, ` +
+      `${seconds(cpuSum).trim()} s CPU in test processes (concurrency ${CONCURRENCY}, ` +
+      `load average ${loadavg()[0]?.toFixed(1)}); slowest (wall, CPU):`,
   );
   for (const t of timings.slice(0, SLOWEST_SHOWN)) {
-    console.log(`${seconds(t.ms)} s  ${relative(process.cwd(), t.file)}`);
+    const file = relative(process.cwd(), t.file);
+    console.log(`${seconds(t.ms)} s ${seconds(cpu.get(resolve(t.file)))} s  ${file}`);
   }
 }
 const SLOWEST_SHOWN = 25;
+
+function jsonLines<T>(path: string): T[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as T);
+}
 
 function runNodeTests(
   postgresUrl: string | undefined,
   store: string,
   tapFile: string,
   passFiles: readonly string[],
+  extraEnv: Readonly<Record<string, string>>,
 ): Promise<number> {
-  const concurrency = Math.max(2, availableParallelism());
   const args = [
+    "--import",
+    fileURLToPath(new URL("file-cpu-usage.mjs", import.meta.url)),
     "--import",
     "tsx",
     "--test",
-    `--test-concurrency=${concurrency}`,
+    `--test-concurrency=${CONCURRENCY}`,
     // A hung test fails by name instead of stalling the run.
     `--test-timeout=${process.env.MXCD_TEST_TIMEOUT_MS ?? 180_000}`,
     "--test-reporter=spec",
@@ -162,6 +196,7 @@ function runNodeTests(
   ];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...extraEnv,
     MXCD_TEST_MARKERS: markers,
     MXCD_TEST_MEDIA_STORE: store,
     MXCD_TEST_TIMINGS: `${tapFile}.timings`,

@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { ConfigInput } from "../../src/config/config-schema.js";
-import { createS3Client } from "../../src/storage/s3/s3-object-client.js";
 
 /** The part of s3rver's API used here (the package ships no types). */
 interface S3rverServer {
@@ -32,7 +31,15 @@ type S3rverConstructor = new (options: {
 }) => S3rverServer;
 
 // s3rver is CommonJS without type declarations; require keeps tsc out of it.
-const S3rver = createRequire(import.meta.url)("s3rver") as S3rverConstructor;
+// Loaded on the first start, not at import: every test file imports this
+// module through test-server.ts, and loading s3rver costs ~0.6 s of CPU,
+// which the filesystem pass would pay ~150 times for nothing. The AWS SDK
+// (~0.5 s; mxcd itself loads it only for an S3 store) likewise.
+let s3rverConstructor: S3rverConstructor | undefined;
+function loadS3rver(): S3rverConstructor {
+  s3rverConstructor ??= createRequire(import.meta.url)("s3rver") as S3rverConstructor;
+  return s3rverConstructor;
+}
 
 /** s3rver checks signatures against this fixed key pair. */
 export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -51,6 +58,8 @@ export interface TestS3 {
 /** Starts s3rver with the bucket `mxcd-test` (or `bucket`). */
 export async function startS3rver(bucket = "mxcd-test"): Promise<TestS3> {
   const directory = mkdtempSync(join(tmpdir(), "mxcd-s3rver-"));
+  const S3rver = loadS3rver();
+  const { createS3Client } = await import("../../src/storage/s3/s3-object-client.js");
   const server = new S3rver({
     port: 0,
     address: "127.0.0.1",

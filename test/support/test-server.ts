@@ -12,7 +12,7 @@ import type { Engine } from "../../src/db/database.js";
 import { formatSigningKeyFile, generateSigningKey } from "../../src/federation/signing-key.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createUrlPreviews } from "../../src/previews/create-url-previews.js";
-import { freshDatabaseConfig } from "./databases.js";
+import { migratedDatabaseConfig } from "./databases.js";
 import { HttpClient } from "./http-client.js";
 import { watchStoreConfig, watchStoreUse } from "./run-markers.js";
 import { startS3rver } from "./s3rver.js";
@@ -64,7 +64,8 @@ export async function startTestServer(
   const config = validateConfig({
     server_name: TEST_SERVER_NAME,
     listen: { host: "127.0.0.1", port: 0 },
-    database: await freshDatabaseConfig(engine),
+    // A test's own `database` wins; otherwise a copy of the migrated template.
+    database: overrides.database ?? (await migratedDatabaseConfig(engine)),
     media_store: s3 ? s3.storeConfig() : { engine: "filesystem", path: join(dir, "media") },
     signing_key_path: join(dir, "signing.key"),
     registration_shared_secret: TEST_SHARED_SECRET,
