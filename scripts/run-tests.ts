@@ -62,7 +62,11 @@ const TOOL_SUITES: readonly { kind: MarkerKind; files: readonly string[] }[] = [
   { kind: "ffmpeg", files: [join("test", "video-thumbnails.test.ts")] },
   {
     kind: "chromium",
-    files: [join("test", "console-e2e.test.ts"), join("test", "console-a11y.test.ts")],
+    files: [
+      join("test", "console-e2e.test.ts"),
+      join("test", "console-a11y.test.ts"),
+      join("test", "console-loading.test.ts"),
+    ],
   },
 ];
 const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map((s) => s.trim());
