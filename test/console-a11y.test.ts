@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { chromiumMissing, launchChromium } from "./support/chromium.js";
+import { chromiumMissing, collectPageErrors, launchChromium } from "./support/chromium.js";
 import { uploadBytes } from "./support/media.js";
 import { photoLike } from "./support/photo-like.js";
 import { createRoom, join as joinRoom, send } from "./support/rooms.js";
@@ -225,12 +225,7 @@ if (reason) {
       }
       browser = await launchChromium();
       page = await (await browser.newContext({ viewport: VIEWPORTS[1] })).newPage();
-      page.on("pageerror", (error) => pageErrors.push(error.message));
-      page.on("console", (message) => {
-        if (message.type() === "error" && /Content.Security.Policy/i.test(message.text())) {
-          pageErrors.push(message.text());
-        }
-      });
+      collectPageErrors(page, pageErrors);
     });
 
     after(async () => {

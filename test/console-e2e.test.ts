@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import sharp from "sharp";
-import { chromiumMissing, launchChromium } from "./support/chromium.js";
+import { chromiumMissing, collectPageErrors, launchChromium } from "./support/chromium.js";
 import { uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { photoLike } from "./support/photo-like.js";
@@ -116,13 +116,7 @@ if (reason) {
       browser = await launchChromium();
       const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
       page = await context.newPage();
-      page.on("pageerror", (error) => pageErrors.push(error.message));
-      // Anything the CSP refused shows up as a console error.
-      page.on("console", (message) => {
-        if (message.type() === "error" && /Content.Security.Policy/i.test(message.text())) {
-          pageErrors.push(message.text());
-        }
-      });
+      collectPageErrors(page, pageErrors);
     });
 
     after(async () => {

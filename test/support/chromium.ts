@@ -5,7 +5,7 @@
  * it went missing fails instead of skipping (test/support/run-markers.ts).
  */
 import { existsSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { markSuiteRan } from "./run-markers.js";
 
 export const CHROMIUM_PATH = process.env.MXCD_CHROMIUM ?? "/usr/bin/chromium";
@@ -30,4 +30,18 @@ export async function launchChromium(): Promise<Browser> {
   });
   markSuiteRan("chromium");
   return browser;
+}
+
+/**
+ * Collects the page's uncaught errors, and every request its Content
+ * Security Policy refused (Chromium reports those as console errors), into
+ * `into`: a console test ends by asserting it is empty.
+ */
+export function collectPageErrors(page: Page, into: string[]): void {
+  page.on("pageerror", (error) => into.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error" && /Content.Security.Policy/i.test(message.text())) {
+      into.push(message.text());
+    }
+  });
 }
