@@ -2,17 +2,19 @@
  * Upload quotas (docs/media.md "Upload limits"): a user's stored bytes per
  * window and their live reservations (`media_upload_reservations`).
  *
- * Design note. The check and the reservation are one atomic step per user:
- * ONE statement reads the window sums and the live reservations and inserts
- * the reservation only if it fits. On SQLite that statement is the whole
- * step (the one connection runs one statement at a time, and no
- * transaction is needed: one commit per reservation); on PostgreSQL a
- * transaction-scoped advisory lock keyed by the user id, taken by the
- * statement before it in one transaction, serialises the steps of every
- * process (and dies with the transaction, never leaked). One statement sees
- * one snapshot: an upload committing its row (and deleting its reservation
- * in the same transaction) is counted once, before or after, never zero
- * times.
+ * Design note. The check and the reservation are one atomic step per user,
+ * one round trip and one commit. On SQLite it is ONE statement that reads
+ * the window sums and the live reservations and inserts the reservation only
+ * if it fits (the one connection runs one statement at a time: no
+ * transaction is needed). On PostgreSQL it is one call of
+ * `mxcd_reserve_upload` (migration 0016): it takes a transaction-scoped
+ * advisory lock keyed by the user id, which serialises the steps of every
+ * process and dies with the call's transaction (never leaked), and only then
+ * reads and inserts, each statement on a snapshot taken after the lock was
+ * granted (a single statement could not: its one snapshot is older than any
+ * lock it takes). Either way the reads see one consistent state: an upload
+ * committing its row (and deleting its reservation in the same transaction)
+ * is counted once, before or after, never zero times.
  *
  * What counts (as Synapse): every local row of the user whose bytes are
  * stored (`media_length > 0`) and whose `created_ts` is inside the window,
@@ -60,45 +62,39 @@ export class UploadQuotaRepository {
    * allows, if that is at least `atLeast`; returns the total granted, or
    * undefined (nothing changed) when it is not.
    *
-   * The check and the insert are ONE statement (see the module note): on
-   * SQLite it runs on its own, atomic on the one connection; on PostgreSQL
-   * after the user's advisory lock in the same transaction (a statement
-   * that took the lock itself would read a snapshot older than the lock).
+   * One round trip either way (see the module note): on SQLite the
+   * check-and-insert statement, atomic on the one connection; on PostgreSQL
+   * `mxcd_reserve_upload`, which locks the user and then checks and inserts.
    * Expired reservations are not counted here and are removed by
    * `dropExpired` (the service's timer), off the upload's path.
    */
   async reserve(request: ReserveRequest): Promise<number | undefined> {
+    if (request.windows.length === 0) throw new Error("reserve needs at least one window");
     if (this.database.engine === "sqlite") return this.reserveStatement(request, this.database.db);
-    return this.database.transaction(async (tx) => {
-      await sql`select pg_advisory_xact_lock(cast(${quotaLockKey(request.userId)} as bigint))`.execute(
-        tx,
-      );
-      return this.reserveStatement(request, tx);
-    });
+    const bigint = (value: number | string) => sql`cast(${value} as bigint)`;
+    const bigints = (values: readonly number[]) => sql`cast(${values} as bigint[])`;
+    const result = await sql<{ granted: string | number | null }>`
+      select mxcd_reserve_upload(${bigint(quotaLockKey(request.userId))},
+        ${request.reservationId}, ${request.userId}, ${request.owner},
+        ${bigints(request.windows.map((w) => w.sinceTs))}, ${bigints(request.windows.map((w) => w.maxBytes))},
+        ${bigint(request.atLeast)}, ${bigint(request.atMost)}, ${bigint(request.now)}, ${bigint(request.expiresTs)}
+      ) as granted`.execute(this.database.db);
+    const granted = result.rows[0]?.granted;
+    return granted === null || granted === undefined ? undefined : Number(granted);
   }
 
-  /** The check-and-insert of `reserve`, one statement. */
+  /** The check-and-insert of `reserve` on SQLite, one statement. */
   private async reserveStatement(request: ReserveRequest, db: Db): Promise<number | undefined> {
     const { windows } = request;
-    if (windows.length === 0) throw new Error("reserve needs at least one window");
     const oldest = Math.min(...windows.map((w) => w.sinceTs));
     const sums = windows.map(
       (w, i) =>
         sql`coalesce(sum(case when created_ts > ${w.sinceTs} then media_length end), 0) as ${sql.ref(`u${i}`)}`,
     );
     const lefts = windows.map((w, i) => sql`${w.maxBytes} - ${sql.ref(`u${i}`)}`);
-    // The smallest room of all windows: least() on PostgreSQL, min() of
-    // several arguments on SQLite (min() of one argument is the aggregate).
-    const least =
-      lefts.length === 1
-        ? lefts[0]!
-        : this.database.engine === "postgres"
-          ? sql`least(${sql.join(lefts)})`
-          : sql`min(${sql.join(lefts)})`;
-    const smaller =
-      this.database.engine === "postgres"
-        ? sql`least(cast(${request.atMost} as bigint), room)`
-        : sql`min(${request.atMost}, room)`;
+    // The smallest room of all windows: min() of several arguments (min()
+    // of one argument is the aggregate).
+    const least = lefts.length === 1 ? lefts[0]! : sql`min(${sql.join(lefts)})`;
     const result = await sql<{ bytes: string | number }>`
       with used as (
         select ${sql.join(sums)} from local_media_repository
@@ -112,7 +108,7 @@ export class UploadQuotaRepository {
         select ${least} - held_bytes as room from used, held
       )
       insert into media_upload_reservations (reservation_id, user_id, bytes, owner, expires_ts)
-      select ${request.reservationId}, ${request.userId}, ${smaller}, ${request.owner}, cast(${request.expiresTs} as bigint)
+      select ${request.reservationId}, ${request.userId}, min(${request.atMost}, room), ${request.owner}, ${request.expiresTs}
       from free where room >= ${request.atLeast}
       on conflict (reservation_id) do update set bytes = excluded.bytes, expires_ts = excluded.expires_ts
       returning bytes`.execute(db);
@@ -192,6 +188,6 @@ export class UploadQuotaRepository {
 }
 
 /** The advisory lock of a user's quota: the first 8 bytes of SHA-256("mxcd-quota:" + user), signed. */
-function quotaLockKey(userId: string): string {
+export function quotaLockKey(userId: string): string {
   return createHash("sha256").update(`mxcd-quota:${userId}`).digest().readBigInt64BE(0).toString();
 }

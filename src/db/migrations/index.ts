@@ -14,6 +14,7 @@ import * as quarantinePropagations from "./0012-quarantine-propagations.js";
 import * as uploadQuota from "./0013-upload-quota.js";
 import * as rateLimitBuckets from "./0014-rate-limit-buckets.js";
 import * as mediaListing from "./0015-media-listing.js";
+import * as uploadQuotaFunction from "./0016-upload-quota-function.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -32,4 +33,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0013-upload-quota", up: uploadQuota.up },
   { name: "0014-rate-limit-buckets", up: rateLimitBuckets.up },
   { name: "0015-media-listing", up: mediaListing.up },
+  { name: "0016-upload-quota-function", up: uploadQuotaFunction.up },
 ];

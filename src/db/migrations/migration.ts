@@ -1,7 +1,9 @@
 /**
  * One set of migrations serves both engines. The few column types that differ
  * are handed to each migration in its context, so a migration never branches
- * on the engine itself. Migrations change schema only: data backfills are
+ * on the engine itself for a table or a column. The one exception is an
+ * object only one engine has (0016's PostgreSQL function): the migration
+ * reads `context.engine` and does nothing on the other. Migrations change schema only: data backfills are
  * background jobs (DESIGN.md, "Background jobs").
  */
 import type { ColumnDefinitionBuilder, Kysely } from "kysely";
