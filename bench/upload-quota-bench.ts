@@ -57,20 +57,30 @@ const HOUR = 3_600_000;
 interface Leg {
   cpuMs: number;
   wallMs: number;
+  /** Wall time per upload in the quota repository: the check before the body, the reservation's end. */
+  reserveMs: number;
+  dropMs: number;
 }
 
 interface EngineResult {
   engine: string;
   rounds: Record<LegName, Leg>[];
   /** Statements and commits per upload of each leg. */
-  sql: Record<LegName, { statements: number; commits: number }>;
+  sql: Record<LegName, { statements: number; begins: number; commits: number }>;
   usageQueryMs: number;
 }
 
-/** Statements run and transactions committed in this process, by every Kysely instance. */
-const counted = { statements: 0, commits: 0 };
-/** With MXCD_BENCH_QUOTA_SQL=1: statements by their SQL's start, printed per leg. */
-const traced = process.env.MXCD_BENCH_QUOTA_SQL === "1" ? new Map<string, number>() : undefined;
+/**
+ * Statements run, transactions begun and committed in this process, by every
+ * Kysely instance, and the wall time spent in the quota repository's
+ * `reserve` (the check before the body) and `drop` (the reservation's end).
+ */
+const counted = { statements: 0, begins: 0, commits: 0, reserveMs: 0, dropMs: 0 };
+/** With MXCD_BENCH_QUOTA_SQL=1: statements by their SQL's start (count, total ms), printed per leg. */
+const traced =
+  process.env.MXCD_BENCH_QUOTA_SQL === "1"
+    ? new Map<string, { n: number; ms: number }>()
+    : undefined;
 
 /**
  * Counts every statement (Kysely's executor, inside transactions too; BEGIN
@@ -81,18 +91,47 @@ const traced = process.env.MXCD_BENCH_QUOTA_SQL === "1" ? new Map<string, number
 function countStatements(): void {
   const executor = DefaultQueryExecutor.prototype;
   const execute = executor.executeQuery;
-  executor.executeQuery = function (this: DefaultQueryExecutor, ...args) {
+  executor.executeQuery = async function (this: DefaultQueryExecutor, ...args) {
     counted.statements++;
-    const text = args[0].sql.slice(0, 70);
-    traced?.set(text, (traced.get(text) ?? 0) + 1);
-    return execute.apply(this, args);
+    if (!traced) return execute.apply(this, args);
+    const text = args[0].sql.replace(/\s+/g, " ").slice(0, 70);
+    const started = performance.now();
+    try {
+      return await execute.apply(this, args);
+    } finally {
+      const entry = traced.get(text) ?? { n: 0, ms: 0 };
+      traced.set(text, { n: entry.n + 1, ms: entry.ms + performance.now() - started });
+    }
   } as typeof execute;
   for (const driver of [SqliteDriver.prototype, PostgresDriver.prototype]) {
+    const begin = driver.beginTransaction;
+    driver.beginTransaction = function (this: typeof driver, ...args: unknown[]) {
+      counted.begins++;
+      return (begin as (...a: unknown[]) => Promise<void>).apply(this, args);
+    } as typeof begin;
     const commit = driver.commitTransaction;
     driver.commitTransaction = function (this: typeof driver, ...args) {
       counted.commits++;
       return commit.apply(this, args);
     } as typeof commit;
+  }
+  const repository = UploadQuotaRepository.prototype;
+  for (const [method, field] of [
+    ["reserve", "reserveMs"],
+    ["drop", "dropMs"],
+  ] as const) {
+    const original = repository[method] as (...args: unknown[]) => Promise<unknown>;
+    (repository as unknown as Record<string, unknown>)[method] = async function (
+      this: UploadQuotaRepository,
+      ...args: unknown[]
+    ) {
+      const started = performance.now();
+      try {
+        return await original.apply(this, args);
+      } finally {
+        counted[field] += performance.now() - started;
+      }
+    };
   }
 }
 
@@ -177,6 +216,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     if (res.status !== 200) throw new Error(`upload: ${res.status} ${await res.text()}`);
   };
   const leg = async (token: string): Promise<Leg> => {
+    const before = { ...counted };
     const cpu = process.cpuUsage();
     const started = performance.now();
     for (let i = 0; i < UPLOADS; i++) await upload(token);
@@ -184,6 +224,8 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     return {
       cpuMs: (used.user + used.system) / 1000 / UPLOADS,
       wallMs: (performance.now() - started) / UPLOADS,
+      reserveMs: (counted.reserveMs - before.reserveMs) / UPLOADS,
+      dropMs: (counted.dropMs - before.dropMs) / UPLOADS,
     };
   };
   // Warm-up: every path compiled and cached before the first timed round.
@@ -197,6 +239,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     if (traced) console.error(`quota: ${engine.name} ${who}, 5 uploads:`, traced);
     perUpload[who] = {
       statements: (counted.statements - before.statements) / 5,
+      begins: (counted.begins - before.begins) / 5,
       commits: (counted.commits - before.commits) / 5,
     };
   }
@@ -210,7 +253,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     }
     rounds.push(round);
     console.error(
-      `quota: ${engine.name} round ${r + 1}: CPU per upload ${LEGS.map((w) => `${w} ${round[w].cpuMs.toFixed(2)} ms`).join(", ")}`,
+      `quota: ${engine.name} round ${r + 1}: per upload CPU / wall / reserve / drop ${LEGS.map((w) => `${w} ${[round[w].cpuMs, round[w].wallMs, round[w].reserveMs, round[w].dropMs].map((v) => v.toFixed(2)).join(" / ")} ms`).join(", ")}`,
     );
   }
   await app.stop();
@@ -230,7 +273,9 @@ function summary(values: readonly number[]) {
 function report(results: readonly EngineResult[]): string[] {
   const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
   const sqlOf = (r: EngineResult, who: LegName) =>
-    `${r.sql[who].statements} / ${r.sql[who].commits}`;
+    `${r.sql[who].statements} / ${r.sql[who].commits} / ${r.sql[who].statements + r.sql[who].begins + r.sql[who].commits}`;
+  const phase = (r: EngineResult, who: LegName) =>
+    `${median(r.rounds.map((x) => x[who].reserveMs)).toFixed(2)} + ${median(r.rounds.map((x) => x[who].dropMs)).toFixed(2)}`;
   return [
     `${ROUNDS} rounds × ${UPLOADS} uploads of 1 MiB per leg, legs interleaved; \`@on\` has 3 windows and ${count(PRIOR)} prior uploads in them, \`@fresh\` the same windows and none.`,
     "",
@@ -242,10 +287,11 @@ function report(results: readonly EngineResult[]): string[] {
         "CPU on/off: mean (min–max)",
         "wall fresh/off",
         "wall on/off: mean (min–max)",
-        "statements / commits per upload: off, on, fresh",
+        "statements / commits / round trips per upload: off, on, fresh",
+        "quota repository ms per upload, check + drop: on, fresh",
         "usage query alone",
       ],
-      numeric: [1, 2, 3, 4, 5, 7],
+      numeric: [1, 2, 3, 4, 5, 8],
       rows: results.map((r) => [
         r.engine,
         LEGS.map((w) => median(r.rounds.map((x) => x[w].cpuMs)).toFixed(2))
@@ -256,6 +302,7 @@ function report(results: readonly EngineResult[]): string[] {
         summary(r.rounds.map((x) => x.fresh.wallMs / x.off.wallMs)),
         summary(r.rounds.map((x) => x.on.wallMs / x.off.wallMs)),
         `${sqlOf(r, "off")}, ${sqlOf(r, "on")}, ${sqlOf(r, "fresh")}`,
+        `${phase(r, "on")}, ${phase(r, "fresh")}`,
         `${r.usageQueryMs.toFixed(2)} ms`,
       ]),
     }),
