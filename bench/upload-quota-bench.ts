@@ -13,22 +13,29 @@
  *
  * `MXCD_BENCH_QUOTA_ROUNDS` (5) rounds; in each, `MXCD_BENCH_QUOTA_UPLOADS`
  * (10) uploads of 1 MiB (with Content-Length) as each user, the order of the
- * three legs rotating from round to round. A leg's figure is the process's
- * CPU time (user + system, client and worker threads included — the same for
- * every leg) per upload, and its wall time per upload. The report gives each
- * round's on/off and fresh/off ratios, their mean and spread (min–max), the
- * SQL statements and commits per upload of each leg (counted in Kysely's
- * executor and driver, outside the timed rounds), and the time of the
- * quota's usage query alone (the window sums), for scale.
+ * three legs rotating from round to round. A leg's figure is its CPU time
+ * per upload — this process's (user + system, client and worker threads
+ * included — the same for every leg) plus, on PostgreSQL, the cluster's
+ * (every process under its postmaster: the window sums run there) — and its
+ * wall time per upload. The report gives each round's on/off and fresh/off
+ * ratios, their mean and spread (min–max); the SQL statements, commits and
+ * round trips (statements + BEGIN + COMMIT) per upload of each leg (counted
+ * in Kysely's executor and driver, outside the timed rounds); the wall time
+ * per upload spent in the quota repository (`reserve`, the check before the
+ * body, and `drop`, the reservation's end in the row's transaction); and the
+ * time of the quota's usage query alone (the window sums), for scale.
+ * `MXCD_BENCH_QUOTA_SQL=1` prints each statement's count and total time per
+ * leg.
  *
  * The section replaces "## Upload quota" in bench/RESULTS.md
  * (MXCD_BENCH_RESULTS). Nothing here asserts a time.
  */
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { DefaultQueryExecutor, PostgresDriver, SqliteDriver, sql } from "kysely";
+import pg from "pg";
 import { createApp } from "../src/app.js";
 import type { DatabaseConfig } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
@@ -39,6 +46,7 @@ import { formatSigningKeyFile, generateSigningKey } from "../src/federation/sign
 import { createLogger } from "../src/logging/logger.js";
 import { UploadQuotaRepository } from "../src/repositories/upload-quota-repository.js";
 import type { Cleanup } from "./support/cleanup.js";
+import { cpuSeconds } from "./support/cpu-time.js";
 import { type EngineFactory, standaloneEngines } from "./support/engines.js";
 import { tempDir } from "./support/files.js";
 import { isMainModule, runMain } from "./support/main.js";
@@ -60,6 +68,8 @@ interface Leg {
   /** Wall time per upload in the quota repository: the check before the body, the reservation's end. */
   reserveMs: number;
   dropMs: number;
+  /** PostgreSQL's CPU time per upload (every process of its cluster); 0 on SQLite (in-process: in cpuMs). */
+  dbCpuMs: number;
 }
 
 interface EngineResult {
@@ -178,9 +188,26 @@ async function timeUsageQuery(config: DatabaseConfig): Promise<number> {
   }
 }
 
+/**
+ * A reader of the CPU seconds of the PostgreSQL cluster serving `config`:
+ * its postmaster and every process under it (backends, autovacuum, WAL
+ * writer), found as the parent of one backend. A constant 0 on SQLite.
+ */
+async function databaseCpu(config: DatabaseConfig): Promise<() => number> {
+  if (config.engine !== "postgres") return () => 0;
+  const client = new pg.Client({ connectionString: config.url });
+  await client.connect();
+  const { rows } = await client.query<{ pid: number }>("select pg_backend_pid() as pid");
+  await client.end();
+  const status = readFileSync(`/proc/${rows[0]!.pid}/status`, "utf8");
+  const postmaster = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+  return () => cpuSeconds(postmaster);
+}
+
 async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup) {
   const database = await engine.database("quota");
   await seed(database);
+  const dbCpu = await databaseCpu(database);
   const keyPath = join(dir, `${engine.name}.key`);
   writeFileSync(keyPath, formatSigningKeyFile([generateSigningKey()]), { mode: 0o600 });
   const config = validateConfig({
@@ -217,6 +244,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
   };
   const leg = async (token: string): Promise<Leg> => {
     const before = { ...counted };
+    const dbCpu0 = dbCpu();
     const cpu = process.cpuUsage();
     const started = performance.now();
     for (let i = 0; i < UPLOADS; i++) await upload(token);
@@ -226,6 +254,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
       wallMs: (performance.now() - started) / UPLOADS,
       reserveMs: (counted.reserveMs - before.reserveMs) / UPLOADS,
       dropMs: (counted.dropMs - before.dropMs) / UPLOADS,
+      dbCpuMs: ((dbCpu() - dbCpu0) * 1000) / UPLOADS,
     };
   };
   // Warm-up: every path compiled and cached before the first timed round.
@@ -253,7 +282,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     }
     rounds.push(round);
     console.error(
-      `quota: ${engine.name} round ${r + 1}: per upload CPU / wall / reserve / drop ${LEGS.map((w) => `${w} ${[round[w].cpuMs, round[w].wallMs, round[w].reserveMs, round[w].dropMs].map((v) => v.toFixed(2)).join(" / ")} ms`).join(", ")}`,
+      `quota: ${engine.name} round ${r + 1}: per upload CPU / PostgreSQL CPU / wall / reserve / drop ${LEGS.map((w) => `${w} ${[round[w].cpuMs, round[w].dbCpuMs, round[w].wallMs, round[w].reserveMs, round[w].dropMs].map((v) => v.toFixed(2)).join(" / ")} ms`).join(", ")}`,
     );
   }
   await app.stop();
@@ -264,6 +293,9 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     usageQueryMs: await timeUsageQuery(database),
   };
 }
+
+/** A leg's CPU per upload: mxcd's process and, on PostgreSQL, its cluster's. */
+const cpu = (leg: Leg) => leg.cpuMs + leg.dbCpuMs;
 
 function summary(values: readonly number[]) {
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
@@ -283,22 +315,28 @@ function report(results: readonly EngineResult[]): string[] {
       header: [
         "engine",
         "CPU per upload: off / on / fresh",
-        "CPU fresh/off",
-        "CPU on/off: mean (min–max)",
+        "PostgreSQL CPU per upload: off / on / fresh",
+        "CPU (mxcd + PostgreSQL) fresh/off",
+        "CPU (mxcd + PostgreSQL) on/off: mean (min–max)",
         "wall fresh/off",
         "wall on/off: mean (min–max)",
         "statements / commits / round trips per upload: off, on, fresh",
         "quota repository ms per upload, check + drop: on, fresh",
         "usage query alone",
       ],
-      numeric: [1, 2, 3, 4, 5, 8],
+      numeric: [1, 2, 3, 4, 5, 6, 9],
       rows: results.map((r) => [
         r.engine,
         LEGS.map((w) => median(r.rounds.map((x) => x[w].cpuMs)).toFixed(2))
           .join(" / ")
           .replace(/^(.*)$/, "$1 ms"),
-        summary(r.rounds.map((x) => x.fresh.cpuMs / x.off.cpuMs)),
-        summary(r.rounds.map((x) => x.on.cpuMs / x.off.cpuMs)),
+        r.engine === "SQLite"
+          ? "(in-process)"
+          : LEGS.map((w) => median(r.rounds.map((x) => x[w].dbCpuMs)).toFixed(2))
+              .join(" / ")
+              .replace(/^(.*)$/, "$1 ms"),
+        summary(r.rounds.map((x) => cpu(x.fresh) / cpu(x.off))),
+        summary(r.rounds.map((x) => cpu(x.on) / cpu(x.off))),
         summary(r.rounds.map((x) => x.fresh.wallMs / x.off.wallMs)),
         summary(r.rounds.map((x) => x.on.wallMs / x.off.wallMs)),
         `${sqlOf(r, "off")}, ${sqlOf(r, "on")}, ${sqlOf(r, "fresh")}`,
