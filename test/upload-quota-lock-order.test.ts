@@ -210,6 +210,17 @@ forEachEngine("upload quota check: reads after the lock", (engine) => {
     assert.equal(granted, 400, "the upload's 600 bytes were counted zero or two times");
   });
 
+  it("counts a row the lock's holder committed while the check waited (the window sums)", async () => {
+    const user = "@row:test.local";
+    const granted = await raceWhileLocked(
+      user,
+      `insert into local_media_repository (media_id, media_type, media_length, created_ts, user_id, safe_from_quarantine, authenticated)
+       values ('row', 'application/octet-stream', 700, 10, $1, false, true)`,
+      [user],
+    );
+    assert.equal(granted, 300, "the racer's 700 stored bytes were not counted");
+  });
+
   it("frees a reservation the lock's holder released while the check waited", async () => {
     const user = "@released:test.local";
     await database.db

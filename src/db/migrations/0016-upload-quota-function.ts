@@ -16,12 +16,13 @@
  * Under any other isolation level the snapshot would be the caller's, taken
  * before the lock: the function refuses to run there.
  *
- * The window sums are one index-only range scan of
- * `local_media_upload_quota` (migration 0013), as on SQLite: each row is
- * counted into the bucket of the windows it is inside
- * (`width_bucket` over the sorted window starts), and a window's use is the
- * sum of the buckets from its own on. SQLite needs nothing here: its one
- * connection runs the repository's single statement atomically.
+ * The window sums are one pass over the user's rows (an index-only range
+ * scan of `local_media_upload_quota`, migration 0013, when they are few
+ * among many), one `sum(...) filter (...)` per window as SQLite's statement
+ * has one `sum(case ...)`: a statement with one sum per window, built from
+ * the windows' subscripts and run with EXECUTE (planned per call, with its
+ * values). SQLite needs nothing here: its one connection runs the
+ * repository's single statement atomically.
  *
  * Arguments: the user's lock key (UploadQuotaRepository's), the
  * reservation id, the user, the owning process, each window's start and
@@ -42,7 +43,6 @@ export async function up(db: Kysely<unknown>, context: MigrationContext): Promis
     language plpgsql volatile
     as $body$
     declare
-      starts bigint[];
       room bigint;
       granted bigint;
     begin
@@ -52,20 +52,17 @@ export async function up(db: Kysely<unknown>, context: MigrationContext): Promis
       -- Held until this call's transaction commits: one check at a time per user.
       perform pg_advisory_xact_lock(lock_key);
       -- From here each statement reads a snapshot taken after the lock was granted.
-      starts := array(select s from unnest(since_ts) as s order by s);
-      with buckets as (
-        select width_bucket(created_ts - 1, starts) as bucket, sum(media_length) as bytes
-        from local_media_repository
-        where user_id = owner_user and created_ts > starts[1]
-          and url_cache is null and media_length > 0
-        group by 1
-      )
-      select min(w.window_max - coalesce((
-               select sum(b.bytes) from buckets as b
-               where b.bucket >= (select count(*) from unnest(starts) as s where s <= w.window_start)
-             ), 0))
+      -- The smallest room of all windows, one pass over the user's rows: the
+      -- text is built from the windows' subscripts only (no value), and
+      -- planned with the call's values (the user's rows may be few or all).
+      execute format(
+        'select least(%s) from local_media_repository'
+          ' where user_id = $1 and created_ts > $2 and url_cache is null and media_length > 0',
+        (select string_agg(format(
+           '$4[%1$s] - coalesce(sum(media_length) filter (where created_ts > $3[%1$s]), 0)', i), ', ')
+         from generate_subscripts(since_ts, 1) as i))
       into room
-      from unnest(since_ts, max_bytes) as w(window_start, window_max);
+      using owner_user, (select min(s) from unnest(since_ts) as s), since_ts, max_bytes;
       room := room - (
         select coalesce(sum(bytes), 0) from media_upload_reservations
         where user_id = owner_user and expires_ts > now_ts and reservation_id <> reservation
