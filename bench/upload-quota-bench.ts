@@ -32,6 +32,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { DefaultQueryExecutor, PostgresDriver, SqliteDriver, sql } from "kysely";
@@ -78,6 +79,8 @@ interface EngineResult {
   /** Statements and commits per upload of each leg. */
   sql: Record<LegName, { statements: number; begins: number; commits: number }>;
   usageQueryMs: number;
+  /** The 1-minute load average before the first round and after the last. */
+  load: readonly [number, number];
 }
 
 /**
@@ -197,9 +200,14 @@ async function databaseCpu(config: DatabaseConfig): Promise<() => number> {
   if (config.engine !== "postgres") return () => 0;
   const client = new pg.Client({ connectionString: config.url });
   await client.connect();
-  const { rows } = await client.query<{ pid: number }>("select pg_backend_pid() as pid");
-  await client.end();
-  const status = readFileSync(`/proc/${rows[0]!.pid}/status`, "utf8");
+  let status: string;
+  try {
+    const { rows } = await client.query<{ pid: number }>("select pg_backend_pid() as pid");
+    // Read while the backend lives: it exits with the connection.
+    status = readFileSync(`/proc/${rows[0]!.pid}/status`, "utf8");
+  } finally {
+    await client.end();
+  }
   const postmaster = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
   return () => cpuSeconds(postmaster);
 }
@@ -273,6 +281,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     };
   }
   const rounds: EngineResult["rounds"] = [];
+  const loadBefore = loadavg()[0]!;
   for (let r = 0; r < ROUNDS; r++) {
     const round = {} as Record<LegName, Leg>;
     // Each leg goes first, second and third in turn.
@@ -285,9 +294,11 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
       `quota: ${engine.name} round ${r + 1}: per upload CPU / PostgreSQL CPU / wall / reserve / drop ${LEGS.map((w) => `${w} ${[round[w].cpuMs, round[w].dbCpuMs, round[w].wallMs, round[w].reserveMs, round[w].dropMs].map((v) => v.toFixed(2)).join(" / ")} ms`).join(", ")}`,
     );
   }
+  const load = [loadBefore, loadavg()[0]!] as const;
   await app.stop();
   return {
     engine: engine.name,
+    load,
     rounds,
     sql: perUpload,
     usageQueryMs: await timeUsageQuery(database),
@@ -323,6 +334,7 @@ function report(results: readonly EngineResult[]): string[] {
         "statements / commits / round trips per upload: off, on, fresh",
         "quota repository ms per upload, check + drop: on, fresh",
         "usage query alone",
+        "load average",
       ],
       numeric: [1, 2, 3, 4, 5, 6, 9],
       rows: results.map((r) => [
@@ -342,6 +354,7 @@ function report(results: readonly EngineResult[]): string[] {
         `${sqlOf(r, "off")}, ${sqlOf(r, "on")}, ${sqlOf(r, "fresh")}`,
         `${phase(r, "on")}, ${phase(r, "fresh")}`,
         `${r.usageQueryMs.toFixed(2)} ms`,
+        `${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`,
       ]),
     }),
   ];
