@@ -79,6 +79,7 @@ interface EngineResult {
   /** Statements and commits per upload of each leg. */
   sql: Record<LegName, { statements: number; begins: number; commits: number }>;
   usageQueryMs: number;
+  checkAlone: Record<"on" | "fresh", CheckAlone>;
   /** The 1-minute load average before the first round and after the last. */
   load: readonly [number, number];
 }
@@ -186,6 +187,68 @@ async function timeUsageQuery(config: DatabaseConfig): Promise<number> {
       samples.push(performance.now() - started);
     }
     return samples.sort((a, b) => a - b)[samples.length >> 1]!;
+  } finally {
+    await database.close();
+  }
+}
+
+/** The check before the body alone, for `@on` and `@fresh`: median wall and PostgreSQL CPU per call. */
+interface CheckAlone {
+  wallMs: number;
+  dbCpuMs: number;
+}
+
+/**
+ * `UploadQuotaRepository.reserve` alone, 100 calls per user in turns of 10
+ * (the bench's three windows, 1 byte each, then removed): the whole check
+ * before an upload's body — round trips, lock, sums, insert, commit —
+ * without the upload around it, so its figures are far less noisy.
+ */
+async function timeCheckAlone(
+  config: DatabaseConfig,
+  dbCpu: () => number,
+): Promise<Record<"on" | "fresh", CheckAlone>> {
+  const database = createDatabase(config);
+  try {
+    const repo = new UploadQuotaRepository(database);
+    const users = { on: ON, fresh: "@fresh:bench.local" } as const;
+    const samples = { on: [] as number[], fresh: [] as number[] };
+    const cpu = { on: 0, fresh: 0 };
+    let id = 0;
+    for (let turn = 0; turn < 10; turn++) {
+      for (const who of ["on", "fresh"] as const) {
+        const cpu0 = dbCpu();
+        for (let i = 0; i < 10; i++) {
+          const now = Date.now();
+          const started = performance.now();
+          await repo.reserve({
+            reservationId: `check-alone-${++id}`,
+            userId: users[who],
+            owner: "bench",
+            windows: [
+              { sinceTs: now - HOUR, maxBytes: 2 ** 40 },
+              { sinceTs: now - 24 * HOUR, maxBytes: 2 ** 40 },
+              { sinceTs: now - 30 * 24 * HOUR, maxBytes: 2 ** 41 },
+            ],
+            atLeast: 1,
+            atMost: 1,
+            now,
+            expiresTs: now + 60_000,
+          });
+          samples[who].push(performance.now() - started);
+        }
+        cpu[who] += (dbCpu() - cpu0) * 1000;
+      }
+    }
+    await database.db
+      .deleteFrom("media_upload_reservations")
+      .where("owner", "=", "bench")
+      .execute();
+    const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
+    return {
+      on: { wallMs: median(samples.on), dbCpuMs: cpu.on / samples.on.length },
+      fresh: { wallMs: median(samples.fresh), dbCpuMs: cpu.fresh / samples.fresh.length },
+    };
   } finally {
     await database.close();
   }
@@ -302,6 +365,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     rounds,
     sql: perUpload,
     usageQueryMs: await timeUsageQuery(database),
+    checkAlone: await timeCheckAlone(database, dbCpu),
   };
 }
 
@@ -334,6 +398,7 @@ function report(results: readonly EngineResult[]): string[] {
         "statements / commits / round trips per upload: off, on, fresh",
         "quota repository ms per upload, check + drop: on, fresh",
         "usage query alone",
+        "check alone, median (PostgreSQL CPU per check): on, fresh",
         "load average",
       ],
       numeric: [1, 2, 3, 4, 5, 6, 9],
@@ -354,6 +419,12 @@ function report(results: readonly EngineResult[]): string[] {
         `${sqlOf(r, "off")}, ${sqlOf(r, "on")}, ${sqlOf(r, "fresh")}`,
         `${phase(r, "on")}, ${phase(r, "fresh")}`,
         `${r.usageQueryMs.toFixed(2)} ms`,
+        (["on", "fresh"] as const)
+          .map(
+            (w) =>
+              `${r.checkAlone[w].wallMs.toFixed(2)} ms${r.engine === "SQLite" ? "" : ` (${r.checkAlone[w].dbCpuMs.toFixed(2)} ms)`}`,
+          )
+          .join(", "),
         `${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`,
       ]),
     }),
