@@ -142,6 +142,14 @@ forEachEngine("upload quota check: reads after the lock", (engine) => {
   });
   after(() => database.close());
 
+  /** Another process's live reservation of `bytes` for `user`. */
+  async function holdReservation(user: string, id: string, bytes: number): Promise<void> {
+    await database.db
+      .insertInto("media_upload_reservations")
+      .values({ reservation_id: id, user_id: user, bytes, owner: "other", expires_ts: FAR })
+      .execute();
+  }
+
   /** Resolves once some session waits for an advisory lock (the check behind the racer's lock). */
   async function someoneWaitsForTheLock(): Promise<void> {
     const observer = new pg.Client({ connectionString: url });
@@ -190,16 +198,7 @@ forEachEngine("upload quota check: reads after the lock", (engine) => {
 
   it("counts an upload's row committed (its reservation deleted) while the check waited", async () => {
     const user = "@landed:test.local";
-    await database.db
-      .insertInto("media_upload_reservations")
-      .values({
-        reservation_id: "landing",
-        user_id: user,
-        bytes: 600,
-        owner: "other",
-        expires_ts: FAR,
-      })
-      .execute();
+    await holdReservation(user, "landing", 600);
     const granted = await raceWhileLocked(
       user,
       `with gone as (delete from media_upload_reservations where reservation_id = 'landing')
@@ -223,16 +222,7 @@ forEachEngine("upload quota check: reads after the lock", (engine) => {
 
   it("frees a reservation the lock's holder released while the check waited", async () => {
     const user = "@released:test.local";
-    await database.db
-      .insertInto("media_upload_reservations")
-      .values({
-        reservation_id: "failing",
-        user_id: user,
-        bytes: 600,
-        owner: "other",
-        expires_ts: FAR,
-      })
-      .execute();
+    await holdReservation(user, "failing", 600);
     const granted = await raceWhileLocked(
       user,
       "delete from media_upload_reservations where reservation_id = 'failing'",
