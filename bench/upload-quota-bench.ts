@@ -22,8 +22,10 @@
  * round trips (statements + BEGIN + COMMIT) per upload of each leg (counted
  * in Kysely's executor and driver, outside the timed rounds); the wall time
  * per upload spent in the quota repository (`reserve`, the check before the
- * body, and `drop`, the reservation's end in the row's transaction); and the
- * time of the quota's usage query alone (the window sums), for scale.
+ * body, and `drop`, the reservation's end in the row's transaction); the
+ * time of the quota's usage query alone (the window sums), for scale; the
+ * check alone (`reserve` called directly for `@on` and `@fresh`, median wall
+ * and PostgreSQL CPU per check); and the load average.
  * `MXCD_BENCH_QUOTA_SQL=1` prints each statement's count and total time per
  * leg.
  *
