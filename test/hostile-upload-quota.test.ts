@@ -104,12 +104,12 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     assert.deepEqual(held.body.pending, { uploads: 1, bytes: 9_000 });
     // ...and released when the idle body is cut off, without an answer the client
     // has to wait for and without a file.
-    const end = await stalled.ended;
-    assert.ok(end.cut !== undefined || (end.status ?? 500) < 500, JSON.stringify(end));
     await waitFor(
       async () => (await reservationRows(server, user.userId)) === 0,
       "the stalled upload's reservation to be dropped",
     );
+    const end = await stalled.ended;
+    assert.ok(end.cut !== undefined || (end.status ?? 500) < 500, JSON.stringify(end));
     const freed = await admin.http.get(usagePath(user.userId));
     assert.deepEqual(freed.body.pending, { uploads: 0, bytes: 0 });
     assert.equal(freed.body.windows[0].remaining, 10_000);
@@ -125,11 +125,11 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
   it("a client that stalls mid-body is cut off the same way: no file, no reservation", async () => {
     const user = await server.user("midstaller");
     const stalled = stalledUpload(server.baseUrl, user.token, 9_000, 4_000);
-    await stalled.ended;
     await waitFor(
       async () => (await reservationRows(server, user.userId)) === 0,
       "the mid-body staller's reservation to be dropped",
     );
+    await stalled.ended;
     await waitFor(() => storeTempFiles(mediaRoot).length === 0, "its temp file to go");
     assert.equal(await mediaRows(server, user.userId), 0);
   });
