@@ -134,6 +134,66 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     assert.equal(await mediaRows(server, user.userId), 0);
   });
 
+  it("a stalled chunked body and a stalled async PUT release their reservation and their id", async () => {
+    const user = await server.user("chunkstaller");
+    const chunked = httpRequest(`${server.baseUrl}/_matrix/media/v3/upload`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${user.token}`, "transfer-encoding": "chunked" },
+    });
+    const chunkedEnded = new Promise<void>((resolve) => {
+      chunked.on("error", () => resolve());
+      chunked.on("response", (res) => res.resume().on("end", resolve));
+    });
+    chunked.write(randomBytes(100));
+    await waitFor(
+      async () => (await reservationRows(server, user.userId)) === 1,
+      "the chunked step",
+    );
+    await waitFor(
+      async () => (await reservationRows(server, user.userId)) === 0,
+      "the stalled chunked upload's reservation to be dropped",
+    );
+    await chunkedEnded;
+
+    const created = await user.http.post("/_matrix/media/v1/create");
+    assert.equal(created.status, 200, created.text);
+    const mediaId = created.body.content_uri.split("/").pop();
+    const putPath = `/_matrix/media/v3/upload/test.local/${mediaId}`;
+    const put = httpRequest(`${server.baseUrl}${putPath}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${user.token}`, "content-length": "9000" },
+    });
+    const putEnded = new Promise<void>((resolve) => {
+      put.on("error", () => resolve());
+      put.on("response", (res) => res.resume().on("end", resolve));
+    });
+    put.flushHeaders();
+    await waitFor(
+      async () => (await reservationRows(server, user.userId)) === 1,
+      "the PUT's reservation",
+    );
+    await waitFor(
+      async () => (await reservationRows(server, user.userId)) === 0,
+      "the stalled PUT's reservation to be dropped",
+    );
+    await putEnded;
+    // The id is pending again: a retried PUT fills it (409 only while the
+    // stalled one still held it).
+    const seen = new Set<number>();
+    await waitFor(async () => {
+      const retry = await user.http.request("PUT", putPath, { rawBody: randomBytes(100) });
+      seen.add(retry.status);
+      return retry.status === 200;
+    }, "a retried PUT to fill the id");
+    assert.deepEqual(
+      [...seen].filter((s) => s !== 200 && s !== 409),
+      [],
+      `statuses ${[...seen]}`,
+    );
+    assert.equal(await mediaRows(server, user.userId), 1);
+    assert.deepEqual(storeTempFiles(mediaRoot), []);
+  });
+
   it("100 concurrent uploads by one user land exactly the quota; all answered 200 or 403", async () => {
     const user = await server.user("hundred");
     const size = 300; // 10,000 / 300: 33 fit
