@@ -9,7 +9,6 @@
  * commands run at once.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,50 +19,14 @@ import { download, uploadBytes } from "./support/media.js";
 import { until } from "./support/mxcd-processes.js";
 import { markSuiteRan } from "./support/run-markers.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { clipFile, haveFfmpeg, RECOMMENDED_VIDEO_COMMAND } from "./support/video.js";
 
 const THUMB = "/_matrix/client/v1/media/thumbnail/test.local";
-const haveFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
 const work = mkdtempSync(join(tmpdir(), "mxcd-hostile-video-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-/** docs/media.md's recommended command (as in video-thumbnails.test.ts), behind a counting wrapper. */
-const RECOMMENDED = [
-  "-nostdin",
-  "-loglevel",
-  "error",
-  "-protocol_whitelist",
-  "file",
-  "-format_whitelist",
-  "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,ogg,mpegts,mpeg,flv",
-  "-max_pixels",
-  "{max_pixels}",
-  "-i",
-  "file:{input}",
-  "-map",
-  "0:v:0",
-  "-an",
-  "-sn",
-  "-dn",
-  "-vf",
-  "scale='min(iw,1280)':'min(ih,1280)':force_original_aspect_ratio=decrease,thumbnail=50",
-  "-frames:v",
-  "1",
-  "-f",
-  "image2",
-  "-c:v",
-  "png",
-  "{output}",
-];
-
 function clip(name: string, graph: string): string {
-  const file = join(work, `${name}.mp4`);
-  const made = spawnSync(
-    "ffmpeg",
-    ["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph, "-c:v", "mpeg4", file],
-    { encoding: "utf8" },
-  );
-  if (made.status !== 0) throw new Error(`ffmpeg could not make ${name}: ${made.stderr}`);
-  return file;
+  return clipFile(work, name, graph);
 }
 
 /**
@@ -108,7 +71,7 @@ if (!haveFfmpeg) {
       server = await startTestServer(engine, {
         max_image_pixels: 300_000,
         video_thumbnails: {
-          command: [countingWrapper(record), ...RECOMMENDED],
+          command: [countingWrapper(record), ...RECOMMENDED_VIDEO_COMMAND.slice(1)],
           timeout: "60s",
           max_source_size: "1M",
           concurrency: 2,
