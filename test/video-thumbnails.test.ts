@@ -13,7 +13,6 @@
  * CI the run fails (the `ffmpeg` marker, scripts/run-tests.ts and .ci/run).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   mkdirSync,
@@ -41,54 +40,17 @@ import { metric } from "./support/metrics.js";
 import { until } from "./support/mxcd-processes.js";
 import { markSuiteRan } from "./support/run-markers.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { clipFile, haveFfmpeg, RECOMMENDED_VIDEO_COMMAND } from "./support/video.js";
 
 const THUMB = "/_matrix/client/v1/media/thumbnail/test.local";
 const FRAMES = "mxcd_video_thumbnail_frames_total";
 
-/** The command docs/media.md recommends (keep the two in step). */
-const RECOMMENDED_COMMAND = [
-  "ffmpeg",
-  "-nostdin",
-  "-loglevel",
-  "error",
-  "-protocol_whitelist",
-  "file",
-  "-format_whitelist",
-  "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,ogg,mpegts,mpeg,flv",
-  "-max_pixels",
-  "{max_pixels}",
-  "-i",
-  "file:{input}",
-  "-map",
-  "0:v:0",
-  "-an",
-  "-sn",
-  "-dn",
-  "-vf",
-  "scale='min(iw,1280)':'min(ih,1280)':force_original_aspect_ratio=decrease,thumbnail=50",
-  "-frames:v",
-  "1",
-  "-f",
-  "image2",
-  "-c:v",
-  "png",
-  "{output}",
-];
-
-const haveFfmpeg = spawnSync("ffmpeg", ["-version"], { stdio: "ignore" }).status === 0;
 const work = mkdtempSync(join(tmpdir(), "mxcd-video-test-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 /** An MP4 made by ffmpeg from a lavfi graph (one output pad named `out0`). */
 function clip(name: string, graph: string): Buffer {
-  const file = join(work, `${name}.mp4`);
-  const made = spawnSync(
-    "ffmpeg",
-    ["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph, "-c:v", "mpeg4", file],
-    { encoding: "utf8" },
-  );
-  if (made.status !== 0) throw new Error(`ffmpeg could not make ${name}: ${made.stderr}`);
-  return readFileSync(file);
+  return readFileSync(clipFile(work, name, graph));
 }
 
 /** Whether `pid` is running (a zombie, killed and awaiting its reaper, is not). */
@@ -184,7 +146,7 @@ if (!haveFfmpeg) {
         // 320x240 frames pass; the 1024x1024 "bomb" does not.
         max_image_pixels: 300_000,
         video_thumbnails: {
-          command: RECOMMENDED_COMMAND,
+          command: RECOMMENDED_VIDEO_COMMAND,
           timeout: "60s",
           max_source_size: "1M",
           staging_path: staging,
@@ -229,7 +191,7 @@ if (!haveFfmpeg) {
       const dynamic = await startTestServer(engine, {
         dynamic_thumbnails: true,
         thumbnail_sizes: [],
-        video_thumbnails: { command: RECOMMENDED_COMMAND, staging_path: staging },
+        video_thumbnails: { command: RECOMMENDED_VIDEO_COMMAND, staging_path: staging },
       });
       try {
         const owner = await dynamic.user("dora");

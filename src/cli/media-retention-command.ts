@@ -108,9 +108,8 @@ async function printPlan(
     const reason = item.marked ? `${item.rule} (marked by an unfinished batch)` : item.rule;
     const when =
       item.rule === "local_last_access" || item.kind === "remote" ? "accessed" : "created";
-    console.log(
-      `mxc://${item.origin}/${item.mediaId}\t${item.length}\t${reason}\t${when} ${age} ago`,
-    );
+    const uri = printable(`mxc://${item.origin}/${item.mediaId}`);
+    console.log(`${uri}\t${item.length}\t${reason}\t${when} ${age} ago`);
     totals[item.kind].items += 1;
     totals[item.kind].bytes += item.length;
     if (item.marked) marked += 1;
@@ -120,6 +119,21 @@ async function printPlan(
     `would delete ${local.items} local media (${local.bytes} bytes) and ` +
       `${remote.items} remote media (${remote.bytes} bytes)` +
       (marked > 0 ? `, ${marked} of them marked by an unfinished batch` : ""),
+  );
+}
+
+/**
+ * `text` safe for one tab-separated terminal line: control characters (a
+ * newline or tab would split the line, ESC or C1 CSI would drive the
+ * terminal), bidi overrides and the backslash itself escaped as `\uXXXX` /
+ * `\\`. Ids read from the database may hold anything (a Synapse import, a
+ * hand edit); the ones mxcd makes print unchanged.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point.
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]/g,
+    (c) => (c === "\\" ? "\\\\" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
   );
 }
 

@@ -35,6 +35,7 @@ import { instrumentHttp } from "./http-metrics.js";
 import { DEFAULT_LINGER, type LingerLimits, lingerBeforeClose } from "./lingering-close.js";
 import { addNosniffIfMedia } from "./media-response.js";
 import { MethodIndex } from "./method-index.js";
+import { isNullByteStorageError, nullByteError, urlHasNullByte } from "./null-bytes.js";
 
 export interface HttpServerOptions {
   logger: Logger;
@@ -117,6 +118,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   app.addHook("onResponse", logRequest);
   app.addHook("onRequest", async (request, reply) => {
     reply.headers(CORS_HEADERS);
+    // No id, filter or token holds NUL; PostgreSQL cannot store it (null-bytes.ts).
+    if (urlHasNullByte(request.url)) throw nullByteError();
     watchBodyIdle(request.raw, timeouts.bodyIdleMs, () =>
       request.log.info({ body_idle_ms: timeouts.bodyIdleMs }, "request body stalled: closing"),
     );
@@ -235,6 +238,7 @@ export function toMatrixError(error: unknown): MatrixError {
   // A row whose bytes are gone, on any route (download, thumbnail,
   // federation): the media is not there (STYLE.md 16).
   if (error instanceof BlobNotFoundError) return new MatrixError("M_NOT_FOUND", "Not found");
+  if (isNullByteStorageError(error)) return nullByteError();
   const fastifyError = error as Partial<FastifyError>;
   switch (fastifyError.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":

@@ -1,0 +1,39 @@
+/** The NUL rules of src/http/null-bytes.ts as pure functions, with hostile inputs. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { isNullByteStorageError, urlHasNullByte } from "../src/http/null-bytes.js";
+
+describe("null-byte rules", () => {
+  it("finds a percent-encoded NUL anywhere in a URL, and only that", () => {
+    for (const url of ["/a%00", "/x?q=%00", "/%00/b", "/x?a=1&b=c%00d"])
+      assert.ok(urlHasNullByte(url), url);
+    for (const url of ["/a%2500", "/x?q=%0", "/x?q=%01", "/x?q=00", "/"])
+      assert.ok(!urlHasNullByte(url), url);
+  });
+
+  it("recognises PostgreSQL's NUL refusals and nothing else", () => {
+    const pg = (code: string, message: string) => Object.assign(new Error(message), { code });
+    assert.ok(
+      isNullByteStorageError(pg("22021", 'invalid byte sequence for encoding "UTF8": 0x00')),
+    );
+    assert.ok(
+      isNullByteStorageError(
+        pg("22P05", "unsupported Unicode escape sequence: \\u0000 cannot be converted to text."),
+      ),
+    );
+    assert.ok(
+      !isNullByteStorageError(pg("22021", 'invalid byte sequence for encoding "UTF8": 0xff')),
+    );
+    assert.ok(!isNullByteStorageError(pg("23505", "duplicate key value 0x00")));
+    assert.ok(!isNullByteStorageError(pg("SQLITE_ERROR", "0x00")));
+    for (const other of [
+      undefined,
+      null,
+      "0x00",
+      22021,
+      { code: "22021" },
+      { code: "22021", message: 5 },
+    ])
+      assert.ok(!isNullByteStorageError(other), String(other));
+  });
+});

@@ -1,0 +1,97 @@
+/**
+ * NUL (U+0000) in request input (src/http/null-bytes.ts): PostgreSQL cannot
+ * store it, and before this pass a NUL in a user id, room id, event type,
+ * state key, search term, filename, display name or room name answered 500
+ * on PostgreSQL while SQLite stored it. A `%00` anywhere in the URL is now
+ * 400 M_INVALID_PARAM on both engines; a NUL in a JSON body's string that
+ * PostgreSQL cannot store is 400 there too. Never a 500.
+ */
+import assert from "node:assert/strict";
+import { after, before, it } from "node:test";
+import { forEachEngine } from "./support/databases.js";
+import { createRoom, roomPath, txn } from "./support/rooms.js";
+import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+
+const enc = encodeURIComponent;
+
+forEachEngine("hostile: NUL bytes in requests", (engine) => {
+  let server: TestServer;
+  let alice: TestUser;
+  let admin: TestUser;
+  let roomId: string;
+
+  before(async () => {
+    server = await startTestServer(engine);
+    alice = await server.user("alice");
+    admin = await server.user("admin", { admin: true });
+    roomId = await createRoom(alice, {});
+  });
+  after(() => server?.stop());
+
+  it("a %00 in a path segment or query value is 400 M_INVALID_PARAM on every route", async () => {
+    const nulUser = enc("@a\u0000:test.local");
+    const nulRoom = enc("!a\u0000:test.local");
+    const requests: [TestUser, string, string, unknown?][] = [
+      [alice, "PUT", `${roomPath(roomId)}/send/m.ro%00om/${txn()}`, { body: "x" }],
+      [alice, "PUT", `${roomPath(roomId)}/state/m.room.name/a%00b`, { name: "x" }],
+      [alice, "GET", `${roomPath(roomId)}/event/$a%00b`],
+      [alice, "POST", `/_matrix/client/v3/join/${nulRoom}`, {}],
+      [alice, "GET", `/_matrix/client/v3/profile/${nulUser}`],
+      [alice, "GET", "/_matrix/client/v1/media/download/test.local/a%00b"],
+      [admin, "GET", "/_synapse/admin/v2/users?name=a%00b"],
+      [admin, "GET", `/_synapse/admin/v2/users/${nulUser}`],
+      [admin, "GET", `/_synapse/admin/v1/users/${nulUser}/media`],
+      [admin, "GET", `/_synapse/admin/v1/room/${nulRoom}/media`],
+      [admin, "GET", "/_synapse/admin/v1/rooms?search_term=a%00b"],
+      [admin, "GET", `/_mxcd/admin/v1/users/${nulUser}/media_usage`],
+      [admin, "GET", "/_mxcd/admin/v1/media?user_id=%40a%00b%3Atest.local"],
+      [admin, "GET", "/_mxcd/admin/v1/media/summary?media_type=image%2F%00"],
+    ];
+    for (const [user, method, path, body] of requests) {
+      const res = await user.http.request(method, path, body === undefined ? {} : { body });
+      assert.equal(res.status, 400, `${method} ${path}: ${res.text}`);
+      assert.equal(res.body.errcode, "M_INVALID_PARAM", path);
+      assert.equal(typeof res.body.error, "string");
+    }
+    const upload = await alice.http.request("POST", "/_matrix/media/v3/upload?filename=a%00b", {
+      rawBody: "hi",
+    });
+    assert.equal(upload.status, 400, upload.text);
+    assert.equal(upload.body.errcode, "M_INVALID_PARAM");
+  });
+
+  it("a NUL in a JSON body's string is stored or refused with 400, never a 500", async () => {
+    const requests: [TestUser, string, string, unknown][] = [
+      [alice, "POST", "/_matrix/client/v3/createRoom", { name: "a\u0000b", topic: "\u0000" }],
+      [
+        alice,
+        "PUT",
+        `/_matrix/client/v3/profile/${enc(alice.userId)}/displayname`,
+        { displayname: "a\u0000b" },
+      ],
+      [
+        alice,
+        "PUT",
+        `${roomPath(roomId)}/send/m.room.message/${txn()}`,
+        { msgtype: "m.text", body: "a\u0000b" },
+      ],
+      [
+        alice,
+        "POST",
+        "/_matrix/client/v3/login",
+        {
+          type: "m.login.password",
+          identifier: { type: "m.id.user", user: "a\u0000b" },
+          password: "x",
+        },
+      ],
+    ];
+    for (const [user, method, path, body] of requests) {
+      const res = await user.http.request(method, path, { body });
+      assert.ok(res.status < 500, `${method} ${path}: ${res.status} ${res.text}`);
+      if (res.status >= 400) assert.equal(typeof res.body.errcode, "string", path);
+      if (engine === "postgres" && path.endsWith("createRoom"))
+        assert.equal(res.body.errcode, "M_INVALID_PARAM", "PostgreSQL cannot store it");
+    }
+  });
+});
