@@ -95,7 +95,7 @@ const sourceOf = new Map(files.map((file) => [resolve(runnable(file)), file]));
 
 /**
  * Compiles src/ and test/ into dist/ (tsconfig.test.json) without checking
- * types: emit only, a few seconds; `npm run typecheck` checks them. False
+ * types: emit only, ~10 s of CPU; `npm run typecheck` checks them. False
  * (and tsc's messages printed) when tsc could not emit.
  */
 function compileTests(): boolean {
