@@ -22,10 +22,18 @@
  * same thing in both passes. Each pass prints its wall time and its slowest
  * files (scripts/file-timing-reporter.mjs).
  *
+ * The test files run compiled: the runner first compiles src/ and test/
+ * into dist/ (tsconfig.test.json, `tsc --noCheck`: emit only, `npm run
+ * typecheck` checks the types) and runs dist/test/**\/*.test.js, which
+ * saves each test process transpiling its module graph through tsx (README,
+ * "Test suite run time"). MXCD_TEST_TSX=1 runs the .ts files through tsx
+ * instead, as before. Either way the files are named by their test/ path.
+ *
  * Usage: tsx scripts/run-tests.ts [test files...]
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, normalize, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,7 +48,7 @@ import { countSuitesRan, type MarkerKind, storeUsers } from "../test/support/run
 const requirePostgres = process.env.CI === "true" || process.env.MXCD_REQUIRE_POSTGRES === "1";
 const files =
   process.argv.length > 2
-    ? process.argv.slice(2)
+    ? process.argv.slice(2).map((file) => relative(process.cwd(), resolve(file)))
     : readdirSync("test", { recursive: true })
         .map(String)
         .filter((f) => f.endsWith(".test.ts"))
@@ -74,6 +82,32 @@ const STORES = (process.env.MXCD_TEST_STORES ?? "filesystem,s3").split(",").map(
 const CONCURRENCY =
   Number(process.env.MXCD_TEST_CONCURRENCY) || Math.max(2, availableParallelism());
 const STORE_PASS_ENGINES = process.env.MXCD_TEST_STORE_PASS_ENGINES ?? "sqlite";
+/** Run the compiled tests (the default) or the .ts files through tsx (MXCD_TEST_TSX=1). */
+const COMPILED = process.env.MXCD_TEST_TSX !== "1";
+const COMPILED_INTO = "dist";
+
+/** The file node runs for a test file: its compiled twin in dist/, or itself under tsx. */
+function runnable(file: string): string {
+  return COMPILED ? join(COMPILED_INTO, file.replace(/\.ts$/, ".js")) : file;
+}
+/** Test file by the absolute path of what node ran (markers and timings name that). */
+const sourceOf = new Map(files.map((file) => [resolve(runnable(file)), file]));
+
+/**
+ * Compiles src/ and test/ into dist/ (tsconfig.test.json) without checking
+ * types: emit only, ~10 s of CPU; `npm run typecheck` checks them. False
+ * (and tsc's messages printed) when tsc could not emit.
+ */
+function compileTests(): boolean {
+  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [tsc, "-p", "tsconfig.test.json", "--noCheck"], {
+    stdio: "inherit",
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`test run: compiled src/ and test/ into ${COMPILED_INTO}/ in ${seconds} s`);
+  return result.status === 0;
+}
 
 interface PassResult {
   readonly code: number;
@@ -81,6 +115,10 @@ interface PassResult {
 }
 
 async function main(): Promise<number> {
+  if (COMPILED && !compileTests()) {
+    console.log("FAIL: tsc could not compile the tests (MXCD_TEST_TSX=1 runs them through tsx)");
+    return 1;
+  }
   let cluster: PostgresCluster | undefined;
   const bin = findPostgresBin();
   if (bin) {
@@ -133,7 +171,7 @@ async function main(): Promise<number> {
 /** The files of this run that left `markStoreUsed` in an earlier pass. */
 function filesUsingTheStore(): string[] {
   const users = new Set(storeUsers(markers).map((file) => resolve(file)));
-  return files.filter((file) => users.has(resolve(file)));
+  return files.filter((file) => users.has(resolve(runnable(file))));
 }
 
 /**
@@ -161,7 +199,7 @@ function printSlowestFiles(store: string, timingsFile: string, passMs: number): 
       `load average ${loadavg()[0]?.toFixed(1)}); slowest (wall, CPU):`,
   );
   for (const t of timings.slice(0, SLOWEST_SHOWN)) {
-    const file = relative(process.cwd(), t.file);
+    const file = sourceOf.get(resolve(t.file)) ?? relative(process.cwd(), t.file);
     console.log(`${seconds(t.ms)} s ${seconds(cpu.get(resolve(t.file)))} s  ${file}`);
   }
 }
@@ -185,8 +223,8 @@ function runNodeTests(
   const args = [
     "--import",
     fileURLToPath(new URL("file-cpu-usage.mjs", import.meta.url)),
-    "--import",
-    "tsx",
+    // Stack traces name the .ts lines (tsconfig.json's source maps).
+    ...(COMPILED ? ["--enable-source-maps"] : ["--import", "tsx"]),
     "--test",
     `--test-concurrency=${CONCURRENCY}`,
     // A hung test fails by name instead of stalling the run.
@@ -196,7 +234,7 @@ function runNodeTests(
     // TAP, and each file's duration in ${tapFile}.timings.
     `--test-reporter=${fileURLToPath(new URL("file-timing-reporter.mjs", import.meta.url))}`,
     `--test-reporter-destination=${tapFile}`,
-    ...passFiles,
+    ...passFiles.map(runnable),
   ];
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -22,6 +22,7 @@ import { forEachEngine } from "./support/databases.js";
 import { download, uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { findNginx, type RunningNginx, startNginx } from "./support/nginx.js";
+import { REPO_URL } from "./support/repo-url.js";
 import { markSuiteRan } from "./support/run-markers.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
@@ -254,7 +255,7 @@ describe("mxcd proxy-config nginx with media_store.accel_redirect", () => {
     );
     const printed = await runCli(["proxy-config", "nginx", "-c", config, ...upstreams]);
     assert.equal(printed.code, 0, printed.stderr);
-    const page = readFileSync(new URL("../docs/deployment.md", import.meta.url), "utf8");
+    const page = readFileSync(new URL("docs/deployment.md", REPO_URL), "utf8");
     const section = page.slice(page.indexOf("## Serving fast path"));
     const block = /```\n(location \^~ [\s\S]*?)```/.exec(section)?.[1];
     assert.ok(block, "docs/deployment.md shows the internal location");

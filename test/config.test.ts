@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import { configSchema } from "../src/config/config-schema.js";
 import { ConfigError, parseConfigText } from "../src/config/load-config.js";
 import { sampleConfig } from "../src/config/sample-config.js";
+import { REPO_URL } from "./support/repo-url.js";
 
 function problemsOf(text: string): readonly string[] {
   try {
@@ -114,7 +115,7 @@ describe("config", () => {
   });
 
   it("documents every option in docs/configuration.md", () => {
-    const docs = readFileSync(new URL("../docs/configuration.md", import.meta.url), "utf8");
+    const docs = readFileSync(new URL("docs/configuration.md", REPO_URL), "utf8");
     const missing = optionKeys()
       .filter((key) => !key.includes("[]"))
       .filter((key) => !docs.includes(`\`${key}\``));
@@ -122,7 +123,7 @@ describe("config", () => {
   });
 
   it("documents no option that the schema does not have", () => {
-    const docs = readFileSync(new URL("../docs/configuration.md", import.meta.url), "utf8");
+    const docs = readFileSync(new URL("docs/configuration.md", REPO_URL), "utf8");
     // The first cell of every option table row: | `dotted.key` | default | meaning |
     const documented = [...docs.matchAll(/^\| `([a-z_][a-z0-9_.[\]]*)` +\|/gm)].map((m) => m[1]!);
     assert.ok(documented.length > 30, "the option tables were found");

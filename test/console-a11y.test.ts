@@ -36,6 +36,7 @@ import type { Browser, Page } from "playwright-core";
 import { chromiumMissing, collectPageErrors, launchChromium } from "./support/chromium.js";
 import { uploadBytes } from "./support/media.js";
 import { photoLike } from "./support/photo-like.js";
+import { REPO_URL } from "./support/repo-url.js";
 import { createRoom, join as joinRoom, send } from "./support/rooms.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
@@ -49,7 +50,7 @@ const VIEWPORTS = [
 ] as const;
 const axeSource = (createRequire(import.meta.url)("axe-core") as { source: string }).source;
 const shotsDir = mkdtempSync(join(tmpdir(), "mxcd-console-a11y-"));
-const docsDir = new URL("../docs/console/", import.meta.url);
+const docsDir = new URL("docs/console/", REPO_URL);
 
 /** PostgreSQL when the test runner started a cluster; SQLite (said loudly) otherwise. */
 const engine = process.env.MXCD_TEST_POSTGRES_URL ? "postgres" : "sqlite";

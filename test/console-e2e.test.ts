@@ -22,6 +22,7 @@ import { chromiumMissing, collectPageErrors, launchChromium } from "./support/ch
 import { uploadBytes } from "./support/media.js";
 import { metric } from "./support/metrics.js";
 import { photoLike } from "./support/photo-like.js";
+import { REPO_URL } from "./support/repo-url.js";
 import { createRoom, join as joinRoom, send } from "./support/rooms.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
@@ -34,7 +35,7 @@ const HOSTILE_CAPTION = `<img src=x onerror="window.__xss=4"><b>bold</b> caption
 const HOSTILE_ROOM = `!<img src=x onerror="window.__xss=5">:${HERE}`;
 
 const shotsDir = mkdtempSync(join(tmpdir(), "mxcd-console-e2e-"));
-const docsDir = new URL("../docs/console/", import.meta.url);
+const docsDir = new URL("docs/console/", REPO_URL);
 
 async function screenshot(page: Page, name: string): Promise<void> {
   const file = join(shotsDir, `${name}.png`);

@@ -13,9 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CONSOLE_CSP } from "../src/http/routes/console-routes.js";
+import { REPO_URL } from "./support/repo-url.js";
 import { startTestServer, type TestServer } from "./support/test-server.js";
 
-const INDEX = readFileSync(new URL("../dist/console/index.html", import.meta.url), "utf8");
+const INDEX = readFileSync(new URL("dist/console/index.html", REPO_URL), "utf8");
 const SCRIPT = /<script type="module" crossorigin src="([^"]+)"/.exec(INDEX)?.[1];
 
 /** A GET with the path sent exactly as written (fetch would normalise `..`). */

@@ -18,13 +18,14 @@ import { HttpClient } from "./support/http-client.js";
 import { download, mediaIdOf } from "./support/media.js";
 import { type ProcessGroup, startProcessGroup, until } from "./support/mxcd-processes.js";
 import { findNginx, type RunningNginx, startNginxHttp } from "./support/nginx.js";
+import { REPO_URL } from "./support/repo-url.js";
 import { markSuiteRan } from "./support/run-markers.js";
 
 const ADMIN = "/_synapse/admin/v1";
 
 /** The ```nginx block of docs/deployment.md with our ports substituted (each must be found). */
 function documentedConfig(upstreams: number[], port: number): string {
-  const page = readFileSync(new URL("../docs/deployment.md", import.meta.url), "utf8");
+  const page = readFileSync(new URL("docs/deployment.md", REPO_URL), "utf8");
   const block = /```nginx\n([\s\S]*?)```/.exec(page)?.[1];
   assert.ok(block, "docs/deployment.md has an nginx block");
   const substitutions: [string, string][] = [

@@ -14,8 +14,11 @@ import { createLogger } from "../src/logging/logger.js";
 import { requestLogWriter } from "../src/logging/request-log-line.js";
 import { waitFor } from "./support/wait-for.js";
 
-const MODULE = new URL("../src/logging/log-destination.ts", import.meta.url).href;
-const LOGGER = new URL("../src/logging/logger.ts", import.meta.url).href;
+// The modules this file imports, as they are here: compiled (npm test runs
+// dist/test) or TypeScript through tsx, which the child then loads too.
+const MODULE = import.meta.resolve("../src/logging/log-destination.js");
+const LOGGER = import.meta.resolve("../src/logging/logger.js");
+const CHILD_LOADER = MODULE.endsWith(".ts") ? ["--import", "tsx"] : [];
 
 /** A sink recording the chunks it is given. */
 function sink() {
@@ -87,7 +90,7 @@ describe("the buffered log destination", () => {
         ${ending}`;
       const child = spawn(
         process.execPath,
-        ["--import", "tsx", "--input-type=module", "-e", script],
+        [...CHILD_LOADER, "--input-type=module", "-e", script],
         {
           stdio: ["ignore", "pipe", "pipe"],
         },

@@ -18,8 +18,9 @@ import {
   upstreamOrigin,
 } from "../src/http/nginx-proxy-config.js";
 import { runCli } from "./support/cli.js";
+import { REPO_URL } from "./support/repo-url.js";
 
-const page = readFileSync(new URL("../docs/attached.md", import.meta.url), "utf8");
+const page = readFileSync(new URL("docs/attached.md", REPO_URL), "utf8");
 const EXAMPLE = ["--mxcd", "http://127.0.0.1:8009", "--homeserver", "http://127.0.0.1:8008"];
 
 /** The section of the page under `heading`, up to the next heading of its level. */

@@ -81,15 +81,17 @@ export class BufferedLogDestination {
   flushSync(): void {
     const text = this.#take();
     try {
-      if (this.#out.destroyed) {
-        if (text !== "" && this.#fd !== undefined) writeAllSync(this.#fd, text);
-        return;
-      }
-      if (text !== "") {
+      // What the writer holds goes first, then the rest straight to the file:
+      // handed to the asynchronous writer at exit, it would become a write on
+      // the thread pool that the exiting process does not wait for, and the
+      // last lines were lost whenever the process ended first.
+      if (!this.#out.destroyed) this.#out.flushSync?.();
+      if (text === "") return;
+      if (this.#fd !== undefined) writeAllSync(this.#fd, text);
+      else if (!this.#out.destroyed) {
         this.chunks += 1;
         this.#out.write(text);
       }
-      this.#out.flushSync?.();
     } catch {
       // At exit there is nowhere left to report a failed log write.
     }

@@ -8,6 +8,7 @@ import {
   decodeWindows1252,
 } from "../../src/previews/html-charset.js";
 import { htmlToOpenGraph } from "../../src/previews/html-opengraph.js";
+import { REPO_URL } from "../support/repo-url.js";
 
 const latin1 = (text: string) => Buffer.from(text, "latin1");
 const utf8 = (text: string) => Buffer.from(text, "utf8");
@@ -23,7 +24,7 @@ describe("charset detection in Synapse's order", () => {
   });
 
   it("decodes the cp1252 fixture, smart quotes and euro sign included", () => {
-    const body = readFileSync(new URL("./fixtures/cp1252-page.bin", import.meta.url));
+    const body = readFileSync(new URL("test/previews/fixtures/cp1252-page.bin", REPO_URL));
     const result = htmlToOpenGraph(body, { pageUrl: "https://example.org/" });
     assert.equal(result.encoding, "windows-1252");
     assert.equal(result.og["og:title"], "Café “quoted”");

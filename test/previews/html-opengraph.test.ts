@@ -6,9 +6,10 @@ import { MAX_TAGS_PER_PREFIX } from "../../src/previews/html-page-facts.js";
 import { MAX_ATTRIBUTE_VALUE_CHARS, MAX_OPEN_ELEMENTS } from "../../src/previews/html-scanner.js";
 import { OG_VALUE_MAX_CHARS } from "../../src/previews/open-graph.js";
 import { MAX_SUMMARY_CHARS } from "../../src/previews/text-summary.js";
+import { REPO_URL } from "../support/repo-url.js";
 
 const PAGE = "https://example.org/articles/one.html";
-const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
+const fixture = (name: string) => readFileSync(new URL(`test/previews/fixtures/${name}`, REPO_URL));
 const bytes = (html: string) => new TextEncoder().encode(html);
 const preview = (html: string | Uint8Array, maxBytes?: number) =>
   htmlToOpenGraph(typeof html === "string" ? bytes(html) : html, {

@@ -2,8 +2,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { REPO_URL } from "./repo-url.js";
 
-export const CLI = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("dist/src/cli/main.js", REPO_URL));
 
 export interface CliResult {
   code: number | null;
