@@ -5,6 +5,8 @@
  *   (the check's `whoami` is held until the listing request has left);
  * - thumbnails load at most four at a time, first tiles first (every
  *   thumbnail request is held until the test releases it);
+ * - a tile's picture is fetched only when the tile comes near the window: in
+ *   a small window the tiles far below are not fetched until scrolled to;
  * - a second load of the grid fetches no thumbnail again (the browser's HTTP
  *   cache answers), but does fetch a quarantined picture again through the
  *   admin bypass (never cached).
@@ -53,8 +55,8 @@ if (reason) {
     let quarantined: string;
 
     /** A context whose pages start signed in as the admin (a reloaded tab). */
-    const signedIn = async (): Promise<BrowserContext> => {
-      const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+    const signedIn = async (viewport = { width: 1366, height: 860 }): Promise<BrowserContext> => {
+      const context = await browser.newContext({ viewport });
       await context.addInitScript({
         content: `sessionStorage.setItem(${JSON.stringify(TOKEN_KEY)}, ${JSON.stringify(admin.token)});`,
       });
@@ -154,6 +156,70 @@ if (reason) {
         assert.deepEqual(new Set(order), new Set(grid));
       } finally {
         for (const { route } of held) await route.continue().catch(() => {});
+        await context.close();
+      }
+    });
+
+    it("fetches a tile's picture only when the tile comes near the window", async () => {
+      // Two columns, and a window about one row of tiles high: the fourth and
+      // fifth rows are more than two window heights below the first.
+      const context = await signedIn({ width: 480, height: 300 });
+      const requested: string[] = [];
+      const record = (route: Route) => {
+        requested.push(new URL(route.request().url()).pathname.split("/").at(-1)!);
+        return route.continue();
+      };
+      await context.route(THUMBNAILS, record);
+      await context.route("**/_matrix/client/v1/media/download/**", record);
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        const tiles = page.locator("ul.grid > li.tile");
+        await tiles.nth(PICTURES - 1).waitFor({ state: "attached", timeout: 20_000 });
+        // Per tile, in grid order: its media id, where it is against the
+        // window (tops in window heights), and whether its picture has loaded.
+        const layout = () =>
+          page.evaluate<{ id: string; top: number; bottom: number; shown: boolean }[]>(
+            `[...document.querySelectorAll("ul.grid > li.tile")].map((tile) => {
+              const box = tile.getBoundingClientRect();
+              const img = tile.querySelector("img");
+              return {
+                id: tile.dataset.mediaId,
+                top: box.top / innerHeight,
+                bottom: box.bottom / innerHeight,
+                shown: !!img && img.complete && img.naturalWidth > 0,
+              };
+            })`,
+          );
+        // Settled: every tile on screen shows its picture, and every picture
+        // asked for is shown (nothing is in flight or waiting for a slot: a
+        // finished fetch starts the next waiting one before its picture shows).
+        await waitFor(async () => {
+          const now = await layout();
+          const shown = now.filter((t) => t.shown).length;
+          return (
+            now.every((t) => t.shown || t.bottom <= 0 || t.top >= 1) && shown === requested.length
+          );
+        }, "the tiles on screen showing their pictures, none in flight");
+        const settled = await layout();
+        // Two window heights below: beyond any read-ahead.
+        const far = settled.filter((t) => t.top >= 2).map((t) => t.id);
+        assert.ok(
+          far.length > 0,
+          `some tiles are far below the window: ${JSON.stringify(settled)}`,
+        );
+        assert.ok(requested.length > 0);
+        assert.deepEqual(
+          far.filter((id) => requested.includes(id)),
+          [],
+          "no picture of a tile far below the window was fetched",
+        );
+        // Scrolled to, the last tile's picture loads.
+        const last = tiles.nth(PICTURES - 1);
+        await last.scrollIntoViewIfNeeded();
+        await last.locator("img").waitFor({ timeout: 20_000 });
+        assert.ok(requested.includes(newestFirst.at(-1)!), "the last tile's picture fetched");
+      } finally {
         await context.close();
       }
     });
