@@ -6,7 +6,8 @@
  * - thumbnails load at most four at a time, first tiles first (every
  *   thumbnail request is held until the test releases it);
  * - a tile's picture is fetched only when the tile comes near the window: in
- *   a small window the tiles far below are not fetched until scrolled to;
+ *   a small window the tiles far below are not fetched until scrolled to,
+ *   and a tile that leaves the window before its turn leaves the queue;
  * - a second load of the grid fetches no thumbnail again (the browser's HTTP
  *   cache answers), but does fetch a quarantined picture again through the
  *   admin bypass (never cached).
@@ -220,6 +221,55 @@ if (reason) {
         await last.locator("img").waitFor({ timeout: 20_000 });
         assert.ok(requested.includes(newestFirst.at(-1)!), "the last tile's picture fetched");
       } finally {
+        await context.close();
+      }
+    });
+
+    it("drops a waiting picture from the queue when its tile leaves the window", async () => {
+      const context = await signedIn();
+      const held: Route[] = [];
+      const requested: string[] = [];
+      let holding = true;
+      const hold = async (route: Route) => {
+        requested.push(new URL(route.request().url()).pathname.split("/").at(-1)!);
+        if (holding) held.push(route);
+        else await route.continue();
+      };
+      await context.route(THUMBNAILS, hold);
+      await context.route("**/_matrix/client/v1/media/download/**", hold);
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        // Every tile is on screen: four pictures in flight (held), five waiting.
+        await waitFor(() => held.length >= 4, "four picture requests");
+        // A window too short to reach the grid: no tile is near it any more.
+        await page.setViewportSize({ width: 1366, height: 120 });
+        await page.evaluate("window.scrollTo(0, 0)");
+        // The observer reports during a frame's rendering: two frames later
+        // the tiles have been told they left.
+        await page.evaluate(
+          "new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))",
+        );
+        const shown = () =>
+          page.evaluate<number>(
+            `[...document.querySelectorAll("ul.grid img")].filter((i) => i.complete && i.naturalWidth > 0).length`,
+          );
+        // Released, the four finish; a waiting picture would start as each
+        // one's fetch ends, before its picture shows.
+        holding = false;
+        for (const route of held.splice(0)) await route.continue();
+        await waitFor(
+          async () => (await shown()) === requested.length,
+          "the started pictures shown",
+        );
+        assert.equal(requested.length, 4, `only the started pictures fetched: ${requested.length}`);
+        // Back on screen, the rest are asked for again.
+        await context.unroute(THUMBNAILS, hold);
+        await context.unroute("**/_matrix/client/v1/media/download/**", hold);
+        await page.setViewportSize({ width: 1366, height: 860 });
+        await waitFor(async () => (await shown()) === PICTURES, "every picture shown");
+      } finally {
+        for (const route of held) await route.continue().catch(() => {});
         await context.close();
       }
     });
