@@ -22,9 +22,13 @@
  *    scripts run (as a reload of a signed-in tab has it). A MutationObserver
  *    and a capturing `load` listener, installed before the page's scripts,
  *    record `performance.now()` (ms since navigation start) when the first
- *    page's tiles are all in the DOM, and when every one of their `<img>`s
- *    has loaded (`complete`, `naturalWidth > 0`); the bench waits on those
- *    marks (`waitForFunction`, 30 s), no sleeps.
+ *    page's tiles are all in the DOM; when the pictures of the tiles the
+ *    1366×860 window shows (the first screen: what a moderator sees) have
+ *    loaded (`complete`, `naturalWidth > 0`); and, after the window is then
+ *    made tall enough to show the whole page (the console fetches a picture
+ *    only when its tile comes near the window), when all of the page's
+ *    pictures have. The bench waits on those marks (an attribute and a
+ *    locator, 30 s), no sleeps.
  *
  * Printed: per measure p50 and min–max over the rounds, the load average
  * around each round (the machine is shared), as Markdown for bench/README.md.
@@ -32,8 +36,9 @@
  * bundle and the session check), the requests the page made, and the CPU
  * time mxcd used (steadier than wall-clock time on a busy machine).
  *
- * Also per load: the CPU time of Chromium's processes (the browser's side
- * of each picture: fetch, Blob, blob: URL, decode, blur), and after every
+ * Also per load: the CPU time of Chromium's processes until the first
+ * screen and for the whole load (/proc, closed pages' renderers included
+ * through their reaper's cutime), and after every
  * load mxcd's counters that say which path the requests took (fast path
  * answered or passed, thumbnails generated on request, cache hits).
  * The seeded rows are "settled" (hashes recorded) and the bench waits for
@@ -44,9 +49,11 @@
  * a quick trial; CONSOLE_BENCH_ROOT=<folder with a built dist/> measures
  * another build (A/B); CONSOLE_BENCH_NODE_FLAGS="--cpu-prof
  * --cpu-prof-dir=/tmp/p" profiles mxcd; CONSOLE_BENCH_NO_BLUR=1 turns the
- * tiles' blur off (a diagnostic).
+ * tiles' blur off (a diagnostic); CONSOLE_BENCH_TRACE=<folder> adds one
+ * cold and one warm load traced by Chromium (`tracedLoads`) and prints where
+ * Chromium's CPU went.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -57,6 +64,7 @@ import { createDatabase } from "../src/db/database.js";
 import { runMigrations } from "../src/db/migrate.js";
 import { CHROMIUM_PATH, chromiumMissing } from "../test/support/chromium.js";
 import { photoLike } from "../test/support/photo-like.js";
+import { type TraceEvent, traceBreakdown } from "./support/chromium-trace.js";
 import type { Cleanup } from "./support/cleanup.js";
 import { cpuSeconds } from "./support/cpu-time.js";
 import { tempDir } from "./support/files.js";
@@ -139,20 +147,31 @@ sessionStorage.setItem(${JSON.stringify(TOKEN_KEY)}, ${JSON.stringify(token)});
 sessionStorage.setItem("mxcd-console-owned", "0");
 (() => {
   const expected = ${expected};
+  let firstScreen;
+  const mark = (name, attribute) => {
+    window[name] = performance.now();
+    document.documentElement.setAttribute(attribute, String(window[name]));
+  };
+  const loaded = (tile) => {
+    const img = tile.querySelector("img");
+    return img && img.complete && img.naturalWidth > 0;
+  };
   const check = () => {
     const tiles = document.querySelectorAll("ul.grid > li.tile");
     if (tiles.length < expected) return;
     if (window.__mxcdGridAt === undefined) {
-      window.__mxcdGridAt = performance.now();
-      document.documentElement.setAttribute("data-mxcd-grid-at", String(window.__mxcdGridAt));
+      mark("__mxcdGridAt", "data-mxcd-grid-at");
+      // The first screen: the tiles the window shows, at the top of the page.
+      firstScreen = [...tiles].slice(0, expected)
+        .filter((tile) => tile.getBoundingClientRect().top < window.innerHeight);
+      window.__mxcdFirstScreen = firstScreen.length;
+    }
+    if (window.__mxcdFirstScreenAt === undefined && firstScreen.every(loaded)) {
+      mark("__mxcdFirstScreenAt", "data-mxcd-first-screen-at");
     }
     if (window.__mxcdThumbsAt !== undefined) return;
-    for (let i = 0; i < expected; i++) {
-      const img = tiles[i].querySelector("img");
-      if (!img || !img.complete || img.naturalWidth === 0) return;
-    }
-    window.__mxcdThumbsAt = performance.now();
-    document.documentElement.setAttribute("data-mxcd-thumbs-at", String(window.__mxcdThumbsAt));
+    for (let i = 0; i < expected; i++) if (!loaded(tiles[i])) return;
+    mark("__mxcdThumbsAt", "data-mxcd-thumbs-at");
   };
   new MutationObserver(check).observe(document, {
     subtree: true, childList: true, attributes: true, attributeFilter: ["src"],
@@ -169,6 +188,8 @@ const READ_SAMPLE = `(() => {
     .find((entry) => entry.name.includes("/_mxcd/admin/v1/media?"));
   return {
     grid: window.__mxcdGridAt,
+    firstScreen: window.__mxcdFirstScreenAt,
+    firstScreenTiles: window.__mxcdFirstScreen,
     thumbs: window.__mxcdThumbsAt,
     listingSent: listing ? listing.startTime : NaN,
     listing: listing ? listing.responseEnd : NaN,
@@ -179,6 +200,11 @@ const READ_SAMPLE = `(() => {
 
 interface Sample {
   grid: number;
+  /** When the pictures of the tiles the window showed at the top of the page had loaded. */
+  firstScreen: number;
+  /** How many tiles that first screen showed. */
+  firstScreenTiles: number;
+  /** When all `expected` tiles' pictures had loaded (the window made tall after the first screen). */
   thumbs: number;
   /** The listing request's startTime (Resource Timing), ms since navigation start. */
   listingSent: number;
@@ -188,8 +214,12 @@ interface Sample {
   requests: number;
   /** CPU ms the mxcd process used during the load. */
   serverCpu: number;
-  /** CPU ms Chromium's processes used during the load (/proc, live processes). */
+  /** CPU ms Chromium's processes used during the load (/proc). */
   browserCpu: number;
+  /** The same, until the first screen's pictures had loaded. */
+  firstScreenCpu: number;
+  /** Pictures (thumbnail and download requests) asked for by then. */
+  firstScreenPictures: number;
   /** Requests by path (media ids elided). */
   kinds: Map<string, number>;
   domContentLoaded: number;
@@ -202,7 +232,10 @@ interface Sample {
  * the CSP for it), to see what the blur costs Chromium.
  */
 const NO_BLUR = process.env.CONSOLE_BENCH_NO_BLUR === "1";
-const contextOptions = { viewport: { width: 1366, height: 860 }, bypassCSP: NO_BLUR };
+const VIEWPORT = { width: 1366, height: 860 };
+const contextOptions = { viewport: VIEWPORT, bypassCSP: NO_BLUR };
+/** A window tall enough to show every tile of the first page at once. */
+const TALL_VIEWPORT = { width: 1366, height: 8000 };
 
 async function prepare(context: BrowserContext, token: string, expected: number): Promise<void> {
   await context.addInitScript({ content: initScript(token, expected) });
@@ -217,11 +250,22 @@ async function prepare(context: BrowserContext, token: string, expected: number)
   }
 }
 
-async function loadGrid(context: BrowserContext, url: string, serverPid: number): Promise<Sample> {
+/**
+ * One load of the grid in a new page of `context`: its marks, requests and
+ * CPU times. `atFirstScreen` runs once the first screen's pictures have
+ * loaded, before the window grows (the traced loads stop tracing there).
+ */
+async function loadGrid(
+  context: BrowserContext,
+  url: string,
+  serverPid: number,
+  atFirstScreen?: () => Promise<void>,
+): Promise<Sample> {
   const page = await context.newPage();
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
   let requests = 0;
+  let pictures = 0;
   const kinds = new Map<string, number>();
   page.on("request", (request) => {
     // Network requests only: the tiles' blob: URLs are the thumbnails already fetched.
@@ -232,13 +276,26 @@ async function loadGrid(context: BrowserContext, url: string, serverPid: number)
       "/$1/…",
     );
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    if (/\/v1\/media\/(thumbnail|download)\//.test(request.url())) pictures += 1;
   });
   const cpu0 = cpuSeconds(serverPid);
   const browser0 = browserCpuSeconds(serverPid);
+  let firstScreenCpu = Number.NaN;
+  let firstScreenPictures = Number.NaN;
   try {
     await page.goto(url, { waitUntil: "commit" });
     try {
       // A locator, not waitForFunction: the console's CSP forbids eval in the page.
+      await page.locator("html[data-mxcd-first-screen-at]").waitFor({
+        state: "attached",
+        timeout: GRID_TIMEOUT_MS,
+      });
+      firstScreenCpu = (browserCpuSeconds(serverPid) - browser0) * 1000;
+      firstScreenPictures = pictures;
+      await atFirstScreen?.();
+      // Then the rest of the page: the console loads pictures as their
+      // tiles come near the window, so the window grows to show them all.
+      await page.setViewportSize(TALL_VIEWPORT);
       await page.locator("html[data-mxcd-thumbs-at]").waitFor({
         state: "attached",
         timeout: GRID_TIMEOUT_MS,
@@ -253,10 +310,26 @@ async function loadGrid(context: BrowserContext, url: string, serverPid: number)
     const serverCpu = (cpuSeconds(serverPid) - cpu0) * 1000;
     const browserCpu = (browserCpuSeconds(serverPid) - browser0) * 1000;
     const marks =
-      await page.evaluate<Omit<Sample, "requests" | "serverCpu" | "browserCpu" | "kinds">>(
-        READ_SAMPLE,
-      );
-    return { ...marks, requests, serverCpu, browserCpu, kinds };
+      await page.evaluate<
+        Omit<
+          Sample,
+          | "requests"
+          | "serverCpu"
+          | "browserCpu"
+          | "firstScreenCpu"
+          | "firstScreenPictures"
+          | "kinds"
+        >
+      >(READ_SAMPLE);
+    return {
+      ...marks,
+      requests,
+      serverCpu,
+      browserCpu,
+      firstScreenCpu,
+      firstScreenPictures,
+      kinds,
+    };
   } finally {
     await page.close();
   }
@@ -274,14 +347,18 @@ function browserCpuSeconds(serverPid: number): number {
   return total;
 }
 
-/** CPU seconds of `pid` and its live descendants; a process that just exited counts 0. */
+/**
+ * CPU seconds of `pid` and its descendants: the live ones' own time, and
+ * the time of the ones that ended and were reaped (their parents' cutime
+ * and cstime: Chromium's zygote reaps the renderers of closed pages).
+ */
 function treeCpuSeconds(pid: number): number {
   let total = 0;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // utime and stime: fields 14 and 15, counted after the parenthesised command name.
+    // utime, stime, cutime, cstime: fields 14–17, counted after the parenthesised command name.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    total = (Number(fields[11]) + Number(fields[12])) / 100;
+    total = fields.slice(11, 15).reduce((sum, field) => sum + Number(field), 0) / 100;
   } catch {
     return 0; // Chromium ends helper processes at any time.
   }
@@ -304,9 +381,13 @@ function summarize(label: string, samples: readonly Sample[]): string[][] {
     ["listing request sent", (s) => s.listingSent],
     ["listing response received", (s) => s.listing],
     [`all ${PAGE} tiles in the DOM`, (s) => s.grid],
-    ["all their thumbnails loaded", (s) => s.thumbs],
+    ["(tiles on the first screen)", (s) => s.firstScreenTiles],
+    ["first screen's thumbnails loaded", (s) => s.firstScreen],
+    [`all ${PAGE} thumbnails loaded (window made tall after the first screen)`, (s) => s.thumbs],
     ["(network requests made by then)", (s) => s.requests],
     ["(mxcd CPU ms during the load)", (s) => s.serverCpu],
+    ["(pictures requested by the first screen)", (s) => s.firstScreenPictures],
+    ["(Chromium CPU ms until the first screen's thumbnails)", (s) => s.firstScreenCpu],
     ["(Chromium CPU ms during the load)", (s) => s.browserCpu],
   ];
   return measures.map(([name, pick]) => {
@@ -370,7 +451,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     ],
   });
   cleanup.add("close chromium", () => browser.close());
-  const viewport = { width: 1366, height: 860 };
+  const viewport = VIEWPORT;
   const url = `${server.baseUrl}/_mxcd/console/`;
 
   // Sign in once, through the form.
@@ -398,7 +479,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     await prepare(context, token, expected);
     const first = await loadGrid(context, url, server.pid);
     console.log(
-      `first load (unmeasured): tiles ${f(first.grid)} ms, thumbnails ${f(first.thumbs)} ms`,
+      `first load (unmeasured): tiles ${f(first.grid)} ms, first screen (${first.firstScreenTiles} tiles) ${f(first.firstScreen)} ms, all thumbnails ${f(first.thumbs)} ms`,
     );
     console.log(`its requests: ${[...first.kinds].map(([k, n]) => `${n}× ${k}`).join(", ")}`);
     await context.close();
@@ -421,6 +502,9 @@ async function main(cleanup: Cleanup): Promise<void> {
     warm.push(await loadGrid(context, url, server.pid));
   }
   loads.push(loadavg()[0] ?? 0);
+  const traces = TRACE_DIR
+    ? await tracedLoads(browser, context, token, expected, url, server.pid)
+    : [];
   await context.close();
   const counters = await serverCounters(server.baseUrl);
 
@@ -438,6 +522,107 @@ async function main(cleanup: Cleanup): Promise<void> {
     }).join("\n"),
   );
   console.log(`\nmxcd's counters after every load (/metrics):\n${counters}`);
+  for (const trace of traces) console.log(`\n${trace}`);
+}
+
+/** CONSOLE_BENCH_TRACE=<folder>: one more cold and one more warm load, traced (see below). */
+const TRACE_DIR = process.env.CONSOLE_BENCH_TRACE;
+
+/**
+ * Trace categories: DevTools' timeline (script, style, layout, paint, image
+ * decode), every thread's tasks with their CPU time (`toplevel`), and the
+ * compositor, display compositor and raster work (`cc`, `viz`, `gpu`).
+ */
+const TRACE_CATEGORIES = [
+  "toplevel",
+  "devtools.timeline",
+  "disabled-by-default-devtools.timeline",
+  "disabled-by-default-devtools.timeline.frame",
+  "v8.execute",
+  "blink",
+  "cc",
+  "viz",
+  "gpu",
+  "loading",
+];
+
+/**
+ * One cold load (a new context) and one warm load (`warmContext`, already
+ * loaded), each traced from navigation until the first screen's pictures
+ * have loaded (every process: Tracing through CDP), saved as
+ * `<TRACE_DIR>/{cold,warm}.json` (chrome://tracing or Perfetto opens them)
+ * and summarised: CPU per process and thread, self CPU per kind of work (all
+ * processes, and the page's renderer alone) and the page's renderer's top
+ * slices (bench/support/chromium-trace.ts). Tracing costs CPU itself: these
+ * loads are not among the measured rounds.
+ */
+async function tracedLoads(
+  browser: Browser,
+  warmContext: BrowserContext,
+  token: string,
+  expected: number,
+  url: string,
+  serverPid: number,
+): Promise<string[]> {
+  mkdirSync(TRACE_DIR!, { recursive: true });
+  const origin = new URL(url).origin;
+  const out: string[] = [];
+  const coldContext = await browser.newContext(contextOptions);
+  await prepare(coldContext, token, expected);
+  for (const [label, context] of [
+    ["cold", coldContext],
+    ["warm", warmContext],
+  ] as const) {
+    await browser.startTracing(undefined, { categories: TRACE_CATEGORIES });
+    let bytes: Buffer | undefined;
+    const sample = await loadGrid(context, url, serverPid, async () => {
+      bytes = await browser.stopTracing();
+    });
+    if (!bytes) throw new Error("the traced load never reached its first screen");
+    const path = join(TRACE_DIR!, `${label}.json`);
+    writeFileSync(path, bytes);
+    const parsed = JSON.parse(bytes.toString("utf8")) as
+      | { traceEvents: TraceEvent[] }
+      | TraceEvent[];
+    const events = Array.isArray(parsed) ? parsed : parsed.traceEvents;
+    const all = traceBreakdown(events, origin);
+    const page = traceBreakdown(events, origin, (role) => role === "Renderer (page)");
+    const r = (n: number) => n.toFixed(0);
+    const processes = new Map<string, number>();
+    for (const t of all.threads) {
+      const role = t.thread.slice(0, t.thread.indexOf("/"));
+      processes.set(role, (processes.get(role) ?? 0) + t.busyMs);
+    }
+    const table = (header: string[], rows: string[][]) =>
+      markdownTable({ header, rows, numeric: [header.length - 1] }).join("\n");
+    out.push(
+      [
+        `Traced ${label} load (${path}), from navigation to the first screen's pictures: tiles ${r(sample.grid)} ms, first screen ${r(sample.firstScreen)} ms; Chromium CPU ${r(sample.firstScreenCpu)} ms (/proc), ${r(all.totalMs)} ms (the trace's busy threads)`,
+        table(
+          ["process", "busy CPU ms"],
+          [...processes].sort((a, b) => b[1] - a[1]).map(([role, ms]) => [role, r(ms)]),
+        ),
+        table(
+          ["process/thread", "busy CPU ms"],
+          all.threads.slice(0, 12).map((t) => [t.thread, r(t.busyMs)]),
+        ),
+        table(
+          ["kind of work (self CPU ms)", "every process", "the page's renderer"],
+          all.kinds.map((k) => [
+            k.kind,
+            r(k.ms),
+            r(page.kinds.find((p) => p.kind === k.kind)?.ms ?? 0),
+          ]),
+        ),
+        table(
+          ["the page's renderer: thread", "slice (self CPU)", "kind", "ms"],
+          page.names.slice(0, 25).map((n) => [n.thread, n.name, n.kind, r(n.ms)]),
+        ),
+      ].join("\n\n"),
+    );
+  }
+  await coldContext.close();
+  return out;
 }
 
 /**

@@ -5,6 +5,9 @@
  *   (the check's `whoami` is held until the listing request has left);
  * - thumbnails load at most four at a time, first tiles first (every
  *   thumbnail request is held until the test releases it);
+ * - a tile's picture is fetched only when the tile comes near the window: in
+ *   a small window the tiles far below are not fetched until scrolled to,
+ *   and a tile that leaves the window before its turn leaves the queue;
  * - a second load of the grid fetches no thumbnail again (the browser's HTTP
  *   cache answers), but does fetch a quarantined picture again through the
  *   admin bypass (never cached).
@@ -53,8 +56,8 @@ if (reason) {
     let quarantined: string;
 
     /** A context whose pages start signed in as the admin (a reloaded tab). */
-    const signedIn = async (): Promise<BrowserContext> => {
-      const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+    const signedIn = async (viewport = { width: 1366, height: 860 }): Promise<BrowserContext> => {
+      const context = await browser.newContext({ viewport });
       await context.addInitScript({
         content: `sessionStorage.setItem(${JSON.stringify(TOKEN_KEY)}, ${JSON.stringify(admin.token)});`,
       });
@@ -154,6 +157,119 @@ if (reason) {
         assert.deepEqual(new Set(order), new Set(grid));
       } finally {
         for (const { route } of held) await route.continue().catch(() => {});
+        await context.close();
+      }
+    });
+
+    it("fetches a tile's picture only when the tile comes near the window", async () => {
+      // Two columns, and a window about one row of tiles high: the fourth and
+      // fifth rows are more than two window heights below the first.
+      const context = await signedIn({ width: 480, height: 300 });
+      const requested: string[] = [];
+      const record = (route: Route) => {
+        requested.push(new URL(route.request().url()).pathname.split("/").at(-1)!);
+        return route.continue();
+      };
+      await context.route(THUMBNAILS, record);
+      await context.route("**/_matrix/client/v1/media/download/**", record);
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        const tiles = page.locator("ul.grid > li.tile");
+        await tiles.nth(PICTURES - 1).waitFor({ state: "attached", timeout: 20_000 });
+        // Per tile, in grid order: its media id, where it is against the
+        // window (tops in window heights), and whether its picture has loaded.
+        const layout = () =>
+          page.evaluate<{ id: string; top: number; bottom: number; shown: boolean }[]>(
+            `[...document.querySelectorAll("ul.grid > li.tile")].map((tile) => {
+              const box = tile.getBoundingClientRect();
+              const img = tile.querySelector("img");
+              return {
+                id: tile.dataset.mediaId,
+                top: box.top / innerHeight,
+                bottom: box.bottom / innerHeight,
+                shown: !!img && img.complete && img.naturalWidth > 0,
+              };
+            })`,
+          );
+        // Settled: every tile on screen shows its picture, and every picture
+        // asked for is shown (nothing is in flight or waiting for a slot: a
+        // finished fetch starts the next waiting one before its picture shows).
+        await waitFor(async () => {
+          const now = await layout();
+          const shown = now.filter((t) => t.shown).length;
+          return (
+            now.every((t) => t.shown || t.bottom <= 0 || t.top >= 1) && shown === requested.length
+          );
+        }, "the tiles on screen showing their pictures, none in flight");
+        const settled = await layout();
+        // Two window heights below: beyond any read-ahead.
+        const far = settled.filter((t) => t.top >= 2).map((t) => t.id);
+        assert.ok(
+          far.length > 0,
+          `some tiles are far below the window: ${JSON.stringify(settled)}`,
+        );
+        assert.ok(requested.length > 0);
+        assert.deepEqual(
+          far.filter((id) => requested.includes(id)),
+          [],
+          "no picture of a tile far below the window was fetched",
+        );
+        // Scrolled to, the last tile's picture loads.
+        const last = tiles.nth(PICTURES - 1);
+        await last.scrollIntoViewIfNeeded();
+        await last.locator("img").waitFor({ timeout: 20_000 });
+        assert.ok(requested.includes(newestFirst.at(-1)!), "the last tile's picture fetched");
+      } finally {
+        await context.close();
+      }
+    });
+
+    it("drops a waiting picture from the queue when its tile leaves the window", async () => {
+      const context = await signedIn();
+      const held: Route[] = [];
+      const requested: string[] = [];
+      let holding = true;
+      const hold = async (route: Route) => {
+        requested.push(new URL(route.request().url()).pathname.split("/").at(-1)!);
+        if (holding) held.push(route);
+        else await route.continue();
+      };
+      await context.route(THUMBNAILS, hold);
+      await context.route("**/_matrix/client/v1/media/download/**", hold);
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        // Every tile is on screen: four pictures in flight (held), five waiting.
+        await waitFor(() => held.length >= 4, "four picture requests");
+        // A window too short to reach the grid: no tile is near it any more.
+        await page.setViewportSize({ width: 1366, height: 120 });
+        await page.evaluate("window.scrollTo(0, 0)");
+        // The observer reports during a frame's rendering: two frames later
+        // the tiles have been told they left.
+        await page.evaluate(
+          "new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))",
+        );
+        const shown = () =>
+          page.evaluate<number>(
+            `[...document.querySelectorAll("ul.grid img")].filter((i) => i.complete && i.naturalWidth > 0).length`,
+          );
+        // Released, the four finish; a waiting picture would start as each
+        // one's fetch ends, before its picture shows.
+        holding = false;
+        for (const route of held.splice(0)) await route.continue();
+        await waitFor(
+          async () => (await shown()) === requested.length,
+          "the started pictures shown",
+        );
+        assert.equal(requested.length, 4, `only the started pictures fetched: ${requested.length}`);
+        // Back on screen, the rest are asked for again.
+        await context.unroute(THUMBNAILS, hold);
+        await context.unroute("**/_matrix/client/v1/media/download/**", hold);
+        await page.setViewportSize({ width: 1366, height: 860 });
+        await waitFor(async () => (await shown()) === PICTURES, "every picture shown");
+      } finally {
+        for (const route of held) await route.continue().catch(() => {});
         await context.close();
       }
     });

@@ -5,14 +5,21 @@
  * `blob:` URL, revoked when the tile goes away. Images start blurred; a
  * click on the picture (or its button) unblurs it.
  *
+ * A picture is asked for only once its tile is on the screen or within
+ * half a screen of it (NEAR_MARGIN): what the moderator sees loads first,
+ * and a tile never scrolled to is never fetched. A tile scrolled away before
+ * its turn leaves the queue again (a jump to the end of a long grid does
+ * not fetch every tile on the way).
+ *
  * Pictures load through one queue, at most MAX_LOADING at a time, in the
- * order tiles mount — the grid's order, so the first rows come first.
+ * order tiles come near — the grid's order, so the first rows come first.
  * Chromium opens at most six HTTP/1.1 connections to a server; a page of 60
  * pictures asked all at once would hold all six, and an action taken
  * meanwhile (quarantine, the next page) would wait behind the rest of the
  * page. A tile that goes away leaves the queue (or aborts its fetch).
  */
-import { useEffect, useState } from "preact/hooks";
+import type { Ref } from "preact";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type Api, isAbort, seg } from "./api";
 import { describeMedia } from "./format";
 import type { MediaKey, MediaRow } from "./media";
@@ -41,6 +48,34 @@ function queued(load: () => Promise<unknown>): () => void {
   return () => {
     const at = waiting.indexOf(start);
     if (at !== -1) waiting.splice(at, 1);
+  };
+}
+
+/**
+ * How far outside the viewport a tile already counts as near: half the
+ * viewport's height above and below (IntersectionObserver's `rootMargin`),
+ * so the next rows are usually loaded before a scroll or `j` reaches them.
+ */
+const NEAR_MARGIN = "50% 0px";
+
+/** Called with true when an element comes near the viewport, false when it leaves. */
+const nearWatchers = new Map<Element, (near: boolean) => void>();
+let nearObserver: IntersectionObserver | undefined;
+
+/** Watches `element` coming near the viewport (one observer for every tile); returns the unwatch. */
+function watchNear(element: Element, onChange: (near: boolean) => void): () => void {
+  nearObserver ??= new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) nearWatchers.get(entry.target)?.(entry.isIntersecting);
+    },
+    { rootMargin: NEAR_MARGIN },
+  );
+  nearWatchers.set(element, onChange);
+  nearObserver.observe(element);
+  return () => {
+    if (nearWatchers.get(element) !== onChange) return;
+    nearWatchers.delete(element);
+    nearObserver?.unobserve(element);
   };
 }
 
@@ -85,13 +120,24 @@ export function Thumb(props: {
   const cacheable = picture?.cacheable ?? false;
   const [src, setSrc] = useState<string | undefined>();
   const [failed, setFailed] = useState(false);
-  useEffect(() => {
-    if (!url) return;
+  const root = useRef<HTMLElement>(null);
+  // A layout effect: the tile is watched before the grid's first paint, so
+  // the observer's first answer (and the first fetches) come with that
+  // frame, not one frame after it.
+  useLayoutEffect(() => {
+    // The tile (or detail panel) holding the picture: it stays while the
+    // picture's own element changes from the placeholder to the button.
+    const container = root.current?.parentElement;
+    if (!url || !container) return;
     const abort = new AbortController();
     let objectUrl: string | undefined;
+    let started = false;
+    let cancel: (() => void) | undefined;
     setFailed(false);
-    const cancel = queued(() =>
-      api.blob(url, abort.signal, cacheable).then(
+    const load = () => {
+      started = true;
+      unwatch();
+      return api.blob(url, abort.signal, cacheable).then(
         (blob) => {
           if (abort.signal.aborted) return;
           objectUrl = URL.createObjectURL(blob);
@@ -100,10 +146,18 @@ export function Thumb(props: {
         (error: unknown) => {
           if (!isAbort(error)) setFailed(true);
         },
-      ),
-    );
+      );
+    };
+    const unwatch = watchNear(container, (near) => {
+      if (near && !cancel) cancel = queued(load);
+      else if (!near && cancel && !started) {
+        cancel();
+        cancel = undefined;
+      }
+    });
     return () => {
-      cancel();
+      unwatch();
+      cancel?.();
       abort.abort();
       if (objectUrl) URL.revokeObjectURL(objectUrl);
       setSrc(undefined);
@@ -113,7 +167,7 @@ export function Thumb(props: {
   const type = row.media_type ?? "unknown type";
   if (!url || failed || !src) {
     return (
-      <div class="thumb thumb-empty" aria-hidden="true">
+      <div class="thumb thumb-empty" aria-hidden="true" ref={root as Ref<HTMLDivElement>}>
         <span>{url && !failed ? "loading…" : type}</span>
       </div>
     );
@@ -122,6 +176,7 @@ export function Thumb(props: {
     <button
       type="button"
       class={blurred ? "thumb blurred" : "thumb"}
+      ref={root as Ref<HTMLButtonElement>}
       aria-label={`Show the picture of ${describeMedia(row)}`}
       aria-pressed={!blurred}
       tabIndex={-1}
