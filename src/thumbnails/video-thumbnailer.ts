@@ -21,7 +21,7 @@
  */
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { LRUCache } from "lru-cache";
 import type { Config } from "../config/config-schema.js";
@@ -196,6 +196,13 @@ export function createVideoThumbnailer(
 ): VideoThumbnailer | null {
   const video = config.video_thumbnails;
   if (!video.command) return null;
+  const unguarded = unguardedFfmpegOptions(video.command);
+  if (unguarded.length > 0) {
+    logger.warn(
+      { missing: unguarded },
+      "video_thumbnails.command runs ffmpeg without its input whitelists: an upload holding a playlist can make it read other files into a thumbnail (docs/media.md)",
+    );
+  }
   const options = {
     command: video.command,
     timeoutMs: video.timeout,
@@ -205,6 +212,17 @@ export function createVideoThumbnailer(
     stagingRoot: video.staging_path ?? tmpdir(),
   };
   return new VideoThumbnailer(options, stats, logger);
+}
+
+/**
+ * The whitelist options an ffmpeg command lacks (docs/media.md "Video
+ * thumbnails"): without them ffmpeg follows an HLS playlist or an ffconcat
+ * list to files named inside the upload. Empty for any other program.
+ */
+export function unguardedFfmpegOptions(command: readonly string[]): string[] {
+  const program = basename(command[0] ?? "");
+  if (!/^ffmpeg(?:\.exe)?$/i.test(program)) return [];
+  return ["-protocol_whitelist", "-format_whitelist"].filter((option) => !command.includes(option));
 }
 
 function timeoutError(timeoutMs: number, what: string): VideoThumbnailError {
