@@ -123,7 +123,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
   const record = instrumentHttp(app, options.metrics);
   if (options.fastPath) {
-    const core: HttpCore = {
+    const core = {
       requestId,
       record,
       log: requestLogWriter(options.logger),
@@ -192,7 +192,7 @@ function requestIds(): () => string {
 function serveFastPathFirst(
   app: FastifyInstance,
   slot: FastPathSlot,
-  core: HttpCore,
+  lent: Omit<HttpCore, "pass">,
   trustProxy: boolean,
 ): void {
   const server = app.server;
@@ -207,6 +207,7 @@ function serveFastPathFirst(
     done();
   });
   server.removeListener("request", fastify);
+  const core: HttpCore = { ...lent, pass: fastify };
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const handler = slot.handler;
     const forwarded = trustProxy && req.headers["x-forwarded-for"] !== undefined;
