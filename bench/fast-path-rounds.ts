@@ -100,17 +100,23 @@ try {
     const major = Number(
       /^mxcd_nodejs_gc_duration_seconds_count\{kind="major"\} (\d+)/m.exec(text)?.[1] ?? 0,
     );
+    let gcSeconds = 0;
+    for (const m of text.matchAll(/^mxcd_nodejs_gc_duration_seconds_sum\{[^}]*\} ([\d.e+-]+)/gm))
+      gcSeconds += Number(m[1]);
+    const incremental = Number(
+      /^mxcd_nodejs_gc_duration_seconds_count\{kind="incremental"\} (\d+)/m.exec(text)?.[1] ?? 0,
+    );
     const young = Number(
       /^mxcd_nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)/m.exec(text)?.[1] ?? 0,
     );
-    return { passed, minor, major, young: young / 2 ** 20 };
+    return { passed, minor, major: major + incremental, gcSeconds, young: young / 2 ** 20 };
   };
   const load = { threads: 2, connections: 32, seconds };
   console.log(`load average ${loadavg()[0]!.toFixed(2)}; node flags: ${flags.join(" ") || "none"}`);
   console.log(
-    "| leg | round | CPU µs/request | req/s | passed to Fastify | scavenges per 1,000 | full GCs | young generation MiB before → after |",
+    "| leg | round | CPU µs/request | req/s | passed to Fastify | scavenges per 1,000 | full GCs (+ incremental steps) | GC µs/request | young generation MiB before → after |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const [leg, url] of [
     ["4 KiB", download],
     ["thumbnail", thumbnail],
@@ -120,7 +126,7 @@ try {
       await runWrk(tools.wrk, script, url, mxcd.authHeaders, { ...load, seconds: warmup });
     const warm = await scrape();
     console.log(
-      `| ${leg} | warm-up | | | ${warm.passed - cold.passed} | | ${warm.major - cold.major} | ` +
+      `| ${leg} | warm-up | | | ${warm.passed - cold.passed} | | ${warm.major - cold.major} | | ` +
         `${cold.young.toFixed(1)} → ${warm.young.toFixed(1)} |`,
     );
     for (let round = 1; round <= rounds; round++) {
@@ -134,6 +140,7 @@ try {
       console.log(
         `| ${leg} | ${round} | ${cpu.toFixed(1)} | ${Math.round(run.requests / run.seconds)} | ` +
           `${after.passed - before.passed} | ${scavenges.toFixed(2)} | ${after.major - before.major} | ` +
+          `${(((after.gcSeconds - before.gcSeconds) * 1e6) / run.requests).toFixed(1)} | ` +
           `${before.young.toFixed(1)} → ${after.young.toFixed(1)} |`,
       );
     }

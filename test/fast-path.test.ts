@@ -23,7 +23,7 @@ import type { ConfigInput } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import type { Engine } from "../src/db/database.js";
 import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
-import { parseFastPathRequest } from "../src/http/fast-path-request.js";
+import { parseFastPathRequest, rememberingRequestParser } from "../src/http/fast-path-request.js";
 import { createLogger } from "../src/logging/logger.js";
 import { maskUrlSecrets } from "../src/logging/mask-url-secrets.js";
 import { requestLogWriter } from "../src/logging/request-log-line.js";
@@ -558,6 +558,29 @@ describe("which URLs the fast path reads", () => {
     ]) {
       assert.equal(parseFastPathRequest(url), undefined, url);
     }
+  });
+
+  it("remembers what it accepted, without tokens, and answers as the parser does", () => {
+    const parse = rememberingRequestParser(3);
+    const thumb = "/_matrix/client/v1/media/thumbnail/s.org/abc";
+    const urls = [
+      `${thumb}?width=32&height=32&method=crop`,
+      `${thumb}?width=96&height=96&method=crop`,
+      `${thumb}?width=96&height=96&method=scale&animated=true`,
+      "/_matrix/client/v1/media/download/s.org/abc",
+      "/_matrix/media/v3/download/s.org/abc/a.txt?allow_remote=false",
+      "/_matrix/client/v1/media/download/s.org/abc?access_token=secret",
+      "/_matrix/client/v1/media/download/s.org/abc?x",
+    ];
+    // Three rounds over more URLs than it keeps: remembered, forgotten, read again.
+    for (let round = 0; round < 3; round++) {
+      for (const url of urls) assert.deepEqual(parse(url), parseFastPathRequest(url), url);
+    }
+    const plain = urls[0]!;
+    assert.equal(parse(plain), parse(plain), "a remembered answer is the same object");
+    assert.ok(Object.isFrozen(parse(plain)) && Object.isFrozen(parse(plain)?.thumbnail));
+    const token = urls[5]!;
+    assert.notEqual(parse(token), parse(token), "a URL with a token is read every time");
   });
 });
 

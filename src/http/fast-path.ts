@@ -48,7 +48,7 @@ import type { ThumbnailService } from "../media/thumbnail-service.js";
 import type { LocalMedia, LocalThumbnail } from "../repositories/media-repository.js";
 import { localMediaKey } from "../storage/media-paths.js";
 import type { ThumbnailRequest } from "../thumbnails/thumbnailer.js";
-import { type FastPathRequest, parseFastPathRequest } from "./fast-path-request.js";
+import { type FastPathRequest, rememberingRequestParser } from "./fast-path-request.js";
 import { registerFastPathMetrics } from "./http-metrics.js";
 import type { MediaServing } from "./media-response.js";
 
@@ -264,10 +264,11 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   };
 
   const cachedLookups = peekLookups(deps);
+  const parse = rememberingRequestParser();
   return (req, res, core) => {
     if (req.method !== "GET") return false;
     const url = req.url ?? "";
-    const request = parseFastPathRequest(url);
+    const request = parse(url);
     if (!request) return false;
     const start = performance.now();
     const answer = hit(deps, request, req.rawHeaders, memo, core.corsHeaders, cachedLookups);
