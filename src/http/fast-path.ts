@@ -222,21 +222,18 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   };
 
   /**
-   * A request whose token owner, row or thumbnail list was cached and has
-   * expired: read again through the caches (as the routes would: stored, or
-   * forgotten when gone), then answered here when it is still a clean hit,
-   * else handed to Fastify. Errors (a database down) are Fastify's to answer.
+   * The answer to a request whose token owner, row or thumbnail list was
+   * cached and has expired: read again through the caches (as the routes
+   * would: stored, or forgotten when gone), then decided again; undefined
+   * when it is no longer a clean hit or a read failed (a database down):
+   * Fastify's to answer.
    */
   const revalidate = async (
     req: IncomingMessage,
-    res: ServerResponse,
-    core: HttpCore,
     request: FastPathRequest,
-    url: string,
-    start: number,
+    cors: Readonly<Record<string, string>>,
     stale: Stale,
-  ) => {
-    let answer: Answer | undefined;
+  ): Promise<Answer | undefined> => {
     try {
       const { mediaId } = request;
       const [requester, row, list] = await Promise.all([
@@ -250,17 +247,11 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
         row: () => row,
         thumbnails: () => list,
       };
-      const found = hit(deps, request, req.rawHeaders, memo, core.corsHeaders, fresh);
-      if (found !== undefined && !("tokenHash" in found)) answer = found;
+      const found = hit(deps, request, req.rawHeaders, memo, cors, fresh);
+      return found === undefined || "tokenHash" in found ? undefined : found;
     } catch {
-      answer = undefined;
+      return undefined;
     }
-    if (answer === undefined || res.headersSent) {
-      counted(request.kind, "passed");
-      if (!res.headersSent) core.pass(req, res);
-      return;
-    }
-    send(req, res, core, request, url, start, answer);
   };
 
   const cachedLookups = peekLookups(deps);
@@ -276,8 +267,18 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       counted(request.kind, "passed");
       return false;
     }
-    if ("tokenHash" in answer) void revalidate(req, res, core, request, url, start, answer);
-    else send(req, res, core, request, url, start, answer);
+    if (!("tokenHash" in answer)) {
+      send(req, res, core, request, url, start, answer);
+      return true;
+    }
+    void revalidate(req, request, core.corsHeaders, answer).then((fresh) => {
+      if (fresh !== undefined && !res.headersSent) {
+        send(req, res, core, request, url, start, fresh);
+        return;
+      }
+      counted(request.kind, "passed");
+      if (!res.headersSent) core.pass(req, res);
+    });
     return true;
   };
 }
