@@ -21,7 +21,9 @@
  *   read again here, through the caches, instead of handing the request on:
  *   the decision is made again on what was read, and the answer is given here
  *   or the request handed to Fastify after all (`core.pass`). Never-cached
- *   tokens and media go straight to Fastify (no extra query).
+ *   tokens and media go straight to Fastify (no extra query). The re-reads
+ *   count their own cache hits and misses, as the routes' reads would; a
+ *   request handed on after one is counted again by the routes' reads.
  * - Nothing is read or counted until the answer is certain: the caches are
  *   peeked (`cached*`), and the hits a Fastify answer would have counted
  *   (token, media row, thumbnail list, bytes) are counted only when this
