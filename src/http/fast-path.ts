@@ -273,14 +273,17 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       send(req, res, core, request, url, start, answer);
       return true;
     }
-    void revalidate(req, request, core.corsHeaders, answer).then((fresh) => {
-      if (fresh !== undefined && !res.headersSent) {
-        send(req, res, core, request, url, start, fresh);
-        return;
-      }
-      counted(request.kind, "passed");
-      if (!res.headersSent) core.pass(req, res);
-    });
+    void revalidate(req, request, core.corsHeaders, answer)
+      .then((fresh) => {
+        if (fresh !== undefined && !res.headersSent) {
+          send(req, res, core, request, url, start, fresh);
+          return;
+        }
+        counted(request.kind, "passed");
+        if (!res.headersSent) core.pass(req, res);
+      })
+      // Nothing above is expected to throw; if it does, this request ends, not the process.
+      .catch(() => res.destroy());
     return true;
   };
 }
