@@ -23,7 +23,7 @@ import type { ConfigInput } from "../src/config/config-schema.js";
 import { validateConfig } from "../src/config/load-config.js";
 import type { Engine } from "../src/db/database.js";
 import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
-import { parseFastPathRequest } from "../src/http/fast-path-request.js";
+import { parseFastPathRequest, rememberingRequestParser } from "../src/http/fast-path-request.js";
 import { createLogger } from "../src/logging/logger.js";
 import { maskUrlSecrets } from "../src/logging/mask-url-secrets.js";
 import { requestLogWriter } from "../src/logging/request-log-line.js";
@@ -351,6 +351,86 @@ forEachEngine("serving fast path", (engine) => {
   });
 });
 
+forEachEngine("serving fast path with expired cache entries", (engine) => {
+  // Every cached entry expires after 1 ms: each request finds its token
+  // owner, row and thumbnail list expired (or missing), never fresh.
+  let pair: Pair;
+  let alice: string;
+  let admin: string;
+  const auth = () => ({ authorization: `Bearer ${alice}` });
+  before(async () => {
+    pair = await startPair(engine, { media_cache: { metadata_ttl: "1ms" } });
+    alice = await token(pair.fast, "alice");
+    admin = await token(pair.fast, "admin", true);
+  });
+  after(async () => {
+    await pair.fast.stop();
+    await pair.routes.stop();
+  });
+
+  it("re-reads an expired entry itself and answers as the routes do", async () => {
+    const http = new HttpClient(pair.fastUrl, alice);
+    const id = await uploadBytes(http, Buffer.from("read again"), { contentType: "text/plain" });
+    const imageId = await uploadBytes(http, await png(100), { contentType: "image/png" });
+    const cases = [
+      [`${V1}/download/test.local/${id}`, "download"],
+      [`${V1}/thumbnail/test.local/${imageId}?width=32&height=32&method=crop`, "thumbnail"],
+    ] as const;
+    for (const [path, route] of cases) {
+      // The first answers cache the entries (the routes'); later ones find them expired.
+      await untilFast(pair.fastUrl, path, route, auth());
+      const before = await fastCount(pair.fastUrl, route, "answered");
+      const fast = await rawGet(pair.fastUrl, path, auth());
+      assert.equal(await fastCount(pair.fastUrl, route, "answered"), before + 1, path);
+      assert.deepEqual(fast, await rawGet(pair.routesUrl, path, auth()), path);
+    }
+  });
+
+  it("sees a quarantine, a deletion and a logout it was not told of", async () => {
+    // The routes server changes the database: on SQLite its changes reach the
+    // fast server through nothing but the caches' lifetime (a lost notification).
+    const http = new HttpClient(pair.fastUrl, alice);
+    const id = await uploadBytes(http, Buffer.from("quarantined elsewhere"), {
+      contentType: "text/plain",
+    });
+    const gone = await uploadBytes(http, Buffer.from("deleted elsewhere"), {
+      contentType: "text/plain",
+    });
+    const kept = await uploadBytes(http, Buffer.from("kept"), { contentType: "text/plain" });
+    const path = `${V1}/download/test.local/${id}`;
+    const gonePath = `${V1}/download/test.local/${gone}`;
+    const keptPath = `${V1}/download/test.local/${kept}`;
+    const bob = await token(pair.fast, "bob");
+    const bobAuth = { authorization: `Bearer ${bob}` };
+    await untilFast(pair.fastUrl, path, "download", auth());
+    await untilFast(pair.fastUrl, gonePath, "download", auth());
+    await untilFast(pair.fastUrl, keptPath, "download", bobAuth);
+    const elsewhere = new HttpClient(pair.routesUrl, admin);
+    const quarantine = `${ADMIN}/media/quarantine/test.local/${id}`;
+    assert.equal((await elsewhere.post(quarantine)).status, 200);
+    assert.equal((await elsewhere.delete(`${ADMIN}/media/test.local/${gone}`)).status, 200);
+    const logout = await fetch(new URL("/_matrix/client/v3/logout", pair.routesUrl), {
+      method: "POST",
+      headers: { ...bobAuth, "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(logout.status, 200);
+    const n = await fastCount(pair.fastUrl, "download", "answered");
+    for (const [p, headers, status] of [
+      [path, auth(), 404],
+      [gonePath, auth(), 404],
+      [keptPath, bobAuth, 401],
+    ] as const) {
+      for (let i = 0; i < 2; i++) {
+        const fast = await rawGet(pair.fastUrl, p, headers);
+        assert.equal(fast.status, status, p);
+        assert.deepEqual(fast, await rawGet(pair.routesUrl, p, headers), p);
+      }
+    }
+    assert.equal(await fastCount(pair.fastUrl, "download", "answered"), n, "none answered");
+  });
+});
+
 describe("serving fast path behind nginx's accel_redirect", () => {
   let pair: Pair;
   let alice: string;
@@ -478,6 +558,29 @@ describe("which URLs the fast path reads", () => {
     ]) {
       assert.equal(parseFastPathRequest(url), undefined, url);
     }
+  });
+
+  it("remembers what it accepted, without tokens, and answers as the parser does", () => {
+    const parse = rememberingRequestParser(3);
+    const thumb = "/_matrix/client/v1/media/thumbnail/s.org/abc";
+    const urls = [
+      `${thumb}?width=32&height=32&method=crop`,
+      `${thumb}?width=96&height=96&method=crop`,
+      `${thumb}?width=96&height=96&method=scale&animated=true`,
+      "/_matrix/client/v1/media/download/s.org/abc",
+      "/_matrix/media/v3/download/s.org/abc/a.txt?allow_remote=false",
+      "/_matrix/client/v1/media/download/s.org/abc?access_token=secret",
+      "/_matrix/client/v1/media/download/s.org/abc?x",
+    ];
+    // Three rounds over more URLs than it keeps: remembered, forgotten, read again.
+    for (let round = 0; round < 3; round++) {
+      for (const url of urls) assert.deepEqual(parse(url), parseFastPathRequest(url), url);
+    }
+    const plain = urls[0]!;
+    assert.equal(parse(plain), parse(plain), "a remembered answer is the same object");
+    assert.ok(Object.isFrozen(parse(plain)) && Object.isFrozen(parse(plain)?.thumbnail));
+    const token = urls[5]!;
+    assert.notEqual(parse(token), parse(token), "a URL with a token is read every time");
   });
 });
 

@@ -96,6 +96,16 @@ export class MediaMetadataCache implements MediaRowReads {
     return this.#cache.cached(`tl\n${mediaId}`) as readonly LocalThumbnail[] | undefined;
   }
 
+  /** True when local media's row was cached and its lifetime is over (ReadThroughLru.expired). */
+  expiredLocal(mediaId: string): boolean {
+    return this.#cache.expired(`l\n${mediaId}`);
+  }
+
+  /** True when local media's thumbnail list was cached and its lifetime is over. */
+  expiredLocalThumbnails(mediaId: string): boolean {
+    return this.#cache.expired(`tl\n${mediaId}`);
+  }
+
   #forget(change: MediaChange, source: ChangeSource): void {
     const entries = this.#cache.invalidate(source);
     if (!entries) return;

@@ -5,6 +5,13 @@
  * hits and misses counted, and a load that raced with an invalidation not
  * stored: every invalidation bumps a generation, and a load stores only when
  * the generation it started in is still current.
+ *
+ * An entry whose lifetime is over stays until it is read again (the read
+ * loads and replaces it, or forgets it when the load finds nothing to keep),
+ * replaced, evicted or forgotten, so `expired` can tell "was here, is due for
+ * a re-read" from "never here": the serving fast path re-reads the former
+ * itself instead of handing the request to the routes (http/fast-path.ts).
+ * An expired entry is never returned by `read` or `cached`.
  */
 import { LRUCache } from "lru-cache";
 import { CacheStats } from "./cache-stats.js";
@@ -15,6 +22,8 @@ export interface ReadThroughLruOptions {
   readonly maxEntries: number;
   /** Lifetime of an entry, from its load. */
   readonly ttlMs: number;
+  /** The clock of the lifetimes (milliseconds); `performance` when unset. Tests pass a fake one. */
+  readonly clock?: { now(): number };
 }
 
 export class ReadThroughLru<V extends {}> {
@@ -24,7 +33,14 @@ export class ReadThroughLru<V extends {}> {
 
   constructor(options: ReadThroughLruOptions) {
     if (options.maxEntries > 0) {
-      this.#entries = new LRUCache({ max: options.maxEntries, ttl: options.ttlMs });
+      this.#entries = new LRUCache({
+        max: options.maxEntries,
+        ttl: options.ttlMs,
+        noDeleteOnStaleGet: true,
+        // ttlResolution 0: read the given clock every time (the default caches
+        // `performance.now()` for 1 ms, refreshed by a real timer).
+        ...(options.clock && { perf: options.clock, ttlResolution: 0 }),
+      });
     }
   }
 
@@ -43,8 +59,10 @@ export class ReadThroughLru<V extends {}> {
     this.stats.misses += 1;
     const generation = this.#generation;
     const value = await load();
-    if (value !== undefined && cacheable(value) && generation === this.#generation) {
-      this.#entries.set(key, value);
+    if (generation === this.#generation) {
+      // An expired entry of this key is replaced, or forgotten when there is nothing to keep.
+      if (value !== undefined && cacheable(value)) this.#entries.set(key, value);
+      else this.#entries.delete(key);
     }
     return value;
   }
@@ -56,6 +74,16 @@ export class ReadThroughLru<V extends {}> {
    */
   cached(key: string): V | undefined {
     return this.#entries?.get(key);
+  }
+
+  /**
+   * True when `key` has an entry whose lifetime is over: `read` would load
+   * it again (the fast path's cue to re-read instead of handing on).
+   */
+  expired(key: string): boolean {
+    const entries = this.#entries;
+    if (!entries || entries.peek(key, { allowStale: true }) === undefined) return false;
+    return entries.peek(key) === undefined;
   }
 
   /**

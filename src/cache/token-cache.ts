@@ -50,6 +50,11 @@ export class TokenCache {
     return this.#cache.cached(tokenHash);
   }
 
+  /** True when the token's owner was cached and its lifetime is over (ReadThroughLru.expired). */
+  expiredOwner(tokenHash: string): boolean {
+    return this.#cache.expired(tokenHash);
+  }
+
   #forget(change: TokenChange, source: ChangeSource): void {
     const owners = this.#cache.invalidate(source);
     if (!owners) return;

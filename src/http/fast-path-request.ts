@@ -122,6 +122,30 @@ export function parseFastPathRequest(url: string): FastPathRequest | undefined {
   };
 }
 
+/**
+ * `parseFastPathRequest` with a memory of the URLs it accepted: a hot item's
+ * URL comes back again and again (an avatar in every room list), and one Map
+ * look-up costs less than reading the URL again, its query most of all
+ * (bench/README.md, "Sixth session"). The answers are frozen and shared.
+ * Bounded: at most `max` URLs, all forgotten at once when full, so a stream
+ * of distinct URLs costs one parse each, as without the memory. Never
+ * remembered: a URL with an `access_token` (no secret is kept) and a refused
+ * one (it goes on to Fastify, which costs far more than the parse).
+ */
+export function rememberingRequestParser(max = 1024): (url: string) => FastPathRequest | undefined {
+  const known = new Map<string, FastPathRequest>();
+  return (url) => {
+    const remembered = known.get(url);
+    if (remembered !== undefined) return remembered;
+    const request = parseFastPathRequest(url);
+    if (request === undefined || request.queryToken !== undefined) return request;
+    if (known.size >= max) known.clear();
+    if (request.thumbnail) Object.freeze(request.thumbnail);
+    known.set(url, Object.freeze(request));
+    return request;
+  };
+}
+
 /** The checks on one parameter's value; a name not listed here is refused. */
 const PARAMS: Readonly<Record<string, (value: string) => boolean>> = {
   access_token: (v) => SEGMENT.test(v),

@@ -17,6 +17,13 @@
  *   addresses, a server that is closing. So every refusal, error, 304, 206,
  *   416 and miss is Fastify's answer exactly as before; nothing here throws a
  *   Matrix error.
+ * - An entry that was cached and has expired (`media_cache.metadata_ttl`) is
+ *   read again here, through the caches, instead of handing the request on:
+ *   the decision is made again on what was read, and the answer is given here
+ *   or the request handed to Fastify after all (`core.pass`). Never-cached
+ *   tokens and media go straight to Fastify (no extra query). The re-reads
+ *   count their own cache hits and misses, as the routes' reads would; a
+ *   request handed on after one is counted again by the routes' reads.
  * - Nothing is read or counted until the answer is certain: the caches are
  *   peeked (`cached*`), and the hits a Fastify answer would have counted
  *   (token, media row, thumbnail list, bytes) are counted only when this
@@ -34,24 +41,34 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { Registry } from "prom-client";
 import { hashAccessToken } from "../accounts/access-token.js";
-import type { AccountService } from "../accounts/account-service.js";
+import type { AccountService, Requester } from "../accounts/account-service.js";
 import type { MediaMetadataCache } from "../cache/media-metadata-cache.js";
 import type { TokenCache } from "../cache/token-cache.js";
 import type { RequestLogWriter } from "../logging/request-log-line.js";
 import type { AccessTimes } from "../media/access-times.js";
 import type { ThumbnailService } from "../media/thumbnail-service.js";
+import type { LocalMedia, LocalThumbnail } from "../repositories/media-repository.js";
 import { localMediaKey } from "../storage/media-paths.js";
 import type { ThumbnailRequest } from "../thumbnails/thumbnailer.js";
-import { type FastPathRequest, parseFastPathRequest } from "./fast-path-request.js";
+import { type FastPathRequest, rememberingRequestParser } from "./fast-path-request.js";
 import { registerFastPathMetrics } from "./http-metrics.js";
 import type { MediaServing } from "./media-response.js";
 
 /** What the fast path needs of the services: the caches' peeks and the same decisions. */
 export interface FastPathDeps {
   readonly serverName: string;
-  readonly accounts: Pick<AccountService, "cachedRequester">;
-  readonly tokenCache: Pick<TokenCache, "stats">;
-  readonly rows: Pick<MediaMetadataCache, "cachedLocal" | "cachedLocalThumbnails" | "stats">;
+  readonly accounts: Pick<AccountService, "cachedRequester" | "requesterOf">;
+  readonly tokenCache: Pick<TokenCache, "stats" | "expiredOwner">;
+  readonly rows: Pick<
+    MediaMetadataCache,
+    | "cachedLocal"
+    | "cachedLocalThumbnails"
+    | "expiredLocal"
+    | "expiredLocalThumbnails"
+    | "getLocal"
+    | "listLocalThumbnails"
+    | "stats"
+  >;
   readonly thumbnails: Pick<ThumbnailService, "storedAnswer" | "isPregeneratingLocal">;
   readonly serving: MediaServing;
   readonly accessTimes: Pick<AccessTimes, "local">;
@@ -71,9 +88,15 @@ export interface HttpCore {
   readonly log: RequestLogWriter;
   /** The CORS headers every answer carries (http-server.ts). */
   readonly corsHeaders: Readonly<Record<string, string>>;
+  /** Hands a request the fast path took (returned true for) to Fastify after all. */
+  readonly pass: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-/** Answers `req` and returns true, or returns false having written nothing. */
+/**
+ * Answers `req` and returns true, or returns false having written nothing;
+ * or returns true and later either answers or hands `req` to `core.pass`
+ * (a cache entry being re-read).
+ */
 export type FastPathHandler = (
   req: IncomingMessage,
   res: ServerResponse,
@@ -162,15 +185,16 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
   };
   const memo: Memo = { downloads: new WeakMap(), thumbnails: new WeakMap(), prepare };
 
-  return (req, res, core) => {
-    if (req.method !== "GET") return false;
-    const url = req.url ?? "";
-    const request = parseFastPathRequest(url);
-    if (!request) return false;
-    const start = performance.now();
-    const answer = hit(deps, request, req.rawHeaders, memo, core.corsHeaders);
-    counted(request.kind, answer ? "answered" : "passed");
-    if (!answer) return false;
+  const send = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    core: HttpCore,
+    request: FastPathRequest,
+    url: string,
+    start: number,
+    answer: Answer,
+  ) => {
+    counted(request.kind, "answered");
     const status = 200;
     if (answer.bytes === undefined) {
       res.writeHead(status, answer.prepared.head as string[]);
@@ -197,8 +221,110 @@ export function createFastPath(deps: FastPathDeps): FastPathHandler {
       statusCode: status,
       responseTime: ms,
     });
+  };
+
+  /**
+   * The answer to a request whose token owner, row or thumbnail list was
+   * cached and has expired: read again through the caches (as the routes
+   * would: stored, or forgotten when gone), then decided again; undefined
+   * when it is no longer a clean hit or a read failed (a database down):
+   * Fastify's to answer.
+   */
+  const revalidate = async (
+    req: IncomingMessage,
+    request: FastPathRequest,
+    cors: Readonly<Record<string, string>>,
+    stale: Stale,
+  ): Promise<Answer | undefined> => {
+    try {
+      const { mediaId } = request;
+      const [requester, row, list] = await Promise.all([
+        stale.tokenHash === undefined ? undefined : deps.accounts.requesterOf(stale.tokenHash),
+        deps.rows.getLocal(mediaId),
+        request.kind === "thumbnail" ? deps.rows.listLocalThumbnails(mediaId) : undefined,
+      ]);
+      const fresh: Lookups = {
+        counts: false,
+        requester: () => requester,
+        row: () => row,
+        thumbnails: () => list,
+      };
+      const found = hit(deps, request, req.rawHeaders, memo, cors, fresh);
+      return found === undefined || "tokenHash" in found ? undefined : found;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const cachedLookups = peekLookups(deps);
+  const parse = rememberingRequestParser();
+  return (req, res, core) => {
+    if (req.method !== "GET") return false;
+    const url = req.url ?? "";
+    const request = parse(url);
+    if (!request) return false;
+    const start = performance.now();
+    const answer = hit(deps, request, req.rawHeaders, memo, core.corsHeaders, cachedLookups);
+    if (answer === undefined) {
+      counted(request.kind, "passed");
+      return false;
+    }
+    if (!("tokenHash" in answer)) {
+      send(req, res, core, request, url, start, answer);
+      return true;
+    }
+    void revalidate(req, request, core.corsHeaders, answer)
+      .then((fresh) => {
+        if (fresh !== undefined && !res.headersSent) {
+          send(req, res, core, request, url, start, fresh);
+          return;
+        }
+        counted(request.kind, "passed");
+        if (!res.headersSent) core.pass(req, res);
+      })
+      // Nothing above is expected to throw; if it does, this request ends, not the process.
+      .catch(() => res.destroy());
     return true;
   };
+}
+
+/**
+ * Where `hit` finds the requester, the row and the thumbnail list: the
+ * caches' peeks (`counts`: the hits are counted once the answer is certain),
+ * or what a re-read just returned (its reads counted themselves).
+ */
+interface Lookups {
+  readonly counts: boolean;
+  requester(tokenHash: string): Requester | undefined;
+  row(mediaId: string): LocalMedia | undefined;
+  thumbnails(mediaId: string): readonly LocalThumbnail[] | undefined;
+  /** True when a failed look-up was of an expired entry, worth reading again (peeks only). */
+  expired?(what: "requester" | "row" | "thumbnails", key: string): boolean;
+}
+
+function peekLookups(deps: FastPathDeps): Lookups {
+  return {
+    counts: true,
+    requester: (tokenHash) => deps.accounts.cachedRequester(tokenHash),
+    row: (mediaId) => deps.rows.cachedLocal(mediaId),
+    thumbnails: (mediaId) => deps.rows.cachedLocalThumbnails(mediaId),
+    expired: (what, key) => {
+      switch (what) {
+        case "requester":
+          return deps.tokenCache.expiredOwner(key);
+        case "row":
+          return deps.rows.expiredLocal(key);
+        case "thumbnails":
+          return deps.rows.expiredLocalThumbnails(key);
+      }
+    },
+  };
+}
+
+/** `hit`'s answer when an expired cache entry stands between the request and a clean hit. */
+interface Stale {
+  /** The token's hash, undefined on a legacy (unauthenticated) path. */
+  readonly tokenHash: string | undefined;
 }
 
 /** An answer head without Content-Length, as a flat `[name, value, ...]` list. */
@@ -271,28 +397,51 @@ function thumbnailKey(t: ThumbnailRequest): number {
   );
 }
 
-/** The answer when everything is a clean hit; undefined (nothing counted) otherwise. */
+/**
+ * The answer when everything is a clean hit; a `Stale` when only expired
+ * cache entries stand in the way (looked up in `lookups`; nothing counted);
+ * undefined (nothing counted) otherwise.
+ */
 function hit(
   deps: FastPathDeps,
   request: FastPathRequest,
   rawHeaders: readonly string[],
   memo: Memo,
   cors: Readonly<Record<string, string>>,
-): Answer | undefined {
+  lookups: Lookups,
+): Answer | Stale | undefined {
   const authorization = authorizationOf(rawHeaders);
   if (authorization === null) return undefined;
   if (request.serverName !== deps.serverName) return undefined;
+  // Set when a look-up found an expired entry: the rest is still checked.
+  let stale = false;
+  let tokenHash: string | undefined;
   if (!request.legacy) {
     if (request.kind === "download" && deps.presignedRedirects) return undefined;
     // As accessTokenOf (auth.ts): a Bearer header, else the query parameter.
     const bearer = authorization === undefined ? null : BEARER.exec(authorization);
     const token = bearer ? bearer[1]! : request.queryToken;
-    if (!token || !deps.accounts.cachedRequester(hashAccessToken(token))) return undefined;
+    if (!token) return undefined;
+    tokenHash = hashAccessToken(token);
+    if (!lookups.requester(tokenHash)) {
+      if (!lookups.expired?.("requester", tokenHash)) return undefined;
+      stale = true;
+    }
   }
   const { mediaId } = request;
-  const row = deps.rows.cachedLocal(mediaId);
+  const row = lookups.row(mediaId);
+  if (!row) {
+    if (!lookups.expired?.("row", mediaId)) return undefined;
+    stale = true;
+  }
+  if (request.kind === "thumbnail" && !lookups.thumbnails(mediaId)) {
+    if (!lookups.expired?.("thumbnails", mediaId)) return undefined;
+    stale = true;
+  }
+  if (stale) return { tokenHash };
+  if (!row) return undefined;
   // As DownloadService.resolveLocal: quarantined, pending or (legacy) frozen media is the route's 404/wait.
-  if (!row || row.quarantinedBy !== null || row.mediaLength === null) return undefined;
+  if (row.quarantinedBy !== null || row.mediaLength === null) return undefined;
   if (request.legacy && deps.authenticatedMedia && row.authenticated) return undefined;
   const { serving } = deps;
   const urlCache = row.urlCache !== null;
@@ -306,7 +455,7 @@ function hit(
       if (request.fileName === undefined) memo.downloads.set(row, prepared);
     }
   } else {
-    const list = deps.rows.cachedLocalThumbnails(mediaId);
+    const list = lookups.thumbnails(mediaId);
     if (!list) return undefined;
     // As storedAnswer: a pre-generation under way is the route's to wait for.
     if (deps.thumbnails.isPregeneratingLocal(mediaId)) return undefined;
@@ -342,9 +491,11 @@ function hit(
     bytes = serving.cache.peek(prepared.key);
     if (!bytes) return undefined;
   }
-  // The hits Fastify's answer would have counted.
-  if (!request.legacy) deps.tokenCache.stats.hits += 1;
-  deps.rows.stats.hits += request.kind === "thumbnail" ? 2 : 1;
+  // The hits Fastify's answer would have counted (a re-read counted its own reads).
+  if (lookups.counts) {
+    if (!request.legacy) deps.tokenCache.stats.hits += 1;
+    deps.rows.stats.hits += request.kind === "thumbnail" ? 2 : 1;
+  }
   deps.accessTimes.local(mediaId);
   return { prepared, bytes };
 }

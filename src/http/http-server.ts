@@ -126,7 +126,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   });
   const record = instrumentHttp(app, options.metrics);
   if (options.fastPath) {
-    const core: HttpCore = {
+    const core = {
       requestId,
       record,
       log: requestLogWriter(options.logger),
@@ -195,7 +195,7 @@ function requestIds(): () => string {
 function serveFastPathFirst(
   app: FastifyInstance,
   slot: FastPathSlot,
-  core: HttpCore,
+  lent: Omit<HttpCore, "pass">,
   trustProxy: boolean,
 ): void {
   const server = app.server;
@@ -210,6 +210,7 @@ function serveFastPathFirst(
     done();
   });
   server.removeListener("request", fastify);
+  const core: HttpCore = { ...lent, pass: fastify };
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const handler = slot.handler;
     const forwarded = trustProxy && req.headers["x-forwarded-for"] !== undefined;
