@@ -14,6 +14,7 @@ import * as quarantinePropagations from "./0012-quarantine-propagations.js";
 import * as uploadQuota from "./0013-upload-quota.js";
 import * as rateLimitBuckets from "./0014-rate-limit-buckets.js";
 import * as mediaListing from "./0015-media-listing.js";
+import * as mediaListingFilters from "./0017-media-listing-filters.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -32,4 +33,6 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0013-upload-quota", up: uploadQuota.up },
   { name: "0014-rate-limit-buckets", up: rateLimitBuckets.up },
   { name: "0015-media-listing", up: mediaListing.up },
+  // 0016 is another branch's (the upload quota on PostgreSQL).
+  { name: "0017-media-listing-filters", up: mediaListingFilters.up },
 ];
