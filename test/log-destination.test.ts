@@ -248,7 +248,7 @@ describe("the buffered log destination", () => {
     assert.ok(most <= 65536, `${most} bytes held, backlog 65536`);
   });
 
-  it("exits when stdout is full and never read", { timeout: 120_000 }, async () => {
+  it("exits when stdout is full and never read", { timeout: 120_000 }, async (t) => {
     // The built modules under plain node: tsx itself opens process.stdout,
     // which would hide whether mxcd makes a blocking stdout non-blocking.
     assertBuilt();
@@ -260,6 +260,10 @@ describe("the buffered log destination", () => {
       process.exit(0);`;
     const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
       stdio: ["ignore", "pipe", "pipe"],
+    });
+    // A child that hangs (the failure this test looks for) must not outlive it.
+    t.after(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
     });
     child.stdout.pause(); // never read: ~4 MiB do not fit in the pipe
     let stderr = "";
