@@ -10,7 +10,9 @@
  *
  * - the first page, unfiltered (limit 50) — what the grid shows first;
  * - the first page with one filter each: uploader, origin, type prefix,
- *   quarantined, room;
+ *   quarantined, room; and with filters no index seeks on (they filter the
+ *   walk down the created_ts index): a common one, a rare one (~0.1 % of
+ *   rows), and two that match nothing (the worst case: the whole index);
  * - a page 200 pages deep (its `from` taken by walking there first);
  * - the summary (COUNT/SUM) unfiltered and for one uploader.
  *
@@ -113,6 +115,12 @@ async function main(): Promise<void> {
         ["first page, origin=local", "?limit=50&origin=local"],
         ["first page, media_type=image/", "?limit=50&media_type=image%2F"],
         ["first page, quarantined=true", "?limit=50&quarantined=true"],
+        // Filters the index walk cannot seek on: a common value stops early,
+        // a rare one walks far, one that matches nothing walks the whole index.
+        ["first page, quarantined=false", "?limit=50&quarantined=false"],
+        ["first page, min_size (~0.1 % match)", "?limit=50&min_size=4995000"],
+        ["first page, media_type matching nothing", "?limit=50&media_type=text%2Fplain"],
+        ["first page, protected=true (none)", "?limit=50&protected=true"],
         ["first page, room_id", `?limit=50&room_id=%21room5%3A${SERVER}`],
         ["page 201, no filter", `?limit=50&from=${deep}`],
         ["summary, no filter", "/summary"],

@@ -82,6 +82,7 @@ import { createMediaRetention } from "./jobs/create-media-retention.js";
 import { createNearDuplicateCheck } from "./jobs/create-near-duplicate-check.js";
 import { JobRunner } from "./jobs/job-runner.js";
 import { registerMediaRetentionMetrics } from "./jobs/media-retention-metrics.js";
+import { registerLogMetrics } from "./logging/log-metrics.js";
 import type { Logger } from "./logging/logger.js";
 import { AccessTimes } from "./media/access-times.js";
 import { createMediaHashing } from "./media/create-media-hashing.js";
@@ -485,6 +486,7 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     options.now,
   );
   registerRateLimitMetrics(metrics, rateRefusals);
+  registerLogMetrics(metrics, logger);
   registerMediaUploadRoutes(http, { auth, uploads, createRate });
   registerMediaConfigRoutes(http, { auth, limits: uploadQuota });
   // URL previews (docs/previews.md): off unless url_preview_enabled.

@@ -3,22 +3,32 @@
  * lines are handed on in chunks, not one by one; a lone line still goes out
  * after the flush interval; and no line is lost when the process exits,
  * however it exits short of being killed outright (real child processes
- * writing to a pipe, as under systemd or docker).
+ * writing to a pipe, as under systemd or docker); and when nobody reads that
+ * pipe, memory stays bounded (lines beyond the backlog are dropped, counted
+ * on /metrics and announced in the log) and the process still exits.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
+import { Registry } from "prom-client";
 import { BufferedLogDestination } from "../src/logging/log-destination.js";
+import { registerLogMetrics } from "../src/logging/log-metrics.js";
 import { createLogger } from "../src/logging/logger.js";
 import { requestLogWriter } from "../src/logging/request-log-line.js";
+import { assertBuilt } from "./support/cli.js";
+import { REPO_URL } from "./support/repo-url.js";
 import { waitFor } from "./support/wait-for.js";
 
 // The modules this file imports, as they are here: compiled (npm test runs
 // dist/test) or TypeScript through tsx, which the child then loads too.
 const MODULE = import.meta.resolve("../src/logging/log-destination.js");
 const LOGGER = import.meta.resolve("../src/logging/logger.js");
+const WRITER = import.meta.resolve("../src/logging/fd-chunk-writer.js");
 const CHILD_LOADER = MODULE.endsWith(".ts") ? ["--import", "tsx"] : [];
+// The built modules (npm run build), for a child under plain node.
+const BUILT_MODULE = new URL("dist/src/logging/log-destination.js", REPO_URL).href;
+const BUILT_LOGGER = new URL("dist/src/logging/logger.js", REPO_URL).href;
 
 /** A sink recording the chunks it is given. */
 function sink() {
@@ -31,7 +41,7 @@ const lineOf = (i: number) => `${JSON.stringify({ n: i, msg: "x".repeat(180) })}
 describe("the buffered log destination", () => {
   it("hands lines on in chunks of the buffer's size, in order", () => {
     const { chunks, out } = sink();
-    const destination = new BufferedLogDestination(out, undefined, {
+    const destination = new BufferedLogDestination(out, {
       bufferChars: 4096,
       flushMs: 60_000,
     });
@@ -46,7 +56,7 @@ describe("the buffered log destination", () => {
 
   it("writes a lone line after the flush interval, without another write", async () => {
     const { chunks, out } = sink();
-    const destination = new BufferedLogDestination(out, undefined, { flushMs: 20 });
+    const destination = new BufferedLogDestination(out, { flushMs: 20 });
     destination.write(lineOf(1));
     assert.deepEqual(chunks, [], "held, not written at once");
     await waitFor(() => chunks.length === 1, "the timed flush");
@@ -111,4 +121,153 @@ describe("the buffered log destination", () => {
       );
     });
   }
+
+  it("counts chunks its writer drops, on /metrics, and announces them once the writer takes lines again", async () => {
+    // The writer's contract: `write` returns false for a chunk it refused (full).
+    const written: string[] = [];
+    const writer = {
+      full: true,
+      write(chunk: string) {
+        if (writer.full) return false;
+        written.push(chunk);
+        return true;
+      },
+    };
+    const destination = new BufferedLogDestination(writer, { flushMs: 60_000 });
+    const logger = createLogger("info", destination);
+    const registry = new Registry();
+    registerLogMetrics(registry, logger);
+    for (let i = 0; i < 3; i++) logger.info({ n: i }, "lost");
+    destination.flush();
+    logger.info({ n: 3 }, "lost too");
+    destination.flush();
+    assert.equal(destination.droppedLines, 4);
+    assert.match(await registry.metrics(), /^mxcd_log_lines_dropped_total 4$/m);
+    writer.full = false;
+    logger.info({ n: 4 }, "kept");
+    destination.flush();
+    const lines = written
+      .join("")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.droppedLines, line.n]),
+      [
+        [40, 4, undefined],
+        [30, undefined, 4],
+      ],
+    );
+    logger.info({ n: 5 }, "kept");
+    destination.flush();
+    assert.equal(written.length, 2, "announced once");
+    assert.doesNotMatch(written[1]!, /droppedLines/);
+  });
+
+  it("drops and counts the lines beyond its backlog while stdout is not read, and says so in the log", async () => {
+    const backlog = 64 * 1024;
+    const total = 5000;
+    const script = `
+      const { createLogDestination } = await import(${JSON.stringify(MODULE)});
+      const { createLogger } = await import(${JSON.stringify(LOGGER)});
+      const destination = createLogDestination(1, { backlogBytes: ${backlog}, bufferChars: 4096, flushMs: 60_000 });
+      const logger = createLogger("info", destination);
+      // Synchronously: the writer completes no write meanwhile, so every kept byte is held.
+      for (let i = 0; i < ${total}; i++) logger.info({ n: i, pad: "x".repeat(150) }, "line");
+      destination.flush(); // the last partial chunk too
+      process.stderr.write(JSON.stringify({ dropped: destination.droppedLines }) + "\\n");
+      process.stdin.once("data", () => {
+        logger.info({ n: ${total} }, "after");
+        process.stdin.destroy();
+      });`;
+    const child = spawn(process.execPath, [...CHILD_LOADER, "--input-type=module", "-e", script], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    try {
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d;
+      });
+      // stdout is not read until the child has logged everything.
+      child.stdout.pause();
+      await waitFor(() => stderr.includes("\n") || child.exitCode !== null, "the report");
+      const { dropped } = JSON.parse(stderr) as { dropped: number };
+      assert.ok(dropped > 0, "lines beyond the backlog were dropped");
+      let stdout = "";
+      child.stdout.on("data", (d: Buffer) => {
+        stdout += d;
+      });
+      child.stdout.resume(); // a data listener alone does not undo pause()
+      const count = (msg: string) => stdout.split("\n").filter((l) => l.includes(`"msg":"${msg}"`));
+      // Every line the writer kept arrives; then one more line goes out at exit.
+      await waitFor(() => count("line").length >= total - dropped, "the kept lines");
+      child.stdin.write("go");
+      await once(child, "close");
+      const lines = stdout.trim().split("\n");
+      const kept = count("line");
+      assert.equal(kept.length, total - dropped, "every line was either written or counted");
+      const warnings = lines.map((line) => JSON.parse(line)).filter((line) => line.level === 40);
+      assert.deepEqual(
+        warnings.map((line) => line.droppedLines),
+        [dropped],
+        "the log itself says how many were lost, once",
+      );
+      assert.equal(JSON.parse(lines.at(-1)!).msg, "after");
+    } finally {
+      if (child.exitCode === null) child.kill();
+    }
+  });
+
+  it("holds at most its backlog in memory while the pipe is full", async () => {
+    const script = `
+      const { FdChunkWriter } = await import(${JSON.stringify(WRITER)});
+      void process.stdout; // non-blocking, as createLogDestination makes it
+      const writer = new FdChunkWriter(1, 65536, 0);
+      let refused = 0;
+      let most = 0;
+      for (let i = 0; i < 4096; i++) {
+        if (writer.write("x".repeat(1023) + "\\n") === false) refused++;
+        most = Math.max(most, writer.queuedBytes);
+      }
+      process.stderr.write(JSON.stringify({ refused, most }));
+      process.exit(0);`;
+    const child = spawn(process.execPath, [...CHILD_LOADER, "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.pause(); // never read: 4 MiB do not fit in the pipe
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    await once(child, "close");
+    const { refused, most } = JSON.parse(stderr) as { refused: number; most: number };
+    assert.ok(refused > 0, "chunks beyond the backlog were refused");
+    assert.ok(most <= 65536, `${most} bytes held, backlog 65536`);
+  });
+
+  it("exits when stdout is full and never read", { timeout: 120_000 }, async (t) => {
+    // The built modules under plain node: tsx itself opens process.stdout,
+    // which would hide whether mxcd makes a blocking stdout non-blocking.
+    assertBuilt();
+    const script = `
+      const { createLogDestination } = await import(${JSON.stringify(BUILT_MODULE)});
+      const { createLogger } = await import(${JSON.stringify(BUILT_LOGGER)});
+      const logger = createLogger("info", createLogDestination(1, { flushMs: 60_000 }));
+      for (let i = 0; i < 20000; i++) logger.info({ n: i, pad: "x".repeat(150) }, "line");
+      process.exit(0);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    // A child that hangs (the failure this test looks for) must not outlive it.
+    t.after(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    child.stdout.pause(); // never read: ~4 MiB do not fit in the pipe
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0, stderr);
+  });
 });

@@ -41,7 +41,11 @@ const WALKS: [string, MediaListFilter, { local?: RegExp; remote?: RegExp }][] = 
     { origin: { local: false, name: "a.example" } },
     { remote: /remote_media_origin_created_id/ },
   ],
-  ["media_type exact", { mediaType: { exact: "image/png" } }, {}],
+  [
+    "media_type exact",
+    { mediaType: { exact: "image/png" } },
+    { local: /local_media_type_created_id/, remote: /remote_media_type_created_id/ },
+  ],
   ["media_type prefix", { mediaType: { prefix: "image/" } }, {}],
   ["min_size", { minSize: 100 }, {}],
   ["max_size", { maxSize: 100 }, {}],
@@ -51,7 +55,7 @@ const WALKS: [string, MediaListFilter, { local?: RegExp; remote?: RegExp }][] = 
     { local: /local_media_(quarantined_created|created_id)/ },
   ],
   ["quarantined=false", { quarantined: false }, {}],
-  ["protected=true", { protected: true }, {}],
+  ["protected=true", { protected: true }, { local: /local_media_protected_created/ }],
   ["protected=false", { protected: false }, {}],
 ];
 

@@ -339,4 +339,27 @@ forEachEngine("mxcd media listing", (engine) => {
     assert.equal(res.body.media.length, 1000);
     assert.equal(typeof res.body.next_batch, "string");
   });
+
+  it("a pending upload (created, no content yet) has null type and length, as Synapse's admin APIs show it", async () => {
+    const carol = await server.user("carol");
+    const created = await carol.http.post("/_matrix/media/v1/create");
+    assert.equal(created.status, 200, created.text);
+    const mediaId = (created.body.content_uri as string).split("/").pop()!;
+    const user = encodeURIComponent(carol.userId);
+    const listing = await admin.http.get(`${V1}/media?user_id=${user}`);
+    const userMedia = await admin.http.get(`/_synapse/admin/v1/users/${user}/media`);
+    const info = await admin.http.get(`/_synapse/admin/v1/media/${HERE}/${mediaId}`);
+    for (const [where, item] of [
+      ["the listing", listing.body.media?.[0]],
+      ["the user media list", userMedia.body.media?.[0]],
+      ["media_info", info.body.media_info],
+    ] as const) {
+      assert.equal(item?.media_id, mediaId, where);
+      assert.equal(item.media_length, null, where);
+      assert.equal(item.media_type, null, where);
+      assert.equal(item.upload_name, null, where);
+    }
+    const sized = await admin.http.get(`${V1}/media?user_id=${user}&min_size=0`);
+    assert.deepEqual(sized.body.media, [], "a size filter leaves media with no length out");
+  });
 });

@@ -32,7 +32,9 @@ const KIB = 1024;
 const MIB = 1024 * KIB;
 const BURST = 2 * MIB;
 const HEADROOM = MIB;
-const REFUSED = 'limiter="remote_media_download"';
+/** The bucket rows' `limiter` and the refusal counter's label are this one name. */
+const LIMITER = "remote_media_download";
+const REFUSED = `limiter="${LIMITER}"`;
 
 /**
  * An origin serving media ids `n<bytes>_<anything>` over the federation
@@ -181,6 +183,16 @@ forEachEngine("remote download rate limit", (engine) => {
     assert.equal(origin.hits("n1000_a3"), 0, "a refused fetch sends no request");
     assert.equal(origin.connections, connections, "and opens no connection");
     assert.equal(await metric(server.baseUrl, "mxcd_rate_limited_total", REFUSED), 1);
+    const limiters = await server.app.database.db
+      .selectFrom("rate_limit_buckets")
+      .select("limiter")
+      .distinct()
+      .execute();
+    assert.deepEqual(
+      limiters.map((row) => row.limiter),
+      [LIMITER],
+      "the bucket is stored under the counter's name",
+    );
     // A thumbnail of uncached remote media is a fetch too.
     const thumb = await download(
       server.baseUrl,

@@ -29,7 +29,7 @@
 import { MatrixError } from "../domain/matrix-error.js";
 import type { Logger } from "../logging/logger.js";
 import type { RateLimitBucketRepository } from "../repositories/rate-limit-bucket-repository.js";
-import type { RateLimitRefusals } from "../util/rate-limit-refusals.js";
+import type { LimiterName, RateLimitRefusals } from "../util/rate-limit-refusals.js";
 
 export interface RemoteDownloadRateSettings {
   /** `remote_media_download_burst_count`: the bucket's size in bytes. */
@@ -53,7 +53,8 @@ export interface RemoteDownloadCharges {
   record(key: DownloaderKey, bytes: number): Promise<void>;
 }
 
-const LIMITER = "remote_media_download";
+/** The bucket rows' `limiter` and the refusal counter's label: one name for both. */
+const LIMITER: LimiterName = "remote_media_download";
 /** Synapse checks that 1 MiB still fits before it sends the request. */
 const HEADROOM_BYTES = 1024 * 1024;
 const PRUNE_INTERVAL_MS = 60_000;
@@ -120,7 +121,7 @@ export class RemoteDownloadLimiter implements RemoteDownloadCharges {
   }
 
   #refuse(waitMs: number | undefined): MatrixError {
-    this.refusals.count("remote_media_download");
+    this.refusals.count(LIMITER);
     const extra = waitMs === undefined ? {} : { retry_after_ms: Math.ceil(waitMs) };
     return new MatrixError(
       "M_LIMIT_EXCEEDED",

@@ -2,12 +2,11 @@
  * Helpers of the media-retention tests: one pass of the job on a test
  * server's database (the job the server would build, on the test's clock),
  * the store's keys read past mxcd's store code (the media folder, or
- * s3rver's bucket through the SDK), and the "every row has its file, every
- * file its row" check.
+ * s3rver's bucket through the SDK, loaded on the first S3 listing), and
+ * the "every row has its file, every file its row" check.
  */
 import { existsSync, readdirSync } from "node:fs";
 import { join, relative } from "node:path";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { retentionSettingsOf } from "../../src/jobs/create-media-retention.js";
 import { JobRunner } from "../../src/jobs/job-runner.js";
 import { MediaRetentionJob } from "../../src/jobs/media-retention-job.js";
@@ -16,7 +15,6 @@ import { MediaAdminRepository } from "../../src/repositories/media-admin-reposit
 import { MediaReferenceRepository } from "../../src/repositories/media-reference-repository.js";
 import { MediaRetentionRepository } from "../../src/repositories/media-retention-repository.js";
 import { localMediaKey, remoteContentKey } from "../../src/storage/media-paths.js";
-import { createS3Client } from "../../src/storage/s3/s3-object-client.js";
 import type { TestServer } from "./test-server.js";
 
 export const DAY = 86_400_000;
@@ -77,6 +75,13 @@ export async function storeKeys(server: TestServer): Promise<string[]> {
       .sort();
   }
   if (store.engine !== "s3") throw new Error(`no listing for ${store.engine}`);
+  // Loaded here, not at import: the AWS SDK costs ~0.5 s of CPU, which the
+  // filesystem pass would pay in every file importing this module (as
+  // test/support/s3rver.ts does for s3rver).
+  const [{ ListObjectsV2Command }, { createS3Client }] = await Promise.all([
+    import("@aws-sdk/client-s3"),
+    import("../../src/storage/s3/s3-object-client.js"),
+  ]);
   const client = createS3Client(store);
   try {
     const keys: string[] = [];

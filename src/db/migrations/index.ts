@@ -15,6 +15,7 @@ import * as uploadQuota from "./0013-upload-quota.js";
 import * as rateLimitBuckets from "./0014-rate-limit-buckets.js";
 import * as mediaListing from "./0015-media-listing.js";
 import * as uploadQuotaFunction from "./0016-upload-quota-function.js";
+import * as mediaListingFilters from "./0017-media-listing-filters.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -34,4 +35,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0014-rate-limit-buckets", up: rateLimitBuckets.up },
   { name: "0015-media-listing", up: mediaListing.up },
   { name: "0016-upload-quota-function", up: uploadQuotaFunction.up },
+  { name: "0017-media-listing-filters", up: mediaListingFilters.up },
 ];
