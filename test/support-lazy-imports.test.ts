@@ -11,6 +11,7 @@ import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { REPO_URL } from "./support/repo-url.js";
 
 const PROBE = `
 import { createRequire } from "node:module";
@@ -19,13 +20,18 @@ const loaded = Object.keys(createRequire(import.meta.url).cache);
 process.stdout.write(JSON.stringify(loaded));
 `;
 
-/** The CommonJS files loaded by importing `module` (a path relative to this file). */
+/**
+ * The CommonJS files loaded by importing `module` (a specifier relative to
+ * this file, `.js` as in an import): compiled (npm test runs dist/test) or
+ * TypeScript through tsx, which the probe then loads too.
+ */
 async function commonJsLoadedBy(module: string): Promise<string[]> {
-  const url = new URL(module, import.meta.url).href;
+  const url = import.meta.resolve(module);
+  const loader = url.endsWith(".ts") ? ["--import", "tsx"] : [];
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--import", "tsx", "--input-type=module", "-e", PROBE, url],
-    { cwd: fileURLToPath(new URL("..", import.meta.url)) },
+    [...loader, "--input-type=module", "-e", PROBE, url],
+    { cwd: fileURLToPath(REPO_URL) },
   );
   return JSON.parse(stdout) as string[];
 }
@@ -34,12 +40,12 @@ const isS3Code = (file: string) => /\/node_modules\/(@aws-sdk|@smithy|s3rver)\//
 
 describe("test support loads S3 code lazily", () => {
   it("importing support/retention.ts loads neither the AWS SDK nor s3rver", async () => {
-    const loaded = await commonJsLoadedBy("./support/retention.ts");
+    const loaded = await commonJsLoadedBy("./support/retention.js");
     assert.deepEqual(loaded.filter(isS3Code), []);
   });
 
   it("the probe sees the SDK when a module does load it at import", async () => {
-    const loaded = await commonJsLoadedBy("../src/storage/s3/s3-object-client.ts");
+    const loaded = await commonJsLoadedBy("../src/storage/s3/s3-object-client.js");
     assert.ok(loaded.some(isS3Code));
   });
 });
