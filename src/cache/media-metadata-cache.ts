@@ -36,6 +36,8 @@ export interface MediaRowReads {
 }
 
 export type MediaMetadataCacheOptions = ReadThroughLruOptions;
+/** The rows this cache holds, for its readers outside the data layer (src/http). */
+export type { LocalMedia, LocalThumbnail };
 
 type Value = LocalMedia | RemoteMedia | readonly LocalThumbnail[];
 

@@ -42,12 +42,15 @@ import { performance } from "node:perf_hooks";
 import type { Registry } from "prom-client";
 import { hashAccessToken } from "../accounts/access-token.js";
 import type { AccountService, Requester } from "../accounts/account-service.js";
-import type { MediaMetadataCache } from "../cache/media-metadata-cache.js";
+import type {
+  LocalMedia,
+  LocalThumbnail,
+  MediaMetadataCache,
+} from "../cache/media-metadata-cache.js";
 import type { TokenCache } from "../cache/token-cache.js";
 import type { RequestLogWriter } from "../logging/request-log-line.js";
 import type { AccessTimes } from "../media/access-times.js";
 import type { ThumbnailService } from "../media/thumbnail-service.js";
-import type { LocalMedia, LocalThumbnail } from "../repositories/media-repository.js";
 import { localMediaKey } from "../storage/media-paths.js";
 import type { ThumbnailRequest } from "../thumbnails/thumbnailer.js";
 import { type FastPathRequest, rememberingRequestParser } from "./fast-path-request.js";
