@@ -8,15 +8,13 @@
  * outside the store and never stall on the poisoned rows.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, it } from "node:test";
 import { runCli } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
 import { uploadBytes } from "./support/media.js";
-import { DAY } from "./support/retention.js";
-import { asConfigText } from "./support/second-process.js";
+import { DAY, retentionCliConfig } from "./support/retention.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 const HOSTILE_IDS = [
@@ -40,19 +38,10 @@ forEachEngine("hostile: media retention on poisoned rows", (engine) => {
       },
     });
     alice = await server.user("alice");
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-hostile-retention-"));
-    configFile = join(dir, "mxcd.yaml");
+    const written = retentionCliConfig(server, "mxcd-hostile-retention-");
+    configFile = written.file;
+    const dir = written.dir;
     const { config } = server.app;
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        server_name: config.server_name,
-        database: config.database,
-        media_store: asConfigText(config.media_store),
-        media_retention: { local_media_lifetime: "30d", remote_media_lifetime: "7d" },
-        log_level: "warn",
-      }),
-    );
     // A file beside the store that a `../` id would reach.
     const store = config.media_store;
     const storeRoot = store.engine === "filesystem" ? store.path : dir;

@@ -23,6 +23,7 @@ import {
 } from "./support/second-process.js";
 import { storeTempFiles } from "./support/store-files.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { mediaRowsOf, reservationsOf } from "./support/upload-quota.js";
 import { waitFor } from "./support/wait-for.js";
 
 const usagePath = (userId: string) =>
@@ -49,24 +50,6 @@ function stalledUpload(base: string, token: string, declared: number, sent: numb
   if (sent > 0) req.write(randomBytes(sent));
   else req.flushHeaders();
   return { req, ended };
-}
-
-async function reservationRows(server: TestServer, userId: string): Promise<number> {
-  const rows = await server.app.database.db
-    .selectFrom("media_upload_reservations")
-    .select("reservation_id")
-    .where("user_id", "=", userId)
-    .execute();
-  return rows.length;
-}
-
-async function mediaRows(server: TestServer, userId: string): Promise<number> {
-  const rows = await server.app.database.db
-    .selectFrom("local_media_repository")
-    .select("media_id")
-    .where("user_id", "=", userId)
-    .execute();
-  return rows.length;
 }
 
 forEachEngine("hostile: upload quota and reservations", (engine) => {
@@ -96,16 +79,13 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     const user = await server.user("staller");
     const stalled = stalledUpload(server.baseUrl, user.token, 9_000, 0);
     // The declared length is reserved before a byte is read...
-    await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 1,
-      "the reservation",
-    );
+    await waitFor(async () => (await reservationsOf(server, user.userId)) === 1, "the reservation");
     const held = await admin.http.get(usagePath(user.userId));
     assert.deepEqual(held.body.pending, { uploads: 1, bytes: 9_000 });
     // ...and released when the idle body is cut off, without an answer the client
     // has to wait for and without a file.
     await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 0,
+      async () => (await reservationsOf(server, user.userId)) === 0,
       "the stalled upload's reservation to be dropped",
     );
     const end = await stalled.ended;
@@ -113,7 +93,7 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     const freed = await admin.http.get(usagePath(user.userId));
     assert.deepEqual(freed.body.pending, { uploads: 0, bytes: 0 });
     assert.equal(freed.body.windows[0].remaining, 10_000);
-    assert.equal(await mediaRows(server, user.userId), 0);
+    assert.equal(await mediaRowsOf(server, user.userId), 0);
     assert.deepEqual(storeTempFiles(mediaRoot), []);
     // The user can use the whole quota again.
     const ok = await user.http.request("POST", "/_matrix/media/v3/upload", {
@@ -126,12 +106,12 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     const user = await server.user("midstaller");
     const stalled = stalledUpload(server.baseUrl, user.token, 9_000, 4_000);
     await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 0,
+      async () => (await reservationsOf(server, user.userId)) === 0,
       "the mid-body staller's reservation to be dropped",
     );
     await stalled.ended;
     await waitFor(() => storeTempFiles(mediaRoot).length === 0, "its temp file to go");
-    assert.equal(await mediaRows(server, user.userId), 0);
+    assert.equal(await mediaRowsOf(server, user.userId), 0);
   });
 
   it("a stalled chunked body and a stalled async PUT release their reservation and their id", async () => {
@@ -146,11 +126,11 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     });
     chunked.write(randomBytes(100));
     await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 1,
+      async () => (await reservationsOf(server, user.userId)) === 1,
       "the chunked step",
     );
     await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 0,
+      async () => (await reservationsOf(server, user.userId)) === 0,
       "the stalled chunked upload's reservation to be dropped",
     );
     await chunkedEnded;
@@ -169,11 +149,11 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     });
     put.flushHeaders();
     await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 1,
+      async () => (await reservationsOf(server, user.userId)) === 1,
       "the PUT's reservation",
     );
     await waitFor(
-      async () => (await reservationRows(server, user.userId)) === 0,
+      async () => (await reservationsOf(server, user.userId)) === 0,
       "the stalled PUT's reservation to be dropped",
     );
     await putEnded;
@@ -190,7 +170,7 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
       [],
       `statuses ${[...seen]}`,
     );
-    assert.equal(await mediaRows(server, user.userId), 1);
+    assert.equal(await mediaRowsOf(server, user.userId), 1);
     assert.deepEqual(storeTempFiles(mediaRoot), []);
   });
 
@@ -211,9 +191,9 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
       assert.equal(refused.body.errcode, "M_USER_LIMIT_EXCEEDED");
     const landed = statuses.filter((s) => s === 200).length;
     assert.equal(landed, Math.floor(10_000 / size), "exactly what fits lands");
-    assert.equal(await mediaRows(server, user.userId), landed);
+    assert.equal(await mediaRowsOf(server, user.userId), landed);
     assert.equal(
-      await reservationRows(server, user.userId),
+      await reservationsOf(server, user.userId),
       0,
       "no reservation outlives its upload",
     );
@@ -272,7 +252,7 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
       stalled.ended.catch(() => {});
       await waitFor(
         async () =>
-          (await reservationRows(server, user.userId)) === 1 &&
+          (await reservationsOf(server, user.userId)) === 1 &&
           storeTempFiles(mediaRoot).length === 1,
         "the second process's reservation and temp file",
       );
@@ -310,7 +290,7 @@ forEachEngine("hostile: upload quota and reservations", (engine) => {
     } finally {
       await restarted.stop();
     }
-    assert.equal(await mediaRows(server, user.userId), 0, "no row from the killed upload");
+    assert.equal(await mediaRowsOf(server, user.userId), 0, "no row from the killed upload");
     const ok = await user.http.request("POST", "/_matrix/media/v3/upload", {
       rawBody: randomBytes(10_000),
     });

@@ -10,9 +10,6 @@
  *   nothing; `mxcd media retention` runs one pass and prints its counts.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, it } from "node:test";
 import type { Db } from "../src/db/database.js";
@@ -26,8 +23,14 @@ import { remoteContentKey, remoteThumbnailKey } from "../src/storage/media-paths
 import { runCli } from "./support/cli.js";
 import { forEachEngine } from "./support/databases.js";
 import { uploadBytes } from "./support/media.js";
-import { DAY, retentionJob, runPass, storeKeys, storeMismatches } from "./support/retention.js";
-import { asConfigText } from "./support/second-process.js";
+import {
+  DAY,
+  retentionCliConfig,
+  retentionJob,
+  runPass,
+  storeKeys,
+  storeMismatches,
+} from "./support/retention.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 
 /** The job's queries, except that the first page read after deleting marked items fails. */
@@ -103,19 +106,7 @@ forEachEngine("media retention: crash and CLI", (engine) => {
       { appOptions: { now: () => clock } },
     );
     alice = await server.user("alice");
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-retention-cli-"));
-    configFile = join(dir, "mxcd.yaml");
-    const { config } = server.app;
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        server_name: config.server_name,
-        database: config.database,
-        media_store: asConfigText(config.media_store),
-        media_retention: { local_media_lifetime: "30d", remote_media_lifetime: "7d" },
-        log_level: "warn",
-      }),
-    );
+    configFile = retentionCliConfig(server, "mxcd-retention-cli-").file;
   });
   after(() => server?.stop());
 

@@ -18,6 +18,7 @@ import { forEachEngine } from "./support/databases.js";
 import { allKeys, mediaIdOf } from "./support/media.js";
 import { storeTempFiles } from "./support/store-files.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
+import { mediaRowsOf, reservationsOf } from "./support/upload-quota.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -94,24 +95,6 @@ function headersOnlyUpload(
     });
     req.flushHeaders();
   });
-}
-
-async function rowsOf(server: TestServer, userId: string): Promise<number> {
-  const rows = await server.app.database.db
-    .selectFrom("local_media_repository")
-    .select("media_id")
-    .where("user_id", "=", userId)
-    .execute();
-  return rows.length;
-}
-
-async function reservationsOf(server: TestServer, userId: string): Promise<number> {
-  const rows = await server.app.database.db
-    .selectFrom("media_upload_reservations")
-    .select("reservation_id")
-    .where("user_id", "=", userId)
-    .execute();
-  return rows.length;
 }
 
 function assertQuotaError(res: { status: number; body: any }, infoUri = INFO_URI): void {
@@ -274,7 +257,7 @@ forEachEngine("upload quotas", (engine) => {
     assertQuotaError(refused);
     assertQuotaError(await upload(user, 101));
     assert.deepEqual(await allKeys(server.app.store), keys);
-    assert.equal(await rowsOf(server, user.userId), 1);
+    assert.equal(await mediaRowsOf(server, user.userId), 1);
     assert.equal(await reservationsOf(server, user.userId), 0);
     assert.equal((await upload(user, 100)).status, 200, "what remains is still usable");
   });
@@ -288,7 +271,7 @@ forEachEngine("upload quotas", (engine) => {
     if (server.app.config.media_store.engine === "filesystem") {
       assert.deepEqual(storeTempFiles(server.app.config.media_store.path), []);
     }
-    assert.equal(await rowsOf(server, user.userId), 1);
+    assert.equal(await mediaRowsOf(server, user.userId), 1);
     assert.equal(await reservationsOf(server, user.userId), 0, "the reservation went with it");
     assert.equal((await chunkedUpload(server, user, 300)).status, 200, "exactly the rest fits");
     assertQuotaError(await chunkedUpload(server, user, 1));
@@ -401,8 +384,8 @@ forEachEngine("upload quotas", (engine) => {
       assert.equal(res.status, 413);
       assert.equal(res.body.errcode, "M_TOO_LARGE");
     }
-    assert.equal(await rowsOf(server, zero.userId), 0);
-    assert.equal(await rowsOf(server, nofile.userId), 0);
+    assert.equal(await mediaRowsOf(server, zero.userId), 0);
+    assert.equal(await mediaRowsOf(server, nofile.userId), 0);
   });
 
   it("reports the effective m.upload.size per user on every config path", async () => {

@@ -5,7 +5,8 @@
  * s3rver's bucket through the SDK, loaded on the first S3 listing), and
  * the "every row has its file, every file its row" check.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { retentionSettingsOf } from "../../src/jobs/create-media-retention.js";
 import { JobRunner } from "../../src/jobs/job-runner.js";
@@ -15,9 +16,34 @@ import { MediaAdminRepository } from "../../src/repositories/media-admin-reposit
 import { MediaReferenceRepository } from "../../src/repositories/media-reference-repository.js";
 import { MediaRetentionRepository } from "../../src/repositories/media-retention-repository.js";
 import { localMediaKey, remoteContentKey } from "../../src/storage/media-paths.js";
+import { asConfigText } from "./second-process.js";
 import type { TestServer } from "./test-server.js";
 
 export const DAY = 86_400_000;
+
+/**
+ * A config file for `mxcd media retention` on `server`'s database and store
+ * (30 days local, 7 days remote), in a new folder named after `prefix`.
+ */
+export function retentionCliConfig(
+  server: TestServer,
+  prefix: string,
+): { dir: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const file = join(dir, "mxcd.yaml");
+  const { config } = server.app;
+  writeFileSync(
+    file,
+    JSON.stringify({
+      server_name: config.server_name,
+      database: config.database,
+      media_store: asConfigText(config.media_store),
+      media_retention: { local_media_lifetime: "30d", remote_media_lifetime: "7d" },
+      log_level: "warn",
+    }),
+  );
+  return { dir, file };
+}
 
 /** A quiet logger that keeps what the job logs. */
 export function recordingLogger() {
