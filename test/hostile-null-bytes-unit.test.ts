@@ -11,6 +11,18 @@ describe("null-byte rules", () => {
       assert.ok(!urlHasNullByte(url), url);
   });
 
+  it("leaves a NUL in an access_token value to authentication (401), and only there", () => {
+    for (const url of ["/x?access_token=ab%00", "/x?a=1&access_token=%00%00&b=2"])
+      assert.ok(!urlHasNullByte(url), url);
+    for (const url of [
+      "/x%00?access_token=ab",
+      "/x?access_token=ab&q=%00",
+      "/x?my_access_token=%00",
+      "/x?access_token%00=ab",
+    ])
+      assert.ok(urlHasNullByte(url), url);
+  });
+
   it("recognises PostgreSQL's NUL refusals and nothing else", () => {
     const pg = (code: string, message: string) => Object.assign(new Error(message), { code });
     assert.ok(

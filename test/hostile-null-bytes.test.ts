@@ -28,6 +28,14 @@ forEachEngine("hostile: NUL bytes in requests", (engine) => {
   });
   after(() => server?.stop());
 
+  it("a %00 in an access_token value is an unknown token: 401 M_UNKNOWN_TOKEN, never 500", async () => {
+    for (const token of ["ab%00", "%00", `${alice.token}%00`]) {
+      const res = await server.http.get(`/_matrix/client/v3/account/whoami?access_token=${token}`);
+      assert.equal(res.status, 401, `${token}: ${res.text}`);
+      assert.equal(res.body.errcode, "M_UNKNOWN_TOKEN", token);
+    }
+  });
+
   it("a %00 in a path segment or query value is 400 M_INVALID_PARAM on every route", async () => {
     const nulUser = enc("@a\u0000:test.local");
     const nulRoom = enc("!a\u0000:test.local");
