@@ -10,7 +10,10 @@
  *   the lock and commits a reservation, or its upload's row, while the check
  *   waits for the lock is counted. A check whose snapshot were taken before
  *   the lock (one statement taking the lock itself) would miss it and grant
- *   room already held. SQLite has no such racer: its one connection in one
+ *   room already held. And an upload that lands without the lock (its row
+ *   in, its reservation out, one commit) is counted once however its commit
+ *   falls between the check's reads: rows and reservations are read by one
+ *   statement. SQLite has no such racer: its one connection in one
  *   process runs one statement at a time.
  */
 import assert from "node:assert/strict";
@@ -150,14 +153,15 @@ forEachEngine("upload quota check: reads after the lock", (engine) => {
       .execute();
   }
 
-  /** Resolves once some session waits for an advisory lock (the check behind the racer's lock). */
-  async function someoneWaitsForTheLock(): Promise<void> {
+  /** Resolves once some session waits for a lock of `locktype` (the check behind the racer). */
+  async function someoneWaitsForTheLock(locktype = "advisory"): Promise<void> {
     const observer = new pg.Client({ connectionString: url });
     await observer.connect();
     try {
       for (;;) {
         const { rows } = await observer.query(
-          "select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted",
+          "select count(*)::int as n from pg_locks where locktype = $1 and not granted",
+          [locktype],
         );
         if (rows[0].n > 0) return;
         await new Promise((resolve) => setTimeout(resolve, 5));
@@ -207,6 +211,35 @@ forEachEngine("upload quota check: reads after the lock", (engine) => {
       [user],
     );
     assert.equal(granted, 400, "the upload's 600 bytes were counted zero or two times");
+  });
+
+  it("counts an upload that lands without the lock while the check reads (rows and reservations in one snapshot)", async () => {
+    // An upload landing swaps its reservation for its row in one commit and
+    // takes no lock. The racer holds the reservations table, so a check that
+    // read the rows, then the reservations in a later statement, would wait
+    // between the two reads and see the row missing and the reservation gone.
+    const user = "@unlocked:test.local";
+    await holdReservation(user, "unlocked", 600);
+    const racer = new pg.Client({ connectionString: url });
+    await racer.connect();
+    try {
+      await racer.query("begin");
+      await racer.query("lock table media_upload_reservations in access exclusive mode");
+      await racer.query(
+        `with gone as (delete from media_upload_reservations where reservation_id = 'unlocked')
+         insert into local_media_repository (media_id, media_type, media_length, created_ts, user_id, safe_from_quarantine, authenticated)
+         values ('unlocked', 'application/octet-stream', 600, 10, $1, false, true)`,
+        [user],
+      );
+      const check = repo.reserve(
+        request(user, { windows: [{ sinceTs: 0, maxBytes: 1000 }], atLeast: 1, atMost: 1000 }),
+      );
+      await someoneWaitsForTheLock("relation");
+      await racer.query("commit");
+      assert.equal(await check, 400, "the landed 600 bytes were counted zero or two times");
+    } finally {
+      await racer.end();
+    }
   });
 
   it("counts a row the lock's holder committed while the check waited (the window sums)", async () => {

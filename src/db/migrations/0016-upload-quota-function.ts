@@ -16,6 +16,10 @@
  * Under any other isolation level the snapshot would be the caller's, taken
  * before the lock: the function refuses to run there.
  *
+ * The rows and the live reservations are read by one statement (one
+ * snapshot): an upload that lands swaps its reservation for its row in one
+ * commit without the lock, so two reads could each miss it.
+ *
  * The window sums are one pass over the user's rows (an index-only range
  * scan of `local_media_upload_quota`, migration 0013, when they are few
  * among many), one `sum(...) filter (...)` per window as SQLite's statement
@@ -52,21 +56,25 @@ export async function up(db: Kysely<unknown>, context: MigrationContext): Promis
       -- Held until this call's transaction commits: one check at a time per user.
       perform pg_advisory_xact_lock(lock_key);
       -- From here each statement reads a snapshot taken after the lock was granted.
-      -- The smallest room of all windows, one pass over the user's rows: the
-      -- text is built from the windows' subscripts only (no value), and
-      -- planned with the call's values (the user's rows may be few or all).
+      -- The smallest room of all windows, less the live reservations, in ONE
+      -- statement: the rows and the reservations must be read from one
+      -- snapshot, because an upload that lands (its row in, its reservation
+      -- out, one commit) does not take the lock; read apart, a landing
+      -- committed between the two reads would be counted neither as a row
+      -- nor as a reservation. One pass over the user's rows; the text is
+      -- built from the windows' subscripts only (no value), and planned with
+      -- the call's values (the user's rows may be few or all).
       execute format(
-        'select least(%s) from local_media_repository'
+        'select least(%s) - (select coalesce(sum(bytes), 0) from media_upload_reservations'
+          ' where user_id = $1 and expires_ts > $5 and reservation_id <> $6)'
+          ' from local_media_repository'
           ' where user_id = $1 and created_ts > $2 and url_cache is null and media_length > 0',
         (select string_agg(format(
            '$4[%1$s] - coalesce(sum(media_length) filter (where created_ts > $3[%1$s]), 0)', i), ', ')
          from generate_subscripts(since_ts, 1) as i))
       into room
-      using owner_user, (select min(s) from unnest(since_ts) as s), since_ts, max_bytes;
-      room := room - (
-        select coalesce(sum(bytes), 0) from media_upload_reservations
-        where user_id = owner_user and expires_ts > now_ts and reservation_id <> reservation
-      );
+      using owner_user, (select min(s) from unnest(since_ts) as s), since_ts, max_bytes,
+        now_ts, reservation;
       if room < at_least then
         return null;
       end if;
