@@ -12,7 +12,8 @@
  * process and dies with the call's transaction (never leaked), and only then
  * reads and inserts, each statement on a snapshot taken after the lock was
  * granted (a single statement could not: its one snapshot is older than any
- * lock it takes). Either way the reads see one consistent state: an upload
+ * lock it takes), the rows and the reservations by one statement (an upload
+ * landing takes no lock, so two reads could each miss it). Either way the reads see one consistent state: an upload
  * committing its row (and deleting its reservation in the same transaction)
  * is counted once, before or after, never zero times.
  *
@@ -70,7 +71,7 @@ export class UploadQuotaRepository {
    */
   async reserve(request: ReserveRequest): Promise<number | undefined> {
     if (request.windows.length === 0) throw new Error("reserve needs at least one window");
-    if (this.database.engine === "sqlite") return this.reserveStatement(request, this.database.db);
+    if (this.database.engine === "sqlite") return this.reserveStatement(request);
     const bigint = (value: number | string) => sql`cast(${value} as bigint)`;
     const bigints = (values: readonly number[]) => sql`cast(${values} as bigint[])`;
     const result = await sql<{ granted: string | number | null }>`
@@ -84,7 +85,7 @@ export class UploadQuotaRepository {
   }
 
   /** The check-and-insert of `reserve` on SQLite, one statement. */
-  private async reserveStatement(request: ReserveRequest, db: Db): Promise<number | undefined> {
+  private async reserveStatement(request: ReserveRequest): Promise<number | undefined> {
     const { windows } = request;
     const oldest = Math.min(...windows.map((w) => w.sinceTs));
     const sums = windows.map(
@@ -111,7 +112,7 @@ export class UploadQuotaRepository {
       select ${request.reservationId}, ${request.userId}, min(${request.atMost}, room), ${request.owner}, ${request.expiresTs}
       from free where room >= ${request.atLeast}
       on conflict (reservation_id) do update set bytes = excluded.bytes, expires_ts = excluded.expires_ts
-      returning bytes`.execute(db);
+      returning bytes`.execute(this.database.db);
     const row = result.rows[0];
     return row === undefined ? undefined : Number(row.bytes);
   }
