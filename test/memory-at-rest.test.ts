@@ -6,7 +6,7 @@
  * /proc/<pid>/maps shows whether libvips (sharp's native library) is mapped.
  *
  * - The embedded default (the config `generate-config` writes): once
- *   listening, neither sharp nor the AWS SDK is loaded; the first thumbnail
+ *   listening, neither sharp, the AWS SDK nor pg is loaded (pg never is, on SQLite); the first thumbnail
  *   loads sharp and is a real 32×32 image.
  * - An S3 media store: at rest the AWS SDK is not loaded either; the first
  *   upload loads it and the bytes land in the bucket.
@@ -106,6 +106,8 @@ async function startRecorded(dir: string, config: string, port: number): Promise
 
 const isSharp = (url: string) => /\/node_modules\/sharp\//.test(url);
 const isAwsSdk = (url: string) => /\/node_modules\/@aws-sdk\//.test(url);
+/** The PostgreSQL driver (pg and its pg-* helpers): a server on SQLite never needs it. */
+const isPg = (url: string) => /\/node_modules\/pg(-[a-z-]+)?\//.test(url);
 /** The URL-preview stack (off by default): its HTML tokenizer and its own modules. */
 const isPreviewStack = (url: string) =>
   /\/node_modules\/(htmlparser2|entities)\//.test(url) || /\/src\/previews\//.test(url);
@@ -169,6 +171,7 @@ describe("memory at rest", { skip: process.platform !== "linux" && "reads /proc"
       assert.ok(server.modules().some((url) => url.endsWith("/dist/src/app.js")));
       assert.deepEqual(server.modules().filter(isSharp), [], "sharp loaded at rest");
       assert.deepEqual(server.modules().filter(isAwsSdk), [], "the AWS SDK loaded at rest");
+      assert.deepEqual(server.modules().filter(isPg), [], "pg loaded by a server on SQLite");
       assert.equal(server.mapsLibvips(), false, "libvips mapped at rest");
       // Previews are off in the generated config: none of their modules is loaded
       // but the few lines that decide so (load-url-previews.ts).
@@ -197,6 +200,7 @@ describe("memory at rest", { skip: process.platform !== "linux" && "reads /proc"
       assert.ok(server.modules().some(isSharp), "the first thumbnail loaded sharp");
       assert.equal(server.mapsLibvips(), true, "the first thumbnail mapped libvips");
       assert.deepEqual(server.modules().filter(isAwsSdk), [], "a filesystem store never loads S3");
+      assert.deepEqual(server.modules().filter(isPg), [], "SQLite never loads pg");
     } finally {
       await server.stop();
     }

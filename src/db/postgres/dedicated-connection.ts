@@ -16,8 +16,9 @@
  * which runs them one after another: pg 8 queues a statement sent while
  * another runs (deprecated, with a warning) and pg 9 will refuse it.
  */
-import pg from "pg";
+import type pg from "pg";
 import type { Logger } from "../../logging/logger.js";
+import { loadPg } from "./postgres-database.js";
 
 const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 10_000;
@@ -103,7 +104,8 @@ export class DedicatedConnection {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client({
+    const driver = await loadPg();
+    const client = new driver.Client({
       connectionString: this.options.url,
       application_name: this.options.applicationName,
       keepAlive: true,
