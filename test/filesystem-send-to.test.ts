@@ -1,7 +1,8 @@
 /**
  * The filesystem store's `sendTo` (issue 15, "Large files"; bench/README.md
  * "Large downloads"): bytes exact for whole files and ranges, at most two
- * chunks in flight (a sink that never acknowledges gets no third write), a
+ * chunks in flight (a sink that never acknowledges gets no third write),
+ * concurrent answers never share a buffer (they are reused between answers), a
  * client that goes away stops the reads and leaves no open file, and a file
  * that grows or shrinks during the send never yields more bytes than were
  * announced.
@@ -193,6 +194,41 @@ describe("filesystem store: sendTo", () => {
       await waitFor(() => finished !== undefined, "the send to start");
       await finished;
       assert.equal(openFds(path), 0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("keeps concurrent answers' bytes apart while buffers are reused between answers", async () => {
+    const other = randomBytes(4 * MIB + 777);
+    await store.write("a/other", Readable.from([other]));
+    const server = createServer((req, res) => {
+      void store.sendTo(req.url === "/big" ? "a/big" : "a/other", undefined, (length) => {
+        res.writeHead(200, { "content-length": length });
+        return res;
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as AddressInfo;
+    const get = (path: string) =>
+      new Promise<Buffer>((done, fail) => {
+        request({ port, host: "127.0.0.1", path }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => done(Buffer.concat(chunks)));
+          res.on("error", fail);
+        })
+          .on("error", fail)
+          .end();
+      });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const paths = ["/big", "/other", "/big", "/other"];
+        const bodies = await Promise.all(paths.map(get));
+        bodies.forEach((body, i) => {
+          assert.ok(body.equals(paths[i] === "/big" ? content : other), `round ${round}, ${i}`);
+        });
+      }
     } finally {
       server.close();
     }

@@ -20,7 +20,9 @@
  *   response, reusing a buffer only once the response's write callback says
  *   the kernel has its bytes: nothing is allocated per chunk, at most two
  *   chunks per answer are in flight (backpressure bounds memory), and a
- *   closed response stops the reads and closes the file (bench/README.md,
+ *   closed response stops the reads and closes the file. Up to four 1 MiB
+ *   buffers of finished answers are kept for the next ones (never those of an
+ *   answer cut short, which the socket may still hold) (bench/README.md,
  *   "Large downloads"). It sends at most the bytes `fstat` saw at open.
  * - Keys are checked with `assertSafeKey` again here: a path reaches the file
  *   system only after passing it, whoever the caller is.
@@ -290,10 +292,7 @@ async function sendChunks(
     for (const release of released.splice(0)) release();
   });
   const size = Math.min(SEND_CHUNK, length);
-  const buffers =
-    length > SEND_CHUNK
-      ? [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)]
-      : [Buffer.allocUnsafe(size)];
+  const buffers = length > SEND_CHUNK ? [takeChunk(), takeChunk()] : [Buffer.allocUnsafe(size)];
   // Each buffer's write: settled once its callback ran (or the sink closed).
   const inFlight: (Promise<void> | undefined)[] = buffers.map(() => undefined);
   let left = length;
@@ -317,6 +316,24 @@ async function sendChunks(
     sink.destroy(error instanceof Error ? error : new Error(String(error)));
   }
   await Promise.all(inFlight);
+  // Only after every write's callback ran: a sink cut short may still hold them.
+  if (left === 0 && size === SEND_CHUNK) giveChunks(buffers);
+}
+
+/**
+ * Spare SEND_CHUNK buffers, reused by the next large answer: a fresh 1 MiB
+ * buffer per answer is memory outside the V8 heap that makes it mark and
+ * sweep more often. At most SPARE_CHUNKS are kept.
+ */
+const spareChunks: Buffer[] = [];
+const SPARE_CHUNKS = 4;
+
+function takeChunk(): Buffer {
+  return spareChunks.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
+}
+
+function giveChunks(buffers: readonly Buffer[]): void {
+  for (const buffer of buffers) if (spareChunks.length < SPARE_CHUNKS) spareChunks.push(buffer);
 }
 
 /** `<dir>/.<name>~<random>.tmp`: beside the target, so `rename` never crosses file systems. */
