@@ -65,7 +65,8 @@ import { writeWrkScript } from "./support/wrk.js";
 import { benchUpload } from "./upload-bench.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(REPO, "dist", "src", "cli", "main.js");
+/** mxcd's CLI: this checkout's build, or `MXCD_BENCH_CLI` (another build, for an A/B). */
+const CLI = process.env.MXCD_BENCH_CLI ?? join(REPO, "dist", "src", "cli", "main.js");
 const HEADING = "## Hot path (issue 15): `npm run bench:hot`";
 /** mxcd's internal location for `X-Accel-Redirect` (and nginx's `internal` one). */
 const ACCEL_LOCATION = "/_mxcd_internal/";
@@ -79,6 +80,34 @@ export interface HotSettings {
   readonly nginxWorkers: string;
   /** Size of the upload leg's file; 0 skips that leg. */
   readonly uploadBytes: number;
+  /** `MXCD_BENCH_ONLY`: the figures to run (FIGURES' names), or null for all. */
+  readonly only: ReadonlySet<Figure> | null;
+}
+
+/** The names `MXCD_BENCH_ONLY` takes, one per figure (rows of the summary). */
+export const FIGURES = [
+  "4kib",
+  "floor",
+  "limit",
+  "thumbnail",
+  "1mib",
+  "64mib",
+  "64mib-limit",
+  "accel",
+  "upload",
+  "rss",
+] as const;
+export type Figure = (typeof FIGURES)[number];
+
+function onlyFromEnv(value: string | undefined): ReadonlySet<Figure> | null {
+  if (value === undefined || value.trim() === "") return null;
+  const names = value.split(",").map((name) => name.trim().toLowerCase());
+  for (const name of names) {
+    if (!(FIGURES as readonly string[]).includes(name)) {
+      throw new Error(`MXCD_BENCH_ONLY: unknown figure ${name} (known: ${FIGURES.join(", ")})`);
+    }
+  }
+  return new Set(names as Figure[]);
 }
 
 export function hotSettingsFromEnv(env: NodeJS.ProcessEnv): HotSettings {
@@ -97,11 +126,14 @@ export function hotSettingsFromEnv(env: NodeJS.ProcessEnv): HotSettings {
     warmupSeconds: Math.round(envSeconds("MXCD_BENCH_WARMUP", env.MXCD_BENCH_WARMUP, 2)),
     nginxWorkers: env.MXCD_BENCH_NGINX_WORKERS ?? "1",
     uploadBytes: Math.round(uploadMib * 1024 ** 2),
+    only: onlyFromEnv(env.MXCD_BENCH_ONLY),
   };
 }
 
 /** One figure: mxcd (or mxcd behind nginx) against its reference, round by round. */
 interface Pair {
+  /** Its name in MXCD_BENCH_ONLY. */
+  readonly name: Figure;
   readonly figure: string;
   /** A limit shown for comparison, not a target (the Node `http` floor). */
   readonly reportedOnly?: boolean;
@@ -152,6 +184,7 @@ export interface HotResult {
 }
 
 export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Promise<HotResult> {
+  const wanted = (name: Figure) => settings.only === null || settings.only.has(name);
   const tools = findTools();
   const loadStart = loadavg()[0]!;
   const dir = tempDir(cleanup, "mxcd-bench-hot-");
@@ -163,7 +196,7 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
   };
 
   const rss: number[] = [];
-  for (let round = 0; round < settings.rounds; round++) {
+  for (let round = 0; round < settings.rounds && wanted("rss"); round++) {
     console.error(`hot: RSS at rest, round ${round + 1}`);
     rss.push(await restingRss(join(dir, `rest-${round}`), cleanup));
   }
@@ -182,15 +215,21 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
     cleanup,
   );
   const pairs: Pair[] = [];
-  for (const [label, bytes] of [
-    ["4 KiB", 4 * 1024],
-    ["1 MiB", 1024 ** 2],
-    ["64 MiB", 64 * 1024 ** 2],
+  // The 4 KiB pair is set up whenever a figure builds on it (floor, limit).
+  const small = wanted("4kib") || wanted("floor") || wanted("limit");
+  for (const [name, label, bytes] of [
+    ["4kib", "4 KiB", 4 * 1024],
+    ["1mib", "1 MiB", 1024 ** 2],
+    ["64mib", "64 MiB", 64 * 1024 ** 2],
   ] as const) {
+    if (name === "4kib" ? !small : !wanted(name) && !(name === "64mib" && wanted("64mib-limit"))) {
+      continue;
+    }
     const file = join(dir, `download-${bytes}.bin`);
     await writeRandomFile(tools, file, bytes);
     const mediaId = (await uploadFile(mxcd, tools.curl, file, `${file}.response`)).mediaId;
     pairs.push({
+      name,
       figure: `authenticated ${label} download`,
       bytes,
       reference: "nginx, same file",
@@ -199,21 +238,27 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
       ref: { url: `${nginx.baseUrl}/${localContentPath(mediaId)}`, headers: {}, pids: [nginx.pid] },
     });
   }
-  pairs.splice(1, 0, await thumbnailPair(tools, dir, mxcd, nginx));
-  pairs.splice(1, 0, await nodeFloorPair(dir, pairs[0]!, cleanup));
-  pairs.splice(2, 0, await limitPair(dir, pairs[0]!, cleanup));
+  const smallPair = pairs.find((pair) => pair.name === "4kib");
+  if (wanted("thumbnail")) pairs.splice(1, 0, await thumbnailPair(tools, dir, mxcd, nginx));
+  if (smallPair && wanted("floor"))
+    pairs.splice(1, 0, await nodeFloorPair(dir, smallPair, cleanup));
+  if (smallPair && wanted("limit")) pairs.splice(2, 0, await limitPair(dir, smallPair, cleanup));
+  const large = pairs.find((pair) => pair.name === "64mib");
+  if (large && wanted("64mib-limit")) pairs.push(await largeLimitPair(dir, large, cleanup));
   for (const pair of pairs) await checkSameBytes(pair);
 
-  const accel = await accelPair(tools, dir, settings, mxcd, nginx, cleanup).catch(
-    (error: unknown) => describeError(error).replace(/\s+/g, " ").slice(0, 300),
-  );
-  if (typeof accel !== "string") {
+  const accel = wanted("accel")
+    ? await accelPair(tools, dir, settings, mxcd, nginx, cleanup).catch((error: unknown) =>
+        describeError(error).replace(/\s+/g, " ").slice(0, 300),
+      )
+    : undefined;
+  if (accel !== undefined && typeof accel !== "string") {
     await checkSameBytes(accel);
     pairs.push(accel);
   }
 
   const results: PairResult[] = [];
-  for (const [index, pair] of pairs.entries()) {
+  for (const [index, pair] of pairs.filter((each) => wanted(each.name)).entries()) {
     const mxcdRuns: Throughput[] = [];
     const refRuns: Throughput[] = [];
     for (let round = 0; round < settings.rounds; round++) {
@@ -228,7 +273,7 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
   }
 
   const upload: HotResult["upload"][number][] = [];
-  if (settings.uploadBytes > 0) {
+  if (settings.uploadBytes > 0 && wanted("upload")) {
     const uploadDir = join(dir, "upload");
     mkdirSync(uploadDir);
     const server = await startMxcd(
@@ -318,6 +363,7 @@ async function thumbnailPair(tools: Tools, dir: string, mxcd: MxcdServer, nginx:
   if (!name) throw new Error(`no file in ${folder} holds the 32×32 crop mxcd served`);
   const key = `local_thumbnails/${mediaId.slice(0, 2)}/${mediaId.slice(2, 4)}/${mediaId.slice(4)}/${name}`;
   return {
+    name: "thumbnail",
     figure: "pre-generated 32×32 crop thumbnail",
     bytes: served.bytes,
     reference: "nginx, same thumbnail file",
@@ -352,6 +398,7 @@ require("node:http").createServer((req, res) => { res.writeHead(200, head); res.
   const url = `http://127.0.0.1:${port}/x`;
   await waitForHttp(url, 10_000, () => child.exitCode === null);
   return {
+    name: "floor",
     figure: "Node `http` floor: the 4 KiB answer from memory",
     reportedOnly: true,
     bytes: small.bytes,
@@ -391,6 +438,7 @@ async function limitPair(dir: string, small: Pair, cleanup: Cleanup): Promise<Pa
   cleanup.add("stop the limit server", () => stopChild(child, "SIGTERM", 5_000));
   await waitForHttp(`http://127.0.0.1:${port}/x`, 10_000, () => child.exitCode === null);
   return {
+    name: "limit",
     figure: "Limit: the least a correct cached 4 KiB answer needs in Node `http`",
     reportedOnly: true,
     bytes: small.bytes,
@@ -402,6 +450,80 @@ async function limitPair(dir: string, small: Pair, cleanup: Cleanup): Promise<Pa
       pids: [child.pid!],
     },
     ref: small.ref,
+  };
+}
+
+/**
+ * The measured limit of the 64 MiB figure: Node's bare `http` sending the
+ * same file the best way Node can without sendfile — the technique of the
+ * filesystem store's `sendTo` (open, fstat, two 1 MiB buffers, each refilled
+ * once its write's callback ran, kept for the next answer), with the head of mxcd's answer and
+ * no checks, no metrics, no log — against the same nginx file in the same
+ * rounds. Reported beside mxcd's row, not a target: when mxcd's row costs
+ * what this one costs, the gap to nginx is Node's (no sendfile), not mxcd's.
+ */
+async function largeLimitPair(dir: string, large: Pair, cleanup: Cleanup): Promise<Pair> {
+  const answer = await fetch(large.mxcd.url, { headers: large.mxcd.headers });
+  await answer.arrayBuffer();
+  const head: string[] = [];
+  for (const [name, value] of answer.headers) {
+    if (!["date", "connection", "keep-alive", "content-length"].includes(name)) {
+      head.push(name, value);
+    }
+  }
+  const path = join(dir, "download-67108864.bin");
+  const port = await freePort();
+  const file = join(dir, "large-limit-server.mjs");
+  writeFileSync(
+    file,
+    `import { createServer } from "node:http";
+import { open } from "node:fs/promises";
+const CHUNK = 1024 * 1024;
+const head = ${JSON.stringify(head)};
+const spare = [];
+createServer(async (req, res) => {
+  const handle = await open(${JSON.stringify(path)}, "r");
+  try {
+    const { size } = await handle.stat();
+    res.writeHead(200, [...head, "content-length", String(size)]);
+    const buffers = [spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK), spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK)];
+    const inFlight = [undefined, undefined];
+    let closed = false;
+    const waiting = [];
+    res.once("close", () => { closed = true; for (const done of waiting.splice(0)) done(); });
+    let position = 0;
+    for (let turn = 0; position < size && !closed; turn ^= 1) {
+      await inFlight[turn];
+      const { bytesRead } = await handle.read(buffers[turn], 0, Math.min(CHUNK, size - position), position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      inFlight[turn] = new Promise((done) => {
+        waiting.push(done);
+        res.write(buffers[turn].subarray(0, bytesRead), () => done());
+      });
+    }
+    res.end();
+    await Promise.all(inFlight);
+    if (position === size && spare.length < 4) spare.push(...buffers);
+  } finally {
+    await handle.close();
+  }
+}).listen(${port}, "127.0.0.1");
+`,
+  );
+  const child = spawn(process.execPath, [file], { stdio: "ignore" });
+  cleanup.add("stop the 64 MiB limit server", () => stopChild(child, "SIGTERM", 5_000));
+  const url = `http://127.0.0.1:${port}/x`;
+  await waitForHttp(url, 10_000, () => child.exitCode === null);
+  return {
+    name: "64mib-limit",
+    figure: "Limit: 64 MiB from Node `http`, two reused 1 MiB buffers, no checks",
+    reportedOnly: true,
+    bytes: large.bytes,
+    reference: large.reference,
+    target: 0,
+    mxcd: { url, headers: {}, pids: [child.pid!] },
+    ref: large.ref,
   };
 }
 
@@ -475,6 +597,7 @@ async function accelPair(
   );
   const path = `/_matrix/client/v1/media/download/${mxcd.serverName}/${mediaId}`;
   return {
+    name: "accel",
     figure: "1 MiB behind nginx with `accel_redirect`",
     bytes: 1024 ** 2,
     reference: "nginx alone, same file",
@@ -599,15 +722,16 @@ export function hotPathSection(result: HotResult, started: Date, totalSeconds: n
   }
   if (result.upload.length > 0) uploadRows(result.upload, summary, rounds);
   const rssMib = result.rss.map((bytes) => bytes / 1024 ** 2);
-  summary.push([
-    "RSS at rest, embedded default",
-    "—",
-    `${mean(rssMib).toFixed(1)} MiB (${spread(rssMib, (n) => n.toFixed(1))})`,
-    "",
-    "",
-    "≤ 100 MiB",
-    mean(rssMib) <= 100 ? "yes" : "**no**",
-  ]);
+  if (rssMib.length > 0)
+    summary.push([
+      "RSS at rest, embedded default",
+      "—",
+      `${mean(rssMib).toFixed(1)} MiB (${spread(rssMib, (n) => n.toFixed(1))})`,
+      "",
+      "",
+      "≤ 100 MiB",
+      mean(rssMib) <= 100 ? "yes" : "**no**",
+    ]);
   const small = result.pairs.find((pair) => pair.figure === "authenticated 4 KiB download");
   if (small) {
     const p99 = (runs: readonly Throughput[]) =>

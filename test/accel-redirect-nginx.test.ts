@@ -224,6 +224,21 @@ forEachEngine("media_store.accel_redirect behind nginx", (engine) => {
     assert.ok(!res.bytes.equals(pattern(100, 5)));
   });
 
+  it("answers a cached download's X-Accel-Redirect on the fast path", async () => {
+    const id = await uploadBytes(alice.http, pattern(3000, 7));
+    const path = `${V1}/download/test.local/${id}`;
+    const answered = () =>
+      metric(accel.baseUrl, "mxcd_fast_path_requests_total", 'route="download",result="answered"');
+    // The first answer (Fastify's) fills the token and media caches.
+    await download(nginx.url, path, { token: alice.token });
+    const before = await answered();
+    for (let i = 0; i < 3; i++) {
+      const res = await download(nginx.url, path, { token: alice.token });
+      assert.ok(res.bytes.equals(pattern(3000, 7)));
+    }
+    assert.equal(await answered(), before + 3);
+  });
+
   it("reads no bytes in mxcd for a redirected download", async () => {
     const id = await uploadBytes(alice.http, pattern(2048, 6));
     const misses = () =>

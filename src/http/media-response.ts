@@ -13,6 +13,7 @@
  *   the headers plus `X-Accel-Redirect`, with an empty body — except for the
  *   admin quarantine bypass, which always streams from mxcd.
  */
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { LRUCache } from "lru-cache";
 import { MatrixError } from "../domain/matrix-error.js";
@@ -22,7 +23,7 @@ import {
   downloadSecurityHeaders,
   MEDIA_NOSNIFF,
 } from "../media/media-headers.js";
-import type { BlobStore } from "../storage/blob-store.js";
+import type { BlobStore, ByteRange } from "../storage/blob-store.js";
 import type { MediaByteCache, MediaOwner } from "../storage/media-byte-cache.js";
 import { parseByteRange } from "./byte-range.js";
 
@@ -155,19 +156,49 @@ export async function sendStoredMedia(
     return reply.header("x-accel-redirect", serving.accelLocation + media.key).send();
   }
   const bytes = await cachedBytes(serving, media, range.kind === "full");
+  const part = range.kind === "partial" ? range.range : undefined;
+  if (bytes === undefined && serving.store.sendTo && request.method === "GET") {
+    return sendFromStore(reply, serving.store.sendTo.bind(serving.store), media, part);
+  }
   // A missing blob throws BlobNotFoundError, which the HTTP error funnel
   // answers with 404 M_NOT_FOUND for every route (http-server.ts).
-  if (range.kind === "partial") {
-    const { start, end } = range.range;
+  if (part) {
     reply.code(206);
-    reply.header("content-range", `bytes ${start}-${end}/${media.length}`);
-    reply.header("content-length", end - start + 1);
+    reply.header("content-range", `bytes ${part.start}-${part.end}/${media.length}`);
+    reply.header("content-length", part.end - part.start + 1);
     return reply.send(
-      bytes ? bytes.subarray(start, end + 1) : await serving.store.read(media.key, range.range),
+      bytes ? bytes.subarray(part.start, part.end + 1) : await serving.store.read(media.key, part),
     );
   }
   reply.header("content-length", media.length);
   return reply.send(bytes ?? (await serving.store.read(media.key)));
+}
+
+/**
+ * Bytes the byte cache does not hold, sent by the store itself (filesystem:
+ * two reused buffers, bench/README.md "Large downloads"). The reply is
+ * hijacked only once the file is open, so a missing blob is still the error
+ * funnel's 404; the onResponse hooks (metrics, the request line) still run
+ * when the answer finishes. Content-Length is the row's length (or the
+ * range's), as for a stream: a file that holds fewer bytes cuts the answer.
+ */
+async function sendFromStore(
+  reply: FastifyReply,
+  sendTo: NonNullable<BlobStore["sendTo"]>,
+  media: StoredMediaResponse,
+  part: ByteRange | undefined,
+): Promise<FastifyReply> {
+  await sendTo(media.key, part, () => {
+    reply.hijack();
+    if (part) {
+      reply.header("content-range", `bytes ${part.start}-${part.end}/${media.length}`);
+      reply.header("content-length", part.end - part.start + 1);
+    } else reply.header("content-length", media.length);
+    const res = reply.raw;
+    res.writeHead(part ? 206 : 200, reply.getHeaders() as OutgoingHttpHeaders);
+    return res;
+  });
+  return reply;
 }
 
 /**

@@ -38,6 +38,16 @@ export interface PresignOptions {
   readonly contentDisposition?: string;
 }
 
+/** Where `sendTo` writes: Node's `http.ServerResponse` is one. */
+export interface ByteSink {
+  /** The callback runs once the chunk is handed to the kernel (or the sink failed). */
+  write(chunk: Uint8Array, callback: (error?: Error | null) => void): boolean;
+  end(): unknown;
+  destroy(error?: Error): unknown;
+  readonly destroyed: boolean;
+  once(event: "close", listener: () => void): unknown;
+}
+
 export interface BlobStore {
   /**
    * Streams a blob, or the inclusive byte range of it. Throws
@@ -81,6 +91,21 @@ export interface BlobStore {
    * many it removed; stops early when `signal` aborts.
    */
   sweepTemporaryFiles?(olderThanMs: number, signal?: AbortSignal): Promise<number>;
+
+  /**
+   * Optional capability (filesystem): sends a blob, or the inclusive byte
+   * range of it, straight to a response. BlobNotFoundError rejects before
+   * `start` is called; `start` (given the number of bytes that will be sent)
+   * writes the head and returns the sink. From then on nothing rejects: a
+   * failure, or a file that shrank under the send, destroys the sink (its
+   * client sees a cut answer, never more bytes than announced), and the
+   * promise resolves once the sink ended or closed and the file is closed.
+   */
+  sendTo?(
+    key: string,
+    range: ByteRange | undefined,
+    start: (length: number) => ByteSink,
+  ): Promise<void>;
 
   /** Releases resources (connections, handles); idempotent. */
   close?(): Promise<void>;

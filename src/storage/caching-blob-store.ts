@@ -7,7 +7,14 @@
  * Everything else passes through; optional capabilities stay optional.
  */
 import type { Readable } from "node:stream";
-import type { BlobStat, BlobStore, ByteRange, PresignOptions, WriteOptions } from "./blob-store.js";
+import type {
+  BlobStat,
+  BlobStore,
+  ByteRange,
+  ByteSink,
+  PresignOptions,
+  WriteOptions,
+} from "./blob-store.js";
 import type { MediaByteCache } from "./media-byte-cache.js";
 
 export class CachingBlobStore implements BlobStore {
@@ -18,6 +25,11 @@ export class CachingBlobStore implements BlobStore {
   ) => Promise<string>;
   readonly sweepTemporaryFiles?: (olderThanMs: number, signal?: AbortSignal) => Promise<number>;
   readonly close?: () => Promise<void>;
+  readonly sendTo?: (
+    key: string,
+    range: ByteRange | undefined,
+    start: (length: number) => ByteSink,
+  ) => Promise<void>;
 
   constructor(
     private readonly inner: BlobStore,
@@ -26,6 +38,7 @@ export class CachingBlobStore implements BlobStore {
     if (inner.presignedUrl) this.presignedUrl = inner.presignedUrl.bind(inner);
     if (inner.sweepTemporaryFiles) this.sweepTemporaryFiles = inner.sweepTemporaryFiles.bind(inner);
     if (inner.close) this.close = inner.close.bind(inner);
+    if (inner.sendTo) this.sendTo = inner.sendTo.bind(inner);
   }
 
   read(key: string, range?: ByteRange): Promise<Readable> {

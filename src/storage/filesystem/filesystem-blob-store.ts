@@ -15,12 +15,31 @@
  *   BlobNotFoundError instead of failing later inside the stream. The stream
  *   ends at the size `fstat` saw then: never more bytes than that, and no
  *   extra read to find the end of the file.
+ * - `sendTo` (the download route's way for bytes not in the byte cache)
+ *   reads into two reusable SEND_CHUNK buffers and writes each to the
+ *   response, reusing a buffer only once the response's write callback says
+ *   the kernel has its bytes: nothing is allocated per chunk, at most two
+ *   chunks per answer are in flight (backpressure bounds memory), and a
+ *   closed response stops the reads and closes the file. Up to four 1 MiB
+ *   buffers of finished answers are kept for the next ones (never those of an
+ *   answer cut short, which the socket may still hold) (bench/README.md,
+ *   "Large downloads"). It sends at most the bytes `fstat` saw at open.
  * - Keys are checked with `assertSafeKey` again here: a path reaches the file
  *   system only after passing it, whoever the caller is.
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, type Dirent } from "node:fs";
-import { lstat, mkdir, open, opendir, rename, rm, stat, unlink } from "node:fs/promises";
+import {
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  opendir,
+  rename,
+  rm,
+  stat,
+  unlink,
+} from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -30,6 +49,7 @@ import {
   type BlobStat,
   type BlobStore,
   type ByteRange,
+  type ByteSink,
   type WriteOptions,
 } from "../blob-store.js";
 import { assertSafeKey, assertSafePathComponent, assertSafePrefix } from "../media-paths.js";
@@ -42,6 +62,14 @@ import { assertSafeKey, assertSafePathComponent, assertSafePrefix } from "../med
  * "Large downloads: where the CPU went").
  */
 const READ_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * `sendTo`'s buffer size (two per answer, reused). With buffers that are
+ * reused, a large chunk costs no allocation or collection, and each one
+ * saves a thread-pool round trip and a socket write (bench/README.md,
+ * "Large downloads").
+ */
+const SEND_CHUNK = 1024 * 1024;
 
 /**
  * Bytes a write may buffer before it pushes back. Upload bodies arrive in
@@ -81,20 +109,7 @@ export class FilesystemBlobStore implements BlobStore {
    */
   async read(key: string, range?: ByteRange): Promise<Readable> {
     if (range) assertByteRange(range);
-    const path = this.#path(key);
-    const handle = await open(path, "r").catch((error: unknown) => {
-      throw translate(error, key);
-    });
-    let size: number;
-    try {
-      const info = await handle.stat();
-      // open(2) succeeds on a directory; a directory is not a blob.
-      if (!info.isFile()) throw new BlobNotFoundError(key);
-      size = info.size;
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
+    const { handle, size } = await this.#open(key);
     // An explicit end (the range's, else the last byte) stops the stream
     // after the last chunk instead of one more read that finds end of file;
     // and no chunk is allocated larger than the bytes left to send.
@@ -109,6 +124,40 @@ export class FilesystemBlobStore implements BlobStore {
       end,
       highWaterMark: Math.min(READ_HIGH_WATER_MARK, end - start + 1),
     });
+  }
+
+  /** See BlobStore.sendTo and the design notes. */
+  async sendTo(
+    key: string,
+    range: ByteRange | undefined,
+    start: (length: number) => ByteSink,
+  ): Promise<void> {
+    if (range) assertByteRange(range);
+    const { handle, size } = await this.#open(key);
+    try {
+      const first = range?.start ?? 0;
+      const last = Math.min(range?.end ?? size - 1, size - 1);
+      const length = Math.max(0, last - first + 1);
+      await sendChunks(handle, first, length, start(length));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The open file and its size; BlobNotFoundError when missing or not a regular file. */
+  async #open(key: string): Promise<{ handle: FileHandle; size: number }> {
+    const handle = await open(this.#path(key), "r").catch((error: unknown) => {
+      throw translate(error, key);
+    });
+    try {
+      const info = await handle.stat();
+      // open(2) succeeds on a directory; a directory is not a blob.
+      if (!info.isFile()) throw new BlobNotFoundError(key);
+      return { handle, size: info.size };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
   }
 
   /** Writes to a temp file, then renames it over `key`; cleans up and rejects on failure. */
@@ -222,6 +271,69 @@ export class FilesystemBlobStore implements BlobStore {
   #path(key: string): string {
     return join(this.root, ...assertSafeKey(key).split("/"));
   }
+}
+
+/**
+ * Sends `length` bytes of `handle` from `position` to `sink` through two
+ * reused buffers (see the design notes), then ends the sink. A closed sink
+ * stops the reads; a read error, or end of file before `length` bytes (the
+ * file shrank), destroys the sink. Resolves once nothing is in flight.
+ */
+async function sendChunks(
+  handle: FileHandle,
+  position: number,
+  length: number,
+  sink: ByteSink,
+): Promise<void> {
+  let closed = sink.destroyed;
+  const released: (() => void)[] = [];
+  sink.once("close", () => {
+    closed = true;
+    for (const release of released.splice(0)) release();
+  });
+  const size = Math.min(SEND_CHUNK, length);
+  const buffers = length > SEND_CHUNK ? [takeChunk(), takeChunk()] : [Buffer.allocUnsafe(size)];
+  // Each buffer's write: settled once its callback ran (or the sink closed).
+  const inFlight: (Promise<void> | undefined)[] = buffers.map(() => undefined);
+  let left = length;
+  try {
+    for (let turn = 0; left > 0 && !closed; turn = (turn + 1) % buffers.length) {
+      await inFlight[turn];
+      if (closed) break;
+      const buffer = buffers[turn]!;
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(size, left), position);
+      if (closed) break;
+      if (bytesRead === 0) throw new Error("the file shrank while it was being sent");
+      position += bytesRead;
+      left -= bytesRead;
+      inFlight[turn] = new Promise<void>((done) => {
+        released.push(done);
+        sink.write(buffer.subarray(0, bytesRead), () => done());
+      });
+    }
+    if (!closed) sink.end();
+  } catch (error) {
+    sink.destroy(error instanceof Error ? error : new Error(String(error)));
+  }
+  await Promise.all(inFlight);
+  // Only after every write's callback ran: a sink cut short may still hold them.
+  if (left === 0 && size === SEND_CHUNK) giveChunks(buffers);
+}
+
+/**
+ * Spare SEND_CHUNK buffers, reused by the next large answer: a fresh 1 MiB
+ * buffer per answer is memory outside the V8 heap that makes it mark and
+ * sweep more often. At most SPARE_CHUNKS are kept.
+ */
+const spareChunks: Buffer[] = [];
+const SPARE_CHUNKS = 4;
+
+function takeChunk(): Buffer {
+  return spareChunks.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
+}
+
+function giveChunks(buffers: readonly Buffer[]): void {
+  for (const buffer of buffers) if (spareChunks.length < SPARE_CHUNKS) spareChunks.push(buffer);
 }
 
 /** `<dir>/.<name>~<random>.tmp`: beside the target, so `rename` never crosses file systems. */
