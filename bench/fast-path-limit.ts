@@ -13,7 +13,10 @@ import { pathToFileURL } from "node:url";
  * (bench/README.md, "Fifth session"). `head` is the answer's flat head
  * (Content-Length included), `media` the token and media id it accepts and
  * the file holding the body (4 KiB of 7s without one, as fast-path-ab
- * uploads); `GET /x` answers "ready". The environment variable
+ * uploads); `GET /x` answers "ready". The media id is the URL's last
+ * segment, query included: for bench:hot's thumbnail limit
+ * (`…/<id>?width=32&height=32&method=crop`) that is one look-up of the whole
+ * request, as the fast path's remembered URLs are. The environment variable
  * `MXCD_LIMIT_WITHOUT` (parts joined by `+`; fast-path-ab's `limit-<parts>`
  * legs) leaves parts out, to see what each costs: `metrics` (the recorders),
  * `defaults` (prom-client's default process metrics), `log` (the request
@@ -24,7 +27,13 @@ export function limitServerSource(
   repo: string,
   port: number,
   head: readonly string[],
-  media: { readonly token: string; readonly mediaId: string; readonly bodyFile?: string },
+  media: {
+    readonly token: string;
+    readonly mediaId: string;
+    readonly bodyFile?: string;
+    /** The route pattern of the metrics label (default: the client v1 download's). */
+    readonly route?: string;
+  },
 ): string {
   const dist = (path: string) =>
     JSON.stringify(pathToFileURL(join(repo, "dist", "src", path)).href);
@@ -44,7 +53,7 @@ const registry = without.has("defaults") ? new Registry() : createMetricsRegistr
 const record = instrumentHttp({ addHook() {} }, registry);
 const counted = registerFastPathMetrics(registry);
 const line = without.has("log") ? () => {} : requestLogWriter(createLogger("info", createLogDestination()));
-const route = "/_matrix/client/v1/media/download/:serverName/:mediaId";
+const route = ${JSON.stringify(media.route ?? "/_matrix/client/v1/media/download/:serverName/:mediaId")};
 const tokens = new Map([[hashAccessToken(${JSON.stringify(media.token)}), { userId: "@bench:bench.local" }]]);
 const head = ${JSON.stringify(head)};
 const headObject = {};
@@ -73,7 +82,7 @@ createServer((req, res) => {
   res.end(row.body);
   const ms = performance.now() - start;
   if (!without.has("metrics")) {
-    counted("download", "answered");
+    counted(route.includes("/thumbnail/") ? "thumbnail" : "download", "answered");
     record("GET", route, 200, ms / 1000);
   }
   n = (n + 1) & 0x7fffffff;

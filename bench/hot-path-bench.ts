@@ -90,6 +90,7 @@ export const FIGURES = [
   "floor",
   "limit",
   "thumbnail",
+  "thumbnail-limit",
   "1mib",
   "64mib",
   "64mib-limit",
@@ -239,7 +240,12 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
     });
   }
   const smallPair = pairs.find((pair) => pair.name === "4kib");
-  if (wanted("thumbnail")) pairs.splice(1, 0, await thumbnailPair(tools, dir, mxcd, nginx));
+  if (wanted("thumbnail") || wanted("thumbnail-limit")) {
+    const thumbnail = await thumbnailPair(tools, dir, mxcd, nginx);
+    pairs.splice(1, 0, thumbnail);
+    if (wanted("thumbnail-limit"))
+      pairs.splice(2, 0, await thumbnailLimitPair(dir, thumbnail, cleanup));
+  }
   if (smallPair && wanted("floor"))
     pairs.splice(1, 0, await nodeFloorPair(dir, smallPair, cleanup));
   if (smallPair && wanted("limit")) pairs.splice(2, 0, await limitPair(dir, smallPair, cleanup));
@@ -418,38 +424,71 @@ require("node:http").createServer((req, res) => { res.writeHead(200, head); res.
  * file, in the same rounds. Reported beside mxcd's row, not a target.
  */
 async function limitPair(dir: string, small: Pair, cleanup: Cleanup): Promise<Pair> {
-  const answer = await fetch(small.mxcd.url, { headers: small.mxcd.headers });
+  return {
+    ...(await limitServer(dir, "limit", small, cleanup)),
+    name: "limit",
+    figure: "Limit: the least a correct cached 4 KiB answer needs in Node `http`",
+  };
+}
+
+/**
+ * The same limit for the thumbnail figure: the limit server answering the
+ * thumbnail's URL (its query included in the one look-up) with the
+ * thumbnail's head and bytes and its route's metrics label, against the same
+ * nginx thumbnail file, in the same rounds.
+ */
+async function thumbnailLimitPair(dir: string, thumbnail: Pair, cleanup: Cleanup): Promise<Pair> {
+  return {
+    ...(await limitServer(dir, "thumbnail-limit", thumbnail, cleanup)),
+    name: "thumbnail-limit",
+    figure: "Limit: the least a correct cached 32×32 thumbnail answer needs in Node `http`",
+  };
+}
+
+/** A limit server (bench/fast-path-limit.ts) answering `pair`'s mxcd URL as mxcd does. */
+async function limitServer(
+  dir: string,
+  leg: string,
+  pair: Pair,
+  cleanup: Cleanup,
+): Promise<Omit<Pair, "name" | "figure">> {
+  const answer = await fetch(pair.mxcd.url, { headers: pair.mxcd.headers });
   const body = Buffer.from(await answer.arrayBuffer());
   const head: string[] = [];
   for (const [name, value] of answer.headers) {
     if (!["date", "connection", "keep-alive"].includes(name)) head.push(name, value);
   }
-  const bodyFile = join(dir, "limit.bin");
+  const bodyFile = join(dir, `${leg}.bin`);
   writeFileSync(bodyFile, body);
-  const path = new URL(small.mxcd.url).pathname;
-  const token = /^Bearer (.+)$/.exec(small.mxcd.headers.Authorization ?? "")?.[1] ?? "";
+  const url = new URL(pair.mxcd.url);
+  const path = url.pathname + url.search;
+  const token = /^Bearer (.+)$/.exec(pair.mxcd.headers.Authorization ?? "")?.[1] ?? "";
   const mediaId = path.slice(path.lastIndexOf("/") + 1);
+  const route = url.pathname.includes("/thumbnail/")
+    ? "/_matrix/client/v1/media/thumbnail/:serverName/:mediaId"
+    : undefined;
   const port = await freePort();
-  const file = join(dir, "limit-server.mjs");
-  writeFileSync(file, limitServerSource(REPO, port, head, { token, mediaId, bodyFile }));
+  const file = join(dir, `${leg}-server.mjs`);
+  writeFileSync(
+    file,
+    limitServerSource(REPO, port, head, { token, mediaId, bodyFile, ...(route && { route }) }),
+  );
   // Its request lines go to a pipe this process drains, as mxcd's do.
   const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "inherit"] });
   child.stdout!.resume();
-  cleanup.add("stop the limit server", () => stopChild(child, "SIGTERM", 5_000));
+  cleanup.add(`stop the ${leg} server`, () => stopChild(child, "SIGTERM", 5_000));
   await waitForHttp(`http://127.0.0.1:${port}/x`, 10_000, () => child.exitCode === null);
   return {
-    name: "limit",
-    figure: "Limit: the least a correct cached 4 KiB answer needs in Node `http`",
     reportedOnly: true,
-    bytes: small.bytes,
-    reference: small.reference,
+    bytes: pair.bytes,
+    reference: pair.reference,
     target: 0,
     mxcd: {
       url: `http://127.0.0.1:${port}${path}`,
-      headers: small.mxcd.headers,
+      headers: pair.mxcd.headers,
       pids: [child.pid!],
     },
-    ref: small.ref,
+    ref: pair.ref,
   };
 }
 
