@@ -36,8 +36,8 @@ export interface MxcdServer {
   /**
    * Stops the server with SIGTERM (SIGKILL if it does not exit). Rejects,
    * quoting `lastOutput()`, when the server had already exited on its own
-   * (a crash while the bench ran) or its shutdown failed (non-zero exit);
-   * once: a later call (the cleanup's) resolves.
+   * (a crash while the bench ran), once: a later call (the cleanup's)
+   * resolves. A shutdown that ended non-zero is reported on stderr.
    */
   stop(): Promise<void>;
   /** The server's last lines on stdout (its log) and stderr, to say why something failed. */
@@ -132,7 +132,8 @@ function describeOutput(stdout: OutputTail, stderr: OutputTail): string {
 /**
  * `stop` of a server: SIGTERM (the server drains for up to
  * shutdown_grace_period, 5 s), SIGKILL after 15 s. The first call rejects
- * when the server had exited before it (a crash) or exited non-zero.
+ * when the server had exited before it (a crash), and reports on stderr a
+ * shutdown that ended non-zero or needed SIGKILL.
  */
 function stopper(child: ChildProcess, lastOutput: () => string): () => Promise<void> {
   let stopped = false;
@@ -144,7 +145,8 @@ function stopper(child: ChildProcess, lastOutput: () => string): () => Promise<v
     const how =
       child.signalCode !== null ? `on ${child.signalCode}` : `with code ${child.exitCode}`;
     if (early) throw new Error(`mxcd exited ${how} before it was stopped\n${lastOutput()}`);
-    if (child.exitCode !== 0) throw new Error(`mxcd's shutdown ended ${how}\n${lastOutput()}`);
+    // Reported, not thrown: the bench's figures are in by now.
+    if (child.exitCode !== 0) console.error(`mxcd's shutdown ended ${how}\n${lastOutput()}`);
   };
 }
 
