@@ -6,8 +6,11 @@
  * `media_cache.metadata_ttl` has passed.
  */
 import assert from "node:assert/strict";
-import { after, before, it } from "node:test";
+import { after, before, describe, it } from "node:test";
+import { Registry } from "prom-client";
 import { hashAccessToken } from "../src/accounts/access-token.js";
+import { registerCacheMetrics } from "../src/cache/cache-metrics.js";
+import { CacheStats } from "../src/cache/cache-stats.js";
 import { MediaChanges } from "../src/cache/media-changes.js";
 import { MediaMetadataCache, type MediaRowReads } from "../src/cache/media-metadata-cache.js";
 import { TokenCache } from "../src/cache/token-cache.js";
@@ -98,5 +101,21 @@ forEachEngine("cache single flight", (engine) => {
     const owners = await Promise.all(Array.from({ length: CALLERS }, () => cache.findOwner(hash)));
     assert.equal(reads, 2, "one re-read");
     for (const owner of owners) assert.equal(owner?.userId, alice.userId);
+  });
+});
+
+describe("cache metrics", () => {
+  it('count reads that joined another\'s as result="shared", apart from misses', async () => {
+    const stats = new CacheStats();
+    Object.assign(stats, { hits: 5, misses: 2, shared: 31 });
+    const registry = new Registry();
+    registerCacheMetrics(registry, { media_metadata: stats });
+    const text = await registry.metrics();
+    const count = (result: string) =>
+      new RegExp(
+        `^mxcd_cache_requests_total\\{cache="media_metadata",result="${result}"\\} (\\d+)$`,
+        "m",
+      ).exec(text)?.[1];
+    assert.deepEqual([count("hit"), count("miss"), count("shared")], ["5", "2", "31"]);
   });
 });
