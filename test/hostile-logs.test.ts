@@ -6,54 +6,35 @@
  * the body, logged at `trace`.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, it } from "node:test";
-import { type App, createApp } from "../src/app.js";
-import { validateConfig } from "../src/config/load-config.js";
-import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
-import { createLogger } from "../src/logging/logger.js";
-import { forEachEngine, freshDatabaseConfig } from "./support/databases.js";
-import { HttpClient } from "./support/http-client.js";
+import { forEachEngine } from "./support/databases.js";
+import type { HttpClient } from "./support/http-client.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 import { waitFor } from "./support/wait-for.js";
 
 forEachEngine("hostile: secrets in logs on hostile paths", (engine) => {
   const lines: string[] = [];
-  let app: App;
+  let server: TestServer;
   let base: string;
   let http: HttpClient;
   let token: string;
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-hostile-logs-"));
-    writeFileSync(join(dir, "signing.key"), formatSigningKeyFile([generateSigningKey()]), {
-      mode: 0o600,
-    });
-    const config = validateConfig({
-      server_name: "test.local",
-      listen: { host: "127.0.0.1", port: 0 },
-      database: await freshDatabaseConfig(engine),
-      media_store: { engine: "filesystem", path: join(dir, "media") },
-      signing_key_path: join(dir, "signing.key"),
-      log_level: "trace",
-      shutdown_grace_period: "2s",
-      http_timeouts: { headers: "60s", body_idle: "300ms" },
-      media_upload_limits: [{ time_period: "1h", max_size: 1000 }],
-    });
-    const logger = createLogger(config.log_level, { write: (line: string) => lines.push(line) });
-    app = createApp(config, logger);
-    base = await app.start();
-    http = new HttpClient(base);
-    const userId = await app.accounts.register({
-      localpart: "alice",
-      password: "pw-alice-secret-1",
-      admin: true,
-    });
-    token = (await app.accounts.issueToken(userId, "DEV")).accessToken;
+    server = await startTestServer(
+      engine,
+      {
+        log_level: "trace",
+        http_timeouts: { headers: "60s", body_idle: "300ms" },
+        media_upload_limits: [{ time_period: "1h", max_size: 1000 }],
+      },
+      { logLines: lines },
+    );
+    base = server.baseUrl;
+    http = server.http;
+    token = (await server.user("alice", { admin: true, password: "pw-alice-secret-1" })).token;
   });
-  after(() => app?.stop());
+  after(() => server?.stop());
 
   it("no access token or password in any log line", async () => {
     const from = lines.length;

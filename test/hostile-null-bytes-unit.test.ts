@@ -1,7 +1,7 @@
 /** The NUL rules of src/http/null-bytes.ts as pure functions, with hostile inputs. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isNullByteStorageError, urlHasNullByte } from "../src/http/null-bytes.js";
+import { isNullByteStorageError, jsonHasNullByte, urlHasNullByte } from "../src/http/null-bytes.js";
 
 describe("null-byte rules", () => {
   it("finds a percent-encoded NUL anywhere in a URL, and only that", () => {
@@ -21,6 +21,22 @@ describe("null-byte rules", () => {
       "/x?access_token%00=ab",
     ])
       assert.ok(urlHasNullByte(url), url);
+  });
+
+  it("finds NUL in any JSON string or key, at any depth, and only NUL", () => {
+    const has = (value: unknown) => jsonHasNullByte(JSON.stringify(value), value);
+    for (const value of [
+      "\u0000",
+      { a: "x\u0000" },
+      { "k\u0000": 1 },
+      [1, [2, { b: ["\u0000"] }]],
+      { a: { b: { "\u0000": null } } },
+    ])
+      assert.ok(has(value), JSON.stringify(value));
+    for (const value of ["a\\u0000b", { "\\u0000": "\u0001" }, [null, 0, true, "x"], {}, ""])
+      assert.ok(!has(value), JSON.stringify(value));
+    // A body with half a million values is walked without overflowing the stack.
+    assert.ok(has([...Array.from({ length: 500_000 }, () => 0), "\u0000"]));
   });
 
   it("recognises PostgreSQL's NUL refusals and nothing else", () => {

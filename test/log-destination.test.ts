@@ -5,7 +5,10 @@
  * however it exits short of being killed outright (real child processes
  * writing to a pipe, as under systemd or docker); and when nobody reads that
  * pipe, memory stays bounded (lines beyond the backlog are dropped, counted
- * on /metrics and announced in the log) and the process still exits.
+ * on /metrics and announced in the log) and the process still exits; and
+ * when the reader of that pipe or socket has gone (EPIPE), the process
+ * neither crashes nor keeps trying: one failed write, then every line is
+ * dropped and counted.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -270,4 +273,86 @@ describe("the buffered log destination", () => {
     const [code] = await once(child, "exit");
     assert.equal(code, 0, stderr);
   });
+
+  // The child counts its write(2) calls on fd 1 (the writer's named import
+  // of writeSync sees the patch through syncBuiltinESMExports), logs one
+  // line, and once the parent says its reader is gone, logs 1000 more and
+  // exits: a crash, a retry loop or a blocking exit flush shows in its report.
+  const epipeScript = `
+    import fs from "node:fs";
+    import { syncBuiltinESMExports } from "node:module";
+    let writes = 0;
+    const writeSync = fs.writeSync;
+    fs.writeSync = (fd, ...rest) => {
+      if (fd === 1) writes += 1;
+      return writeSync(fd, ...rest);
+    };
+    syncBuiltinESMExports();
+    const { createLogDestination } = await import(${JSON.stringify(MODULE)});
+    const { createLogger } = await import(${JSON.stringify(LOGGER)});
+    const destination = createLogDestination(1, { bufferChars: 1, flushMs: 60_000 });
+    const logger = createLogger("info", destination);
+    logger.info("first");
+    const report = (what) => fs.writeSync(2, JSON.stringify(what) + "\\n");
+    process.stdin.once("data", () => {
+      const before = writes;
+      for (let i = 0; i < 1000; i++) logger.info({ n: i }, "after the reader left");
+      destination.flush();
+      report({ logged: writes - before, dropped: destination.droppedLines });
+      process.on("exit", () => report({ atExit: writes - before }));
+      process.exit(0);
+    });`;
+
+  for (const [how, reader] of [
+    ["a socket (as spawn's pipes), its reader closed", "socket"],
+    ["a pipe whose reader (head -n 1) exited", "pipe"],
+  ] as const) {
+    it(`neither crashes nor spins when stdout is ${how} (EPIPE)`, async (t) => {
+      const node = [process.execPath, ...CHILD_LOADER, "--input-type=module", "-e", epipeScript];
+      const child =
+        reader === "socket"
+          ? spawn(node[0]!, node.slice(1), { stdio: ["pipe", "pipe", "pipe"] })
+          : // A real pipe(2), as `mxcd serve | head`: head takes the first line
+            // and exits; the group closes its copy of the pipe before saying so.
+            spawn(
+              "sh",
+              ["-c", '"$@" | { head -n 1 >&2; exec 0<&-; echo gone >&2; }', "sh", ...node],
+              {
+                stdio: ["pipe", "ignore", "pipe"],
+              },
+            );
+      t.after(() => {
+        if (child.exitCode === null) child.kill("SIGKILL");
+      });
+      let stderr = "";
+      child.stderr!.on("data", (d: Buffer) => {
+        stderr += d;
+      });
+      if (reader === "socket") {
+        let stdout = "";
+        child.stdout!.on("data", (d: Buffer) => {
+          stdout += d;
+        });
+        await waitFor(() => stdout.includes("\n"), "the first line");
+        child.stdout!.destroy();
+        await once(child.stdout!, "close");
+        assert.match(stdout, /"msg":"first"/);
+      } else {
+        await waitFor(() => stderr.includes("gone\n"), "head's exit");
+        assert.match(stderr, /"msg":"first"/);
+      }
+      child.stdin!.write("go");
+      const [code] = await once(child, "exit");
+      assert.equal(code, 0, stderr);
+      const reports = stderr
+        .split("\n")
+        .filter((line) => line.startsWith('{"logged"') || line.startsWith('{"atExit"'))
+        .map((line) => JSON.parse(line));
+      assert.deepEqual(
+        reports,
+        [{ logged: 1, dropped: 1000 }, { atExit: 1 }],
+        "one failed write, then none (no retry, none at exit); every later line counted",
+      );
+    });
+  }
 });

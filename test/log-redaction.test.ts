@@ -7,48 +7,29 @@
  * application-service / shared-secret registration fields are all covered.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type App, createApp } from "../src/app.js";
-import { validateConfig } from "../src/config/load-config.js";
-import { createLogger } from "../src/logging/logger.js";
 import { isSecretName, maskUrlSecrets } from "../src/logging/mask-url-secrets.js";
-import { freshDatabaseConfig } from "./support/databases.js";
-import { HttpClient } from "./support/http-client.js";
+import type { HttpClient } from "./support/http-client.js";
+import { startTestServer, type TestServer } from "./support/test-server.js";
 
 const WHOAMI = "/_matrix/client/v3/account/whoami";
 
 describe("secrets in logs", () => {
   const lines: string[] = [];
-  let app: App;
+  let server: TestServer;
   let http: HttpClient;
   let token: string;
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mxcd-logs-"));
-    const config = validateConfig({
-      server_name: "test.local",
-      listen: { host: "127.0.0.1", port: 0 },
-      database: await freshDatabaseConfig("sqlite"),
-      media_store: { engine: "filesystem", path: join(dir, "media") },
-      signing_key_path: join(dir, "signing.key"),
-      registration_shared_secret: "shared-secret-never-logged",
-      log_level: "trace",
-      shutdown_grace_period: "2s",
-    });
-    const logger = createLogger(config.log_level, { write: (line: string) => lines.push(line) });
-    app = createApp(config, logger);
-    http = new HttpClient(await app.start());
-    const userId = await app.accounts.register({
-      localpart: "alice",
-      password: "pw-alice-1",
-      admin: false,
-    });
-    token = (await app.accounts.issueToken(userId, "DEV")).accessToken;
+    server = await startTestServer(
+      "sqlite",
+      { registration_shared_secret: "shared-secret-never-logged", log_level: "trace" },
+      { logLines: lines },
+    );
+    http = server.http;
+    token = (await server.user("alice", { password: "pw-alice-1" })).token;
   });
-  after(() => app.stop());
+  after(() => server?.stop());
 
   /** Runs `send`, then asserts that it was logged and that `secret` is in no line. */
   async function assertNotLogged(secret: string, send: () => Promise<unknown>) {

@@ -33,8 +33,15 @@ export interface MxcdServer {
   readonly mediaStore: string;
   /** Header carrying the user's access token. */
   readonly authHeaders: Record<string, string>;
-  /** Stops the server with SIGTERM (SIGKILL if it does not exit). */
+  /**
+   * Stops the server with SIGTERM (SIGKILL if it does not exit). Rejects,
+   * quoting `lastOutput()`, when the server had already exited on its own
+   * (a crash while the bench ran), once: a later call (the cleanup's)
+   * resolves. A shutdown that ended non-zero is reported on stderr.
+   */
   stop(): Promise<void>;
+  /** The server's last lines on stdout (its log) and stderr, to say why something failed. */
+  lastOutput(): string;
 }
 
 export interface MxcdOptions {
@@ -85,17 +92,17 @@ export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise
 
   const serve = [...(options.nodeFlags ?? []), options.cli, "serve", "-c", configPath];
   const child = spawn(process.execPath, serve, { stdio: ["ignore", "pipe", "pipe"] });
-  const output = new OutputTail(child.stderr);
-  child.stdout.resume();
-  // The server drains for up to shutdown_grace_period (5 s) after SIGTERM.
-  const stop = () => stopChild(child, "SIGTERM", 15_000);
+  const stdout = new OutputTail(child.stdout);
+  const stderr = new OutputTail(child.stderr);
+  const lastOutput = () => describeOutput(stdout, stderr);
+  const stop = stopper(child, lastOutput);
   cleanup.add("stop mxcd", stop);
 
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${baseUrl}/health`, 30_000, () => child.exitCode === null);
   } catch (error) {
-    throw new Error(`mxcd did not start: ${(error as Error).message}\n${output.text()}`);
+    throw new Error(`mxcd did not start: ${(error as Error).message}\n${lastOutput()}`);
   }
   const token = options.accessToken ?? (await login(baseUrl));
   return {
@@ -106,6 +113,40 @@ export async function startMxcd(options: MxcdOptions, cleanup: Cleanup): Promise
     mediaStore,
     authHeaders: { Authorization: `Bearer ${token}` },
     stop,
+    lastOutput,
+  };
+}
+
+/** Lines of each stream quoted in an error. */
+const QUOTED_LINES = 40;
+
+/** The last lines of the server's stdout and stderr, labelled, for an error message. */
+function describeOutput(stdout: OutputTail, stderr: OutputTail): string {
+  const quote = (name: string, tail: OutputTail) => {
+    const lines = tail.lines(QUOTED_LINES);
+    return `--- mxcd ${name}, last ${lines.length} lines ---\n${lines.join("\n")}`;
+  };
+  return `${quote("stdout (its log)", stdout)}\n${quote("stderr", stderr)}`;
+}
+
+/**
+ * `stop` of a server: SIGTERM (the server drains for up to
+ * shutdown_grace_period, 5 s), SIGKILL after 15 s. The first call rejects
+ * when the server had exited before it (a crash), and reports on stderr a
+ * shutdown that ended non-zero or needed SIGKILL.
+ */
+function stopper(child: ChildProcess, lastOutput: () => string): () => Promise<void> {
+  let stopped = false;
+  return async () => {
+    if (stopped) return stopChild(child, "SIGTERM", 15_000);
+    stopped = true;
+    const early = child.exitCode !== null || child.signalCode !== null;
+    await stopChild(child, "SIGTERM", 15_000);
+    const how =
+      child.signalCode !== null ? `on ${child.signalCode}` : `with code ${child.exitCode}`;
+    if (early) throw new Error(`mxcd exited ${how} before it was stopped\n${lastOutput()}`);
+    // Reported, not thrown: the bench's figures are in by now.
+    if (child.exitCode !== 0) console.error(`mxcd's shutdown ended ${how}\n${lastOutput()}`);
   };
 }
 

@@ -92,4 +92,13 @@ export class OutputTail {
   text(): string {
     return this.#text;
   }
+
+  /** The last `count` lines kept (a line cut by the character limit left out). */
+  lines(count: number): string[] {
+    const lines = this.#text.split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    // The first line is whole only if nothing before it was cut off.
+    const whole = this.#text.length < this.limit ? lines : lines.slice(1);
+    return whole.slice(-count);
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * The caches' counters on /metrics, read from their `CacheStats` when
- * scraped: `mxcd_cache_requests_total{cache,result="hit"|"miss"}` and
+ * scraped: `mxcd_cache_requests_total{cache,result="hit"|"miss"|"shared"}`
+ * (`shared`: a miss that joined another's database read of the key) and
  * `mxcd_cache_invalidations_total{cache,source="local"|"remote"}` (source:
  * the change was made by this process, or announced by another one).
  */
@@ -14,7 +15,7 @@ export function registerCacheMetrics(
 ): void {
   new Counter({
     name: "mxcd_cache_requests_total",
-    help: "Cache look-ups, by cache and result (hit or miss)",
+    help: "Cache look-ups, by cache and result (hit, miss: read the database, shared: joined a read in flight)",
     labelNames: ["cache", "result"],
     registers: [registry],
     collect() {
@@ -22,6 +23,7 @@ export function registerCacheMetrics(
       for (const [cache, stats] of Object.entries(caches)) {
         this.inc({ cache, result: "hit" }, stats.hits);
         this.inc({ cache, result: "miss" }, stats.misses);
+        this.inc({ cache, result: "shared" }, stats.shared);
       }
     },
   });

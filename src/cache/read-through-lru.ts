@@ -12,8 +12,20 @@
  * a re-read" from "never here": the serving fast path re-reads the former
  * itself instead of handing the request to the routes (http/fast-path.ts).
  * An expired entry is never returned by `read` or `cached`.
+ *
+ * Single flight: concurrent misses of one key share one load. When a busy
+ * entry expires, the requests that find it expired at once (32 downloads of
+ * one item, say) wait for one database read instead of making one each.
+ * Only a load in flight is shared: once it settles, the next miss loads
+ * again, so a failed load reaches the callers that were waiting for it and
+ * nobody later (nothing failed is cached). A load started before an
+ * invalidation is not joined after it: a caller that arrives once the
+ * change is known starts a fresh read (flights are keyed by generation).
+ * With the cache off (`maxEntries` 0) every read loads on its own, as
+ * before.
  */
 import { LRUCache } from "lru-cache";
+import { SingleFlight } from "../util/single-flight.js";
 import { CacheStats } from "./cache-stats.js";
 import type { ChangeSource } from "./change-signal.js";
 
@@ -29,6 +41,11 @@ export interface ReadThroughLruOptions {
 export class ReadThroughLru<V extends {}> {
   readonly stats = new CacheStats();
   readonly #entries: LRUCache<string, V> | undefined;
+  /**
+   * Loads in flight, by generation and key. Bounded by the reads in flight
+   * (each removed as it settles), so by the requests being served.
+   */
+  readonly #flights = new SingleFlight<string, V | undefined>();
   #generation = 0;
 
   constructor(options: ReadThroughLruOptions) {
@@ -44,27 +61,40 @@ export class ReadThroughLru<V extends {}> {
     }
   }
 
-  /** The cached value of `key`, else `load()`'s, stored when found and `cacheable`. */
+  /**
+   * The cached value of `key`, else `load()`'s, stored when found and
+   * `cacheable`; a load of `key` already in flight (and begun since the last
+   * invalidation) is joined instead of starting another. Callers of one key
+   * pass the same `load` and `cacheable` (keys name what they hold).
+   */
   async read<T extends V>(
     key: string,
     load: () => Promise<T | undefined>,
     cacheable: (value: T) => boolean = () => true,
   ): Promise<T | undefined> {
-    if (!this.#entries) return load();
-    const hit = this.#entries.get(key);
+    const entries = this.#entries;
+    if (!entries) return load();
+    const hit = entries.get(key);
     if (hit) {
       this.stats.hits += 1;
       return hit as T;
     }
-    this.stats.misses += 1;
     const generation = this.#generation;
-    const value = await load();
-    if (generation === this.#generation) {
-      // An expired entry of this key is replaced, or forgotten when there is nothing to keep.
-      if (value !== undefined && cacheable(value)) this.#entries.set(key, value);
-      else this.#entries.delete(key);
+    const flight = `${generation}\n${key}`;
+    if (this.#flights.has(flight)) {
+      this.stats.shared += 1;
+    } else {
+      this.stats.misses += 1;
     }
-    return value;
+    return this.#flights.run(flight, async () => {
+      const value = await load();
+      if (generation === this.#generation) {
+        // An expired entry of this key is replaced, or forgotten when there is nothing to keep.
+        if (value !== undefined && cacheable(value)) entries.set(key, value);
+        else entries.delete(key);
+      }
+      return value;
+    }) as Promise<T | undefined>;
   }
 
   /**

@@ -35,7 +35,13 @@ import { instrumentHttp } from "./http-metrics.js";
 import { DEFAULT_LINGER, type LingerLimits, lingerBeforeClose } from "./lingering-close.js";
 import { addNosniffIfMedia } from "./media-response.js";
 import { MethodIndex } from "./method-index.js";
-import { isNullByteStorageError, nullByteError, urlHasNullByte } from "./null-bytes.js";
+import {
+  isNullByteStorageError,
+  jsonHasNullByte,
+  nullByteBodyError,
+  nullByteError,
+  urlHasNullByte,
+} from "./null-bytes.js";
 
 export interface HttpServerOptions {
   logger: Logger;
@@ -138,7 +144,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   // JSON for any content type (many Matrix clients send none); an empty body
   // is "no body" (Synapse's POST admin endpoints ignore bodies).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
+  app.addContentTypeParser("*", { parseAs: "string" }, (request, body, done) => {
     const text = body as string;
     if (text.trim() === "") return done(null, undefined);
     let value: unknown;
@@ -153,6 +159,10 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       const message = `JSON body nested more than ${MAX_BODY_DEPTH} levels deep`;
       return done(new MatrixError("M_BAD_JSON", message), undefined);
     }
+    // Refused for every route, so SQLite and PostgreSQL (which cannot store
+    // NUL) answer alike; the app-service transactions opt out (null-bytes.ts).
+    const allowsNul = request.routeOptions.config.nullBytesInBody === "allowed";
+    if (!allowsNul && jsonHasNullByte(text, value)) return done(nullByteBodyError(), undefined);
     done(null, value);
   });
 

@@ -10,8 +10,11 @@
  *
  * Bounded: at most `maxBytes` wait; a chunk that would go beyond is refused
  * (`write` returns false) and the caller counts its lines. A reader that is
- * gone (EPIPE, or any error but EAGAIN) ends the writing: later chunks are
- * discarded, as pino does on EPIPE.
+ * gone (EPIPE, or any error but EAGAIN) ends the writing: what is queued is
+ * discarded, and every later chunk is refused at once (false, so the caller
+ * counts its lines as dropped), with no further `write(2)` and no retry
+ * timer. A process whose log reader died (`mxcd serve | head`) keeps
+ * serving; Node ignores SIGPIPE, so the write fails instead of killing it.
  */
 import { writeSync } from "node:fs";
 
@@ -38,15 +41,18 @@ export class FdChunkWriter {
     return this.#queued;
   }
 
-  /** Queues `chunk` and writes what the reader takes now; false when it was refused (full). */
+  /**
+   * Queues `chunk` and writes what the reader takes now; false when it was
+   * refused (full) or lost (the reader is gone, now or before).
+   */
   write(chunk: string): boolean {
-    if (this.#gone) return true;
+    if (this.#gone) return false;
     const bytes = Buffer.from(chunk);
     if (this.#queued + bytes.length > this.maxBytes) return false;
     this.#queue.push(bytes);
     this.#queued += bytes.length;
     if (this.#timer === undefined) this.#writeSome();
-    return true;
+    return !this.#gone;
   }
 
   /** Writes everything now (at exit), waiting at most `exitWaitMs` for a full pipe. Never throws. */

@@ -31,7 +31,9 @@
  * alternative, blocking writes, would stop every request of this
  * single-threaded process until the reader came back. At exit, a full
  * stdout is waited for {@link LOG_EXIT_WAIT_MS}, then the lines still held
- * are lost rather than keep the process from ending.
+ * are lost rather than keep the process from ending. A reader that is gone
+ * for good (EPIPE) ends the writing: every later line is dropped and
+ * counted, without another `write(2)` (fd-chunk-writer.ts).
  * docs/deployment.md, "Logging".
  */
 import { FdChunkWriter } from "./fd-chunk-writer.js";
@@ -51,7 +53,7 @@ export const LOG_EXIT_WAIT_MS = 1000;
 
 /** Where chunks go: a {@link FdChunkWriter} on stdout, or a test's sink. */
 export interface ChunkWriter {
-  /** Takes `chunk`; returns `false` when it refused it (its backlog is full). */
+  /** Takes `chunk`; returns `false` when it refused it (its backlog is full, or its reader is gone). */
   write(chunk: string): unknown;
   /** Writes what it holds before the process ends. */
   flushSync?(): void;

@@ -14,7 +14,7 @@ export function registerLogMetrics(registry: Registry, logger: Logger): void {
   const destination = stream instanceof BufferedLogDestination ? stream : undefined;
   new Counter({
     name: "mxcd_log_lines_dropped_total",
-    help: "Log lines dropped because standard output was not read fast enough",
+    help: "Log lines dropped because standard output was not read fast enough or its reader went away (EPIPE)",
     registers: [registry],
     collect() {
       this.reset();

@@ -7,18 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, it } from "node:test";
-import { type App, createApp } from "../../src/app.js";
 import type { ConfigInput } from "../../src/config/config-schema.js";
-import { validateConfig } from "../../src/config/load-config.js";
 import type { Engine } from "../../src/db/database.js";
-import { createLogger } from "../../src/logging/logger.js";
-import { forEachEngine, freshDatabaseConfig } from "../support/databases.js";
+import { forEachEngine } from "../support/databases.js";
 import { HttpClient } from "../support/http-client.js";
 import { freePort } from "../support/postgres-cluster.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -40,25 +34,17 @@ async function waitFor(condition: () => Promise<boolean>, what: string): Promise
   throw new Error(`gave up waiting for ${what}`);
 }
 
-/** An app whose log lines (JSON) are kept in `lines`. */
+/** A server whose log lines (JSON, at `warn`) are kept in `lines`. */
 async function startLoggedApp(engine: Engine, overrides: Partial<ConfigInput>) {
-  const dir = mkdtempSync(join(tmpdir(), "mxcd-bounds-"));
-  const config = validateConfig({
-    server_name: "test.local",
-    listen: { host: "127.0.0.1", port: 0 },
-    database: await freshDatabaseConfig(engine),
-    media_store: { engine: "filesystem", path: join(dir, "media") },
-    signing_key_path: join(dir, "signing.key"),
-    log_level: "warn",
-    shutdown_grace_period: "2s",
-    ...overrides,
-  });
-  const lines: { level: number; msg: string; suppressed_since_last?: number }[] = [];
-  const app: App = createApp(
-    config,
-    createLogger(config.log_level, { write: (line: string) => lines.push(JSON.parse(line)) }),
+  const lines: string[] = [];
+  const server = await startTestServer(
+    engine,
+    { log_level: "warn", ...overrides },
+    { logLines: lines },
   );
-  return { app, baseUrl: await app.start(), lines };
+  const logged = (): { level: number; msg: string; suppressed_since_last?: number }[] =>
+    lines.map((line) => JSON.parse(line));
+  return { ...server, logged };
 }
 
 forEachEngine("remote fetch failures stay bounded", (engine) => {
@@ -73,7 +59,7 @@ forEachEngine("remote fetch failures stay bounded", (engine) => {
       remote_media_failure_cache_size: BOUND,
     });
   });
-  after(() => server.app.stop());
+  after(() => server.stop());
 
   it("remembers at most remote_media_failure_cache_size failures, leaves nothing in flight, rate-limits the warnings", async () => {
     const http = new HttpClient(server.baseUrl);
@@ -97,7 +83,7 @@ forEachEngine("remote fetch failures stay bounded", (engine) => {
     // The most recent failure is still remembered: same answer, no new fetch.
     const again = await http.get(`/_matrix/media/v3/download/dead.test/Dead${total - 1}`);
     assert.equal(again.status, 502);
-    const warnings = server.lines.filter((l) => l.msg === "remote media fetch failed");
+    const warnings = server.logged().filter((l) => l.msg === "remote media fetch failed");
     assert.equal(warnings.length, 1, "one warning per origin per interval");
     assert.equal(warnings[0]!.suppressed_since_last, 0);
     assert.equal(await gauge(server.baseUrl, "mxcd_remote_fetch_warnings_suppressed"), total - 1);

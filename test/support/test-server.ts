@@ -44,10 +44,23 @@ export interface TestUser {
   readonly http: HttpClient;
 }
 
+/** What a test may add to a server's start. */
+export interface TestServerHooks {
+  /** Runs after the app is built, before it starts (extra jobs, say). */
+  readonly beforeStart?: (app: App) => void;
+  readonly appOptions?: AppOptions;
+  /**
+   * Where the server's log goes, one JSON line per element, at the config's
+   * `log_level` (pass one, e.g. `trace`: the test default is silent);
+   * unset: nowhere but the test runner's stdout.
+   */
+  readonly logLines?: string[];
+}
+
 export async function startTestServer(
   engine: Engine,
   overrides: Partial<ConfigInput> = {},
-  hooks: { beforeStart?: (app: App) => void; appOptions?: AppOptions } = {},
+  hooks: TestServerHooks = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "mxcd-server-"));
   // MXCD_TEST_MEDIA_STORE=s3 runs every test server on its own s3rver
@@ -76,7 +89,11 @@ export async function startTestServer(
   });
   // The server loads the preview stack only when on (loadUrlPreviews); tests always pass it.
   const watchedConfig = storeUnderTest ? watchStoreConfig(config) : undefined;
-  const app = createApp(watchedConfig?.config ?? config, createLogger(config.log_level), {
+  const logLines = hooks.logLines;
+  const logger = logLines
+    ? createLogger(config.log_level, { write: (line: string) => void logLines.push(line) })
+    : createLogger(config.log_level);
+  const app = createApp(watchedConfig?.config ?? config, logger, {
     urlPreviews: createUrlPreviews,
     ...(storeUnderTest ? { wrapStore: watchStoreUse } : {}),
     ...hooks.appOptions,

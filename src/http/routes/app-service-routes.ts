@@ -11,6 +11,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { MatrixError } from "../../domain/matrix-error.js";
 import type { AppServiceReceiver } from "../../homeserver/app-service-receiver.js";
+import { NULL_BYTES_IN_BODY } from "../null-bytes.js";
 
 /** The service behind the application-service routes. */
 export interface AppServiceRouteDeps {
@@ -39,7 +40,9 @@ export function registerAppServiceRoutes(app: FastifyInstance, deps: AppServiceR
 
   app.put<TxnParams>(
     "/_matrix/app/v1/transactions/:txnId",
-    { onRequest: authorize, bodyLimit: APP_SERVICE_BODY_LIMIT },
+    // Events with NUL in their content are indexed, not refused: a refused
+    // transaction would be retried forever (null-bytes.ts).
+    { onRequest: authorize, bodyLimit: APP_SERVICE_BODY_LIMIT, config: NULL_BYTES_IN_BODY },
     async (request) => {
       const { txnId } = request.params;
       if (txnId.length === 0 || txnId.length > MAX_TXN_ID_LENGTH) {
