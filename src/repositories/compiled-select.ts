@@ -39,13 +39,18 @@ export class CompiledSelect<Args extends readonly (string | number)[], R> {
   ) {}
 
   /** The rows of the query for `args`. */
-  async execute(...args: Args): Promise<R[]> {
+  execute(...args: Args): Promise<R[]> {
+    return this.executeIn(this.db(), ...args);
+  }
+
+  /** The rows of the query for `args`, run in `db` (a transaction). */
+  async executeIn(db: Db, ...args: Args): Promise<R[]> {
     const { query, slots } = this.#compile();
     const parameters = query.parameters.map((value, i) => {
       const slot = slots[i];
       return slot === undefined ? value : args[slot];
     });
-    return (await this.db().executeQuery<R>({ ...query, parameters })).rows;
+    return (await db.executeQuery<R>({ ...query, parameters })).rows;
   }
 
   #compile() {

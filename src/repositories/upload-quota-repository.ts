@@ -59,6 +59,14 @@ export interface ReserveRequest {
 export class UploadQuotaRepository {
   /** SQLite's check-and-insert, by number of windows (see `reserveStatement`). */
   readonly #reserveStatements = new Map<number, ReserveStatement>();
+  /** The reservation's end, on every upload with a quota: compiled once. */
+  readonly #drop = new CompiledSelect(
+    () => this.database.db,
+    (reservationId: string) =>
+      this.database.db
+        .deleteFrom("media_upload_reservations")
+        .where("reservation_id", "=", reservationId),
+  );
 
   constructor(private readonly database: Database) {}
 
@@ -180,10 +188,7 @@ export class UploadQuotaRepository {
 
   /** Drops a reservation: its upload failed, or (with the upload's `tx`) its row now counts. */
   async drop(reservationId: string, db: Db = this.database.db): Promise<void> {
-    await db
-      .deleteFrom("media_upload_reservations")
-      .where("reservation_id", "=", reservationId)
-      .execute();
+    await this.#drop.executeIn(db, reservationId);
   }
 }
 
