@@ -9,11 +9,12 @@
  * large enough never to refuse) and `MXCD_BENCH_QUOTA_PRIOR` (10,000) prior
  * uploads inside all of them, so every check sums 10,000 rows, and `@fresh`
  * has the same windows and no prior upload (the check's fixed cost: its
- * statements and commits, without the window sums).
+ * statements and commits, without the window sums); `@again` is `@off`'s
+ * twin, an A/A control: its difference to `@off` is the bench's noise.
  *
- * `MXCD_BENCH_QUOTA_ROUNDS` (5) rounds; in each, `MXCD_BENCH_QUOTA_UPLOADS`
- * (10) uploads of 1 MiB (with Content-Length) as each user, the order of the
- * three legs rotating from round to round. A leg's figure is its CPU time
+ * `MXCD_BENCH_QUOTA_ROUNDS` (5; a multiple of 4 balances the order) rounds;
+ * in each, `MXCD_BENCH_QUOTA_UPLOADS` (10) uploads of 1 MiB (with
+ * Content-Length) as each user, the legs in a Williams order (ORDERS). A leg's figure is its CPU time
  * per upload — this process's (user + system, client and worker threads
  * included — the same for every leg) plus, on PostgreSQL, the cluster's
  * (every process under its postmaster: the window sums run there) — and its
@@ -25,7 +26,9 @@
  * body, and `drop`, the reservation's end in the row's transaction); the
  * time of the quota's usage query alone (the window sums), for scale; the
  * check alone (`reserve` called directly for `@on` and `@fresh`, median wall
- * and PostgreSQL CPU per check); and the load average.
+ * and PostgreSQL CPU per check); each round's difference to `off` in ms;
+ * the database writes of an upload alone, with and without a quota
+ * (timeDatabaseWork); and the load average.
  * `MXCD_BENCH_QUOTA_SQL=1` prints each statement's count and total time per
  * leg.
  *
