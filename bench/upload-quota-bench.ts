@@ -15,8 +15,9 @@
  * `MXCD_BENCH_QUOTA_ROUNDS` (5; a multiple of 4 balances the order) rounds;
  * in each, `MXCD_BENCH_QUOTA_UPLOADS` (10) uploads of 1 MiB (with
  * Content-Length) as each user, the legs in a Williams order (ORDERS).
- * A leg's figure is its CPU time per upload — this process's (user + system, client and worker threads
- * included — the same for every leg) plus, on PostgreSQL, the cluster's
+ * A leg's figure is its CPU time per upload — this process's (user +
+ * system, client and worker threads included — the same for every leg)
+ * plus, on PostgreSQL, the cluster's
  * (every process under its postmaster: the window sums run there) — and its
  * wall time per upload. The report gives each round's on/off and fresh/off
  * ratios, their mean and spread (min–max); the SQL statements, commits and
