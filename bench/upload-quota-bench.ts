@@ -9,13 +9,15 @@
  * large enough never to refuse) and `MXCD_BENCH_QUOTA_PRIOR` (10,000) prior
  * uploads inside all of them, so every check sums 10,000 rows, and `@fresh`
  * has the same windows and no prior upload (the check's fixed cost: its
- * statements and commits, without the window sums).
+ * statements and commits, without the window sums); `@again` is `@off`'s
+ * twin, an A/A control: its difference to `@off` is the bench's noise.
  *
- * `MXCD_BENCH_QUOTA_ROUNDS` (5) rounds; in each, `MXCD_BENCH_QUOTA_UPLOADS`
- * (10) uploads of 1 MiB (with Content-Length) as each user, the order of the
- * three legs rotating from round to round. A leg's figure is its CPU time
- * per upload — this process's (user + system, client and worker threads
- * included — the same for every leg) plus, on PostgreSQL, the cluster's
+ * `MXCD_BENCH_QUOTA_ROUNDS` (5; a multiple of 4 balances the order) rounds;
+ * in each, `MXCD_BENCH_QUOTA_UPLOADS` (10) uploads of 1 MiB (with
+ * Content-Length) as each user, the legs in a Williams order (ORDERS).
+ * A leg's figure is its CPU time per upload — this process's (user +
+ * system, client and worker threads included — the same for every leg)
+ * plus, on PostgreSQL, the cluster's
  * (every process under its postmaster: the window sums run there) — and its
  * wall time per upload. The report gives each round's on/off and fresh/off
  * ratios, their mean and spread (min–max); the SQL statements, commits and
@@ -25,7 +27,9 @@
  * body, and `drop`, the reservation's end in the row's transaction); the
  * time of the quota's usage query alone (the window sums), for scale; the
  * check alone (`reserve` called directly for `@on` and `@fresh`, median wall
- * and PostgreSQL CPU per check); and the load average.
+ * and PostgreSQL CPU per check); each round's difference to `off` in ms;
+ * the database writes of an upload alone, with and without a quota
+ * (timeDatabaseWork); and the load average.
  * `MXCD_BENCH_QUOTA_SQL=1` prints each statement's count and total time per
  * leg.
  *
@@ -37,17 +41,19 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
 import { DefaultQueryExecutor, PostgresDriver, SqliteDriver, sql } from "kysely";
 import pg from "pg";
-import { createApp } from "../src/app.js";
+import type * as AppModule from "../src/app.js";
 import type { DatabaseConfig } from "../src/config/config-schema.js";
-import { validateConfig } from "../src/config/load-config.js";
-import { createDatabase } from "../src/db/database.js";
-import { runMigrations } from "../src/db/migrate.js";
-import { NOT_AN_IMAGE } from "../src/domain/media-hashes.js";
-import { formatSigningKeyFile, generateSigningKey } from "../src/federation/signing-key.js";
-import { createLogger } from "../src/logging/logger.js";
-import { UploadQuotaRepository } from "../src/repositories/upload-quota-repository.js";
+import type * as ConfigModule from "../src/config/load-config.js";
+import type * as DatabaseModule from "../src/db/database.js";
+import type * as MigrateModule from "../src/db/migrate.js";
+import type * as HashesModule from "../src/domain/media-hashes.js";
+import type * as SigningKeyModule from "../src/federation/signing-key.js";
+import type * as LoggerModule from "../src/logging/logger.js";
+import type * as QuotaServiceModule from "../src/media/upload-quota-service.js";
+import type * as QuotaRepositoryModule from "../src/repositories/upload-quota-repository.js";
 import type { Cleanup } from "./support/cleanup.js";
 import { cpuSeconds } from "./support/cpu-time.js";
 import { type EngineFactory, standaloneEngines } from "./support/engines.js";
@@ -56,12 +62,56 @@ import { isMainModule, runMain } from "./support/main.js";
 import { count, markdownTable, times } from "./support/markdown.js";
 import { writeSection } from "./support/results-file.js";
 
+/**
+ * The mxcd build under test: this checkout's `dist/` (`npm run bench:quota`
+ * builds it), or `MXCD_BENCH_QUOTA_BUILD`, another build's `dist/` for an A/B
+ * (its `node_modules` must be this checkout's, e.g. a symlink, so that the
+ * statement counts below see its Kysely; the bench stops if they do not).
+ */
+const BUILD = process.env.MXCD_BENCH_QUOTA_BUILD ?? join(import.meta.dirname, "..", "dist");
+const BUILD_LABEL = process.env.MXCD_BENCH_QUOTA_BUILD
+  ? `\`${process.env.MXCD_BENCH_QUOTA_BUILD}\``
+  : "this checkout";
+const fromBuild = <T>(path: string): Promise<T> =>
+  import(pathToFileURL(join(BUILD, "src", path)).href) as Promise<T>;
+const { createApp } = await fromBuild<typeof AppModule>("app.js");
+const { validateConfig } = await fromBuild<typeof ConfigModule>("config/load-config.js");
+const { createDatabase } = await fromBuild<typeof DatabaseModule>("db/database.js");
+const { runMigrations } = await fromBuild<typeof MigrateModule>("db/migrate.js");
+const { NOT_AN_IMAGE } = await fromBuild<typeof HashesModule>("domain/media-hashes.js");
+const { formatSigningKeyFile, generateSigningKey } = await fromBuild<typeof SigningKeyModule>(
+  "federation/signing-key.js",
+);
+const { createLogger } = await fromBuild<typeof LoggerModule>("logging/logger.js");
+const { UploadQuotaService } = await fromBuild<typeof QuotaServiceModule>(
+  "media/upload-quota-service.js",
+);
+const { UploadQuotaRepository } = await fromBuild<typeof QuotaRepositoryModule>(
+  "repositories/upload-quota-repository.js",
+);
+type UploadQuotaRepository = QuotaRepositoryModule.UploadQuotaRepository;
+
 const ROUNDS = Number(process.env.MXCD_BENCH_QUOTA_ROUNDS ?? 5);
 const UPLOADS = Number(process.env.MXCD_BENCH_QUOTA_UPLOADS ?? 10);
 const PRIOR = Number(process.env.MXCD_BENCH_QUOTA_PRIOR ?? 10_000);
 const SIZE = 1024 * 1024;
 const ON = "@on:bench.local";
-const LEGS = ["off", "on", "fresh"] as const;
+/**
+ * `again` is a second user without a quota, `off`'s twin: its difference to
+ * `off` is the bench's own noise floor (an A/A control) for the others'.
+ */
+const LEGS = ["off", "on", "fresh", "again"] as const;
+/**
+ * The legs' order in round r: row r mod 4 of a Williams square, so that over
+ * every 4 rounds each leg runs once in each position and follows each other
+ * leg once (a plain rotation made `fresh` follow `on` in most rounds).
+ */
+const ORDERS = [
+  [0, 3, 1, 2],
+  [1, 0, 2, 3],
+  [2, 1, 3, 0],
+  [3, 2, 0, 1],
+] as const;
 type LegName = (typeof LEGS)[number];
 const HOUR = 3_600_000;
 
@@ -82,6 +132,7 @@ interface EngineResult {
   sql: Record<LegName, { statements: number; begins: number; commits: number }>;
   usageQueryMs: number;
   checkAlone: Record<"on" | "fresh", CheckAlone>;
+  databaseWork: DatabaseWork;
   /** The 1-minute load average before the first round and after the last. */
   load: readonly [number, number];
 }
@@ -256,6 +307,92 @@ async function timeCheckAlone(
   }
 }
 
+/** An upload's database writes alone, CPU ms per upload (mxcd + PostgreSQL): without and with a quota. */
+interface DatabaseWork {
+  off: number;
+  fresh: number;
+  /** Each pair's difference (fresh − off), sorted. */
+  differences: number[];
+}
+
+/**
+ * The database writes of an upload without the upload around it, in
+ * alternating blocks of 100: `off` stores the media row in a transaction;
+ * `fresh` first reserves through UploadQuotaService (the check before the
+ * body) and then stores the row and drops the reservation in one
+ * transaction, as an upload with a quota does. Users change every 50
+ * uploads, so the windows hold as few rows as the `fresh` leg's. Far less
+ * noisy than a 1 MiB upload (no bytes, no HTTP, no GC of buffers): the
+ * quota's own cost in the database, commits and checkpoints included.
+ */
+async function timeDatabaseWork(
+  config: DatabaseConfig,
+  dbCpu: () => number,
+): Promise<DatabaseWork> {
+  const database = createDatabase(config);
+  try {
+    const windows = [
+      { periodMs: HOUR, maxBytes: 2 ** 40 },
+      { periodMs: 24 * HOUR, maxBytes: 2 ** 40 },
+      { periodMs: 720 * HOUR, maxBytes: 2 ** 41 },
+    ];
+    const quota = new UploadQuotaService(
+      { maxUploadSize: 2 * SIZE, windows, overrides: [], infoUri: "https://bench.local/" },
+      new UploadQuotaRepository(database),
+      { warn: () => {} },
+    );
+    let id = 0;
+    const row = (tx: typeof database.db, userId: string) =>
+      tx
+        .insertInto("local_media_repository")
+        .values({
+          media_id: `work${++id}`,
+          media_type: "application/octet-stream",
+          media_length: SIZE,
+          created_ts: Date.now(),
+          user_id: userId,
+          safe_from_quarantine: false,
+          authenticated: true,
+          sha256: "x",
+          md5: "x",
+          pdq_status: "none",
+        })
+        .execute();
+    const work = {
+      off: () => database.transaction((tx) => row(tx, "@work-off:bench.local")),
+      fresh: async () => {
+        const userId = `@work-fresh-${Math.floor(id / 50)}:bench.local`;
+        const reservation = await quota.reserve(quota.limitsFor(userId), userId, SIZE);
+        await database.transaction(async (tx) => {
+          await row(tx, userId);
+          await reservation?.settle(tx);
+        });
+      },
+    };
+    const cpuMs = () => {
+      const used = process.cpuUsage();
+      return (used.user + used.system) / 1000 + dbCpu() * 1000;
+    };
+    for (let i = 0; i < 100; i++) for (const f of Object.values(work)) await f();
+    const samples = { off: [] as number[], fresh: [] as number[] };
+    for (let block = 0; block < 20; block++) {
+      for (const who of block % 2 ? (["fresh", "off"] as const) : (["off", "fresh"] as const)) {
+        const started = cpuMs();
+        for (let i = 0; i < 100; i++) await work[who]();
+        samples[who].push((cpuMs() - started) / 100);
+      }
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+    return {
+      off: median(samples.off),
+      fresh: median(samples.fresh),
+      differences: samples.fresh.map((v, i) => v - samples.off[i]!).sort((a, b) => a - b),
+    };
+  } finally {
+    await database.close();
+  }
+}
+
 /**
  * A reader of the CPU seconds of the PostgreSQL cluster serving `config`:
  * its postmaster and every process under it (backends, autovacuum, WAL
@@ -296,12 +433,15 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
       { time_period: "1d", max_size: "100G" },
       { time_period: "30d", max_size: "1T" },
     ],
-    media_upload_limit_overrides: [{ user_glob: "@off:bench.local", media_upload_limits: [] }],
+    media_upload_limit_overrides: [
+      { user_glob: "@off:bench.local", media_upload_limits: [] },
+      { user_glob: "@again:bench.local", media_upload_limits: [] },
+    ],
   });
   const app = createApp(config, createLogger("silent"));
   cleanup.add("stop the quota bench server", () => app.stop());
   const base = await app.start();
-  const tokens: Record<LegName, string> = { off: "", on: "", fresh: "" };
+  const tokens: Record<LegName, string> = { off: "", on: "", fresh: "", again: "" };
   for (const who of LEGS) {
     const userId = await app.accounts.register({ localpart: who, password: "x", admin: false });
     tokens[who] = (await app.accounts.issueToken(userId, null)).accessToken;
@@ -339,6 +479,9 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     traced?.clear();
     for (let i = 0; i < 5; i++) await upload(tokens[who]);
     if (traced) console.error(`quota: ${engine.name} ${who}, 5 uploads:`, traced);
+    if (who === "off" && counted.statements === before.statements) {
+      throw new Error(`no statement counted: ${BUILD} does not use this checkout's Kysely`);
+    }
     perUpload[who] = {
       statements: (counted.statements - before.statements) / 5,
       begins: (counted.begins - before.begins) / 5,
@@ -349,9 +492,8 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
   const loadBefore = loadavg()[0]!;
   for (let r = 0; r < ROUNDS; r++) {
     const round = {} as Record<LegName, Leg>;
-    // Each leg goes first, second and third in turn.
-    for (let i = 0; i < LEGS.length; i++) {
-      const who = LEGS[(r + i) % LEGS.length]!;
+    for (const i of ORDERS[r % ORDERS.length]!) {
+      const who = LEGS[i]!;
       round[who] = await leg(tokens[who]);
     }
     rounds.push(round);
@@ -368,6 +510,7 @@ async function benchEngine(engine: EngineFactory, dir: string, cleanup: Cleanup)
     sql: perUpload,
     usageQueryMs: await timeUsageQuery(database),
     checkAlone: await timeCheckAlone(database, dbCpu),
+    databaseWork: await timeDatabaseWork(database, dbCpu),
   };
 }
 
@@ -386,18 +529,18 @@ function report(results: readonly EngineResult[]): string[] {
   const phase = (r: EngineResult, who: LegName) =>
     `${median(r.rounds.map((x) => x[who].reserveMs)).toFixed(2)} + ${median(r.rounds.map((x) => x[who].dropMs)).toFixed(2)}`;
   return [
-    `${ROUNDS} rounds × ${UPLOADS} uploads of 1 MiB per leg, legs interleaved; \`@on\` has 3 windows and ${count(PRIOR)} prior uploads in them, \`@fresh\` the same windows and none.`,
+    `${ROUNDS} rounds × ${UPLOADS} uploads of 1 MiB per leg, legs in a Williams order; \`@on\` has 3 windows and ${count(PRIOR)} prior uploads in them, \`@fresh\` the same windows and none, \`@again\` no quota (\`@off\`'s twin). Build: ${BUILD_LABEL}.`,
     "",
     ...markdownTable({
       header: [
         "engine",
-        "CPU per upload: off / on / fresh",
-        "PostgreSQL CPU per upload: off / on / fresh",
+        "CPU per upload: off / on / fresh / again",
+        "PostgreSQL CPU per upload: off / on / fresh / again",
         "CPU (mxcd + PostgreSQL) fresh/off",
         "CPU (mxcd + PostgreSQL) on/off: mean (min–max)",
         "wall fresh/off",
         "wall on/off: mean (min–max)",
-        "statements / commits / round trips per upload: off, on, fresh",
+        "statements / commits / round trips per upload: off, on, fresh, again",
         "quota repository ms per upload, check + drop: on, fresh",
         "usage query alone",
         "check alone, median (PostgreSQL CPU per check): on, fresh",
@@ -418,7 +561,7 @@ function report(results: readonly EngineResult[]): string[] {
         summary(r.rounds.map((x) => cpu(x.on) / cpu(x.off))),
         summary(r.rounds.map((x) => x.fresh.wallMs / x.off.wallMs)),
         summary(r.rounds.map((x) => x.on.wallMs / x.off.wallMs)),
-        `${sqlOf(r, "off")}, ${sqlOf(r, "on")}, ${sqlOf(r, "fresh")}`,
+        LEGS.map((w) => sqlOf(r, w)).join(", "),
         `${phase(r, "on")}, ${phase(r, "fresh")}`,
         `${r.usageQueryMs.toFixed(2)} ms`,
         (["on", "fresh"] as const)
@@ -430,7 +573,47 @@ function report(results: readonly EngineResult[]): string[] {
         `${r.load[0].toFixed(1)} → ${r.load[1].toFixed(1)}`,
       ]),
     }),
+    "",
+    "Each round's difference to `off` in ms per upload, median (min–max); `again` is `off`'s twin (no quota either): its row is the noise floor. Then the database writes of an upload alone (no bytes, no HTTP; 20 alternating blocks of 100): CPU ms per upload without and with a quota, and their difference, median (min–max).",
+    "",
+    ...markdownTable({
+      header: [
+        "engine",
+        "CPU − off: fresh",
+        "CPU − off: on",
+        "CPU − off: again",
+        "wall − off: fresh",
+        "wall − off: on",
+        "wall − off: again",
+        "database writes alone: off, fresh",
+        "database writes alone: fresh − off",
+      ],
+      numeric: [],
+      rows: results.map((r) => {
+        const less = (who: LegName, of: (leg: Leg) => number) =>
+          spread(r.rounds.map((x) => of(x[who]) - of(x.off)));
+        const work = r.databaseWork;
+        return [
+          r.engine,
+          less("fresh", cpu),
+          less("on", cpu),
+          less("again", cpu),
+          less("fresh", (l) => l.wallMs),
+          less("on", (l) => l.wallMs),
+          less("again", (l) => l.wallMs),
+          `${work.off.toFixed(3)}, ${work.fresh.toFixed(3)} ms`,
+          `${work.differences[work.differences.length >> 1]!.toFixed(3)} (${work.differences[0]!.toFixed(3)}–${work.differences.at(-1)!.toFixed(3)}) ms`,
+        ];
+      }),
+    }),
   ];
+}
+
+/** Median (min–max) of per-round differences, in ms. */
+function spread(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const f = (v: number) => (v >= 0 ? `+${v.toFixed(2)}` : v.toFixed(2));
+  return `${f(sorted[sorted.length >> 1]!)} (${f(sorted[0]!)} – ${f(sorted.at(-1)!)})`;
 }
 
 if (isMainModule(import.meta.url)) {

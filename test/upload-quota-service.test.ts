@@ -137,3 +137,79 @@ forEachEngine("upload quota leases", (engine) => {
     assert.equal((await service.usage(USER)).reservations, 0);
   });
 });
+
+forEachEngine("upload quota with several window lists", (engine) => {
+  let database: Database;
+  const clock = Date.UTC(2026, 0, 1);
+  after(() => database?.close());
+
+  // SQLite's check is compiled once per number of windows: users whose
+  // lists differ in length, checked in turns, must each get their own.
+  it("checks each user against their own windows when their counts differ, in turns", async () => {
+    database = createDatabase(await freshDatabaseConfig(engine));
+    await runMigrations(database);
+    const HOUR = 3_600_000;
+    const service = new UploadQuotaService(
+      {
+        maxUploadSize: 4096,
+        windows: [{ periodMs: HOUR, maxBytes: 1000 }],
+        overrides: [
+          {
+            userGlob: "@three:*",
+            windows: [
+              { periodMs: HOUR, maxBytes: 3000 },
+              { periodMs: 24 * HOUR, maxBytes: 700 },
+              { periodMs: 48 * HOUR, maxBytes: 2000 },
+            ],
+          },
+          {
+            userGlob: "@two:*",
+            windows: [
+              { periodMs: HOUR, maxBytes: 3000 },
+              { periodMs: 2 * HOUR, maxBytes: 400 },
+            ],
+          },
+        ],
+        infoUri: "https://example.org/",
+      },
+      new UploadQuotaRepository(database),
+      warnings().logger,
+      () => clock,
+    );
+    // An upload of each stored 2 hours ago: inside the 1-day windows, outside the 1-hour ones.
+    await database.db
+      .insertInto("local_media_repository")
+      .values(
+        ["@one:t", "@three:t", "@two:t"].map((userId, i) => ({
+          media_id: `old${i}`,
+          media_type: "application/octet-stream",
+          media_length: 100,
+          created_ts: clock - 2 * HOUR + 1,
+          user_id: userId,
+          authenticated: true,
+          safe_from_quarantine: false,
+        })),
+      )
+      .execute();
+    const room = async (userId: string) => {
+      // The largest single reservation that fits, found by asking.
+      const limits = service.limitsFor(userId);
+      let low = 0;
+      let high = 4096;
+      while (low < high) {
+        const size = Math.ceil((low + high) / 2);
+        const held = await service.reserve(limits, userId, size).catch(() => undefined);
+        if (held) {
+          await held.release();
+          low = size;
+        } else high = size - 1;
+      }
+      return low;
+    };
+    for (let turn = 0; turn < 2; turn++) {
+      assert.equal(await room("@one:t"), 1000, "one window of 1000; the old upload is outside it");
+      assert.equal(await room("@three:t"), 600, "the 1-day window of 700 holds the old upload");
+      assert.equal(await room("@two:t"), 300, "the 2-hour window of 400 holds the old upload");
+    }
+  });
+});

@@ -9,6 +9,8 @@
  * positions where they land in the compiled parameter list are where a
  * call's arguments go (a parameter that is no sentinel keeps its value).
  * Plugins' result transforms still run: the compiled query keeps its node.
+ * Not only SELECTs: any statement whose shape is fixed (the upload quota's
+ * check-and-insert on SQLite, one per number of windows).
  */
 import type { CompiledQuery } from "kysely";
 import type { Db } from "../db/database.js";
@@ -18,7 +20,13 @@ interface Compilable<R> {
   compile(): CompiledQuery<R>;
 }
 
-export class CompiledSelect<Args extends readonly string[], R> {
+/**
+ * `Args` may be typed as numbers too, but at compile time `build` gets
+ * strings (the sentinels): it must place each argument as a parameter and
+ * compute nothing from it (an argument computed with is no sentinel where it
+ * lands, so it counts as unused and the compile throws).
+ */
+export class CompiledSelect<Args extends readonly (string | number)[], R> {
   #compiled: { query: CompiledQuery<R>; slots: (number | undefined)[] } | undefined;
 
   constructor(
@@ -26,21 +34,28 @@ export class CompiledSelect<Args extends readonly string[], R> {
     private readonly db: () => Db,
     /** Builds the query from its arguments; each must be a declared parameter (its `length`). */
     private readonly build: (...args: Args) => Compilable<R>,
+    /** How many arguments: only for a `build` with a rest parameter (whose `length` is 0). */
+    private readonly arity = build.length,
   ) {}
 
   /** The rows of the query for `args`. */
-  async execute(...args: Args): Promise<R[]> {
+  execute(...args: Args): Promise<R[]> {
+    return this.executeIn(this.db(), ...args);
+  }
+
+  /** The rows of the query for `args`, run in `db` (a transaction). */
+  async executeIn(db: Db, ...args: Args): Promise<R[]> {
     const { query, slots } = this.#compile();
     const parameters = query.parameters.map((value, i) => {
       const slot = slots[i];
       return slot === undefined ? value : args[slot];
     });
-    return (await this.db().executeQuery<R>({ ...query, parameters })).rows;
+    return (await db.executeQuery<R>({ ...query, parameters })).rows;
   }
 
   #compile() {
     if (this.#compiled) return this.#compiled;
-    const arity = this.build.length;
+    const arity = this.arity;
     const sentinels = Array.from({ length: arity }, (_, i) => `\u0000mxcd-arg-${i}\u0000`);
     const query = this.build(...(sentinels as unknown as Args)).compile();
     const slots = query.parameters.map((value) => {
