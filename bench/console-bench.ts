@@ -69,8 +69,6 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type Browser, type BrowserContext, chromium } from "playwright-core";
-import { createDatabase } from "../src/db/database.js";
-import { runMigrations } from "../src/db/migrate.js";
 import { CHROMIUM_PATH, chromiumMissing } from "../test/support/chromium.js";
 import { photoLike } from "../test/support/photo-like.js";
 import { type TraceEvent, traceBreakdown } from "./support/chromium-trace.js";
@@ -89,6 +87,13 @@ const PAGE = 60;
 const TOKEN_KEY = "mxcd-console-token";
 const GRID_TIMEOUT_MS = 30_000;
 const JOBS_TIMEOUT_MS = 120_000;
+/**
+ * Extra Chromium flags, space-separated: a diagnostic, e.g.
+ * `--disable-features=WebUIOmniboxPopup,WebUIOmniboxFullPopup,OmniboxFullWebUI,WebUIOmniboxAimPopup,OmniboxAimPopup`
+ * keeps headless Chromium from starting its omnibox-popup WebUI renderer
+ * with every page (bench/README.md, "Eighth session").
+ */
+const CHROMIUM_FLAGS = (process.env.CONSOLE_BENCH_CHROMIUM_FLAGS ?? "").split(" ").filter(Boolean);
 /** Extra node flags for mxcd, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const NODE_FLAGS = (process.env.CONSOLE_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
@@ -440,6 +445,14 @@ async function main(cleanup: Cleanup): Promise<void> {
 
   const dir = tempDir(cleanup, "mxcd-console-bench-");
   const path = join(dir, "mxcd.sqlite");
+  // Migrated by the build under test (an A/B against main must not find
+  // this checkout's newer migrations in the database).
+  const { createDatabase } = (await import(
+    join(ROOT, "dist", "src", "db", "database.js")
+  )) as typeof import("../src/db/database.js");
+  const { runMigrations } = (await import(
+    join(ROOT, "dist", "src", "db", "migrate.js")
+  )) as typeof import("../src/db/migrate.js");
   const database = createDatabase({ engine: "sqlite", path });
   await runMigrations(database);
   await database.close();
@@ -486,6 +499,7 @@ async function main(cleanup: Cleanup): Promise<void> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...CHROMIUM_FLAGS,
     ],
   });
   cleanup.add("close chromium", () => browser.close());
