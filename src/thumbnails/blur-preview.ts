@@ -16,12 +16,12 @@ import type sharp from "sharp";
 import { loadSharp } from "./load-sharp.js";
 
 /** The preview's longer side, px. */
-export const PREVIEW_SIDE = 32;
+const PREVIEW_SIDE = 32;
 /** Gaussian sigma in preview pixels: 9 % of PREVIEW_SIDE (see the note above). */
 const PREVIEW_SIGMA = 3;
 const PREVIEW_SATURATION = 0.6;
 const PREVIEW_QUALITY = 50;
-export const PREVIEW_PREFIX = "data:image/webp;base64,";
+const PREVIEW_PREFIX = "data:image/webp;base64,";
 
 /**
  * The blur preview of `source` (a still; the first frame of an animation),
