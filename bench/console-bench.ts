@@ -29,6 +29,15 @@
  *    only when its tile comes near the window), when all of the page's
  *    pictures have. The bench waits on those marks (an attribute and a
  *    locator, 30 s), no sleeps.
+ *    A tile's picture is whatever the tile shows: since migration 0018 a
+ *    blurred tile shows the listing's blur preview (a data: URL, no
+ *    request), so the count of previews among them is printed too, and after
+ *    the figures one unblur is timed (a click on the first tile until its own
+ *    picture is in it: the fetch the preview put off).
+ *    - tall cold and tall warm: the same, in a window tall enough to show
+ *      the whole first page from the start (1366×8000): there the first
+ *      screen is the page, and "all 60 loaded" is the strict reading of the
+ *      issue (every picture of the first page visible).
  *
  * Printed: per measure p50 and min–max over the rounds, the load average
  * around each round (the machine is shared), as Markdown for bench/README.md.
@@ -50,8 +59,8 @@
  * another build (A/B); CONSOLE_BENCH_NODE_FLAGS="--cpu-prof
  * --cpu-prof-dir=/tmp/p" profiles mxcd; CONSOLE_BENCH_NO_BLUR=1 turns the
  * tiles' blur off (a diagnostic); CONSOLE_BENCH_TRACE=<folder> adds one
- * cold and one warm load traced by Chromium (`tracedLoads`) and prints where
- * Chromium's CPU went.
+ * cold and one warm load traced by Chromium (`tracedLoads`), and the same in
+ * the tall window, and prints where Chromium's CPU went.
  */
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -60,8 +69,6 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type Browser, type BrowserContext, chromium } from "playwright-core";
-import { createDatabase } from "../src/db/database.js";
-import { runMigrations } from "../src/db/migrate.js";
 import { CHROMIUM_PATH, chromiumMissing } from "../test/support/chromium.js";
 import { photoLike } from "../test/support/photo-like.js";
 import { type TraceEvent, traceBreakdown } from "./support/chromium-trace.js";
@@ -80,6 +87,13 @@ const PAGE = 60;
 const TOKEN_KEY = "mxcd-console-token";
 const GRID_TIMEOUT_MS = 30_000;
 const JOBS_TIMEOUT_MS = 120_000;
+/**
+ * Extra Chromium flags, space-separated: a diagnostic, e.g.
+ * `--disable-features=WebUIOmniboxPopup,WebUIOmniboxFullPopup,OmniboxFullWebUI,WebUIOmniboxAimPopup,OmniboxAimPopup`
+ * keeps headless Chromium from starting its omnibox-popup WebUI renderer
+ * with every page (bench/README.md, "Eighth session").
+ */
+const CHROMIUM_FLAGS = (process.env.CONSOLE_BENCH_CHROMIUM_FLAGS ?? "").split(" ").filter(Boolean);
 /** Extra node flags for mxcd, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const NODE_FLAGS = (process.env.CONSOLE_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
@@ -191,6 +205,7 @@ const READ_SAMPLE = `(() => {
     firstScreen: window.__mxcdFirstScreenAt,
     firstScreenTiles: window.__mxcdFirstScreen,
     thumbs: window.__mxcdThumbsAt,
+    previews: document.querySelectorAll("ul.grid > li.tile img.preview").length,
     listingSent: listing ? listing.startTime : NaN,
     listing: listing ? listing.responseEnd : NaN,
     domContentLoaded: nav.domContentLoadedEventEnd,
@@ -220,6 +235,10 @@ interface Sample {
   firstScreenCpu: number;
   /** Pictures (thumbnail and download requests) asked for by then. */
   firstScreenPictures: number;
+  /** Of the page's pictures shown at the end, how many were blur previews (img.preview). */
+  previews: number;
+  /** ms from a click on the first tile's picture until its own picture is in the tile (Node-side). */
+  unblur: number;
   /** Requests by path (media ids elided). */
   kinds: Map<string, number>;
   domContentLoaded: number;
@@ -236,6 +255,12 @@ const VIEWPORT = { width: 1366, height: 860 };
 const contextOptions = { viewport: VIEWPORT, bypassCSP: NO_BLUR };
 /** A window tall enough to show every tile of the first page at once. */
 const TALL_VIEWPORT = { width: 1366, height: 8000 };
+/**
+ * The tall legs: the window shows the whole first page from the start (no
+ * first screen to wait for before it grows), so "all 60 thumbnails loaded"
+ * is the strict reading of the issue's "the grid's first page shows".
+ */
+const tallContextOptions = { viewport: TALL_VIEWPORT, bypassCSP: NO_BLUR };
 
 async function prepare(context: BrowserContext, token: string, expected: number): Promise<void> {
   await context.addInitScript({ content: initScript(token, expected) });
@@ -318,9 +343,19 @@ async function loadGrid(
           | "browserCpu"
           | "firstScreenCpu"
           | "firstScreenPictures"
+          | "unblur"
           | "kinds"
         >
       >(READ_SAMPLE);
+    // Then one unblur (after every figure above): a click on the first tile
+    // until its own picture is in it (with a blur preview, that is a fetch).
+    const first = page.locator("ul.grid > li.tile").first();
+    const u0 = performance.now();
+    await first.locator("button.thumb").click();
+    await first
+      .locator("button.thumb:not(.blurred) img:not(.preview)")
+      .waitFor({ state: "attached", timeout: GRID_TIMEOUT_MS });
+    const unblur = performance.now() - u0;
     return {
       ...marks,
       requests,
@@ -328,6 +363,7 @@ async function loadGrid(
       browserCpu,
       firstScreenCpu,
       firstScreenPictures,
+      unblur,
       kinds,
     };
   } finally {
@@ -382,13 +418,18 @@ function summarize(label: string, samples: readonly Sample[]): string[][] {
     ["listing response received", (s) => s.listing],
     [`all ${PAGE} tiles in the DOM`, (s) => s.grid],
     ["(tiles on the first screen)", (s) => s.firstScreenTiles],
-    ["first screen's thumbnails loaded", (s) => s.firstScreen],
-    [`all ${PAGE} thumbnails loaded (window made tall after the first screen)`, (s) => s.thumbs],
+    ["first screen's pictures loaded", (s) => s.firstScreen],
+    [
+      `all ${PAGE} pictures loaded (a normal window: made tall after the first screen)`,
+      (s) => s.thumbs,
+    ],
+    ["(of them blur previews)", (s) => s.previews],
     ["(network requests made by then)", (s) => s.requests],
     ["(mxcd CPU ms during the load)", (s) => s.serverCpu],
     ["(pictures requested by the first screen)", (s) => s.firstScreenPictures],
     ["(Chromium CPU ms until the first screen's thumbnails)", (s) => s.firstScreenCpu],
     ["(Chromium CPU ms during the load)", (s) => s.browserCpu],
+    ["(then one unblur: click to the picture in the tile, ms)", (s) => s.unblur],
   ];
   return measures.map(([name, pick]) => {
     const values = samples.map(pick).sort((a, b) => a - b);
@@ -404,6 +445,14 @@ async function main(cleanup: Cleanup): Promise<void> {
 
   const dir = tempDir(cleanup, "mxcd-console-bench-");
   const path = join(dir, "mxcd.sqlite");
+  // Migrated by the build under test (an A/B against main must not find
+  // this checkout's newer migrations in the database).
+  const { createDatabase } = (await import(
+    join(ROOT, "dist", "src", "db", "database.js")
+  )) as typeof import("../src/db/database.js");
+  const { runMigrations } = (await import(
+    join(ROOT, "dist", "src", "db", "migrate.js")
+  )) as typeof import("../src/db/migrate.js");
   const database = createDatabase({ engine: "sqlite", path });
   await runMigrations(database);
   await database.close();
@@ -439,6 +488,8 @@ async function main(cleanup: Cleanup): Promise<void> {
   const j0 = performance.now();
   const jobs = await settleJobs(server.baseUrl, server.authHeaders);
   console.log(`background jobs settled in ${f((performance.now() - j0) / 1000)} s: ${jobs}`);
+  await settlePregeneration(server.baseUrl);
+  console.log(`first page: ${await previewCount(server.baseUrl, server.authHeaders)}`);
 
   const browser: Browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
@@ -448,6 +499,7 @@ async function main(cleanup: Cleanup): Promise<void> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...CHROMIUM_FLAGS,
     ],
   });
   cleanup.add("close chromium", () => browser.close());
@@ -501,11 +553,32 @@ async function main(cleanup: Cleanup): Promise<void> {
     loads.push(loadavg()[0] ?? 0);
     warm.push(await loadGrid(context, url, server.pid));
   }
+  // The tall legs, same protocol: every tile on screen from the first frame.
+  const tallCold: Sample[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    loads.push(loadavg()[0] ?? 0);
+    const tall = await browser.newContext(tallContextOptions);
+    await prepare(tall, token, expected);
+    tallCold.push(await loadGrid(tall, url, server.pid));
+    await tall.close();
+  }
+  const tallWarm: Sample[] = [];
+  const tallContext = await browser.newContext(tallContextOptions);
+  await prepare(tallContext, token, expected);
+  await loadGrid(tallContext, url, server.pid);
+  for (let round = 0; round < ROUNDS; round++) {
+    loads.push(loadavg()[0] ?? 0);
+    tallWarm.push(await loadGrid(tallContext, url, server.pid));
+  }
   loads.push(loadavg()[0] ?? 0);
   const traces = TRACE_DIR
-    ? await tracedLoads(browser, context, token, expected, url, server.pid)
+    ? [
+        ...(await tracedLoads(browser, context, token, expected, url, server.pid, "")),
+        ...(await tracedLoads(browser, tallContext, token, expected, url, server.pid, "tall-")),
+      ]
     : [];
   await context.close();
+  await tallContext.close();
   const counters = await serverCounters(server.baseUrl);
 
   const date = new Date().toISOString().slice(0, 16).replace("T", " ");
@@ -517,7 +590,12 @@ async function main(cleanup: Cleanup): Promise<void> {
   console.log(
     markdownTable({
       header: ["load", "measure", "p50 ms", "min–max ms"],
-      rows: [...summarize("cold", cold), ...summarize("warm", warm)],
+      rows: [
+        ...summarize("cold", cold),
+        ...summarize("warm", warm),
+        ...summarize("tall cold", tallCold),
+        ...summarize("tall warm", tallWarm),
+      ],
       numeric: [2],
     }).join("\n"),
   );
@@ -550,7 +628,7 @@ const TRACE_CATEGORIES = [
  * One cold load (a new context) and one warm load (`warmContext`, already
  * loaded), each traced from navigation until the first screen's pictures
  * have loaded (every process: Tracing through CDP), saved as
- * `<TRACE_DIR>/{cold,warm}.json` (chrome://tracing or Perfetto opens them)
+ * `<TRACE_DIR>/[tall-]{cold,warm}.json` (chrome://tracing or Perfetto opens them)
  * and summarised: CPU per process and thread, self CPU per kind of work (all
  * processes, and the page's renderer alone) and the page's renderer's top
  * slices (bench/support/chromium-trace.ts). Tracing costs CPU itself: these
@@ -563,15 +641,16 @@ async function tracedLoads(
   expected: number,
   url: string,
   serverPid: number,
+  prefix: "" | "tall-",
 ): Promise<string[]> {
   mkdirSync(TRACE_DIR!, { recursive: true });
   const origin = new URL(url).origin;
   const out: string[] = [];
-  const coldContext = await browser.newContext(contextOptions);
+  const coldContext = await browser.newContext(prefix ? tallContextOptions : contextOptions);
   await prepare(coldContext, token, expected);
   for (const [label, context] of [
-    ["cold", coldContext],
-    ["warm", warmContext],
+    [`${prefix}cold`, coldContext],
+    [`${prefix}warm`, warmContext],
   ] as const) {
     await browser.startTracing(undefined, { categories: TRACE_CATEGORIES });
     let bytes: Buffer | undefined;
@@ -647,6 +726,31 @@ async function settleJobs(baseUrl: string, headers: Record<string, string>): Pro
     if (performance.now() > deadline) return `NOT SETTLED after ${JOBS_TIMEOUT_MS} ms: ${states}`;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/**
+ * Waits (at most JOBS_TIMEOUT_MS) until no upload's thumbnails are being
+ * pre-generated (`mxcd_thumbnail_pregenerations_running` 0): the uploads'
+ * thumbnails and blur previews are made in the background after each upload.
+ */
+async function settlePregeneration(baseUrl: string): Promise<void> {
+  const deadline = performance.now() + JOBS_TIMEOUT_MS;
+  for (;;) {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const running = /^mxcd_thumbnail_pregenerations_running (\d+)/m.exec(text)?.[1];
+    if (running === "0" || running === undefined) return;
+    if (performance.now() > deadline) throw new Error("thumbnail pre-generation never settled");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** How many items of the grid's first page the listing gives a blur preview (0 before 0018). */
+async function previewCount(baseUrl: string, headers: Record<string, string>): Promise<string> {
+  const res = await fetch(`${baseUrl}/_mxcd/admin/v1/media?limit=${PAGE}`, { headers });
+  const body = (await res.json()) as { media: { blur_preview?: string }[] };
+  const previews = body.media.filter((m) => m.blur_preview !== undefined);
+  const bytes = previews.reduce((sum, m) => sum + (m.blur_preview?.length ?? 0), 0);
+  return `${previews.length} of ${body.media.length} items with a blur preview (${bytes} bytes of data: URLs)`;
 }
 
 /**

@@ -8,6 +8,9 @@
  * - a tile's picture is fetched only when the tile comes near the window: in
  *   a small window the tiles far below are not fetched until scrolled to,
  *   and a tile that leaves the window before its turn leaves the queue;
+ * - with the listing's blur previews, blurred tiles show them and fetch no
+ *   thumbnail; a tile fetches its own when unblurred (the other tests take
+ *   the previews out of the listing, as for media stored before them);
  * - a second load of the grid fetches no thumbnail again (the browser's HTTP
  *   cache answers), but does fetch a quarantined picture again through the
  *   admin bypass (never cached).
@@ -55,12 +58,31 @@ if (reason) {
     const newestFirst: string[] = [];
     let quarantined: string;
 
-    /** A context whose pages start signed in as the admin (a reloaded tab). */
-    const signedIn = async (viewport = { width: 1366, height: 860 }): Promise<BrowserContext> => {
+    /**
+     * A context whose pages start signed in as the admin (a reloaded tab).
+     * Without `previews`, the listing's blur previews are taken out of its
+     * answers (as for media stored before mxcd made them): the tiles then
+     * fetch their pictures, which is what most tests here look at.
+     */
+    const signedIn = async (
+      viewport = { width: 1366, height: 860 },
+      previews = false,
+    ): Promise<BrowserContext> => {
       const context = await browser.newContext({ viewport });
       await context.addInitScript({
         content: `sessionStorage.setItem(${JSON.stringify(TOKEN_KEY)}, ${JSON.stringify(admin.token)});`,
       });
+      if (!previews) {
+        await context.route(
+          (at) => at.pathname === "/_mxcd/admin/v1/media",
+          async (route) => {
+            const response = await route.fetch();
+            const body = await response.json();
+            for (const item of body.media ?? []) delete item.blur_preview;
+            await route.fulfill({ response, json: body });
+          },
+        );
+      }
       return context;
     };
 
@@ -89,6 +111,13 @@ if (reason) {
       quarantined = newestFirst.at(-1)!;
       const q = await admin.http.post(`/_synapse/admin/v1/media/quarantine/${HERE}/${quarantined}`);
       assert.equal(q.status, 200);
+      // Blur previews are made in the background after each upload; the
+      // listing never gives one for the quarantined picture.
+      await waitFor(async () => {
+        const res = await admin.http.get(`/_mxcd/admin/v1/media?limit=${PICTURES}`);
+        const previews = res.body.media.filter((m: { blur_preview?: string }) => m.blur_preview);
+        return previews.length === PICTURES - 1;
+      }, "every unquarantined picture's blur preview");
       browser = await launchChromium();
     });
 
@@ -274,8 +303,76 @@ if (reason) {
       }
     });
 
+    it("shows blurred tiles from the listing's previews; fetches a picture only when unblurred", async () => {
+      const context = await signedIn(undefined, true);
+      const requested: string[] = [];
+      context.on("request", (request) => {
+        const at = new URL(request.url()).pathname;
+        if (/\/v1\/media\/(thumbnail|download)\//.test(at)) requested.push(at);
+      });
+      try {
+        const page = await context.newPage();
+        await page.goto(url());
+        const pictures = () =>
+          page.evaluate<{ id: string; src: string; preview: boolean; shown: boolean }[]>(
+            `[...document.querySelectorAll("ul.grid > li.tile")].map((tile) => {
+              const img = tile.querySelector("img");
+              return {
+                id: tile.dataset.mediaId,
+                src: img ? img.getAttribute("src") : "",
+                preview: !!img && img.classList.contains("preview"),
+                shown: !!img && img.complete && img.naturalWidth > 0,
+              };
+            })`,
+          );
+        await waitFor(async () => {
+          const now = await pictures();
+          return now.length === PICTURES && now.every((p) => p.shown);
+        }, "every tile showing a picture");
+        const shown = await pictures();
+        for (const p of shown) {
+          if (p.id === quarantined) {
+            assert.ok(p.src.startsWith("blob:"), "the quarantined picture through the bypass");
+            assert.equal(p.preview, false);
+          } else {
+            assert.ok(p.src.startsWith("blob:"), `${p.id}: ${p.src}`);
+            assert.equal(p.preview, true, `${p.id}: the blur preview`);
+          }
+        }
+        assert.deepEqual(
+          requested.map((at) => at.split("/").at(-1)),
+          [quarantined],
+          "no thumbnail fetched, only the quarantined picture's bypass download",
+        );
+        // Unblurred, a tile fetches its thumbnail (and only its own) and shows it.
+        const first = newestFirst[0]!;
+        const button = page.locator(`li.tile[data-media-id="${first}"] button.thumb`);
+        assert.equal(await button.getAttribute("class"), "thumb blurred");
+        await button.click();
+        await page.locator(`li.tile[data-media-id="${first}"] img:not(.preview)`).waitFor();
+        assert.equal(await button.getAttribute("class"), "thumb");
+        assert.equal(requested.length, 2);
+        assert.match(requested[1]!, new RegExp(`/thumbnail/${HERE}/${first}$`));
+        // Blurred again, it shows the preview again (no CSS blur of the picture).
+        await button.click();
+        await page.locator(`li.tile[data-media-id="${first}"] img.preview`).waitFor();
+        assert.equal(await button.getAttribute("class"), "thumb blurred");
+      } finally {
+        await context.close();
+      }
+    });
+
     it("loads thumbnails once per browser session, a quarantined picture every time", async () => {
-      const context = await signedIn();
+      // Routing turns the browser's cache off, so the previews are taken out
+      // of the database for this test instead (and put back after it).
+      const { db } = server.app.database;
+      const stored = await db
+        .selectFrom("local_media_repository")
+        .select(["media_id", "blur_preview"])
+        .where("blur_preview", "is not", null)
+        .execute();
+      await db.updateTable("local_media_repository").set({ blur_preview: null }).execute();
+      const context = await signedIn(undefined, true);
       try {
         const load = async () => {
           const page = await context.newPage();
@@ -309,6 +406,13 @@ if (reason) {
           "second load: the quarantined picture fetched again (no-store)",
         );
       } finally {
+        for (const row of stored) {
+          await db
+            .updateTable("local_media_repository")
+            .set({ blur_preview: row.blur_preview })
+            .where("media_id", "=", row.media_id)
+            .execute();
+        }
         await context.close();
       }
     });

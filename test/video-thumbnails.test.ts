@@ -41,6 +41,7 @@ import { until } from "./support/mxcd-processes.js";
 import { markSuiteRan } from "./support/run-markers.js";
 import { startTestServer, type TestServer, type TestUser } from "./support/test-server.js";
 import { clipFile, haveFfmpeg, RECOMMENDED_VIDEO_COMMAND } from "./support/video.js";
+import { waitFor } from "./support/wait-for.js";
 
 const THUMB = "/_matrix/client/v1/media/thumbnail/test.local";
 const FRAMES = "mxcd_video_thumbnail_frames_total";
@@ -184,6 +185,28 @@ if (!haveFfmpeg) {
       assert.deepEqual([largeMeta.width, largeMeta.height], [320, 240]);
       assert.equal((await frames(server, "extracted")) - extracted, 1);
       assert.ok((await thumbnailKeys(server, id)).length >= 3);
+      // The listing's blur preview (migration 0018) is of the same frame.
+      const admin = await server.user(`admin-${engine}`, { admin: true });
+      const preview = async () => {
+        const res = await admin.http.get("/_mxcd/admin/v1/media?limit=50");
+        const item = res.body.media.find((m: { media_id: string }) => m.media_id === id);
+        return item?.blur_preview as string | undefined;
+      };
+      await waitFor(async () => (await preview()) !== undefined, "the video's blur preview");
+      const bytes = Buffer.from(
+        (await preview())!.replace(/^data:image\/webp;base64,/, ""),
+        "base64",
+      );
+      const previewMeta = await sharp(bytes).metadata();
+      assert.deepEqual(
+        [previewMeta.format, previewMeta.width, previewMeta.height],
+        ["webp", 32, 24],
+      );
+      const previewStats = await sharp(bytes).stats();
+      const previewBrightness =
+        previewStats.channels.slice(0, 3).reduce((sum, c) => sum + c.mean, 0) / 3;
+      assert.ok(previewBrightness > 60, `the preview is of the black frame (${previewBrightness})`);
+      assert.equal((await frames(server, "extracted")) - extracted, 1, "no second frame for it");
       await until(stagingIsEmpty);
     });
 

@@ -23,6 +23,8 @@ export interface MediaRow {
   md5?: string | null;
   pdq?: string | null;
   pdq_quality?: number | null;
+  /** The listing's blur preview: a tiny blurred WebP as a data: URL (console/src/thumb.tsx). */
+  blur_preview?: string;
   /** PDQ distance (similar / lookup answers). */
   distance?: number;
 }

@@ -73,6 +73,8 @@ export interface LocalMediaTable {
   pdq_status: string | null;
   /** Why there is no PDQ hash (`pdq_status` = `none`). */
   pdq_reason: string | null;
+  /** A tiny blurred WebP as a data: URL; null until made (migration 0018-media-blur-previews). */
+  blur_preview: string | null;
 }
 
 /** One cached remote media item, keyed by its origin and remote media id. */

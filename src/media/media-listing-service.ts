@@ -29,9 +29,15 @@ export type {
 } from "../repositories/media-listing-repository.js";
 export type { MediaUsage } from "../repositories/media-reference-repository.js";
 
+/**
+ * A listed item and its blur preview (src/thumbnails/blur-preview.ts), null
+ * when none was made (always for cached remote media).
+ */
+export type ListedMedia = MediaInfo & { readonly blurPreview: string | null };
+
 /** One page: at most `limit` items and, when more may follow, the cursor to continue from. */
 export interface MediaListPage {
-  readonly media: MediaInfo[];
+  readonly media: ListedMedia[];
   readonly next?: MediaListCursor;
 }
 
@@ -69,17 +75,17 @@ export class MediaListingService {
       sides.local ? listing.localPage(filter, after, limit + 1) : [],
       sides.remote ? listing.remotePage(filter, after, limit + 1) : [],
     ]);
-    const merged: MediaInfo[] = [];
+    const merged: ListedMedia[] = [];
     let [l, r] = [0, 0];
     while (merged.length <= limit && (l < local.length || r < remote.length)) {
       const a = local[l];
       const b = remote[r];
       // On equal timestamps local media comes first (see the module note).
       if (a !== undefined && (b === undefined || a.createdTs >= b.createdTs)) {
-        merged.push({ local: true, media: a });
+        merged.push({ local: true, media: a, blurPreview: a.blurPreview });
         l++;
       } else if (b !== undefined) {
-        merged.push({ local: false, media: b });
+        merged.push({ local: false, media: b, blurPreview: null });
         r++;
       }
     }

@@ -150,7 +150,10 @@ export class ThumbnailService {
     // Nothing to make: do not even read the original.
     if (this.settings.sizes.length === 0) return;
     this.stats.pregenerationsRunning += 1;
-    const work = (video ? this.#pregenerateVideo(subject) : this.#pregenerate(mediaId, urlCache))
+    const preview = urlCache ? null : mediaId;
+    const work = (
+      video ? this.#pregenerateVideo(subject, preview) : this.#pregenerate(mediaId, urlCache)
+    )
       .catch((error: unknown) => {
         if (error instanceof MediaGoneError || error instanceof BlobNotFoundError) return;
         if (error instanceof VideoThumbnailError) {
@@ -228,8 +231,25 @@ export class ThumbnailService {
           timedOut ||= result.fallback === "timeout";
           await this.#storeRendered(subject, result, planned, "upload");
         }
+        if (!urlCache) await this.#storeBlurPreview(mediaId, source);
       }),
     );
+  }
+
+  /**
+   * Makes and records the media's blur preview (blur-preview.ts; the media
+   * listing returns it). A picture sharp cannot make one of is logged and
+   * left without: the console then fetches its thumbnail as for older media.
+   */
+  async #storeBlurPreview(mediaId: string, source: Buffer): Promise<void> {
+    let preview: string;
+    try {
+      preview = await this.thumbnailer.blurPreview(source);
+    } catch (error) {
+      this.logger.info({ err: error, media_id: mediaId }, "no blur preview of this picture");
+      return;
+    }
+    await this.media.setLocalBlurPreview(mediaId, preview);
   }
 
   /**
@@ -331,13 +351,17 @@ export class ThumbnailService {
     );
   }
 
-  /** Pre-generates the configured sizes of a video from one frame (one command run). */
-  async #pregenerateVideo(subject: ThumbnailSubject): Promise<void> {
+  /**
+   * Pre-generates the configured sizes of a video from one frame (one
+   * command run), and the blur preview of local media `previewOf`.
+   */
+  async #pregenerateVideo(subject: ThumbnailSubject, previewOf: string | null): Promise<void> {
     await this.#withFrame(subject, async (frame, info) => {
       for (const planned of videoThumbnailPlan(this.settings.sizes, info)) {
         const result = await this.thumbnailer.render(frame, info, planned.request);
         await this.#storeRendered(subject, result, planned, "upload");
       }
+      if (previewOf !== null) await this.#storeBlurPreview(previewOf, frame);
     });
   }
 

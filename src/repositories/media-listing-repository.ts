@@ -69,6 +69,12 @@ export interface MediaListSummary {
   readonly totalBytes: number;
 }
 
+/**
+ * A listed local item: its row and its blur preview (migration 0018), which
+ * only the listing reads (the metadata cache's LocalMedia holds none).
+ */
+export type ListedLocalMedia = LocalMedia & { readonly blurPreview: string | null };
+
 /** `media_length` of a row whose upload is streaming now (media-repository.ts). */
 const CLAIMED = -1;
 
@@ -94,14 +100,14 @@ export class MediaListingRepository {
     };
   }
 
-  /** Up to `limit` local media after `after`, newest first. */
+  /** Up to `limit` local media after `after`, newest first, with their blur previews. */
   async localPage(
     filter: MediaListFilter,
     after: MediaListCursor | null,
     limit: number,
-  ): Promise<LocalMedia[]> {
+  ): Promise<ListedLocalMedia[]> {
     const rows = await this.localQuery(filter, after, limit).execute();
-    return rows.map(toLocalMedia);
+    return rows.map((row) => ({ ...toLocalMedia(row), blurPreview: row.blur_preview }));
   }
 
   /** The query of `localPage` (built, not run: test/mxcd-media-list-plan.test.ts explains it). */

@@ -261,6 +261,19 @@ export class MediaRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Records the blur preview of local media (migration 0018; made once, when
+   * its thumbnails are pre-generated). A deleted row is left deleted. The
+   * metadata cache holds no preview, so nothing needs invalidating.
+   */
+  async setLocalBlurPreview(mediaId: string, preview: string): Promise<void> {
+    await this.database.db
+      .updateTable("local_media_repository")
+      .set({ blur_preview: preview })
+      .where("media_id", "=", mediaId)
+      .execute();
+  }
+
   /** Gives a claimed id back (the upload failed), so it can be uploaded again. */
   async releaseClaim(mediaId: string): Promise<void> {
     await this.database.db

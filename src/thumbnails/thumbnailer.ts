@@ -30,6 +30,7 @@
  */
 import type sharp from "sharp";
 import { Semaphore } from "../util/semaphore.js";
+import { renderBlurPreview } from "./blur-preview.js";
 import { loadSharp } from "./load-sharp.js";
 
 /** `crop` fills the requested box; `scale` fits inside it (Matrix spec §thumbnails). */
@@ -335,6 +336,18 @@ export class Thumbnailer {
    */
   withSlot<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return this.#semaphore.run(fn, signal);
+  }
+
+  /**
+   * The blur preview of `source` (blur-preview.ts: a tiny blurred WebP as a
+   * data: URL) within this thumbnailer's pixel limit and time budget. Call
+   * it holding a slot, after the picture's header was found readable.
+   */
+  blurPreview(source: Buffer): Promise<string> {
+    return renderBlurPreview(source, {
+      limitInputPixels: this.#maxImagePixels,
+      timeoutSeconds: this.#timeoutSeconds,
+    });
   }
 
   /** What to pre-generate for `info` (thumbnailPlan with this thumbnailer's budgets). */

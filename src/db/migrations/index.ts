@@ -16,6 +16,7 @@ import * as rateLimitBuckets from "./0014-rate-limit-buckets.js";
 import * as mediaListing from "./0015-media-listing.js";
 import * as uploadQuotaFunction from "./0016-upload-quota-function.js";
 import * as mediaListingFilters from "./0017-media-listing-filters.js";
+import * as mediaBlurPreviews from "./0018-media-blur-previews.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -36,4 +37,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0015-media-listing", up: mediaListing.up },
   { name: "0016-upload-quota-function", up: uploadQuotaFunction.up },
   { name: "0017-media-listing-filters", up: mediaListingFilters.up },
+  { name: "0018-media-blur-previews", up: mediaBlurPreviews.up },
 ];

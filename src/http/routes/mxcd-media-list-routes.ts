@@ -4,6 +4,7 @@
  * `/_mxcd/admin/v1/` — Synapse has no such endpoint (synapse#11986):
  *
  * - `GET /media?limit&from&user_id&room_id&origin&media_type&min_size&max_size&quarantined&protected`
+ *   (each item with `blur_preview` when the server made one: migration 0018)
  * - `GET /media/summary?<the same filters>` → `{count, total_bytes}`
  * - `GET /media/{server_name}/{media_id}/references`
  *
@@ -61,6 +62,11 @@ export function registerMxcdMediaListRoutes(app: FastifyInstance, deps: MxcdMedi
       media: page.media.map((m) => ({
         ...mediaInfo(m),
         origin: m.local ? serverName : m.media.origin,
+        // Never for quarantined media: its picture is for the admin bypass only.
+        ...(m.blurPreview !== null &&
+          m.media.quarantinedBy === null && {
+            blur_preview: m.blurPreview,
+          }),
       })),
       ...(page.next && { next_batch: cursorToken(page.next) }),
     };
