@@ -1,0 +1,227 @@
+/**
+ * The `blur-preview-backfill` job (docs/console.md "How the grid loads"):
+ * local media stored without a blur preview (before migration 0018, or
+ * imported) gets one, newest first, in keyset batches that resume where a
+ * stopped run left off; quarantined media is never read; media whose
+ * preview cannot be made (corrupt, bytes missing) is marked once and not
+ * tried again; a video gets its preview from its stored thumbnail; the
+ * listing then returns `blur_preview`. On SQLite and PostgreSQL, and on the
+ * S3 store in the S3 pass (the server's store).
+ */
+import assert from "node:assert/strict";
+import { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import sharp from "sharp";
+import { NO_BLUR_PREVIEW } from "../src/domain/blur-preview-value.js";
+import type { BlurPreviewBackfillJob } from "../src/jobs/blur-preview-backfill-job.js";
+import { createBlurPreviewBackfill } from "../src/jobs/create-blur-preview-backfill.js";
+import { JobRunner } from "../src/jobs/job-runner.js";
+import { createLogger } from "../src/logging/logger.js";
+import type { BlobStore } from "../src/storage/blob-store.js";
+import { localContentKey, localThumbnailKey } from "../src/storage/media-paths.js";
+import { Thumbnailer } from "../src/thumbnails/thumbnailer.js";
+import { forEachEngine } from "./support/databases.js";
+import { metric } from "./support/metrics.js";
+import { photoLike } from "./support/photo-like.js";
+import {
+  startTestServer,
+  TEST_SERVER_NAME,
+  type TestServer,
+  type TestUser,
+} from "./support/test-server.js";
+import { waitFor } from "./support/wait-for.js";
+
+const logger = createLogger("silent");
+const PREFIX = "data:image/webp;base64,";
+
+/** `store` counting its reads per key. */
+function countingStore(store: BlobStore, reads: Map<string, number>): BlobStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "read") {
+        return (key: string, range?: never) => {
+          reads.set(key, (reads.get(key) ?? 0) + 1);
+          return target.read(key, range);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+forEachEngine("blur-preview-backfill", (engine) => {
+  let server: TestServer;
+  let admin: TestUser;
+  const reads = new Map<string, number>();
+  /** Old images with bytes, newest first. */
+  const images = ["img5", "img4", "img3", "img2", "img1"];
+
+  const row = (mediaId: string) =>
+    server.app.database.db
+      .selectFrom("local_media_repository")
+      .select(["blur_preview"])
+      .where("media_id", "=", mediaId)
+      .executeTakeFirstOrThrow();
+  const job = (): BlurPreviewBackfillJob =>
+    createBlurPreviewBackfill(
+      { enable_blur_preview_backfill: true },
+      {
+        database: server.app.database,
+        store: countingStore(server.app.store, reads),
+        thumbnailer: new Thumbnailer({ maxImagePixels: 32 * 1024 * 1024, concurrency: 1 }),
+        logger,
+      },
+    )!;
+
+  /** A row as an upgraded or imported server has it: no preview, old. */
+  async function insert(mediaId: string, type: string, createdTs: number, bytes?: Buffer) {
+    if (bytes) await server.app.store.write(localContentKey(mediaId), Readable.from([bytes]));
+    await server.app.database.db
+      .insertInto("local_media_repository")
+      .values({
+        media_id: mediaId,
+        media_type: type,
+        media_length: bytes?.length ?? 1234,
+        created_ts: createdTs,
+        user_id: "@alice:test",
+      })
+      .execute();
+  }
+
+  before(async () => {
+    // The server's own backfill is off: the tests run the job themselves.
+    server = await startTestServer(engine, { enable_blur_preview_backfill: false });
+    admin = await server.user("admin", { admin: true });
+    for (const [i, id] of images.entries()) {
+      const jpeg = await (await photoLike(400, 300, i + 1)).jpeg().toBuffer();
+      await insert(id, "image/jpeg", 100_000 - i, jpeg);
+    }
+    const png = await (await photoLike(200, 200, 9)).png().toBuffer();
+    // Quarantined before any preview was made.
+    await insert("quarantined", "image/png", 90_000, png);
+    await server.app.database.db
+      .updateTable("local_media_repository")
+      .set({ quarantined_by: "@admin:test" })
+      .where("media_id", "=", "quarantined")
+      .execute();
+    // A truncated PNG: its header reads, its pixels do not.
+    await insert("corrupt", "image/png", 80_000, png.subarray(0, Math.floor(png.length / 2)));
+    await insert("missing", "image/png", 70_000);
+    // A video with a stored thumbnail (the frame the upload path rendered), and one without.
+    await insert("video", "video/mp4", 60_000, Buffer.from("not really a video"));
+    const frame = await (await photoLike(320, 240, 11)).jpeg().toBuffer();
+    await server.app.store.write(
+      localThumbnailKey("video", 320, 240, "image/jpeg", "scale"),
+      Readable.from([frame]),
+    );
+    await server.app.database.db
+      .insertInto("local_media_repository_thumbnails")
+      .values({
+        media_id: "video",
+        thumbnail_width: 320,
+        thumbnail_height: 240,
+        thumbnail_type: "image/jpeg",
+        thumbnail_method: "scale",
+        thumbnail_length: frame.length,
+      })
+      .execute();
+    await insert("bare-video", "video/mp4", 50_000, Buffer.from("no frame of it"));
+    await insert("text", "text/plain", 40_000, Buffer.from("not a picture"));
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("fills previews newest first, resumes after a stop, and skips quarantined and corrupt media once", async () => {
+    // First run: stopped after its first committed batch (of two), as a SIGINT would.
+    const stop = new AbortController();
+    const first = job();
+    await new JobRunner(
+      server.app.database,
+      [first],
+      logger,
+      { batchSize: 2, pauseMs: 0 },
+      { committed: () => stop.abort() },
+    ).run({ signal: stop.signal });
+    assert.equal(first.stats.made, 2, "one batch of two made, then stopped");
+    for (const id of images.slice(0, 2))
+      assert.ok((await row(id)).blur_preview?.startsWith(PREFIX));
+    for (const id of images.slice(2)) assert.equal((await row(id)).blur_preview, null, id);
+
+    // Second run (another process, after a restart) goes on from the stored progress.
+    const second = job();
+    await new JobRunner(server.app.database, [second], logger, { batchSize: 2, pauseMs: 0 }).run({
+      failFast: true,
+    });
+    assert.deepEqual(
+      { ...second.stats },
+      { made: 3 + 1, none: 2, skipped: 1, batches: 4, passes: 1 },
+      "the three older images and the video; corrupt and missing marked; the bare video left",
+    );
+    // Nothing of the first run was redone: each image's original read once.
+    for (const id of images) assert.equal(reads.get(localContentKey(id)), 1, id);
+    assert.equal(reads.get(localContentKey("video")), undefined, "the video itself is never read");
+    assert.equal(reads.get(localContentKey("quarantined")), undefined, "quarantined: never read");
+    assert.equal((await row("quarantined")).blur_preview, null);
+    assert.equal((await row("corrupt")).blur_preview, NO_BLUR_PREVIEW);
+    assert.equal((await row("missing")).blur_preview, NO_BLUR_PREVIEW);
+    assert.equal((await row("bare-video")).blur_preview, null);
+    assert.equal((await row("text")).blur_preview, null);
+    const video = (await row("video")).blur_preview!;
+    const meta = await sharp(Buffer.from(video.slice(PREFIX.length), "base64")).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ["webp", 32, 24]);
+
+    // A later pass tries neither the corrupt nor the missing media again.
+    const third = job();
+    await new JobRunner(server.app.database, [third], logger, { pauseMs: 0 }).run();
+    assert.deepEqual({ ...third.stats }, { made: 0, none: 0, skipped: 1, batches: 1, passes: 1 });
+    assert.equal(reads.get(localContentKey("corrupt")), 1);
+  });
+
+  it("the listing returns the backfilled previews, none for the marked media", async () => {
+    const res = await admin.http.get("/_mxcd/admin/v1/media?limit=100");
+    assert.equal(res.status, 200, res.text);
+    const listed = new Map(
+      (res.body.media as { media_id: string; blur_preview?: string }[]).map((m) => [
+        m.media_id,
+        m.blur_preview,
+      ]),
+    );
+    for (const id of [...images, "video"]) assert.ok(listed.get(id)?.startsWith(PREFIX), id);
+    for (const id of ["corrupt", "missing", "quarantined", "bare-video", "text"]) {
+      assert.ok(listed.has(id), `${id} listed`);
+      assert.equal(listed.get(id), undefined, `${id}: no blur_preview`);
+    }
+  });
+
+  it("a later run makes the preview of media unquarantined meanwhile", async () => {
+    const base = "/_synapse/admin/v1/media";
+    const u = await admin.http.post(`${base}/unquarantine/${TEST_SERVER_NAME}/quarantined`, {});
+    assert.equal(u.status, 200, u.text);
+    const later = job();
+    await new JobRunner(server.app.database, [later], logger, { pauseMs: 0 }).run();
+    assert.equal(later.stats.made, 1);
+    assert.ok((await row("quarantined")).blur_preview?.startsWith(PREFIX));
+  });
+});
+
+describe("blur-preview-backfill in the server", () => {
+  it("runs by default and counts its passes on /metrics", async () => {
+    const server = await startTestServer("sqlite");
+    try {
+      await waitFor(
+        async () => (await metric(server.baseUrl, "mxcd_blur_preview_backfill_passes_total")) >= 1,
+        "a pass of the server's blur-preview backfill",
+      );
+      const made = await metric(
+        server.baseUrl,
+        "mxcd_blur_preview_backfill_items_total",
+        'outcome="made"',
+      );
+      assert.equal(made, 0, "nothing to make on a new server");
+    } finally {
+      await server.stop();
+    }
+  });
+});
