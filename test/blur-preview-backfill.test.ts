@@ -126,7 +126,9 @@ forEachEngine("blur-preview-backfill", (engine) => {
         thumbnail_length: frame.length,
       })
       .execute();
+    // Two videos without one: a whole page (of two) the walk must step past.
     await insert("bare-video", "video/mp4", 50_000, Buffer.from("no frame of it"));
+    await insert("bare-video2", "video/mp4", 49_000, Buffer.from("nor of this"));
     await insert("text", "text/plain", 40_000, Buffer.from("not a picture"));
   });
   after(async () => {
@@ -149,15 +151,21 @@ forEachEngine("blur-preview-backfill", (engine) => {
       assert.ok((await row(id)).blur_preview?.startsWith(PREFIX));
     for (const id of images.slice(2)) assert.equal((await row(id)).blur_preview, null, id);
 
-    // Second run (another process, after a restart) goes on from the stored progress.
+    // Second run (another process, after a restart) goes on from the stored progress;
+    // stopped after 20 batches should the walk go round in circles.
     const second = job();
-    await new JobRunner(server.app.database, [second], logger, { batchSize: 2, pauseMs: 0 }).run({
-      failFast: true,
-    });
+    const runaway = new AbortController();
+    await new JobRunner(
+      server.app.database,
+      [second],
+      logger,
+      { batchSize: 2, pauseMs: 0 },
+      { committed: () => second.stats.batches >= 19 && runaway.abort() },
+    ).run({ failFast: true, signal: runaway.signal });
     assert.deepEqual(
       { ...second.stats },
-      { made: 3 + 1, none: 2, skipped: 1, batches: 4, passes: 1 },
-      "the three older images and the video; corrupt and missing marked; the bare video left",
+      { made: 3 + 1, none: 2, skipped: 2, batches: 5, passes: 1 },
+      "the three older images and the video; corrupt and missing marked; the bare videos left",
     );
     // Nothing of the first run was redone: each image's original read once.
     for (const id of images) assert.equal(reads.get(localContentKey(id)), 1, id);
@@ -175,7 +183,7 @@ forEachEngine("blur-preview-backfill", (engine) => {
     // A later pass tries neither the corrupt nor the missing media again.
     const third = job();
     await new JobRunner(server.app.database, [third], logger, { pauseMs: 0 }).run();
-    assert.deepEqual({ ...third.stats }, { made: 0, none: 0, skipped: 1, batches: 1, passes: 1 });
+    assert.deepEqual({ ...third.stats }, { made: 0, none: 0, skipped: 2, batches: 1, passes: 1 });
     assert.equal(reads.get(localContentKey("corrupt")), 1);
   });
 
@@ -189,10 +197,34 @@ forEachEngine("blur-preview-backfill", (engine) => {
       ]),
     );
     for (const id of [...images, "video"]) assert.ok(listed.get(id)?.startsWith(PREFIX), id);
-    for (const id of ["corrupt", "missing", "quarantined", "bare-video", "text"]) {
+    for (const id of ["corrupt", "missing", "quarantined", "bare-video", "bare-video2", "text"]) {
       assert.ok(listed.has(id), `${id} listed`);
       assert.equal(listed.get(id), undefined, `${id}: no blur_preview`);
     }
+  });
+
+  it("drops a preview when the media is quarantined while it is being made", async () => {
+    const png = await (await photoLike(100, 100, 13)).png().toBuffer();
+    await insert("racing", "image/png", 30_000, png);
+    const db = server.app.database.db;
+    const thumbnailer = new Thumbnailer({ maxImagePixels: 32 * 1024 * 1024, concurrency: 1 });
+    const made = thumbnailer.blurPreview.bind(thumbnailer);
+    // An admin quarantines the media between the job's read and its write.
+    thumbnailer.blurPreview = async (source) => {
+      await db
+        .updateTable("local_media_repository")
+        .set({ quarantined_by: "@admin:test" })
+        .where("media_id", "=", "racing")
+        .execute();
+      return made(source);
+    };
+    const racing = createBlurPreviewBackfill(
+      { enable_blur_preview_backfill: true },
+      { database: server.app.database, store: server.app.store, thumbnailer, logger },
+    )!;
+    await new JobRunner(server.app.database, [racing], logger, { pauseMs: 0 }).run();
+    assert.equal((await row("racing")).blur_preview, null, "no preview of quarantined media");
+    assert.equal(racing.stats.made, 0);
   });
 
   it("a later run makes the preview of media unquarantined meanwhile", async () => {
@@ -201,7 +233,7 @@ forEachEngine("blur-preview-backfill", (engine) => {
     assert.equal(u.status, 200, u.text);
     const later = job();
     await new JobRunner(server.app.database, [later], logger, { pauseMs: 0 }).run();
-    assert.equal(later.stats.made, 1);
+    assert.equal(later.stats.made, 1, "only the unquarantined media (racing is still quarantined)");
     assert.ok((await row("quarantined")).blur_preview?.startsWith(PREFIX));
   });
 });
