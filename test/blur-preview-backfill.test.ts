@@ -13,10 +13,11 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { NO_BLUR_PREVIEW } from "../src/domain/blur-preview-value.js";
-import type { BlurPreviewBackfillJob } from "../src/jobs/blur-preview-backfill-job.js";
+import { BlurPreviewBackfillJob } from "../src/jobs/blur-preview-backfill-job.js";
 import { createBlurPreviewBackfill } from "../src/jobs/create-blur-preview-backfill.js";
 import { JobRunner } from "../src/jobs/job-runner.js";
-import { createLogger } from "../src/logging/logger.js";
+import { createLogger, type Logger } from "../src/logging/logger.js";
+import { BlurPreviewRepository } from "../src/repositories/blur-preview-repository.js";
 import type { BlobStore } from "../src/storage/blob-store.js";
 import { localContentKey, localThumbnailKey } from "../src/storage/media-paths.js";
 import { Thumbnailer } from "../src/thumbnails/thumbnailer.js";
@@ -235,6 +236,64 @@ forEachEngine("blur-preview-backfill", (engine) => {
     await new JobRunner(server.app.database, [later], logger, { pauseMs: 0 }).run();
     assert.equal(later.stats.made, 1, "only the unquarantined media (racing is still quarantined)");
     assert.ok((await row("quarantined")).blur_preview?.startsWith(PREFIX));
+  });
+});
+
+forEachEngine("blur-preview-backfill limits", (engine) => {
+  let server: TestServer;
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("reads no original over the size bound and decodes none over max_image_pixels", async () => {
+    server = await startTestServer(engine, { enable_blur_preview_backfill: false });
+    const db = server.app.database.db;
+    const jpeg = await (await photoLike(400, 300, 3)).jpeg().toBuffer();
+    const reads = new Map<string, number>();
+    const rows = [
+      // The row says it is over the bound: never read.
+      { id: "large", type: "image/jpeg", length: 10_000_000, bytes: jpeg },
+      // The row says it is small, the store holds more than the bound: cut off.
+      { id: "lying", type: "image/jpeg", length: 20, bytes: Buffer.concat([jpeg, jpeg]) },
+      // Within the bound, 400×300 over max_image_pixels; the type's case does not matter.
+      { id: "upper", type: "IMAGE/JPEG", length: jpeg.length, bytes: jpeg },
+    ];
+    for (const row of rows) {
+      await server.app.store.write(localContentKey(row.id), Readable.from([row.bytes]));
+      await db
+        .insertInto("local_media_repository")
+        .values({
+          media_id: row.id,
+          media_type: row.type,
+          media_length: row.length,
+          created_ts: 1000,
+        })
+        .execute();
+    }
+    const without: { media_id: string; reason: string }[] = [];
+    const repository = new BlurPreviewRepository(server.app.database);
+    const job = new BlurPreviewBackfillJob({
+      previews: repository,
+      record: (tx, mediaId, preview) => repository.record(tx, mediaId, preview),
+      store: countingStore(server.app.store, reads),
+      thumbnailer: new Thumbnailer({ maxImagePixels: 100_000, concurrency: 1 }),
+      maxSourceBytes: jpeg.length + 100,
+      logger: {
+        info: (fields: { without?: typeof without }) =>
+          void without.push(...(fields.without ?? [])),
+      } as Pick<Logger, "info">,
+    });
+    await new JobRunner(server.app.database, [job], logger, { pauseMs: 0 }).run();
+    assert.deepEqual(
+      without.sort((a, b) => a.media_id.localeCompare(b.media_id)),
+      [
+        { media_id: "large", reason: "original too large" },
+        { media_id: "lying", reason: "original too large" },
+        { media_id: "upper", reason: "over max_image_pixels" },
+      ],
+    );
+    assert.equal(reads.get(localContentKey("large")), undefined, "not read: its length is over");
+    assert.equal(reads.get(localContentKey("lying")), 1);
   });
 });
 

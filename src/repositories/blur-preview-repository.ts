@@ -90,9 +90,12 @@ export class BlurPreviewRepository {
       .where("url_cache", "is", null)
       .where("media_length", "is not", null)
       .where("media_length", ">", CLAIMED)
-      .where((eb) =>
-        eb.or([eb("media_type", "like", "image/%"), eb("media_type", "like", "video/%")]),
-      );
+      .where((eb) => {
+        // Types are compared lowercased, as the upload path does (LIKE is
+        // case-sensitive on PostgreSQL).
+        const type = eb.fn<string>("lower", ["media_type"]);
+        return eb.or([eb(type, "like", "image/%"), eb(type, "like", "video/%")]);
+      });
   }
 
   /**
