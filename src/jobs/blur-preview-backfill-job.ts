@@ -12,15 +12,12 @@
  * imported or unquarantined meanwhile). Rows younger than `minAgeMs` are
  * left to the upload's pre-generation.
  *
- * The source of a preview is the smallest stored `scale` thumbnail at least
- * PREVIEW_SOURCE_SIDE a side (already decoded and shrunk once: cheap, and
- * for a video the frame the upload path rendered, as that path makes its
- * preview from the frame); an image without one is read from its original,
- * under the thumbnailer's limits: at most `maxSourceBytes` read, the header
- * checked against `max_image_pixels` before any decode, `thumbnail_timeout`
- * on the render, one item at a time holding one of the thumbnailer's
- * `max_thumbnail_concurrency` slots (shared with serving). A video with no
- * stored thumbnail is skipped (a later pass looks again).
+ * The preview is made by BlurPreviewMaker (blur-preview-maker.ts: the
+ * source — a stored thumbnail, a video's rendered frame, or an image's
+ * original — and the thumbnailer's bounds), one item at a time holding one
+ * of the thumbnailer's `max_thumbnail_concurrency` slots (shared with
+ * serving). A video with no stored thumbnail is skipped (a later pass
+ * looks again).
  *
  * Media whose preview cannot be made (bytes missing, not a picture, over a
  * limit, undecodable) gets NO_BLUR_PREVIEW, so no pass tries it again.
@@ -41,12 +38,11 @@ import type {
   BlurPreviewCursor,
   BlurPreviewRepository,
   BlurPreviewTodo,
-  PreviewSourceThumbnail,
 } from "../repositories/blur-preview-repository.js";
-import { BlobNotFoundError, type BlobStore } from "../storage/blob-store.js";
-import { localContentKey, localThumbnailKey } from "../storage/media-paths.js";
+import type { BlobStore } from "../storage/blob-store.js";
 import type { Thumbnailer } from "../thumbnails/thumbnailer.js";
 import type { BackgroundJob, BatchContext, BatchResult, PrepareContext } from "./background-job.js";
+import { BlurPreviewMaker, type BlurPreviewOutcome } from "./blur-preview-maker.js";
 
 /** The job's name (its row in `background_jobs` and its lock key). */
 export const BLUR_PREVIEW_BACKFILL = "blur-preview-backfill";
@@ -60,23 +56,14 @@ export const IDLE_MS = 60 * 60_000;
 /** Default age below which rows are left to the upload's pre-generation. */
 export const MIN_AGE_MS = 60_000;
 
-/** A stored thumbnail at least this large a side is a good enough source (the preview is 32 px). */
-const PREVIEW_SOURCE_SIDE = 64;
-
 /** Where the walk is: the last row seen this pass (null: from the newest). */
 export interface BlurPreviewProgress {
   readonly after: BlurPreviewCursor | null;
 }
 
-/** One row's outcome: a preview, "none possible" (recorded), or left for a later pass. */
-type Outcome =
-  | { readonly kind: "made"; readonly preview: string }
-  | { readonly kind: "none"; readonly reason: string }
-  | { readonly kind: "skipped"; readonly reason: string };
-
 interface Prepared {
   readonly row: BlurPreviewTodo;
-  readonly outcome: Outcome;
+  readonly outcome: BlurPreviewOutcome;
 }
 
 /** A page prepared by `prepare`, for the progress it started from. */
@@ -126,7 +113,11 @@ export class BlurPreviewBackfillJob
   /** Counts of this instance's committed batches (for /metrics and tests). */
   readonly stats = new BlurPreviewBackfillStats();
 
-  constructor(private readonly deps: BlurPreviewBackfillDeps) {}
+  readonly #maker: BlurPreviewMaker;
+
+  constructor(private readonly deps: BlurPreviewBackfillDeps) {
+    this.#maker = new BlurPreviewMaker(deps);
+  }
 
   /** Items processed so far plus the rows the walk would still list. */
   async estimateTotal(db: Db): Promise<number> {
@@ -149,7 +140,7 @@ export class BlurPreviewBackfillJob
     for (const row of rows) {
       // Stopping: the page is prepared again by the next run.
       if (signal.aborted) throw signal.reason;
-      const outcome = await this.deps.thumbnailer.withSlot(() => this.#outcome(row), signal);
+      const outcome = await this.deps.thumbnailer.withSlot(() => this.#maker.outcome(row), signal);
       items.push({ row, outcome });
     }
     return { from: progress, items, last: rows.length < limit };
@@ -209,85 +200,6 @@ export class BlurPreviewBackfillJob
   #before(): number {
     return (this.deps.now ?? Date.now)() - (this.deps.minAgeMs ?? MIN_AGE_MS);
   }
-
-  /** The preview of one row, or why there is none; holding a thumbnailer slot. */
-  async #outcome(row: BlurPreviewTodo): Promise<Outcome> {
-    const video = row.mediaType.toLowerCase().startsWith("video/");
-    const thumbnail = previewSource(await this.deps.previews.scaleThumbnails(row.mediaId));
-    if (thumbnail) {
-      const key = localThumbnailKey(
-        row.mediaId,
-        thumbnail.width,
-        thumbnail.height,
-        thumbnail.contentType,
-        thumbnail.method,
-      );
-      const outcome = await this.#render(key);
-      // An image whose thumbnail file is gone: its original may still be there.
-      if (!(outcome.kind === "none" && outcome.reason === MISSING && !video)) return outcome;
-    }
-    if (video) return { kind: "skipped", reason: "no stored thumbnail of this video" };
-    if (row.mediaLength > this.deps.maxSourceBytes) {
-      return { kind: "none", reason: "original too large" };
-    }
-    return this.#render(localContentKey(row.mediaId));
-  }
-
-  /** Reads `key` (bounded), checks its header and renders the preview. */
-  async #render(key: string): Promise<Outcome> {
-    const { thumbnailer } = this.deps;
-    const source = await this.#read(key);
-    if (source === undefined) return { kind: "none", reason: MISSING };
-    if (source === null) return { kind: "none", reason: "original too large" };
-    const info = await thumbnailer.probe(source);
-    if (!info) return { kind: "none", reason: "not a picture" };
-    if (thumbnailer.exceedsPixelLimit(info))
-      return { kind: "none", reason: "over max_image_pixels" };
-    try {
-      return { kind: "made", preview: await thumbnailer.blurPreview(source) };
-    } catch {
-      // sharp's error for a corrupt or too costly picture (thumbnail_timeout).
-      return { kind: "none", reason: "undecodable" };
-    }
-  }
-
-  /**
-   * The bytes under `key`: undefined when missing from the store, null when
-   * larger than `maxSourceBytes` (read no further). Other store errors
-   * (an outage) are thrown: the batch fails and is retried.
-   */
-  async #read(key: string): Promise<Buffer | null | undefined> {
-    let stream: AsyncIterable<Buffer> & { destroy(): void };
-    try {
-      stream = await this.deps.store.read(key);
-    } catch (error) {
-      if (error instanceof BlobNotFoundError) return undefined;
-      throw error;
-    }
-    const chunks: Buffer[] = [];
-    let length = 0;
-    for await (const chunk of stream) {
-      length += chunk.length;
-      if (length > this.deps.maxSourceBytes) {
-        stream.destroy();
-        return null;
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  }
-}
-
-const MISSING = "bytes missing from the store";
-
-/** The smallest stored thumbnail at least PREVIEW_SOURCE_SIDE a side, else the largest. */
-function previewSource(
-  thumbnails: readonly PreviewSourceThumbnail[],
-): PreviewSourceThumbnail | undefined {
-  return (
-    thumbnails.find((t) => Math.min(t.width, t.height) >= PREVIEW_SOURCE_SIDE) ??
-    thumbnails[thumbnails.length - 1]
-  );
 }
 
 function sameProgress(a: BlurPreviewProgress, b: BlurPreviewProgress): boolean {
