@@ -59,6 +59,12 @@ export const MIN_AGE_MS = 60_000;
 /** Where the walk is: the last row seen this pass (null: from the newest). */
 export interface BlurPreviewProgress {
   readonly after: BlurPreviewCursor | null;
+  /**
+   * When the last pass was walked (ms), until the next begins: the pause is
+   * kept in the stored progress, so every process (and a restarted one)
+   * keeps it, not only the one that finished the pass.
+   */
+  readonly passDoneAt?: number;
 }
 
 interface Prepared {
@@ -72,6 +78,8 @@ export interface PreparedPreviews {
   readonly items: readonly Prepared[];
   /** Fewer rows than asked: the pass is walked. */
   readonly last: boolean;
+  /** The pause after the last pass is still on for this long: nothing was read. */
+  readonly restMs?: number;
 }
 
 /** This process's counts since start (blur-preview-backfill-metrics.ts). */
@@ -134,6 +142,8 @@ export class BlurPreviewBackfillJob
     progress: BlurPreviewProgress,
     { batchSize, signal }: PrepareContext,
   ): Promise<PreparedPreviews> {
+    const restMs = (progress.passDoneAt ?? Number.NEGATIVE_INFINITY) + IDLE_MS - this.#now();
+    if (restMs > 0) return { from: progress, items: [], last: false, restMs };
     const limit = Math.min(batchSize, MAX_ITEMS_PER_BATCH);
     const rows = await this.deps.previews.todo(progress.after, limit, this.#before());
     const items: Prepared[] = [];
@@ -154,6 +164,9 @@ export class BlurPreviewBackfillJob
     if (!prepared || !sameProgress(prepared.from, progress)) {
       return { progress, processed: 0, done: false };
     }
+    if (prepared.restMs !== undefined) {
+      return { progress, processed: 0, done: false, idleMs: prepared.restMs };
+    }
     const counts = { made: 0, none: 0, skipped: 0 };
     for (const { row, outcome } of prepared.items) {
       const value = outcome.kind === "made" ? outcome.preview : NO_BLUR_PREVIEW;
@@ -163,7 +176,7 @@ export class BlurPreviewBackfillJob
     }
     const last = prepared.items[prepared.items.length - 1]?.row;
     const next: BlurPreviewProgress = prepared.last
-      ? { after: null }
+      ? { after: null, passDoneAt: this.#now() }
       : { after: last ? { createdTs: last.createdTs, mediaId: last.mediaId } : progress.after };
     return {
       progress: next,
@@ -197,11 +210,19 @@ export class BlurPreviewBackfillJob
     }
   }
 
+  #now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
   #before(): number {
-    return (this.deps.now ?? Date.now)() - (this.deps.minAgeMs ?? MIN_AGE_MS);
+    return this.#now() - (this.deps.minAgeMs ?? MIN_AGE_MS);
   }
 }
 
 function sameProgress(a: BlurPreviewProgress, b: BlurPreviewProgress): boolean {
-  return a.after?.createdTs === b.after?.createdTs && a.after?.mediaId === b.after?.mediaId;
+  return (
+    a.after?.createdTs === b.after?.createdTs &&
+    a.after?.mediaId === b.after?.mediaId &&
+    a.passDoneAt === b.passDoneAt
+  );
 }

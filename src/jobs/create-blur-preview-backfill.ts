@@ -24,6 +24,8 @@ export interface BlurPreviewBackfillParts {
   readonly store: Pick<BlobStore, "read">;
   readonly thumbnailer: Thumbnailer;
   readonly logger: Logger;
+  /** The clock (tests); default Date.now. */
+  readonly now?: () => number;
 }
 
 export function createBlurPreviewBackfill(
@@ -39,5 +41,6 @@ export function createBlurPreviewBackfill(
     thumbnailer: parts.thumbnailer,
     maxSourceBytes: BLUR_PREVIEW_MAX_SOURCE_BYTES,
     logger: parts.logger,
+    ...(parts.now && { now: parts.now }),
   });
 }
