@@ -77,7 +77,9 @@ import { registerRoomEventRoutes } from "./http/routes/room-event-routes.js";
 import { registerRoomRoutes } from "./http/routes/room-routes.js";
 import { registerUserAdminRoutes } from "./http/routes/user-admin-routes.js";
 import { registerWaiterMetrics } from "./http/waiter-metrics.js";
+import { registerBlurPreviewBackfillMetrics } from "./jobs/blur-preview-backfill-metrics.js";
 import { createBackgroundJobs } from "./jobs/create-background-jobs.js";
+import { createBlurPreviewBackfill } from "./jobs/create-blur-preview-backfill.js";
 import { createMediaRetention } from "./jobs/create-media-retention.js";
 import { createNearDuplicateCheck } from "./jobs/create-near-duplicate-check.js";
 import { JobRunner } from "./jobs/job-runner.js";
@@ -553,12 +555,21 @@ export function createApp(config: Config, logger: Logger, options: AppOptions = 
     ...(options.now && { now: options.now }),
   });
   if (mediaRetention) registerMediaRetentionMetrics(metrics, mediaRetention.stats);
+  // Blur previews of media stored without one (docs/console.md), on the thumbnailer's slots.
+  const blurPreviewBackfill = createBlurPreviewBackfill(config, {
+    database,
+    store,
+    thumbnailer,
+    logger,
+  });
+  if (blurPreviewBackfill) registerBlurPreviewBackfillMetrics(metrics, blurPreviewBackfill.stats);
   const backgroundJobs = createBackgroundJobs({
     feedSignal,
     ...(previews && { urlPreviewExpiry: previews.expiry }),
     mediaHashBackfill: hashing.backfill,
     nearDuplicateCheck: nearCheck.job,
     ...(mediaRetention && { mediaRetention }),
+    ...(blurPreviewBackfill && { blurPreviewBackfill }),
     ...(roomHistorySource && {
       roomHistory: { history: roomHistorySource.history, database, logger },
     }),

@@ -13,11 +13,13 @@ import { runMigrations } from "../db/migrate.js";
 import { createNotificationBus } from "../db/notification-bus.js";
 import { createRoomHistorySource } from "../homeserver/room-history-backfill.js";
 import { createBackgroundJobs } from "../jobs/create-background-jobs.js";
+import { createBlurPreviewBackfill } from "../jobs/create-blur-preview-backfill.js";
 import { createDetachedNearDuplicateCheck } from "../jobs/create-near-duplicate-check.js";
 import { type JobObserver, JobRunner, type JobState } from "../jobs/job-runner.js";
 import { createLogger } from "../logging/logger.js";
 import { createMediaHashing } from "../media/create-media-hashing.js";
 import { createBlobStore } from "../storage/create-blob-store.js";
+import { Thumbnailer } from "../thumbnails/thumbnailer.js";
 import { Semaphore } from "../util/semaphore.js";
 import { createCliMediaRetention } from "./media-retention-command.js";
 
@@ -99,8 +101,21 @@ async function withRunner(
     // Checks what the backfill recorded against quarantined images, as the
     // server does; its feed wake-ups and cache invalidations reach servers by the bus.
     const nearCheck = createDetachedNearDuplicateCheck(config, { database, bus, logger });
+    // Blur previews under a thumbnailer of the server's limits (docs/console.md).
+    const blurPreviewBackfill = createBlurPreviewBackfill(config, {
+      database,
+      store,
+      thumbnailer: new Thumbnailer({
+        maxImagePixels: config.max_image_pixels,
+        concurrency: config.max_thumbnail_concurrency,
+        maxFrames: config.max_thumbnail_frames,
+        timeoutSeconds: config.thumbnail_timeout / 1000,
+      }),
+      logger,
+    });
     const jobs = createBackgroundJobs({
       mediaHashBackfill: backfill,
+      ...(blurPreviewBackfill && { blurPreviewBackfill }),
       nearDuplicateCheck: nearCheck.job,
       ...(mediaRetention && { mediaRetention }),
       ...(roomHistory && { roomHistory }),

@@ -360,6 +360,11 @@ const configObject = z.strictObject({
     .default(10_000),
   /** Image thumbnails of `video/*` media from one frame (docs/media.md "Video thumbnails"); off by default. */
   video_thumbnails: videoThumbnails,
+  /**
+   * The `blur-preview-backfill` job (docs/console.md "How the grid loads"):
+   * blur previews for local media stored without one; mxcd's own option.
+   */
+  enable_blur_preview_backfill: z.boolean().default(true),
   enable_authenticated_media: z.boolean().default(true),
   max_pending_media_uploads: z.number().int().min(1).default(5),
   /** `POST /create` per user (docs/media.md "Rate limits"), Synapse's defaults. */

@@ -73,7 +73,10 @@ export interface LocalMediaTable {
   pdq_status: string | null;
   /** Why there is no PDQ hash (`pdq_status` = `none`). */
   pdq_reason: string | null;
-  /** A tiny blurred WebP as a data: URL; null until made (migration 0018-media-blur-previews). */
+  /**
+   * A tiny blurred WebP as a data: URL; null until made (migration
+   * 0018-media-blur-previews); `none` when none can be made (domain/blur-preview-value.ts).
+   */
   blur_preview: string | null;
 }
 

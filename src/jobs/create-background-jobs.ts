@@ -12,6 +12,7 @@ import { MediaReferenceRepository } from "../repositories/media-reference-reposi
 import { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import { RoomHistoryBackfillRepository } from "../repositories/room-history-backfill-repository.js";
 import type { AnyJob } from "./background-job.js";
+import type { BlurPreviewBackfillJob } from "./blur-preview-backfill-job.js";
 import type { MediaHashBackfillJob } from "./media-hash-backfill-job.js";
 import type { MediaRetentionJob } from "./media-retention-job.js";
 import type { NearDuplicateCheckJob } from "./near-duplicate-check-job.js";
@@ -48,6 +49,11 @@ export interface BackgroundJobDeps {
    * `mxcd jobs run` checks what the backfill recorded.
    */
   readonly nearDuplicateCheck?: NearDuplicateCheckJob;
+  /**
+   * The recurring blur-preview backfill (src/jobs/create-blur-preview-backfill.ts);
+   * absent when `enable_blur_preview_backfill` is off.
+   */
+  readonly blurPreviewBackfill?: BlurPreviewBackfillJob;
 }
 
 /** Every background job, in run order. Append new jobs at the end. */
@@ -75,5 +81,6 @@ export function createBackgroundJobs(deps: BackgroundJobDeps = {}): AnyJob[] {
   if (deps.mediaHashBackfill) jobs.push(deps.mediaHashBackfill);
   if (deps.nearDuplicateCheck) jobs.push(deps.nearDuplicateCheck);
   if (deps.mediaRetention) jobs.push(deps.mediaRetention);
+  if (deps.blurPreviewBackfill) jobs.push(deps.blurPreviewBackfill);
   return jobs;
 }

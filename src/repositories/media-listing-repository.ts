@@ -30,6 +30,7 @@ import {
 } from "kysely";
 import type { Database } from "../db/database.js";
 import type { DatabaseSchema } from "../db/schema.js";
+import { storedBlurPreview } from "../domain/blur-preview-value.js";
 import { keysetPage, orderByKey } from "./keyset.js";
 import {
   type LocalMedia,
@@ -107,7 +108,10 @@ export class MediaListingRepository {
     limit: number,
   ): Promise<ListedLocalMedia[]> {
     const rows = await this.localQuery(filter, after, limit).execute();
-    return rows.map((row) => ({ ...toLocalMedia(row), blurPreview: row.blur_preview }));
+    return rows.map((row) => ({
+      ...toLocalMedia(row),
+      blurPreview: storedBlurPreview(row.blur_preview),
+    }));
   }
 
   /** The query of `localPage` (built, not run: test/mxcd-media-list-plan.test.ts explains it). */
