@@ -9,7 +9,9 @@
  *
  * With `settled`, every row also carries what a server that has run for a
  * while has: its SHA-256 and MD5 and a PDQ outcome (`pdq_status` "none"),
- * so the media-hash backfill finds no work. Without it (the listing bench,
+ * so the media-hash backfill finds no work, and, where the schema has the
+ * column (migration 0018), blur preview "none" (what the blur-preview
+ * backfill leaves for a row without bytes), so that job finds none either. Without it (the listing bench,
  * which starts no server) the rows are as an import would leave them, and a
  * server started on them spends its first minutes backfilling hashes of
  * 100,000 files that do not exist (bench/README.md, "Console: thumbnails").
@@ -52,10 +54,15 @@ export function seedListingMedia(
     `insert into media_references (kind, media_origin, media_id, room_id, event_id, stream_ordering)
      values ('content', ?, ?, ?, ?, ?)`,
   );
+  const blurColumn = (
+    sqlite.prepare("select name from pragma_table_info('local_media_repository')").all() as {
+      name: string;
+    }[]
+  ).some((column) => column.name === "blur_preview");
   const settle = {
     local: sqlite.prepare(
       `update local_media_repository set sha256 = ?, md5 = ?, pdq_status = 'none',
-         pdq_reason = 'seeded' where media_id = ?`,
+         pdq_reason = 'seeded'${blurColumn ? ", blur_preview = 'none'" : ""} where media_id = ?`,
     ),
     remote: sqlite.prepare(
       `update remote_media_cache set sha256 = ?, md5 = ?, pdq_status = 'none',
