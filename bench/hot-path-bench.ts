@@ -4,10 +4,11 @@
  * ports, paths and the server name changed; `log_level: info`, not the
  * `warn` of the other benches).
  *
- * Every figure runs `MXCD_BENCH_ROUNDS` (3) rounds; in each round the mxcd
- * leg and its reference leg run back to back, in an order that alternates
- * from round to round (and from figure to figure), so drift in the machine's
- * load hits both alike. The report gives each round's ratio, their mean and
+ * Every figure runs `MXCD_BENCH_ROUNDS` (3) rounds; each round runs every
+ * figure once (so a figure and the limit beside it run minutes apart at
+ * most), and in it the mxcd leg and its reference leg run back to back, in
+ * an order that alternates from round to round (and from figure to figure),
+ * so drift in the machine's load hits both alike. The report gives each round's ratio, their mean and
  * their spread (min–max).
  *
  * Figures: authenticated 4 KiB download vs nginx serving the same file (and
@@ -263,20 +264,23 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
     pairs.push(accel);
   }
 
-  const results: PairResult[] = [];
-  for (const [index, pair] of pairs.filter((each) => wanted(each.name)).entries()) {
-    const mxcdRuns: Throughput[] = [];
-    const refRuns: Throughput[] = [];
-    for (let round = 0; round < settings.rounds; round++) {
+  // Round by round over every figure (not every round of one figure, then
+  // the next): a figure and the limit it is compared with (the thumbnail and
+  // its limit, the 4 KiB download and its) run minutes apart at most, so the
+  // machine's drift cannot put them on different footings.
+  const measured = pairs.filter((each) => wanted(each.name));
+  const runs = measured.map(() => ({ mxcd: [] as Throughput[], ref: [] as Throughput[] }));
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const [index, pair] of measured.entries()) {
       console.error(`hot: ${pair.figure}, round ${round + 1}`);
       const mxcdFirst = (round + index) % 2 === 0;
       for (const leg of mxcdFirst ? ["mxcd", "ref"] : ["ref", "mxcd"]) {
-        if (leg === "mxcd") mxcdRuns.push(await measureThroughput(load, pair.mxcd));
-        else refRuns.push(await measureThroughput(load, pair.ref));
+        if (leg === "mxcd") runs[index]!.mxcd.push(await measureThroughput(load, pair.mxcd));
+        else runs[index]!.ref.push(await measureThroughput(load, pair.ref));
       }
     }
-    results.push({ ...pair, mxcd: mxcdRuns, ref: refRuns });
   }
+  const results: PairResult[] = measured.map((pair, index) => ({ ...pair, ...runs[index]! }));
 
   const upload: HotResult["upload"][number][] = [];
   if (settings.uploadBytes > 0 && wanted("upload")) {
