@@ -61,7 +61,9 @@ for (let i = 0; i < head.length; i += 2) headObject[head[i]] = head[i + 1];
 const rows = new Map([[${JSON.stringify(media.mediaId)}, { head: without.has("arrayhead") ? headObject : head, body: ${media.bodyFile === undefined ? "Buffer.alloc(4096, 7)" : `(await import("node:fs")).readFileSync(${JSON.stringify(media.bodyFile)})`} }]]);
 const BEARER = /^Bearer\\s+(\\S+)\\s*$/i;
 let n = 0;
-createServer((req, res) => {
+// MXCD_LIMIT_SERVER_OPTIONS (JSON): options for createServer, keepAliveTimeout among them.
+const serverOptions = JSON.parse(process.env.MXCD_LIMIT_SERVER_OPTIONS || "{}");
+const server = createServer(serverOptions, (req, res) => {
   const url = req.url;
   if (url === "/x") return res.end("ready");
   const start = performance.now();
@@ -87,6 +89,8 @@ createServer((req, res) => {
   }
   n = (n + 1) & 0x7fffffff;
   line({ id: "req-" + n.toString(36), method: "GET", url, urlHasNoSecrets: true, remoteAddress: req.socket.remoteAddress, statusCode: 200, responseTime: ms });
-}).listen(${port}, "127.0.0.1");
+});
+if (serverOptions.keepAliveTimeout !== undefined) server.keepAliveTimeout = serverOptions.keepAliveTimeout;
+server.listen(${port}, "127.0.0.1");
 `;
 }
