@@ -75,7 +75,10 @@ export async function benchImport(
   settings: ImportBenchSettings,
   cleanup: Cleanup,
 ): Promise<ImportBenchResult> {
-  const cli = join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
+  // MXCD_BENCH_IMPORT_CLI: another build's CLI, for an A/B (its node_modules must resolve).
+  const cli =
+    process.env.MXCD_BENCH_IMPORT_CLI ??
+    join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
   const dir = tempDir(cleanup, "mxcd-import-bench-");
   const sqlite = join(dir, "homeserver.db");
   console.error(`import bench: writing a ${count(settings.rows)}-row fixture…`);
