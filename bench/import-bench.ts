@@ -85,7 +85,11 @@ export async function benchImport(
   const fixture = await writeBulkSynapseFixture(dir, { sqlite }, settings.rows);
   const help = await runCommand(process.execPath, [cli, "import", "synapse", "--help"]);
   if (help.code !== 0) throw new Error(`mxcd import synapse --help failed: ${help.stderr}`);
-  const modes = MODES.filter((m) => m.flags.every((f) => help.stdout.includes(f)));
+  // MXCD_BENCH_IMPORT_MODES: a comma list of the modes to run (all by default).
+  const chosen = process.env.MXCD_BENCH_IMPORT_MODES?.split(",");
+  const modes = MODES.filter(
+    (m) => m.flags.every((f) => help.stdout.includes(f)) && (!chosen || chosen.includes(m.name)),
+  );
   const skippedModes = MODES.filter((m) => !modes.includes(m)).map((m) => m.name);
   const engines = ["sqlite", ...(findPostgresBin() ? ["postgres"] : [])] as const;
   const postgres = new SharedPostgres(cleanup);

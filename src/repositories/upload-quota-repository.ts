@@ -23,6 +23,21 @@
  * URL-preview images (`url_cache` set — the server fetched them, the user
  * did not upload them; media-gaps §7) and ids still waiting for or
  * streaming their bytes (their reservation counts instead).
+ *
+ * How a window is summed (issue 17: the same cost whatever the number of
+ * the user's uploads in it). Not row by row: migration 0019's triggers keep
+ * the counted bytes of each user per minute, hour and day of `created_ts`
+ * (`local_media_upload_totals`) in the transaction of every change to a row,
+ * whatever writes it; a window is whole days, then the hours and minutes of
+ * its partial first day and hour, then the rows of its partial first minute
+ * (upload-window-sum.ts). An upload's row, its totals and its reservation's
+ * end are one commit, and the check reads all three in one statement (one
+ * snapshot): counted once, before or after, as before the totals.
+ * On PostgreSQL the bucket rows are row-locked by every transaction that
+ * adds to them until it commits; an upload already holds the quarantine
+ * feed's lock (QuarantineService.admitLocal) from before its row to its
+ * commit, so uploads, of one user or many, wait for nothing new
+ * (bench/README.md, "Ninth session … `totals`").
  */
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
@@ -125,8 +140,9 @@ export class UploadQuotaRepository {
 
   /**
    * Stored bytes of `userId` after each of `sinces` and their reservations
-   * alive at `now` (but `exclude`), in one statement: per window the bucket
-   * totals of migration 0019 and one minute of rows (`usedSince`).
+   * alive at `now` (but `exclude`), in one statement (the admin
+   * `media_usage` API): per window the bucket totals of migration 0019 and
+   * one minute of rows (`usedSince`), as the check reads them.
    */
   async usage(
     userId: string,
