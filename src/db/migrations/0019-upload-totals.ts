@@ -33,8 +33,11 @@
  * here, as Kysely runs SQLite migrations outside a transaction): a write by
  * another process is either before it (summed) or after it (a trigger's),
  * never both, never neither. It is an aggregate in one pass over the
- * quota's index (a few seconds per million rows), not a job: the totals
- * must be whole the moment the check reads them.
+ * rows, not a job: the totals must be whole the moment the check reads
+ * them. Inserted in key order (PostgreSQL: 23 s → 8 s). Measured on
+ * 1,000,000 rows of 1,000 users over 14 months (2.4 million bucket rows):
+ * 3–4 s on SQLite, 8 s on PostgreSQL, writes to the media table waiting
+ * meanwhile (on PostgreSQL, for the triggers' table lock).
  *
  * The spans are fixed here; UploadQuotaRepository reads the same three.
  */
@@ -75,7 +78,8 @@ async function create(db: Kysely<unknown>, { engine }: MigrationContext): Promis
     select user_id, s.span, created_ts - ((created_ts % s.span) + s.span) % s.span, sum(media_length)
     from local_media_repository cross join (${spans}) as s
     where user_id is not null and url_cache is null and media_length > 0
-    group by user_id, s.span, created_ts - ((created_ts % s.span) + s.span) % s.span`.execute(db);
+    group by user_id, s.span, created_ts - ((created_ts % s.span) + s.span) % s.span
+    order by 1, 2, 3`.execute(db);
 }
 
 /** `ts` floored to a multiple of `span` (`%` truncates towards 0 on both engines). */
