@@ -75,15 +75,21 @@ export async function benchImport(
   settings: ImportBenchSettings,
   cleanup: Cleanup,
 ): Promise<ImportBenchResult> {
-  const cli = join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
+  // MXCD_BENCH_IMPORT_CLI: another build's CLI, for an A/B (its node_modules must resolve).
+  const cli =
+    process.env.MXCD_BENCH_IMPORT_CLI ??
+    join(import.meta.dirname, "..", "dist", "src", "cli", "main.js");
   const dir = tempDir(cleanup, "mxcd-import-bench-");
   const sqlite = join(dir, "homeserver.db");
   console.error(`import bench: writing a ${count(settings.rows)}-row fixture…`);
   const fixture = await writeBulkSynapseFixture(dir, { sqlite }, settings.rows);
   const help = await runCommand(process.execPath, [cli, "import", "synapse", "--help"]);
   if (help.code !== 0) throw new Error(`mxcd import synapse --help failed: ${help.stderr}`);
-  const modes = MODES.filter((m) => m.flags.every((f) => help.stdout.includes(f)));
-  const skippedModes = MODES.filter((m) => !modes.includes(m)).map((m) => m.name);
+  // MXCD_BENCH_IMPORT_MODES: a comma list of the modes to run (all by default).
+  const chosen = process.env.MXCD_BENCH_IMPORT_MODES?.split(",");
+  const wanted = MODES.filter((m) => !chosen || chosen.includes(m.name));
+  const modes = wanted.filter((m) => m.flags.every((f) => help.stdout.includes(f)));
+  const skippedModes = wanted.filter((m) => !modes.includes(m)).map((m) => m.name);
   const engines = ["sqlite", ...(findPostgresBin() ? ["postgres"] : [])] as const;
   const postgres = new SharedPostgres(cleanup);
   // A copying import's table has a "mismatched" column too (none in this fixture).

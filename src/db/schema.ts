@@ -345,6 +345,19 @@ export interface MediaUploadReservationsTable {
   expires_ts: number;
 }
 
+/**
+ * A user's counted upload bytes in one time bucket (migration 0019; kept by
+ * triggers on `local_media_repository`, read by the upload quota).
+ */
+export interface LocalMediaUploadTotalsTable {
+  user_id: string;
+  /** The bucket's length in ms: 60,000, 3,600,000 or 86,400,000. */
+  span: number;
+  /** The bucket's start: `created_ts` floored to a multiple of `span`. */
+  bucket_ts: number;
+  bytes: number;
+}
+
 /** A shared leaky bucket (migration 0014): when it will have leaked empty, in ms. */
 export interface RateLimitBucketsTable {
   limiter: string;
@@ -379,4 +392,5 @@ export interface DatabaseSchema {
   pdq_hash_position: PdqHashPositionTable;
   rate_limit_buckets: RateLimitBucketsTable;
   media_upload_reservations: MediaUploadReservationsTable;
+  local_media_upload_totals: LocalMediaUploadTotalsTable;
 }

@@ -19,7 +19,8 @@ import type {
   ImportedRemoteMedia,
   ImportedThumbnail,
 } from "../repositories/imported-media-repository.js";
-import type { FeedCandidate } from "./feed-continuation.js";
+import type { QuarantineRepository } from "../repositories/quarantine-repository.js";
+import { type FeedCandidate, recordImportedQuarantines } from "./feed-continuation.js";
 import { count, type ImportKind, type ImportTally } from "./import-report.js";
 
 interface Pending<T> {
@@ -49,10 +50,34 @@ export class ImportPage {
   }
 
   /**
+   * `write`, then the feed records of the rows inserted now (at `ts`);
+   * returns how many were appended.
+   *
+   * The feed's lock comes first when a record may follow, as in an upload
+   * (QuarantineService.admitLocal: the feed's lock, then the row). A row's
+   * insert row-locks its user's upload totals (migration 0019's triggers)
+   * until the page commits; an upload of that user in the same minute, hour
+   * or day waits for them while holding the feed's lock, so a page taking
+   * the feed's lock after its rows could deadlock with it on PostgreSQL.
+   */
+  async writeWithFeed(
+    tx: Tx,
+    media: ImportedMediaRepository,
+    quarantine: QuarantineRepository,
+    tally: ImportTally,
+    ts: number,
+  ): Promise<number> {
+    const pending = [...this.#local, ...this.#remote];
+    if (pending.some((p) => p.feed !== undefined)) await quarantine.lockFeed(tx);
+    const feed = await this.#write(tx, media, tally);
+    return recordImportedQuarantines(tx, quarantine, feed, ts);
+  }
+
+  /**
    * Inserts everything collected and counts it (in place) as imported or
    * present; returns the feed candidates of the rows inserted now.
    */
-  async write(
+  async #write(
     tx: Tx,
     media: ImportedMediaRepository,
     tally: ImportTally,

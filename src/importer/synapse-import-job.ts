@@ -51,7 +51,7 @@ import type { ImportedPreviewRepository } from "../repositories/imported-preview
 import type { QuarantineRepository } from "../repositories/quarantine-repository.js";
 import type { BlobStore } from "../storage/blob-store.js";
 import { forEachBounded } from "./bounded-each.js";
-import { missingFromStream, recordImportedQuarantines } from "./feed-continuation.js";
+import { missingFromStream } from "./feed-continuation.js";
 import { localPlacement, remoteKey, remoteThumbnailKeys, thumbnailItem } from "./import-keys.js";
 import { ImportPage } from "./import-page.js";
 import {
@@ -264,11 +264,11 @@ export class SynapseImportJob implements BackgroundJob<SynapseImportProgress> {
     page: ImportPage,
     tally: ImportTally,
   ): Promise<(() => void) | undefined> {
-    const feed = await page.write(tx, this.deps.media, tally);
-    const appended = await recordImportedQuarantines(
+    const appended = await page.writeWithFeed(
       tx,
+      this.deps.media,
       this.deps.quarantine,
-      feed,
+      tally,
       this.deps.now(),
     );
     const signal = this.deps.feedSignal;

@@ -23,11 +23,27 @@
  * URL-preview images (`url_cache` set — the server fetched them, the user
  * did not upload them; media-gaps §7) and ids still waiting for or
  * streaming their bytes (their reservation counts instead).
+ *
+ * How a window is summed (issue 17: the same cost whatever the number of
+ * the user's uploads in it). Not row by row: migration 0019's triggers keep
+ * the counted bytes of each user per minute, hour and day of `created_ts`
+ * (`local_media_upload_totals`) in the transaction of every change to a row,
+ * whatever writes it; a window is whole days, then the hours and minutes of
+ * its partial first day and hour, then the rows of its partial first minute
+ * (upload-window-sum.ts). An upload's row, its totals and its reservation's
+ * end are one commit, and the check reads all three in one statement (one
+ * snapshot): counted once, before or after, as before the totals.
+ * On PostgreSQL the bucket rows are row-locked by every transaction that
+ * adds to them until it commits; an upload already holds the quarantine
+ * feed's lock (QuarantineService.admitLocal) from before its row to its
+ * commit, so uploads, of one user or many, wait for nothing new
+ * (bench/README.md, "Ninth session … `totals`").
  */
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
 import type { Database, Db } from "../db/database.js";
 import { CompiledSelect } from "./compiled-select.js";
+import { BOUNDS_PER_WINDOW, usedSince, windowBounds } from "./upload-window-sum.js";
 
 /** One window of a user's quota: bytes created after `sinceTs` may total `maxBytes`. */
 export interface QuotaWindow {
@@ -117,17 +133,16 @@ export class UploadQuotaRepository {
       request.atLeast,
       request.atMost,
       request.expiresTs,
-      Math.min(...windows.map((w) => w.sinceTs)),
-      ...windows.map((w) => w.sinceTs),
-      ...windows.map((w) => w.maxBytes),
+      ...windowArgs(windows),
     );
     return row === undefined ? undefined : Number(row.bytes);
   }
 
   /**
    * Stored bytes of `userId` after each of `sinces` and their reservations
-   * alive at `now` (but `exclude`), in one statement: one index-only range
-   * scan of `local_media_upload_quota` (migration 0013) from the oldest `since`.
+   * alive at `now` (but `exclude`), in one statement (the admin
+   * `media_usage` API): per window the bucket totals of migration 0019 and
+   * one minute of rows (`usedSince`), as the check reads them.
    */
   async usage(
     userId: string,
@@ -136,31 +151,19 @@ export class UploadQuotaRepository {
     db: Db = this.database.db,
     exclude?: string,
   ): Promise<QuotaUsage> {
-    const oldest = Math.min(...sinces);
-    let reserved = db
-      .selectFrom("media_upload_reservations")
-      .where("user_id", "=", userId)
-      .where("expires_ts", ">", now);
-    if (exclude !== undefined) reserved = reserved.where("reservation_id", "!=", exclude);
-    const row = await db
-      .selectFrom("local_media_repository")
-      .select((eb) => [
-        ...sinces.map((since, i) =>
-          eb.fn
-            .sum<string | number | null>(
-              eb.case().when("created_ts", ">", since).then(eb.ref("media_length")).else(0).end(),
-            )
-            .as(`w${i}`),
-        ),
-        reserved.select((r) => r.fn.sum<string | number | null>("bytes").as("b")).as("reserved"),
-        reserved.select((r) => r.fn.countAll<string | number>().as("n")).as("reservations"),
-      ])
-      .where("user_id", "=", userId)
-      .where("created_ts", ">", sinces.length > 0 ? oldest : now)
-      .where("url_cache", "is", null)
-      .where("media_length", ">", 0)
-      .executeTakeFirstOrThrow();
-    const values = row as unknown as Record<string, string | number | null>;
+    const excluded = exclude === undefined ? sql`` : sql`and reservation_id <> ${exclude}`;
+    const reserved = sql`from media_upload_reservations
+      where user_id = ${userId} and expires_ts > ${now} ${excluded}`;
+    const sums = sinces.map(
+      (since, i) => sql`${usedSince(userId, windowBounds(since))} as ${sql.ref(`w${i}`)}`,
+    );
+    const result = await sql<Record<string, string | number | null>>`
+      select ${sql.join([
+        ...sums,
+        sql`(select sum(bytes) ${reserved}) as reserved`,
+        sql`(select count(*) ${reserved}) as reservations`,
+      ])}`.execute(db);
+    const values = result.rows[0]!;
     return {
       used: sinces.map((_, i) => Number(values[`w${i}`] ?? 0)),
       reservedBytes: Number(values.reserved ?? 0),
@@ -192,7 +195,10 @@ export class UploadQuotaRepository {
   }
 }
 
-/** The arguments of SQLite's check-and-insert, in order; then each window's `sinceTs`, then each `maxBytes`. */
+/**
+ * The arguments of SQLite's check-and-insert, in order; then, for each
+ * window, its `maxBytes` and its `windowBounds`.
+ */
 type ReserveArgs = [
   reservationId: string,
   userId: string,
@@ -201,41 +207,42 @@ type ReserveArgs = [
   atLeast: number,
   atMost: number,
   expiresTs: number,
-  oldestSinceTs: number,
   ...windows: number[],
 ];
 type ReserveStatement = CompiledSelect<ReserveArgs, { bytes: string | number }>;
+/** The arguments before the windows'. */
+const FIXED_ARGS = 7;
+const ARGS_PER_WINDOW = 1 + BOUNDS_PER_WINDOW;
+
+/** The windows' part of `ReserveArgs`. */
+function windowArgs(windows: readonly QuotaWindow[]): number[] {
+  return windows.flatMap((w) => [w.maxBytes, ...windowBounds(w.sinceTs)]);
+}
 
 /**
- * SQLite's check-and-insert for `count` windows: the window sums in one pass
- * over the user's rows after the oldest window's start, the live
+ * SQLite's check-and-insert for `count` windows: each window's sum
+ * (`usedSince`: bucket totals and one minute of rows), the live
  * reservations (but this one), and the insert (or the grown total) only if
  * the smallest room is at least `atLeast`; returns the total granted.
  */
 function reserveStatementFor(db: Db, count: number): ReserveStatement {
   const build = (...args: ReserveArgs) => {
-    const [reservationId, userId, owner, now, atLeast, atMost, expiresTs, oldest] = args;
-    const sinces = args.slice(8, 8 + count);
-    const maxes = args.slice(8 + count, 8 + 2 * count);
-    const sums = sinces.map(
-      (since, i) =>
-        sql`coalesce(sum(case when created_ts > ${since} then media_length end), 0) as ${sql.ref(`u${i}`)}`,
-    );
-    const lefts = maxes.map((max, i) => sql`${max} - ${sql.ref(`u${i}`)}`);
+    const [reservationId, userId, owner, now, atLeast, atMost, expiresTs] = args;
+    const lefts = Array.from({ length: count }, (_, i) => {
+      const at = FIXED_ARGS + i * ARGS_PER_WINDOW;
+      const bounds = args.slice(at + 1, at + ARGS_PER_WINDOW);
+      return sql`${args[at]} - ${usedSince(userId, bounds)}`;
+    });
     // The smallest room of all windows: min() of several arguments (min()
     // of one argument is the aggregate).
     const least = lefts.length === 1 ? lefts[0]! : sql`min(${sql.join(lefts)})`;
     const statement = sql<{ bytes: string | number }>`
-      with used as (
-        select ${sql.join(sums)} from local_media_repository
-        where user_id = ${userId} and created_ts > ${oldest}
-          and url_cache is null and media_length > 0
-      ), held as (
+      with held as (
         select coalesce(sum(bytes), 0) as held_bytes from media_upload_reservations
         where user_id = ${userId} and expires_ts > ${now}
           and reservation_id <> ${reservationId}
       ), free as (
-        select ${least} - held_bytes as room from used, held
+        select ${least} - held_bytes as room from held
       )
       insert into media_upload_reservations (reservation_id, user_id, bytes, owner, expires_ts)
       select ${reservationId}, ${userId}, min(${atMost}, room), ${owner}, ${expiresTs}
@@ -244,7 +251,7 @@ function reserveStatementFor(db: Db, count: number): ReserveStatement {
       returning bytes`;
     return { compile: () => statement.compile(db) };
   };
-  return new CompiledSelect(() => db, build, 8 + 2 * count);
+  return new CompiledSelect(() => db, build, FIXED_ARGS + ARGS_PER_WINDOW * count);
 }
 
 /** The advisory lock of a user's quota: the first 8 bytes of SHA-256("mxcd-quota:" + user), signed. */

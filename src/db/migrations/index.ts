@@ -17,6 +17,7 @@ import * as mediaListing from "./0015-media-listing.js";
 import * as uploadQuotaFunction from "./0016-upload-quota-function.js";
 import * as mediaListingFilters from "./0017-media-listing-filters.js";
 import * as mediaBlurPreviews from "./0018-media-blur-previews.js";
+import * as uploadTotals from "./0019-upload-totals.js";
 import type { SchemaMigration } from "./migration.js";
 
 export const MIGRATIONS: readonly SchemaMigration[] = [
@@ -38,4 +39,5 @@ export const MIGRATIONS: readonly SchemaMigration[] = [
   { name: "0016-upload-quota-function", up: uploadQuotaFunction.up },
   { name: "0017-media-listing-filters", up: mediaListingFilters.up },
   { name: "0018-media-blur-previews", up: mediaBlurPreviews.up },
+  { name: "0019-upload-totals", up: uploadTotals.up },
 ];

@@ -1,10 +1,12 @@
 /**
  * One set of migrations serves both engines. The few column types that differ
  * are handed to each migration in its context, so a migration never branches
- * on the engine itself for a table or a column. The one exception is an
- * object only one engine has (0016's PostgreSQL function): the migration
- * reads `context.engine` and does nothing on the other. Migrations change schema only: data backfills are
- * background jobs (DESIGN.md, "Background jobs").
+ * on the engine itself for a table or a column. The exceptions are objects
+ * written in each engine's own dialect (0016's PostgreSQL function, 0019's
+ * triggers): the migration reads `context.engine`. Migrations change schema
+ * only: data backfills are background jobs (DESIGN.md, "Background jobs") —
+ * but for 0019's upload totals, which must be whole the moment its triggers
+ * start and are summed in the triggers' own transaction.
  */
 import type { ColumnDefinitionBuilder, Kysely } from "kysely";
 import type { Engine } from "../database.js";
