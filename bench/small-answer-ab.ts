@@ -171,7 +171,9 @@ try {
     return new Map(JSON.parse(readFileSync(file, "utf8")) as [string, number][]);
   };
   const perRequest = (counts: Map<string, number>, requests: number) =>
-    new Map([...counts].map(([name, n]) => [name, name.startsWith("raw:") ? n : n / requests] as const));
+    new Map(
+      [...counts].map(([name, n]) => [name, name.startsWith("raw:") ? n : n / requests] as const),
+    );
   const startLoad = loadavg()[0]!;
   for (let round = 0; round < rounds; round++) {
     const order = legs.map((_, i) => legs[(i + round) % legs.length]!);
