@@ -96,6 +96,7 @@ export const FIGURES = [
   "64mib",
   "64mib-limit",
   "accel",
+  "accel-limit",
   "upload",
   "rss",
 ] as const;
@@ -254,14 +255,20 @@ export async function benchHotPath(settings: HotSettings, cleanup: Cleanup): Pro
   if (large && wanted("64mib-limit")) pairs.push(await largeLimitPair(dir, large, cleanup));
   for (const pair of pairs) await checkSameBytes(pair);
 
-  const accel = wanted("accel")
-    ? await accelPair(tools, dir, settings, mxcd, nginx, cleanup).catch((error: unknown) =>
-        describeError(error).replace(/\s+/g, " ").slice(0, 300),
-      )
-    : undefined;
+  const accel =
+    wanted("accel") || wanted("accel-limit")
+      ? await accelPair(tools, dir, settings, mxcd, nginx, cleanup).catch((error: unknown) =>
+          describeError(error).replace(/\s+/g, " ").slice(0, 300),
+        )
+      : undefined;
   if (accel !== undefined && typeof accel !== "string") {
-    await checkSameBytes(accel);
-    pairs.push(accel);
+    await checkSameBytes(accel.pair);
+    pairs.push(accel.pair);
+    if (wanted("accel-limit")) {
+      const limit = await accelLimitPair(tools, dir, settings, accel, mxcd.mediaStore, cleanup);
+      await checkSameBytes(limit);
+      pairs.push(limit);
+    }
   }
 
   // Round by round over every figure (not every round of one figure, then
@@ -449,14 +456,19 @@ async function thumbnailLimitPair(dir: string, thumbnail: Pair, cleanup: Cleanup
   };
 }
 
-/** A limit server (bench/fast-path-limit.ts) answering `pair`'s mxcd URL as mxcd does. */
+/**
+ * A limit server (bench/fast-path-limit.ts) answering `pair`'s mxcd URL as
+ * mxcd does: with the head and bytes of mxcd's answer to `copied` (default:
+ * that URL itself).
+ */
 async function limitServer(
   dir: string,
   leg: string,
   pair: Pair,
   cleanup: Cleanup,
+  copied: Target = pair.mxcd,
 ): Promise<Omit<Pair, "name" | "figure">> {
-  const answer = await fetch(pair.mxcd.url, { headers: pair.mxcd.headers });
+  const answer = await fetch(copied.url, { headers: copied.headers });
   const body = Buffer.from(await answer.arrayBuffer());
   const head: string[] = [];
   for (const [name, value] of answer.headers) {
@@ -596,7 +608,7 @@ async function accelPair(
   main: MxcdServer,
   nginx: NginxServer,
   cleanup: Cleanup,
-): Promise<Pair> {
+): Promise<AccelSetup> {
   const accelDir = join(dir, "accel");
   mkdirSync(accelDir);
   const mxcd = await startMxcd(
@@ -639,7 +651,7 @@ async function accelPair(
     cleanup,
   );
   const path = `/_matrix/client/v1/media/download/${mxcd.serverName}/${mediaId}`;
-  return {
+  const pair: Pair = {
     name: "accel",
     figure: "1 MiB behind nginx with `accel_redirect`",
     bytes: 1024 ** 2,
@@ -651,6 +663,58 @@ async function accelPair(
       pids: [proxy.pid, mxcd.pid],
     },
     ref: { url: `${nginx.baseUrl}/${localContentPath(mediaId)}`, headers: {}, pids: [nginx.pid] },
+  };
+  return { pair, direct: { url: downloadUrl(mxcd, mediaId), headers: mxcd.authHeaders, pids: [] } };
+}
+
+/** The accel_redirect figure and mxcd's own answer to its download (no nginx in between). */
+interface AccelSetup {
+  readonly pair: Pair;
+  readonly direct: Target;
+}
+
+/**
+ * The measured limit of the accel_redirect figure: the same nginx set-up
+ * (its own nginx, same config, same internal location over the same store)
+ * in front of the limit server (bench/fast-path-limit.ts) answering the
+ * download with the head of mxcd's direct answer — X-Accel-Redirect, an
+ * empty body — after only the checks any correct answer needs, against the
+ * same nginx file in the same rounds. Reported beside mxcd's row, not a
+ * target: what is left between this row and nginx alone is nginx proxying
+ * one request and the second process on the two cores, not mxcd.
+ */
+async function accelLimitPair(
+  tools: Tools,
+  dir: string,
+  settings: HotSettings,
+  accel: AccelSetup,
+  storeRoot: string,
+  cleanup: Cleanup,
+): Promise<Pair> {
+  const server = await limitServer(dir, "accel-limit", accel.pair, cleanup, accel.direct);
+  const proxyDir = join(dir, "accel-limit-nginx");
+  mkdirSync(proxyDir);
+  const proxy = await startNginxAccelProxy(
+    {
+      nginx: tools.nginx,
+      dir: proxyDir,
+      workers: settings.nginxWorkers,
+      upstream: Number(new URL(server.mxcd.url).port),
+      location: ACCEL_LOCATION,
+      storeRoot,
+    },
+    cleanup,
+  );
+  const url = new URL(server.mxcd.url);
+  return {
+    ...server,
+    name: "accel-limit",
+    figure: "Limit: nginx in front of Node `http` answering with X-Accel-Redirect, no mxcd",
+    mxcd: {
+      url: `${proxy.baseUrl}${url.pathname}${url.search}`,
+      headers: server.mxcd.headers,
+      pids: [proxy.pid, ...server.mxcd.pids],
+    },
   };
 }
 
