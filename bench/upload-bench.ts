@@ -18,6 +18,19 @@
  * 1-minute load average, because wall time on a shared 2-core machine moves
  * with whatever else runs.
  *
+ * Memory the virtual machine gave back (bench/README.md "Eleventh session"):
+ * on a VM that returns free guest memory to its host (free page reporting),
+ * the first write into memory freed more than a second or so earlier makes the
+ * host back each page again, which costs up to 2.5 s of kernel CPU per GiB
+ * (0.2 s when the pages were freed just before). Every leg's stored file
+ * needs a GiB of new page cache, so without care a leg's time depended on
+ * how long ago the previous file was deleted. Before each leg the file is
+ * therefore copied to a scratch file, timed, and the scratch deleted: the leg
+ * then writes into memory that is backed, as on a server whose page cache is
+ * full (new pages come from reclaimed ones) or on bare metal. The first copy
+ * of a round is reported as `coldWriteSeconds`: what writing the file alone
+ * costs in the cold case this removes.
+ *
  * On its own (`npx tsx bench/upload-bench.ts`, after `npm run build`) it
  * starts one mxcd from `dist/` and the floor server and runs
  * `MXCD_BENCH_UPLOAD_ROUNDS` (3) uploads of `MXCD_BENCH_UPLOAD_MIB` (1024)
@@ -25,7 +38,7 @@
  * line per round: a quick check of the upload leg without the full `npm run
  * bench`. `MXCD_BENCH_UPLOAD_FLOOR=0` leaves the floor leg out.
  */
-import { rmSync } from "node:fs";
+import { copyFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -57,6 +70,8 @@ export interface UploadResult {
   readonly rss: RssSummary;
   /** The floor server's leg of the same round, when it ran. */
   readonly floor?: { readonly seconds: number; readonly cpuSeconds: number };
+  /** Copying the file to a new file before the round's first leg (into memory freed seconds ago). */
+  readonly coldWriteSeconds: number;
   /** 1-minute load average when the round started. */
   readonly loadAverage: number;
 }
@@ -90,10 +105,13 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
   const hashed = await sha256sum(tools, file);
 
   const loadAverage = loadavg()[0] ?? 0;
+  await syncDisks(tools);
+  const coldWriteSeconds = backMemory(file);
   const floorLeg = async () => {
     if (!context.floor) return undefined;
     console.error("upload: streaming to the floor server");
     await syncDisks(tools);
+    backMemory(file);
     const result = await floorUpload(context.floor, tools.curl, file);
     if (result.sha256 !== hashed.sha256 || result.md5 !== md5ed.md5) {
       throw new Error("the floor server's hashes differ from sha256sum's and md5sum's");
@@ -103,6 +121,7 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
   const floorBefore = context.floorFirst ? await floorLeg() : undefined;
   console.error("upload: streaming to mxcd");
   await syncDisks(tools);
+  backMemory(file);
   const upload = await sampledUpload(mxcd, tools.curl, file);
   const stored = await sha256sum(tools, storedPath(mxcd, upload.mediaId));
   if (stored.sha256 !== hashed.sha256) throw new Error("the stored upload differs from the file");
@@ -111,6 +130,7 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
   const floor = floorBefore ?? (context.floorFirst ? undefined : await floorLeg());
   return {
     loadAverage,
+    coldWriteSeconds,
     ...(floor && { floor: { seconds: floor.seconds, cpuSeconds: floor.cpuSeconds } }),
     bytes,
     uploadSeconds: upload.seconds,
@@ -119,6 +139,22 @@ export async function benchUpload(context: UploadBenchContext): Promise<UploadRe
     uploadCpuSeconds: upload.cpuSeconds,
     rss: upload.rss,
   };
+}
+
+/**
+ * Copies `file` to a scratch file beside it and deletes the copy; returns the
+ * copy's seconds. The next leg's stored file then lands in memory the VM
+ * backed just now (see the file's comment).
+ */
+function backMemory(file: string): number {
+  const scratch = `${file}.scratch`;
+  const started = performance.now();
+  try {
+    copyFileSync(file, scratch);
+    return (performance.now() - started) / 1000;
+  } finally {
+    rmSync(scratch, { force: true });
+  }
 }
 
 /** Uploads `file` while sampling the server's RSS, from BASELINE_MS before the upload to its end. */
@@ -178,7 +214,7 @@ if (isMainModule(import.meta.url)) {
           `md5sum ${result.md5Seconds.toFixed(2)} s, sha256sum ${result.sha256Seconds.toFixed(2)} s, ` +
           `ratio to the slower ${(slower / result.uploadSeconds).toFixed(2)}×, ` +
           `to sha256sum ${(result.sha256Seconds / result.uploadSeconds).toFixed(2)}×, ` +
-          `mxcd CPU ${(result.uploadCpuSeconds / gib).toFixed(2)} s/GiB, RSS growth ${((result.rss.peak - result.rss.baseline) / 1024 ** 2).toFixed(1)} MiB` +
+          `mxcd CPU ${(result.uploadCpuSeconds / gib).toFixed(2)} s/GiB, cold write ${result.coldWriteSeconds.toFixed(2)} s, RSS growth ${((result.rss.peak - result.rss.baseline) / 1024 ** 2).toFixed(1)} MiB` +
           floor,
       );
     }
