@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseConfigText } from "../src/config/load-config.js";
-import { runCli, spawnCli, waitForHttp, waitForOutput } from "./support/cli.js";
+import { runCli, spawnCli, stopCli, waitForHttp, waitForOutput } from "./support/cli.js";
 import { HttpClient } from "./support/http-client.js";
 import { freePort } from "./support/postgres-cluster.js";
 
@@ -93,8 +92,7 @@ describe("mxcd CLI", () => {
       assert.equal(config.database.engine, "sqlite");
       assert.ok(existsSync(join(dir, "data", "mxcd.sqlite")));
     } finally {
-      server.kill("SIGTERM");
-      await once(server, "exit");
+      await stopCli(server);
     }
   });
 
@@ -149,9 +147,7 @@ describe("mxcd CLI", () => {
       assert.equal(taken.code, 1);
       assert.match(taken.stderr, /M_USER_IN_USE/);
     } finally {
-      server.kill("SIGTERM");
-      const [code] = await once(server, "exit");
-      assert.equal(code, 0, "graceful shutdown exits 0");
+      assert.equal(await stopCli(server), 0, "graceful shutdown exits 0");
     }
   });
 });

@@ -1,5 +1,6 @@
 /** Runs the compiled `mxcd` CLI (built by `npm test` before the tests run). */
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { REPO_URL } from "./repo-url.js";
@@ -50,6 +51,20 @@ export function spawnCli(args: string[], cwd: string): ChildProcess & { output: 
     output += d;
   });
   return Object.assign(child, { output: () => output });
+}
+
+/**
+ * Stops a spawned process with SIGTERM unless it has already exited, and
+ * returns its exit code (null when a signal ended it). Never waits for an
+ * `exit` that already happened, so a server that died early fails its test
+ * with the real error instead of an unresolved promise.
+ */
+export async function stopCli(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGTERM");
+    await once(child, "exit");
+  }
+  return child.exitCode;
 }
 
 /** Resolves when `predicate(output)` holds, or rejects after `ms`. */

@@ -3,12 +3,11 @@
  * store (its own directory and port), for tests that need two processes
  * writing at once.
  */
-import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../src/config/config-schema.js";
-import { spawnCli, waitForHttp } from "./cli.js";
+import { spawnCli, stopCli, waitForHttp } from "./cli.js";
 import { freePort } from "./postgres-cluster.js";
 import type { TestServer } from "./test-server.js";
 
@@ -41,10 +40,7 @@ export async function startSecondProcess(
 
 /** Stops it (SIGTERM) unless it has already exited. */
 export async function stopSecondProcess(second: SecondProcess | undefined): Promise<void> {
-  if (second && second.exitCode === null) {
-    second.kill("SIGTERM");
-    await once(second, "exit");
-  }
+  if (second) await stopCli(second);
 }
 
 /** A parsed media_store as config text again: its duration back to a string with a unit. */
